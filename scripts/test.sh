@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh Debian machine (root): installs and starts what it needs
+# (Node dependencies, PostgreSQL, Redis, a booted systemd-nspawn fleet), runs the static checks,
+# unit tests and integration tests, and prints "N passed, N failed" last.
+set -uo pipefail
+# shellcheck source=scripts/lib/stack.sh
+source "$(dirname "$0")/lib/stack.sh"
+cd "$DROVER_ROOT" || exit 1
+
+FLEET_HOSTS="${DROVER_TEST_HOSTS:-3}"
+export DROVER_FLEET_STATE="${DROVER_FLEET_STATE:-/var/lib/drover-fleet/state}"
+RESULTS="$(mktemp -d -t drover-test.XXXXXX)"
+passed=0
+failed=0
+failures=()
+
+cleanup() {
+  log "tearing down the test fleet"
+  bash test/fleet/fleet.sh down >"$RESULTS/fleet-down.log" 2>&1 || cat "$RESULTS/fleet-down.log" >&2
+  rm -rf "$RESULTS"
+}
+
+check() {
+  local name=$1
+  shift
+  if "$@" >"$RESULTS/$name.log" 2>&1; then
+    passed=$((passed + 1))
+    printf 'ok     check: %s\n' "$name"
+  else
+    failed=$((failed + 1))
+    failures+=("check: $name")
+    printf 'FAILED check: %s\n' "$name"
+    tail -n 60 "$RESULTS/$name.log" | sed 's/^/    /'
+  fi
+}
+
+openapi_in_sync() {
+  node dist/src/openapi/generate.js "$RESULTS/openapi.json" >/dev/null || return 1
+  npx --no-install openapi-typescript "$RESULTS/openapi.json" -o "$RESULTS/schema.d.ts" >/dev/null 2>&1 || return 1
+  if ! diff -u openapi.json "$RESULTS/openapi.json" || ! diff -u src/client/schema.d.ts "$RESULTS/schema.d.ts"; then
+    echo "openapi.json or src/client/schema.d.ts is out of date: run 'npm run openapi:generate' and commit"
+    return 1
+  fi
+}
+
+compose_valid() {
+  apt_install docker-compose >/dev/null
+  docker-compose -f docker-compose.yml config -q
+}
+
+shell_scripts_clean() {
+  apt_install shellcheck >/dev/null
+  shellcheck -x scripts/*.sh scripts/lib/*.sh test/fleet/*.sh .ci/run
+}
+
+# --- provisioning (a failure here stops the run: nothing meaningful could be tested) ---
+ensure_build || die "build failed"
+ensure_postgres
+ensure_postgres_role drover drover
+ensure_redis
+
+log "preparing the migrated template database"
+runuser -u postgres -- psql -qAtX -d postgres -c \
+  "SELECT format('DROP DATABASE IF EXISTS %I WITH (FORCE);', datname) FROM pg_database WHERE datname LIKE 'drover\_t\_%' OR datname = 'drover_test_template'" |
+  runuser -u postgres -- psql -qX -d postgres >/dev/null
+ensure_database drover_test_template drover
+DATABASE_URL=postgresql://drover:drover@127.0.0.1:5432/drover_test_template REDIS_URL=redis://127.0.0.1:6379 \
+  node dist/src/admin.js migrate >/dev/null || die "migrating the template database failed"
+
+trap cleanup EXIT
+log "booting a test fleet of $FLEET_HOSTS hosts (systemd-nspawn)"
+bash test/fleet/fleet.sh up --hosts "$FLEET_HOSTS" || die "the test fleet did not boot"
+
+# --- static checks ---
+log "static checks"
+check lint npx --no-install eslint --max-warnings 0 .
+check format npx --no-install prettier --check .
+check typecheck npx --no-install tsc --noEmit -p .
+check circular-imports npx --no-install madge --circular --extensions ts --ts-config tsconfig.json --exclude '^generated/' src
+check openapi-in-sync openapi_in_sync
+check openapi-lint npx --no-install redocly lint openapi.json --format stylish
+check compose-file compose_valid
+check shellcheck shell_scripts_clean
+
+# --- unit and integration tests ---
+log "unit and integration tests"
+mapfile -t test_files < <(find dist/src -name '*.spec.js' | sort; find dist/test -name '*.test.js' | sort)
+TEST_POSTGRES_URL=postgresql://drover:drover@127.0.0.1:5432/postgres \
+  TEST_TEMPLATE_DATABASE=drover_test_template \
+  REDIS_URL=redis://127.0.0.1:6379 \
+  node --test --test-concurrency=1 \
+  --test-reporter=spec --test-reporter-destination=stdout \
+  --test-reporter=tap --test-reporter-destination="$RESULTS/tests.tap" \
+  "${test_files[@]}"
+tests_exit=$?
+
+tap_count() { awk -v key="# $1" '$0 ~ "^"key" " { print $3 }' "$RESULTS/tests.tap" | tail -n 1; }
+test_pass=$(tap_count pass)
+test_fail=$(tap_count fail)
+test_cancelled=$(tap_count cancelled)
+if [ -z "$test_pass" ]; then
+  failed=$((failed + 1))
+  failures+=("the test runner produced no summary (exit $tests_exit)")
+else
+  passed=$((passed + test_pass))
+  failed=$((failed + ${test_fail:-0} + ${test_cancelled:-0}))
+  [ "${test_fail:-0}" -eq 0 ] && [ "${test_cancelled:-0}" -eq 0 ] && [ "$tests_exit" -ne 0 ] &&
+    failed=$((failed + 1)) && failures+=("node --test exited $tests_exit")
+fi
+
+echo
+[ ${#failures[@]} -gt 0 ] && printf 'failed: %s\n' "${failures[@]}"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

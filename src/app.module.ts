@@ -1,0 +1,39 @@
+import { DynamicModule, Module } from '@nestjs/common';
+import { APP_FILTER, APP_GUARD, APP_PIPE } from '@nestjs/core';
+import { BearerAuthGuard } from './common/auth/bearer-auth.guard';
+import { ProblemFilter } from './common/errors/problem.filter';
+import { ZodValidationPipe } from './common/validation/zod-validation.pipe';
+import { ConfigModule } from './config/config.module';
+import type { AppConfig } from './config/config.schema';
+import { HealthModule } from './health/health.module';
+import { HostsModule } from './hosts/hosts.module';
+import { MetricsModule } from './infra/metrics/metrics.module';
+import { PrismaModule } from './infra/prisma/prisma.module';
+import { RedisModule } from './infra/redis/redis.module';
+import { TokensModule } from './tokens/tokens.module';
+import { UnitsModule } from './units/units.module';
+
+/** The HTTP API: every domain module, one validation pipe, one auth guard, one error filter. */
+@Module({})
+export class AppModule {
+  static forRoot(config: AppConfig): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [
+        ConfigModule.forRoot(config),
+        PrismaModule,
+        RedisModule,
+        MetricsModule,
+        TokensModule,
+        HealthModule,
+        HostsModule,
+        UnitsModule,
+      ],
+      providers: [
+        { provide: APP_PIPE, useClass: ZodValidationPipe },
+        { provide: APP_GUARD, useClass: BearerAuthGuard },
+        { provide: APP_FILTER, useClass: ProblemFilter },
+      ],
+    };
+  }
+}

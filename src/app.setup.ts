@@ -1,0 +1,33 @@
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import { SwaggerModule } from '@nestjs/swagger';
+import type { Logger } from 'pino';
+import { pinoHttp } from 'pino-http';
+import { version } from '../package.json';
+import { requestIdFor } from './infra/logging/request-id';
+import { buildOpenApiDocument } from './openapi/openapi-document';
+
+/**
+ * HTTP concerns around the Nest app: body limits, request ids and access logs, the generated
+ * OpenAPI document at /openapi.json and its reference page at /docs. Shared by main.ts and tests.
+ */
+export function configureHttpApp(app: NestExpressApplication, logger: Logger): void {
+  // Bulk upserts of 10,000 hosts are a few MB of JSON.
+  app.useBodyParser('json', { limit: '16mb' });
+  app.use(
+    pinoHttp({
+      logger,
+      genReqId: (request, response) => {
+        const id = requestIdFor(request);
+        response.setHeader('X-Request-Id', id);
+        return id;
+      },
+      // A top-level requestId on every access-log line, so one filter finds a request's lines.
+      customProps: (request) => ({ requestId: request.id }),
+      customLogLevel: (_request, response, error) =>
+        error || response.statusCode >= 500 ? 'error' : response.statusCode >= 400 ? 'warn' : 'info',
+      autoLogging: { ignore: (request) => request.url?.startsWith('/healthz') ?? false },
+    }),
+  );
+  const document = buildOpenApiDocument(app, version);
+  SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'openapi.json', customSiteTitle: 'drover API' });
+}

@@ -1,0 +1,164 @@
+#!/usr/bin/env node
+import { readFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { ApiError, createDroverClient, DroverClient, Schemas, unwrap } from '../client';
+import { renderTable } from './table';
+
+const USAGE = `drover — fleet controller for systemd services
+
+usage: drover <command> [options]
+
+  hosts list [-l SELECTOR] [--json]        list hosts (all pages), e.g. -l 'role=web,env in (prod)'
+  hosts get NAME [--json]                  show one host
+  hosts import FILE                        create/update the hosts of an inventory file ({"hosts": [...]})
+  units list UNIT [-l SELECTOR] [--json]   one unit across the fleet, e.g. units list nginx.service
+  units host HOST [--json]                 units discovered on one host
+
+environment:
+  DROVER_URL     API base URL (default http://127.0.0.1:8080)
+  DROVER_TOKEN   API token (drv_...)
+
+exit codes: 0 ok, 1 API or runtime error, 64 usage error`;
+
+class UsageError extends Error {}
+
+const IMPORT_BATCH = 10_000;
+
+async function allPages<T>(
+  fetchPage: (cursor: string | undefined) => Promise<{ items: T[]; nextCursor: string | null }>,
+) {
+  const items: T[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await fetchPage(cursor);
+    items.push(...page.items);
+    cursor = page.nextCursor ?? undefined;
+  } while (cursor !== undefined);
+  return items;
+}
+
+function printHosts(hosts: Schemas['Host'][]): void {
+  const labels = (host: Schemas['Host']) =>
+    Object.entries(host.labels)
+      .map(([key, value]) => `${key}=${value}`)
+      .join(',');
+  process.stdout.write(
+    renderTable(
+      ['NAME', 'ADDRESS', 'PORT', 'USER', 'STATUS', 'HOST KEY', 'LABELS'],
+      hosts.map((host) => [
+        host.name,
+        host.address,
+        String(host.port),
+        host.sshUser,
+        host.status,
+        host.hostKeyFingerprint ? `${host.hostKeyFingerprint.slice(0, 18)}…` : '(not pinned)',
+        labels(host),
+      ]),
+    ),
+  );
+  process.stdout.write(`${hosts.length} host(s)\n`);
+}
+
+function printUnits(units: Schemas['UnitPage']['items']): void {
+  process.stdout.write(
+    renderTable(
+      ['HOST', 'UNIT', 'LOAD', 'ACTIVE', 'SUB', 'FILE STATE', 'PID'],
+      units.map((unit) => [
+        unit.hostName,
+        unit.name,
+        unit.loadState,
+        unit.activeState,
+        unit.subState,
+        unit.unitFileState ?? '-',
+        unit.mainPid === null ? '-' : String(unit.mainPid),
+      ]),
+    ),
+  );
+  process.stdout.write(`${units.length} unit(s)\n`);
+}
+
+async function hostsCommand(api: DroverClient, args: string[], json: boolean, selector?: string): Promise<void> {
+  const [action, target] = args;
+  if (action === 'list') {
+    const hosts = await allPages(async (cursor) =>
+      unwrap(await api.GET('/v1/hosts', { params: { query: { selector, cursor, limit: 1000 } } })),
+    );
+    if (json) process.stdout.write(`${JSON.stringify(hosts, null, 2)}\n`);
+    else printHosts(hosts);
+  } else if (action === 'get' && target) {
+    const host = unwrap(await api.GET('/v1/hosts/{name}', { params: { path: { name: target } } }));
+    if (json) process.stdout.write(`${JSON.stringify(host, null, 2)}\n`);
+    else printHosts([host]);
+  } else if (action === 'import' && target) {
+    const inventory = JSON.parse(await readFile(target, 'utf8')) as { hosts?: Schemas['CreateHost'][] };
+    if (!Array.isArray(inventory.hosts)) throw new UsageError(`${target} has no "hosts" array`);
+    const totals = { total: 0, created: 0, updated: 0, unchanged: 0 };
+    for (let start = 0; start < inventory.hosts.length; start += IMPORT_BATCH) {
+      const batch = inventory.hosts.slice(start, start + IMPORT_BATCH);
+      const result = unwrap(await api.POST('/v1/hosts/bulk-upsert', { body: { hosts: batch } }));
+      for (const key of Object.keys(totals) as (keyof typeof totals)[]) totals[key] += result[key];
+    }
+    if (json) process.stdout.write(`${JSON.stringify(totals)}\n`);
+    else {
+      process.stdout.write(
+        `imported ${totals.total} host(s): ${totals.created} created, ${totals.updated} updated, ${totals.unchanged} unchanged\n`,
+      );
+    }
+  } else {
+    throw new UsageError('hosts takes: list | get NAME | import FILE');
+  }
+}
+
+async function unitsCommand(api: DroverClient, args: string[], json: boolean, selector?: string): Promise<void> {
+  const [action, target] = args;
+  let units: Schemas['UnitPage']['items'];
+  if (action === 'list' && target) {
+    units = await allPages(async (cursor) =>
+      unwrap(await api.GET('/v1/units', { params: { query: { name: target, selector, cursor, limit: 1000 } } })),
+    );
+  } else if (action === 'host' && target) {
+    units = await allPages(async (cursor) =>
+      unwrap(
+        await api.GET('/v1/hosts/{name}/units', { params: { path: { name: target }, query: { cursor, limit: 1000 } } }),
+      ),
+    );
+  } else {
+    throw new UsageError('units takes: list UNIT | host HOST');
+  }
+  if (json) process.stdout.write(`${JSON.stringify(units, null, 2)}\n`);
+  else printUnits(units);
+}
+
+async function main(argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      selector: { type: 'string', short: 'l' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  const [group, ...rest] = positionals;
+  if (values.help || !group) {
+    process.stdout.write(`${USAGE}\n`);
+    if (!group && !values.help) process.exitCode = 64;
+    return;
+  }
+  const api = createDroverClient(process.env.DROVER_URL ?? 'http://127.0.0.1:8080', process.env.DROVER_TOKEN);
+  if (group === 'hosts') await hostsCommand(api, rest, values.json, values.selector);
+  else if (group === 'units') await unitsCommand(api, rest, values.json, values.selector);
+  else throw new UsageError(`unknown command '${group}'`);
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  const usage =
+    error instanceof UsageError ||
+    (error instanceof TypeError && 'code' in error && String(error.code).startsWith('ERR_PARSE_ARGS'));
+  process.stderr.write(`drover: ${error instanceof Error ? error.message : String(error)}\n`);
+  if (usage) process.stderr.write(`\n${USAGE}\n`);
+  process.exitCode = usage ? 64 : 1;
+  if (error instanceof ApiError && error.status === 401) {
+    process.stderr.write('hint: set DROVER_TOKEN to a token from `drover-admin create-token`\n');
+  }
+});

@@ -1,0 +1,7 @@
+import type { Request } from 'express';
+import type { Principal } from '../../tokens/tokens.service';
+
+/** A request the bearer guard let through, carrying who made it. */
+export interface AuthenticatedRequest extends Request {
+  principal: Principal;
+}

@@ -1,0 +1,94 @@
+/** One bad input, named by its path in the request (`hosts[3].name`, `selector`, `cursor`). */
+export interface FieldError {
+  field: string;
+  message: string;
+}
+
+/**
+ * An error a service throws on purpose. The global problem+json filter turns it into a response
+ * with a stable `code`; anything that is not a DomainError is an internal error (500).
+ */
+export abstract class DomainError extends Error {
+  abstract readonly status: number;
+  abstract readonly code: string;
+  abstract readonly title: string;
+
+  constructor(
+    message: string,
+    readonly errors: FieldError[] = [],
+  ) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+export class RequestValidationError extends DomainError {
+  readonly status = 400;
+  readonly code = 'validation_failed';
+  readonly title = 'Request validation failed';
+
+  constructor(errors: FieldError[]) {
+    super(errors.map((error) => `${error.field}: ${error.message}`).join('; '), errors);
+  }
+}
+
+export class SelectorSyntaxError extends DomainError {
+  readonly status = 400;
+  readonly code = 'selector_invalid';
+  readonly title = 'Malformed label selector';
+
+  constructor(
+    readonly reason: string,
+    /** Zero-based offset in the selector text where parsing failed. */
+    readonly position: number,
+    field = 'selector',
+  ) {
+    super(`${reason} at position ${position}`, [{ field, message: `${reason} at position ${position}` }]);
+  }
+}
+
+export class InvalidCursorError extends DomainError {
+  readonly status = 400;
+  readonly code = 'cursor_invalid';
+  readonly title = 'Malformed pagination cursor';
+
+  constructor() {
+    super('cursor is not one this API returned', [{ field: 'cursor', message: 'not a cursor this API returned' }]);
+  }
+}
+
+export class ResourceNotFoundError extends DomainError {
+  readonly status = 404;
+  readonly code: string;
+  readonly title: string;
+
+  constructor(resource: string, key: string) {
+    super(`${resource} '${key}' does not exist`);
+    this.code = `${resource}_not_found`;
+    this.title = `${resource[0]?.toUpperCase()}${resource.slice(1)} not found`;
+  }
+}
+
+export class ResourceConflictError extends DomainError {
+  readonly status = 409;
+  readonly code: string;
+  readonly title: string;
+
+  constructor(resource: string, field: string, value: string) {
+    super(`a ${resource} with ${field} '${value}' already exists`, [{ field, message: `'${value}' is already taken` }]);
+    this.code = `${resource}_exists`;
+    this.title = `${resource[0]?.toUpperCase()}${resource.slice(1)} already exists`;
+  }
+}
+
+export class UnauthenticatedError extends DomainError {
+  readonly status = 401;
+  readonly code = 'unauthenticated';
+  readonly title = 'Authentication required';
+}
+
+export class ForbiddenError extends DomainError {
+  readonly status = 403;
+  readonly code = 'forbidden';
+  readonly title = 'Not allowed';
+}

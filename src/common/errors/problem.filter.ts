@@ -1,0 +1,75 @@
+import { ArgumentsHost, Catch, ExceptionFilter, HttpException, HttpStatus, Logger } from '@nestjs/common';
+import type { Request, Response } from 'express';
+import { DomainError, FieldError } from './domain-errors';
+import type { Problem } from './problem';
+
+interface ProblemParts {
+  status: number;
+  code: string;
+  title: string;
+  detail: string;
+  errors: FieldError[];
+}
+
+/** Maps every error to an RFC 9457 problem+json response with a stable code and the request id. */
+@Catch()
+export class ProblemFilter implements ExceptionFilter {
+  private readonly logger = new Logger(ProblemFilter.name);
+
+  catch(exception: unknown, host: ArgumentsHost): void {
+    const http = host.switchToHttp();
+    const request = http.getRequest<Request & { id?: string }>();
+    const response = http.getResponse<Response>();
+    const parts = this.describe(exception);
+    if (parts.status >= 500) {
+      this.logger.error(exception instanceof Error ? exception : String(exception), (exception as Error)?.stack);
+    }
+    const problem: Problem = {
+      type: `urn:drover:problem:${parts.code}`,
+      title: parts.title,
+      status: parts.status,
+      detail: parts.detail,
+      instance: request.originalUrl.split('?')[0] ?? request.originalUrl,
+      code: parts.code,
+      requestId: String(request.id ?? ''),
+      errors: parts.errors,
+    };
+    response.status(parts.status).type('application/problem+json').send(JSON.stringify(problem));
+  }
+
+  private describe(exception: unknown): ProblemParts {
+    if (exception instanceof DomainError) {
+      const { status, code, title, message, errors } = exception;
+      return { status, code, title, detail: message, errors };
+    }
+    if (exception instanceof HttpException) {
+      return this.describeHttpException(exception);
+    }
+    return {
+      status: HttpStatus.INTERNAL_SERVER_ERROR,
+      code: 'internal_error',
+      title: 'Internal error',
+      detail: 'an unexpected error occurred; the request id identifies it in the server logs',
+      errors: [],
+    };
+  }
+
+  /** Errors raised by the framework itself: unknown route, unparsable JSON, body too large. */
+  private describeHttpException(exception: HttpException): ProblemParts {
+    const status = exception.getStatus();
+    const body = exception.getResponse();
+    const message =
+      typeof body === 'object' && body !== null && 'message' in body ? String(body.message) : exception.message;
+    const code =
+      status === 404
+        ? 'route_not_found'
+        : status === 413
+          ? 'payload_too_large'
+          : status === 400
+            ? 'malformed_request'
+            : `http_${status}`;
+    const title = HttpStatus[status]?.toString().replaceAll('_', ' ').toLowerCase() ?? 'error';
+    const errors = status === 400 ? [{ field: '(body)', message }] : [];
+    return { status, code, title: title[0]?.toUpperCase() + title.slice(1), detail: message, errors };
+  }
+}

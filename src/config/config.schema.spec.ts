@@ -1,0 +1,156 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { ConfigError, parseConfig } from './config.schema';
+
+const required = { DATABASE_URL: 'postgresql://drover:secret@db:5432/drover', REDIS_URL: 'redis://redis:6379' };
+
+/** The ConfigError message parseConfig throws for `env`. */
+function configErrorMessage(env: Record<string, string | undefined>): string {
+  try {
+    parseConfig(env);
+  } catch (error) {
+    assert.ok(error instanceof ConfigError, `expected ConfigError, got ${String(error)}`);
+    assert.doesNotMatch(error.message, /[\r\n]/, 'message must be a single line');
+    return error.message;
+  }
+  assert.fail(`expected ${JSON.stringify(env)} to be rejected`);
+}
+
+describe('parseConfig', () => {
+  it('applies the defaults when only the required variables are set', () => {
+    assert.deepEqual(parseConfig(required), {
+      ...required,
+      HOST: '127.0.0.1',
+      PORT: 8080,
+      LOG_LEVEL: 'info',
+      MIGRATE_ON_START: true,
+      SHUTDOWN_TIMEOUT_MS: 10_000,
+      QUEUE_PREFIX: 'drover',
+    });
+  });
+
+  it('treats undefined variables as unset', () => {
+    assert.equal(parseConfig({ ...required, PORT: undefined, MIGRATE_ON_START: undefined }).PORT, 8080);
+  });
+
+  it('parses every variable from its string form', () => {
+    const config = parseConfig({
+      DATABASE_URL: 'postgres://db/drover',
+      REDIS_URL: 'rediss://redis:6380/1',
+      HOST: '0.0.0.0',
+      PORT: '9000',
+      LOG_LEVEL: 'debug',
+      MIGRATE_ON_START: 'false',
+      SHUTDOWN_TIMEOUT_MS: '30000',
+      QUEUE_PREFIX: 'drover:staging',
+    });
+    assert.deepEqual(config, {
+      DATABASE_URL: 'postgres://db/drover',
+      REDIS_URL: 'rediss://redis:6380/1',
+      HOST: '0.0.0.0',
+      PORT: 9000,
+      LOG_LEVEL: 'debug',
+      MIGRATE_ON_START: false,
+      SHUTDOWN_TIMEOUT_MS: 30_000,
+      QUEUE_PREFIX: 'drover:staging',
+    });
+  });
+
+  it('ignores variables it does not know', () => {
+    const config = parseConfig({ ...required, PATH: '/usr/bin', HOME: '/root' });
+    assert.equal(Object.hasOwn(config, 'PATH'), false);
+  });
+
+  it('says DATABASE_URL is required when it is missing', () => {
+    assert.equal(
+      configErrorMessage({ REDIS_URL: required.REDIS_URL }),
+      'invalid configuration: DATABASE_URL is required',
+    );
+  });
+
+  it('names every missing variable in one line', () => {
+    const message = configErrorMessage({});
+    assert.match(message, /DATABASE_URL is required/);
+    assert.match(message, /REDIS_URL is required/);
+  });
+
+  it('names DATABASE_URL when it is not a PostgreSQL URL', () => {
+    for (const url of ['mysql://db/drover', 'http://db/drover', 'not a url', '', 'postgresqlx://db/drover']) {
+      const message = configErrorMessage({ ...required, DATABASE_URL: url });
+      assert.match(message, /DATABASE_URL must be a postgresql:\/\/ URL/, url);
+      assert.doesNotMatch(message, /is required/, url);
+    }
+  });
+
+  it('names REDIS_URL when it is not a Redis URL', () => {
+    assert.match(
+      configErrorMessage({ ...required, REDIS_URL: 'memcached://cache' }),
+      /REDIS_URL must be a redis:\/\/ URL/,
+    );
+  });
+
+  it('names PORT when it is not a port number', () => {
+    for (const port of ['abc', '70000', '65536', '-1', '8.5', '80a']) {
+      const message = configErrorMessage({ ...required, PORT: port });
+      assert.match(message, /^invalid configuration: PORT /, port);
+      assert.doesNotMatch(message, /DATABASE_URL|REDIS_URL/, port);
+    }
+  });
+
+  it('accepts the port range boundaries', () => {
+    assert.equal(parseConfig({ ...required, PORT: '65535' }).PORT, 65535);
+    assert.equal(parseConfig({ ...required, PORT: '1' }).PORT, 1);
+  });
+
+  it('names MIGRATE_ON_START when it is not exactly true or false', () => {
+    for (const value of ['yes', 'TRUE', '1', '0', 'False', '']) {
+      assert.match(configErrorMessage({ ...required, MIGRATE_ON_START: value }), /MIGRATE_ON_START /, value);
+    }
+  });
+
+  it('names LOG_LEVEL, SHUTDOWN_TIMEOUT_MS, QUEUE_PREFIX and HOST when they are invalid', () => {
+    assert.match(configErrorMessage({ ...required, LOG_LEVEL: 'verbose' }), /LOG_LEVEL /);
+    assert.match(configErrorMessage({ ...required, SHUTDOWN_TIMEOUT_MS: '50' }), /SHUTDOWN_TIMEOUT_MS /);
+    assert.match(configErrorMessage({ ...required, SHUTDOWN_TIMEOUT_MS: '600001' }), /SHUTDOWN_TIMEOUT_MS /);
+    assert.match(configErrorMessage({ ...required, QUEUE_PREFIX: 'has space' }), /QUEUE_PREFIX /);
+    assert.match(configErrorMessage({ ...required, QUEUE_PREFIX: 'q'.repeat(65) }), /QUEUE_PREFIX /);
+    assert.match(configErrorMessage({ ...required, HOST: '' }), /HOST /);
+  });
+
+  it('joins several problems with semicolons', () => {
+    const message = configErrorMessage({ REDIS_URL: required.REDIS_URL, PORT: 'abc', MIGRATE_ON_START: 'yes' });
+    assert.match(message, /^invalid configuration: DATABASE_URL is required; PORT .+; MIGRATE_ON_START .+$/);
+  });
+
+  it('returns a config or throws a single-line ConfigError for any environment', () => {
+    const variables = [
+      'DATABASE_URL',
+      'REDIS_URL',
+      'HOST',
+      'PORT',
+      'LOG_LEVEL',
+      'MIGRATE_ON_START',
+      'SHUTDOWN_TIMEOUT_MS',
+      'QUEUE_PREFIX',
+    ] as const;
+    const value = fc.oneof(
+      fc.string({ maxLength: 20 }),
+      fc.constantFrom('true', 'false', '8080', 'info', 'line\nbreak', 'postgres://db/x', 'redis://r'),
+    );
+    const env = fc.record(Object.fromEntries(variables.map((name) => [name, fc.option(value, { nil: undefined })])));
+    fc.assert(
+      fc.property(env, (generated) => {
+        try {
+          const config = parseConfig(generated);
+          assert.equal(typeof config.PORT, 'number');
+        } catch (error) {
+          assert.ok(error instanceof ConfigError, `unexpected ${String(error)}`);
+          assert.doesNotMatch(error.message, /[\r\n]/);
+          assert.match(error.message, /^invalid configuration: [A-Z_]+ /);
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+});

@@ -1,0 +1,48 @@
+import { z } from 'zod';
+
+const booleanString = z.enum(['true', 'false']).transform((value) => value === 'true');
+
+/** A whole number written in decimal digits only ('' or ' ' is not 0). */
+const integerString = (min: number, max: number) =>
+  z
+    .string()
+    .regex(/^\d+$/, { error: 'must be a whole number' })
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max));
+
+/** The whole environment drover reads. Parsed once at start-up; nothing else reads process.env. */
+export const configSchema = z.object({
+  DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/, error: 'must be a postgresql:// URL' }),
+  REDIS_URL: z.url({ protocol: /^rediss?$/, error: 'must be a redis:// URL' }),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  PORT: integerString(0, 65535).default(8080),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Apply pending SQL migrations when the API starts (safe with many replicas: advisory lock). */
+  MIGRATE_ON_START: booleanString.default(true),
+  /** Upper bound for a graceful shutdown before the process exits anyway. */
+  SHUTDOWN_TIMEOUT_MS: integerString(100, 600_000).default(10_000),
+  /** Prefix of every BullMQ key, so several drover installations can share one Redis. */
+  QUEUE_PREFIX: z
+    .string()
+    .regex(/^[a-zA-Z0-9:_-]{1,64}$/)
+    .default('drover'),
+});
+
+export type AppConfig = z.output<typeof configSchema>;
+
+export class ConfigError extends Error {}
+
+/**
+ * Parses an environment into the typed config. Throws one ConfigError whose message is a single
+ * line naming each bad variable, so the entrypoint can print it and stop.
+ */
+export function parseConfig(env: Record<string, string | undefined>): AppConfig {
+  const result = configSchema.safeParse(env);
+  if (result.success) return result.data;
+  const problems = result.error.issues.map((issue) => {
+    const variable = issue.path.join('.');
+    const message = env[variable] === undefined ? 'is required' : issue.message;
+    return `${variable} ${message}`;
+  });
+  throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
+}

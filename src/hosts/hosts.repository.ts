@@ -1,0 +1,105 @@
+import { Injectable } from '@nestjs/common';
+import { ResourceConflictError, ResourceNotFoundError } from '../common/errors/domain-errors';
+import type { Selector } from '../common/selector/selector';
+import { Host, Prisma } from '../generated/prisma/client';
+import { isRecordNotFound, isUniqueViolation } from '../infra/prisma/prisma-errors';
+import { PrismaService } from '../infra/prisma/prisma.service';
+import { selectorSql } from '../infra/prisma/selector-sql';
+import type { HostInput, HostUpdate } from './dto/host.dto';
+
+export type { Host };
+
+export interface BulkUpsertCounts {
+  created: number;
+  updated: number;
+}
+
+@Injectable()
+export class HostsRepository {
+  constructor(private readonly prisma: PrismaService) {}
+
+  async create(host: HostInput): Promise<Host> {
+    try {
+      return await this.prisma.host.create({ data: host });
+    } catch (error) {
+      if (isUniqueViolation(error)) throw new ResourceConflictError('host', 'name', host.name);
+      throw error;
+    }
+  }
+
+  async findByName(name: string): Promise<Host> {
+    const host = await this.prisma.host.findUnique({ where: { name } });
+    if (!host) throw new ResourceNotFoundError('host', name);
+    return host;
+  }
+
+  async update(name: string, changes: HostUpdate): Promise<Host> {
+    try {
+      return await this.prisma.host.update({ where: { name }, data: changes });
+    } catch (error) {
+      if (isRecordNotFound(error)) throw new ResourceNotFoundError('host', name);
+      throw error;
+    }
+  }
+
+  async delete(name: string): Promise<void> {
+    try {
+      await this.prisma.host.delete({ where: { name } });
+    } catch (error) {
+      if (isRecordNotFound(error)) throw new ResourceNotFoundError('host', name);
+      throw error;
+    }
+  }
+
+  /** Up to `take` hosts matching the selector, ordered by name, strictly after `afterName`. */
+  async list(selector: Selector, afterName: string | undefined, take: number): Promise<Host[]> {
+    const after = afterName === undefined ? Prisma.sql`TRUE` : Prisma.sql`name > ${afterName}`;
+    const rows = await this.prisma.$queryRaw<{ id: string }[]>`
+      SELECT id FROM hosts
+      WHERE ${selectorSql(selector, Prisma.sql`labels`)} AND ${after}
+      ORDER BY name
+      LIMIT ${take}`;
+    const hosts = await this.prisma.host.findMany({
+      where: { id: { in: rows.map((row) => row.id) } },
+      orderBy: { name: 'asc' },
+    });
+    return hosts;
+  }
+
+  /**
+   * Creates or replaces hosts by name in one statement (one transaction). Rows already exactly as
+   * given are not written at all, so repeating a payload changes nothing, not even updated_at.
+   */
+  async bulkUpsert(hosts: HostInput[]): Promise<BulkUpsertCounts> {
+    const [counts] = await this.prisma.$queryRaw<{ created: number; updated: number }[]>`
+      WITH input AS (
+        SELECT * FROM unnest(
+          ${hosts.map((host) => host.name)}::text[],
+          ${hosts.map((host) => host.address)}::text[],
+          ${hosts.map((host) => host.port)}::int[],
+          ${hosts.map((host) => host.transport)}::text[],
+          ${hosts.map((host) => host.sshUser)}::text[],
+          ${hosts.map((host) => host.hostKeyFingerprint)}::text[],
+          ${hosts.map((host) => JSON.stringify(host.labels))}::text[]
+        ) AS given(name, address, port, transport, ssh_user, host_key_fingerprint, labels)
+      ), written AS (
+        INSERT INTO hosts AS existing (id, name, address, port, transport, ssh_user, host_key_fingerprint, labels)
+        SELECT gen_random_uuid(), name, address, port, transport::"HostTransport", ssh_user, host_key_fingerprint, labels::jsonb
+        FROM input
+        ON CONFLICT (name) DO UPDATE SET
+          address = EXCLUDED.address,
+          port = EXCLUDED.port,
+          transport = EXCLUDED.transport,
+          ssh_user = EXCLUDED.ssh_user,
+          host_key_fingerprint = EXCLUDED.host_key_fingerprint,
+          labels = EXCLUDED.labels,
+          updated_at = CURRENT_TIMESTAMP
+        WHERE (existing.address, existing.port, existing.transport, existing.ssh_user, existing.host_key_fingerprint, existing.labels)
+          IS DISTINCT FROM (EXCLUDED.address, EXCLUDED.port, EXCLUDED.transport, EXCLUDED.ssh_user, EXCLUDED.host_key_fingerprint, EXCLUDED.labels)
+        RETURNING (xmax = 0) AS inserted
+      )
+      SELECT count(*) FILTER (WHERE inserted)::int AS created, count(*) FILTER (WHERE NOT inserted)::int AS updated
+      FROM written`;
+    return counts ?? { created: 0, updated: 0 };
+  }
+}

@@ -1,0 +1,64 @@
+import { Injectable } from '@nestjs/common';
+import { z } from 'zod';
+import { decodeCursor, Page, toPage } from '../common/pagination/cursor';
+import { parseSelector } from '../common/selector/selector';
+import type { BulkUpsertResult, HostInput, HostResponse, HostUpdate } from './dto/host.dto';
+import { Host, HostsRepository } from './hosts.repository';
+
+const hostCursorSchema = z.object({ name: z.string() });
+
+export interface ListHostsQuery {
+  selector?: string | undefined;
+  limit: number;
+  cursor?: string | undefined;
+}
+
+export function toHostResponse(host: Host): HostResponse {
+  return {
+    id: host.id,
+    name: host.name,
+    address: host.address,
+    port: host.port,
+    transport: host.transport,
+    sshUser: host.sshUser,
+    hostKeyFingerprint: host.hostKeyFingerprint,
+    labels: host.labels as Record<string, string>,
+    status: host.status,
+    lastSeenAt: host.lastSeenAt?.toISOString() ?? null,
+    createdAt: host.createdAt.toISOString(),
+    updatedAt: host.updatedAt.toISOString(),
+  };
+}
+
+@Injectable()
+export class HostsService {
+  constructor(private readonly hosts: HostsRepository) {}
+
+  async create(input: HostInput): Promise<HostResponse> {
+    return toHostResponse(await this.hosts.create(input));
+  }
+
+  async get(name: string): Promise<HostResponse> {
+    return toHostResponse(await this.hosts.findByName(name));
+  }
+
+  async update(name: string, changes: HostUpdate): Promise<HostResponse> {
+    return toHostResponse(await this.hosts.update(name, changes));
+  }
+
+  delete(name: string): Promise<void> {
+    return this.hosts.delete(name);
+  }
+
+  async list(query: ListHostsQuery): Promise<Page<HostResponse>> {
+    const selector = parseSelector(query.selector ?? '');
+    const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor, hostCursorSchema).name;
+    const rows = await this.hosts.list(selector, after, query.limit + 1);
+    return toPage(rows, query.limit, toHostResponse, (host) => ({ name: host.name }));
+  }
+
+  async bulkUpsert(hosts: HostInput[]): Promise<BulkUpsertResult> {
+    const { created, updated } = await this.hosts.bulkUpsert(hosts);
+    return { total: hosts.length, created, updated, unchanged: hosts.length - created - updated };
+  }
+}

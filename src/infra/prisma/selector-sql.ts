@@ -1,0 +1,43 @@
+import type { Requirement, Selector } from '../../common/selector/selector';
+import { Prisma } from '../../generated/prisma/client';
+
+function hasLabel(column: Prisma.Sql, key: string, value: string): Prisma.Sql {
+  // `@>` is served by the GIN (jsonb_path_ops) index on hosts.labels.
+  return Prisma.sql`${column} @> ${JSON.stringify({ [key]: value })}::jsonb`;
+}
+
+function anyLabel(column: Prisma.Sql, key: string, values: string[]): Prisma.Sql {
+  return Prisma.sql`(${Prisma.join(
+    values.map((value) => hasLabel(column, key, value)),
+    ' OR ',
+  )})`;
+}
+
+function requirementSql(column: Prisma.Sql, requirement: Requirement): Prisma.Sql {
+  switch (requirement.operator) {
+    case 'exists':
+      return Prisma.sql`jsonb_exists(${column}, ${requirement.key})`;
+    case 'notExists':
+      return Prisma.sql`NOT jsonb_exists(${column}, ${requirement.key})`;
+    case 'equals':
+      return hasLabel(column, requirement.key, requirement.value);
+    case 'notEquals':
+      return Prisma.sql`NOT ${hasLabel(column, requirement.key, requirement.value)}`;
+    case 'in':
+      return anyLabel(column, requirement.key, requirement.values);
+    case 'notIn':
+      return Prisma.sql`NOT ${anyLabel(column, requirement.key, requirement.values)}`;
+  }
+}
+
+/**
+ * Translates a parsed selector into a parameterised SQL condition on a jsonb label column.
+ * Every key and value is a bound parameter; no selector text is ever spliced into SQL.
+ */
+export function selectorSql(selector: Selector, column: Prisma.Sql): Prisma.Sql {
+  if (selector.length === 0) return Prisma.sql`TRUE`;
+  return Prisma.join(
+    selector.map((requirement) => requirementSql(column, requirement)),
+    ' AND ',
+  );
+}

@@ -1,0 +1,32 @@
+import 'reflect-metadata';
+import { NestFactory } from '@nestjs/core';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import { AppModule } from './app.module';
+import { configureHttpApp } from './app.setup';
+import { loadConfigOrExit } from './config/load-config';
+import { createRootLogger, PinoNestLogger } from './infra/logging/logger';
+import { migrate } from './infra/prisma/migrator';
+import { exitAfterShutdownTimeout } from './infra/shutdown';
+
+async function bootstrap(): Promise<void> {
+  const config = loadConfigOrExit();
+  const logger = createRootLogger(config.LOG_LEVEL, { service: 'drover-api' });
+  if (config.MIGRATE_ON_START) {
+    const applied = await migrate(config.DATABASE_URL);
+    logger.info({ applied }, applied.length > 0 ? 'applied database migrations' : 'database schema is up to date');
+  }
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), {
+    logger: new PinoNestLogger(logger.child({ component: 'nest' })),
+    bodyParser: false,
+  });
+  configureHttpApp(app, logger);
+  app.enableShutdownHooks();
+  exitAfterShutdownTimeout(config.SHUTDOWN_TIMEOUT_MS, logger);
+  await app.listen(config.PORT, config.HOST);
+  logger.info({ url: await app.getUrl() }, 'drover API listening');
+}
+
+bootstrap().catch((error: unknown) => {
+  process.stderr.write(`drover-api: failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exitCode = 1;
+});

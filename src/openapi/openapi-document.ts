@@ -1,0 +1,49 @@
+import type { INestApplication } from '@nestjs/common';
+import { DocumentBuilder, OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
+import { PUBLIC_OPERATION_EXTENSION } from '../common/auth/auth.decorators';
+import { addZodComponents } from '../common/openapi/zod-openapi';
+
+const API_DESCRIPTION = [
+  'drover controls systemd services across a fleet of Linux hosts.',
+  '',
+  'Every endpoint except `/healthz/*` needs `Authorization: Bearer <token>`.',
+  'Errors are `application/problem+json` with a stable `code`, the offending `errors[].field`s and the `requestId`.',
+  'Lists use keyset pagination: pass `nextCursor` back as `cursor`.',
+].join('\n');
+
+const BEARER = 'bearer';
+
+/** Operations of @Public routes need no token: they override the document-wide requirement. */
+function markPublicOperations(document: OpenAPIObject): OpenAPIObject {
+  for (const pathItem of Object.values(document.paths)) {
+    for (const operation of Object.values(pathItem) as Record<string, unknown>[]) {
+      if (operation && typeof operation === 'object' && PUBLIC_OPERATION_EXTENSION in operation) {
+        delete operation[PUBLIC_OPERATION_EXTENSION];
+        operation.security = [];
+      }
+    }
+  }
+  return document;
+}
+
+/** Generates the OpenAPI document from the controllers and DTO schemas (never written by hand). */
+export function buildOpenApiDocument(app: INestApplication, version: string): OpenAPIObject {
+  const config = new DocumentBuilder()
+    .setTitle('drover API')
+    .setDescription(API_DESCRIPTION)
+    .setVersion(version)
+    .setLicense('Apache-2.0', 'https://www.apache.org/licenses/LICENSE-2.0')
+    .addServer('/', 'This drover API server')
+    .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'An API token (drv_...)' }, BEARER)
+    .addSecurityRequirements(BEARER)
+    .build();
+  const document = SwaggerModule.createDocument(app, config, {
+    operationIdFactory: (_controller, method) => method,
+  });
+  return markPublicOperations(addZodComponents(document));
+}
+
+/** Stable serialisation, so regenerating an unchanged API gives a byte-identical file. */
+export function serializeOpenApiDocument(document: OpenAPIObject): string {
+  return `${JSON.stringify(document, null, 2)}\n`;
+}

@@ -1,0 +1,35 @@
+import { Controller, Get, Param, Query } from '@nestjs/common';
+import { ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiProblems, ApiZodParams, ApiZodQuery, ApiZodResponse } from '../common/openapi/zod-openapi';
+import type { Page } from '../common/pagination/cursor';
+import { ListHostUnitsQueryDto, ListUnitsQueryDto, UnitPageDto, UnitResponse } from './dto/unit.dto';
+import { HostParamsDto } from '../hosts/dto/host.dto';
+import { UnitsService } from './units.service';
+
+@ApiTags('units')
+@Controller('v1')
+export class UnitsController {
+  constructor(private readonly units: UnitsService) {}
+
+  @Get('hosts/:name/units')
+  @ApiOperation({ operationId: 'listHostUnits', summary: 'Units discovered on one host, ordered by name' })
+  @ApiZodParams(HostParamsDto)
+  @ApiZodQuery(ListHostUnitsQueryDto)
+  @ApiZodResponse(200, 'A page of units', UnitPageDto)
+  @ApiProblems(400, 401, 404)
+  listForHost(@Param() params: HostParamsDto, @Query() query: ListHostUnitsQueryDto): Promise<Page<UnitResponse>> {
+    return this.units.listForHost(params.name, query);
+  }
+
+  @Get('units')
+  @ApiOperation({
+    operationId: 'listUnits',
+    summary: 'One unit across the fleet (optionally a selector), by host name',
+  })
+  @ApiZodQuery(ListUnitsQueryDto)
+  @ApiZodResponse(200, 'A page of units', UnitPageDto)
+  @ApiProblems(400, 401)
+  listByName(@Query() query: ListUnitsQueryDto): Promise<Page<UnitResponse>> {
+    return this.units.listByName(query);
+  }
+}

@@ -1,0 +1,49 @@
+import { Injectable } from '@nestjs/common';
+import { z } from 'zod';
+import { decodeCursor, Page, toPage } from '../common/pagination/cursor';
+import { parseSelector } from '../common/selector/selector';
+import type { UnitResponse } from './dto/unit.dto';
+import { UnitsRepository, UnitWithHost } from './units.repository';
+
+const unitCursorSchema = z.object({ unit: z.string() });
+const hostCursorSchema = z.object({ host: z.string() });
+
+function toUnitResponse(unit: UnitWithHost): UnitResponse {
+  return {
+    hostName: unit.host.name,
+    name: unit.name,
+    description: unit.description,
+    loadState: unit.loadState,
+    activeState: unit.activeState,
+    subState: unit.subState,
+    unitFileState: unit.unitFileState,
+    mainPid: unit.mainPid,
+    refreshedAt: unit.refreshedAt.toISOString(),
+  };
+}
+
+@Injectable()
+export class UnitsService {
+  constructor(private readonly units: UnitsRepository) {}
+
+  async listForHost(
+    hostName: string,
+    query: { limit: number; cursor?: string | undefined },
+  ): Promise<Page<UnitResponse>> {
+    const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor, unitCursorSchema).unit;
+    const rows = await this.units.listForHost(hostName, after, query.limit + 1);
+    return toPage(rows, query.limit, toUnitResponse, (unit) => ({ unit: unit.name }));
+  }
+
+  async listByName(query: {
+    name: string;
+    selector?: string | undefined;
+    limit: number;
+    cursor?: string | undefined;
+  }): Promise<Page<UnitResponse>> {
+    const selector = parseSelector(query.selector ?? '');
+    const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor, hostCursorSchema).host;
+    const rows = await this.units.listByName(query.name, selector, after, query.limit + 1);
+    return toPage(rows, query.limit, toUnitResponse, (unit) => ({ host: unit.host.name }));
+  }
+}

@@ -1,0 +1,63 @@
+import { NestFactory } from '@nestjs/core';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import { AppModule } from '../../src/app.module';
+import { configureHttpApp } from '../../src/app.setup';
+import { createDroverClient, DroverClient } from '../../src/client';
+import { parseConfig } from '../../src/config/config.schema';
+import { createRootLogger, PinoNestLogger } from '../../src/infra/logging/logger';
+import { PrismaService } from '../../src/infra/prisma/prisma.service';
+import { TokensService, type CreateTokenInput } from '../../src/tokens/tokens.service';
+import { createTestDatabase, TestDatabase } from './database';
+import { testEnv } from './env';
+
+export interface TestApi {
+  baseUrl: string;
+  database: TestDatabase;
+  app: NestExpressApplication;
+  prisma: PrismaService;
+  /** A client holding a fresh token with the given scopes (admin by default). */
+  client(input?: Partial<CreateTokenInput>): Promise<DroverClient>;
+  token(input?: Partial<CreateTokenInput>): Promise<string>;
+  close(): Promise<void>;
+}
+
+let tokenSequence = 0;
+
+/** The real HTTP API on an ephemeral port, over its own migrated database and the real Redis. */
+export async function startTestApi(): Promise<TestApi> {
+  const database = await createTestDatabase();
+  const config = parseConfig({
+    DATABASE_URL: database.url,
+    REDIS_URL: testEnv.redisUrl,
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+  });
+  const logger = createRootLogger(config.LOG_LEVEL, { service: 'drover-api-test' });
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), {
+    logger: new PinoNestLogger(logger),
+    bodyParser: false,
+  });
+  configureHttpApp(app, logger);
+  await app.listen(0, '127.0.0.1');
+  const baseUrl = (await app.getUrl()).replace('[::1]', '127.0.0.1');
+  const token = async (input: Partial<CreateTokenInput> = {}) => {
+    tokenSequence += 1;
+    const created = await app.get(TokensService).create({
+      name: `test-${process.pid}-${tokenSequence}`,
+      scopes: ['admin'],
+      ...input,
+    });
+    return created.secret;
+  };
+  return {
+    baseUrl,
+    database,
+    app,
+    prisma: app.get(PrismaService),
+    token,
+    client: async (input) => createDroverClient(baseUrl, await token(input)),
+    close: async () => {
+      await app.close();
+      await database.drop();
+    },
+  };
+}
