@@ -26,12 +26,14 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# npm ci when node_modules is missing or older than package-lock.json; then build.
+# Installs the locked Node dependencies when node_modules is missing or older than the lock, then
+# builds. `npm install` rather than `npm ci`: registries that serve only this platform's optional
+# native packages leave the other platforms' entries out of the lock, and `npm ci` then refuses it.
 ensure_build() {
   cd "$DROVER_ROOT" || die "no $DROVER_ROOT"
   if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-    log "installing Node dependencies (npm ci)"
-    npm ci --no-audit --no-fund --loglevel=error
+    log "installing Node dependencies (npm install from package-lock.json)"
+    npm install --no-audit --no-fund --loglevel=error
   fi
   log "building (prisma generate + tsc)"
   npm run --silent build >/dev/null
