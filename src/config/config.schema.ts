@@ -21,6 +21,17 @@ export const configSchema = z.object({
   MIGRATE_ON_START: booleanString.default(true),
   /** Upper bound for a graceful shutdown before the process exits anyway. */
   SHUTDOWN_TIMEOUT_MS: integerString(100, 600_000).default(10_000),
+  /** Private key drover's SSH executor authenticates with (OpenSSH format, e.g. ed25519). */
+  SSH_PRIVATE_KEY_PATH: z.string().min(1).default('/etc/drover/ssh/id_ed25519'),
+  SSH_CONNECT_TIMEOUT_MS: integerString(100, 300_000).default(10_000),
+  /** Default upper bound for one command on a host; an operation may ask for another. */
+  SSH_COMMAND_TIMEOUT_MS: integerString(100, 3_600_000).default(120_000),
+  SSH_KEEPALIVE_INTERVAL_MS: integerString(1_000, 300_000).default(10_000),
+  /** Open connections kept per worker process (idle ones beyond this are closed, oldest first). */
+  SSH_POOL_MAX_CONNECTIONS: integerString(1, 100_000).default(1_000),
+  /** Concurrent commands on one pooled connection (OpenSSH's MaxSessions defaults to 10). */
+  SSH_MAX_SESSIONS_PER_HOST: integerString(1, 64).default(8),
+  SSH_IDLE_TIMEOUT_MS: integerString(1_000, 3_600_000).default(300_000),
   /** Prefix of every BullMQ key, so several drover installations can share one Redis. */
   QUEUE_PREFIX: z
     .string()
