@@ -2,7 +2,8 @@
 # drover's main job, end to end, on a fresh Debian machine (root): builds drover, starts
 # PostgreSQL and Redis when no DATABASE_URL/REDIS_URL is given, boots a small fleet of real
 # systemd hosts (systemd-nspawn), starts the API and a worker, imports the fleet through the API
-# with every host key pinned, and shows it. `scripts/demo.sh down` stops everything it started.
+# with every host key pinned, restarts nginx on every host one at a time (verified: new PIDs) and
+# shows what changed. `scripts/demo.sh down` stops everything it started.
 set -euo pipefail
 # shellcheck source=scripts/lib/stack.sh
 source "$(dirname "$0")/lib/stack.sh"
@@ -64,6 +65,8 @@ log "booting a fleet of $HOSTS real systemd hosts"
 bash test/fleet/fleet.sh up --hosts "$HOSTS"
 
 log "starting the drover API on 127.0.0.1:$PORT (applies migrations) and a worker"
+# drover's SSH key for the fleet: the one the fleet tooling authorised on every host.
+export SSH_PRIVATE_KEY_PATH="${SSH_PRIVATE_KEY_PATH:-$DROVER_FLEET_STATE/ssh/id_ed25519}"
 PORT=$PORT node dist/src/main.js >"$RUN_DIR/api.log" 2>&1 &
 echo $! >"$RUN_DIR/api.pid"
 node dist/src/worker.js >"$RUN_DIR/worker.log" 2>&1 &
@@ -88,8 +91,13 @@ log "the fleet as drover sees it"
 drover hosts list -l fleet=nspawn
 log "selecting with a label selector: -l 'fleet=nspawn,env in (prod)'"
 drover hosts list -l 'fleet=nspawn,env in (prod)'
-log "nginx.service across the fleet (unit discovery arrives with the lifecycle jobs)"
+log "a rolling restart of nginx.service on every host, one host at a time, each verified"
+drover restart nginx.service -l fleet=nspawn --concurrency 1
+log "nginx.service across the fleet, as discovered after the restart"
+sleep 2
 drover units list nginx.service -l fleet=nspawn
+log "the operations so far"
+drover ops list
 
 cat <<DONE
 

@@ -8,6 +8,7 @@ import type { AppConfig } from './config/config.schema';
 import { HealthModule } from './health/health.module';
 import { HostsModule } from './hosts/hosts.module';
 import { MetricsModule } from './infra/metrics/metrics.module';
+import { OperationsModule } from './operations/operations.module';
 import { PrismaModule } from './infra/prisma/prisma.module';
 import { RedisModule } from './infra/redis/redis.module';
 import { TokensModule } from './tokens/tokens.module';
@@ -28,6 +29,7 @@ export class AppModule {
         HealthModule,
         HostsModule,
         UnitsModule,
+        OperationsModule,
       ],
       providers: [
         { provide: APP_PIPE, useClass: ZodValidationPipe },

@@ -13,12 +13,22 @@ usage: drover <command> [options]
   hosts import FILE                        create/update the hosts of an inventory file ({"hosts": [...]})
   units list UNIT [-l SELECTOR] [--json]   one unit across the fleet, e.g. units list nginx.service
   units host HOST [--json]                 units discovered on one host
+  units discover HOST                      queue a fresh listing of the host's units
+
+  VERB UNIT (-l SELECTOR | --host NAME) [--concurrency N] [--on-conflict wait|reject]
+           [--timeout-ms N] [--trust-on-first-use] [--no-wait] [--json]
+                                           act on a unit and wait for every host's result, e.g.
+                                           drover restart nginx.service -l role=web --concurrency 2
+      VERB: status start stop restart try-restart reload reload-or-restart
+            enable disable mask unmask daemon-reload (UNIT optional)
+  ops list [--json]                        recent operations, newest first
+  ops get ID [--json]                      one operation with every task
 
 environment:
   DROVER_URL     API base URL (default http://127.0.0.1:8080)
   DROVER_TOKEN   API token (drv_...)
 
-exit codes: 0 ok, 1 API or runtime error, 64 usage error`;
+exit codes: 0 ok, 1 API or runtime error, 2 the operation finished with failed tasks, 64 usage error`;
 
 class UsageError extends Error {}
 
@@ -116,6 +126,10 @@ async function unitsCommand(api: DroverClient, args: string[], json: boolean, se
     units = await allPages(async (cursor) =>
       unwrap(await api.GET('/v1/units', { params: { query: { name: target, selector, cursor, limit: 1000 } } })),
     );
+  } else if (action === 'discover' && target) {
+    unwrap(await api.POST('/v1/hosts/{name}/discover', { params: { path: { name: target } } }));
+    process.stdout.write(`discovery of ${target} queued\n`);
+    return;
   } else if (action === 'host' && target) {
     units = await allPages(async (cursor) =>
       unwrap(
@@ -123,10 +137,142 @@ async function unitsCommand(api: DroverClient, args: string[], json: boolean, se
       ),
     );
   } else {
-    throw new UsageError('units takes: list UNIT | host HOST');
+    throw new UsageError('units takes: list UNIT | host HOST | discover HOST');
   }
   if (json) process.stdout.write(`${JSON.stringify(units, null, 2)}\n`);
   else printUnits(units);
+}
+
+type Operation = Schemas['Operation'];
+
+function describeState(snapshot: Schemas['Operation']['tasks'][number]['after']): string {
+  if (!snapshot) return '-';
+  const pid = typeof snapshot.mainPid === 'number' ? ` pid ${snapshot.mainPid}` : '';
+  const file = typeof snapshot.unitFileState === 'string' ? ` ${snapshot.unitFileState}` : '';
+  return `${String(snapshot.activeState)}/${String(snapshot.subState)}${pid}${file}`;
+}
+
+function printOperation(operation: Operation): void {
+  process.stdout.write(
+    renderTable(
+      ['HOST', 'STATE', 'BEFORE', 'AFTER', 'REASON'],
+      operation.tasks.map((task) => [
+        task.hostName,
+        task.state,
+        describeState(task.before),
+        describeState(task.after),
+        task.reason ?? '',
+      ]),
+    ),
+  );
+  const counts = Object.entries(operation.counts)
+    .filter(([, count]) => count > 0)
+    .map(([state, count]) => `${count} ${state}`)
+    .join(', ');
+  process.stdout.write(`operation ${operation.id}: ${operation.status} (${counts})\n`);
+}
+
+const FINISHED = new Set(['succeeded', 'failed', 'cancelled']);
+
+async function waitForOperation(api: DroverClient, created: Operation, json: boolean): Promise<Operation> {
+  const tty = process.stderr.isTTY && !json;
+  let operation = created;
+  let lastLine = '';
+  while (!FINISHED.has(operation.status)) {
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    operation = unwrap(await api.GET('/v1/operations/{id}', { params: { path: { id: operation.id } } }));
+    const { queued = 0, running = 0, succeeded = 0 } = operation.counts;
+    const done = operation.tasks.length - queued - running;
+    const line = `${operation.verb} ${operation.unit ?? ''}: ${done}/${operation.tasks.length} done, ${running} running, ${succeeded} ok, ${done - succeeded} not ok`;
+    if (line !== lastLine && !json) process.stderr.write(tty ? `\r\x1b[2K${line}` : `${line}\n`);
+    lastLine = line;
+  }
+  if (tty) process.stderr.write('\n');
+  return operation;
+}
+
+async function actCommand(api: DroverClient, verb: string, args: string[], values: ActOptions): Promise<void> {
+  const [unit] = args;
+  const common = {
+    verb: verb as Schemas['CreateOperation']['verb'],
+    ...(unit ? { unit } : {}),
+    onConflict: (values['on-conflict'] ?? 'wait') as 'wait' | 'reject',
+    trustOnFirstUse: values['trust-on-first-use'] ?? false,
+    ...(values['timeout-ms'] ? { timeoutMs: Number(values['timeout-ms']) } : {}),
+  };
+  let created: Operation;
+  if (values.host) {
+    created = unwrap(
+      await api.POST('/v1/hosts/{name}/actions', { params: { path: { name: values.host } }, body: common }),
+    );
+  } else if (values.selector !== undefined) {
+    const concurrency = values.concurrency ? { concurrency: Number(values.concurrency) } : {};
+    created = unwrap(
+      await api.POST('/v1/operations', { body: { ...common, selector: values.selector, ...concurrency } }),
+    );
+  } else {
+    throw new UsageError(`${verb} needs -l SELECTOR or --host NAME`);
+  }
+  const operation = values['no-wait'] ? created : await waitForOperation(api, created, values.json ?? false);
+  if (values.json) process.stdout.write(`${JSON.stringify(operation, null, 2)}\n`);
+  else printOperation(operation);
+  if (operation.status === 'failed' || operation.status === 'cancelled') process.exitCode = 2;
+}
+
+async function opsCommand(api: DroverClient, args: string[], json: boolean): Promise<void> {
+  const [action, id] = args;
+  if (action === 'list') {
+    const page = unwrap(await api.GET('/v1/operations', { params: { query: { limit: 50 } } }));
+    if (json) process.stdout.write(`${JSON.stringify(page.items, null, 2)}\n`);
+    else {
+      process.stdout.write(
+        renderTable(
+          ['ID', 'CREATED', 'VERB', 'UNIT', 'STATUS', 'BY', 'SELECTOR'],
+          page.items.map((item) => [
+            item.id,
+            item.createdAt,
+            item.verb,
+            item.unit ?? '-',
+            item.status,
+            item.requestedBy,
+            item.selector ?? '-',
+          ]),
+        ),
+      );
+    }
+  } else if (action === 'get' && id) {
+    const operation = unwrap(await api.GET('/v1/operations/{id}', { params: { path: { id } } }));
+    if (json) process.stdout.write(`${JSON.stringify(operation, null, 2)}\n`);
+    else printOperation(operation);
+  } else {
+    throw new UsageError('ops takes: list | get ID');
+  }
+}
+
+const VERB_COMMANDS = new Set([
+  'status',
+  'start',
+  'stop',
+  'restart',
+  'try-restart',
+  'reload',
+  'reload-or-restart',
+  'enable',
+  'disable',
+  'mask',
+  'unmask',
+  'daemon-reload',
+]);
+
+interface ActOptions {
+  selector?: string | undefined;
+  host?: string | undefined;
+  concurrency?: string | undefined;
+  'on-conflict'?: string | undefined;
+  'timeout-ms'?: string | undefined;
+  'trust-on-first-use'?: boolean | undefined;
+  'no-wait'?: boolean | undefined;
+  json?: boolean | undefined;
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -135,6 +281,12 @@ async function main(argv: string[]): Promise<void> {
     allowPositionals: true,
     options: {
       selector: { type: 'string', short: 'l' },
+      host: { type: 'string' },
+      concurrency: { type: 'string' },
+      'on-conflict': { type: 'string' },
+      'timeout-ms': { type: 'string' },
+      'trust-on-first-use': { type: 'boolean', default: false },
+      'no-wait': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -148,6 +300,8 @@ async function main(argv: string[]): Promise<void> {
   const api = createDroverClient(process.env.DROVER_URL ?? 'http://127.0.0.1:8080', process.env.DROVER_TOKEN);
   if (group === 'hosts') await hostsCommand(api, rest, values.json, values.selector);
   else if (group === 'units') await unitsCommand(api, rest, values.json, values.selector);
+  else if (group === 'ops') await opsCommand(api, rest, values.json);
+  else if (VERB_COMMANDS.has(group)) await actCommand(api, group, rest, values);
   else throw new UsageError(`unknown command '${group}'`);
 }
 

@@ -126,6 +126,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/hosts/{name}/discover": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Queue a fresh listing of every unit on the host */
+        post: operations["discoverHostUnits"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/units": {
         parameters: {
             query?: never;
@@ -135,6 +152,58 @@ export interface paths {
         };
         /** One unit across the fleet (optionally a selector), by host name */
         get: operations["listUnits"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/operations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Operations, newest first */
+        get: operations["listOperations"];
+        put?: never;
+        /** Apply a systemctl verb to a unit on every host a selector matches (one task per host) */
+        post: operations["createOperation"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/hosts/{name}/actions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Apply a systemctl verb to a unit of one host */
+        post: operations["actOnHost"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/operations/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One operation with every task: state, before/after unit state, output, reason */
+        get: operations["getOperation"];
         put?: never;
         post?: never;
         delete?: never;
@@ -155,28 +224,28 @@ export interface components {
                 /** @description IP address or DNS name the executor connects to */
                 address: string;
                 /** @default 22 */
-                port: number;
+                port?: number;
                 /**
                  * @description How drover reaches the host
                  * @default ssh
                  * @enum {string}
                  */
-                transport: "ssh" | "agent";
+                transport?: "ssh" | "agent";
                 /**
                  * @description User for SSH; non-root users act through sudo -n
                  * @default root
                  */
-                sshUser: string;
+                sshUser?: string;
                 /**
                  * @description Pinned host key; the executor refuses any other key
                  * @default null
                  */
-                hostKeyFingerprint: string | null;
+                hostKeyFingerprint?: string | null;
                 /**
                  * @description Label map; keys and values follow Kubernetes label syntax
                  * @default {}
                  */
-                labels: {
+                labels?: {
                     [key: string]: string;
                 };
             }[];
@@ -194,30 +263,62 @@ export interface components {
             /** @description IP address or DNS name the executor connects to */
             address: string;
             /** @default 22 */
-            port: number;
+            port?: number;
             /**
              * @description How drover reaches the host
              * @default ssh
              * @enum {string}
              */
-            transport: "ssh" | "agent";
+            transport?: "ssh" | "agent";
             /**
              * @description User for SSH; non-root users act through sudo -n
              * @default root
              */
-            sshUser: string;
+            sshUser?: string;
             /**
              * @description Pinned host key; the executor refuses any other key
              * @default null
              */
-            hostKeyFingerprint: string | null;
+            hostKeyFingerprint?: string | null;
             /**
              * @description Label map; keys and values follow Kubernetes label syntax
              * @default {}
              */
-            labels: {
+            labels?: {
                 [key: string]: string;
             };
+        };
+        /** @description Apply a verb to a unit on every host a selector matches */
+        CreateOperation: {
+            /**
+             * @description The systemctl verb
+             * @enum {string}
+             */
+            verb: "status" | "start" | "stop" | "restart" | "try-restart" | "reload" | "reload-or-restart" | "enable" | "disable" | "mask" | "unmask" | "daemon-reload";
+            /** @description The unit to act on; optional only for daemon-reload */
+            unit?: string;
+            /**
+             * @description When another task is acting on the same unit of a host: wait for it, or fail this task
+             * @default wait
+             * @enum {string}
+             */
+            onConflict?: "wait" | "reject";
+            /** @description Upper bound for each command on a host (default: the server setting) */
+            timeoutMs?: number;
+            /**
+             * @description Accept and pin the host key of hosts that have none pinned yet (recorded in the audit trail)
+             * @default false
+             */
+            trustOnFirstUse?: boolean;
+            /** @description Label selector choosing the hosts (must match at least one); "" selects every host */
+            selector: string;
+            /** @description How many hosts are acted on at once (default: all) */
+            concurrency?: number;
+        };
+        DiscoveryRequested: {
+            hostName: string;
+            /** @enum {boolean} */
+            queued: true;
         };
         Host: {
             /** Format: uuid */
@@ -240,6 +341,29 @@ export interface components {
             createdAt: string;
             /** Format: date-time */
             updatedAt: string;
+        };
+        /** @description Apply a verb to a unit of this host */
+        HostAction: {
+            /**
+             * @description The systemctl verb
+             * @enum {string}
+             */
+            verb: "status" | "start" | "stop" | "restart" | "try-restart" | "reload" | "reload-or-restart" | "enable" | "disable" | "mask" | "unmask" | "daemon-reload";
+            /** @description The unit to act on; optional only for daemon-reload */
+            unit?: string;
+            /**
+             * @description When another task is acting on the same unit of a host: wait for it, or fail this task
+             * @default wait
+             * @enum {string}
+             */
+            onConflict?: "wait" | "reject";
+            /** @description Upper bound for each command on a host (default: the server setting) */
+            timeoutMs?: number;
+            /**
+             * @description Accept and pin the host key of hosts that have none pinned yet (recorded in the audit trail)
+             * @default false
+             */
+            trustOnFirstUse?: boolean;
         };
         HostPage: {
             items: {
@@ -270,6 +394,91 @@ export interface components {
         Liveness: {
             /** @enum {string} */
             status: "alive";
+        };
+        Operation: {
+            /** Format: uuid */
+            id: string;
+            /**
+             * @description The systemctl verb
+             * @enum {string}
+             */
+            verb: "status" | "start" | "stop" | "restart" | "try-restart" | "reload" | "reload-or-restart" | "enable" | "disable" | "mask" | "unmask" | "daemon-reload";
+            unit: string | null;
+            selector: string | null;
+            concurrency: number;
+            /** @enum {string} */
+            onConflict: "wait" | "reject";
+            /** @enum {string} */
+            status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+            requestedBy: string;
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            finishedAt: string | null;
+            /** @description Tasks per state */
+            counts: {
+                [key: string]: number;
+            };
+            tasks: {
+                /** Format: uuid */
+                id: string;
+                hostName: string;
+                /**
+                 * @description The systemctl verb
+                 * @enum {string}
+                 */
+                verb: "status" | "start" | "stop" | "restart" | "try-restart" | "reload" | "reload-or-restart" | "enable" | "disable" | "mask" | "unmask" | "daemon-reload";
+                unit: string | null;
+                /** @enum {string} */
+                state: "queued" | "running" | "succeeded" | "failed" | "timed_out" | "unreachable" | "cancelled" | "skipped";
+                attempts: number;
+                /** Format: date-time */
+                startedAt: string | null;
+                /** Format: date-time */
+                finishedAt: string | null;
+                exitCode: number | null;
+                /** @description Why the task ended as it did, in words */
+                reason: string | null;
+                /** @description The unit as `systemctl show` reported it (Id, ActiveState, SubState, MainPID, NRestarts, UnitFileState, ...) */
+                before: {
+                    [key: string]: unknown;
+                } | null;
+                /** @description The unit as `systemctl show` reported it (Id, ActiveState, SubState, MainPID, NRestarts, UnitFileState, ...) */
+                after: {
+                    [key: string]: unknown;
+                } | null;
+                /** @description What the command printed (stdout then stderr), bounded */
+                output: string | null;
+            }[];
+        };
+        OperationPage: {
+            items: {
+                /** Format: uuid */
+                id: string;
+                /**
+                 * @description The systemctl verb
+                 * @enum {string}
+                 */
+                verb: "status" | "start" | "stop" | "restart" | "try-restart" | "reload" | "reload-or-restart" | "enable" | "disable" | "mask" | "unmask" | "daemon-reload";
+                unit: string | null;
+                selector: string | null;
+                concurrency: number;
+                /** @enum {string} */
+                onConflict: "wait" | "reject";
+                /** @enum {string} */
+                status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+                requestedBy: string;
+                /** Format: date-time */
+                createdAt: string;
+                /** Format: date-time */
+                finishedAt: string | null;
+                /** @description Tasks per state */
+                counts: {
+                    [key: string]: number;
+                };
+            }[];
+            /** @description Pass as cursor to get the next page; null on the last page */
+            nextCursor: string | null;
         };
         Problem: {
             /** @description URI naming the kind of problem: urn:drover:problem:<code> */
@@ -814,6 +1023,65 @@ export interface operations {
             };
         };
     };
+    discoverHostUnits: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Unique inventory name of the host */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Queued */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DiscoveryRequested"];
+                };
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The named resource does not exist */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     listUnits: {
         parameters: {
             query: {
@@ -852,6 +1120,226 @@ export interface operations {
             };
             /** @description Missing, unknown, expired or revoked bearer token */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listOperations: {
+        parameters: {
+            query?: {
+                status?: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+                verb?: "status" | "start" | "stop" | "restart" | "try-restart" | "reload" | "reload-or-restart" | "enable" | "disable" | "mask" | "unmask" | "daemon-reload";
+                unit?: string;
+                /** @description Only operations with a task on this host */
+                host?: string;
+                /** @description Items per page (1-1000) */
+                limit?: number;
+                /** @description The nextCursor of the previous page */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of operations */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OperationPage"];
+                };
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createOperation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateOperation"];
+            };
+        };
+        responses: {
+            /** @description Accepted: the operation with its queued tasks */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Operation"];
+                };
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Well-formed, but cannot be carried out (e.g. the selector matches no host) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    actOnHost: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Unique inventory name of the host */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["HostAction"];
+            };
+        };
+        responses: {
+            /** @description Accepted: the operation with its task */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Operation"];
+                };
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The named resource does not exist */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getOperation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The operation */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Operation"];
+                };
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The named resource does not exist */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -32,6 +32,17 @@ export const configSchema = z.object({
   /** Concurrent commands on one pooled connection (OpenSSH's MaxSessions defaults to 10). */
   SSH_MAX_SESSIONS_PER_HOST: integerString(1, 64).default(8),
   SSH_IDLE_TIMEOUT_MS: integerString(1_000, 3_600_000).default(300_000),
+  /** Jobs one worker process runs at once (tasks mostly wait on hosts, so this can be high). */
+  WORKER_CONCURRENCY: integerString(1, 1_000).default(50),
+  /**
+   * How long a worker's claim on a job lasts without renewal. A worker that dies (even SIGKILL)
+   * loses its jobs to another worker after about this long.
+   */
+  JOB_LOCK_DURATION_MS: integerString(1_000, 600_000).default(30_000),
+  /** How often every host's units are rediscovered; 0 turns periodic discovery off. */
+  DISCOVERY_INTERVAL_MS: integerString(0, 86_400_000).default(300_000),
+  /** How often unfinished operations are checked for tasks that lost their queue job. */
+  RECONCILE_INTERVAL_MS: integerString(1_000, 3_600_000).default(15_000),
   /** Prefix of every BullMQ key, so several drover installations can share one Redis. */
   QUEUE_PREFIX: z
     .string()

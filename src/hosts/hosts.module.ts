@@ -3,5 +3,9 @@ import { HostsController } from './hosts.controller';
 import { HostsRepository } from './hosts.repository';
 import { HostsService } from './hosts.service';
 
-@Module({ controllers: [HostsController], providers: [HostsRepository, HostsService], exports: [HostsService] })
+@Module({
+  controllers: [HostsController],
+  providers: [HostsRepository, HostsService],
+  exports: [HostsService, HostsRepository],
+})
 export class HostsModule {}

@@ -66,6 +66,61 @@ export class HostsRepository {
     return hosts;
   }
 
+  /** Every host matching the selector, ordered by name (targets of an operation). */
+  async findAllMatching(selector: Selector): Promise<Host[]> {
+    const rows = await this.prisma.$queryRaw<{ id: string }[]>`
+      SELECT id FROM hosts WHERE ${selectorSql(selector, Prisma.sql`labels`)}`;
+    return this.prisma.host.findMany({ where: { id: { in: rows.map((row) => row.id) } }, orderBy: { name: 'asc' } });
+  }
+
+  async findById(id: string): Promise<Host | null> {
+    return this.prisma.host.findUnique({ where: { id } });
+  }
+
+  async allIds(): Promise<string[]> {
+    const rows = await this.prisma.host.findMany({ where: { transport: 'ssh' }, select: { id: true } });
+    return rows.map((row) => row.id);
+  }
+
+  /** What the last contact with the host showed. */
+  async recordContact(id: string, reachable: boolean): Promise<void> {
+    await this.prisma.host.updateMany({
+      where: { id },
+      data: reachable ? { status: 'reachable', lastSeenAt: new Date() } : { status: 'unreachable' },
+    });
+  }
+
+  /**
+   * Pins a host key learned on first use, only if none is pinned yet, with its audit event in the
+   * same transaction. Returns false when another key was pinned meanwhile.
+   */
+  async pinFirstHostKey(
+    id: string,
+    fingerprint: string,
+    audit: { actorTokenId: string | null; actorName: string; requestId: string | null; operationId: string },
+  ): Promise<boolean> {
+    return this.prisma.$transaction(async (tx) => {
+      const pinned = await tx.host.updateManyAndReturn({
+        where: { id, hostKeyFingerprint: null },
+        data: { hostKeyFingerprint: fingerprint },
+        select: { name: true },
+      });
+      const host = pinned[0];
+      if (!host) return false;
+      await tx.auditEvent.create({
+        data: {
+          ...audit,
+          action: 'host.trust_first_key',
+          result: 'succeeded',
+          hostId: id,
+          hostName: host.name,
+          parameters: { hostKeyFingerprint: fingerprint },
+        },
+      });
+      return true;
+    });
+  }
+
   /**
    * Creates or replaces hosts by name in one statement (one transaction). Rows already exactly as
    * given are not written at all, so repeating a payload changes nothing, not even updated_at.

@@ -57,6 +57,11 @@ export class HostsService {
     return toPage(rows, query.limit, toHostResponse, (host) => ({ name: host.name }));
   }
 
+  /** Every host a selector matches, by name. */
+  resolveTargets(selectorText: string): Promise<Host[]> {
+    return this.hosts.findAllMatching(parseSelector(selectorText));
+  }
+
   async bulkUpsert(hosts: HostInput[]): Promise<BulkUpsertResult> {
     const { created, updated } = await this.hosts.bulkUpsert(hosts);
     return { total: hosts.length, created, updated, unchanged: hosts.length - created - updated };

@@ -1,8 +1,15 @@
-import { Controller, Get, Param, Query } from '@nestjs/common';
+import { Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
+import { RequireScope } from '../common/auth/auth.decorators';
 import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import { ApiProblems, ApiZodParams, ApiZodQuery, ApiZodResponse } from '../common/openapi/zod-openapi';
 import type { Page } from '../common/pagination/cursor';
-import { ListHostUnitsQueryDto, ListUnitsQueryDto, UnitPageDto, UnitResponse } from './dto/unit.dto';
+import {
+  DiscoveryRequestedDto,
+  ListHostUnitsQueryDto,
+  ListUnitsQueryDto,
+  UnitPageDto,
+  UnitResponse,
+} from './dto/unit.dto';
 import { HostParamsDto } from '../hosts/dto/host.dto';
 import { UnitsService } from './units.service';
 
@@ -19,6 +26,17 @@ export class UnitsController {
   @ApiProblems(400, 401, 404)
   listForHost(@Param() params: HostParamsDto, @Query() query: ListHostUnitsQueryDto): Promise<Page<UnitResponse>> {
     return this.units.listForHost(params.name, query);
+  }
+
+  @Post('hosts/:name/discover')
+  @HttpCode(202)
+  @RequireScope('operate')
+  @ApiOperation({ operationId: 'discoverHostUnits', summary: 'Queue a fresh listing of every unit on the host' })
+  @ApiZodParams(HostParamsDto)
+  @ApiZodResponse(202, 'Queued', DiscoveryRequestedDto)
+  @ApiProblems(400, 401, 403, 404)
+  discover(@Param() params: HostParamsDto): Promise<{ hostName: string; queued: true }> {
+    return this.units.requestDiscovery(params.name);
   }
 
   @Get('units')

@@ -5,6 +5,15 @@ import { Prisma, Unit } from '../generated/prisma/client';
 import { PrismaService } from '../infra/prisma/prisma.service';
 import { selectorSql } from '../infra/prisma/selector-sql';
 
+export interface DiscoveredUnitRow {
+  name: string;
+  description: string | null;
+  loadState: string;
+  activeState: string;
+  subState: string;
+  unitFileState: string | null;
+}
+
 export type UnitWithHost = Unit & { host: { name: string } };
 
 const withHostName = { host: { select: { name: true } } } as const;
@@ -12,6 +21,34 @@ const withHostName = { host: { select: { name: true } } } as const;
 @Injectable()
 export class UnitsRepository {
   constructor(private readonly prisma: PrismaService) {}
+
+  /**
+   * Makes the stored units of a host exactly the discovered ones: upserts each, deletes the units
+   * the host no longer has. Keeps the last known MainPID of units a task has looked at.
+   */
+  async replaceForHost(hostId: string, units: DiscoveredUnitRow[]): Promise<void> {
+    const refreshedAt = new Date();
+    await this.prisma.$transaction(async (tx) => {
+      await tx.unit.deleteMany({ where: { hostId, name: { notIn: units.map((unit) => unit.name) } } });
+      for (const unit of units) {
+        await tx.unit.upsert({
+          where: { hostId_name: { hostId, name: unit.name } },
+          create: { hostId, ...unit, refreshedAt },
+          update: { ...unit, refreshedAt },
+        });
+      }
+    });
+  }
+
+  /** Records one unit's state as a task just read it. */
+  async upsertOne(hostId: string, unit: DiscoveredUnitRow & { mainPid: number | null }): Promise<void> {
+    const refreshedAt = new Date();
+    await this.prisma.unit.upsert({
+      where: { hostId_name: { hostId, name: unit.name } },
+      create: { hostId, ...unit, refreshedAt },
+      update: { ...unit, refreshedAt },
+    });
+  }
 
   /** Units of one host ordered by unit name, strictly after `afterUnit`. */
   async listForHost(hostName: string, afterUnit: string | undefined, take: number): Promise<UnitWithHost[]> {

@@ -3,6 +3,8 @@ import { z } from 'zod';
 import { decodeCursor, Page, toPage } from '../common/pagination/cursor';
 import { parseSelector } from '../common/selector/selector';
 import type { UnitResponse } from './dto/unit.dto';
+import { HostsRepository } from '../hosts/hosts.repository';
+import { JobProducer } from '../infra/queue/job-producer';
 import { UnitsRepository, UnitWithHost } from './units.repository';
 
 const unitCursorSchema = z.object({ unit: z.string() });
@@ -24,7 +26,18 @@ function toUnitResponse(unit: UnitWithHost): UnitResponse {
 
 @Injectable()
 export class UnitsService {
-  constructor(private readonly units: UnitsRepository) {}
+  constructor(
+    private readonly units: UnitsRepository,
+    private readonly hosts: HostsRepository,
+    private readonly producer: JobProducer,
+  ) {}
+
+  /** Queues a discovery of the host's units (deduplicated: one waiting discovery per host). */
+  async requestDiscovery(hostName: string): Promise<{ hostName: string; queued: true }> {
+    const host = await this.hosts.findByName(hostName);
+    await this.producer.discoverHost(host.id);
+    return { hostName: host.name, queued: true };
+  }
 
   async listForHost(
     hostName: string,

@@ -24,12 +24,13 @@ export interface TestApi {
 let tokenSequence = 0;
 
 /** The real HTTP API on an ephemeral port, over its own migrated database and the real Redis. */
-export async function startTestApi(): Promise<TestApi> {
+export async function startTestApi(env: Record<string, string> = {}): Promise<TestApi> {
   const database = await createTestDatabase();
   const config = parseConfig({
     DATABASE_URL: database.url,
     REDIS_URL: testEnv.redisUrl,
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    ...env,
   });
   const logger = createRootLogger(config.LOG_LEVEL, { service: 'drover-api-test' });
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), {

@@ -6,7 +6,12 @@ import { sha256Fingerprint } from '../../src/infra/ssh/host-key';
 import { testEnv } from './env';
 
 export interface FleetInventory {
-  hosts: (Schemas['CreateHost'] & { hostKeyFingerprint: string })[];
+  hosts: (Schemas['CreateHost'] & {
+    hostKeyFingerprint: string;
+    port: number;
+    sshUser: string;
+    labels: Record<string, string>;
+  })[];
 }
 
 export function fleetInventoryPath(): string {

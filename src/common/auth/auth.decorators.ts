@@ -1,6 +1,7 @@
-import { applyDecorators, SetMetadata } from '@nestjs/common';
+import { applyDecorators, createParamDecorator, ExecutionContext, SetMetadata } from '@nestjs/common';
 import { ApiExtension } from '@nestjs/swagger';
 import type { TokenScope } from '../../tokens/token-scope';
+import type { AuthenticatedRequest } from './authenticated-request';
 
 export const PUBLIC_ROUTE = 'drover:public';
 export const REQUIRED_SCOPE = 'drover:scope';
@@ -13,3 +14,19 @@ export const Public = () =>
 
 /** The scope a route needs; routes without it need `read`. */
 export const RequireScope = (scope: TokenScope) => SetMetadata(REQUIRED_SCOPE, scope);
+
+/** Who is calling and under which request id: what every audit event of the request records. */
+export interface RequestActor {
+  tokenId: string;
+  tokenName: string;
+  requestId: string | null;
+}
+
+export const Actor = createParamDecorator((_data: unknown, context: ExecutionContext): RequestActor => {
+  const request = context.switchToHttp().getRequest<AuthenticatedRequest & { id?: unknown }>();
+  return {
+    tokenId: request.principal.tokenId,
+    tokenName: request.principal.tokenName,
+    requestId: typeof request.id === 'string' ? request.id : null,
+  };
+});

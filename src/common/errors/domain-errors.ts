@@ -92,3 +92,17 @@ export class ForbiddenError extends DomainError {
   readonly code = 'forbidden';
   readonly title = 'Not allowed';
 }
+
+/** Well-formed input that cannot be acted on as asked (e.g. a selector that matches no host). */
+export class UnprocessableError extends DomainError {
+  readonly status = 422;
+  readonly title = 'Request cannot be carried out';
+
+  constructor(
+    readonly code: string,
+    field: string,
+    message: string,
+  ) {
+    super(message, [{ field, message }]);
+  }
+}

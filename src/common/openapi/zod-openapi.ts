@@ -69,6 +69,7 @@ const problemDescriptions: Record<number, string> = {
   403: 'The token lacks the scope this operation needs',
   404: 'The named resource does not exist',
   409: 'The resource conflicts with an existing one',
+  422: 'Well-formed, but cannot be carried out (e.g. the selector matches no host)',
 };
 
 /** Documents the problem+json error responses an operation can return. */

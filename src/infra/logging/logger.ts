@@ -1,5 +1,5 @@
 import { LoggerService } from '@nestjs/common';
-import pino, { Logger } from 'pino';
+import pino, { Level, Logger } from 'pino';
 
 /** Creates the process's root JSON logger. Secrets never go into log fields. */
 export function createRootLogger(level: string, base: Record<string, string>): Logger {
@@ -11,35 +11,53 @@ export function createRootLogger(level: string, base: Record<string, string>): L
   });
 }
 
-/** Routes NestJS's own log calls into pino, with the Nest context as a field. */
+function isFields(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !(value instanceof Error) && !Array.isArray(value);
+}
+
+/**
+ * Routes Nest's log calls into pino. Nest's Logger appends the class name as the last argument,
+ * so both `logger.log('text')` and `logger.warn({ hostId, unit }, 'text')` keep their structure:
+ * the context and the fields become JSON fields, the text the message.
+ */
 export class PinoNestLogger implements LoggerService {
   constructor(private readonly logger: Logger) {}
 
-  log(message: unknown, context?: string): void {
-    this.logger.info({ context }, String(message));
+  log(message: unknown, ...params: unknown[]): void {
+    this.write('info', message, params);
   }
 
-  error(message: unknown, stackOrContext?: string, context?: string): void {
-    const err = message instanceof Error ? message : undefined;
-    this.logger.error(
-      { context: context ?? stackOrContext, err, stack: context ? stackOrContext : undefined },
-      String(message),
-    );
+  error(message: unknown, ...params: unknown[]): void {
+    this.write('error', message, params);
   }
 
-  warn(message: unknown, context?: string): void {
-    this.logger.warn({ context }, String(message));
+  warn(message: unknown, ...params: unknown[]): void {
+    this.write('warn', message, params);
   }
 
-  debug(message: unknown, context?: string): void {
-    this.logger.debug({ context }, String(message));
+  debug(message: unknown, ...params: unknown[]): void {
+    this.write('debug', message, params);
   }
 
-  verbose(message: unknown, context?: string): void {
-    this.logger.trace({ context }, String(message));
+  verbose(message: unknown, ...params: unknown[]): void {
+    this.write('trace', message, params);
   }
 
-  fatal(message: unknown, context?: string): void {
-    this.logger.fatal({ context }, String(message));
+  fatal(message: unknown, ...params: unknown[]): void {
+    this.write('fatal', message, params);
+  }
+
+  private write(level: Level, message: unknown, params: unknown[]): void {
+    const rest = [...params];
+    const context = rest.length > 0 && typeof rest[rest.length - 1] === 'string' ? (rest.pop() as string) : undefined;
+    if (isFields(message)) {
+      this.logger[level]({ context, ...message }, typeof rest[0] === 'string' ? rest[0] : '');
+    } else if (message instanceof Error) {
+      this.logger[level]({ context, err: message }, message.message);
+    } else {
+      // Nest's own error(message, stack, context) form.
+      const stack = typeof rest[0] === 'string' ? rest[0] : undefined;
+      this.logger[level]({ context, ...(stack ? { stack } : {}) }, String(message));
+    }
   }
 }

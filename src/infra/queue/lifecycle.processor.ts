@@ -1,29 +1,96 @@
-import { Processor, WorkerHost } from '@nestjs/bullmq';
-import { Logger } from '@nestjs/common';
-import { Job, UnrecoverableError } from 'bullmq';
-import { JOB_NAMES, QueueName } from './queue.constants';
+import { Inject, Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
+import { DelayedError, Job, Worker } from 'bullmq';
+import { APP_CONFIG } from '../../config/config.module';
+import type { AppConfig } from '../../config/config.schema';
+import { DispatcherService } from '../../operations/dispatcher.service';
+import { TaskDeferred, TaskRunnerService } from '../../operations/task-runner.service';
+import { DiscoveryService } from '../../units/discovery.service';
+import { JobProducer } from './job-producer';
+import { JOB_NAMES, JobName, JobPayloads, QueueName } from './queue.constants';
+
+type Handlers = { [Name in JobName]: (payload: JobPayloads[Name]) => Promise<unknown> };
 
 /**
- * Consumes the lifecycle queue. Thin by design: it routes each job by name to the one service
- * method that handles it. A job whose name has no handler fails without retries, loudly.
+ * Consumes the lifecycle queue. Thin by design: each job name maps to one service method. The
+ * BullMQ worker is built here (not by decorator) so concurrency and lock timing come from config.
  */
-@Processor(QueueName.Lifecycle, { concurrency: 50 })
-export class LifecycleProcessor extends WorkerHost {
+@Injectable()
+export class LifecycleProcessor implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger(LifecycleProcessor.name);
-  private readonly handlers = new Map<string, (job: Job) => Promise<unknown>>();
+  private readonly handlers: Handlers;
+  private lifecycleWorker: Worker | undefined;
 
-  constructor() {
-    super();
-    const missing = JOB_NAMES.filter((name) => !this.handlers.has(name));
+  constructor(
+    private readonly taskRunner: TaskRunnerService,
+    discovery: DiscoveryService,
+    dispatcher: DispatcherService,
+    private readonly producer: JobProducer,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {
+    this.handlers = {
+      [JobName.RunTask]: ({ taskId }) => taskRunner.run(taskId),
+      [JobName.DiscoverHost]: ({ hostId }) => discovery.discover(hostId),
+      [JobName.DiscoverySweep]: () => discovery.sweep(),
+      [JobName.ReconcileOperations]: () => dispatcher.reconcile(),
+    };
+    const missing = JOB_NAMES.filter((name) => typeof this.handlers[name] !== 'function');
     if (missing.length > 0) throw new Error(`no handler for job names: ${missing.join(', ')}`);
   }
 
-  async process(job: Job): Promise<unknown> {
-    const handler = this.handlers.get(job.name);
-    if (!handler) {
-      this.logger.error({ jobId: job.id, jobName: job.name }, 'job has no handler');
-      throw new UnrecoverableError(`no handler for job '${job.name}'`);
+  get worker(): Worker {
+    if (!this.lifecycleWorker) throw new Error('the lifecycle worker has not started');
+    return this.lifecycleWorker;
+  }
+
+  async onModuleInit(): Promise<void> {
+    this.lifecycleWorker = new Worker(QueueName.Lifecycle, (job, token) => this.process(job, token), {
+      connection: { url: this.config.REDIS_URL, maxRetriesPerRequest: null },
+      prefix: this.config.QUEUE_PREFIX,
+      concurrency: this.config.WORKER_CONCURRENCY,
+      lockDuration: this.config.JOB_LOCK_DURATION_MS,
+      // Look for jobs whose worker vanished as often as a lock can lapse.
+      stalledInterval: this.config.JOB_LOCK_DURATION_MS,
+      maxStalledCount: 3,
+    });
+    this.lifecycleWorker.on('failed', (job, error) => void this.onFailed(job, error));
+    this.lifecycleWorker.on('error', (error) => this.logger.error({ err: error }, `worker error: ${error.message}`));
+    await this.producer.scheduleMaintenance();
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    // Waits for running jobs to finish; the entrypoint bounds how long.
+    await this.lifecycleWorker?.close();
+  }
+
+  private async onFailed(job: Job | undefined, error: Error): Promise<void> {
+    this.logger.error(
+      { jobId: job?.id, jobName: job?.name, attemptsMade: job?.attemptsMade, err: error },
+      `job failed: ${error.message}`,
+    );
+    const exhausted = job !== undefined && job.attemptsMade >= (job.opts.attempts ?? 1);
+    if (exhausted && (job.name as JobName) === JobName.RunTask) {
+      await this.taskRunner
+        .abandon((job.data as JobPayloads[JobName.RunTask]).taskId, error.message)
+        .catch((cause: unknown) =>
+          this.logger.error(
+            { jobId: job.id, err: cause },
+            'could not record the abandoned task; the reconciler will see it',
+          ),
+        );
     }
-    return handler(job);
+  }
+
+  private async process(job: Job, token?: string): Promise<unknown> {
+    const handler = this.handlers[job.name as JobName] as ((payload: unknown) => Promise<unknown>) | undefined;
+    if (!handler) throw new Error(`no handler for job '${job.name}'`);
+    try {
+      return await handler(job.data);
+    } catch (error) {
+      if (error instanceof TaskDeferred && token) {
+        await job.moveToDelayed(Date.now() + error.delayMs, token);
+        throw new DelayedError();
+      }
+      throw error;
+    }
   }
 }

@@ -6,10 +6,23 @@ export enum QueueName {
   Lifecycle = 'lifecycle',
 }
 
-/** Job name → payload. Lifecycle jobs (systemctl verbs, discovery) are added here with their handlers. */
-export type JobPayloads = Record<never, never>;
+export enum JobName {
+  /** Execute one task (a verb on a unit of a host). */
+  RunTask = 'task.run',
+  /** List a host's units and store them. */
+  DiscoverHost = 'host.discover',
+  /** Periodic: queue discovery of every host. */
+  DiscoverySweep = 'discovery.sweep',
+  /** Periodic: re-dispatch unfinished operations whose tasks lost their jobs (crash between commit and enqueue). */
+  ReconcileOperations = 'operations.reconcile',
+}
 
-export type JobName = keyof JobPayloads;
+export interface JobPayloads {
+  [JobName.RunTask]: { taskId: string };
+  [JobName.DiscoverHost]: { hostId: string };
+  [JobName.DiscoverySweep]: Record<string, never>;
+  [JobName.ReconcileOperations]: Record<string, never>;
+}
 
 /** Every job name, so start-up can check each has exactly one handler. */
-export const JOB_NAMES: readonly JobName[] = [];
+export const JOB_NAMES: readonly JobName[] = Object.values(JobName);

@@ -2,9 +2,10 @@ import { BullModule } from '@nestjs/bullmq';
 import { Module } from '@nestjs/common';
 import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config.schema';
+import { JobProducer } from './job-producer';
 import { QueueName } from './queue.constants';
 
-/** BullMQ connection and queue registration shared by the API (producer side) and the worker. */
+/** BullMQ connection, the queue, and the one producer; shared by the API and the worker. */
 @Module({
   imports: [
     BullModule.forRootAsync({
@@ -16,6 +17,7 @@ import { QueueName } from './queue.constants';
     }),
     BullModule.registerQueue({ name: QueueName.Lifecycle }),
   ],
-  exports: [BullModule],
+  providers: [JobProducer],
+  exports: [BullModule, JobProducer],
 })
 export class QueueModule {}

@@ -39,3 +39,5 @@ export class ListUnitsQueryDto extends createZodDto(
 ) {}
 
 export type UnitResponse = z.output<typeof unitResponseSchema>;
+
+export class DiscoveryRequestedDto extends createZodDto(z.object({ hostName: z.string(), queued: z.literal(true) })) {}

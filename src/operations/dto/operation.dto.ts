@@ -1,0 +1,134 @@
+import { z } from 'zod';
+import { pageQueryShape, pageSchema } from '../../common/pagination/cursor';
+import { createZodDto } from '../../common/validation/zod-dto';
+import { hostNameSchema } from '../../hosts/dto/host.dto';
+import { unitNameSchema } from '../../units/dto/unit.dto';
+import { HOST_LEVEL_VERBS, VERBS } from '../systemd/verbs';
+
+const verbSchema = z.enum(VERBS).describe('The systemctl verb');
+
+const actionFields = {
+  verb: verbSchema,
+  unit: unitNameSchema.optional().describe('The unit to act on; optional only for daemon-reload'),
+  onConflict: z
+    .enum(['wait', 'reject'])
+    .default('wait')
+    .describe('When another task is acting on the same unit of a host: wait for it, or fail this task'),
+  timeoutMs: z
+    .number()
+    .int()
+    .min(1_000)
+    .max(3_600_000)
+    .optional()
+    .describe('Upper bound for each command on a host (default: the server setting)'),
+  trustOnFirstUse: z
+    .boolean()
+    .default(false)
+    .describe('Accept and pin the host key of hosts that have none pinned yet (recorded in the audit trail)'),
+};
+
+function unitRequiredUnlessHostLevel(
+  value: { verb: (typeof VERBS)[number]; unit?: string | undefined },
+  context: z.RefinementCtx,
+) {
+  if (value.unit === undefined && !HOST_LEVEL_VERBS.includes(value.verb)) {
+    context.addIssue({ code: 'custom', path: ['unit'], message: `'${value.verb}' needs a unit` });
+  }
+}
+
+export class CreateOperationDto extends createZodDto(
+  z
+    .strictObject({
+      ...actionFields,
+      selector: z
+        .string()
+        .max(4096)
+        .describe('Label selector choosing the hosts (must match at least one); "" selects every host'),
+      concurrency: z
+        .number()
+        .int()
+        .min(1)
+        .max(10_000)
+        .optional()
+        .describe('How many hosts are acted on at once (default: all)'),
+    })
+    .superRefine(unitRequiredUnlessHostLevel)
+    .describe('Apply a verb to a unit on every host a selector matches'),
+) {}
+
+export class HostActionDto extends createZodDto(
+  z.strictObject(actionFields).superRefine(unitRequiredUnlessHostLevel).describe('Apply a verb to a unit of this host'),
+) {}
+
+export const taskStateSchema = z.enum([
+  'queued',
+  'running',
+  'succeeded',
+  'failed',
+  'timed_out',
+  'unreachable',
+  'cancelled',
+  'skipped',
+]);
+
+const snapshotSchema = z
+  .record(z.string(), z.unknown())
+  .nullable()
+  .describe(
+    'The unit as `systemctl show` reported it (Id, ActiveState, SubState, MainPID, NRestarts, UnitFileState, ...)',
+  );
+
+export const taskResponseSchema = z.object({
+  id: z.uuid(),
+  hostName: z.string(),
+  verb: verbSchema,
+  unit: z.string().nullable(),
+  state: taskStateSchema,
+  attempts: z.number().int(),
+  startedAt: z.iso.datetime().nullable(),
+  finishedAt: z.iso.datetime().nullable(),
+  exitCode: z.number().int().nullable(),
+  reason: z.string().nullable().describe('Why the task ended as it did, in words'),
+  before: snapshotSchema,
+  after: snapshotSchema,
+  output: z.string().nullable().describe('What the command printed (stdout then stderr), bounded'),
+});
+
+const operationStatusSchema = z.enum(['queued', 'running', 'succeeded', 'failed', 'cancelled']);
+
+export const operationSummarySchema = z.object({
+  id: z.uuid(),
+  verb: verbSchema,
+  unit: z.string().nullable(),
+  selector: z.string().nullable(),
+  concurrency: z.number().int(),
+  onConflict: z.enum(['wait', 'reject']),
+  status: operationStatusSchema,
+  requestedBy: z.string(),
+  createdAt: z.iso.datetime(),
+  finishedAt: z.iso.datetime().nullable(),
+  counts: z.record(taskStateSchema, z.number().int()).describe('Tasks per state'),
+});
+
+export class OperationDto extends createZodDto(operationSummarySchema.extend({ tasks: z.array(taskResponseSchema) })) {}
+
+export class OperationPageDto extends createZodDto(pageSchema(operationSummarySchema)) {}
+
+export class OperationParamsDto extends createZodDto(z.object({ id: z.uuid() })) {}
+
+export class ListOperationsQueryDto extends createZodDto(
+  z.object({
+    status: operationStatusSchema.optional(),
+    verb: verbSchema.optional(),
+    unit: unitNameSchema.optional(),
+    host: hostNameSchema.optional().describe('Only operations with a task on this host'),
+    ...pageQueryShape,
+  }),
+) {}
+
+export type CreateOperationInput = z.output<typeof CreateOperationDto.schema>;
+export type HostActionInput = z.output<typeof HostActionDto.schema>;
+export type TaskResponse = z.output<typeof taskResponseSchema>;
+export type OperationSummary = z.output<typeof operationSummarySchema>;
+export type OperationResponse = z.output<typeof OperationDto.schema>;
+export type ListOperationsQuery = z.output<typeof ListOperationsQueryDto.schema>;

@@ -1,0 +1,289 @@
+import { Injectable } from '@nestjs/common';
+import { ResourceNotFoundError } from '../common/errors/domain-errors';
+import { Operation, Prisma, Task, TaskState } from '../generated/prisma/client';
+import { PrismaService } from '../infra/prisma/prisma.service';
+
+export type { Operation, Task, TaskState };
+
+export const TERMINAL_TASK_STATES: readonly TaskState[] = [
+  'succeeded',
+  'failed',
+  'timed_out',
+  'unreachable',
+  'cancelled',
+  'skipped',
+];
+const ACTIVE_TASK_STATES: TaskState[] = ['queued', 'running'];
+
+export interface NewOperation {
+  verb: string;
+  unit: string | null;
+  selector: string | null;
+  concurrency: number;
+  onConflict: 'wait' | 'reject';
+  commandTimeoutMs: number;
+  trustOnFirstUse: boolean;
+  requestedByTokenId: string;
+  requestedBy: string;
+  requestId: string | null;
+}
+
+/** Who did something and how it was asked for, copied onto every audit event it causes. */
+export interface AuditActor {
+  actorTokenId: string | null;
+  actorName: string;
+  requestId: string | null;
+}
+
+export interface TaskOutcome {
+  state: TaskState;
+  before: Prisma.InputJsonValue | null;
+  reason: string;
+  exitCode: number | null;
+  after: Prisma.InputJsonValue | null;
+  output: string | null;
+}
+
+export type TaskWithContext = Task & {
+  operation: Operation;
+  host: {
+    id: string;
+    name: string;
+    address: string;
+    port: number;
+    sshUser: string;
+    hostKeyFingerprint: string | null;
+  } | null;
+};
+
+export type OperationWithTasks = Operation & { tasks: Task[] };
+
+@Injectable()
+export class OperationsRepository {
+  constructor(private readonly prisma: PrismaService) {}
+
+  /** Creates the operation, one task per host, and the audit event of the request, atomically. */
+  async create(
+    operation: NewOperation,
+    hosts: { id: string; name: string }[],
+    parameters: Prisma.InputJsonObject,
+  ): Promise<Operation> {
+    return this.prisma.$transaction(async (tx) => {
+      const created = await tx.operation.create({ data: operation });
+      await tx.task.createMany({
+        data: hosts.map((host, position) => ({
+          operationId: created.id,
+          hostId: host.id,
+          hostName: host.name,
+          verb: operation.verb,
+          unit: operation.unit,
+          position,
+        })),
+      });
+      await tx.auditEvent.create({
+        data: {
+          actorTokenId: operation.requestedByTokenId,
+          actorName: operation.requestedBy,
+          requestId: operation.requestId,
+          action: 'operation.create',
+          result: 'accepted',
+          unit: operation.unit,
+          operationId: created.id,
+          hostName: hosts.length === 1 ? (hosts[0]?.name ?? null) : null,
+          hostId: hosts.length === 1 ? (hosts[0]?.id ?? null) : null,
+          parameters: { ...parameters, hosts: hosts.map((host) => host.name) },
+        },
+      });
+      return created;
+    });
+  }
+
+  /**
+   * Marks the next tasks of an operation as dispatched, up to its concurrency, and returns every
+   * dispatched task that has not finished: enqueueing those again is harmless (job ids dedupe),
+   * so a crash between this commit and the enqueue loses nothing.
+   */
+  async claimDispatchable(operationId: string): Promise<string[]> {
+    return this.prisma.$transaction(async (tx) => {
+      const [operation] = await tx.$queryRaw<{ concurrency: number; status: string }[]>`
+        SELECT concurrency, status::text AS status FROM operations WHERE id = ${operationId}::uuid FOR UPDATE`;
+      if (
+        !operation ||
+        operation.status === 'succeeded' ||
+        operation.status === 'failed' ||
+        operation.status === 'cancelled'
+      ) {
+        return [];
+      }
+      const inFlight = await tx.task.count({
+        where: { operationId, dispatchedAt: { not: null }, state: { in: ACTIVE_TASK_STATES } },
+      });
+      const free = operation.concurrency - inFlight;
+      if (free > 0) {
+        const next = await tx.task.findMany({
+          where: { operationId, dispatchedAt: null, state: 'queued' },
+          orderBy: { position: 'asc' },
+          take: free,
+          select: { id: true },
+        });
+        await tx.task.updateMany({
+          where: { id: { in: next.map((task) => task.id) } },
+          data: { dispatchedAt: new Date() },
+        });
+      }
+      const dispatched = await tx.task.findMany({
+        where: { operationId, dispatchedAt: { not: null }, state: { in: ACTIVE_TASK_STATES } },
+        orderBy: { position: 'asc' },
+        select: { id: true },
+      });
+      return dispatched.map((task) => task.id);
+    });
+  }
+
+  /** Operations not finished yet (for the reconciler). */
+  async unfinishedOperationIds(): Promise<string[]> {
+    const rows = await this.prisma.operation.findMany({
+      where: { status: { in: ['queued', 'running'] } },
+      select: { id: true },
+    });
+    return rows.map((row) => row.id);
+  }
+
+  /** The task with its operation and host, or null when it does not exist any more. */
+  findForRun(taskId: string): Promise<TaskWithContext | null> {
+    return this.prisma.task.findUnique({
+      where: { id: taskId },
+      include: {
+        operation: true,
+        host: { select: { id: true, name: true, address: true, port: true, sshUser: true, hostKeyFingerprint: true } },
+      },
+    });
+  }
+
+  /**
+   * Starts (or resumes, after a lost worker) an attempt at a task. Returns the attempt number, or
+   * null when the task already finished, so a redelivered job does nothing.
+   */
+  async startAttempt(task: TaskWithContext): Promise<number | null> {
+    return this.prisma.$transaction(async (tx) => {
+      const updated = await tx.task.updateManyAndReturn({
+        where: { id: task.id, state: { in: ACTIVE_TASK_STATES } },
+        data: { state: 'running', attempts: { increment: 1 } },
+        select: { attempts: true },
+      });
+      const attempt = updated[0]?.attempts;
+      if (attempt === undefined) return null;
+      await tx.task.updateMany({ where: { id: task.id, startedAt: null }, data: { startedAt: new Date() } });
+      await tx.operation.updateMany({ where: { id: task.operationId, status: 'queued' }, data: { status: 'running' } });
+      return attempt;
+    });
+  }
+
+  /** Stores the state before the action, before acting, so a later attempt can tell what happened. */
+  async saveBefore(taskId: string, before: Prisma.InputJsonValue): Promise<void> {
+    await this.prisma.task.update({ where: { id: taskId }, data: { before } });
+  }
+
+  /**
+   * Ends a task and records its audit event in one transaction (a result without its audit event
+   * cannot exist), then closes the operation if this was its last task. No-op if already ended.
+   */
+  async finish(task: TaskWithContext, outcome: TaskOutcome, actor: AuditActor): Promise<boolean> {
+    return this.prisma.$transaction(async (tx) => {
+      const ended = await tx.task.updateMany({
+        where: { id: task.id, state: { in: ACTIVE_TASK_STATES } },
+        data: {
+          state: outcome.state,
+          reason: outcome.reason,
+          exitCode: outcome.exitCode,
+          before: outcome.before ?? Prisma.DbNull,
+          after: outcome.after ?? Prisma.DbNull,
+          output: outcome.output,
+          finishedAt: new Date(),
+        },
+      });
+      if (ended.count === 0) return false;
+      await tx.auditEvent.create({
+        data: {
+          ...actor,
+          action: `unit.${task.verb}`,
+          result: outcome.state,
+          hostId: task.hostId,
+          hostName: task.hostName,
+          unit: task.unit,
+          operationId: task.operationId,
+          taskId: task.id,
+          parameters: { verb: task.verb, attempts: task.attempts },
+          before: outcome.before ?? Prisma.DbNull,
+          after: outcome.after ?? Prisma.DbNull,
+          reason: outcome.reason,
+        },
+      });
+      await this.closeOperationIfDone(tx, task.operationId);
+      return true;
+    });
+  }
+
+  private async closeOperationIfDone(tx: Prisma.TransactionClient, operationId: string): Promise<void> {
+    const remaining = await tx.task.count({ where: { operationId, state: { in: ACTIVE_TASK_STATES } } });
+    if (remaining > 0) return;
+    const unsuccessful = await tx.task.count({
+      where: { operationId, state: { notIn: ['succeeded', 'skipped'] } },
+    });
+    await tx.operation.updateMany({
+      where: { id: operationId, status: { in: ['queued', 'running'] } },
+      data: { status: unsuccessful > 0 ? 'failed' : 'succeeded', finishedAt: new Date() },
+    });
+  }
+
+  async findWithTasks(id: string): Promise<OperationWithTasks> {
+    const operation = await this.prisma.operation.findUnique({
+      where: { id },
+      include: { tasks: { orderBy: { position: 'asc' } } },
+    });
+    if (!operation) throw new ResourceNotFoundError('operation', id);
+    return operation;
+  }
+
+  /** Task counts per state for each operation. */
+  async countTasks(operationIds: string[]): Promise<Map<string, Partial<Record<TaskState, number>>>> {
+    const groups = await this.prisma.task.groupBy({
+      by: ['operationId', 'state'],
+      where: { operationId: { in: operationIds } },
+      _count: { _all: true },
+    });
+    const counts = new Map<string, Partial<Record<TaskState, number>>>();
+    for (const group of groups) {
+      const forOperation = counts.get(group.operationId) ?? {};
+      forOperation[group.state] = group._count._all;
+      counts.set(group.operationId, forOperation);
+    }
+    return counts;
+  }
+
+  /** Newest first, keyset-paginated on (createdAt, id). */
+  async list(
+    filter: {
+      status?: Operation['status'] | undefined;
+      verb?: string | undefined;
+      unit?: string | undefined;
+      host?: string | undefined;
+    },
+    before: { createdAt: Date; id: string } | undefined,
+    take: number,
+  ): Promise<Operation[]> {
+    return this.prisma.operation.findMany({
+      where: {
+        ...(filter.status ? { status: filter.status } : {}),
+        ...(filter.verb ? { verb: filter.verb } : {}),
+        ...(filter.unit ? { unit: filter.unit } : {}),
+        ...(filter.host ? { tasks: { some: { hostName: filter.host } } } : {}),
+        ...(before
+          ? { OR: [{ createdAt: { lt: before.createdAt } }, { createdAt: before.createdAt, id: { lt: before.id } }] }
+          : {}),
+      },
+      orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
+      take,
+    });
+  }
+}

@@ -1,0 +1,149 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { z } from 'zod';
+import type { RequestActor } from '../common/auth/auth.decorators';
+import { UnprocessableError } from '../common/errors/domain-errors';
+import { decodeCursor, encodeCursor, Page } from '../common/pagination/cursor';
+import { APP_CONFIG } from '../config/config.module';
+import type { AppConfig } from '../config/config.schema';
+import type { Host } from '../hosts/hosts.repository';
+import { HostsRepository } from '../hosts/hosts.repository';
+import { HostsService } from '../hosts/hosts.service';
+import { DispatcherService } from './dispatcher.service';
+import type {
+  CreateOperationInput,
+  HostActionInput,
+  ListOperationsQuery,
+  OperationResponse,
+  OperationSummary,
+  TaskResponse,
+} from './dto/operation.dto';
+import { Operation, OperationsRepository, Task, TaskState } from './operations.repository';
+
+const operationCursorSchema = z.object({ createdAt: z.iso.datetime(), id: z.uuid() });
+
+const NO_TASKS: Record<TaskState, number> = {
+  queued: 0,
+  running: 0,
+  succeeded: 0,
+  failed: 0,
+  timed_out: 0,
+  unreachable: 0,
+  cancelled: 0,
+  skipped: 0,
+};
+
+function toSummary(operation: Operation, counts: Partial<Record<TaskState, number>>): OperationSummary {
+  return {
+    id: operation.id,
+    verb: operation.verb as OperationSummary['verb'],
+    unit: operation.unit,
+    selector: operation.selector,
+    concurrency: operation.concurrency,
+    onConflict: operation.onConflict,
+    status: operation.status,
+    requestedBy: operation.requestedBy,
+    createdAt: operation.createdAt.toISOString(),
+    finishedAt: operation.finishedAt?.toISOString() ?? null,
+    counts: { ...NO_TASKS, ...counts },
+  };
+}
+
+function toTaskResponse(task: Task): TaskResponse {
+  return {
+    id: task.id,
+    hostName: task.hostName,
+    verb: task.verb as TaskResponse['verb'],
+    unit: task.unit,
+    state: task.state,
+    attempts: task.attempts,
+    startedAt: task.startedAt?.toISOString() ?? null,
+    finishedAt: task.finishedAt?.toISOString() ?? null,
+    exitCode: task.exitCode,
+    reason: task.reason,
+    before: task.before as TaskResponse['before'],
+    after: task.after as TaskResponse['after'],
+    output: task.output,
+  };
+}
+
+@Injectable()
+export class OperationsService {
+  constructor(
+    private readonly operations: OperationsRepository,
+    private readonly hostsService: HostsService,
+    private readonly hosts: HostsRepository,
+    private readonly dispatcher: DispatcherService,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  /** Acts on a unit across the hosts a selector matches. Nothing is queued unless all is valid. */
+  async create(input: CreateOperationInput, actor: RequestActor): Promise<OperationResponse> {
+    const targets = await this.hostsService.resolveTargets(input.selector);
+    if (targets.length === 0) {
+      throw new UnprocessableError(
+        'selector_matches_nothing',
+        'selector',
+        `selector '${input.selector}' matches no host`,
+      );
+    }
+    return this.start(input, input.selector, input.concurrency ?? targets.length, targets, actor);
+  }
+
+  /** Acts on a unit of one host. */
+  async createForHost(hostName: string, input: HostActionInput, actor: RequestActor): Promise<OperationResponse> {
+    const host = await this.hosts.findByName(hostName);
+    return this.start(input, null, 1, [host], actor);
+  }
+
+  private async start(
+    input: HostActionInput,
+    selector: string | null,
+    concurrency: number,
+    targets: Host[],
+    actor: RequestActor,
+  ): Promise<OperationResponse> {
+    const operation = await this.operations.create(
+      {
+        verb: input.verb,
+        unit: input.unit ?? null,
+        selector,
+        concurrency,
+        onConflict: input.onConflict,
+        commandTimeoutMs: input.timeoutMs ?? this.config.SSH_COMMAND_TIMEOUT_MS,
+        trustOnFirstUse: input.trustOnFirstUse,
+        requestedByTokenId: actor.tokenId,
+        requestedBy: actor.tokenName,
+        requestId: actor.requestId,
+      },
+      targets,
+      { verb: input.verb, unit: input.unit ?? null, selector, concurrency, onConflict: input.onConflict },
+    );
+    await this.dispatcher.dispatch(operation.id);
+    return this.get(operation.id);
+  }
+
+  async get(id: string): Promise<OperationResponse> {
+    const operation = await this.operations.findWithTasks(id);
+    const counts = (await this.operations.countTasks([id])).get(id) ?? {};
+    return { ...toSummary(operation, counts), tasks: operation.tasks.map(toTaskResponse) };
+  }
+
+  async list(query: ListOperationsQuery): Promise<Page<OperationSummary>> {
+    const cursor = query.cursor === undefined ? undefined : decodeCursor(query.cursor, operationCursorSchema);
+    const rows = await this.operations.list(
+      query,
+      cursor && { createdAt: new Date(cursor.createdAt), id: cursor.id },
+      query.limit + 1,
+    );
+    const page = rows.slice(0, query.limit);
+    const counts = await this.operations.countTasks(page.map((operation) => operation.id));
+    const last = page[page.length - 1];
+    return {
+      items: page.map((operation) => toSummary(operation, counts.get(operation.id) ?? {})),
+      nextCursor:
+        rows.length > query.limit && last
+          ? encodeCursor({ createdAt: last.createdAt.toISOString(), id: last.id })
+          : null,
+    };
+  }
+}

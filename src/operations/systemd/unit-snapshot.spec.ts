@@ -1,0 +1,498 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { parseSnapshot, SNAPSHOT_PROPERTIES, snapshotArgv, TRANSITIONAL_STATES, UnitSnapshot } from './unit-snapshot';
+
+// `systemctl show --property=…` output captured on the nspawn test fleet (Debian 12, systemd 252.39),
+// byte for byte: systemd prints the properties in its own order, not the requested one.
+const NGINX = `MainPID=45
+Result=success
+NRestarts=0
+Id=nginx.service
+Description=A high performance web server and a reverse proxy server
+LoadState=loaded
+ActiveState=active
+SubState=running
+UnitFileState=enabled
+ActiveEnterTimestamp=Sat 2026-11-21 06:29:25 UTC
+ActiveEnterTimestampMonotonic=2153285050
+CanStart=yes
+CanStop=yes
+CanReload=yes
+NeedDaemonReload=no
+InvocationID=3d3848ee0a924ea09c41e7752d9844ef
+`;
+const NOT_FOUND = `MainPID=0
+Result=success
+NRestarts=0
+Id=nope.service
+Description=nope.service
+LoadState=not-found
+ActiveState=inactive
+SubState=dead
+UnitFileState=
+ActiveEnterTimestamp=
+ActiveEnterTimestampMonotonic=0
+CanStart=no
+CanStop=yes
+CanReload=no
+NeedDaemonReload=no
+InvocationID=
+`;
+const STATIC = `MainPID=17
+Result=success
+NRestarts=0
+Id=systemd-journald.service
+Description=Journal Service
+LoadState=loaded
+ActiveState=active
+SubState=running
+UnitFileState=static
+ActiveEnterTimestamp=Sat 2026-11-21 06:29:24 UTC
+ActiveEnterTimestampMonotonic=2153106924
+CanStart=yes
+CanStop=yes
+CanReload=no
+NeedDaemonReload=no
+InvocationID=7e23a85370ad4c5f81a65cf7a8b7b805
+`;
+const MASKED_INSTANCE = `MainPID=0
+Result=success
+NRestarts=0
+Id=getty@tty1.service
+Description=getty@tty1.service
+LoadState=masked
+ActiveState=inactive
+SubState=dead
+UnitFileState=masked
+ActiveEnterTimestamp=
+ActiveEnterTimestampMonotonic=0
+CanStart=no
+CanStop=yes
+CanReload=no
+NeedDaemonReload=no
+InvocationID=
+`;
+const INSTANCE = `MainPID=0
+Result=success
+NRestarts=0
+Id=getty@tty2.service
+Description=Getty on tty2
+LoadState=loaded
+ActiveState=inactive
+SubState=dead
+UnitFileState=disabled
+ActiveEnterTimestamp=
+ActiveEnterTimestampMonotonic=0
+CanStart=yes
+CanStop=yes
+CanReload=no
+NeedDaemonReload=no
+InvocationID=
+`;
+const MASKED_TIMER = `Result=success
+Id=apt-daily.timer
+Description=apt-daily.timer
+LoadState=masked
+ActiveState=inactive
+SubState=dead
+UnitFileState=masked
+ActiveEnterTimestamp=
+ActiveEnterTimestampMonotonic=0
+CanStart=no
+CanStop=yes
+CanReload=no
+NeedDaemonReload=no
+InvocationID=
+`;
+const TARGET = `Id=multi-user.target
+Description=Multi-User System
+LoadState=loaded
+ActiveState=active
+SubState=active
+UnitFileState=static
+ActiveEnterTimestamp=Sat 2026-11-21 06:29:25 UTC
+ActiveEnterTimestampMonotonic=2153374866
+CanStart=yes
+CanStop=yes
+CanReload=no
+NeedDaemonReload=no
+InvocationID=297a209aa36d4a7798d3d3fe94dbe194
+`;
+const SOCKET = `Result=success
+Id=dbus.socket
+Description=D-Bus System Message Bus Socket
+LoadState=loaded
+ActiveState=active
+SubState=running
+UnitFileState=static
+ActiveEnterTimestamp=Sat 2026-11-21 06:29:25 UTC
+ActiveEnterTimestampMonotonic=2153198174
+CanStart=yes
+CanStop=yes
+CanReload=no
+NeedDaemonReload=no
+InvocationID=4b14e96c452647baaab0bf74a1b4de6c
+`;
+const SLICE = `Id=system.slice
+Description=System Slice
+LoadState=loaded
+ActiveState=active
+SubState=active
+UnitFileState=
+ActiveEnterTimestamp=Sat 2026-11-21 06:29:24 UTC
+ActiveEnterTimestampMonotonic=2153040597
+CanStart=yes
+CanStop=no
+CanReload=no
+NeedDaemonReload=no
+InvocationID=
+`;
+const DEVICE = `Id=dev-host0.device
+Description=/dev/host0
+LoadState=loaded
+ActiveState=inactive
+SubState=dead
+UnitFileState=
+ActiveEnterTimestamp=
+ActiveEnterTimestampMonotonic=0
+CanStart=no
+CanStop=no
+CanReload=no
+NeedDaemonReload=no
+InvocationID=
+`;
+const FAILED = `MainPID=0
+Result=exit-code
+NRestarts=0
+Id=drover-fail.service
+Description=/bin/false
+LoadState=loaded
+ActiveState=failed
+SubState=failed
+UnitFileState=transient
+ActiveEnterTimestamp=Sat 2026-11-21 06:31:48 UTC
+ActiveEnterTimestampMonotonic=2296324841
+CanStart=yes
+CanStop=yes
+CanReload=no
+NeedDaemonReload=no
+InvocationID=f226ae1b4f66486cb5f73603a67b9f12
+`;
+const ACTIVATING = `MainPID=750
+Result=success
+NRestarts=0
+Id=drover-slow.service
+Description=/bin/sleep 20
+LoadState=loaded
+ActiveState=activating
+SubState=start
+UnitFileState=transient
+ActiveEnterTimestamp=
+ActiveEnterTimestampMonotonic=0
+CanStart=yes
+CanStop=yes
+CanReload=no
+NeedDaemonReload=no
+InvocationID=39b82beb46d146cab157c11b8f5d11a1
+`;
+
+/** Formats a snapshot the way systemd 252 does, so parsing can be checked against any value. */
+function format(s: UnitSnapshot, order: readonly string[]): string {
+  const type = s.id.slice(s.id.lastIndexOf('.') + 1);
+  const lines: Record<string, string> = {
+    Id: s.id,
+    LoadState: s.loadState,
+    ActiveState: s.activeState,
+    SubState: s.subState,
+    UnitFileState: s.unitFileState ?? '',
+    NeedDaemonReload: s.needDaemonReload ? 'yes' : 'no',
+    ActiveEnterTimestamp: s.activeEnterTimestamp ?? '',
+    ActiveEnterTimestampMonotonic: s.activeEnterTimestampMonotonic,
+    InvocationID: s.invocationId ?? '',
+    CanReload: s.canReload ? 'yes' : 'no',
+    CanStart: s.canStart ? 'yes' : 'no',
+    CanStop: s.canStop ? 'yes' : 'no',
+    Description: s.description ?? s.id,
+  };
+  if (type === 'service') {
+    lines.MainPID = String(s.mainPid ?? 0);
+    lines.NRestarts = String(s.nRestarts);
+  }
+  if (s.result !== null || ['service', 'socket', 'mount', 'timer'].includes(type)) lines.Result = s.result ?? '';
+  return order
+    .filter((name) => name in lines)
+    .map((name) => `${name}=${lines[name]}\n`)
+    .join('');
+}
+
+describe('snapshotArgv', () => {
+  it('asks systemctl show for exactly the snapshot properties, the unit after "--"', () => {
+    assert.deepEqual(snapshotArgv('nginx.service'), [
+      'systemctl',
+      'show',
+      '--no-pager',
+      '--property=Id,LoadState,ActiveState,SubState,MainPID,NRestarts,UnitFileState,NeedDaemonReload,ActiveEnterTimestamp,ActiveEnterTimestampMonotonic,InvocationID,CanReload,CanStart,CanStop,Result,Description',
+      '--',
+      'nginx.service',
+    ]);
+    assert.deepEqual(snapshotArgv('getty@tty1.service').slice(-2), ['--', 'getty@tty1.service']);
+  });
+
+  it('refuses names that are not unit names, naming the problem', () => {
+    for (const name of ['', '--all', '-.mount', 'nginx', 'nginx.service; reboot', 'a b.service', 'x\n.service']) {
+      assert.throws(() => snapshotArgv(name), /refusing unit name/, JSON.stringify(name));
+    }
+  });
+
+  it('refuses a template, which systemd has no state for, and says what to name instead', () => {
+    // On the fleet: "Failed to get properties: Unit name getty@.service is neither a valid invocation ID nor unit name."
+    assert.throws(() => snapshotArgv('getty@.service'), /getty@\.service is a template.*getty@NAME\.service/);
+  });
+});
+
+describe('parseSnapshot', () => {
+  it('reads an active service', () => {
+    assert.deepEqual(parseSnapshot(NGINX), {
+      id: 'nginx.service',
+      loadState: 'loaded',
+      activeState: 'active',
+      subState: 'running',
+      mainPid: 45,
+      nRestarts: 0,
+      unitFileState: 'enabled',
+      needDaemonReload: false,
+      activeEnterTimestamp: 'Sat 2026-11-21 06:29:25 UTC',
+      activeEnterTimestampMonotonic: '2153285050',
+      invocationId: '3d3848ee0a924ea09c41e7752d9844ef',
+      canReload: true,
+      canStart: true,
+      canStop: true,
+      result: 'success',
+      description: 'A high performance web server and a reverse proxy server',
+    } satisfies UnitSnapshot);
+  });
+
+  it('reads a unit systemd does not know: no pid, no unit file, no invocation, no description of its own', () => {
+    assert.deepEqual(parseSnapshot(NOT_FOUND), {
+      id: 'nope.service',
+      loadState: 'not-found',
+      activeState: 'inactive',
+      subState: 'dead',
+      mainPid: null,
+      nRestarts: 0,
+      unitFileState: null,
+      needDaemonReload: false,
+      activeEnterTimestamp: null,
+      activeEnterTimestampMonotonic: '0',
+      invocationId: null,
+      canReload: false,
+      canStart: false,
+      canStop: true,
+      result: 'success',
+      description: null,
+    } satisfies UnitSnapshot);
+  });
+
+  it('reads static, masked, disabled-instance and failed services', () => {
+    const journald = parseSnapshot(STATIC);
+    assert.equal(journald.unitFileState, 'static');
+    assert.equal(journald.canReload, false);
+    assert.equal(journald.mainPid, 17);
+
+    const masked = parseSnapshot(MASKED_INSTANCE);
+    assert.deepEqual([masked.id, masked.loadState, masked.unitFileState], ['getty@tty1.service', 'masked', 'masked']);
+    assert.equal(masked.description, null, 'a masked unit shows its name as description');
+
+    const instance = parseSnapshot(INSTANCE);
+    assert.deepEqual(
+      [instance.id, instance.unitFileState, instance.description],
+      ['getty@tty2.service', 'disabled', 'Getty on tty2'],
+    );
+
+    const failed = parseSnapshot(FAILED);
+    assert.deepEqual(
+      [failed.activeState, failed.subState, failed.result, failed.unitFileState],
+      ['failed', 'failed', 'exit-code', 'transient'],
+    );
+    assert.equal(failed.mainPid, null);
+  });
+
+  it('reads a unit on its way up: pid set, no activation time yet', () => {
+    const slow = parseSnapshot(ACTIVATING);
+    assert.equal(slow.activeState, 'activating');
+    assert.ok(TRANSITIONAL_STATES.includes(slow.activeState));
+    assert.equal(slow.mainPid, 750);
+    assert.equal(slow.activeEnterTimestamp, null);
+    assert.equal(slow.activeEnterTimestampMonotonic, '0');
+  });
+
+  it('reads unit types without MainPID, NRestarts or Result as null there', () => {
+    const timer = parseSnapshot(MASKED_TIMER);
+    assert.deepEqual(
+      [timer.mainPid, timer.nRestarts, timer.result, timer.loadState],
+      [null, null, 'success', 'masked'],
+    );
+    const target = parseSnapshot(TARGET);
+    assert.deepEqual(
+      [target.mainPid, target.nRestarts, target.result, target.unitFileState],
+      [null, null, null, 'static'],
+    );
+    const socket = parseSnapshot(SOCKET);
+    assert.deepEqual([socket.mainPid, socket.result, socket.subState], [null, 'success', 'running']);
+    const slice = parseSnapshot(SLICE);
+    assert.deepEqual(
+      [slice.activeState, slice.invocationId, slice.unitFileState, slice.canStop],
+      ['active', null, null, false],
+    );
+    const device = parseSnapshot(DEVICE);
+    assert.deepEqual([device.id, device.description, device.result], ['dev-host0.device', '/dev/host0', null]);
+  });
+
+  it('accepts CRLF line ends and ignores lines that are not snapshot properties', () => {
+    const parsed = parseSnapshot(`Warning: something\r\n${NGINX.replaceAll('\n', '\r\n')}Other=1\r\n`);
+    assert.deepEqual(parsed, parseSnapshot(NGINX));
+  });
+
+  it('keeps everything after the first "=" of a value', () => {
+    const parsed = parseSnapshot(NGINX.replace(/^Description=.*$/m, 'Description=a=b = c'));
+    assert.equal(parsed.description, 'a=b = c');
+  });
+
+  it('keeps monotonic timestamps beyond 2^53 exact', () => {
+    const parsed = parseSnapshot(
+      NGINX.replace(/^ActiveEnterTimestampMonotonic=.*$/m, 'ActiveEnterTimestampMonotonic=18446744073709551615'),
+    );
+    assert.equal(parsed.activeEnterTimestampMonotonic, '18446744073709551615');
+  });
+
+  it('names a missing property', () => {
+    for (const name of SNAPSHOT_PROPERTIES) {
+      const without = NGINX.replace(new RegExp(`^${name}=.*\\n`, 'm'), '');
+      assert.throws(() => parseSnapshot(without), new RegExp(`no ${name}= line`), name);
+    }
+    assert.throws(() => parseSnapshot(''), /systemctl show output for the unit has no Id= line/);
+    assert.throws(() => parseSnapshot(FAILED.replace(/^Result=.*\n/m, '')), /drover-fail\.service has no Result= line/);
+    assert.throws(() => parseSnapshot(SOCKET.replace(/^Result=.*\n/m, '')), /dbus\.socket has no Result= line/);
+  });
+
+  it('refuses malformed values, naming property and value', () => {
+    assert.throws(
+      () => parseSnapshot(NGINX.replace('CanReload=yes', 'CanReload=maybe')),
+      /CanReload=maybe; expected yes or no/,
+    );
+    assert.throws(
+      () => parseSnapshot(NGINX.replace('MainPID=45', 'MainPID=-1')),
+      /MainPID=-1; expected a non-negative integer/,
+    );
+    assert.throws(
+      () => parseSnapshot(NGINX.replace('NRestarts=0', 'NRestarts=')),
+      /NRestarts=; expected a non-negative/,
+    );
+    assert.throws(
+      () =>
+        parseSnapshot(NGINX.replace('ActiveEnterTimestampMonotonic=2153285050', 'ActiveEnterTimestampMonotonic=1e9')),
+      /ActiveEnterTimestampMonotonic=1e9/,
+    );
+    assert.throws(() => parseSnapshot(NGINX.replace('ActiveState=active', 'ActiveState=')), /empty ActiveState=/);
+    assert.throws(() => parseSnapshot(NGINX.replace('Id=nginx.service', 'Id=')), /empty Id=/);
+  });
+
+  it('refuses the output of more than one unit', () => {
+    assert.throws(() => parseSnapshot(`${NGINX}\n${STATIC}`), /has MainPID= twice: it describes more than one unit/);
+  });
+
+  describe('properties', () => {
+    const word = fc.stringMatching(/^[a-z][a-z-]{0,15}$/);
+    const text = fc.string({ minLength: 1, maxLength: 40 }).filter((s) => !/[\r\n]/.test(s));
+    const snapshot: fc.Arbitrary<UnitSnapshot> = fc
+      .record({
+        base: fc.stringMatching(/^[a-z][a-z0-9@_-]{0,20}$/),
+        type: fc.constantFrom('service', 'socket', 'target', 'timer', 'mount', 'device', 'slice'),
+        loadState: word,
+        activeState: word,
+        subState: word,
+        mainPid: fc.option(fc.integer({ min: 1, max: 4_194_304 }), { nil: null }),
+        nRestarts: fc.nat(),
+        unitFileState: fc.option(word, { nil: null }),
+        needDaemonReload: fc.boolean(),
+        activeEnterTimestamp: fc.option(text, { nil: null }),
+        monotonic: fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }),
+        invocationId: fc.option(fc.stringMatching(/^[0-9a-f]{32}$/), { nil: null }),
+        canReload: fc.boolean(),
+        canStart: fc.boolean(),
+        canStop: fc.boolean(),
+        result: fc.option(word, { nil: null }),
+        description: fc.option(text, { nil: null }),
+      })
+      .map((r) => {
+        const id = `${r.base}.${r.type}`;
+        const service = r.type === 'service';
+        return {
+          id,
+          loadState: r.loadState,
+          activeState: r.activeState,
+          subState: r.subState,
+          mainPid: service ? r.mainPid : null,
+          nRestarts: service ? r.nRestarts : null,
+          unitFileState: r.unitFileState,
+          needDaemonReload: r.needDaemonReload,
+          activeEnterTimestamp: r.activeEnterTimestamp,
+          activeEnterTimestampMonotonic: String(r.monotonic),
+          invocationId: r.invocationId,
+          canReload: r.canReload,
+          canStart: r.canStart,
+          canStop: r.canStop,
+          result: r.result,
+          description: r.description === id ? null : r.description,
+        };
+      });
+    const order = fc.shuffledSubarray([...SNAPSHOT_PROPERTIES], {
+      minLength: SNAPSHOT_PROPERTIES.length,
+      maxLength: SNAPSHOT_PROPERTIES.length,
+    });
+
+    it('parseSnapshot(format(s)) is s, whatever the order of the lines', () => {
+      fc.assert(
+        fc.property(snapshot, order, (s, names) => {
+          assert.deepEqual(parseSnapshot(format(s, names)), s);
+        }),
+        { numRuns: 500 },
+      );
+    });
+
+    it('never returns half a snapshot: any output either parses completely or throws an Error', () => {
+      const line = fc.oneof(
+        fc.tuple(fc.constantFrom(...SNAPSHOT_PROPERTIES), fc.string({ maxLength: 12 })).map(([k, v]) => `${k}=${v}`),
+        fc.string({ maxLength: 20 }),
+      );
+      fc.assert(
+        fc.property(fc.array(line, { maxLength: 25 }), (lines) => {
+          try {
+            const s = parseSnapshot(lines.join('\n'));
+            assert.ok(s.id !== '' && s.loadState !== '' && /^\d+$/.test(s.activeEnterTimestampMonotonic));
+          } catch (error) {
+            assert.ok(error instanceof Error && /systemctl show output/.test(error.message), String(error));
+          }
+        }),
+        { numRuns: 500 },
+      );
+    });
+
+    it('snapshotArgv puts any valid unit name, and nothing else, after "--"', () => {
+      const name = fc
+        .tuple(
+          fc.stringMatching(/^[A-Za-z0-9:_.\\][A-Za-z0-9:_.\\-]{0,30}$/),
+          fc.constantFrom('service', 'timer', 'mount'),
+        )
+        .map(([body, type]) => `${body}.${type}`);
+      fc.assert(
+        fc.property(name, (unit) => {
+          const argv = snapshotArgv(unit);
+          assert.deepEqual(argv.slice(argv.indexOf('--') + 1), [unit]);
+        }),
+        { numRuns: 300 },
+      );
+    });
+  });
+});

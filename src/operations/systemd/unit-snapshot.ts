@@ -1,0 +1,141 @@
+import { assertUnitName, isTemplate } from './unit-names';
+
+/** What drover reads of a unit before and after acting on it (`systemctl show` property names). */
+export const SNAPSHOT_PROPERTIES = [
+  'Id',
+  'LoadState',
+  'ActiveState',
+  'SubState',
+  'MainPID',
+  'NRestarts',
+  'UnitFileState',
+  'NeedDaemonReload',
+  'ActiveEnterTimestamp',
+  'ActiveEnterTimestampMonotonic',
+  'InvocationID',
+  'CanReload',
+  'CanStart',
+  'CanStop',
+  'Result',
+  'Description',
+] as const;
+
+type SnapshotProperty = (typeof SNAPSHOT_PROPERTIES)[number];
+
+export interface UnitSnapshot {
+  id: string;
+  loadState: string;
+  activeState: string;
+  subState: string;
+  /** null when no process runs (systemd reports 0) and for unit types without processes. */
+  mainPid: number | null;
+  /** null for unit types other than services, which have no restart counter. */
+  nRestarts: number | null;
+  /** null when no unit file backs the unit (not-found units, devices, scopes...). */
+  unitFileState: string | null;
+  needDaemonReload: boolean;
+  /** As systemd prints it, e.g. "Sat 2026-11-21 06:29:25 UTC"; null when never active. */
+  activeEnterTimestamp: string | null;
+  /** Microseconds since boot, as a decimal string: it can exceed Number.MAX_SAFE_INTEGER. "0" when never active. */
+  activeEnterTimestampMonotonic: string;
+  /** A fresh random id per start of the unit; null when it never started since it was loaded. */
+  invocationId: string | null;
+  canReload: boolean;
+  canStart: boolean;
+  canStop: boolean;
+  /** How the last run ended ("success", "exit-code", "timeout"...); null for types without a result. */
+  result: string | null;
+  /** null when the unit sets none (systemd then shows the unit name instead). */
+  description: string | null;
+}
+
+/** ActiveState values of a unit on its way somewhere else: read it again to see where it ends up. */
+export const TRANSITIONAL_STATES: readonly string[] = ['activating', 'deactivating', 'reloading', 'refreshing'];
+
+/** Unit types whose `systemctl show` has a Result= line (targets, devices and slices have none). */
+const TYPES_WITH_RESULT = ['service', 'socket', 'mount', 'swap', 'timer', 'path', 'automount', 'scope'];
+
+export function snapshotArgv(unit: string): string[] {
+  assertUnitName(unit);
+  if (isTemplate(unit)) {
+    throw new Error(
+      `${unit} is a template, which has no state of its own: name an instance such as ${unit.replace('@.', '@NAME.')}`,
+    );
+  }
+  return ['systemctl', 'show', '--no-pager', `--property=${SNAPSHOT_PROPERTIES.join(',')}`, '--', unit];
+}
+
+/**
+ * Reads the output of `snapshotArgv`. systemd prints the properties in its own order, one
+ * Name=value per line, and leaves out those the unit's type lacks (MainPID, NRestarts and Result
+ * exist only for some types): those are null, and missing is an error only where the type has them.
+ */
+export function parseSnapshot(output: string): UnitSnapshot {
+  const known: ReadonlySet<string> = new Set(SNAPSHOT_PROPERTIES);
+  const values = new Map<SnapshotProperty, string>();
+  for (const line of output.split(/\r?\n/)) {
+    const equals = line.indexOf('=');
+    const name = line.slice(0, equals);
+    if (equals === -1 || !known.has(name)) continue;
+    if (values.has(name as SnapshotProperty)) {
+      throw new Error(`systemctl show output has ${name}= twice: it describes more than one unit`);
+    }
+    // Split at the first '=' only: values such as Description may contain '='.
+    values.set(name as SnapshotProperty, line.slice(equals + 1));
+  }
+
+  const id = values.get('Id') ?? '';
+  const unitLabel = id === '' ? 'the unit' : id;
+  const required = (name: SnapshotProperty): string => {
+    const value = values.get(name);
+    if (value === undefined) throw new Error(`systemctl show output for ${unitLabel} has no ${name}= line`);
+    return value;
+  };
+  const nonEmpty = (name: SnapshotProperty): string => {
+    const value = required(name);
+    if (value === '') throw new Error(`systemctl show output for ${unitLabel} has an empty ${name}=`);
+    return value;
+  };
+  const flag = (name: SnapshotProperty): boolean => {
+    const value = required(name);
+    if (value === 'yes') return true;
+    if (value === 'no') return false;
+    throw new Error(`systemctl show output for ${unitLabel} has ${name}=${value}; expected yes or no`);
+  };
+  const digits = (name: SnapshotProperty, value: string): string => {
+    if (!/^\d+$/.test(value)) {
+      throw new Error(`systemctl show output for ${unitLabel} has ${name}=${value}; expected a non-negative integer`);
+    }
+    return value;
+  };
+  const count = (name: SnapshotProperty, present: boolean): number | null => {
+    const value = present ? required(name) : values.get(name);
+    return value === undefined ? null : Number(digits(name, value));
+  };
+  const optionalText = (value: string | undefined): string | null =>
+    value === undefined || value === '' ? null : value;
+
+  nonEmpty('Id');
+  const type = id.slice(id.lastIndexOf('.') + 1);
+  const isService = type === 'service';
+  const mainPid = count('MainPID', isService);
+  const description = required('Description');
+  return {
+    id,
+    loadState: nonEmpty('LoadState'),
+    activeState: nonEmpty('ActiveState'),
+    subState: nonEmpty('SubState'),
+    mainPid: mainPid === 0 ? null : mainPid,
+    nRestarts: count('NRestarts', isService),
+    unitFileState: optionalText(required('UnitFileState')),
+    needDaemonReload: flag('NeedDaemonReload'),
+    activeEnterTimestamp: optionalText(required('ActiveEnterTimestamp')),
+    activeEnterTimestampMonotonic: digits('ActiveEnterTimestampMonotonic', required('ActiveEnterTimestampMonotonic')),
+    invocationId: optionalText(required('InvocationID')),
+    canReload: flag('CanReload'),
+    canStart: flag('CanStart'),
+    canStop: flag('CanStop'),
+    result: optionalText(TYPES_WITH_RESULT.includes(type) ? required('Result') : values.get('Result')),
+    description: description === '' || description === id ? null : description,
+  };
+}

@@ -1,0 +1,363 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import type Redis from 'ioredis';
+import { APP_CONFIG } from '../config/config.module';
+import type { AppConfig } from '../config/config.schema';
+import { HostsRepository } from '../hosts/hosts.repository';
+import { JobProducer } from '../infra/queue/job-producer';
+import { REDIS } from '../infra/redis/redis.module';
+import { RedisLease } from '../infra/redis/redis-lock';
+import { SshError } from '../infra/ssh/ssh-errors';
+import { SshExecutor, SshTarget } from '../infra/ssh/ssh-executor';
+import { UnitsRepository } from '../units/units.repository';
+import { DispatcherService } from './dispatcher.service';
+import { AuditActor, OperationsRepository, TaskOutcome, TaskState, TaskWithContext } from './operations.repository';
+import { legacySucceeded, legacyVerbArgv, SYSTEMD_PROBE_ARGV, verbArgv } from './systemd/commands';
+import { parseSnapshot, snapshotArgv, UnitSnapshot } from './systemd/unit-snapshot';
+import { describeSnapshot, Verdict, verifyOutcome } from './systemd/verify';
+import type { Verb } from './systemd/verbs';
+
+/** Thrown to ask the queue to try the task again later (another task holds the unit). */
+export class TaskDeferred extends Error {
+  constructor(readonly delayMs: number) {
+    super(`deferred for ${delayMs} ms`);
+  }
+}
+
+/** Verbs whose repetition is not harmless: a second restart is a second outage. */
+const NOT_REPEATABLE: readonly Verb[] = ['restart', 'try-restart', 'reload-or-restart'];
+const SETTLE_POLL_MS = 250;
+const MAX_OUTPUT_CHARS = 64 * 1024;
+
+interface ExecOutcome {
+  state: TaskState;
+  reason: string;
+  exitCode: number | null;
+  before: UnitSnapshot | null;
+  after: UnitSnapshot | null;
+  output: string | null;
+}
+
+function sameProcess(before: UnitSnapshot, now: UnitSnapshot): boolean {
+  return (
+    before.invocationId === now.invocationId && before.mainPid === now.mainPid && before.activeState === now.activeState
+  );
+}
+
+function joinOutput(stdout: string, stderr: string): string | null {
+  const text = [stdout.trimEnd(), stderr.trimEnd()].filter((part) => part !== '').join('\n');
+  if (text === '') return null;
+  return text.length > MAX_OUTPUT_CHARS ? `…${text.slice(-MAX_OUTPUT_CHARS)}` : text;
+}
+
+/**
+ * Executes one task on its host: state before, the verb, state after until it settles, and a
+ * verdict on whether the unit reached the state the verb promises. Safe to run again for the same
+ * task after a worker died mid-way: it resumes from what it recorded instead of acting twice.
+ */
+@Injectable()
+export class TaskRunnerService {
+  private readonly logger = new Logger(TaskRunnerService.name);
+
+  constructor(
+    private readonly operations: OperationsRepository,
+    private readonly hosts: HostsRepository,
+    private readonly units: UnitsRepository,
+    private readonly dispatcher: DispatcherService,
+    private readonly producer: JobProducer,
+    private readonly ssh: SshExecutor,
+    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  async run(taskId: string): Promise<void> {
+    const task = await this.operations.findForRun(taskId);
+    if (!task) return;
+    // The lease lapses as fast as a dead worker's job lock; owned by the task, so the task's own
+    // redelivery after a crash takes it over at once.
+    const lease = await RedisLease.acquire(this.redis, this.lockKey(task), task.id, this.config.JOB_LOCK_DURATION_MS);
+    if (!lease) {
+      await this.onConflict(task);
+      return;
+    }
+    try {
+      const attempt = await this.operations.startAttempt(task);
+      if (attempt !== null) await this.execute({ ...task, attempts: attempt });
+    } finally {
+      await lease.release();
+    }
+    await this.dispatcher.dispatch(task.operationId);
+  }
+
+  /**
+   * A task whose job ran out of attempts (its workers kept dying, or the database or Redis stayed
+   * away): it ends as failed with the reason, so its operation can finish and nothing waits forever.
+   */
+  async abandon(taskId: string, cause: string): Promise<void> {
+    const task = await this.operations.findForRun(taskId);
+    if (!task) return;
+    const attempt = await this.operations.startAttempt(task);
+    if (attempt === null) return;
+    await this.finish(task, {
+      state: 'failed',
+      reason: `gave up after ${attempt - 1} attempt(s): ${cause}`,
+      exitCode: null,
+      before: task.before ? (task.before as unknown as UnitSnapshot) : null,
+      after: null,
+      output: null,
+    });
+    await this.dispatcher.dispatch(task.operationId);
+  }
+
+  /** Never two tasks on the same unit of a host at once, across every worker. */
+  private lockKey(task: TaskWithContext): string {
+    return `${this.config.QUEUE_PREFIX}:unit-lock:${task.hostId ?? task.hostName}:${task.unit ?? '(host)'}`;
+  }
+
+  private async onConflict(task: TaskWithContext): Promise<void> {
+    if (task.operation.onConflict === 'wait') throw new TaskDeferred(1_000);
+    const holder = await RedisLease.holder(this.redis, this.lockKey(task));
+    const attempt = await this.operations.startAttempt(task);
+    if (attempt === null) return;
+    await this.finish(task, {
+      state: 'failed',
+      reason: `another task (${holder ?? 'just finished'}) is acting on ${task.unit ?? 'this host'} on ${task.hostName}; this operation asked to reject conflicts`,
+      exitCode: null,
+      before: null,
+      after: null,
+      output: null,
+    });
+    await this.dispatcher.dispatch(task.operationId);
+  }
+
+  private async execute(task: TaskWithContext): Promise<void> {
+    if (!task.host) {
+      await this.finish(task, {
+        state: 'failed',
+        reason: `host ${task.hostName} was removed from the inventory`,
+        exitCode: null,
+        before: null,
+        after: null,
+        output: null,
+      });
+      return;
+    }
+    const target: SshTarget = { hostId: task.host.id, ...task.host };
+    let outcome: ExecOutcome;
+    try {
+      outcome = await this.act(task, target);
+      await this.hosts.recordContact(target.hostId, true);
+    } catch (error) {
+      if (!(error instanceof SshError)) throw error;
+      outcome = {
+        state: error.kind === 'unreachable' ? 'unreachable' : error.kind === 'timed_out' ? 'timed_out' : 'failed',
+        reason: error.message,
+        exitCode: null,
+        before: task.before ? (task.before as unknown as UnitSnapshot) : null,
+        after: null,
+        output: null,
+      };
+      if (error.kind === 'unreachable') await this.hosts.recordContact(target.hostId, false);
+    }
+    await this.finish(task, outcome);
+    if (outcome.after && task.unit) {
+      await this.units.upsertOne(target.hostId, {
+        name: task.unit,
+        description: outcome.after.description,
+        loadState: outcome.after.loadState,
+        activeState: outcome.after.activeState,
+        subState: outcome.after.subState,
+        unitFileState: outcome.after.unitFileState,
+        mainPid: outcome.after.mainPid,
+      });
+    }
+    // Every action is followed by a fresh look at the whole host (deduplicated per host).
+    if (outcome.state !== 'unreachable') await this.producer.discoverHost(target.hostId, 1_000);
+  }
+
+  private async finish(task: TaskWithContext, outcome: ExecOutcome): Promise<void> {
+    const actor: AuditActor = {
+      actorTokenId: task.operation.requestedByTokenId,
+      actorName: task.operation.requestedBy,
+      requestId: task.operation.requestId,
+    };
+    const ended = await this.operations.finish(
+      task,
+      {
+        ...outcome,
+        before: outcome.before as unknown as TaskOutcome['before'],
+        after: outcome.after as unknown as TaskOutcome['after'],
+      },
+      actor,
+    );
+    if (ended) {
+      this.logger.log(
+        {
+          taskId: task.id,
+          operationId: task.operationId,
+          host: task.hostName,
+          unit: task.unit,
+          verb: task.verb,
+          state: outcome.state,
+        },
+        `${task.verb} ${task.unit ?? ''} on ${task.hostName}: ${outcome.state} (${outcome.reason})`,
+      );
+    }
+  }
+
+  private async act(task: TaskWithContext, target: SshTarget): Promise<ExecOutcome> {
+    const verb = task.verb as Verb;
+    const timeoutMs = task.operation.commandTimeoutMs;
+    const exec = async (argv: readonly string[]) => {
+      const result = await this.ssh.exec(target, argv, { timeoutMs, trustOnFirstUse: task.operation.trustOnFirstUse });
+      if (target.hostKeyFingerprint === null) await this.trustFirstKey(task, target, result.hostKeyFingerprint);
+      return result;
+    };
+
+    const probe = await exec(SYSTEMD_PROBE_ARGV);
+    if (probe.exitCode === 1) return this.actWithoutSystemd(task, verb, exec);
+    if (probe.exitCode !== 0) {
+      throw new Error(
+        `could not tell whether ${task.hostName} runs systemd (probe exit ${probe.exitCode ?? probe.signal})`,
+      );
+    }
+
+    const snapshot = async () => {
+      if (!task.unit) return null;
+      const shown = await exec(snapshotArgv(task.unit));
+      if (shown.exitCode !== 0) throw new Error(`systemctl show failed on ${task.hostName}: ${shown.stderr.trim()}`);
+      return parseSnapshot(shown.stdout);
+    };
+
+    // A previous attempt recorded the state before acting and then lost its worker: find out
+    // whether its action took effect before doing anything again.
+    const recorded = task.before ? (task.before as unknown as UnitSnapshot) : null;
+    if (recorded) {
+      const now = await this.settle(verb, recorded, snapshot);
+      if (now && now.verdict.outcome === 'ok' && verb !== 'status') {
+        return this.outcomeOf(
+          recorded,
+          now.after,
+          now.verdict,
+          null,
+          'completed by an earlier attempt whose worker was lost; not repeated',
+        );
+      }
+      if (now && NOT_REPEATABLE.includes(verb) && !sameProcess(recorded, now.after)) {
+        return {
+          state: 'failed',
+          reason: `an earlier attempt was interrupted and the unit changed since (${describeSnapshot(recorded)} → ${describeSnapshot(now.after)}); not repeating ${verb}`,
+          exitCode: null,
+          before: recorded,
+          after: now.after,
+          output: null,
+        };
+      }
+    }
+
+    const before = recorded ?? (await snapshot());
+    if (before && !recorded) await this.operations.saveBefore(task.id, before as never);
+
+    const result = await exec(verbArgv(verb, task.unit));
+    const output = joinOutput(result.stdout, result.stderr);
+    const failedCommand = verb !== 'status' && result.exitCode !== 0;
+
+    const settled = await this.settle(verb, before, snapshot);
+    if (failedCommand) {
+      return {
+        state: 'failed',
+        reason: `systemctl ${verb} exited ${result.exitCode ?? `by signal ${result.signal}`}: ${result.stderr.trim().split('\n').slice(-3).join(' ') || 'no error output'}`,
+        exitCode: result.exitCode,
+        before,
+        after: settled?.after ?? null,
+        output,
+      };
+    }
+    if (!settled) {
+      return { state: 'succeeded', reason: `${verb} done`, exitCode: result.exitCode, before, after: null, output };
+    }
+    if (verb === 'mask' && settled.verdict.outcome === 'ok' && task.unit) {
+      const start = await exec(verbArgv('start', task.unit));
+      if (start.exitCode === 0) {
+        return this.outcomeOf(
+          before,
+          settled.after,
+          { outcome: 'failed', reason: 'the unit is masked but a start attempt succeeded' },
+          result.exitCode,
+          null,
+          output,
+        );
+      }
+    }
+    return this.outcomeOf(before, settled.after, settled.verdict, result.exitCode, null, output);
+  }
+
+  private outcomeOf(
+    before: UnitSnapshot | null,
+    after: UnitSnapshot,
+    verdict: Verdict,
+    exitCode: number | null,
+    note: string | null,
+    output: string | null = null,
+  ): ExecOutcome {
+    const state = verdict.outcome === 'ok' ? 'succeeded' : 'failed';
+    const reason =
+      verdict.outcome === 'ok'
+        ? verdict.detail
+        : verdict.outcome === 'failed'
+          ? verdict.reason
+          : `did not settle: ${verdict.reason}`;
+    return { state, reason: note ? `${reason}; ${note}` : reason, exitCode, before, after, output };
+  }
+
+  /** Reads the unit until it leaves transitional states (activating, reloading...) or time runs out. */
+  private async settle(
+    verb: Verb,
+    before: UnitSnapshot | null,
+    snapshot: () => Promise<UnitSnapshot | null>,
+  ): Promise<{ after: UnitSnapshot; verdict: Verdict } | null> {
+    const deadline = Date.now() + Math.min(30_000, this.config.SSH_COMMAND_TIMEOUT_MS);
+    for (;;) {
+      const after = await snapshot();
+      if (!after) return null;
+      const verdict = verifyOutcome(verb, before, after);
+      if (verdict.outcome !== 'settling' || Date.now() >= deadline) return { after, verdict };
+      await new Promise((resolve) => setTimeout(resolve, SETTLE_POLL_MS));
+    }
+  }
+
+  private async actWithoutSystemd(
+    task: TaskWithContext,
+    verb: Verb,
+    exec: (argv: readonly string[]) => Promise<{ exitCode: number | null; stdout: string; stderr: string }>,
+  ): Promise<ExecOutcome> {
+    const plan = task.unit
+      ? legacyVerbArgv(verb, task.unit)
+      : { supported: false as const, reason: `${verb} needs systemd` };
+    if (!plan.supported) {
+      return { state: 'failed', reason: plan.reason, exitCode: null, before: null, after: null, output: null };
+    }
+    const result = await exec(plan.argv);
+    const verdict = legacySucceeded(verb, result.exitCode);
+    return {
+      state: verdict.ok ? 'succeeded' : 'failed',
+      reason: verdict.ok ? `service ${verb} done (host without systemd)` : verdict.reason,
+      exitCode: result.exitCode,
+      before: null,
+      after: null,
+      output: joinOutput(result.stdout, result.stderr),
+    };
+  }
+
+  private async trustFirstKey(task: TaskWithContext, target: SshTarget, fingerprint: string): Promise<void> {
+    const pinned = await this.hosts.pinFirstHostKey(target.hostId, fingerprint, {
+      actorTokenId: task.operation.requestedByTokenId,
+      actorName: task.operation.requestedBy,
+      requestId: task.operation.requestId,
+      operationId: task.operationId,
+    });
+    // From now on this run verifies against the key it just pinned, like every later run.
+    target.hostKeyFingerprint = fingerprint;
+    if (pinned)
+      this.logger.warn({ hostId: target.hostId, host: target.name, fingerprint }, 'trusted the host key on first use');
+  }
+}

@@ -1,0 +1,571 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { execFile } from 'node:child_process';
+import { readFile, readlink, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import { Logger, LoggerService } from '@nestjs/common';
+import { parseConfig } from '../../src/config/config.schema';
+import {
+  CommandTimeoutError,
+  HostKeyMismatchError,
+  HostKeyNotPinnedError,
+  HostUnreachableError,
+  SshError,
+  SudoRefusedError,
+} from '../../src/infra/ssh/ssh-errors';
+import { ExecResult, SshExecutor, SshTarget } from '../../src/infra/ssh/ssh-executor';
+import { testEnv } from '../support/env';
+import { FleetInventory, readFleetInventory, sshExec } from '../support/fleet';
+
+type FleetHost = FleetInventory['hosts'][number];
+
+const run = promisify(execFile);
+
+const CONNECT_TIMEOUT_MS = 2_000;
+const KEEPALIVE_INTERVAL_MS = 1_000;
+const MAX_SESSIONS = 4;
+/** Slack for a shared 2-vCPU machine on top of every deadline the executor promises. */
+const MARGIN_MS = 1_500;
+
+function newExecutor(overrides: Record<string, string> = {}): SshExecutor {
+  return new SshExecutor(
+    parseConfig({
+      DATABASE_URL: testEnv.postgresServerUrl,
+      REDIS_URL: testEnv.redisUrl,
+      SSH_PRIVATE_KEY_PATH: path.join(testEnv.fleetState, 'ssh', 'id_ed25519'),
+      SSH_CONNECT_TIMEOUT_MS: String(CONNECT_TIMEOUT_MS),
+      SSH_COMMAND_TIMEOUT_MS: '15000',
+      SSH_KEEPALIVE_INTERVAL_MS: String(KEEPALIVE_INTERVAL_MS),
+      SSH_POOL_MAX_CONNECTIONS: '10',
+      SSH_MAX_SESSIONS_PER_HOST: String(MAX_SESSIONS),
+      SSH_IDLE_TIMEOUT_MS: '60000',
+      ...overrides,
+    }),
+  );
+}
+
+/** Runs `body` with a fresh executor (own pool, own stats) and always shuts it down. */
+async function withExecutor<T>(body: (ssh: SshExecutor) => Promise<T>, overrides?: Record<string, string>): Promise<T> {
+  const ssh = newExecutor(overrides);
+  try {
+    return await body(ssh);
+  } finally {
+    await ssh.onModuleDestroy();
+  }
+}
+
+function targetOf(host: FleetHost, changes: Partial<SshTarget> = {}): SshTarget {
+  const { name, address, port, sshUser, hostKeyFingerprint } = host;
+  return { hostId: `test-${name}`, name, address, port, sshUser, hostKeyFingerprint, ...changes };
+}
+
+/** A shell command on `host` through a separate client (the fleet's own helper, not the executor). */
+async function onHost(host: FleetHost, command: string): Promise<string> {
+  const result = await sshExec(host, host.hostKeyFingerprint, command);
+  assert.equal(result.code, 0, `${command} on ${host.name}: ${result.stderr}`);
+  return result.stdout;
+}
+
+/** The client port of the SSH connection a command ran on (from sshd's SSH_CONNECTION). */
+function clientPort(sshConnection: string): string {
+  const port = sshConnection.trim().split(' ')[1];
+  assert.ok(port, `SSH_CONNECTION: ${sshConnection}`);
+  return port;
+}
+
+/** Fails unless `promise` rejects with one of `types` within `maxMs`; returns the error and the time taken. */
+async function rejectsWithin<E extends SshError>(
+  promise: Promise<unknown>,
+  types: (abstract new (...args: never[]) => E)[],
+  maxMs: number,
+): Promise<{ error: E; elapsedMs: number }> {
+  const startedAt = performance.now();
+  const error = await promise.then(
+    (result) => assert.fail(`expected a rejection, got ${JSON.stringify(result)}`),
+    (error: unknown) => error,
+  );
+  const elapsedMs = Math.round(performance.now() - startedAt);
+  assert.ok(
+    types.some((type) => error instanceof type),
+    `expected ${types.map((type) => type.name).join(' or ')}, got ${String(error)}`,
+  );
+  assert.ok(elapsedMs <= maxMs, `failed after ${elapsedMs} ms, expected within ${maxMs} ms`);
+  return { error: error as E, elapsedMs };
+}
+
+/**
+ * Kills the sshd session serving the connection from `port`: the connection drops server-side.
+ * Done from outside the host (this machine's PIDs, the host's network namespace), so it also works
+ * while the host is cut off.
+ */
+async function killSshSession(host: FleetHost, port: string): Promise<void> {
+  const ownNetwork = await readlink('/proc/self/ns/net');
+  const members = await readFile(`/sys/fs/cgroup/freezer/drover-fleet/${host.name}/cgroup.procs`, 'utf8');
+  // Every process of the host but systemd-nspawn itself is in the host's network namespace.
+  let inHost: string | undefined;
+  for (const pid of members.trim().split('\n')) {
+    if ((await readlink(`/proc/${pid}/ns/net`).catch(() => ownNetwork)) !== ownNetwork) inHost = pid;
+  }
+  assert.ok(inHost, `a process of ${host.name} in its own network namespace`);
+  const filter = `( dport = :${port} )`;
+  const sockets = await run('nsenter', ['-t', inHost, '-n', 'ss', '-Htnp', 'state', 'established', filter]);
+  const pids = new Set([...sockets.stdout.matchAll(/pid=(\d+)/g)].map((match) => Number(match[1])));
+  assert.ok(pids.size > 0, `an sshd session serves port ${port} on ${host.name}`);
+  for (const pid of pids) process.kill(pid, 'SIGKILL');
+}
+
+/** Cuts (or restores) `host`'s link to the bridge: a network partition. */
+async function setPartitioned(host: FleetHost, partitioned: boolean): Promise<void> {
+  await run('ip', ['link', 'set', `vb-${host.name}`, partitioned ? 'down' : 'up']);
+}
+
+/** Keeps what SshExecutor logs, so a test can tell which path a command took. */
+class CapturingLogger implements LoggerService {
+  readonly lines: string[] = [];
+  log(...parts: unknown[]): void {
+    this.lines.push(JSON.stringify(parts));
+  }
+  error(...parts: unknown[]): void {
+    this.lines.push(JSON.stringify(parts));
+  }
+  warn(...parts: unknown[]): void {
+    this.lines.push(JSON.stringify(parts));
+  }
+}
+
+/** Freezes every process of `host` (a hung machine: TCP is still answered by the kernel). */
+async function setFrozen(host: FleetHost, frozen: boolean): Promise<void> {
+  const state = `/sys/fs/cgroup/freezer/drover-fleet/${host.name}/freezer.state`;
+  await writeFile(state, frozen ? 'FROZEN' : 'THAWED');
+  for (let i = 0; i < 100 && (await readFile(state, 'utf8')).trim() !== (frozen ? 'FROZEN' : 'THAWED'); i++) {
+    await sleep(20);
+  }
+}
+
+describe('SshExecutor on the booted fleet', () => {
+  let hosts: FleetHost[];
+  const timings: Record<string, number> = {};
+  const logs = new CapturingLogger();
+
+  before(async () => {
+    Logger.overrideLogger(logs);
+    hosts = (await readFleetInventory()).hosts;
+    assert.ok(hosts.length >= 3, 'the fleet has at least 3 hosts');
+  });
+
+  after(() => {
+    // Measured on this run, for the record.
+    process.stdout.write(`ssh-executor timings (ms): ${JSON.stringify(timings, null, 2)}\n`);
+  });
+
+  it('returns exit status, stdout and stderr; a non-zero exit is a result; argv arrives verbatim', async () => {
+    await withExecutor(async (ssh) => {
+      const host = hosts[0]!;
+      const failed = await ssh.exec(targetOf(host), ['sh', '-c', 'echo out; echo err >&2; exit 3']);
+      assert.deepEqual({ ...failed, durationMs: 0 }, {
+        exitCode: 3,
+        signal: null,
+        stdout: 'out\n',
+        stderr: 'err\n',
+        durationMs: 0,
+        truncated: false,
+        hostKeyFingerprint: host.hostKeyFingerprint,
+        connectionReused: false,
+      } satisfies ExecResult);
+
+      const marker = `/tmp/drover-injected-${randomUUID()}`;
+      const hostile = [
+        'two words',
+        "it's",
+        '"double"',
+        '$(id)',
+        '`id`',
+        `x; touch ${marker}`,
+        `&& touch ${marker}`,
+        '*',
+        '$HOME',
+        'back\\slash',
+        'new\nline',
+        '',
+        'ünïcødé ✓',
+        '-n',
+      ];
+      const echoed = await ssh.exec(targetOf(host), ['printf', '%s\\n', ...hostile]);
+      assert.equal(echoed.exitCode, 0, echoed.stderr);
+      assert.equal(echoed.stdout, hostile.map((argument) => `${argument}\n`).join(''));
+      assert.equal(echoed.connectionReused, true);
+      assert.equal((await ssh.exec(targetOf(host), ['test', '-e', marker])).exitCode, 1, 'nothing was injected');
+
+      const reading = await ssh.exec(targetOf(host), ['cat'], { timeoutMs: 5_000 });
+      assert.deepEqual([reading.exitCode, reading.stdout], [0, ''], 'stdin is empty: nothing waits for input');
+
+      const killed = await ssh.exec(targetOf(host), ['sh', '-c', 'kill -TERM $$']);
+      assert.equal(killed.exitCode, null);
+      assert.equal(killed.signal, 'SIGTERM');
+
+      await assert.rejects(ssh.exec(targetOf(host), []), /empty argv/);
+      await assert.rejects(ssh.exec(targetOf(host), ['echo', 'a\0b']), /NUL byte/);
+    });
+  });
+
+  it('runs 10 commands on a host, some concurrent, over exactly one SSH connection', async () => {
+    const host = hosts[1]!;
+    const acceptedLines = `journalctl -u ssh -o cat --no-pager | grep 'Accepted publickey'`;
+    const before = (await onHost(host, `${acceptedLines} | wc -l`)).trim();
+
+    const { ports, stats, reused } = await withExecutor(async (ssh) => {
+      const target = targetOf(host);
+      const results: ExecResult[] = [];
+      for (let i = 0; i < 3; i++) results.push(await ssh.exec(target, ['printenv', 'SSH_CONNECTION']));
+      results.push(
+        ...(await Promise.all(Array.from({ length: 7 }, () => ssh.exec(target, ['printenv', 'SSH_CONNECTION'])))),
+      );
+      return {
+        ports: results.map((result) => clientPort(result.stdout)),
+        stats: ssh.stats(),
+        reused: results.map((result) => result.connectionReused),
+      };
+    });
+    assert.deepEqual(stats, { connectionsOpened: 1, openConnections: 1, commandsRun: 10 });
+    assert.equal(new Set(ports).size, 1, `every command ran on one TCP connection: ${ports.join(', ')}`);
+    assert.deepEqual(reused, [false, ...Array<boolean>(9).fill(true)]);
+
+    // Logins since `before`: the executor's one connection, and the one reading the journal now.
+    const after = await onHost(host, `echo $SSH_CONNECTION; ${acceptedLines} | tail -n +${Number(before) + 1}`);
+    const [ownConnection, ...logins] = after.trim().split('\n');
+    const loginPorts = logins.map((line) => /port (\d+)/.exec(line)?.[1]).sort();
+    assert.deepEqual(loginPorts, [ports[0], clientPort(ownConnection!)].sort(), logins.join('\n'));
+  });
+
+  it(`queues commands beyond SSH_MAX_SESSIONS_PER_HOST (${MAX_SESSIONS}) on the one connection`, async () => {
+    await withExecutor(async (ssh) => {
+      const target = targetOf(hosts[1]!);
+      const startedAt = performance.now();
+      const results = await Promise.all(
+        Array.from({ length: 2 * MAX_SESSIONS }, () =>
+          ssh.exec(target, ['sh', '-c', 'date +%s%N; sleep 0.5; date +%s%N']),
+        ),
+      );
+      timings['8 × sleep 0.5 with 4 sessions'] = Math.round(performance.now() - startedAt);
+      const intervals = results.map((result) => result.stdout.trim().split('\n').map(BigInt) as [bigint, bigint]);
+      const mostAtOnce = Math.max(
+        ...intervals.map(([start]) => intervals.filter(([from, to]) => from <= start && start < to).length),
+      );
+      assert.equal(mostAtOnce, MAX_SESSIONS, `at most ${MAX_SESSIONS} commands ran at once`);
+      assert.equal(ssh.stats().connectionsOpened, 1);
+    });
+  });
+
+  it('refuses a host whose key is not the pinned one, running nothing', async () => {
+    await withExecutor(async (ssh) => {
+      const [host, other] = [hosts[0]!, hosts[1]!];
+      const marker = `/tmp/drover-mismatch-${randomUUID()}`;
+      const { error } = await rejectsWithin(
+        ssh.exec(targetOf(host, { hostKeyFingerprint: other.hostKeyFingerprint }), ['touch', marker], {
+          trustOnFirstUse: true, // ignored: the host has a pinned key
+        }),
+        [HostKeyMismatchError],
+        CONNECT_TIMEOUT_MS,
+      );
+      assert.equal(error.hostName, host.name);
+      assert.equal(error.expectedFingerprint, other.hostKeyFingerprint);
+      assert.equal(error.presentedFingerprint, host.hostKeyFingerprint);
+      assert.equal(error.kind, 'host_key_mismatch');
+      assert.equal(await onHost(host, `test -e ${marker}; echo $?`), '1\n', 'the command did not run');
+      assert.equal(ssh.stats().connectionsOpened, 0, 'the refused connection never became usable');
+
+      const fine = await ssh.exec(targetOf(host), ['true']);
+      assert.equal(fine.exitCode, 0, 'the refused connection was not pooled');
+      assert.equal(fine.connectionReused, false);
+    });
+  });
+
+  it('refuses a host without a pinned key unless trusting on first use, and reports the key it trusted', async () => {
+    await withExecutor(async (ssh) => {
+      const host = hosts[2]!;
+      const unpinned = targetOf(host, { hostKeyFingerprint: null });
+      const notPinned = await rejectsWithin(ssh.exec(unpinned, ['true']), [HostKeyNotPinnedError], 100);
+      assert.equal(notPinned.error.hostName, host.name);
+      assert.equal(notPinned.error.kind, 'host_key_not_pinned');
+      assert.equal(ssh.stats().connectionsOpened, 0, 'no connection was even attempted');
+
+      const trusted = await ssh.exec(unpinned, ['hostname'], { trustOnFirstUse: true });
+      assert.equal(trusted.stdout, `${host.name}\n`);
+      assert.equal(trusted.hostKeyFingerprint, host.hostKeyFingerprint);
+      // The first-use connection is not handed to a caller that did not ask to trust.
+      await assert.rejects(ssh.exec(unpinned, ['true']), HostKeyNotPinnedError);
+    });
+  });
+
+  it('runs through sudo -n for a non-root user and reports a refusal as SudoRefusedError', async () => {
+    await withExecutor(async (ssh) => {
+      const host = hosts[0]!;
+      const marker = `/tmp/drover-sudo-${randomUUID()}`;
+      const { error } = await rejectsWithin(
+        ssh.exec(targetOf(host, { sshUser: 'drover' }), ['touch', marker]),
+        [SudoRefusedError],
+        CONNECT_TIMEOUT_MS + MARGIN_MS,
+      );
+      assert.equal(error.hostName, host.name);
+      assert.equal(error.user, 'drover');
+      assert.equal(error.command, `'touch' '${marker}'`);
+      assert.match(error.message, new RegExp(`host ${host.name}.*user drover.*touch`));
+      assert.equal(await onHost(host, `test -e ${marker}; echo $?`), '1\n');
+    });
+  });
+
+  it('fails on a frozen host within the connect timeout', async () => {
+    const host = hosts[2]!;
+    await withExecutor(async (ssh) => {
+      try {
+        await setFrozen(host, true);
+        const { error, elapsedMs } = await rejectsWithin(
+          ssh.exec(targetOf(host), ['true']),
+          [HostUnreachableError],
+          CONNECT_TIMEOUT_MS + MARGIN_MS,
+        );
+        timings['frozen host: connect fails after'] = elapsedMs;
+        assert.equal(error.commandMayHaveStarted, false);
+        assert.equal(error.kind, 'unreachable');
+        assert.match(error.message, new RegExp(`no SSH handshake .* within ${CONNECT_TIMEOUT_MS} ms`));
+
+        // Shutting down does not wait for a connect attempt that hangs.
+        const pending = ssh.exec(targetOf(host), ['true']).catch((failure: unknown) => failure);
+        await sleep(200);
+        const startedAt = performance.now();
+        await ssh.onModuleDestroy();
+        assert.ok((await pending) instanceof HostUnreachableError);
+        timings['shutdown with a connect attempt hanging on a frozen host'] = Math.round(performance.now() - startedAt);
+        assert.ok(performance.now() - startedAt < 500);
+        await assert.rejects(ssh.exec(targetOf(host), ['true']), /shut down/);
+      } finally {
+        await setFrozen(host, false);
+      }
+    });
+  });
+
+  it('fails on a host that freezes with a pooled connection within the command timeout', async () => {
+    const host = hosts[2]!;
+    await withExecutor(async (ssh) => {
+      const timeoutMs = 1_500;
+      assert.equal((await ssh.exec(targetOf(host), ['true'])).exitCode, 0);
+      try {
+        await setFrozen(host, true);
+        const { error, elapsedMs } = await rejectsWithin(
+          ssh.exec(targetOf(host), ['touch', '/tmp/never'], { timeoutMs }),
+          [HostUnreachableError],
+          timeoutMs + MARGIN_MS,
+        );
+        timings[`frozen before the command, timeoutMs ${timeoutMs}: fails after`] = elapsedMs;
+        assert.match(error.message, /no answer to starting the command/);
+        assert.equal(ssh.stats().openConnections, 0, 'the hung connection was dropped');
+      } finally {
+        await setFrozen(host, false);
+      }
+    });
+  });
+
+  it('fails on a host that freezes mid-command within the command timeout; keepalive drops the connection', async () => {
+    const host = hosts[2]!;
+    await withExecutor(async (ssh) => {
+      const timeoutMs = 2_500;
+      const failed = rejectsWithin<CommandTimeoutError | HostUnreachableError>(
+        ssh.exec(targetOf(host), ['sleep', '20'], { timeoutMs }),
+        [CommandTimeoutError, HostUnreachableError],
+        timeoutMs + MARGIN_MS,
+      );
+      try {
+        await sleep(500);
+        await setFrozen(host, true);
+        const frozenAt = performance.now();
+        const { error, elapsedMs } = await failed;
+        timings[`frozen 500 ms into a command with timeoutMs ${timeoutMs}: ${error.name} after`] = elapsedMs;
+        // Three unanswered keepalives, one per interval, and the 4th tick drops the connection.
+        while (
+          ssh.stats().openConnections > 0 &&
+          performance.now() - frozenAt < 4 * KEEPALIVE_INTERVAL_MS + MARGIN_MS
+        ) {
+          await sleep(50);
+        }
+        timings['keepalive dropped the frozen connection, after freezing'] = Math.round(performance.now() - frozenAt);
+        assert.equal(ssh.stats().openConnections, 0, 'keepalive noticed the dead peer');
+      } finally {
+        await setFrozen(host, false);
+      }
+      const again = await ssh.exec(targetOf(host), ['true']);
+      assert.equal(again.exitCode, 0, 'the host is usable again once thawed');
+      assert.equal(again.connectionReused, false);
+    });
+  });
+
+  it('reports refused connections and unknown names as unreachable, before anything started', async () => {
+    await withExecutor(async (ssh) => {
+      const refused = await rejectsWithin(
+        ssh.exec(targetOf(hosts[0]!, { port: 1 }), ['true']),
+        [HostUnreachableError],
+        CONNECT_TIMEOUT_MS,
+      );
+      assert.match(refused.error.message, /ECONNREFUSED/);
+      assert.equal(refused.error.commandMayHaveStarted, false);
+      const unknown = await rejectsWithin(
+        ssh.exec(targetOf(hosts[0]!, { address: 'no-such-host.invalid' }), ['true']),
+        [HostUnreachableError],
+        CONNECT_TIMEOUT_MS + MARGIN_MS,
+      );
+      assert.match(unknown.error.message, /ENOTFOUND|EAI_AGAIN/);
+    });
+  });
+
+  it('shares one connect attempt, closes idle connections, and evicts the least recently used when full', async () => {
+    const [first, second] = [targetOf(hosts[0]!), targetOf(hosts[1]!)];
+    await withExecutor(
+      async (ssh) => {
+        const concurrent = await Promise.all(Array.from({ length: 5 }, () => ssh.exec(first, ['true'])));
+        assert.deepEqual(ssh.stats(), { connectionsOpened: 1, openConnections: 1, commandsRun: 5 });
+        assert.equal(concurrent.filter((result) => !result.connectionReused).length, 1);
+
+        // The pool holds one connection: a second host takes the idle one's place.
+        await ssh.exec(second, ['true']);
+        assert.deepEqual(ssh.stats(), { connectionsOpened: 2, openConnections: 1, commandsRun: 6 });
+
+        // An inventory change (another login user) is another connection.
+        await assert.rejects(ssh.exec({ ...second, sshUser: 'drover' }, ['true']), SudoRefusedError);
+        assert.equal(ssh.stats().connectionsOpened, 3);
+
+        // All busy: the next host waits until the running command ends, then takes its place.
+        const startedAt = performance.now();
+        const busy = ssh.exec(first, ['sleep', '1']);
+        const waiting = await ssh.exec(second, ['true']);
+        const waitedMs = Math.round(performance.now() - startedAt);
+        timings['pool full and busy: the next host waited'] = waitedMs;
+        assert.equal((await busy).exitCode, 0);
+        assert.equal(waiting.exitCode, 0);
+        assert.ok(waitedMs >= 1_000, `waited for the busy connection (${waitedMs} ms)`);
+        assert.equal(ssh.stats().openConnections, 1);
+
+        // Idle for SSH_IDLE_TIMEOUT_MS: closed.
+        await sleep(1_000 + 300);
+        assert.equal(ssh.stats().openConnections, 0, 'the idle connection was closed');
+        assert.equal((await ssh.exec(second, ['true'])).connectionReused, false);
+      },
+      { SSH_POOL_MAX_CONNECTIONS: '1', SSH_IDLE_TIMEOUT_MS: '1000' },
+    );
+  });
+
+  it('kills a command that outlives its timeout and keeps what it printed', async () => {
+    await withExecutor(async (ssh) => {
+      const target = targetOf(hosts[0]!);
+      const timeoutMs = 1_500;
+      const { error, elapsedMs } = await rejectsWithin(
+        ssh.exec(target, ['sh', '-c', 'echo started; echo warming up >&2; sleep 30'], { timeoutMs }),
+        [CommandTimeoutError],
+        timeoutMs + MARGIN_MS,
+      );
+      timings['sleep 30 with timeoutMs 1500: CommandTimeoutError after'] = elapsedMs;
+      assert.ok(elapsedMs >= timeoutMs - 50, `not before the deadline (${elapsedMs} ms)`);
+      assert.equal(error.stdout, 'started\n');
+      assert.equal(error.stderr, 'warming up\n');
+      assert.equal(error.timeoutMs, timeoutMs);
+      assert.equal(error.kind, 'timed_out');
+
+      // '[s]leep 30' matches the command (and its sh) but not the pgrep command line itself.
+      const startedAt = performance.now();
+      let left = await ssh.exec(target, ['pgrep', '-af', '[s]leep 30']);
+      while (left.exitCode === 0 && performance.now() - startedAt < 5_000) {
+        await sleep(100);
+        left = await ssh.exec(target, ['pgrep', '-af', '[s]leep 30']);
+      }
+      timings['remote sleep gone after the timeout error, within'] = Math.round(performance.now() - startedAt);
+      assert.equal(left.exitCode, 1, `the remote command is gone: ${left.stdout}`);
+      assert.equal(left.connectionReused, true, 'the connection survived the timeout');
+    });
+  });
+
+  it('reconnects after the pooled connection is killed server-side, and reports a drop mid-command', async () => {
+    await withExecutor(async (ssh) => {
+      const host = hosts[1]!;
+      const target = targetOf(host);
+      const first = clientPort((await ssh.exec(target, ['printenv', 'SSH_CONNECTION'])).stdout);
+      await killSshSession(host, first);
+      const afterKill = await ssh.exec(target, ['printenv', 'SSH_CONNECTION']);
+      assert.equal(afterKill.exitCode, 0);
+      assert.notEqual(clientPort(afterKill.stdout), first, 'a new connection');
+      assert.equal(afterKill.connectionReused, false);
+      assert.equal(ssh.stats().connectionsOpened, 2);
+
+      const second = clientPort(afterKill.stdout);
+      const dropped = rejectsWithin(ssh.exec(target, ['sleep', '20']), [HostUnreachableError], 5_000);
+      await sleep(300);
+      await killSshSession(host, second);
+      const { error } = await dropped;
+      assert.equal(error.commandMayHaveStarted, true);
+
+      assert.equal((await ssh.exec(target, ['true'])).exitCode, 0);
+      assert.equal(ssh.stats().connectionsOpened, 3);
+    });
+  });
+
+  it('reconnects transparently when the pooled connection turns out dead only as a command is sent', async () => {
+    await withExecutor(async (ssh) => {
+      const host = hosts[2]!;
+      const target = targetOf(host);
+      const port = clientPort((await ssh.exec(target, ['printenv', 'SSH_CONNECTION'])).stdout);
+      try {
+        // The session dies while the host is cut off: its FIN is lost, the client still thinks the
+        // connection is fine, and only the next command's packets (answered by a RST) reveal it.
+        await setPartitioned(host, true);
+        await killSshSession(host, port);
+        await sleep(200);
+      } finally {
+        await setPartitioned(host, false);
+      }
+      const logged = logs.lines.length;
+      const result = await ssh.exec(target, ['printenv', 'SSH_CONNECTION']);
+      assert.equal(result.exitCode, 0);
+      assert.notEqual(clientPort(result.stdout), port, 'the command ran on a new connection');
+      assert.equal(result.connectionReused, false);
+      assert.equal(ssh.stats().connectionsOpened, 2);
+      assert.equal(ssh.stats().commandsRun, 2, 'the command ran once');
+      assert.match(logs.lines.slice(logged).join('\n'), /reconnecting: could not start the command/);
+    });
+  });
+
+  it('truncates output beyond maxOutputBytes to its head and tail, and streams all of it', async () => {
+    await withExecutor(async (ssh) => {
+      let streamed = 0;
+      const result = await ssh.exec(targetOf(hosts[0]!), ['seq', '1', '100000'], {
+        maxOutputBytes: 1_000,
+        onData: (chunk, stream) => {
+          assert.equal(stream, 'stdout');
+          streamed += chunk.length;
+        },
+      });
+      const total = 588_895; // bytes `seq 1 100000` prints
+      assert.equal(result.exitCode, 0);
+      assert.equal(result.truncated, true);
+      assert.equal(streamed, total);
+      assert.ok(result.stdout.startsWith('1\n2\n3\n'), result.stdout.slice(0, 20));
+      assert.ok(result.stdout.endsWith('99999\n100000\n'), result.stdout.slice(-20));
+      assert.match(
+        result.stdout,
+        new RegExp(`\\n\\[\\.\\.\\. ${total - 1_000} bytes of output dropped \\.\\.\\.\\]\\n`),
+      );
+      assert.equal(result.stderr, '');
+    });
+  });
+
+  it('names the key path when the private key cannot be read', async () => {
+    const missing = path.join(testEnv.fleetState, 'ssh', 'no-such-key');
+    await withExecutor(
+      (ssh) =>
+        assert.rejects(
+          ssh.exec(targetOf(hosts[0]!), ['true']),
+          new RegExp(`cannot read the SSH private key ${missing}`),
+        ),
+      { SSH_PRIVATE_KEY_PATH: missing },
+    );
+  });
+});
