@@ -417,7 +417,14 @@ export interface components {
             finishedAt: string | null;
             /** @description Tasks per state */
             counts: {
-                [key: string]: number;
+                queued: number;
+                running: number;
+                succeeded: number;
+                failed: number;
+                timed_out: number;
+                unreachable: number;
+                cancelled: number;
+                skipped: number;
             };
             tasks: {
                 /** Format: uuid */
@@ -474,7 +481,14 @@ export interface components {
                 finishedAt: string | null;
                 /** @description Tasks per state */
                 counts: {
-                    [key: string]: number;
+                    queued: number;
+                    running: number;
+                    succeeded: number;
+                    failed: number;
+                    timed_out: number;
+                    unreachable: number;
+                    cancelled: number;
+                    skipped: number;
                 };
             }[];
             /** @description Pass as cursor to get the next page; null on the last page */

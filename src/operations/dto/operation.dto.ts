@@ -107,7 +107,18 @@ export const operationSummarySchema = z.object({
   requestedBy: z.string(),
   createdAt: z.iso.datetime(),
   finishedAt: z.iso.datetime().nullable(),
-  counts: z.record(taskStateSchema, z.number().int()).describe('Tasks per state'),
+  counts: z
+    .object({
+      queued: z.number().int(),
+      running: z.number().int(),
+      succeeded: z.number().int(),
+      failed: z.number().int(),
+      timed_out: z.number().int(),
+      unreachable: z.number().int(),
+      cancelled: z.number().int(),
+      skipped: z.number().int(),
+    } satisfies Record<z.output<typeof taskStateSchema>, z.ZodType>)
+    .describe('Tasks per state'),
 });
 
 export class OperationDto extends createZodDto(operationSummarySchema.extend({ tasks: z.array(taskResponseSchema) })) {}
