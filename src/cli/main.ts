@@ -2,6 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { ApiError, createDroverClient, DroverClient, Schemas, unwrap } from '../client';
+import { VERBS } from '../operations/systemd/verbs';
 import { renderTable } from './table';
 
 const USAGE = `drover — fleet controller for systemd services
@@ -249,20 +250,7 @@ async function opsCommand(api: DroverClient, args: string[], json: boolean): Pro
   }
 }
 
-const VERB_COMMANDS = new Set([
-  'status',
-  'start',
-  'stop',
-  'restart',
-  'try-restart',
-  'reload',
-  'reload-or-restart',
-  'enable',
-  'disable',
-  'mask',
-  'unmask',
-  'daemon-reload',
-]);
+const VERB_COMMANDS: ReadonlySet<string> = new Set(VERBS);
 
 interface ActOptions {
   selector?: string | undefined;
