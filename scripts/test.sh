@@ -58,6 +58,8 @@ ensure_build || die "build failed"
 ensure_postgres
 ensure_postgres_role drover drover
 ensure_redis
+# visudo and cvtsudoers check the generated sudoers drop-ins.
+apt_install sudo
 
 log "preparing the migrated template database"
 runuser -u postgres -- psql -qAtX -d postgres -c \

@@ -1,9 +1,11 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { APP_FILTER, APP_GUARD, APP_PIPE } from '@nestjs/core';
+import { AccessModule } from './access/access.module';
+import { AuditModule } from './audit/audit.module';
 import { BearerAuthGuard } from './common/auth/bearer-auth.guard';
 import { ProblemFilter } from './common/errors/problem.filter';
 import { ZodValidationPipe } from './common/validation/zod-validation.pipe';
-import { ConfigModule } from './config/config.module';
+import { APP_CONFIG, ConfigModule } from './config/config.module';
 import type { AppConfig } from './config/config.schema';
 import { HealthModule } from './health/health.module';
 import { HostsModule } from './hosts/hosts.module';
@@ -11,6 +13,7 @@ import { MetricsModule } from './infra/metrics/metrics.module';
 import { OperationsModule } from './operations/operations.module';
 import { PrismaModule } from './infra/prisma/prisma.module';
 import { RedisModule } from './infra/redis/redis.module';
+import { TOKEN_RATE_LIMIT_PER_MINUTE } from './tokens/rate-limit';
 import { TokensModule } from './tokens/tokens.module';
 import { UnitsModule } from './units/units.module';
 
@@ -30,11 +33,18 @@ export class AppModule {
         HostsModule,
         UnitsModule,
         OperationsModule,
+        AccessModule,
+        AuditModule,
       ],
       providers: [
         { provide: APP_PIPE, useClass: ZodValidationPipe },
         { provide: APP_GUARD, useClass: BearerAuthGuard },
         { provide: APP_FILTER, useClass: ProblemFilter },
+        {
+          provide: TOKEN_RATE_LIMIT_PER_MINUTE,
+          inject: [APP_CONFIG],
+          useFactory: (appConfig: AppConfig) => appConfig.TOKEN_RATE_LIMIT_PER_MINUTE,
+        },
       ],
     };
   }

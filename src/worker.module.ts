@@ -1,4 +1,5 @@
 import { DynamicModule, Module } from '@nestjs/common';
+import { AuditModule } from './audit/audit.module';
 import { ConfigModule } from './config/config.module';
 import type { AppConfig } from './config/config.schema';
 import { HostsModule } from './hosts/hosts.module';
@@ -27,6 +28,7 @@ export class WorkerModule {
         HostsModule,
         UnitsModule,
         OperationsModule,
+        AuditModule,
       ],
       providers: [TaskRunnerService, DiscoveryService, LifecycleProcessor],
     };

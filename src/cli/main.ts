@@ -22,6 +22,11 @@ usage: drover <command> [options]
                                            drover restart nginx.service -l role=web --concurrency 2
       VERB: status start stop restart try-restart reload reload-or-restart
             enable disable mask unmask daemon-reload (UNIT optional)
+  audit list [FILTERS] [--json]            audit events, newest first; FILTERS: --actor NAME --host NAME
+                                           -l SELECTOR --unit UNIT --action ACTION --result RESULT
+                                           --since ISO --until ISO --grep TEXT
+  audit verify [--from-seq N] [--to-seq N] recompute the hash chain; exit 2 names the first broken event
+  audit export [FILTERS] [--format jsonl|csv]  stream every matching event to stdout
   ops list [--json]                        recent operations, newest first
   ops get ID [--json]                      one operation with every task
 
@@ -29,7 +34,8 @@ environment:
   DROVER_URL     API base URL (default http://127.0.0.1:8080)
   DROVER_TOKEN   API token (drv_...)
 
-exit codes: 0 ok, 1 API or runtime error, 2 the operation finished with failed tasks, 64 usage error`;
+exit codes: 0 ok, 1 API or runtime error, 2 the operation finished with failed tasks (or the audit
+            chain is broken), 64 usage error`;
 
 class UsageError extends Error {}
 
@@ -250,6 +256,102 @@ async function opsCommand(api: DroverClient, args: string[], json: boolean): Pro
   }
 }
 
+interface AuditOptions {
+  actor?: string | undefined;
+  host?: string | undefined;
+  selector?: string | undefined;
+  unit?: string | undefined;
+  action?: string | undefined;
+  result?: string | undefined;
+  since?: string | undefined;
+  until?: string | undefined;
+  grep?: string | undefined;
+  format?: string | undefined;
+  'from-seq'?: string | undefined;
+  'to-seq'?: string | undefined;
+  json?: boolean | undefined;
+}
+
+function auditFilters(values: AuditOptions) {
+  return {
+    ...(values.actor ? { actor: values.actor } : {}),
+    ...(values.host ? { host: values.host } : {}),
+    ...(values.selector ? { selector: values.selector } : {}),
+    ...(values.unit ? { unit: values.unit } : {}),
+    ...(values.action ? { action: values.action } : {}),
+    ...(values.result ? { result: values.result } : {}),
+    ...(values.since ? { from: values.since } : {}),
+    ...(values.until ? { to: values.until } : {}),
+    ...(values.grep ? { q: values.grep } : {}),
+  };
+}
+
+async function auditCommand(
+  api: DroverClient,
+  baseUrl: string,
+  token: string | undefined,
+  args: string[],
+  values: AuditOptions,
+) {
+  const [action] = args;
+  if (action === 'list') {
+    const page = unwrap(
+      await api.GET('/v1/audit/events', { params: { query: { ...auditFilters(values), limit: 100 } } }),
+    );
+    if (values.json) {
+      process.stdout.write(`${JSON.stringify(page.items, null, 2)}\n`);
+      return;
+    }
+    process.stdout.write(
+      renderTable(
+        ['SEQ', 'TIME', 'ACTOR', 'ACTION', 'RESULT', 'HOST', 'UNIT', 'REASON'],
+        page.items.map((event) => [
+          String(event.seq),
+          event.occurredAt,
+          event.actorName,
+          event.action,
+          event.result,
+          event.hostName ?? '-',
+          event.unit ?? '-',
+          event.reason ?? '',
+        ]),
+      ),
+    );
+  } else if (action === 'verify') {
+    const query = {
+      ...(values['from-seq'] ? { fromSeq: Number(values['from-seq']) } : {}),
+      ...(values['to-seq'] ? { toSeq: Number(values['to-seq']) } : {}),
+    };
+    const result = unwrap(await api.GET('/v1/audit/verify', { params: { query } }));
+    if (values.json) process.stdout.write(`${JSON.stringify(result)}\n`);
+    else if (result.ok)
+      process.stdout.write(
+        `audit chain intact: ${result.checked} event(s), seq ${result.fromSeq ?? '-'}..${result.toSeq ?? '-'}\n`,
+      );
+    else process.stdout.write(`audit chain BROKEN at seq ${result.firstBroken?.seq}: ${result.firstBroken?.reason}\n`);
+    if (!result.ok) process.exitCode = 2;
+  } else if (action === 'export') {
+    const format = values.format ?? 'jsonl';
+    if (format !== 'jsonl' && format !== 'csv') throw new UsageError('--format is jsonl or csv');
+    // Streamed straight to stdout: the export can be millions of rows.
+    const query = new URLSearchParams({ ...auditFilters(values), format });
+    const response = await fetch(`${baseUrl}/v1/audit/export?${query.toString()}`, {
+      headers: token ? { Authorization: `Bearer ${token}` } : {},
+    });
+    if (!response.ok || !response.body) {
+      throw new ApiError(
+        response.status,
+        (await response.json().catch(() => undefined)) as Schemas['Problem'] | undefined,
+      );
+    }
+    for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+      if (!process.stdout.write(chunk)) await new Promise((resolve) => process.stdout.once('drain', resolve));
+    }
+  } else {
+    throw new UsageError('audit takes: list | verify | export');
+  }
+}
+
 const VERB_COMMANDS: ReadonlySet<string> = new Set(VERBS);
 
 interface ActOptions {
@@ -274,6 +376,16 @@ async function main(argv: string[]): Promise<void> {
       'on-conflict': { type: 'string' },
       'timeout-ms': { type: 'string' },
       'trust-on-first-use': { type: 'boolean', default: false },
+      actor: { type: 'string' },
+      unit: { type: 'string' },
+      action: { type: 'string' },
+      result: { type: 'string' },
+      since: { type: 'string' },
+      until: { type: 'string' },
+      grep: { type: 'string' },
+      format: { type: 'string' },
+      'from-seq': { type: 'string' },
+      'to-seq': { type: 'string' },
       'no-wait': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -285,10 +397,12 @@ async function main(argv: string[]): Promise<void> {
     if (!group && !values.help) process.exitCode = 64;
     return;
   }
-  const api = createDroverClient(process.env.DROVER_URL ?? 'http://127.0.0.1:8080', process.env.DROVER_TOKEN);
+  const baseUrl = process.env.DROVER_URL ?? 'http://127.0.0.1:8080';
+  const api = createDroverClient(baseUrl, process.env.DROVER_TOKEN);
   if (group === 'hosts') await hostsCommand(api, rest, values.json, values.selector);
   else if (group === 'units') await unitsCommand(api, rest, values.json, values.selector);
   else if (group === 'ops') await opsCommand(api, rest, values.json);
+  else if (group === 'audit') await auditCommand(api, baseUrl, process.env.DROVER_TOKEN, rest, values);
   else if (VERB_COMMANDS.has(group)) await actCommand(api, group, rest, values);
   else throw new UsageError(`unknown command '${group}'`);
 }

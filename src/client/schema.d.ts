@@ -21,6 +21,58 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/tokens": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List API tokens by name (never their secrets) */
+        get: operations["listTokens"];
+        put?: never;
+        /** Create an API token; its secret is shown in this response only */
+        post: operations["createToken"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tokens/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Read one API token */
+        get: operations["getToken"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tokens/{id}/revoke": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Revoke a token at once (idempotent: revoking again keeps the first revocation time) */
+        post: operations["revokeToken"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/healthz/live": {
         parameters: {
             query?: never;
@@ -212,10 +264,140 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/access/sudoers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Generate a sudoers drop-in that lets a non-root SSH user run exactly the systemctl commands drover runs for some verbs and units */
+        post: operations["generateSudoers"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/audit/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Audit events matching the filters, newest first */
+        get: operations["listAuditEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/audit/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Everything that happened to one unit of one host, newest first, across operations */
+        get: operations["getUnitHistory"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/audit/verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Recompute the hash chain and name the first broken link */
+        get: operations["verifyAuditChain"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/audit/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Stream every matching event as JSON lines or CSV */
+        get: operations["exportAuditEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        AuditEventPage: {
+            items: {
+                seq: number;
+                /** Format: date-time */
+                occurredAt: string;
+                actorTokenId: string | null;
+                actorName: string;
+                sourceAddress: string | null;
+                requestId: string | null;
+                action: string;
+                result: string;
+                hostName: string | null;
+                unit: string | null;
+                operationId: string | null;
+                taskId: string | null;
+                parameters: {
+                    [key: string]: unknown;
+                };
+                /** @description The unit before a host action */
+                before: {
+                    [key: string]: unknown;
+                } | null;
+                /** @description The unit after a host action */
+                after: {
+                    [key: string]: unknown;
+                } | null;
+                reason: string | null;
+                prevHash: string;
+                hash: string;
+            }[];
+            /** @description Pass as cursor to get the next page; null on the last page */
+            nextCursor: string | null;
+        };
+        AuditVerification: {
+            ok: boolean;
+            /** @description How many events were checked */
+            checked: number;
+            fromSeq: number | null;
+            toSeq: number | null;
+            /** @description The first event whose hash or link does not match */
+            firstBroken: {
+                seq: number;
+                reason: string;
+            } | null;
+        };
         /** @description Hosts to create or update by name; each host is set exactly as given (absent fields take defaults) */
         BulkUpsertHosts: {
             hosts: {
@@ -256,6 +438,23 @@ export interface components {
             updated: number;
             /** @description Hosts already exactly as given: untouched, updatedAt kept */
             unchanged: number;
+        };
+        /** @description The created token with its secret */
+        CreatedToken: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            scopes: ("read" | "operate" | "admin" | "audit")[];
+            /** @description Hosts the token may act on (null: every host) */
+            hostSelector: string | null;
+            /** @description Units the token may act on (null: every unit) */
+            unitGlob: string | null;
+            /** Format: date-time */
+            expiresAt: string | null;
+            /** Format: date-time */
+            createdAt: string;
+            /** @description The bearer secret (drv_...): shown in this response only, drover keeps just its SHA-256 */
+            secret: string;
         };
         CreateHost: {
             /** @description Unique inventory name of the host */
@@ -314,6 +513,23 @@ export interface components {
             selector: string;
             /** @description How many hosts are acted on at once (default: all) */
             concurrency?: number;
+        };
+        /** @description A new API token; without expiresInDays or expiresAt it never expires */
+        CreateToken: {
+            /** @description Unique name of the token (who or what uses it) */
+            name: string;
+            scopes: ("read" | "operate" | "admin" | "audit")[];
+            /** @description Label selector bounding the hosts the token may act on (null or "": every host) */
+            hostSelector?: string | null;
+            /** @description Glob over unit names bounding the units the token may act on, e.g. `nginx*.service` or `app-[0-9].service` (* any run, ? one character, [...] one of a set; at most 256 characters). A bounded token may not run unit-less verbs such as daemon-reload. Null: every unit */
+            unitGlob?: string | null;
+            /** @description The token expires this many days from now */
+            expiresInDays?: number;
+            /**
+             * Format: date-time
+             * @description The token expires at this time (in the future); give this or expiresInDays, or neither
+             */
+            expiresAt?: string;
         };
         DiscoveryRequested: {
             hostName: string;
@@ -529,6 +745,79 @@ export interface components {
                 };
             };
         };
+        SudoersFile: {
+            /** @description Where the file goes on each host, e.g. /etc/sudoers.d/drover-web */
+            path: string;
+            /** @description The complete file; install it with mode 0440 after visudo -cf accepts it */
+            content: string;
+            /** @description Names of the hosts the selector matches (only when a selector was given) */
+            hosts?: string[];
+        };
+        /** @description The commands a non-root SSH user may run as root: exactly what drover runs for these verbs and units */
+        SudoersRequest: {
+            /** @description The non-root SSH user drover logs in as on these hosts (their sshUser) */
+            user: string;
+            /** @description The verbs drover may run; mask needs start too (drover checks a mask by trying a start) */
+            verbs: ("status" | "start" | "stop" | "restart" | "try-restart" | "reload" | "reload-or-restart" | "enable" | "disable" | "mask" | "unmask" | "daemon-reload")[];
+            /** @description Full unit names (no globs, no templates: name instances such as getty@tty1.service) */
+            units: string[];
+            /**
+             * @description Also allow the read-only unit listings of discovery, which drover runs after every action
+             * @default true
+             */
+            includeDiscovery?: boolean;
+            /** @description Names the file /etc/sudoers.d/drover-<group> and its aliases; default: the user name, _ as - */
+            group?: string;
+            /** @description Label selector of the hosts the file is for; they are listed in the answer (must match one) */
+            selector?: string;
+        };
+        /** @description An API token; its secret is never shown again after creation */
+        Token: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            scopes: ("read" | "operate" | "admin" | "audit")[];
+            /** @description Hosts the token may act on (null: every host) */
+            hostSelector: string | null;
+            /** @description Units the token may act on (null: every unit) */
+            unitGlob: string | null;
+            /** Format: date-time */
+            expiresAt: string | null;
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            revokedAt: string | null;
+            /**
+             * Format: date-time
+             * @description Last authenticated request (recorded at most once a minute)
+             */
+            lastUsedAt: string | null;
+        };
+        TokenPage: {
+            items: {
+                /** Format: uuid */
+                id: string;
+                name: string;
+                scopes: ("read" | "operate" | "admin" | "audit")[];
+                /** @description Hosts the token may act on (null: every host) */
+                hostSelector: string | null;
+                /** @description Units the token may act on (null: every unit) */
+                unitGlob: string | null;
+                /** Format: date-time */
+                expiresAt: string | null;
+                /** Format: date-time */
+                createdAt: string;
+                /** Format: date-time */
+                revokedAt: string | null;
+                /**
+                 * Format: date-time
+                 * @description Last authenticated request (recorded at most once a minute)
+                 */
+                lastUsedAt: string | null;
+            }[];
+            /** @description Pass as cursor to get the next page; null on the last page */
+            nextCursor: string | null;
+        };
         UnitPage: {
             items: {
                 hostName: string;
@@ -598,6 +887,236 @@ export interface operations {
             };
             /** @description Missing, unknown, expired or revoked bearer token */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listTokens: {
+        parameters: {
+            query?: {
+                /** @description Items per page (1-1000) */
+                limit?: number;
+                /** @description The nextCursor of the previous page */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of tokens ordered by name */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TokenPage"];
+                };
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createToken: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateToken"];
+            };
+        };
+        responses: {
+            /** @description The created token with its secret */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreatedToken"];
+                };
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The resource conflicts with an existing one */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getToken: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The token id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The token */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Token"];
+                };
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The named resource does not exist */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    revokeToken: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The token id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The revoked token */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Token"];
+                };
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The named resource does not exist */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1354,6 +1873,303 @@ export interface operations {
             };
             /** @description The named resource does not exist */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    generateSudoers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SudoersRequest"];
+            };
+        };
+        responses: {
+            /** @description The file and where it goes; nothing is installed */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SudoersFile"];
+                };
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Well-formed, but cannot be carried out (e.g. the selector matches no host) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listAuditEvents: {
+        parameters: {
+            query?: {
+                /** @description Token name that acted */
+                actor?: string;
+                host?: string;
+                /** @description Only events on hosts this label selector matches now */
+                selector?: string;
+                unit?: string;
+                action?: string;
+                /** @description e.g. succeeded, failed, unreachable, denied */
+                result?: string;
+                operationId?: string;
+                /** @description Events at or after this time */
+                from?: string;
+                /** @description Events before this time */
+                to?: string;
+                /** @description Text the event parameters contain (case-insensitive) */
+                q?: string;
+                /** @description Events per page (1-1000) */
+                limit?: number;
+                /** @description The nextCursor of the previous page */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of events */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditEventPage"];
+                };
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getUnitHistory: {
+        parameters: {
+            query: {
+                /** @description Unique inventory name of the host */
+                host: string;
+                /** @description A systemd unit name, e.g. nginx.service */
+                unit: string;
+                limit?: number;
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of events */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditEventPage"];
+                };
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    verifyAuditChain: {
+        parameters: {
+            query?: {
+                /** @description First event (seq) to check; default the first */
+                fromSeq?: number;
+                /** @description Last event (seq) to check; default the newest */
+                toSeq?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The verification result (ok: false names the first broken event) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditVerification"];
+                };
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    exportAuditEvents: {
+        parameters: {
+            query?: {
+                /** @description Token name that acted */
+                actor?: string;
+                host?: string;
+                /** @description Only events on hosts this label selector matches now */
+                selector?: string;
+                unit?: string;
+                action?: string;
+                /** @description e.g. succeeded, failed, unreachable, denied */
+                result?: string;
+                operationId?: string;
+                /** @description Events at or after this time */
+                from?: string;
+                /** @description Events before this time */
+                to?: string;
+                /** @description Text the event parameters contain (case-insensitive) */
+                q?: string;
+                format?: "jsonl" | "csv";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The events, streamed */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope this operation needs */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };

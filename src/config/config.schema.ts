@@ -43,6 +43,8 @@ export const configSchema = z.object({
   DISCOVERY_INTERVAL_MS: integerString(0, 86_400_000).default(300_000),
   /** How often unfinished operations are checked for tasks that lost their queue job. */
   RECONCILE_INTERVAL_MS: integerString(1_000, 3_600_000).default(15_000),
+  /** Requests per minute one API token may make (0: no limit). */
+  TOKEN_RATE_LIMIT_PER_MINUTE: integerString(0, 1_000_000).default(600),
   /** Prefix of every BullMQ key, so several drover installations can share one Redis. */
   QUEUE_PREFIX: z
     .string()

@@ -1,6 +1,7 @@
 import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query } from '@nestjs/common';
 import { ApiOperation, ApiTags } from '@nestjs/swagger';
-import { RequireScope } from '../common/auth/auth.decorators';
+import { auditActorOf } from '../audit/audit-actor';
+import { Actor, RequestActor, RequireScope, UnboundedTokenOnly } from '../common/auth/auth.decorators';
 import { ApiProblems, ApiZodBody, ApiZodParams, ApiZodQuery, ApiZodResponse } from '../common/openapi/zod-openapi';
 import type { Page } from '../common/pagination/cursor';
 import {
@@ -33,17 +34,19 @@ export class HostsController {
 
   @Post()
   @RequireScope('admin')
+  @UnboundedTokenOnly()
   @ApiOperation({ operationId: 'createHost', summary: 'Add a host to the inventory' })
   @ApiZodBody(CreateHostDto)
   @ApiZodResponse(201, 'The created host', HostDto)
   @ApiProblems(400, 401, 403, 409)
-  create(@Body() body: CreateHostDto): Promise<HostResponse> {
-    return this.hosts.create(body);
+  create(@Body() body: CreateHostDto, @Actor() actor: RequestActor): Promise<HostResponse> {
+    return this.hosts.create(body, auditActorOf(actor));
   }
 
   @Post('bulk-upsert')
   @HttpCode(200)
   @RequireScope('admin')
+  @UnboundedTokenOnly()
   @ApiOperation({
     operationId: 'bulkUpsertHosts',
     summary: 'Create or replace up to 10,000 hosts by name in one transaction (idempotent)',
@@ -51,8 +54,8 @@ export class HostsController {
   @ApiZodBody(BulkUpsertHostsDto)
   @ApiZodResponse(200, 'How many hosts were created, updated and already up to date', BulkUpsertResultDto)
   @ApiProblems(400, 401, 403)
-  bulkUpsert(@Body() body: BulkUpsertHostsDto): Promise<BulkUpsertResult> {
-    return this.hosts.bulkUpsert(body.hosts);
+  bulkUpsert(@Body() body: BulkUpsertHostsDto, @Actor() actor: RequestActor): Promise<BulkUpsertResult> {
+    return this.hosts.bulkUpsert(body.hosts, auditActorOf(actor));
   }
 
   @Get(':name')
@@ -66,23 +69,29 @@ export class HostsController {
 
   @Patch(':name')
   @RequireScope('admin')
+  @UnboundedTokenOnly()
   @ApiOperation({ operationId: 'updateHost', summary: 'Change fields of a host (labels are replaced whole)' })
   @ApiZodParams(HostParamsDto)
   @ApiZodBody(UpdateHostDto)
   @ApiZodResponse(200, 'The updated host', HostDto)
   @ApiProblems(400, 401, 403, 404)
-  update(@Param() params: HostParamsDto, @Body() body: UpdateHostDto): Promise<HostResponse> {
-    return this.hosts.update(params.name, body);
+  update(
+    @Param() params: HostParamsDto,
+    @Body() body: UpdateHostDto,
+    @Actor() actor: RequestActor,
+  ): Promise<HostResponse> {
+    return this.hosts.update(params.name, body, auditActorOf(actor));
   }
 
   @Delete(':name')
   @HttpCode(204)
   @RequireScope('admin')
+  @UnboundedTokenOnly()
   @ApiOperation({ operationId: 'deleteHost', summary: 'Remove a host and its discovered units' })
   @ApiZodParams(HostParamsDto)
   @ApiZodResponse(204, 'Deleted')
   @ApiProblems(400, 401, 403, 404)
-  delete(@Param() params: HostParamsDto): Promise<void> {
-    return this.hosts.delete(params.name);
+  delete(@Param() params: HostParamsDto, @Actor() actor: RequestActor): Promise<void> {
+    return this.hosts.delete(params.name, auditActorOf(actor));
   }
 }

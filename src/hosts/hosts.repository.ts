@@ -5,6 +5,7 @@ import { Host, Prisma } from '../generated/prisma/client';
 import { isRecordNotFound, isUniqueViolation } from '../infra/prisma/prisma-errors';
 import { PrismaService } from '../infra/prisma/prisma.service';
 import { selectorSql } from '../infra/prisma/selector-sql';
+import type { AuditActor } from '../audit/audit-actor';
 import type { HostInput, HostUpdate } from './dto/host.dto';
 
 export type { Host };
@@ -18,9 +19,22 @@ export interface BulkUpsertCounts {
 export class HostsRepository {
   constructor(private readonly prisma: PrismaService) {}
 
-  async create(host: HostInput): Promise<Host> {
+  async create(host: HostInput, actor: AuditActor): Promise<Host> {
     try {
-      return await this.prisma.host.create({ data: host });
+      return await this.prisma.$transaction(async (tx) => {
+        const created = await tx.host.create({ data: host });
+        await tx.auditEvent.create({
+          data: {
+            ...actor,
+            action: 'host.create',
+            result: 'succeeded',
+            hostId: created.id,
+            hostName: created.name,
+            parameters: host,
+          },
+        });
+        return created;
+      });
     } catch (error) {
       if (isUniqueViolation(error)) throw new ResourceConflictError('host', 'name', host.name);
       throw error;
@@ -33,18 +47,43 @@ export class HostsRepository {
     return host;
   }
 
-  async update(name: string, changes: HostUpdate): Promise<Host> {
+  async update(name: string, changes: HostUpdate, actor: AuditActor): Promise<Host> {
     try {
-      return await this.prisma.host.update({ where: { name }, data: changes });
+      return await this.prisma.$transaction(async (tx) => {
+        const updated = await tx.host.update({ where: { name }, data: changes });
+        await tx.auditEvent.create({
+          data: {
+            ...actor,
+            action: 'host.update',
+            result: 'succeeded',
+            hostId: updated.id,
+            hostName: name,
+            parameters: changes,
+          },
+        });
+        return updated;
+      });
     } catch (error) {
       if (isRecordNotFound(error)) throw new ResourceNotFoundError('host', name);
       throw error;
     }
   }
 
-  async delete(name: string): Promise<void> {
+  async delete(name: string, actor: AuditActor): Promise<void> {
     try {
-      await this.prisma.host.delete({ where: { name } });
+      await this.prisma.$transaction(async (tx) => {
+        const deleted = await tx.host.delete({ where: { name } });
+        await tx.auditEvent.create({
+          data: {
+            ...actor,
+            action: 'host.delete',
+            result: 'succeeded',
+            hostId: deleted.id,
+            hostName: name,
+            parameters: {},
+          },
+        });
+      });
     } catch (error) {
       if (isRecordNotFound(error)) throw new ResourceNotFoundError('host', name);
       throw error;
@@ -97,7 +136,7 @@ export class HostsRepository {
   async pinFirstHostKey(
     id: string,
     fingerprint: string,
-    audit: { actorTokenId: string | null; actorName: string; requestId: string | null; operationId: string },
+    audit: AuditActor & { operationId: string },
   ): Promise<boolean> {
     return this.prisma.$transaction(async (tx) => {
       const pinned = await tx.host.updateManyAndReturn({
@@ -125,8 +164,9 @@ export class HostsRepository {
    * Creates or replaces hosts by name in one statement (one transaction). Rows already exactly as
    * given are not written at all, so repeating a payload changes nothing, not even updated_at.
    */
-  async bulkUpsert(hosts: HostInput[]): Promise<BulkUpsertCounts> {
-    const [counts] = await this.prisma.$queryRaw<{ created: number; updated: number }[]>`
+  async bulkUpsert(hosts: HostInput[], actor: AuditActor): Promise<BulkUpsertCounts> {
+    return this.prisma.$transaction(async (tx) => {
+      const written = await tx.$queryRaw<{ name: string; inserted: boolean }[]>`
       WITH input AS (
         SELECT * FROM unnest(
           ${hosts.map((host) => host.name)}::text[],
@@ -151,10 +191,20 @@ export class HostsRepository {
           updated_at = CURRENT_TIMESTAMP
         WHERE (existing.address, existing.port, existing.transport, existing.ssh_user, existing.host_key_fingerprint, existing.labels)
           IS DISTINCT FROM (EXCLUDED.address, EXCLUDED.port, EXCLUDED.transport, EXCLUDED.ssh_user, EXCLUDED.host_key_fingerprint, EXCLUDED.labels)
-        RETURNING (xmax = 0) AS inserted
+        RETURNING existing.name, (xmax = 0) AS inserted
       )
-      SELECT count(*) FILTER (WHERE inserted)::int AS created, count(*) FILTER (WHERE NOT inserted)::int AS updated
-      FROM written`;
-    return counts ?? { created: 0, updated: 0 };
+      SELECT name, inserted FROM written`;
+      const created = written.filter((row) => row.inserted).map((row) => row.name);
+      const updated = written.filter((row) => !row.inserted).map((row) => row.name);
+      await tx.auditEvent.create({
+        data: {
+          ...actor,
+          action: 'host.bulk_upsert',
+          result: 'succeeded',
+          parameters: { total: hosts.length, created, updated, unchanged: hosts.length - written.length },
+        },
+      });
+      return { created: created.length, updated: updated.length };
+    });
   }
 }

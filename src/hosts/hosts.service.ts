@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import type { AuditActor } from '../audit/audit-actor';
 import { z } from 'zod';
 import { decodeCursor, Page, toPage } from '../common/pagination/cursor';
 import { parseSelector } from '../common/selector/selector';
@@ -34,20 +35,20 @@ export function toHostResponse(host: Host): HostResponse {
 export class HostsService {
   constructor(private readonly hosts: HostsRepository) {}
 
-  async create(input: HostInput): Promise<HostResponse> {
-    return toHostResponse(await this.hosts.create(input));
+  async create(input: HostInput, actor: AuditActor): Promise<HostResponse> {
+    return toHostResponse(await this.hosts.create(input, actor));
   }
 
   async get(name: string): Promise<HostResponse> {
     return toHostResponse(await this.hosts.findByName(name));
   }
 
-  async update(name: string, changes: HostUpdate): Promise<HostResponse> {
-    return toHostResponse(await this.hosts.update(name, changes));
+  async update(name: string, changes: HostUpdate, actor: AuditActor): Promise<HostResponse> {
+    return toHostResponse(await this.hosts.update(name, changes, actor));
   }
 
-  delete(name: string): Promise<void> {
-    return this.hosts.delete(name);
+  delete(name: string, actor: AuditActor): Promise<void> {
+    return this.hosts.delete(name, actor);
   }
 
   async list(query: ListHostsQuery): Promise<Page<HostResponse>> {
@@ -62,8 +63,8 @@ export class HostsService {
     return this.hosts.findAllMatching(parseSelector(selectorText));
   }
 
-  async bulkUpsert(hosts: HostInput[]): Promise<BulkUpsertResult> {
-    const { created, updated } = await this.hosts.bulkUpsert(hosts);
+  async bulkUpsert(hosts: HostInput[], actor: AuditActor): Promise<BulkUpsertResult> {
+    const { created, updated } = await this.hosts.bulkUpsert(hosts, actor);
     return { total: hosts.length, created, updated, unchanged: hosts.length - created - updated };
   }
 }

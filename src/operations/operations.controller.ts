@@ -14,6 +14,8 @@ import {
   OperationResponse,
   OperationSummary,
 } from './dto/operation.dto';
+import { CurrentPrincipal } from '../tokens/current-principal.decorator';
+import type { Principal } from '../tokens/tokens.service';
 import { OperationsService } from './operations.service';
 
 @ApiTags('operations')
@@ -31,8 +33,12 @@ export class OperationsController {
   @ApiZodBody(CreateOperationDto)
   @ApiZodResponse(202, 'Accepted: the operation with its queued tasks', OperationDto)
   @ApiProblems(400, 401, 403, 422)
-  create(@Body() body: CreateOperationDto, @Actor() actor: RequestActor): Promise<OperationResponse> {
-    return this.operations.create(body, actor);
+  create(
+    @Body() body: CreateOperationDto,
+    @Actor() actor: RequestActor,
+    @CurrentPrincipal() principal: Principal,
+  ): Promise<OperationResponse> {
+    return this.operations.create(body, actor, principal);
   }
 
   @Post('hosts/:name/actions')
@@ -47,8 +53,9 @@ export class OperationsController {
     @Param() params: HostParamsDto,
     @Body() body: HostActionDto,
     @Actor() actor: RequestActor,
+    @CurrentPrincipal() principal: Principal,
   ): Promise<OperationResponse> {
-    return this.operations.createForHost(params.name, body, actor);
+    return this.operations.createForHost(params.name, body, actor, principal);
   }
 
   @Get('operations')

@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { ResourceNotFoundError } from '../common/errors/domain-errors';
+import type { AuditActor } from '../audit/audit-actor';
 import { Operation, Prisma, Task, TaskState } from '../generated/prisma/client';
 import { PrismaService } from '../infra/prisma/prisma.service';
 
@@ -25,13 +26,6 @@ export interface NewOperation {
   trustOnFirstUse: boolean;
   requestedByTokenId: string;
   requestedBy: string;
-  requestId: string | null;
-}
-
-/** Who did something and how it was asked for, copied onto every audit event it causes. */
-export interface AuditActor {
-  actorTokenId: string | null;
-  actorName: string;
   requestId: string | null;
 }
 
@@ -67,6 +61,7 @@ export class OperationsRepository {
     operation: NewOperation,
     hosts: { id: string; name: string }[],
     parameters: Prisma.InputJsonObject,
+    actor: AuditActor,
   ): Promise<Operation> {
     return this.prisma.$transaction(async (tx) => {
       const created = await tx.operation.create({ data: operation });
@@ -82,9 +77,7 @@ export class OperationsRepository {
       });
       await tx.auditEvent.create({
         data: {
-          actorTokenId: operation.requestedByTokenId,
-          actorName: operation.requestedBy,
-          requestId: operation.requestId,
+          ...actor,
           action: 'operation.create',
           result: 'accepted',
           unit: operation.unit,

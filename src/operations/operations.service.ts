@@ -1,5 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { z } from 'zod';
+import { auditActorOf } from '../audit/audit-actor';
 import type { RequestActor } from '../common/auth/auth.decorators';
 import { UnprocessableError } from '../common/errors/domain-errors';
 import { decodeCursor, encodeCursor, Page } from '../common/pagination/cursor';
@@ -8,6 +9,8 @@ import type { AppConfig } from '../config/config.schema';
 import type { Host } from '../hosts/hosts.repository';
 import { HostsRepository } from '../hosts/hosts.repository';
 import { HostsService } from '../hosts/hosts.service';
+import { assertMayActOn } from '../tokens/token-bounds';
+import type { Principal } from '../tokens/tokens.service';
 import { DispatcherService } from './dispatcher.service';
 import type {
   CreateOperationInput,
@@ -31,6 +34,11 @@ const NO_TASKS: Record<TaskState, number> = {
   cancelled: 0,
   skipped: 0,
 };
+
+/** What a token's bounds are checked against: the host's name and its labels now. */
+function boundsTarget(host: Host) {
+  return { name: host.name, labels: host.labels as Record<string, string> };
+}
 
 function toSummary(operation: Operation, counts: Partial<Record<TaskState, number>>): OperationSummary {
   return {
@@ -77,7 +85,7 @@ export class OperationsService {
   ) {}
 
   /** Acts on a unit across the hosts a selector matches. Nothing is queued unless all is valid. */
-  async create(input: CreateOperationInput, actor: RequestActor): Promise<OperationResponse> {
+  async create(input: CreateOperationInput, actor: RequestActor, principal: Principal): Promise<OperationResponse> {
     const targets = await this.hostsService.resolveTargets(input.selector);
     if (targets.length === 0) {
       throw new UnprocessableError(
@@ -86,12 +94,19 @@ export class OperationsService {
         `selector '${input.selector}' matches no host`,
       );
     }
+    assertMayActOn(principal, targets.map(boundsTarget), input.unit ?? null);
     return this.start(input, input.selector, input.concurrency ?? targets.length, targets, actor);
   }
 
   /** Acts on a unit of one host. */
-  async createForHost(hostName: string, input: HostActionInput, actor: RequestActor): Promise<OperationResponse> {
+  async createForHost(
+    hostName: string,
+    input: HostActionInput,
+    actor: RequestActor,
+    principal: Principal,
+  ): Promise<OperationResponse> {
     const host = await this.hosts.findByName(hostName);
+    assertMayActOn(principal, [boundsTarget(host)], input.unit ?? null);
     return this.start(input, null, 1, [host], actor);
   }
 
@@ -117,6 +132,7 @@ export class OperationsService {
       },
       targets,
       { verb: input.verb, unit: input.unit ?? null, selector, concurrency, onConflict: input.onConflict },
+      auditActorOf(actor),
     );
     await this.dispatcher.dispatch(operation.id);
     return this.get(operation.id);

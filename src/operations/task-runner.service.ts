@@ -10,7 +10,8 @@ import { SshError } from '../infra/ssh/ssh-errors';
 import { SshExecutor, SshTarget } from '../infra/ssh/ssh-executor';
 import { UnitsRepository } from '../units/units.repository';
 import { DispatcherService } from './dispatcher.service';
-import { AuditActor, OperationsRepository, TaskOutcome, TaskState, TaskWithContext } from './operations.repository';
+import type { AuditActor } from '../audit/audit-actor';
+import { OperationsRepository, TaskOutcome, TaskState, TaskWithContext } from './operations.repository';
 import { legacySucceeded, legacyVerbArgv, SYSTEMD_PROBE_ARGV, verbArgv } from './systemd/commands';
 import { parseSnapshot, snapshotArgv, UnitSnapshot } from './systemd/unit-snapshot';
 import { describeSnapshot, Verdict, verifyOutcome } from './systemd/verify';
@@ -175,10 +176,12 @@ export class TaskRunnerService {
   }
 
   private async finish(task: TaskWithContext, outcome: ExecOutcome): Promise<void> {
+    // The worker acts for whoever asked; the source address was recorded with the request.
     const actor: AuditActor = {
       actorTokenId: task.operation.requestedByTokenId,
       actorName: task.operation.requestedBy,
       requestId: task.operation.requestId,
+      sourceAddress: null,
     };
     const ended = await this.operations.finish(
       task,
@@ -353,6 +356,7 @@ export class TaskRunnerService {
       actorTokenId: task.operation.requestedByTokenId,
       actorName: task.operation.requestedBy,
       requestId: task.operation.requestId,
+      sourceAddress: null,
       operationId: task.operationId,
     });
     // From now on this run verifies against the key it just pinned, like every later run.

@@ -1,8 +1,15 @@
 import { Injectable } from '@nestjs/common';
-import { UnauthenticatedError } from '../common/errors/domain-errors';
+import { z } from 'zod';
+import { ForbiddenError, RequestValidationError, UnauthenticatedError } from '../common/errors/domain-errors';
+import { decodeCursor, Page, toPage } from '../common/pagination/cursor';
+import { parseSelector } from '../common/selector/selector';
+import type { CreatedTokenResponse, CreateTokenRequest, ListTokensQuery, TokenResponse } from './dto/token.dto';
 import { generateTokenSecret, hashTokenSecret, isWellFormedTokenSecret } from './token-secret';
 import { TokenScope } from './token-scope';
-import { TokensRepository } from './tokens.repository';
+import { StoredToken, TokenAuditActor, TokensRepository } from './tokens.repository';
+import { unitGlobProblem } from './unit-glob';
+
+export type { TokenAuditActor };
 
 /** Who is calling: the token's identity and bounds, attached to every authenticated request. */
 export interface Principal {
@@ -21,22 +28,128 @@ export interface CreateTokenInput {
   expiresAt?: Date | null;
 }
 
+/** The actor of tokens made outside the API: the `drover-admin create-token` command. */
+export const ADMIN_COMMAND_ACTOR: TokenAuditActor = {
+  actorTokenId: null,
+  actorName: 'drover-admin',
+  requestId: null,
+  sourceAddress: null,
+};
+
+const DAY_MS = 86_400_000;
+
+const tokenCursorSchema = z.object({ name: z.string() });
+
+export function toTokenResponse(token: StoredToken): TokenResponse {
+  return {
+    id: token.id,
+    name: token.name,
+    scopes: token.scopes,
+    hostSelector: token.hostSelector,
+    unitGlob: token.unitGlob,
+    expiresAt: token.expiresAt?.toISOString() ?? null,
+    revokedAt: token.revokedAt?.toISOString() ?? null,
+    lastUsedAt: token.lastUsedAt?.toISOString() ?? null,
+    createdAt: token.createdAt.toISOString(),
+  };
+}
+
+/**
+ * Token management is for unbounded tokens only: a token limited to some hosts or units could
+ * otherwise mint itself an unlimited token, or revoke the tokens of those who limited it.
+ */
+function assertMayManageTokens(caller: Principal): void {
+  if (caller.hostSelector !== null || caller.unitGlob !== null) {
+    throw new ForbiddenError(
+      'a token bounded by hostSelector or unitGlob cannot create or revoke tokens: ask for an unbounded admin token',
+    );
+  }
+}
+
+/** The bounds as stored: checked here too, since the admin command does not pass the HTTP DTO. */
+function validBounds(input: CreateTokenInput): { hostSelector: string | null; unitGlob: string | null } {
+  // A selector without requirements ('' or blanks) selects every host, which is what no bound
+  // means: store it as none, so the token counts as unbounded everywhere.
+  const hostSelector =
+    input.hostSelector && parseSelector(input.hostSelector, 'hostSelector').length > 0 ? input.hostSelector : null;
+  const unitGlob = input.unitGlob ?? null;
+  const globProblem = unitGlob === null ? null : unitGlobProblem(unitGlob);
+  if (globProblem) throw new RequestValidationError([{ field: 'unitGlob', message: globProblem }]);
+  return { hostSelector, unitGlob };
+}
+
 @Injectable()
 export class TokensService {
   constructor(private readonly tokens: TokensRepository) {}
 
-  /** Creates a token and returns its secret: the only time the secret exists outside the caller. */
-  async create(input: CreateTokenInput): Promise<{ id: string; name: string; secret: string }> {
+  /**
+   * Creates a token, audited as done by `actor`, and returns its secret: the only time the secret
+   * exists outside the caller. Only its hash is stored, and neither goes into the audit event.
+   */
+  async create(input: CreateTokenInput, actor: TokenAuditActor = ADMIN_COMMAND_ACTOR): Promise<CreatedTokenResponse> {
     const secret = generateTokenSecret();
-    const token = await this.tokens.create({
-      name: input.name,
-      secretHash: hashTokenSecret(secret),
-      scopes: input.scopes,
-      hostSelector: input.hostSelector ?? null,
-      unitGlob: input.unitGlob ?? null,
-      expiresAt: input.expiresAt ?? null,
-    });
-    return { id: token.id, name: token.name, secret };
+    const token = await this.tokens.create(
+      {
+        name: input.name,
+        secretHash: hashTokenSecret(secret),
+        scopes: [...new Set(input.scopes)],
+        ...validBounds(input),
+        expiresAt: input.expiresAt ?? null,
+      },
+      actor,
+    );
+    return {
+      id: token.id,
+      name: token.name,
+      secret,
+      scopes: token.scopes,
+      hostSelector: token.hostSelector,
+      unitGlob: token.unitGlob,
+      expiresAt: token.expiresAt?.toISOString() ?? null,
+      createdAt: token.createdAt.toISOString(),
+    };
+  }
+
+  /** POST /v1/tokens: a token created by another (unbounded admin) token. */
+  async createFor(
+    caller: Principal,
+    request: CreateTokenRequest,
+    actor: TokenAuditActor,
+    now = new Date(),
+  ): Promise<CreatedTokenResponse> {
+    assertMayManageTokens(caller);
+    const expiresAt =
+      request.expiresInDays !== undefined
+        ? new Date(now.getTime() + request.expiresInDays * DAY_MS)
+        : request.expiresAt !== undefined
+          ? new Date(request.expiresAt)
+          : null;
+    return this.create(
+      {
+        name: request.name,
+        scopes: request.scopes,
+        hostSelector: request.hostSelector ?? null,
+        unitGlob: request.unitGlob ?? null,
+        expiresAt,
+      },
+      actor,
+    );
+  }
+
+  async list(query: ListTokensQuery): Promise<Page<TokenResponse>> {
+    const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor, tokenCursorSchema).name;
+    const rows = await this.tokens.list(after, query.limit + 1);
+    return toPage(rows, query.limit, toTokenResponse, (token) => ({ name: token.name }));
+  }
+
+  async get(id: string): Promise<TokenResponse> {
+    return toTokenResponse(await this.tokens.findById(id));
+  }
+
+  /** Revokes a token at once (every request is authenticated against the database). Idempotent. */
+  async revoke(caller: Principal, id: string, actor: TokenAuditActor, now = new Date()): Promise<TokenResponse> {
+    assertMayManageTokens(caller);
+    return toTokenResponse(await this.tokens.revoke(id, now, actor));
   }
 
   async authenticate(secret: string, now = new Date()): Promise<Principal> {

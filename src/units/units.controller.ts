@@ -1,5 +1,6 @@
 import { Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
-import { RequireScope } from '../common/auth/auth.decorators';
+import { auditActorOf } from '../audit/audit-actor';
+import { Actor, RequestActor, RequireScope } from '../common/auth/auth.decorators';
 import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import { ApiProblems, ApiZodParams, ApiZodQuery, ApiZodResponse } from '../common/openapi/zod-openapi';
 import type { Page } from '../common/pagination/cursor';
@@ -11,6 +12,8 @@ import {
   UnitResponse,
 } from './dto/unit.dto';
 import { HostParamsDto } from '../hosts/dto/host.dto';
+import { CurrentPrincipal } from '../tokens/current-principal.decorator';
+import type { Principal } from '../tokens/tokens.service';
 import { UnitsService } from './units.service';
 
 @ApiTags('units')
@@ -35,8 +38,12 @@ export class UnitsController {
   @ApiZodParams(HostParamsDto)
   @ApiZodResponse(202, 'Queued', DiscoveryRequestedDto)
   @ApiProblems(400, 401, 403, 404)
-  discover(@Param() params: HostParamsDto): Promise<{ hostName: string; queued: true }> {
-    return this.units.requestDiscovery(params.name);
+  discover(
+    @Param() params: HostParamsDto,
+    @Actor() actor: RequestActor,
+    @CurrentPrincipal() principal: Principal,
+  ): Promise<{ hostName: string; queued: true }> {
+    return this.units.requestDiscovery(params.name, auditActorOf(actor), principal);
   }
 
   @Get('units')

@@ -3,8 +3,12 @@ import { z } from 'zod';
 import { decodeCursor, Page, toPage } from '../common/pagination/cursor';
 import { parseSelector } from '../common/selector/selector';
 import type { UnitResponse } from './dto/unit.dto';
+import type { AuditActor } from '../audit/audit-actor';
+import { AuditRepository } from '../audit/audit.repository';
 import { HostsRepository } from '../hosts/hosts.repository';
 import { JobProducer } from '../infra/queue/job-producer';
+import { assertMayActOn } from '../tokens/token-bounds';
+import type { Principal } from '../tokens/tokens.service';
 import { UnitsRepository, UnitWithHost } from './units.repository';
 
 const unitCursorSchema = z.object({ unit: z.string() });
@@ -30,11 +34,30 @@ export class UnitsService {
     private readonly units: UnitsRepository,
     private readonly hosts: HostsRepository,
     private readonly producer: JobProducer,
+    private readonly audit: AuditRepository,
   ) {}
 
   /** Queues a discovery of the host's units (deduplicated: one waiting discovery per host). */
-  async requestDiscovery(hostName: string): Promise<{ hostName: string; queued: true }> {
+  async requestDiscovery(
+    hostName: string,
+    actor: AuditActor,
+    principal: Principal,
+  ): Promise<{ hostName: string; queued: true }> {
     const host = await this.hosts.findByName(hostName);
+    // Discovery reads every unit, so only the token's host bound applies.
+    assertMayActOn(
+      { ...principal, unitGlob: null },
+      [{ name: host.name, labels: host.labels as Record<string, string> }],
+      null,
+    );
+    await this.audit.append({
+      ...actor,
+      action: 'host.discover',
+      result: 'queued',
+      hostId: host.id,
+      hostName: host.name,
+      parameters: {},
+    });
     await this.producer.discoverHost(host.id);
     return { hostName: host.name, queued: true };
   }

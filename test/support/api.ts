@@ -30,6 +30,8 @@ export async function startTestApi(env: Record<string, string> = {}): Promise<Te
     DATABASE_URL: database.url,
     REDIS_URL: testEnv.redisUrl,
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    // Tests poll operations quickly; the limiter has its own tests.
+    TOKEN_RATE_LIMIT_PER_MINUTE: '0',
     ...env,
   });
   const logger = createRootLogger(config.LOG_LEVEL, { service: 'drover-api-test' });

@@ -12,6 +12,14 @@ export const PUBLIC_OPERATION_EXTENSION = 'x-drover-public';
 export const Public = () =>
   applyDecorators(SetMetadata(PUBLIC_ROUTE, true), ApiExtension(PUBLIC_OPERATION_EXTENSION, true));
 
+export const UNBOUNDED_ONLY = 'drover:unbounded-only';
+
+/**
+ * Routes a token limited to some hosts or units must not use because they could widen its reach:
+ * changing host labels (which decide what a selector matches), granting root rules.
+ */
+export const UnboundedTokenOnly = () => SetMetadata(UNBOUNDED_ONLY, true);
+
 /** The scope a route needs; routes without it need `read`. */
 export const RequireScope = (scope: TokenScope) => SetMetadata(REQUIRED_SCOPE, scope);
 
@@ -20,6 +28,8 @@ export interface RequestActor {
   tokenId: string;
   tokenName: string;
   requestId: string | null;
+  /** The client's address as the API saw it. */
+  sourceAddress: string | null;
 }
 
 export const Actor = createParamDecorator((_data: unknown, context: ExecutionContext): RequestActor => {
@@ -28,5 +38,6 @@ export const Actor = createParamDecorator((_data: unknown, context: ExecutionCon
     tokenId: request.principal.tokenId,
     tokenName: request.principal.tokenName,
     requestId: typeof request.id === 'string' ? request.id : null,
+    sourceAddress: request.ip ?? request.socket.remoteAddress ?? null,
   };
 });

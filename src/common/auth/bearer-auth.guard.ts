@@ -1,18 +1,38 @@
-import { CanActivate, ExecutionContext, Injectable } from '@nestjs/common';
+import { CanActivate, ExecutionContext, Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
+import type { Response } from 'express';
+import Redis from 'ioredis';
+import { REDIS } from '../../infra/redis/redis.module';
+import {
+  DEFAULT_TOKEN_RATE_LIMIT_PER_MINUTE,
+  TOKEN_RATE_LIMIT_PER_MINUTE,
+  TokenRateLimiter,
+  TooManyRequestsError,
+} from '../../tokens/rate-limit';
 import { TokensService } from '../../tokens/tokens.service';
 import { scopesAllow, TokenScope } from '../../tokens/token-scope';
 import { ForbiddenError, UnauthenticatedError } from '../errors/domain-errors';
-import { PUBLIC_ROUTE, REQUIRED_SCOPE } from './auth.decorators';
+import { PUBLIC_ROUTE, REQUIRED_SCOPE, UNBOUNDED_ONLY } from './auth.decorators';
 import type { AuthenticatedRequest } from './authenticated-request';
 
-/** Global guard: every route needs a valid bearer token with the route's scope, unless @Public. */
+/**
+ * Global guard: every route needs a valid (known, unexpired, unrevoked) bearer token with the
+ * route's scope, unless @Public; and each token gets a bounded number of requests per minute.
+ */
 @Injectable()
 export class BearerAuthGuard implements CanActivate {
+  private readonly logger = new Logger(BearerAuthGuard.name);
+  private readonly limiter: TokenRateLimiter | null;
+
   constructor(
     private readonly reflector: Reflector,
     private readonly tokens: TokensService,
-  ) {}
+    @Inject(REDIS) redis: Redis,
+    @Optional() @Inject(TOKEN_RATE_LIMIT_PER_MINUTE) limitPerMinute?: number,
+  ) {
+    const limit = limitPerMinute ?? DEFAULT_TOKEN_RATE_LIMIT_PER_MINUTE;
+    this.limiter = limit > 0 ? new TokenRateLimiter(redis, limit) : null;
+  }
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
     const targets = [context.getHandler(), context.getClass()];
@@ -24,11 +44,35 @@ export class BearerAuthGuard implements CanActivate {
       throw new UnauthenticatedError('send an API token as "Authorization: Bearer <token>"');
     }
     const principal = await this.tokens.authenticate(match[1]);
+    // Attached before any refusal below, so the problem filter can record who was refused.
+    request.principal = principal;
+    // Counted after authentication, so unknown secrets cannot fill Redis with counters, and before
+    // the scope check, so a token probing routes it may not use is limited too.
+    await this.enforceRateLimit(principal.tokenId, context.switchToHttp().getResponse<Response>());
     const required = this.reflector.getAllAndOverride<TokenScope>(REQUIRED_SCOPE, targets) ?? 'read';
     if (!scopesAllow(principal.scopes, required)) {
       throw new ForbiddenError(`this operation needs a token with the '${required}' scope`);
     }
-    request.principal = principal;
+    const unboundedOnly = this.reflector.getAllAndOverride<boolean>(UNBOUNDED_ONLY, targets) ?? false;
+    if (unboundedOnly && (principal.hostSelector !== null || principal.unitGlob !== null)) {
+      throw new ForbiddenError(
+        'a token bounded by hostSelector or unitGlob cannot do this (it could widen its own bounds): use an unbounded token',
+      );
+    }
     return true;
+  }
+
+  private async enforceRateLimit(tokenId: string, response: Response): Promise<void> {
+    if (!this.limiter) return;
+    const decision = await this.limiter.consume(tokenId).catch((error: unknown) => {
+      // The limit protects capacity, it does not decide who may do what: with Redis unreachable,
+      // serving authenticated requests beats refusing all of them.
+      this.logger.warn(`rate limit not checked (Redis: ${error instanceof Error ? error.message : String(error)})`);
+      return null;
+    });
+    if (!decision || decision.allowed) return;
+    // The problem filter writes the body only; the header has to be on the response already.
+    response.setHeader('Retry-After', String(decision.retryAfterSeconds));
+    throw new TooManyRequestsError(decision.limit, decision.retryAfterSeconds);
   }
 }

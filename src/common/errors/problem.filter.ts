@@ -1,6 +1,8 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, HttpStatus, Logger } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import { DomainError, FieldError } from './domain-errors';
+import { AuditRepository } from '../../audit/audit.repository';
+import type { Principal } from '../../tokens/tokens.service';
 import type { Problem } from './problem';
 
 interface ProblemParts {
@@ -16,11 +18,14 @@ interface ProblemParts {
 export class ProblemFilter implements ExceptionFilter {
   private readonly logger = new Logger(ProblemFilter.name);
 
-  catch(exception: unknown, host: ArgumentsHost): void {
+  constructor(private readonly audit: AuditRepository) {}
+
+  async catch(exception: unknown, host: ArgumentsHost): Promise<void> {
     const http = host.switchToHttp();
-    const request = http.getRequest<Request & { id?: string }>();
+    const request = http.getRequest<Request & { id?: string; principal?: Principal }>();
     const response = http.getResponse<Response>();
     const parts = this.describe(exception);
+    if (parts.status === 403 && request.principal) await this.recordDenial(request, request.principal, parts.detail);
     if (parts.status >= 500) {
       this.logger.error(exception instanceof Error ? exception : String(exception), (exception as Error)?.stack);
     }
@@ -35,6 +40,24 @@ export class ProblemFilter implements ExceptionFilter {
       errors: parts.errors,
     };
     response.status(parts.status).type('application/problem+json').send(JSON.stringify(problem));
+  }
+
+  /** A refused request is part of the history too: who tried what, from where, and why not. */
+  private async recordDenial(request: Request & { id?: string }, principal: Principal, reason: string): Promise<void> {
+    try {
+      await this.audit.append({
+        actorTokenId: principal.tokenId,
+        actorName: principal.tokenName,
+        requestId: request.id ?? null,
+        sourceAddress: request.ip ?? null,
+        action: 'access.denied',
+        result: 'denied',
+        parameters: { method: request.method, path: request.originalUrl.split('?')[0] ?? '' },
+        reason,
+      });
+    } catch (error) {
+      this.logger.error({ err: error }, 'could not record a refused request in the audit trail');
+    }
   }
 
   private describe(exception: unknown): ProblemParts {

@@ -70,6 +70,7 @@ const problemDescriptions: Record<number, string> = {
   404: 'The named resource does not exist',
   409: 'The resource conflicts with an existing one',
   422: 'Well-formed, but cannot be carried out (e.g. the selector matches no host)',
+  429: 'Too many requests from this token; Retry-After says when to retry',
 };
 
 /** Documents the problem+json error responses an operation can return. */

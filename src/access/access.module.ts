@@ -1,0 +1,12 @@
+import { Module } from '@nestjs/common';
+import { HostsModule } from '../hosts/hosts.module';
+import { AccessController } from './access.controller';
+import { AccessService } from './access.service';
+
+/** Least-privilege access for drover on the hosts (sudoers drop-ins for its SSH user). */
+@Module({
+  imports: [HostsModule],
+  controllers: [AccessController],
+  providers: [AccessService],
+})
+export class AccessModule {}

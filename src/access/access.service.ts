@@ -1,0 +1,42 @@
+import { Injectable } from '@nestjs/common';
+import type { AuditActor } from '../audit/audit-actor';
+import { AuditRepository } from '../audit/audit.repository';
+import { UnprocessableError } from '../common/errors/domain-errors';
+import { HostsService } from '../hosts/hosts.service';
+import type { SudoersFile, SudoersRequest } from './dto/sudoers.dto';
+import { defaultSudoersGroup, renderSudoers, sudoersPath } from './sudoers';
+
+/** Least-privilege access for drover's SSH user on the hosts: generated rules, never installed by drover. */
+@Injectable()
+export class AccessService {
+  constructor(
+    private readonly hosts: HostsService,
+    private readonly audit: AuditRepository,
+  ) {}
+
+  async sudoers(request: SudoersRequest, actor: AuditActor): Promise<SudoersFile> {
+    const content = renderSudoers(request);
+    // renderSudoers has refused an input without a usable group, so one exists here.
+    const path = sudoersPath(request.group ?? defaultSudoersGroup(request.user)!);
+    let hosts: string[] | undefined;
+    if (request.selector !== undefined) {
+      const targets = await this.hosts.resolveTargets(request.selector);
+      if (targets.length === 0) {
+        throw new UnprocessableError(
+          'selector_matches_nothing',
+          'selector',
+          `selector '${request.selector}' matches no host`,
+        );
+      }
+      hosts = targets.map((host) => host.name);
+    }
+    // Who was handed which root rules is part of the history, even though drover installs nothing.
+    await this.audit.append({
+      ...actor,
+      action: 'access.sudoers_generate',
+      result: 'succeeded',
+      parameters: { ...request, path, hosts: hosts ?? null },
+    });
+    return hosts === undefined ? { path, content } : { path, content, hosts };
+  }
+}

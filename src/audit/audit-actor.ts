@@ -1,0 +1,18 @@
+import type { RequestActor } from '../common/auth/auth.decorators';
+
+/** Who did something and how it was asked for, as every audit event records it. */
+export interface AuditActor {
+  actorTokenId: string | null;
+  actorName: string;
+  requestId: string | null;
+  sourceAddress: string | null;
+}
+
+export function auditActorOf(actor: RequestActor): AuditActor {
+  return {
+    actorTokenId: actor.tokenId,
+    actorName: actor.tokenName,
+    requestId: actor.requestId,
+    sourceAddress: actor.sourceAddress,
+  };
+}

@@ -1,0 +1,114 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { ForbiddenError } from '../common/errors/domain-errors';
+import { matchesSelector, parseSelector } from '../common/selector/selector';
+import { assertMayActOn, BoundsTarget } from './token-bounds';
+import { matchesUnitGlob } from './unit-glob';
+
+const UNBOUNDED = { hostSelector: null, unitGlob: null };
+
+function host(name: string, labels: Record<string, string> = {}): BoundsTarget {
+  return { name, labels };
+}
+
+/** The ForbiddenError assertMayActOn throws, or null when it allows the action. */
+function refusal(...args: Parameters<typeof assertMayActOn>): ForbiddenError | null {
+  try {
+    assertMayActOn(...args);
+    return null;
+  } catch (error) {
+    assert.ok(error instanceof ForbiddenError, `expected ForbiddenError, got ${String(error)}`);
+    return error;
+  }
+}
+
+describe('assertMayActOn', () => {
+  it('lets an unbounded token act on any host and unit, and without a unit', () => {
+    const targets = [host('a', { env: 'prod' }), host('b')];
+    assert.equal(refusal(UNBOUNDED, targets, 'sshd.service'), null);
+    assert.equal(refusal(UNBOUNDED, targets, null), null);
+    assert.equal(refusal(UNBOUNDED, [], null), null);
+  });
+
+  it('allows hosts inside the hostSelector and names those outside it', () => {
+    const bounds = { hostSelector: 'env=staging,role in (web,api)', unitGlob: null };
+    const inside = [host('s1', { env: 'staging', role: 'web' }), host('s2', { env: 'staging', role: 'api' })];
+    assert.equal(refusal(bounds, inside, 'nginx.service'), null);
+
+    const error = refusal(bounds, [...inside, host('p1', { env: 'prod', role: 'web' }), host('bare')], 'nginx.service');
+    assert.ok(error);
+    assert.equal(error.status, 403);
+    assert.equal(error.code, 'forbidden');
+    assert.match(error.message, /only on hosts matching 'env=staging,role in \(web,api\)'/);
+    assert.match(error.message, /2 hosts outside it: p1, bare$/);
+    assert.doesNotMatch(error.message, /s1|s2/);
+  });
+
+  it('names the first five hosts outside the bounds and counts the rest', () => {
+    const outside = Array.from({ length: 12 }, (_, index) => host(`prod-${index}`, { env: 'prod' }));
+    const error = refusal({ hostSelector: 'env=staging', unitGlob: null }, outside, null);
+    assert.match(error?.message ?? '', /12 hosts outside it: prod-0, prod-1, prod-2, prod-3, prod-4 and 7 more$/);
+  });
+
+  it('allows units matching the unitGlob and refuses others by name', () => {
+    const bounds = { hostSelector: null, unitGlob: 'nginx*.service' };
+    assert.equal(refusal(bounds, [host('a')], 'nginx.service'), null);
+    assert.equal(refusal(bounds, [host('a')], 'nginx-canary.service'), null);
+    const error = refusal(bounds, [host('a')], 'sshd.service');
+    assert.match(error?.message ?? '', /only on units matching 'nginx\*\.service', not on 'sshd\.service'/);
+  });
+
+  it('refuses a unit-less verb (daemon-reload) to a token with a unitGlob, saying so', () => {
+    const error = refusal({ hostSelector: null, unitGlob: '*' }, [host('a')], null);
+    assert.match(error?.message ?? '', /not without a unit \(such as daemon-reload\)/);
+    // A host bound alone does not stop unit-less verbs on hosts inside it.
+    assert.equal(refusal({ hostSelector: 'env=prod', unitGlob: null }, [host('a', { env: 'prod' })], null), null);
+  });
+
+  it('reports host and unit problems together', () => {
+    const error = refusal({ hostSelector: 'env=staging', unitGlob: 'app-*.service' }, [host('p', {})], 'db.service');
+    assert.match(error?.message ?? '', /1 host outside it: p; this token may act only on units matching/);
+  });
+
+  it('refuses (403, not 400) when stored bounds no longer parse', () => {
+    assert.match(
+      refusal({ hostSelector: 'env in (', unitGlob: null }, [host('a')], null)?.message ?? '',
+      /no longer valid/,
+    );
+    assert.match(
+      refusal({ hostSelector: null, unitGlob: 'a[' }, [host('a')], 'a.service')?.message ?? '',
+      /no longer valid/,
+    );
+  });
+
+  it('refuses exactly when some target is outside the selector or the unit is outside the glob', () => {
+    const value = fc.constantFrom('prod', 'staging', 'dev');
+    const labels = fc.dictionary(fc.constantFrom('env', 'role', 'tier'), value, { maxKeys: 3 });
+    const target = fc.record({ name: fc.stringMatching(/^[a-z][a-z0-9-]{0,8}$/), labels });
+    const selector = fc.option(
+      fc.constantFrom('env=prod', 'env!=prod', 'env in (prod,staging)', 'role', '!tier', 'env notin (dev),role', ''),
+      { nil: null },
+    );
+    const unitGlob = fc.option(fc.constantFrom('*', 'nginx*', '*.service', 'app-[0-9].service', '?.socket'), {
+      nil: null,
+    });
+    const unit = fc.option(fc.constantFrom('nginx.service', 'app-3.service', 'a.socket', 'sshd.service'), {
+      nil: null,
+    });
+    fc.assert(
+      fc.property(selector, unitGlob, fc.array(target, { maxLength: 6 }), unit, (hostSelector, glob, targets, name) => {
+        const hostsOk =
+          hostSelector === null || targets.every((t) => matchesSelector(parseSelector(hostSelector), t.labels));
+        const unitOk = glob === null || (name !== null && matchesUnitGlob(glob, name));
+        const error = refusal({ hostSelector, unitGlob: glob }, targets, name);
+        assert.equal(error === null, hostsOk && unitOk, error?.message);
+        if (error && !hostsOk) {
+          const firstOutside = targets.find((t) => !matchesSelector(parseSelector(hostSelector ?? ''), t.labels));
+          assert.ok(error.message.includes(firstOutside?.name ?? '?'), error.message);
+        }
+      }),
+      { numRuns: 1000 },
+    );
+  });
+});

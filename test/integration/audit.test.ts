@@ -1,0 +1,306 @@
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import v8 from 'node:v8';
+import vm from 'node:vm';
+import { after, before, describe, it } from 'node:test';
+import type { DroverClient, Schemas } from '../../src/client';
+import { buildHost, buildHosts } from '../factories/host.factory';
+import { startTestApi, TestApi } from '../support/api';
+import { query } from '../support/database';
+
+type Verification = Schemas['AuditVerification'];
+
+v8.setFlagsFromString('--expose-gc');
+const collectGarbage = vm.runInNewContext('gc') as () => void;
+
+describe('audit trail', () => {
+  let api: TestApi;
+  let admin: DroverClient;
+  let auditor: DroverClient;
+
+  const eventCount = async () =>
+    Number((await query<{ n: string }>(api.database.url, 'SELECT count(*) AS n FROM audit_events'))[0]?.n);
+
+  async function verify(range: { fromSeq?: number; toSeq?: number } = {}): Promise<Verification> {
+    const result = await auditor.GET('/v1/audit/verify', { params: { query: range } });
+    assert.equal(result.response.status, 200, JSON.stringify(result.error));
+    return result.data!;
+  }
+
+  /** Runs SQL as the superuser with the append-only protection lifted, as an attacker with DB access would. */
+  async function tamper(sql: string): Promise<void> {
+    await query(
+      api.database.url,
+      `DO $$ BEGIN
+         ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only;
+         ${sql};
+         ALTER TABLE audit_events ENABLE TRIGGER audit_events_append_only;
+       END $$`,
+    );
+  }
+
+  before(async () => {
+    api = await startTestApi();
+    admin = await api.client({ name: 'audit-admin' });
+    auditor = await api.client({ scopes: ['audit'] });
+  });
+  after(() => api.close());
+
+  it('writes exactly one event for every mutating route of the API (walks openapi.json)', async () => {
+    const spec = JSON.parse(await readFile(path.resolve(__dirname, '../../../openapi.json'), 'utf8')) as {
+      paths: Record<string, Record<string, unknown>>;
+    };
+    const mutating = Object.entries(spec.paths).flatMap(([route, item]) =>
+      Object.keys(item)
+        .filter((method) => ['post', 'put', 'patch', 'delete'].includes(method))
+        .map((method) => `${method.toUpperCase()} ${route}`),
+    );
+    const host = buildHost({ labels: { audit: 'walk' } });
+    let tokenId = '';
+    const calls: Record<string, () => Promise<{ response: Response }>> = {
+      'POST /v1/hosts': () => admin.POST('/v1/hosts', { body: host }),
+      'POST /v1/hosts/bulk-upsert': () => admin.POST('/v1/hosts/bulk-upsert', { body: { hosts: buildHosts(3) } }),
+      'PATCH /v1/hosts/{name}': () =>
+        admin.PATCH('/v1/hosts/{name}', { params: { path: { name: host.name } }, body: { port: 2022 } }),
+      'POST /v1/hosts/{name}/actions': () =>
+        admin.POST('/v1/hosts/{name}/actions', {
+          params: { path: { name: host.name } },
+          body: { verb: 'restart', unit: 'nginx.service' },
+        }),
+      'POST /v1/operations': () =>
+        admin.POST('/v1/operations', { body: { verb: 'status', unit: 'nginx.service', selector: 'audit=walk' } }),
+      'POST /v1/hosts/{name}/discover': () =>
+        admin.POST('/v1/hosts/{name}/discover', { params: { path: { name: host.name } } }),
+      'DELETE /v1/hosts/{name}': () => admin.DELETE('/v1/hosts/{name}', { params: { path: { name: host.name } } }),
+      'POST /v1/tokens': async () => {
+        const created = await admin.POST('/v1/tokens', { body: { name: 'walked-token', scopes: ['read'] } });
+        tokenId = created.data?.id ?? '';
+        return created;
+      },
+      'POST /v1/tokens/{id}/revoke': () => admin.POST('/v1/tokens/{id}/revoke', { params: { path: { id: tokenId } } }),
+      'POST /v1/access/sudoers': () =>
+        admin.POST('/v1/access/sudoers', {
+          body: { user: 'drover', verbs: ['status', 'restart'], units: ['nginx.service'] },
+        }),
+    };
+    const untested = mutating.filter((route) => !(route in calls));
+    assert.deepEqual(untested, [], 'every mutating route has an audit check here');
+    for (const route of Object.keys(calls)) {
+      const before = await eventCount();
+      const { response } = await calls[route]!();
+      assert.ok(response.ok, `${route} answered ${response.status}`);
+      assert.equal((await eventCount()) - before, 1, `${route} wrote exactly one audit event`);
+    }
+    const [created] = await query<{
+      actor_name: string;
+      action: string;
+      source_address: string | null;
+      request_id: string | null;
+    }>(
+      api.database.url,
+      `SELECT actor_name, action, source_address, request_id FROM audit_events WHERE action = 'host.create' AND host_name = $1`,
+      [host.name],
+    );
+    assert.equal(created?.actor_name, 'audit-admin');
+    assert.ok(created?.source_address, 'the source address is recorded');
+    assert.ok(created?.request_id, 'the request id is recorded');
+  });
+
+  it('keeps a bounded token inside its selector and unit glob: 403, audited, nothing queued', async () => {
+    await admin.POST('/v1/hosts/bulk-upsert', {
+      body: {
+        hosts: [
+          buildHost({ name: 'bounds-staging', labels: { env: 'staging', bounds: 'yes' } }),
+          buildHost({ name: 'bounds-prod', labels: { env: 'prod', bounds: 'yes' } }),
+        ],
+      },
+    });
+    const pipeline = await api.client({
+      name: 'deploy-pipeline',
+      scopes: ['operate'],
+      hostSelector: 'env=staging',
+      unitGlob: 'api-*.service',
+    });
+    const operationsBefore = await query(api.database.url, 'SELECT 1 FROM operations');
+    const refusals = [
+      pipeline.POST('/v1/operations', { body: { verb: 'restart', unit: 'api-web.service', selector: 'bounds=yes' } }),
+      pipeline.POST('/v1/operations', { body: { verb: 'restart', unit: 'nginx.service', selector: 'env=staging' } }),
+      pipeline.POST('/v1/hosts/{name}/actions', {
+        params: { path: { name: 'bounds-prod' } },
+        body: { verb: 'restart', unit: 'api-web.service' },
+      }),
+      pipeline.POST('/v1/hosts/{name}/actions', {
+        params: { path: { name: 'bounds-staging' } },
+        body: { verb: 'daemon-reload' },
+      }),
+    ];
+    for (const refusal of await Promise.all(refusals)) {
+      assert.equal(refusal.response.status, 403);
+      assert.equal(refusal.error?.code, 'forbidden');
+    }
+    const bounded = await api.client({ name: 'bounded-admin', scopes: ['admin'], hostSelector: 'env=staging' });
+    const relabel = await bounded.PATCH('/v1/hosts/{name}', {
+      params: { path: { name: 'bounds-prod' } },
+      body: { labels: { env: 'staging' } },
+    });
+    assert.equal(relabel.response.status, 403, 'a bounded token cannot relabel hosts into its own bounds');
+    assert.deepEqual(await query(api.database.url, 'SELECT 1 FROM operations'), operationsBefore, 'nothing was queued');
+    const denied = await query<{ actor_name: string; reason: string }>(
+      api.database.url,
+      `SELECT actor_name, reason FROM audit_events WHERE action = 'access.denied' AND actor_name IN ('deploy-pipeline', 'bounded-admin')`,
+    );
+    assert.equal(denied.length, 5, 'every refusal is in the audit trail');
+    assert.ok(denied.some((event) => /bounds-prod/.test(event.reason)));
+    const allowed = await pipeline.POST('/v1/operations', {
+      body: { verb: 'restart', unit: 'api-web.service', selector: 'env=staging' },
+    });
+    assert.equal(allowed.response.status, 202, 'inside its bounds the token works');
+  });
+
+  it('refuses UPDATE, DELETE and TRUNCATE on the audit table', async () => {
+    await admin.POST('/v1/hosts', { body: buildHost() });
+    for (const sql of ["UPDATE audit_events SET result = 'x'", 'DELETE FROM audit_events', 'TRUNCATE audit_events']) {
+      await assert.rejects(query(api.database.url, sql), /append-only/, sql);
+    }
+  });
+
+  it('keeps one unbroken chain under concurrent writers', async () => {
+    await Promise.all(buildHosts(25).map((host) => admin.POST('/v1/hosts', { body: host })));
+    const seqs = await query<{ seq: string }>(api.database.url, 'SELECT seq FROM audit_events ORDER BY seq');
+    assert.deepEqual(
+      seqs.map((row) => Number(row.seq)),
+      seqs.map((_row, index) => index + 1),
+      'seq is gap-free',
+    );
+    const result = await verify();
+    assert.equal(result.ok, true, JSON.stringify(result.firstBroken));
+    assert.equal(result.checked, seqs.length);
+  });
+
+  it('names the first altered event when a row is edited with the protection lifted', async () => {
+    const total = await eventCount();
+    const target = Math.max(2, total - 3);
+    await tamper(`UPDATE audit_events SET parameters = '{"port": 1}' WHERE seq = ${target}`);
+    const result = await verify();
+    assert.equal(result.ok, false);
+    assert.equal(result.firstBroken?.seq, target);
+    assert.match(result.firstBroken?.reason ?? '', /altered/);
+    assert.equal((await verify({ fromSeq: target + 1 })).ok, true, 'events after it still chain to each other');
+  });
+
+  it('names a deleted event as missing', async () => {
+    const fresh = await startTestApi();
+    try {
+      const client = await fresh.client();
+      await Promise.all(buildHosts(5).map((host) => client.POST('/v1/hosts', { body: host })));
+      await query(
+        fresh.database.url,
+        `DO $$ BEGIN
+           ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only;
+           DELETE FROM audit_events WHERE seq = 3;
+           ALTER TABLE audit_events ENABLE TRIGGER audit_events_append_only;
+         END $$`,
+      );
+      const reader = await fresh.client({ scopes: ['audit'] });
+      const result = (await reader.GET('/v1/audit/verify', {})).data!;
+      assert.equal(result.ok, false);
+      assert.equal(result.firstBroken?.seq, 3);
+      assert.match(result.firstBroken?.reason ?? '', /missing/);
+    } finally {
+      await fresh.close();
+    }
+  });
+
+  it('filters, pages newest first, and needs the audit scope', async () => {
+    const reader = await api.client({ scopes: ['read'] });
+    assert.equal((await reader.GET('/v1/audit/events', {})).response.status, 403);
+    const denied = await query(
+      api.database.url,
+      `SELECT 1 FROM audit_events WHERE action = 'access.denied' AND result = 'denied'`,
+    );
+    assert.ok(denied.length >= 1, 'the refused request was itself audited');
+
+    const seen: number[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await auditor.GET('/v1/audit/events', {
+        params: { query: { action: 'host.create', limit: 7, cursor } },
+      });
+      assert.equal(page.response.status, 200);
+      for (const event of page.data!.items) assert.equal(event.action, 'host.create');
+      seen.push(...page.data!.items.map((event) => event.seq));
+      cursor = page.data!.nextCursor ?? undefined;
+    } while (cursor);
+    assert.deepEqual(
+      seen,
+      [...seen].sort((a, b) => b - a),
+      'newest first',
+    );
+    const creates = await query(api.database.url, `SELECT 1 FROM audit_events WHERE action = 'host.create'`);
+    assert.equal(seen.length, creates.length);
+
+    const byText = await auditor.GET('/v1/audit/events', { params: { query: { q: '"port": 2022' } } });
+    assert.ok(byText.data!.items.length >= 1);
+    assert.ok(byText.data!.items.every((event) => JSON.stringify(event.parameters).includes('2022')));
+    const byActor = await auditor.GET('/v1/audit/events', {
+      params: { query: { actor: 'audit-admin', result: 'succeeded' } },
+    });
+    assert.ok(byActor.data!.items.length > 0);
+    assert.ok(byActor.data!.items.every((event) => event.actorName === 'audit-admin'));
+    const future = await auditor.GET('/v1/audit/events', { params: { query: { from: '2999-01-01T00:00:00.000Z' } } });
+    assert.equal(future.data!.items.length, 0);
+  });
+
+  it('exports any query as JSON lines or CSV, streaming in constant memory', async () => {
+    // 30,000 more events, written through the real trigger (chained like any other).
+    await query(
+      api.database.url,
+      `INSERT INTO audit_events (actor_name, action, result, host_name, unit, parameters)
+       SELECT 'bulk-seed', 'unit.restart', 'succeeded', 'seed-' || (i % 500), 'nginx.service', jsonb_build_object('i', i, 'pad', repeat('x', 200))
+       FROM generate_series(1, 30000) AS i`,
+    );
+    const token = await api.token({ scopes: ['audit'] });
+    for (const format of ['jsonl', 'csv'] as const) {
+      const response = await fetch(`${api.baseUrl}/v1/audit/export?actor=bulk-seed&format=${format}`, {
+        headers: { Authorization: `Bearer ${token}` },
+      });
+      assert.equal(response.status, 200);
+      const reader = response.body!.getReader() as ReadableStreamDefaultReader<Uint8Array>;
+      // Live memory after a full collection, sampled while the export streams (API and client share
+      // this process): it must stay flat, not grow with what has been exported.
+      collectGarbage();
+      const heapAtStart = process.memoryUsage().heapUsed;
+      let peakRetained = 0;
+      let bytes = 0;
+      let sampledAt = 0;
+      let lines = 0;
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        bytes += value.byteLength;
+        for (const byte of value) if (byte === 10) lines += 1;
+        if (bytes - sampledAt > 2_000_000) {
+          sampledAt = bytes;
+          collectGarbage();
+          peakRetained = Math.max(peakRetained, process.memoryUsage().heapUsed - heapAtStart);
+        }
+      }
+      assert.equal(lines, format === 'csv' ? 30_001 : 30_000);
+      assert.ok(bytes > 10_000_000, `exported ${bytes} bytes`);
+      assert.ok(peakRetained < 16_000_000, `${peakRetained} bytes stayed live while streaming ${bytes} bytes`);
+    }
+    const verified = await verify({ fromSeq: (await eventCount()) - 29_999 });
+    assert.equal(verified.ok, true);
+  });
+
+  it("shows a unit's history on one host across operations", async () => {
+    const history = await auditor.GET('/v1/audit/history', {
+      params: { query: { host: 'seed-7', unit: 'nginx.service', limit: 5 } },
+    });
+    assert.equal(history.response.status, 200);
+    assert.equal(history.data!.items.length, 5);
+    assert.ok(history.data!.items.every((event) => event.hostName === 'seed-7' && event.unit === 'nginx.service'));
+    assert.ok(history.data!.nextCursor);
+  });
+});
