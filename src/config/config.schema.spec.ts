@@ -37,6 +37,7 @@ describe('parseConfig', () => {
       JOB_LOCK_DURATION_MS: 30_000,
       DISCOVERY_INTERVAL_MS: 300_000,
       RECONCILE_INTERVAL_MS: 15_000,
+      TOKEN_RATE_LIMIT_PER_MINUTE: 600,
       QUEUE_PREFIX: 'drover',
     });
   });
@@ -65,6 +66,7 @@ describe('parseConfig', () => {
       JOB_LOCK_DURATION_MS: '10000',
       DISCOVERY_INTERVAL_MS: '0',
       RECONCILE_INTERVAL_MS: '5000',
+      TOKEN_RATE_LIMIT_PER_MINUTE: '100',
       QUEUE_PREFIX: 'drover:staging',
     });
     assert.deepEqual(config, {
@@ -86,6 +88,7 @@ describe('parseConfig', () => {
       JOB_LOCK_DURATION_MS: 10_000,
       DISCOVERY_INTERVAL_MS: 0,
       RECONCILE_INTERVAL_MS: 5_000,
+      TOKEN_RATE_LIMIT_PER_MINUTE: 100,
       QUEUE_PREFIX: 'drover:staging',
     });
   });

@@ -35,7 +35,8 @@ export interface TaskOutcome {
   reason: string;
   exitCode: number | null;
   after: Prisma.InputJsonValue | null;
-  output: string | null;
+  /** undefined: keep what was streamed into the row while the command ran. */
+  output: string | null | undefined;
 }
 
 export type TaskWithContext = Task & {
@@ -170,6 +171,12 @@ export class OperationsRepository {
       await tx.operation.updateMany({ where: { id: task.operationId, status: 'queued' }, data: { status: 'running' } });
       return attempt;
     });
+  }
+
+  /** Appends output to a running task (streamed while its command runs). */
+  async appendOutput(taskId: string, text: string): Promise<void> {
+    await this.prisma.$executeRaw`
+      UPDATE tasks SET output = COALESCE(output, '') || ${text} WHERE id = ${taskId}::uuid AND state = 'running'`;
   }
 
   /** Stores the state before the action, before acting, so a later attempt can tell what happened. */

@@ -10,6 +10,7 @@ import { SshError } from '../infra/ssh/ssh-errors';
 import { SshExecutor, SshTarget } from '../infra/ssh/ssh-executor';
 import { UnitsRepository } from '../units/units.repository';
 import { DispatcherService } from './dispatcher.service';
+import { TaskOutputStream } from './task-output';
 import type { AuditActor } from '../audit/audit-actor';
 import { OperationsRepository, TaskOutcome, TaskState, TaskWithContext } from './operations.repository';
 import { legacySucceeded, legacyVerbArgv, SYSTEMD_PROBE_ARGV, verbArgv } from './systemd/commands';
@@ -35,7 +36,8 @@ interface ExecOutcome {
   exitCode: number | null;
   before: UnitSnapshot | null;
   after: UnitSnapshot | null;
-  output: string | null;
+  /** undefined: already streamed into the task row. */
+  output: string | null | undefined;
 }
 
 function sameProcess(before: UnitSnapshot, now: UnitSnapshot): boolean {
@@ -210,8 +212,12 @@ export class TaskRunnerService {
   private async act(task: TaskWithContext, target: SshTarget): Promise<ExecOutcome> {
     const verb = task.verb as Verb;
     const timeoutMs = task.operation.commandTimeoutMs;
-    const exec = async (argv: readonly string[]) => {
-      const result = await this.ssh.exec(target, argv, { timeoutMs, trustOnFirstUse: task.operation.trustOnFirstUse });
+    const exec = async (argv: readonly string[], onData?: (chunk: string) => void) => {
+      const result = await this.ssh.exec(target, argv, {
+        timeoutMs,
+        trustOnFirstUse: task.operation.trustOnFirstUse,
+        ...(onData ? { onData } : {}),
+      });
       if (target.hostKeyFingerprint === null) await this.trustFirstKey(task, target, result.hostKeyFingerprint);
       return result;
     };
@@ -260,8 +266,8 @@ export class TaskRunnerService {
     const before = recorded ?? (await snapshot());
     if (before && !recorded) await this.operations.saveBefore(task.id, before as never);
 
-    const result = await exec(verbArgv(verb, task.unit));
-    const output = joinOutput(result.stdout, result.stderr);
+    const result = await this.streamed(task, (onData) => exec(verbArgv(verb, task.unit), onData));
+    const output = result.output;
     const failedCommand = verb !== 'status' && result.exitCode !== 0;
 
     const settled = await this.settle(verb, before, snapshot);
@@ -300,7 +306,7 @@ export class TaskRunnerService {
     verdict: Verdict,
     exitCode: number | null,
     note: string | null,
-    output: string | null = null,
+    output: string | null | undefined = null,
   ): ExecOutcome {
     const state = verdict.outcome === 'ok' ? 'succeeded' : 'failed';
     const reason =
@@ -331,7 +337,10 @@ export class TaskRunnerService {
   private async actWithoutSystemd(
     task: TaskWithContext,
     verb: Verb,
-    exec: (argv: readonly string[]) => Promise<{ exitCode: number | null; stdout: string; stderr: string }>,
+    exec: (
+      argv: readonly string[],
+      onData?: (chunk: string) => void,
+    ) => Promise<{ exitCode: number | null; stdout: string; stderr: string }>,
   ): Promise<ExecOutcome> {
     const plan = task.unit
       ? legacyVerbArgv(verb, task.unit)
@@ -339,7 +348,7 @@ export class TaskRunnerService {
     if (!plan.supported) {
       return { state: 'failed', reason: plan.reason, exitCode: null, before: null, after: null, output: null };
     }
-    const result = await exec(plan.argv);
+    const result = await this.streamed(task, (onData) => exec(plan.argv, onData));
     const verdict = legacySucceeded(verb, result.exitCode);
     return {
       state: verdict.ok ? 'succeeded' : 'failed',
@@ -347,8 +356,26 @@ export class TaskRunnerService {
       exitCode: result.exitCode,
       before: null,
       after: null,
-      output: joinOutput(result.stdout, result.stderr),
+      output: result.output,
     };
+  }
+
+  /**
+   * Runs the task's main command with its output streamed into the task row. The returned
+   * `output` is undefined when it was stored that way (so finishing does not overwrite it).
+   */
+  private async streamed<Result extends { stdout: string; stderr: string }>(
+    task: TaskWithContext,
+    run: (onData: (chunk: string) => void) => Promise<Result>,
+  ): Promise<Result & { output: string | null | undefined }> {
+    const stream = new TaskOutputStream((text) => this.operations.appendOutput(task.id, text));
+    let result: Result;
+    try {
+      result = await run(stream.push);
+    } finally {
+      await stream.flush(true);
+    }
+    return { ...result, output: stream.wrote ? undefined : joinOutput(result.stdout, result.stderr) };
   }
 
   private async trustFirstKey(task: TaskWithContext, target: SshTarget, fingerprint: string): Promise<void> {
