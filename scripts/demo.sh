@@ -79,7 +79,8 @@ done
 http_ok "http://127.0.0.1:$PORT/healthz/ready" || die "the API is not ready: see $RUN_DIR/api.log"
 
 log "creating an admin API token (kept in $RUN_DIR/token)"
-(umask 077 && node dist/src/admin.js create-token --name "demo-$(date +%Y%m%d-%H%M%S)" --scope admin >"$RUN_DIR/token" 2>/dev/null)
+TOKEN_NAME="demo-$(date +%Y%m%d-%H%M%S)"
+(umask 077 && node dist/src/admin.js create-token --name "$TOKEN_NAME" --scope admin >"$RUN_DIR/token" 2>/dev/null)
 export DROVER_URL="http://127.0.0.1:$PORT"
 DROVER_TOKEN="$(cat "$RUN_DIR/token")"
 export DROVER_TOKEN
@@ -98,6 +99,9 @@ sleep 2
 drover units list nginx.service -l fleet=nspawn
 log "the operations so far"
 drover ops list
+log "the audit trail of this run, and its hash chain verified"
+drover audit list --actor "$TOKEN_NAME"
+drover audit verify
 
 cat <<DONE
 
