@@ -249,6 +249,7 @@ export class TaskRunnerService {
           now.verdict,
           null,
           'completed by an earlier attempt whose worker was lost; not repeated',
+          null,
         );
       }
       if (now && NOT_REPEATABLE.includes(verb) && !sameProcess(recorded, now.after)) {
@@ -306,7 +307,7 @@ export class TaskRunnerService {
     verdict: Verdict,
     exitCode: number | null,
     note: string | null,
-    output: string | null | undefined = null,
+    output: string | null | undefined,
   ): ExecOutcome {
     const state = verdict.outcome === 'ok' ? 'succeeded' : 'failed';
     const reason =

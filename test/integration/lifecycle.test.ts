@@ -5,6 +5,7 @@ import type { DroverClient } from '../../src/client';
 import { startTestApi, TestApi } from '../support/api';
 import { query } from '../support/database';
 import { FleetInventory, readFleetInventory, sshExec } from '../support/fleet';
+import { setFrozen } from '../support/faults';
 import { actOnHost, onlyTask, waitForOperation } from '../support/operations';
 import { startTestWorker, TestWorker, workerEnv } from '../support/worker';
 
@@ -258,6 +259,25 @@ describe('lifecycle verbs on booted hosts (real systemd over SSH)', () => {
     assert.ok(Date.now() - started < 15_000);
     const ghost = await admin.GET('/v1/hosts/{name}', { params: { path: { name: 'ghost' } } });
     assert.equal(ghost.data?.status, 'unreachable');
+  });
+
+  it('ends a task on a host that hangs mid-command as timed_out or unreachable, within the timeouts', async () => {
+    const frozen = inventory.hosts[1]!;
+    const started = Date.now();
+    const created = await client.POST('/v1/hosts/{name}/actions', {
+      params: { path: { name: frozen.name } },
+      body: { verb: 'restart', unit: 'drover-probe.service', timeoutMs: 4_000 },
+    });
+    assert.equal(created.response.status, 202);
+    await setFrozen(frozen, true);
+    try {
+      const task = onlyTask(await waitForOperation(client, created.data!.id, 60_000));
+      assert.ok(['timed_out', 'unreachable'].includes(task.state), `${task.state}: ${task.reason ?? ''}`);
+      // Connect (3 s) + command timeout (4 s) + settle, with room for a busy machine.
+      assert.ok(Date.now() - started < 30_000, `ended after ${Date.now() - started} ms`);
+    } finally {
+      await setFrozen(frozen, false);
+    }
   });
 
   it('rejects unsafe unit names, unknown verbs and empty selectors with 4xx, queueing nothing', async () => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { execFile } from 'node:child_process';
-import { readFile, readlink, writeFile } from 'node:fs/promises';
+import { readFile, readlink } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -18,6 +18,7 @@ import {
 } from '../../src/infra/ssh/ssh-errors';
 import { ExecResult, SshExecutor, SshTarget } from '../../src/infra/ssh/ssh-executor';
 import { testEnv } from '../support/env';
+import { setFrozen, setPartitioned } from '../support/faults';
 import { FleetInventory, readFleetInventory, sshExec } from '../support/fleet';
 
 type FleetHost = FleetInventory['hosts'][number];
@@ -117,11 +118,6 @@ async function killSshSession(host: FleetHost, port: string): Promise<void> {
   for (const pid of pids) process.kill(pid, 'SIGKILL');
 }
 
-/** Cuts (or restores) `host`'s link to the bridge: a network partition. */
-async function setPartitioned(host: FleetHost, partitioned: boolean): Promise<void> {
-  await run('ip', ['link', 'set', `vb-${host.name}`, partitioned ? 'down' : 'up']);
-}
-
 /** Keeps what SshExecutor logs, so a test can tell which path a command took. */
 class CapturingLogger implements LoggerService {
   readonly lines: string[] = [];
@@ -133,15 +129,6 @@ class CapturingLogger implements LoggerService {
   }
   warn(...parts: unknown[]): void {
     this.lines.push(JSON.stringify(parts));
-  }
-}
-
-/** Freezes every process of `host` (a hung machine: TCP is still answered by the kernel). */
-async function setFrozen(host: FleetHost, frozen: boolean): Promise<void> {
-  const state = `/sys/fs/cgroup/freezer/drover-fleet/${host.name}/freezer.state`;
-  await writeFile(state, frozen ? 'FROZEN' : 'THAWED');
-  for (let i = 0; i < 100 && (await readFile(state, 'utf8')).trim() !== (frozen ? 'FROZEN' : 'THAWED'); i++) {
-    await sleep(20);
   }
 }
 
