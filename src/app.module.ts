@@ -13,6 +13,7 @@ import { MetricsModule } from './infra/metrics/metrics.module';
 import { OperationsModule } from './operations/operations.module';
 import { PrismaModule } from './infra/prisma/prisma.module';
 import { RedisModule } from './infra/redis/redis.module';
+import { RolloutsModule } from './rollouts/rollouts.module';
 import { TOKEN_RATE_LIMIT_PER_MINUTE } from './tokens/rate-limit';
 import { TokensModule } from './tokens/tokens.module';
 import { UnitsModule } from './units/units.module';
@@ -35,6 +36,7 @@ export class AppModule {
         OperationsModule,
         AccessModule,
         AuditModule,
+        RolloutsModule,
       ],
       providers: [
         { provide: APP_PIPE, useClass: ZodValidationPipe },

@@ -349,6 +349,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/rollouts/plan": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Dry run of a rollout: hosts in order, batches, failure budget and whether it could start now
+         * @description Computed from the inventory and the last discovered unit states. Changes nothing and writes no row, so a dry run is not recorded in the audit trail. A plan that could not start is still a 200, with `ok: false` and the `problems`.
+         */
+        post: operations["planRollout"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -744,6 +764,251 @@ export interface components {
                     error?: string;
                 };
             };
+        };
+        RolloutPlan: {
+            /** @description Whether the rollout could start as planned */
+            ok: boolean;
+            /** @description Why it could not, in words */
+            problems: string[];
+            verb: string;
+            unit: string;
+            selector: string;
+            /** @description Hosts the rollout acts on (selected and not skipped) */
+            total: number;
+            /** @description In the order they would be acted on */
+            hosts: {
+                name: string;
+                /** @description Index of the batch acting on this host; null when nothing can start */
+                batch: number | null;
+                /** @description The units acted on there (several when a glob matches several) */
+                units: string[];
+                /** @description ActiveState as last discovered (active, inactive, failed, activating, ...); with several units the first that is not active; `unknown` when drover has not discovered the unit on the host */
+                unitState: string;
+                /** @description Whether every unit is active now; unknown counts as unavailable */
+                available: boolean;
+            }[];
+            /** @description Selected hosts without a unit matching a unit glob */
+            skipped: {
+                name: string;
+                reason: string;
+            }[];
+            /** @description Hosts whose unit is not active (or unknown) now */
+            alreadyUnavailable: string[];
+            batches: {
+                index: number;
+                size: number;
+                hosts: string[];
+            }[];
+            /** @description maxFailures as a number of hosts */
+            failureBudget: {
+                /** @description Failed hosts tolerated */
+                maxFailures: number;
+                /** @description The failure that aborts the rollout (maxFailures + 1) */
+                abortsAtFailure: number;
+            };
+            maxUnavailable: {
+                /** @description maxUnavailable as a number of hosts; null when not limited */
+                allowed: number | null;
+                alreadyDown: number;
+                /** @description allowed - alreadyDown: no batch is larger; null when not limited */
+                effectiveBatchCap: number | null;
+            };
+            healthGate: {
+                minHealthyTimeMs: number;
+                probes: ({
+                    /** @enum {string} */
+                    type: "http";
+                    port: number;
+                    /** @default / */
+                    path: string;
+                    /** @default 200 */
+                    expectStatus: number;
+                    /**
+                     * @description Milliseconds
+                     * @default 2000
+                     */
+                    timeoutMs: number;
+                } | {
+                    /** @enum {string} */
+                    type: "tcp";
+                    port: number;
+                    /**
+                     * @description Milliseconds
+                     * @default 2000
+                     */
+                    timeoutMs: number;
+                } | {
+                    /** @enum {string} */
+                    type: "command";
+                    /** @description Program and arguments, run on the host as an argument vector (never through a shell); exit 0 means healthy */
+                    argv: string[];
+                    /**
+                     * @description Milliseconds
+                     * @default 2000
+                     */
+                    timeoutMs: number;
+                })[];
+            };
+            pauseBetweenBatchesMs: number;
+            approveAfterCanary: boolean;
+            taskTimeoutMs: number;
+            deadlineMs: number | null;
+            /** @description A lower bound: each batch healthy for minHealthyTimeMs plus the pauses; excludes the commands and approval */
+            estimatedMinimumDurationMs: number;
+        };
+        /**
+         * @description A verb applied to a unit across the hosts a selector matches, batch after batch
+         * @example {
+         *       "verb": "restart",
+         *       "unit": "api-*.service",
+         *       "selector": "env=prod,role=api",
+         *       "order": {
+         *         "by": "label",
+         *         "key": "zone",
+         *         "ranks": [
+         *           "eu-west-1a",
+         *           "eu-west-1b"
+         *         ]
+         *       },
+         *       "batches": {
+         *         "sizes": [
+         *           1,
+         *           5,
+         *           "25%"
+         *         ]
+         *       },
+         *       "pauseBetweenBatchesMs": 30000,
+         *       "approveAfterCanary": true,
+         *       "maxFailures": "10%",
+         *       "maxUnavailable": 3,
+         *       "healthGate": {
+         *         "minHealthyTimeMs": 20000,
+         *         "probes": [
+         *           {
+         *             "type": "http",
+         *             "port": 8080,
+         *             "path": "/healthz",
+         *             "expectStatus": 200,
+         *             "timeoutMs": 2000
+         *           }
+         *         ]
+         *       }
+         *     }
+         */
+        RolloutStrategy: {
+            /**
+             * @description The systemctl verb applied to the unit on each host (status only reads, so it is no rollout)
+             * @default restart
+             * @enum {string}
+             */
+            verb?: "start" | "stop" | "restart" | "try-restart" | "reload" | "reload-or-restart" | "enable" | "disable" | "mask" | "unmask" | "daemon-reload";
+            /** @description The unit: a name such as `nginx.service`, or a glob such as `api-*.service` (`*`, `?`, `[...]`, ending in a literal type) matched against the units drover last discovered on each host; every matching unit of a host is acted on, and hosts without one are skipped (listed with the reason). For daemon-reload, the unit whose availability and health gate the rollout. */
+            unit: string;
+            /** @description Label selector choosing the hosts (must match at least one); "" selects every host */
+            selector: string;
+            /**
+             * @description The order hosts are acted in (default by name)
+             * @default {
+             *       "by": "name"
+             *     }
+             */
+            order?: {
+                /** @enum {string} */
+                by: "name";
+            } | {
+                /** @enum {string} */
+                by: "shuffle";
+                /** @description The same seed and hosts give the same order */
+                seed: number;
+            } | {
+                /** @enum {string} */
+                by: "label";
+                /** @description Label key */
+                key: string;
+                /** @description Label values, first goes first */
+                ranks: string[];
+            };
+            /**
+             * @description How many hosts are acted on at once: `{ "size": 2 }` or `{ "sizes": [1, 5, "25%"] }`. A count, or a percentage of the hosts of the rollout rounded up (at least 1). Default: one host at a time.
+             * @default {
+             *       "size": 1
+             *     }
+             */
+            batches?: {
+                /** @description Every batch has this size */
+                size?: number | string;
+                /** @description Sizes of the first batches (canary first); the last one repeats until every host is done */
+                sizes?: (number | string)[];
+            };
+            /**
+             * @description Wait after a batch is healthy before starting the next
+             * @default 0
+             */
+            pauseBetweenBatchesMs?: number;
+            /**
+             * @description Stop after the first batch until someone approves the rest
+             * @default false
+             */
+            approveAfterCanary?: boolean;
+            /**
+             * @description Failure budget, a count or a percentage of the hosts of the rollout: the rollout aborts when the number of failed hosts EXCEEDS it. 0 (the default) aborts at the first failure; 1 tolerates one and aborts at the second.
+             * @default 0
+             */
+            maxFailures?: number | string;
+            /** @description The most hosts whose unit may be down at once, a count or a percentage of the hosts of the rollout, counting hosts whose unit is already not active (or never discovered) when the rollout starts; batches are cut to fit. Default: no limit beyond the batch size. */
+            maxUnavailable?: number | string;
+            /**
+             * @description When a batch counts as healthy
+             * @default {}
+             */
+            healthGate?: {
+                /**
+                 * @description How long each host of a batch must stay healthy (unit active, probes passing) before the next
+                 * @default 10000
+                 */
+                minHealthyTimeMs?: number;
+                /**
+                 * @description Checks besides the unit being active
+                 * @default []
+                 */
+                probes?: ({
+                    /** @enum {string} */
+                    type: "http";
+                    port: number;
+                    /** @default / */
+                    path?: string;
+                    /** @default 200 */
+                    expectStatus?: number;
+                    /**
+                     * @description Milliseconds
+                     * @default 2000
+                     */
+                    timeoutMs?: number;
+                } | {
+                    /** @enum {string} */
+                    type: "tcp";
+                    port: number;
+                    /**
+                     * @description Milliseconds
+                     * @default 2000
+                     */
+                    timeoutMs?: number;
+                } | {
+                    /** @enum {string} */
+                    type: "command";
+                    /** @description Program and arguments, run on the host as an argument vector (never through a shell); exit 0 means healthy */
+                    argv: string[];
+                    /**
+                     * @description Milliseconds
+                     * @default 2000
+                     */
+                    timeoutMs?: number;
+                })[];
+            };
+            /** @description Upper bound for the command on each host (default: the server setting SSH_COMMAND_TIMEOUT_MS) */
+            taskTimeoutMs?: number;
+            /** @description Upper bound for the whole rollout, from its start */
+            deadlineMs?: number;
         };
         SudoersFile: {
             /** @description Where the file goes on each host, e.g. /etc/sudoers.d/drover-web */
@@ -2170,6 +2435,66 @@ export interface operations {
             };
             /** @description The token lacks the scope this operation needs */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    planRollout: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RolloutStrategy"];
+            };
+        };
+        responses: {
+            /** @description The plan */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RolloutPlan"];
+                };
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Well-formed, but cannot be carried out (e.g. the selector matches no host) */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -1,0 +1,305 @@
+import { z } from 'zod';
+import { labelKeyProblem, labelValueProblem } from '../../common/selector/label-syntax';
+import { createZodDto } from '../../common/validation/zod-dto';
+import { VERBS } from '../../operations/systemd/verbs';
+import { unitGlobProblem } from '../../tokens/unit-glob';
+import { unitNameSchema } from '../../units/dto/unit.dto';
+import { UNIT_TYPES } from '../../units/unit-name';
+import { globLiteralBounds, isUnitGlob } from '../planner';
+
+/** The most hosts one request can hold (the bulk-upsert limit), so no count above it means anything. */
+const MAX_HOSTS = 10_000;
+
+const PERCENT = /^(100|[1-9][0-9]?)%$/;
+const PERCENT_OR_ZERO = /^(100|[1-9]?[0-9])%$/;
+
+/** A host count, or a whole-number percentage of the rollout's hosts (rounded up, at least 1). */
+function amountSchema(minimum: 0 | 1) {
+  const pattern = minimum === 0 ? PERCENT_OR_ZERO : PERCENT;
+  return z.union([
+    z.number().int().min(minimum).max(MAX_HOSTS).describe('Hosts'),
+    z
+      .string()
+      .regex(pattern, { error: `must be a whole-number percentage from "${minimum}%" to "100%"` })
+      .describe('A percentage of the hosts of the rollout, e.g. "25%"'),
+  ]);
+}
+
+const verbSchema = z
+  .enum(VERBS)
+  .exclude(['status'])
+  .default('restart')
+  .describe('The systemctl verb applied to the unit on each host (status only reads, so it is no rollout)');
+
+const TYPE_SUFFIX = new RegExp(`^\\.(${UNIT_TYPES.join('|')})$`);
+
+const unitSchema = z
+  .string()
+  .superRefine((unit, context) => {
+    if (!isUnitGlob(unit)) {
+      const parsed = unitNameSchema.safeParse(unit);
+      for (const issue of parsed.error?.issues ?? []) context.addIssue({ code: 'custom', message: issue.message });
+      return;
+    }
+    const problem = unitGlobProblem(unit);
+    if (problem) context.addIssue({ code: 'custom', message: problem });
+    // A glob such as `*` would act on every unit of a host; naming the type keeps it deliberate.
+    else if (!TYPE_SUFFIX.test(globLiteralBounds(unit).suffix))
+      context.addIssue({ code: 'custom', message: `a glob must end with a literal unit type such as .service` });
+  })
+  .describe(
+    'The unit: a name such as `nginx.service`, or a glob such as `api-*.service` (`*`, `?`, `[...]`, ending in a ' +
+      'literal type) matched against the units drover last discovered on each host; every matching unit of a host ' +
+      'is acted on, and hosts without one are skipped (listed with the reason). For daemon-reload, the unit whose ' +
+      'availability and health gate the rollout.',
+  );
+
+const orderSchema = z
+  .discriminatedUnion('by', [
+    z.strictObject({ by: z.literal('name') }).describe('By host name'),
+    z
+      .strictObject({
+        by: z.literal('shuffle'),
+        seed: z.number().int().min(0).max(0xffff_ffff).describe('The same seed and hosts give the same order'),
+      })
+      .describe('A pseudo-random order, reproducible from its seed'),
+    z
+      .strictObject({
+        by: z.literal('label'),
+        key: z.string().describe('Label key'),
+        ranks: z.array(z.string()).min(1).max(100).describe('Label values, first goes first'),
+      })
+      .superRefine((order, context) => {
+        const keyProblem = labelKeyProblem(order.key);
+        if (keyProblem) context.addIssue({ code: 'custom', path: ['key'], message: keyProblem });
+        const seen = new Map<string, number>();
+        order.ranks.forEach((value, index) => {
+          const first = seen.get(value);
+          const problem = labelValueProblem(value) ?? (first === undefined ? null : `duplicates order.ranks[${first}]`);
+          if (problem) context.addIssue({ code: 'custom', path: ['ranks', index], message: problem });
+          if (first === undefined) seen.set(value, index);
+        });
+      })
+      .describe(
+        'Hosts whose `key` label has a value listed in `ranks` go first, in the order of `ranks`; the others last; ' +
+          'ties by host name',
+      ),
+  ])
+  .prefault({ by: 'name' })
+  .describe('The order hosts are acted in (default by name)');
+
+const batchesSchema = z
+  .strictObject({
+    size: amountSchema(1).optional().describe('Every batch has this size'),
+    sizes: z
+      .array(amountSchema(1))
+      .min(1)
+      .max(100)
+      .optional()
+      .describe('Sizes of the first batches (canary first); the last one repeats until every host is done'),
+  })
+  .superRefine((batches, context) => {
+    if ((batches.size === undefined) === (batches.sizes === undefined))
+      context.addIssue({ code: 'custom', message: 'give exactly one of size and sizes' });
+  })
+  .prefault({ size: 1 })
+  .describe(
+    'How many hosts are acted on at once: `{ "size": 2 }` or `{ "sizes": [1, 5, "25%"] }`. A count, or a ' +
+      'percentage of the hosts of the rollout rounded up (at least 1). Default: one host at a time.',
+  );
+
+const timeoutSchema = z.number().int().min(100).max(60_000).default(2_000).describe('Milliseconds');
+const portSchema = z.number().int().min(1).max(65535);
+
+/** No control characters: an argument vector element must reach the host exactly as written. */
+const CONTROL = /\p{Cc}/u;
+
+const argvSchema = z
+  .array(
+    z
+      .string()
+      .min(1)
+      .max(256)
+      .refine((arg) => !CONTROL.test(arg), { error: 'must not contain control characters' }),
+    {
+      error: (issue) =>
+        issue.code === 'invalid_type' ? 'must be an array of arguments (commands never go through a shell)' : undefined,
+    },
+  )
+  .min(1)
+  .max(64)
+  .superRefine((argv, context) => {
+    const program = argv[0];
+    if (program !== undefined && (!program.startsWith('/') || program.split('/').includes('..')))
+      context.addIssue({ code: 'custom', path: [0], message: 'must be an absolute path to the program, without ..' });
+  })
+  .describe(
+    'Program and arguments, run on the host as an argument vector (never through a shell); exit 0 means healthy',
+  );
+
+const probeSchema = z.discriminatedUnion('type', [
+  z
+    .strictObject({
+      type: z.literal('http'),
+      port: portSchema,
+      path: z
+        .string()
+        .max(1024)
+        .regex(/^\/[\x21-\x7e]*$/, { error: 'must start with / and contain only printable ASCII without spaces' })
+        .default('/'),
+      expectStatus: z.number().int().min(100).max(599).default(200),
+      timeoutMs: timeoutSchema,
+    })
+    .describe('GET http://<host address>:<port><path> must answer expectStatus'),
+  z
+    .strictObject({ type: z.literal('tcp'), port: portSchema, timeoutMs: timeoutSchema })
+    .describe('<host address>:<port> must accept a TCP connection'),
+  z.strictObject({ type: z.literal('command'), argv: argvSchema, timeoutMs: timeoutSchema }).describe('A command'),
+]);
+
+const healthGateSchema = z
+  .strictObject({
+    minHealthyTimeMs: z
+      .number()
+      .int()
+      .min(0)
+      .max(3_600_000)
+      .default(10_000)
+      .describe('How long each host of a batch must stay healthy (unit active, probes passing) before the next'),
+    probes: z.array(probeSchema).max(8).default([]).describe('Checks besides the unit being active'),
+  })
+  .prefault({})
+  .describe('When a batch counts as healthy');
+
+export const rolloutStrategySchema = z
+  .strictObject({
+    verb: verbSchema,
+    unit: unitSchema,
+    selector: z
+      .string()
+      .max(4096)
+      .describe('Label selector choosing the hosts (must match at least one); "" selects every host'),
+    order: orderSchema,
+    batches: batchesSchema,
+    pauseBetweenBatchesMs: z
+      .number()
+      .int()
+      .min(0)
+      .max(86_400_000)
+      .default(0)
+      .describe('Wait after a batch is healthy before starting the next'),
+    approveAfterCanary: z
+      .boolean()
+      .default(false)
+      .describe('Stop after the first batch until someone approves the rest'),
+    maxFailures: amountSchema(0)
+      .default(0)
+      .describe(
+        'Failure budget, a count or a percentage of the hosts of the rollout: the rollout aborts when the number ' +
+          'of failed hosts EXCEEDS it. 0 (the default) aborts at the first failure; 1 tolerates one and aborts at ' +
+          'the second.',
+      ),
+    maxUnavailable: amountSchema(1)
+      .optional()
+      .describe(
+        'The most hosts whose unit may be down at once, a count or a percentage of the hosts of the rollout, ' +
+          'counting hosts whose unit is already not active (or never discovered) when the rollout starts; batches ' +
+          'are cut to fit. Default: no limit beyond the batch size.',
+      ),
+    healthGate: healthGateSchema,
+    taskTimeoutMs: z
+      .number()
+      .int()
+      .min(1_000)
+      .max(3_600_000)
+      .optional()
+      .describe('Upper bound for the command on each host (default: the server setting SSH_COMMAND_TIMEOUT_MS)'),
+    deadlineMs: z
+      .number()
+      .int()
+      .min(1_000)
+      .max(7 * 86_400_000)
+      .optional()
+      .describe('Upper bound for the whole rollout, from its start'),
+  })
+  .meta({
+    example: {
+      verb: 'restart',
+      unit: 'api-*.service',
+      selector: 'env=prod,role=api',
+      order: { by: 'label', key: 'zone', ranks: ['eu-west-1a', 'eu-west-1b'] },
+      batches: { sizes: [1, 5, '25%'] },
+      pauseBetweenBatchesMs: 30_000,
+      approveAfterCanary: true,
+      maxFailures: '10%',
+      maxUnavailable: 3,
+      healthGate: {
+        minHealthyTimeMs: 20_000,
+        probes: [{ type: 'http', port: 8080, path: '/healthz', expectStatus: 200, timeoutMs: 2_000 }],
+      },
+    },
+  })
+  .describe('A verb applied to a unit across the hosts a selector matches, batch after batch');
+
+export class RolloutStrategyDto extends createZodDto(rolloutStrategySchema) {}
+
+const hostPlanSchema = z.object({
+  name: z.string(),
+  batch: z.number().int().nullable().describe('Index of the batch acting on this host; null when nothing can start'),
+  units: z.array(z.string()).describe('The units acted on there (several when a glob matches several)'),
+  unitState: z
+    .string()
+    .describe(
+      'ActiveState as last discovered (active, inactive, failed, activating, ...); with several units the first ' +
+        'that is not active; `unknown` when drover has not discovered the unit on the host',
+    ),
+  available: z.boolean().describe('Whether every unit is active now; unknown counts as unavailable'),
+});
+
+export class RolloutPlanDto extends createZodDto(
+  z.object({
+    ok: z.boolean().describe('Whether the rollout could start as planned'),
+    problems: z.array(z.string()).describe('Why it could not, in words'),
+    verb: z.string(),
+    unit: z.string(),
+    selector: z.string(),
+    total: z.number().int().describe('Hosts the rollout acts on (selected and not skipped)'),
+    hosts: z.array(hostPlanSchema).describe('In the order they would be acted on'),
+    skipped: z
+      .array(z.object({ name: z.string(), reason: z.string() }))
+      .describe('Selected hosts without a unit matching a unit glob'),
+    alreadyUnavailable: z.array(z.string()).describe('Hosts whose unit is not active (or unknown) now'),
+    batches: z.array(
+      z.object({ index: z.number().int(), size: z.number().int(), hosts: z.array(z.string()) }).describe('A batch'),
+    ),
+    failureBudget: z
+      .object({
+        maxFailures: z.number().int().describe('Failed hosts tolerated'),
+        abortsAtFailure: z.number().int().describe('The failure that aborts the rollout (maxFailures + 1)'),
+      })
+      .describe('maxFailures as a number of hosts'),
+    maxUnavailable: z.object({
+      allowed: z.number().int().nullable().describe('maxUnavailable as a number of hosts; null when not limited'),
+      alreadyDown: z.number().int(),
+      effectiveBatchCap: z
+        .number()
+        .int()
+        .nullable()
+        .describe('allowed - alreadyDown: no batch is larger; null when not limited'),
+    }),
+    healthGate: z.object({ minHealthyTimeMs: z.number().int(), probes: z.array(probeSchema) }),
+    pauseBetweenBatchesMs: z.number().int(),
+    approveAfterCanary: z.boolean(),
+    taskTimeoutMs: z.number().int(),
+    deadlineMs: z.number().int().nullable(),
+    estimatedMinimumDurationMs: z
+      .number()
+      .int()
+      .describe(
+        'A lower bound: each batch healthy for minHealthyTimeMs plus the pauses; excludes the commands and approval',
+      ),
+  }),
+) {}
+
+export type RolloutStrategy = z.output<typeof rolloutStrategySchema>;
+export type RolloutPlan = z.output<typeof RolloutPlanDto.schema>;
