@@ -7,31 +7,7 @@ import { buildHost, buildHosts } from '../factories/host.factory';
 import { insertUnits } from '../factories/unit.factory';
 import { query } from '../support/database';
 import { startTestApi, TestApi } from '../support/api';
-
-type Problem = Schemas['Problem'];
-
-function assertProblem(
-  result: { error?: unknown; response: Response },
-  status: number,
-  code: string,
-  field?: string,
-): Problem {
-  assert.equal(result.response.status, status);
-  assert.match(result.response.headers.get('content-type') ?? '', /^application\/problem\+json/);
-  const problem = result.error as Problem;
-  assert.equal(problem.status, status);
-  assert.equal(problem.code, code);
-  assert.equal(problem.type, `urn:drover:problem:${code}`);
-  assert.ok(problem.requestId.length > 0, 'problem carries the request id');
-  assert.equal(problem.requestId, result.response.headers.get('x-request-id'));
-  if (field !== undefined) {
-    assert.ok(
-      problem.errors.some((error) => error.field === field),
-      `expected an error naming ${field}, got ${JSON.stringify(problem.errors)}`,
-    );
-  }
-  return problem;
-}
+import { assertProblem, type Problem } from '../support/problems';
 
 describe('inventory API', () => {
   let api: TestApi;

@@ -14,31 +14,10 @@ import {
 import { buildHost } from '../factories/host.factory';
 import { query } from '../support/database';
 import { startTestApi, TestApi } from '../support/api';
+import { assertProblem } from '../support/problems';
 
-type Problem = Schemas['Problem'];
 type CreatedToken = Schemas['CreatedToken'];
 type CreateToken = Schemas['CreateToken'];
-
-function assertProblem(
-  result: { error?: unknown; response: Response },
-  status: number,
-  code: string,
-  field?: string,
-): Problem {
-  assert.equal(result.response.status, status);
-  assert.match(result.response.headers.get('content-type') ?? '', /^application\/problem\+json/);
-  const problem = result.error as Problem;
-  assert.equal(problem.status, status);
-  assert.equal(problem.code, code);
-  assert.equal(problem.requestId, result.response.headers.get('x-request-id'));
-  if (field !== undefined) {
-    assert.ok(
-      problem.errors.some((error) => error.field === field),
-      `expected an error naming ${field}, got ${JSON.stringify(problem.errors)}`,
-    );
-  }
-  return problem;
-}
 
 function sha256(text: string): string {
   return createHash('sha256').update(text).digest('hex');
