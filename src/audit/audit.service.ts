@@ -104,12 +104,13 @@ export class AuditService {
   async verify(fromSeq?: number, toSeq?: number): Promise<AuditVerification> {
     const range = await this.audit.seqRange();
     if (range.first === null || range.last === null) {
-      return { ok: true, checked: 0, fromSeq: null, toSeq: null, firstBroken: null };
+      return { ok: true, checked: 0, fromSeq: null, toSeq: null, firstBroken: null, lastHash: null };
     }
     const from = fromSeq === undefined ? range.first : BigInt(fromSeq);
     const to = toSeq === undefined ? range.last : BigInt(toSeq);
     let checked = 0;
     let expectedSeq = from;
+    let lastHash: string | null = null;
     for (let start = from; start <= to; start += BigInt(VERIFY_BATCH)) {
       const end = start + BigInt(VERIFY_BATCH) - 1n < to ? start + BigInt(VERIFY_BATCH) - 1n : to;
       for (const row of await this.audit.checkChain(start, end)) {
@@ -119,6 +120,7 @@ export class AuditService {
           fromSeq: Number(from),
           toSeq: Number(to),
           firstBroken: { seq: Number(row.seq), reason },
+          lastHash,
         });
         if (row.seq !== expectedSeq) {
           return {
@@ -134,6 +136,7 @@ export class AuditService {
           return broken('its prevHash does not match the hash of the event before it');
         checked += 1;
         expectedSeq = row.seq + 1n;
+        lastHash = row.hash;
       }
     }
     if (expectedSeq <= to) {
@@ -143,8 +146,9 @@ export class AuditService {
         fromSeq: Number(from),
         toSeq: Number(to),
         firstBroken: { seq: Number(expectedSeq), reason: `event ${expectedSeq} is missing` },
+        lastHash,
       };
     }
-    return { ok: true, checked, fromSeq: Number(from), toSeq: Number(to), firstBroken: null };
+    return { ok: true, checked, fromSeq: Number(from), toSeq: Number(to), firstBroken: null, lastHash };
   }
 }

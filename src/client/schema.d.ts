@@ -417,6 +417,8 @@ export interface components {
                 seq: number;
                 reason: string;
             } | null;
+            /** @description Hash of the last event checked. Keep it outside the database: a later verification that no longer reaches this seq and hash means events were removed or the chain was recomputed */
+            lastHash: string | null;
         };
         /** @description Hosts to create or update by name; each host is set exactly as given (absent fields take defaults) */
         BulkUpsertHosts: {

@@ -1,8 +1,8 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import { z } from 'zod';
 import { auditActorOf } from '../audit/audit-actor';
 import type { RequestActor } from '../common/auth/auth.decorators';
-import { UnprocessableError } from '../common/errors/domain-errors';
+import { ForbiddenError, UnprocessableError } from '../common/errors/domain-errors';
 import { decodeCursor, encodeCursor, Page } from '../common/pagination/cursor';
 import { APP_CONFIG } from '../config/config.module';
 import type { AppConfig } from '../config/config.schema';
@@ -38,6 +38,15 @@ const NO_TASKS: Record<TaskState, number> = {
 /** What a token's bounds are checked against: the host's name and its labels now. */
 function boundsTarget(host: Host) {
   return { name: host.name, labels: host.labels as Record<string, string> };
+}
+
+/** Trusting a first key pins it in the inventory: an inventory change, for unbounded admins only. */
+function assertMayTrustKeys(principal: Principal, trustOnFirstUse: boolean): void {
+  const unboundedAdmin =
+    principal.scopes.includes('admin') && principal.hostSelector === null && principal.unitGlob === null;
+  if (trustOnFirstUse && !unboundedAdmin) {
+    throw new ForbiddenError('trustOnFirstUse pins host keys in the inventory: it needs an unbounded admin token');
+  }
 }
 
 function toSummary(operation: Operation, counts: Partial<Record<TaskState, number>>): OperationSummary {
@@ -76,6 +85,8 @@ function toTaskResponse(task: Task): TaskResponse {
 
 @Injectable()
 export class OperationsService {
+  private readonly logger = new Logger(OperationsService.name);
+
   constructor(
     private readonly operations: OperationsRepository,
     private readonly hostsService: HostsService,
@@ -95,6 +106,7 @@ export class OperationsService {
       );
     }
     assertMayActOn(principal, targets.map(boundsTarget), input.unit ?? null);
+    assertMayTrustKeys(principal, input.trustOnFirstUse);
     return this.start(input, input.selector, input.concurrency ?? targets.length, targets, actor);
   }
 
@@ -107,6 +119,7 @@ export class OperationsService {
   ): Promise<OperationResponse> {
     const host = await this.hosts.findByName(hostName);
     assertMayActOn(principal, [boundsTarget(host)], input.unit ?? null);
+    assertMayTrustKeys(principal, input.trustOnFirstUse);
     return this.start(input, null, 1, [host], actor);
   }
 
@@ -134,7 +147,13 @@ export class OperationsService {
       { verb: input.verb, unit: input.unit ?? null, selector, concurrency, onConflict: input.onConflict },
       auditActorOf(actor),
     );
-    await this.dispatcher.dispatch(operation.id);
+    try {
+      await this.dispatcher.dispatch(operation.id);
+    } catch (error) {
+      // The operation is committed: answering 500 would invite a retry that acts twice. The
+      // reconciler dispatches it within RECONCILE_INTERVAL_MS.
+      this.logger.error({ operationId: operation.id, err: error }, 'dispatch failed; the reconciler will queue it');
+    }
     return this.get(operation.id);
   }
 

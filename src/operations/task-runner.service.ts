@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type Redis from 'ioredis';
 import { APP_CONFIG } from '../config/config.module';
@@ -6,7 +7,7 @@ import { HostsRepository } from '../hosts/hosts.repository';
 import { JobProducer } from '../infra/queue/job-producer';
 import { REDIS } from '../infra/redis/redis.module';
 import { RedisLease } from '../infra/redis/redis-lock';
-import { SshError } from '../infra/ssh/ssh-errors';
+import { HostKeyMismatchError, SshError } from '../infra/ssh/ssh-errors';
 import { SshExecutor, SshTarget } from '../infra/ssh/ssh-executor';
 import { UnitsRepository } from '../units/units.repository';
 import { DispatcherService } from './dispatcher.service';
@@ -75,9 +76,10 @@ export class TaskRunnerService {
   async run(taskId: string): Promise<void> {
     const task = await this.operations.findForRun(taskId);
     if (!task) return;
-    // The lease lapses as fast as a dead worker's job lock; owned by the task, so the task's own
-    // redelivery after a crash takes it over at once.
-    const lease = await RedisLease.acquire(this.redis, this.lockKey(task), task.id, this.config.JOB_LOCK_DURATION_MS);
+    // One owner per delivery: a redelivered job never shares the unit with a worker that may still
+    // be acting (a long pause, not a crash). A dead worker's lease lapses as fast as its job lock.
+    const owner = `${task.id}:${randomUUID()}`;
+    const lease = await RedisLease.acquire(this.redis, this.lockKey(task), owner, this.config.JOB_LOCK_DURATION_MS);
     if (!lease) {
       await this.onConflict(task);
       return;
@@ -117,8 +119,10 @@ export class TaskRunnerService {
   }
 
   private async onConflict(task: TaskWithContext): Promise<void> {
-    if (task.operation.onConflict === 'wait') throw new TaskDeferred(1_000);
     const holder = await RedisLease.holder(this.redis, this.lockKey(task));
+    // An earlier delivery of this same task still holds the unit (its worker is gone or paused):
+    // always wait for it, whatever the operation says about other tasks.
+    if (task.operation.onConflict === 'wait' || holder?.startsWith(`${task.id}:`)) throw new TaskDeferred(1_000);
     const attempt = await this.operations.startAttempt(task);
     if (attempt === null) return;
     await this.finish(task, {
@@ -146,8 +150,12 @@ export class TaskRunnerService {
     }
     const target: SshTarget = { hostId: task.host.id, ...task.host };
     let outcome: ExecOutcome;
+    // What this attempt recorded before acting, so a host that fails mid-way keeps it.
+    const progress: { before: UnitSnapshot | null } = {
+      before: task.before ? (task.before as unknown as UnitSnapshot) : null,
+    };
     try {
-      outcome = await this.act(task, target);
+      outcome = await this.act(task, target, progress);
       await this.hosts.recordContact(target.hostId, true);
     } catch (error) {
       if (!(error instanceof SshError)) throw error;
@@ -155,9 +163,10 @@ export class TaskRunnerService {
         state: error.kind === 'unreachable' ? 'unreachable' : error.kind === 'timed_out' ? 'timed_out' : 'failed',
         reason: error.message,
         exitCode: null,
-        before: task.before ? (task.before as unknown as UnitSnapshot) : null,
+        before: progress.before,
         after: null,
-        output: null,
+        // Keep whatever output was streamed before the failure.
+        output: undefined,
       };
       if (error.kind === 'unreachable') await this.hosts.recordContact(target.hostId, false);
     }
@@ -209,7 +218,11 @@ export class TaskRunnerService {
     }
   }
 
-  private async act(task: TaskWithContext, target: SshTarget): Promise<ExecOutcome> {
+  private async act(
+    task: TaskWithContext,
+    target: SshTarget,
+    progress: { before: UnitSnapshot | null },
+  ): Promise<ExecOutcome> {
     const verb = task.verb as Verb;
     const timeoutMs = task.operation.commandTimeoutMs;
     const exec = async (argv: readonly string[], onData?: (chunk: string) => void) => {
@@ -225,9 +238,14 @@ export class TaskRunnerService {
     const probe = await exec(SYSTEMD_PROBE_ARGV);
     if (probe.exitCode === 1) return this.actWithoutSystemd(task, verb, exec);
     if (probe.exitCode !== 0) {
-      throw new Error(
-        `could not tell whether ${task.hostName} runs systemd (probe exit ${probe.exitCode ?? probe.signal})`,
-      );
+      return {
+        state: 'failed',
+        reason: `could not tell whether ${task.hostName} runs systemd (probe exit ${probe.exitCode ?? probe.signal}: ${probe.stderr.trim() || 'no output'})`,
+        exitCode: probe.exitCode,
+        before: null,
+        after: null,
+        output: null,
+      };
     }
 
     const snapshot = async () => {
@@ -242,7 +260,10 @@ export class TaskRunnerService {
     const recorded = task.before ? (task.before as unknown as UnitSnapshot) : null;
     if (recorded) {
       const now = await this.settle(verb, recorded, snapshot);
-      if (now && now.verdict.outcome === 'ok' && verb !== 'status') {
+      // A verb whose check the old state already passes (a reload keeps the PID) cannot show
+      // whether the lost attempt acted: run it again rather than claim it happened.
+      const provable = verifyOutcome(verb, recorded, recorded).outcome !== 'ok';
+      if (now && provable && now.verdict.outcome === 'ok' && verb !== 'status') {
         return this.outcomeOf(
           recorded,
           now.after,
@@ -266,6 +287,7 @@ export class TaskRunnerService {
 
     const before = recorded ?? (await snapshot());
     if (before && !recorded) await this.operations.saveBefore(task.id, before as never);
+    progress.before = before;
 
     const result = await this.streamed(task, (onData) => exec(verbArgv(verb, task.unit), onData));
     const output = result.output;
@@ -387,6 +409,13 @@ export class TaskRunnerService {
       sourceAddress: null,
       operationId: task.operationId,
     });
+    if (!pinned) {
+      // Another key was pinned meanwhile (an admin, or another first contact): that one wins.
+      const current = await this.hosts.findById(target.hostId);
+      if (current?.hostKeyFingerprint !== fingerprint) {
+        throw new HostKeyMismatchError(target.name, current?.hostKeyFingerprint ?? '(none)', fingerprint);
+      }
+    }
     // From now on this run verifies against the key it just pinned, like every later run.
     target.hostKeyFingerprint = fingerprint;
     if (pinned)

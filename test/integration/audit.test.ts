@@ -154,8 +154,12 @@ describe('audit trail', () => {
       api.database.url,
       `SELECT actor_name, reason FROM audit_events WHERE action = 'access.denied' AND actor_name IN ('deploy-pipeline', 'bounded-admin')`,
     );
-    assert.equal(denied.length, 5, 'every refusal is in the audit trail');
+    assert.equal(denied.length, 5, 'every refusal so far is in the audit trail');
     assert.ok(denied.some((event) => /bounds-prod/.test(event.reason)));
+    const trusting = await pipeline.POST('/v1/operations', {
+      body: { verb: 'restart', unit: 'api-web.service', selector: 'env=staging', trustOnFirstUse: true },
+    });
+    assert.equal(trusting.response.status, 403, 'pinning host keys is an inventory change: not for this token');
     const allowed = await pipeline.POST('/v1/operations', {
       body: { verb: 'restart', unit: 'api-web.service', selector: 'env=staging' },
     });

@@ -82,6 +82,13 @@ export class AuditVerificationDto extends createZodDto(
       .object({ seq: z.number().int(), reason: z.string() })
       .nullable()
       .describe('The first event whose hash or link does not match'),
+    lastHash: z
+      .string()
+      .nullable()
+      .describe(
+        'Hash of the last event checked. Keep it outside the database: a later verification that ' +
+          'no longer reaches this seq and hash means events were removed or the chain was recomputed',
+      ),
   }),
 ) {}
 

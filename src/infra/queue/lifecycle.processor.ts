@@ -67,7 +67,10 @@ export class LifecycleProcessor implements OnModuleInit, OnModuleDestroy {
       { jobId: job?.id, jobName: job?.name, attemptsMade: job?.attemptsMade, err: error },
       `job failed: ${error.message}`,
     );
-    const exhausted = job !== undefined && job.attemptsMade >= (job.opts.attempts ?? 1);
+    // BullMQ fails a job that stalled too often (its workers kept dying) with UnrecoverableError
+    // without using up its attempts: that is final too.
+    const exhausted =
+      job !== undefined && (error.name === 'UnrecoverableError' || job.attemptsMade >= (job.opts.attempts ?? 1));
     if (exhausted && (job.name as JobName) === JobName.RunTask) {
       await this.taskRunner
         .abandon((job.data as JobPayloads[JobName.RunTask]).taskId, error.message)
