@@ -258,6 +258,21 @@ describe('audit trail', () => {
     assert.ok(byActor.data!.items.every((event) => event.actorName === 'audit-admin'));
     const future = await auditor.GET('/v1/audit/events', { params: { query: { from: '2999-01-01T00:00:00.000Z' } } });
     assert.equal(future.data!.items.length, 0);
+    const windowStart = new Date();
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    const windowHosts = buildHosts(3, () => ({ labels: { window: 'yes' } }));
+    for (const host of windowHosts) await admin.POST('/v1/hosts', { body: host });
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    const windowEnd = new Date();
+    await admin.POST('/v1/hosts', { body: buildHost() });
+    const inWindow = await auditor.GET('/v1/audit/events', {
+      params: { query: { from: windowStart.toISOString(), to: windowEnd.toISOString() } },
+    });
+    assert.deepEqual(
+      inWindow.data!.items.map((event) => event.hostName),
+      windowHosts.map((host) => host.name).reverse(),
+      'exactly the events of the time window, newest first',
+    );
   });
 
   it('exports any query as JSON lines or CSV, streaming in constant memory', async () => {
