@@ -2,6 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { parseSnapshot, SNAPSHOT_PROPERTIES, snapshotArgv, TRANSITIONAL_STATES, UnitSnapshot } from './unit-snapshot';
+import { ACTIVATING, MASKED_TIMER, NOT_FOUND, STATIC } from '../../../test/fixtures/systemctl-show';
 
 // `systemctl show --property=…` output captured on the nspawn test fleet (Debian 12, systemd 252.39),
 // byte for byte: systemd prints the properties in its own order, not the requested one.
@@ -21,40 +22,6 @@ CanStop=yes
 CanReload=yes
 NeedDaemonReload=no
 InvocationID=3d3848ee0a924ea09c41e7752d9844ef
-`;
-const NOT_FOUND = `MainPID=0
-Result=success
-NRestarts=0
-Id=nope.service
-Description=nope.service
-LoadState=not-found
-ActiveState=inactive
-SubState=dead
-UnitFileState=
-ActiveEnterTimestamp=
-ActiveEnterTimestampMonotonic=0
-CanStart=no
-CanStop=yes
-CanReload=no
-NeedDaemonReload=no
-InvocationID=
-`;
-const STATIC = `MainPID=17
-Result=success
-NRestarts=0
-Id=systemd-journald.service
-Description=Journal Service
-LoadState=loaded
-ActiveState=active
-SubState=running
-UnitFileState=static
-ActiveEnterTimestamp=Sat 2026-11-21 06:29:24 UTC
-ActiveEnterTimestampMonotonic=2153106924
-CanStart=yes
-CanStop=yes
-CanReload=no
-NeedDaemonReload=no
-InvocationID=7e23a85370ad4c5f81a65cf7a8b7b805
 `;
 const MASKED_INSTANCE = `MainPID=0
 Result=success
@@ -85,21 +52,6 @@ UnitFileState=disabled
 ActiveEnterTimestamp=
 ActiveEnterTimestampMonotonic=0
 CanStart=yes
-CanStop=yes
-CanReload=no
-NeedDaemonReload=no
-InvocationID=
-`;
-const MASKED_TIMER = `Result=success
-Id=apt-daily.timer
-Description=apt-daily.timer
-LoadState=masked
-ActiveState=inactive
-SubState=dead
-UnitFileState=masked
-ActiveEnterTimestamp=
-ActiveEnterTimestampMonotonic=0
-CanStart=no
 CanStop=yes
 CanReload=no
 NeedDaemonReload=no
@@ -178,23 +130,6 @@ CanStop=yes
 CanReload=no
 NeedDaemonReload=no
 InvocationID=f226ae1b4f66486cb5f73603a67b9f12
-`;
-const ACTIVATING = `MainPID=750
-Result=success
-NRestarts=0
-Id=drover-slow.service
-Description=/bin/sleep 20
-LoadState=loaded
-ActiveState=activating
-SubState=start
-UnitFileState=transient
-ActiveEnterTimestamp=
-ActiveEnterTimestampMonotonic=0
-CanStart=yes
-CanStop=yes
-CanReload=no
-NeedDaemonReload=no
-InvocationID=39b82beb46d146cab157c11b8f5d11a1
 `;
 
 /** Formats a snapshot the way systemd 252 does, so parsing can be checked against any value. */

@@ -4,6 +4,12 @@ import fc from 'fast-check';
 import { parseSnapshot, TRANSITIONAL_STATES, UnitSnapshot } from './unit-snapshot';
 import { describeSnapshot, Verdict, verifyOutcome } from './verify';
 import { Verb, VERBS } from './verbs';
+import {
+  ACTIVATING as SLOW_ACTIVATING,
+  MASKED_TIMER,
+  NOT_FOUND as NOPE,
+  STATIC as JOURNALD,
+} from '../../../test/fixtures/systemctl-show';
 
 // `systemctl show` output captured on the nspawn test fleet (Debian 12, systemd 252.39) before and
 // after running each verb there. drover-probe.service is the fleet's test unit; drover-fail,
@@ -231,23 +237,6 @@ CanReload=yes
 NeedDaemonReload=no
 InvocationID=103087e9dc4a495b9f40ee78f9aea0ce
 `;
-const JOURNALD = `MainPID=17
-Result=success
-NRestarts=0
-Id=systemd-journald.service
-Description=Journal Service
-LoadState=loaded
-ActiveState=active
-SubState=running
-UnitFileState=static
-ActiveEnterTimestamp=Sat 2026-11-21 06:29:24 UTC
-ActiveEnterTimestampMonotonic=2153106924
-CanStart=yes
-CanStop=yes
-CanReload=no
-NeedDaemonReload=no
-InvocationID=7e23a85370ad4c5f81a65cf7a8b7b805
-`;
 const JOURNALD_RESTARTED = `MainPID=705
 Result=success
 NRestarts=0
@@ -274,23 +263,6 @@ LoadState=masked
 ActiveState=inactive
 SubState=dead
 UnitFileState=masked
-ActiveEnterTimestamp=
-ActiveEnterTimestampMonotonic=0
-CanStart=no
-CanStop=yes
-CanReload=no
-NeedDaemonReload=no
-InvocationID=
-`;
-const NOPE = `MainPID=0
-Result=success
-NRestarts=0
-Id=nope.service
-Description=nope.service
-LoadState=not-found
-ActiveState=inactive
-SubState=dead
-UnitFileState=
 ActiveEnterTimestamp=
 ActiveEnterTimestampMonotonic=0
 CanStart=no
@@ -367,23 +339,6 @@ CanReload=no
 NeedDaemonReload=no
 InvocationID=12d082ed6eef47ad9dff1a9ed60789c0
 `;
-const SLOW_ACTIVATING = `MainPID=750
-Result=success
-NRestarts=0
-Id=drover-slow.service
-Description=/bin/sleep 20
-LoadState=loaded
-ActiveState=activating
-SubState=start
-UnitFileState=transient
-ActiveEnterTimestamp=
-ActiveEnterTimestampMonotonic=0
-CanStart=yes
-CanStop=yes
-CanReload=no
-NeedDaemonReload=no
-InvocationID=39b82beb46d146cab157c11b8f5d11a1
-`;
 const LOOP_AUTO_RESTART = `MainPID=0
 Result=exit-code
 NRestarts=0
@@ -451,21 +406,6 @@ CanStop=yes
 CanReload=no
 NeedDaemonReload=no
 InvocationID=db0a414f82f64539bf42861ce31aba53
-`;
-const MASKED_TIMER = `Result=success
-Id=apt-daily.timer
-Description=apt-daily.timer
-LoadState=masked
-ActiveState=inactive
-SubState=dead
-UnitFileState=masked
-ActiveEnterTimestamp=
-ActiveEnterTimestampMonotonic=0
-CanStart=no
-CanStop=yes
-CanReload=no
-NeedDaemonReload=no
-InvocationID=
 `;
 
 const s = parseSnapshot;
