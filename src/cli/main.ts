@@ -326,7 +326,7 @@ async function auditCommand(
     if (values.json) process.stdout.write(`${JSON.stringify(result)}\n`);
     else if (result.ok)
       process.stdout.write(
-        `audit chain intact: ${result.checked} event(s), seq ${result.fromSeq ?? '-'}..${result.toSeq ?? '-'}\n`,
+        `audit chain intact: ${result.checked} event(s), seq ${result.fromSeq ?? '-'}..${result.toSeq ?? '-'}, last hash ${result.lastHash ?? '-'}\n`,
       );
     else process.stdout.write(`audit chain BROKEN at seq ${result.firstBroken?.seq}: ${result.firstBroken?.reason}\n`);
     if (!result.ok) process.exitCode = 2;
