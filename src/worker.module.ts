@@ -9,6 +9,7 @@ import { PrismaModule } from './infra/prisma/prisma.module';
 import { RedisModule } from './infra/redis/redis.module';
 import { SshModule } from './infra/ssh/ssh.module';
 import { OperationsModule } from './operations/operations.module';
+import { RolloutsModule } from './rollouts/rollouts.module';
 import { TaskRunnerService } from './operations/task-runner.service';
 import { DiscoveryService } from './units/discovery.service';
 import { UnitsModule } from './units/units.module';
@@ -28,6 +29,7 @@ export class WorkerModule {
         HostsModule,
         UnitsModule,
         OperationsModule,
+        RolloutsModule,
         AuditModule,
       ],
       providers: [TaskRunnerService, DiscoveryService, LifecycleProcessor],

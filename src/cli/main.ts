@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { ApiError, createDroverClient, DroverClient, Schemas, unwrap } from '../client';
 import { VERBS } from '../operations/systemd/verbs';
+import { RolloutUsageError, rolloutCommand } from './rollout';
 import { renderTable } from './table';
 
 const USAGE = `drover — fleet controller for systemd services
@@ -27,6 +28,16 @@ usage: drover <command> [options]
                                            --since ISO --until ISO --grep TEXT
   audit verify [--from-seq N] [--to-seq N] recompute the hash chain; exit 2 names the first broken event
   audit export [FILTERS] [--format jsonl|csv]  stream every matching event to stdout
+  rollout VERB UNIT -l SELECTOR [--batch 1,25%] [--max-failures N|P%] [--max-unavailable N|P%]
+          [--min-healthy 10s] [--health-timeout 60s] [--probe http:80/healthz|tcp:PORT|cmd:/PROG,ARG]
+          [--pause 30s] [--approve-after-canary] [--order name|shuffle:SEED|label:KEY=V1,V2]
+          [--task-timeout 30s] [--deadline 1h] [--idempotency-key KEY] [--dry-run] [--wait] [--json]
+                                           a rolling VERB of UNIT, batch after batch (canary first),
+                                           each host health-gated, e.g. drover rollout restart nginx
+                                           -l role=web --batch 1,25% --max-failures 1 --wait
+  rollout status|watch ID [--json]         show a rollout; watch follows it live until it ends
+  rollout pause|resume|approve|cancel|retry ID [--reason TEXT] [--wait]
+  rollout list [--json]                    recent rollouts, newest first
   ops list [--json]                        recent operations, newest first
   ops get ID [--json]                      one operation with every task
 
@@ -35,7 +46,9 @@ environment:
   DROVER_TOKEN   API token (drv_...)
 
 exit codes: 0 ok, 1 API or runtime error, 2 the operation finished with failed tasks (or the audit
-            chain is broken), 64 usage error`;
+            chain is broken), 64 usage error; rollouts with --wait (and rollout watch): 0 succeeded,
+            3 aborted (failure budget or deadline), 4 cancelled, 5 did not start (refused: invalid,
+            not allowed, or cannot start now, e.g. maxUnavailable already used up)`;
 
 class UsageError extends Error {}
 
@@ -387,6 +400,21 @@ async function main(argv: string[]): Promise<void> {
       'from-seq': { type: 'string' },
       'to-seq': { type: 'string' },
       'no-wait': { type: 'boolean', default: false },
+      batch: { type: 'string' },
+      'max-failures': { type: 'string' },
+      'max-unavailable': { type: 'string' },
+      'min-healthy': { type: 'string' },
+      'health-timeout': { type: 'string' },
+      probe: { type: 'string', multiple: true },
+      pause: { type: 'string' },
+      'approve-after-canary': { type: 'boolean', default: false },
+      order: { type: 'string' },
+      'task-timeout': { type: 'string' },
+      deadline: { type: 'string' },
+      'idempotency-key': { type: 'string' },
+      reason: { type: 'string' },
+      'dry-run': { type: 'boolean', default: false },
+      wait: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -402,6 +430,7 @@ async function main(argv: string[]): Promise<void> {
   if (group === 'hosts') await hostsCommand(api, rest, values.json, values.selector);
   else if (group === 'units') await unitsCommand(api, rest, values.json, values.selector);
   else if (group === 'ops') await opsCommand(api, rest, values.json);
+  else if (group === 'rollout') await rolloutCommand(api, baseUrl, process.env.DROVER_TOKEN, rest, values);
   else if (group === 'audit') await auditCommand(api, baseUrl, process.env.DROVER_TOKEN, rest, values);
   else if (VERB_COMMANDS.has(group)) await actCommand(api, group, rest, values);
   else throw new UsageError(`unknown command '${group}'`);
@@ -410,6 +439,7 @@ async function main(argv: string[]): Promise<void> {
 main(process.argv.slice(2)).catch((error: unknown) => {
   const usage =
     error instanceof UsageError ||
+    error instanceof RolloutUsageError ||
     (error instanceof TypeError && 'code' in error && String(error.code).startsWith('ERR_PARSE_ARGS'));
   process.stderr.write(`drover: ${error instanceof Error ? error.message : String(error)}\n`);
   if (usage) process.stderr.write(`\n${USAGE}\n`);

@@ -360,9 +360,152 @@ export interface paths {
         put?: never;
         /**
          * Dry run of a rollout: hosts in order, batches, failure budget and whether it could start now
-         * @description Computed from the inventory and the last discovered unit states. Changes nothing and writes no row, so a dry run is not recorded in the audit trail. A plan that could not start is still a 200, with `ok: false` and the `problems`.
+         * @description Computed from the inventory and the last discovered unit states. Changes nothing and writes no row, so a dry run is not recorded in the audit trail. A plan that could not start is still a 200, with `ok: false` and the `problems`. POST /v1/rollouts takes the same body and starts it.
          */
         post: operations["planRollout"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/rollouts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Rollouts, newest first */
+        get: operations["listRollouts"];
+        put?: never;
+        /**
+         * Start a rollout
+         * @description Starts the rollout the plan endpoint shows for the same body (422 with the problems when it could not start). With an Idempotency-Key, sending the same key and body again returns the same rollout (200, header Idempotent-Replayed: true) and a different body under that key is a 409: a pipeline can retry its request blindly without starting a second rollout. Keys are per token.
+         */
+        post: operations["createRollout"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/rollouts/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A rollout with every host and batch */
+        get: operations["getRollout"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/rollouts/{id}/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Progress as server-sent events, resumable with Last-Event-ID
+         * @description Every event of the rollout from the first (or after Last-Event-ID / `after`), then new ones as they happen; the stream ends after `rollout.finished` once no host is in flight. Event types: rollout.created, batch.started, task.finished, host.gating, gate.check, host.succeeded, host.failed, host.interrupted, batch.finished, rollout.waiting, rollout.pausing_between_batches, rollout.awaiting_approval, rollout.paused, rollout.resumed, rollout.approved, rollout.retried, rollout.finished. `data` is a JSON object with an `at` timestamp; `id` grows with every event.
+         */
+        get: operations["followRollout"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/rollouts/{id}/pause": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Pause: hosts in flight finish, no new batch starts until resumed */
+        post: operations["pauseRollout"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/rollouts/{id}/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Resume a paused rollout */
+        post: operations["resumeRollout"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/rollouts/{id}/approve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Approve the rest of a rollout after its canary batch (or before it ends) */
+        post: operations["approveRollout"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/rollouts/{id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Cancel: nothing new starts, queued tasks are cancelled, running ones end within their timeout */
+        post: operations["cancelRollout"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/rollouts/{id}/retry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Run an aborted or cancelled rollout (or one with failed hosts) again: hosts already done are skipped */
+        post: operations["retryRollout"];
         delete?: never;
         options?: never;
         head?: never;
@@ -767,6 +910,284 @@ export interface components {
                 };
             };
         };
+        /** @description A rollout with its hosts and batches */
+        Rollout: {
+            /** Format: uuid */
+            id: string;
+            verb: string;
+            unit: string;
+            selector: string;
+            /**
+             * @description running; paused (in-flight hosts finish, nothing new starts); awaiting_approval (after the canary batch); succeeded (every host done, failures within the budget); aborted (failure budget exceeded or deadline passed); cancelled
+             * @enum {string}
+             */
+            status: "running" | "paused" | "awaiting_approval" | "succeeded" | "aborted" | "cancelled";
+            /** @description Why it ended, or what it waits for */
+            reason: string | null;
+            total: number;
+            /** @description Failed hosts tolerated; one more aborts the rollout */
+            maxFailures: number;
+            maxUnavailable: number | null;
+            runs: number;
+            /** @description Hosts per state */
+            counts: {
+                pending: number;
+                acting: number;
+                gating: number;
+                succeeded: number;
+                failed: number;
+                interrupted: number;
+                cancelled: number;
+            };
+            idempotencyKey: string | null;
+            requestedBy: string;
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            updatedAt: string;
+            /** Format: date-time */
+            finishedAt: string | null;
+            /**
+             * @description A verb applied to a unit across the hosts a selector matches, batch after batch
+             * @example {
+             *       "verb": "restart",
+             *       "unit": "api-*.service",
+             *       "selector": "env=prod,role=api",
+             *       "order": {
+             *         "by": "label",
+             *         "key": "zone",
+             *         "ranks": [
+             *           "eu-west-1a",
+             *           "eu-west-1b"
+             *         ]
+             *       },
+             *       "batches": {
+             *         "sizes": [
+             *           1,
+             *           5,
+             *           "25%"
+             *         ]
+             *       },
+             *       "pauseBetweenBatchesMs": 30000,
+             *       "approveAfterCanary": true,
+             *       "maxFailures": "10%",
+             *       "maxUnavailable": 3,
+             *       "healthGate": {
+             *         "minHealthyTimeMs": 20000,
+             *         "timeoutMs": 60000,
+             *         "probes": [
+             *           {
+             *             "type": "http",
+             *             "port": 8080,
+             *             "path": "/healthz",
+             *             "expectStatus": 200,
+             *             "timeoutMs": 2000
+             *           }
+             *         ]
+             *       }
+             *     }
+             */
+            strategy: {
+                /**
+                 * @description The systemctl verb applied to the unit on each host (status only reads, so it is no rollout)
+                 * @default restart
+                 * @enum {string}
+                 */
+                verb: "start" | "stop" | "restart" | "try-restart" | "reload" | "reload-or-restart" | "enable" | "disable" | "mask" | "unmask" | "daemon-reload";
+                /** @description The unit: a name such as `nginx.service`, or a glob such as `api-*.service` (`*`, `?`, `[...]`, ending in a literal type) matched against the units drover last discovered on each host; every matching unit of a host is acted on, and hosts without one are skipped (listed with the reason). For daemon-reload, the unit whose availability and health gate the rollout. */
+                unit: string;
+                /** @description Label selector choosing the hosts (must match at least one); "" selects every host */
+                selector: string;
+                /** @description The order hosts are acted in (default by name) */
+                order: {
+                    /** @enum {string} */
+                    by: "name";
+                } | {
+                    /** @enum {string} */
+                    by: "shuffle";
+                    /** @description The same seed and hosts give the same order */
+                    seed: number;
+                } | {
+                    /** @enum {string} */
+                    by: "label";
+                    /** @description Label key */
+                    key: string;
+                    /** @description Label values, first goes first */
+                    ranks: string[];
+                };
+                /** @description How many hosts are acted on at once: `{ "size": 2 }` or `{ "sizes": [1, 5, "25%"] }`. A count, or a percentage of the hosts of the rollout rounded up (at least 1). Default: one host at a time. */
+                batches: {
+                    /** @description Every batch has this size */
+                    size?: number | string;
+                    /** @description Sizes of the first batches (canary first); the last one repeats until every host is done */
+                    sizes?: (number | string)[];
+                };
+                /**
+                 * @description Wait after a batch is healthy before starting the next
+                 * @default 0
+                 */
+                pauseBetweenBatchesMs: number;
+                /**
+                 * @description Stop after the first batch until someone approves the rest
+                 * @default false
+                 */
+                approveAfterCanary: boolean;
+                /**
+                 * @description Failure budget, a count or a percentage of the hosts of the rollout: the rollout aborts when the number of failed hosts EXCEEDS it. 0 (the default) aborts at the first failure; 1 tolerates one and aborts at the second.
+                 * @default 0
+                 */
+                maxFailures: number | string;
+                /** @description The most hosts whose unit may be down at once, a count or a percentage of the hosts of the rollout, counting hosts whose unit is already not active (or never discovered) when the rollout starts; batches are cut to fit. Default: no limit beyond the batch size. */
+                maxUnavailable?: number | string;
+                /** @description When a batch counts as healthy */
+                healthGate: {
+                    /**
+                     * @description How long each host of a batch must stay healthy (unit active, probes passing) before the next
+                     * @default 10000
+                     */
+                    minHealthyTimeMs: number;
+                    /**
+                     * @description How long a host may take, beyond minHealthyTimeMs, to start passing its checks after its action; a host not healthy by then fails its gate. A unit that stops, changes MainPID or restarts (NRestarts grows) during the gate fails it at once.
+                     * @default 60000
+                     */
+                    timeoutMs: number;
+                    /**
+                     * @description Checks besides the unit being active
+                     * @default []
+                     */
+                    probes: ({
+                        /** @enum {string} */
+                        type: "http";
+                        port: number;
+                        /** @default / */
+                        path: string;
+                        /** @default 200 */
+                        expectStatus: number;
+                        /**
+                         * @description Milliseconds
+                         * @default 2000
+                         */
+                        timeoutMs: number;
+                    } | {
+                        /** @enum {string} */
+                        type: "tcp";
+                        port: number;
+                        /**
+                         * @description Milliseconds
+                         * @default 2000
+                         */
+                        timeoutMs: number;
+                    } | {
+                        /** @enum {string} */
+                        type: "command";
+                        /** @description Program and arguments, run on the host as an argument vector (never through a shell); exit 0 means healthy */
+                        argv: string[];
+                        /**
+                         * @description Milliseconds
+                         * @default 2000
+                         */
+                        timeoutMs: number;
+                    })[];
+                };
+                /** @description Upper bound for the command on each host (default: the server setting SSH_COMMAND_TIMEOUT_MS) */
+                taskTimeoutMs?: number;
+                /** @description Upper bound for the whole rollout, from its start */
+                deadlineMs?: number;
+            };
+            /** Format: date-time */
+            approvedAt: string | null;
+            approvedBy: string | null;
+            /** Format: date-time */
+            deadlineAt: string | null;
+            /** Format: date-time */
+            nextBatchAt: string | null;
+            /** @description In rollout order */
+            hosts: {
+                name: string;
+                position: number;
+                units: string[];
+                /**
+                 * @description pending; acting (its task runs); gating (acted, health gate running); succeeded; failed (action or gate); interrupted (acted, but the rollout ended before its gate passed: a retry re-checks it without acting); cancelled (never acted on)
+                 * @enum {string}
+                 */
+                state: "pending" | "acting" | "gating" | "succeeded" | "failed" | "interrupted" | "cancelled";
+                batch: number | null;
+                reason: string | null;
+                /**
+                 * Format: uuid
+                 * @description The operation whose task acted on it (GET /v1/operations/{id})
+                 */
+                operationId: string | null;
+                /** Format: date-time */
+                healthySince: string | null;
+                /** @description The last health check: healthy, problems, unit states */
+                lastCheck: {
+                    [key: string]: unknown;
+                } | null;
+                /** Format: date-time */
+                finishedAt: string | null;
+            }[];
+            batches: {
+                index: number;
+                /** @description 1 for the first run, 2 after the first retry, ... */
+                run: number;
+                hosts: string[];
+                /** @description Hosts of the rollout whose unit was not active when the batch was planned (checked live) */
+                unavailableAtStart: number;
+                /** Format: uuid */
+                operationId: string;
+                /** Format: date-time */
+                startedAt: string;
+                /** Format: date-time */
+                finishedAt: string | null;
+            }[];
+        };
+        /** @default {} */
+        RolloutControl: {
+            /** @description Recorded in the audit trail and the rollout */
+            reason?: string;
+        };
+        RolloutPage: {
+            items: {
+                /** Format: uuid */
+                id: string;
+                verb: string;
+                unit: string;
+                selector: string;
+                /**
+                 * @description running; paused (in-flight hosts finish, nothing new starts); awaiting_approval (after the canary batch); succeeded (every host done, failures within the budget); aborted (failure budget exceeded or deadline passed); cancelled
+                 * @enum {string}
+                 */
+                status: "running" | "paused" | "awaiting_approval" | "succeeded" | "aborted" | "cancelled";
+                /** @description Why it ended, or what it waits for */
+                reason: string | null;
+                total: number;
+                /** @description Failed hosts tolerated; one more aborts the rollout */
+                maxFailures: number;
+                maxUnavailable: number | null;
+                runs: number;
+                /** @description Hosts per state */
+                counts: {
+                    pending: number;
+                    acting: number;
+                    gating: number;
+                    succeeded: number;
+                    failed: number;
+                    interrupted: number;
+                    cancelled: number;
+                };
+                idempotencyKey: string | null;
+                requestedBy: string;
+                /** Format: date-time */
+                createdAt: string;
+                /** Format: date-time */
+                updatedAt: string;
+                /** Format: date-time */
+                finishedAt: string | null;
+            }[];
+            /** @description Pass as cursor to get the next page; null on the last page */
+            nextCursor: string | null;
+        };
         RolloutPlan: {
             /** @description Whether the rollout could start as planned */
             ok: boolean;
@@ -817,6 +1238,7 @@ export interface components {
             };
             healthGate: {
                 minHealthyTimeMs: number;
+                timeoutMs: number;
                 probes: ({
                     /** @enum {string} */
                     type: "http";
@@ -885,6 +1307,7 @@ export interface components {
          *       "maxUnavailable": 3,
          *       "healthGate": {
          *         "minHealthyTimeMs": 20000,
+         *         "timeoutMs": 60000,
          *         "probes": [
          *           {
          *             "type": "http",
@@ -969,6 +1392,11 @@ export interface components {
                  * @default 10000
                  */
                 minHealthyTimeMs?: number;
+                /**
+                 * @description How long a host may take, beyond minHealthyTimeMs, to start passing its checks after its action; a host not healthy by then fails its gate. A unit that stops, changes MainPID or restarts (NRestarts grows) during the gate fails it at once.
+                 * @default 60000
+                 */
+                timeoutMs?: number;
                 /**
                  * @description Checks besides the unit being active
                  * @default []
@@ -2497,6 +2925,591 @@ export interface operations {
             };
             /** @description Well-formed, but cannot be carried out (e.g. the selector matches no host) */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listRollouts: {
+        parameters: {
+            query?: {
+                status?: "running" | "paused" | "awaiting_approval" | "succeeded" | "aborted" | "cancelled";
+                verb?: string;
+                /** @description The unit (or glob) exactly as the rollout named it */
+                unit?: string;
+                /** @description Items per page (1-1000) */
+                limit?: number;
+                /** @description The nextCursor of the previous page */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of rollouts */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RolloutPage"];
+                };
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createRollout: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Any 1-255 printable ASCII characters, unique per intended rollout (e.g. the pipeline run id) */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RolloutStrategy"];
+            };
+        };
+        responses: {
+            /** @description Replayed: this key and body already started this rollout */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Rollout"];
+                };
+            };
+            /** @description Started */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Rollout"];
+                };
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The resource conflicts with an existing one */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Well-formed, but cannot be carried out (e.g. the selector matches no host) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getRollout: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The rollout */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Rollout"];
+                };
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The named resource does not exist */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    followRollout: {
+        parameters: {
+            query?: {
+                /** @description Send only events after this id (the Last-Event-ID header does the same and wins) */
+                after?: number;
+            };
+            header?: {
+                /** @description Resume after this event id */
+                "Last-Event-ID"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The event stream (text/event-stream) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The named resource does not exist */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    pauseRollout: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RolloutControl"];
+            };
+        };
+        responses: {
+            /** @description The rollout after the change */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Rollout"];
+                };
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The named resource does not exist */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The resource conflicts with an existing one */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    resumeRollout: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RolloutControl"];
+            };
+        };
+        responses: {
+            /** @description The rollout after the change */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Rollout"];
+                };
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The named resource does not exist */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The resource conflicts with an existing one */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    approveRollout: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RolloutControl"];
+            };
+        };
+        responses: {
+            /** @description The rollout after the change */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Rollout"];
+                };
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The named resource does not exist */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The resource conflicts with an existing one */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    cancelRollout: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RolloutControl"];
+            };
+        };
+        responses: {
+            /** @description The rollout after the change */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Rollout"];
+                };
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The named resource does not exist */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The resource conflicts with an existing one */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    retryRollout: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RolloutControl"];
+            };
+        };
+        responses: {
+            /** @description The rollout after the change */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Rollout"];
+                };
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The named resource does not exist */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The resource conflicts with an existing one */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

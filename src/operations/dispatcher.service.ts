@@ -14,7 +14,10 @@ export class DispatcherService {
   ) {}
 
   async dispatch(operationId: string): Promise<void> {
-    await this.producer.runTasks(await this.operations.claimDispatchable(operationId));
+    const { taskIds, rolloutId } = await this.operations.claimDispatchable(operationId);
+    await this.producer.runTasks(taskIds);
+    // A batch of a rollout: its tasks ending is what the rollout's next step waits for.
+    if (rolloutId) await this.producer.wakeRollout(rolloutId);
   }
 
   /** Re-dispatches every unfinished operation (covers a crash between a commit and its enqueue). */

@@ -24,7 +24,7 @@ export interface NewOperation {
   onConflict: 'wait' | 'reject';
   commandTimeoutMs: number;
   trustOnFirstUse: boolean;
-  requestedByTokenId: string;
+  requestedByTokenId: string | null;
   requestedBy: string;
   requestId: string | null;
 }
@@ -64,32 +64,59 @@ export class OperationsRepository {
     parameters: Prisma.InputJsonObject,
     actor: AuditActor,
   ): Promise<Operation> {
-    return this.prisma.$transaction(async (tx) => {
-      const created = await tx.operation.create({ data: operation });
-      await tx.task.createMany({
-        data: hosts.map((host, position) => ({
-          operationId: created.id,
-          hostId: host.id,
-          hostName: host.name,
-          verb: operation.verb,
-          unit: operation.unit,
-          position,
-        })),
-      });
-      await tx.auditEvent.create({
-        data: {
-          ...actor,
-          action: 'operation.create',
-          result: 'accepted',
-          unit: operation.unit,
-          operationId: created.id,
-          hostName: hosts.length === 1 ? (hosts[0]?.name ?? null) : null,
-          hostId: hosts.length === 1 ? (hosts[0]?.id ?? null) : null,
-          parameters: { ...parameters, hosts: hosts.map((host) => host.name) },
-        },
-      });
-      return created;
+    return this.prisma.$transaction((tx) => this.createIn(tx, operation, hosts, parameters, actor));
+  }
+
+  /**
+   * As create, inside a caller's transaction (a rollout starts a batch and its operation at once).
+   * `hosts` may name a host several times, once per unit, when each entry names its task's unit.
+   */
+  async createIn(
+    tx: Prisma.TransactionClient,
+    operation: NewOperation & { rolloutId?: string },
+    hosts: { id: string | null; name: string; unit?: string }[],
+    parameters: Prisma.InputJsonObject,
+    actor: AuditActor,
+  ): Promise<Operation> {
+    const created = await tx.operation.create({ data: operation });
+    await tx.task.createMany({
+      data: hosts.map((host, position) => ({
+        operationId: created.id,
+        hostId: host.id,
+        hostName: host.name,
+        verb: operation.verb,
+        unit: host.unit ?? operation.unit,
+        position,
+      })),
     });
+    await tx.auditEvent.create({
+      data: {
+        ...actor,
+        action: 'operation.create',
+        result: 'accepted',
+        unit: operation.unit,
+        operationId: created.id,
+        hostName: hosts.length === 1 ? (hosts[0]?.name ?? null) : null,
+        hostId: hosts.length === 1 ? (hosts[0]?.id ?? null) : null,
+        parameters: { ...parameters, hosts: hosts.map((host) => host.name) },
+      },
+    });
+    return created;
+  }
+
+  /**
+   * Ends the tasks of these operations that no worker started yet as cancelled (a rollout that
+   * stops starts nothing new), and closes operations left with nothing to do. Running tasks end
+   * on their own, within their timeout.
+   */
+  async cancelQueuedTasks(tx: Prisma.TransactionClient, operationIds: string[], reason: string): Promise<number> {
+    if (operationIds.length === 0) return 0;
+    const cancelled = await tx.task.updateMany({
+      where: { operationId: { in: operationIds }, state: 'queued' },
+      data: { state: 'cancelled', reason, finishedAt: new Date() },
+    });
+    for (const operationId of operationIds) await this.closeOperationIfDone(tx, operationId);
+    return cancelled.count;
   }
 
   /**
@@ -97,17 +124,15 @@ export class OperationsRepository {
    * dispatched task that has not finished: enqueueing those again is harmless (job ids dedupe),
    * so a crash between this commit and the enqueue loses nothing.
    */
-  async claimDispatchable(operationId: string): Promise<string[]> {
+  async claimDispatchable(operationId: string): Promise<{ taskIds: string[]; rolloutId: string | null }> {
     return this.prisma.$transaction(async (tx) => {
-      const [operation] = await tx.$queryRaw<{ concurrency: number; status: string }[]>`
-        SELECT concurrency, status::text AS status FROM operations WHERE id = ${operationId}::uuid FOR UPDATE`;
-      if (
-        !operation ||
-        operation.status === 'succeeded' ||
-        operation.status === 'failed' ||
-        operation.status === 'cancelled'
-      ) {
-        return [];
+      const [operation] = await tx.$queryRaw<{ concurrency: number; status: string; rollout_id: string | null }[]>`
+        SELECT concurrency, status::text AS status, rollout_id::text AS rollout_id
+        FROM operations WHERE id = ${operationId}::uuid FOR UPDATE`;
+      if (!operation) return { taskIds: [], rolloutId: null };
+      const rolloutId = operation.rollout_id;
+      if (operation.status === 'succeeded' || operation.status === 'failed' || operation.status === 'cancelled') {
+        return { taskIds: [], rolloutId };
       }
       const inFlight = await tx.task.count({
         where: { operationId, dispatchedAt: { not: null }, state: { in: ACTIVE_TASK_STATES } },
@@ -130,7 +155,7 @@ export class OperationsRepository {
         orderBy: { position: 'asc' },
         select: { id: true },
       });
-      return dispatched.map((task) => task.id);
+      return { taskIds: dispatched.map((task) => task.id), rolloutId };
     });
   }
 

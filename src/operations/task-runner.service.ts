@@ -4,6 +4,7 @@ import type Redis from 'ioredis';
 import { APP_CONFIG } from '../config/config.module';
 import type { AppConfig } from '../config/config.schema';
 import { HostsRepository } from '../hosts/hosts.repository';
+import { JobDeferred } from '../infra/queue/job-deferred';
 import { JobProducer } from '../infra/queue/job-producer';
 import { REDIS } from '../infra/redis/redis.module';
 import { RedisLease } from '../infra/redis/redis-lock';
@@ -18,13 +19,6 @@ import { legacySucceeded, legacyVerbArgv, SYSTEMD_PROBE_ARGV, verbArgv } from '.
 import { parseSnapshot, snapshotArgv, UnitSnapshot } from './systemd/unit-snapshot';
 import { describeSnapshot, Verdict, verifyOutcome } from './systemd/verify';
 import type { Verb } from './systemd/verbs';
-
-/** Thrown to ask the queue to try the task again later (another task holds the unit). */
-export class TaskDeferred extends Error {
-  constructor(readonly delayMs: number) {
-    super(`deferred for ${delayMs} ms`);
-  }
-}
 
 /** Verbs whose repetition is not harmless: a second restart is a second outage. */
 const NOT_REPEATABLE: readonly Verb[] = ['restart', 'try-restart', 'reload-or-restart'];
@@ -122,7 +116,7 @@ export class TaskRunnerService {
     const holder = await RedisLease.holder(this.redis, this.lockKey(task));
     // An earlier delivery of this same task still holds the unit (its worker is gone or paused):
     // always wait for it, whatever the operation says about other tasks.
-    if (task.operation.onConflict === 'wait' || holder?.startsWith(`${task.id}:`)) throw new TaskDeferred(1_000);
+    if (task.operation.onConflict === 'wait' || holder?.startsWith(`${task.id}:`)) throw new JobDeferred(1_000);
     const attempt = await this.operations.startAttempt(task);
     if (attempt === null) return;
     await this.finish(task, {

@@ -1,13 +1,22 @@
 import { Module } from '@nestjs/common';
 import { HostsModule } from '../hosts/hosts.module';
+import { QueueModule } from '../infra/queue/queue.module';
+import { SshModule } from '../infra/ssh/ssh.module';
+import { OperationsModule } from '../operations/operations.module';
+import { RolloutControlService } from './rollout-control.service';
+import { RolloutRunnerService } from './rollout-runner.service';
 import { RolloutsController } from './rollouts.controller';
 import { RolloutsRepository } from './rollouts.repository';
 import { RolloutsService } from './rollouts.service';
 
-/** Rolling operations: a verb on a unit across hosts in batches. This slice plans them (dry run). */
+/**
+ * Rolling operations: a verb on a unit across hosts in batches. The API plans, starts and steers
+ * them; the runner (worker side) takes each step; both only read and write the rollout's rows.
+ */
 @Module({
-  imports: [HostsModule],
+  imports: [HostsModule, QueueModule, OperationsModule, SshModule],
   controllers: [RolloutsController],
-  providers: [RolloutsRepository, RolloutsService],
+  providers: [RolloutsRepository, RolloutsService, RolloutControlService, RolloutRunnerService],
+  exports: [RolloutRunnerService],
 })
 export class RolloutsModule {}

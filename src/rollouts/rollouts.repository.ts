@@ -1,5 +1,19 @@
 import { Injectable } from '@nestjs/common';
+import type { AuditActor } from '../audit/audit-actor';
+import { ResourceNotFoundError } from '../common/errors/domain-errors';
+import {
+  Prisma,
+  Rollout,
+  RolloutBatch,
+  RolloutEvent,
+  RolloutHost,
+  RolloutHostState,
+  RolloutStatus,
+} from '../generated/prisma/client';
 import { PrismaService } from '../infra/prisma/prisma.service';
+import { NewOperation, OperationsRepository } from '../operations/operations.repository';
+
+export type { Rollout, RolloutBatch, RolloutEvent, RolloutHost, RolloutHostState, RolloutStatus };
 
 export interface UnitState {
   hostId: string;
@@ -10,9 +24,186 @@ export interface UnitState {
 /** Which units to read: one by name, or every unit with a literal prefix and suffix (a glob's bounds). */
 export type UnitFilter = { name: string } | { prefix: string; suffix: string };
 
+export interface SshHost {
+  id: string;
+  name: string;
+  address: string;
+  port: number;
+  sshUser: string;
+  hostKeyFingerprint: string | null;
+}
+
+export type RolloutHostWithHost = RolloutHost & { host: SshHost | null };
+export type RolloutWithDetail = Rollout & { hosts: RolloutHost[]; batches: RolloutBatch[] };
+
+export interface NewRollout {
+  verb: string;
+  unit: string;
+  selector: string;
+  strategy: Prisma.InputJsonObject;
+  total: number;
+  maxFailures: number;
+  maxUnavailable: number | null;
+  deadlineAt: Date | null;
+  idempotencyKey: string | null;
+  requestHash: string;
+  requestedByTokenId: string;
+  requestedBy: string;
+  requestId: string | null;
+}
+
+/** A task of a batch as the rollout's step needs it. */
+export interface BatchTask {
+  id: string;
+  operationId: string;
+  hostName: string;
+  hostId: string | null;
+  unit: string | null;
+  state: string;
+  reason: string | null;
+  before: Prisma.JsonValue;
+  after: Prisma.JsonValue;
+}
+
+const SSH_HOST_FIELDS = {
+  id: true,
+  name: true,
+  address: true,
+  port: true,
+  sshUser: true,
+  hostKeyFingerprint: true,
+} as const;
+
+const ACTIVE_TASK_STATES = ['queued', 'running'] as const;
+
+/**
+ * What a rollout's step may do while it holds the rollout's row lock. Every change of a rollout
+ * goes through one of these, so steps of any number of workers and control requests never
+ * interleave, and the events they append are ordered.
+ */
+export class LockedRollout {
+  constructor(
+    private readonly tx: Prisma.TransactionClient,
+    private readonly operations: OperationsRepository,
+    readonly rollout: Rollout,
+  ) {}
+
+  hosts(states?: RolloutHostState[]): Promise<RolloutHost[]> {
+    return this.tx.rolloutHost.findMany({
+      where: { rolloutId: this.rollout.id, ...(states ? { state: { in: states } } : {}) },
+      orderBy: { position: 'asc' },
+    });
+  }
+
+  async countHosts(states: RolloutHostState[]): Promise<number> {
+    return this.tx.rolloutHost.count({ where: { rolloutId: this.rollout.id, state: { in: states } } });
+  }
+
+  async batchesOfRun(run: number): Promise<number> {
+    return this.tx.rolloutBatch.count({ where: { rolloutId: this.rollout.id, run } });
+  }
+
+  async lastBatch(): Promise<RolloutBatch | null> {
+    return this.tx.rolloutBatch.findFirst({ where: { rolloutId: this.rollout.id }, orderBy: { index: 'desc' } });
+  }
+
+  async update(data: Prisma.RolloutUpdateInput): Promise<void> {
+    await this.tx.rollout.update({ where: { id: this.rollout.id }, data });
+    Object.assign(this.rollout, await this.tx.rollout.findUniqueOrThrow({ where: { id: this.rollout.id } }));
+  }
+
+  async updateHost(hostId: string, data: Prisma.RolloutHostUpdateInput): Promise<void> {
+    await this.tx.rolloutHost.update({ where: { id: hostId }, data });
+  }
+
+  async updateHosts(states: RolloutHostState[], data: Prisma.RolloutHostUpdateManyMutationInput): Promise<number> {
+    const updated = await this.tx.rolloutHost.updateMany({
+      where: { rolloutId: this.rollout.id, state: { in: states } },
+      data,
+    });
+    return updated.count;
+  }
+
+  async finishBatch(batchId: string): Promise<void> {
+    await this.tx.rolloutBatch.updateMany({
+      where: { id: batchId, finishedAt: null },
+      data: { finishedAt: new Date() },
+    });
+  }
+
+  async event(type: string, data: Prisma.InputJsonObject): Promise<void> {
+    await this.tx.rolloutEvent.create({ data: { rolloutId: this.rollout.id, type, data } });
+  }
+
+  async audit(actor: AuditActor, action: string, result: string, parameters: Prisma.InputJsonObject, reason?: string) {
+    await this.tx.auditEvent.create({
+      data: {
+        ...actor,
+        action,
+        result,
+        unit: this.rollout.unit,
+        parameters: { rolloutId: this.rollout.id, ...parameters },
+        reason: reason ?? null,
+      },
+    });
+  }
+
+  /** The tasks of the given operations not started by any worker yet end as cancelled. */
+  cancelQueuedTasks(operationIds: string[], reason: string): Promise<number> {
+    return this.operations.cancelQueuedTasks(this.tx, operationIds, reason);
+  }
+
+  /**
+   * Starts a batch: its operation (one task per host and unit, all at once, audited as any
+   * operation), the batch row, and the hosts marked acting — in one transaction.
+   */
+  async startBatch(
+    hosts: RolloutHost[],
+    batch: { index: number; run: number; unavailableAtStart: number },
+    operation: NewOperation,
+    actor: AuditActor,
+  ): Promise<string> {
+    const tasks = hosts.flatMap((host) => host.units.map((unit) => ({ id: host.hostId, name: host.hostName, unit })));
+    const created = await this.operations.createIn(
+      this.tx,
+      { ...operation, concurrency: Math.max(1, tasks.length), rolloutId: this.rollout.id },
+      tasks,
+      { rolloutId: this.rollout.id, batch: batch.index, verb: operation.verb, unit: this.rollout.unit },
+      actor,
+    );
+    await this.tx.rolloutBatch.create({
+      data: {
+        rolloutId: this.rollout.id,
+        index: batch.index,
+        run: batch.run,
+        hosts: hosts.map((host) => host.hostName),
+        unavailableAtStart: batch.unavailableAtStart,
+        operationId: created.id,
+      },
+    });
+    await this.tx.rolloutHost.updateMany({
+      where: { id: { in: hosts.map((host) => host.id) } },
+      data: {
+        state: 'acting',
+        batch: batch.index,
+        operationId: created.id,
+        reason: null,
+        gateStartedAt: null,
+        healthySince: null,
+        lastCheck: Prisma.DbNull,
+        finishedAt: null,
+      },
+    });
+    return created.id;
+  }
+}
+
 @Injectable()
 export class RolloutsRepository {
-  constructor(private readonly prisma: PrismaService) {}
+  constructor(
+    private readonly prisma: PrismaService,
+    private readonly operations: OperationsRepository,
+  ) {}
 
   /** The last discovered state of the units a filter admits on the given hosts (reads only). */
   async unitStates(hostIds: readonly string[], filter: UnitFilter): Promise<UnitState[]> {
@@ -22,6 +213,187 @@ export class RolloutsRepository {
         name: 'prefix' in filter ? { startsWith: filter.prefix, endsWith: filter.suffix } : filter.name,
       },
       select: { hostId: true, name: true, activeState: true },
+    });
+  }
+
+  /** Creates the rollout, its hosts in order, its first event and its audit event, atomically. */
+  async create(
+    rollout: NewRollout,
+    hosts: { id: string; name: string; units: string[] }[],
+    actor: AuditActor,
+  ): Promise<Rollout> {
+    return this.prisma.$transaction(async (tx) => {
+      const created = await tx.rollout.create({ data: rollout });
+      await tx.rolloutHost.createMany({
+        data: hosts.map((host, position) => ({
+          rolloutId: created.id,
+          hostId: host.id,
+          hostName: host.name,
+          position,
+          units: host.units,
+        })),
+      });
+      await tx.rolloutEvent.create({
+        data: {
+          rolloutId: created.id,
+          type: 'rollout.created',
+          data: { status: created.status, total: created.total, hosts: hosts.map((host) => host.name) },
+        },
+      });
+      await tx.auditEvent.create({
+        data: {
+          ...actor,
+          action: 'rollout.create',
+          result: 'accepted',
+          unit: rollout.unit,
+          parameters: {
+            rolloutId: created.id,
+            strategy: rollout.strategy,
+            hosts: hosts.map((host) => host.name),
+            idempotencyKey: rollout.idempotencyKey,
+          },
+        },
+      });
+      return created;
+    });
+  }
+
+  findByIdempotencyKey(tokenId: string, key: string): Promise<Rollout | null> {
+    return this.prisma.rollout.findUnique({
+      where: { requestedByTokenId_idempotencyKey: { requestedByTokenId: tokenId, idempotencyKey: key } },
+    });
+  }
+
+  async findDetail(id: string): Promise<RolloutWithDetail> {
+    const rollout = await this.prisma.rollout.findUnique({
+      where: { id },
+      include: { hosts: { orderBy: { position: 'asc' } }, batches: { orderBy: { index: 'asc' } } },
+    });
+    if (!rollout) throw new ResourceNotFoundError('rollout', id);
+    return rollout;
+  }
+
+  find(id: string): Promise<Rollout | null> {
+    return this.prisma.rollout.findUnique({ where: { id } });
+  }
+
+  /** Hosts of a rollout in the given states, with how to reach them. */
+  hostsIn(rolloutId: string, states: RolloutHostState[]): Promise<RolloutHostWithHost[]> {
+    return this.prisma.rolloutHost.findMany({
+      where: { rolloutId, state: { in: states } },
+      orderBy: { position: 'asc' },
+      include: { host: { select: SSH_HOST_FIELDS } },
+    });
+  }
+
+  /** The tasks of the given operations. */
+  tasksOf(operationIds: string[]): Promise<BatchTask[]> {
+    return this.prisma.task.findMany({
+      where: { operationId: { in: operationIds } },
+      select: {
+        id: true,
+        operationId: true,
+        hostName: true,
+        hostId: true,
+        unit: true,
+        state: true,
+        reason: true,
+        before: true,
+        after: true,
+      },
+    });
+  }
+
+  /** Whether any of these operations still has a task queued or running. */
+  async hasActiveTasks(operationIds: string[]): Promise<boolean> {
+    const count = await this.prisma.task.count({
+      where: { operationId: { in: operationIds }, state: { in: [...ACTIVE_TASK_STATES] } },
+    });
+    return count > 0;
+  }
+
+  /**
+   * Runs `work` holding the rollout's row lock (FOR UPDATE) in one transaction; null when the
+   * rollout does not exist.
+   */
+  async locked<T>(id: string, work: (locked: LockedRollout) => Promise<T>): Promise<T | null> {
+    return this.prisma.$transaction(
+      async (tx) => {
+        const [row] = await tx.$queryRaw<{ id: string }[]>`SELECT id FROM rollouts WHERE id = ${id}::uuid FOR UPDATE`;
+        if (!row) return null;
+        const rollout = await tx.rollout.findUniqueOrThrow({ where: { id } });
+        return work(new LockedRollout(tx, this.operations, rollout));
+      },
+      { timeout: 30_000 },
+    );
+  }
+
+  /** Host counts per state for each rollout. */
+  async countHosts(rolloutIds: string[]): Promise<Map<string, Partial<Record<RolloutHostState, number>>>> {
+    const groups = await this.prisma.rolloutHost.groupBy({
+      by: ['rolloutId', 'state'],
+      where: { rolloutId: { in: rolloutIds } },
+      _count: { _all: true },
+    });
+    const counts = new Map<string, Partial<Record<RolloutHostState, number>>>();
+    for (const group of groups) {
+      const forRollout = counts.get(group.rolloutId) ?? {};
+      forRollout[group.state] = group._count._all;
+      counts.set(group.rolloutId, forRollout);
+    }
+    return counts;
+  }
+
+  /** Newest first, keyset-paginated on (createdAt, id). */
+  list(
+    filter: { status?: RolloutStatus | undefined; verb?: string | undefined; unit?: string | undefined },
+    before: { createdAt: Date; id: string } | undefined,
+    take: number,
+  ): Promise<Rollout[]> {
+    return this.prisma.rollout.findMany({
+      where: {
+        ...(filter.status ? { status: filter.status } : {}),
+        ...(filter.verb ? { verb: filter.verb } : {}),
+        ...(filter.unit ? { unit: filter.unit } : {}),
+        ...(before
+          ? { OR: [{ createdAt: { lt: before.createdAt } }, { createdAt: before.createdAt, id: { lt: before.id } }] }
+          : {}),
+      },
+      orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
+      take,
+    });
+  }
+
+  /** Rollouts a step may still have work for: not finished, or finished with hosts still in flight. */
+  async unsettledIds(): Promise<string[]> {
+    const rows = await this.prisma.rollout.findMany({
+      where: {
+        OR: [
+          { status: { in: ['running', 'paused', 'awaiting_approval'] } },
+          { hosts: { some: { state: { in: ['acting', 'gating'] } } } },
+        ],
+      },
+      select: { id: true },
+    });
+    return rows.map((row) => row.id);
+  }
+
+  /** Whether the rollout is finished with no host in flight: no step will write to it again. */
+  async isSettled(id: string): Promise<boolean> {
+    const rollout = await this.prisma.rollout.findUnique({
+      where: { id },
+      select: { status: true, _count: { select: { hosts: { where: { state: { in: ['acting', 'gating'] } } } } } },
+    });
+    if (!rollout) return true;
+    return ['succeeded', 'aborted', 'cancelled'].includes(rollout.status) && rollout._count.hosts === 0;
+  }
+
+  /** Events of a rollout after an id, oldest first. */
+  eventsAfter(rolloutId: string, afterId: bigint, take: number): Promise<RolloutEvent[]> {
+    return this.prisma.rolloutEvent.findMany({
+      where: { rolloutId, id: { gt: afterId } },
+      orderBy: { id: 'asc' },
+      take,
     });
   }
 }

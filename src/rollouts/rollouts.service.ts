@@ -1,5 +1,12 @@
-import { Inject, Injectable } from '@nestjs/common';
-import { UnprocessableError } from '../common/errors/domain-errors';
+import { createHash } from 'node:crypto';
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { z } from 'zod';
+import { auditActorOf } from '../audit/audit-actor';
+import type { RequestActor } from '../common/auth/auth.decorators';
+import { decodeCursor, encodeCursor, Page } from '../common/pagination/cursor';
+import { isUniqueViolation } from '../infra/prisma/prisma-errors';
+import { JobProducer } from '../infra/queue/job-producer';
+import { ResourceNotFoundError, StateConflictError, UnprocessableError } from '../common/errors/domain-errors';
 import { APP_CONFIG } from '../config/config.module';
 import type { AppConfig } from '../config/config.schema';
 import type { Host } from '../hosts/hosts.repository';
@@ -7,7 +14,15 @@ import { HostsService } from '../hosts/hosts.service';
 import { assertMayActOn, BoundsTarget } from '../tokens/token-bounds';
 import type { Principal } from '../tokens/tokens.service';
 import { compileUnitGlob, matchesUnitGlob } from '../tokens/unit-glob';
-import type { RolloutPlan, RolloutStrategy } from './dto/rollout.dto';
+import {
+  ROLLOUT_HOST_STATES,
+  type ListRolloutsQuery,
+  type RolloutHostState,
+  type RolloutPlan,
+  type RolloutResponse,
+  type RolloutStrategy,
+  type RolloutSummary,
+} from './dto/rollout.dto';
 import {
   estimatedMinimumDurationMs,
   failureBudget,
@@ -17,12 +32,94 @@ import {
   planBatches,
   unavailabilityCap,
 } from './planner';
-import { RolloutsRepository, UnitState } from './rollouts.repository';
+import { Rollout, RolloutsRepository, RolloutWithDetail, UnitState } from './rollouts.repository';
+import { STOPPING_VERBS } from './rollout-rules';
+
+const rolloutCursorSchema = z.object({ createdAt: z.iso.datetime(), id: z.uuid() });
+
+const NO_HOSTS = Object.fromEntries(ROLLOUT_HOST_STATES.map((state) => [state, 0])) as Record<RolloutHostState, number>;
+
+/** JSON with object keys sorted, so equal requests hash equally whatever their key order. */
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, item]) => item !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([key, item]) => `${JSON.stringify(key)}:${canonicalJson(item)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+function toSummary(rollout: Rollout, counts: Partial<Record<RolloutHostState, number>>): RolloutSummary {
+  return {
+    id: rollout.id,
+    verb: rollout.verb,
+    unit: rollout.unit,
+    selector: rollout.selector,
+    status: rollout.status,
+    reason: rollout.reason,
+    total: rollout.total,
+    maxFailures: rollout.maxFailures,
+    maxUnavailable: rollout.maxUnavailable,
+    runs: rollout.runs,
+    counts: { ...NO_HOSTS, ...counts },
+    idempotencyKey: rollout.idempotencyKey,
+    requestedBy: rollout.requestedBy,
+    createdAt: rollout.createdAt.toISOString(),
+    updatedAt: rollout.updatedAt.toISOString(),
+    finishedAt: rollout.finishedAt?.toISOString() ?? null,
+  };
+}
+
+export function toRolloutResponse(rollout: RolloutWithDetail): RolloutResponse {
+  const counts: Partial<Record<RolloutHostState, number>> = {};
+  for (const host of rollout.hosts) counts[host.state] = (counts[host.state] ?? 0) + 1;
+  return {
+    ...toSummary(rollout, counts),
+    strategy: rollout.strategy as unknown as RolloutStrategy,
+    approvedAt: rollout.approvedAt?.toISOString() ?? null,
+    approvedBy: rollout.approvedBy,
+    deadlineAt: rollout.deadlineAt?.toISOString() ?? null,
+    nextBatchAt: rollout.nextBatchAt?.toISOString() ?? null,
+    hosts: rollout.hosts.map((host) => ({
+      name: host.hostName,
+      position: host.position,
+      units: host.units,
+      state: host.state,
+      batch: host.batch,
+      reason: host.reason,
+      operationId: host.operationId,
+      healthySince: host.healthySince?.toISOString() ?? null,
+      lastCheck: host.lastCheck as Record<string, unknown> | null,
+      finishedAt: host.finishedAt?.toISOString() ?? null,
+    })),
+    batches: rollout.batches.map((batch) => ({
+      index: batch.index,
+      run: batch.run,
+      hosts: batch.hosts,
+      unavailableAtStart: batch.unavailableAtStart,
+      operationId: batch.operationId,
+      startedAt: batch.startedAt.toISOString(),
+      finishedAt: batch.finishedAt?.toISOString() ?? null,
+    })),
+  };
+}
+
+const EVENT_PAGE = 500;
+const EVENT_POLL_MS = 300;
+
+export interface RolloutEventMessage {
+  id: string;
+  type: string;
+  data: Record<string, unknown>;
+}
 
 /** How many host names a problem spells out before it just counts the rest. */
 const HOSTS_NAMED = 5;
 
 interface TargetHost {
+  id: string;
   name: string;
   labels: Record<string, string>;
   units: UnitState[];
@@ -49,17 +146,153 @@ function unitStateOf(host: TargetHost): string {
 
 @Injectable()
 export class RolloutsService {
+  private readonly logger = new Logger(RolloutsService.name);
+
   constructor(
     private readonly hostsService: HostsService,
     private readonly rollouts: RolloutsRepository,
+    private readonly producer: JobProducer,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
+
+  /**
+   * Starts a rollout, or with an Idempotency-Key already used by this token returns the rollout it
+   * started (same request) or refuses (another request). Nothing is written unless the plan is ok.
+   */
+  async create(
+    strategy: RolloutStrategy,
+    idempotencyKey: string | undefined,
+    actor: RequestActor,
+    principal: Principal,
+  ): Promise<{ rollout: RolloutResponse; replayed: boolean }> {
+    const requestHash = createHash('sha256').update(canonicalJson(strategy)).digest('hex');
+    if (idempotencyKey !== undefined) {
+      const replay = await this.replay(actor.tokenId, idempotencyKey, requestHash);
+      if (replay) return replay;
+    }
+    const { plan, targets } = await this.resolve(strategy, principal);
+    if (!plan.ok) throw new UnprocessableError('rollout_cannot_start', 'strategy', plan.problems.join('; '));
+    let created: Rollout;
+    try {
+      created = await this.rollouts.create(
+        {
+          verb: strategy.verb,
+          unit: strategy.unit,
+          selector: strategy.selector,
+          strategy: JSON.parse(JSON.stringify(strategy)) as RolloutStrategy,
+          total: plan.total,
+          maxFailures: plan.failureBudget.maxFailures,
+          maxUnavailable: plan.maxUnavailable.allowed,
+          deadlineAt: strategy.deadlineMs === undefined ? null : new Date(Date.now() + strategy.deadlineMs),
+          idempotencyKey: idempotencyKey ?? null,
+          requestHash,
+          requestedByTokenId: actor.tokenId,
+          requestedBy: actor.tokenName,
+          requestId: actor.requestId,
+        },
+        targets,
+        auditActorOf(actor),
+      );
+    } catch (error) {
+      // The same key sent twice at once: the other request created it.
+      const replay =
+        idempotencyKey !== undefined && isUniqueViolation(error)
+          ? await this.replay(actor.tokenId, idempotencyKey, requestHash)
+          : null;
+      if (replay) return replay;
+      throw error;
+    }
+    await this.wake(created.id);
+    return { rollout: await this.get(created.id), replayed: false };
+  }
+
+  private async replay(
+    tokenId: string,
+    idempotencyKey: string,
+    requestHash: string,
+  ): Promise<{ rollout: RolloutResponse; replayed: boolean } | null> {
+    const existing = await this.rollouts.findByIdempotencyKey(tokenId, idempotencyKey);
+    if (!existing) return null;
+    if (existing.requestHash !== requestHash) {
+      throw new StateConflictError(
+        'idempotency_key_reused',
+        `Idempotency-Key '${idempotencyKey}' was used for another request (rollout ${existing.id}); use a new key for a new rollout`,
+        'Idempotency-Key',
+      );
+    }
+    return { rollout: await this.get(existing.id), replayed: true };
+  }
+
+  /** Queues the rollout's next step; if Redis is away the reconciler does it shortly. */
+  async wake(id: string): Promise<void> {
+    try {
+      await this.producer.wakeRollout(id);
+    } catch (error) {
+      this.logger.error({ rolloutId: id, err: error }, 'could not queue the rollout step; the reconciler will');
+    }
+  }
+
+  /**
+   * The rollout's events after `afterId`, oldest first, as they are written: polls the database
+   * (any API replica can serve any client) and ends once the rollout is finished with nothing in
+   * flight and every event was sent, or when `stopped` says the client left.
+   */
+  async *follow(id: string, afterId: bigint, stopped: () => boolean): AsyncGenerator<RolloutEventMessage> {
+    if (!(await this.rollouts.find(id))) throw new ResourceNotFoundError('rollout', id);
+    let last = afterId;
+    while (!stopped()) {
+      const settled = await this.rollouts.isSettled(id);
+      const events = await this.rollouts.eventsAfter(id, last, EVENT_PAGE);
+      for (const event of events) {
+        last = event.id;
+        yield {
+          id: event.id.toString(),
+          type: event.type,
+          data: { ...(event.data as Record<string, unknown>), at: event.createdAt.toISOString() },
+        };
+      }
+      // Settled before reading: every event of a settled rollout was in that read.
+      if (settled && events.length < EVENT_PAGE) return;
+      if (events.length < EVENT_PAGE) await new Promise((resolve) => setTimeout(resolve, EVENT_POLL_MS));
+    }
+  }
+
+  async get(id: string): Promise<RolloutResponse> {
+    return toRolloutResponse(await this.rollouts.findDetail(id));
+  }
+
+  async list(query: ListRolloutsQuery): Promise<Page<RolloutSummary>> {
+    const cursor = query.cursor === undefined ? undefined : decodeCursor(query.cursor, rolloutCursorSchema);
+    const rows = await this.rollouts.list(
+      query,
+      cursor && { createdAt: new Date(cursor.createdAt), id: cursor.id },
+      query.limit + 1,
+    );
+    const page = rows.slice(0, query.limit);
+    const counts = await this.rollouts.countHosts(page.map((rollout) => rollout.id));
+    const last = page[page.length - 1];
+    return {
+      items: page.map((rollout) => toSummary(rollout, counts.get(rollout.id) ?? {})),
+      nextCursor:
+        rows.length > query.limit && last
+          ? encodeCursor({ createdAt: last.createdAt.toISOString(), id: last.id })
+          : null,
+    };
+  }
 
   /**
    * What a rollout would do now, from the inventory and the last discovered unit states: hosts in
    * order, batches, budgets, and why it could not start if so. Reads only, so it is not audited.
    */
   async plan(strategy: RolloutStrategy, principal: Principal): Promise<RolloutPlan> {
+    return (await this.resolve(strategy, principal)).plan;
+  }
+
+  /** The plan, and the hosts (ids and units) a rollout started now would act on, in order. */
+  private async resolve(
+    strategy: RolloutStrategy,
+    principal: Principal,
+  ): Promise<{ plan: RolloutPlan; targets: { id: string; name: string; units: string[] }[] }> {
     const selected = await this.hostsService.resolveTargets(strategy.selector);
     if (selected.length === 0) {
       throw new UnprocessableError(
@@ -84,6 +317,7 @@ export class RolloutsService {
       else unitsByHost.set(state.hostId, [state]);
     }
     const hosts = selected.map((host): TargetHost => ({
+      id: host.id,
       name: host.name,
       labels: host.labels as Record<string, string>,
       units: (unitsByHost.get(host.id) ?? []).sort(byName),
@@ -115,12 +349,19 @@ export class RolloutsService {
       strategy.healthGate.minHealthyTimeMs,
       strategy.pauseBetweenBatchesMs,
     );
+    if (strategy.maxUnavailable !== undefined && STOPPING_VERBS.includes(strategy.verb)) {
+      problems.push(
+        `maxUnavailable limits how many units a rollout takes down at once while they come back; ${strategy.verb} ` +
+          'leaves them down by design, so it cannot apply (limit a stop with batch sizes)',
+      );
+    }
     if (strategy.deadlineMs !== undefined && estimate > strategy.deadlineMs) {
       problems.push(`the rollout needs at least ${estimate} ms, more than deadlineMs (${strategy.deadlineMs})`);
     }
     const batchOf = new Map(batches.flatMap((batch) => batch.hosts.map((name) => [name, batch.index] as const)));
 
-    return {
+    const unitsOf = (host: TargetHost) => (glob ? host.units.map((unit) => unit.name) : [strategy.unit]);
+    const plan: RolloutPlan = {
       ok: problems.length === 0,
       problems,
       verb: strategy.verb,
@@ -130,7 +371,7 @@ export class RolloutsService {
       hosts: ordered.map((host) => ({
         name: host.name,
         batch: batchOf.get(host.name) ?? null,
-        units: glob ? host.units.map((unit) => unit.name) : [strategy.unit],
+        units: unitsOf(host),
         unitState: unitStateOf(host),
         available: unitStateOf(host) === 'active',
       })),
@@ -149,6 +390,7 @@ export class RolloutsService {
       deadlineMs: strategy.deadlineMs ?? null,
       estimatedMinimumDurationMs: estimate,
     };
+    return { plan, targets: ordered.map((host) => ({ id: host.id, name: host.name, units: unitsOf(host) })) };
   }
 
   /**

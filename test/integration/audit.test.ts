@@ -58,6 +58,12 @@ describe('audit trail', () => {
     );
     const host = buildHost({ labels: { audit: 'walk' } });
     let tokenId = '';
+    let rolloutId = '';
+    const steer = (action: 'pause' | 'resume' | 'approve' | 'cancel' | 'retry') => () =>
+      admin.POST(`/v1/rollouts/{id}/${action}` as '/v1/rollouts/{id}/pause', {
+        params: { path: { id: rolloutId } },
+        body: { reason: 'audit walk' },
+      });
     const calls: Record<string, () => Promise<{ response: Response }>> = {
       'POST /v1/hosts': () => admin.POST('/v1/hosts', { body: host }),
       'POST /v1/hosts/bulk-upsert': () => admin.POST('/v1/hosts/bulk-upsert', { body: { hosts: buildHosts(3) } }),
@@ -72,6 +78,19 @@ describe('audit trail', () => {
         admin.POST('/v1/operations', { body: { verb: 'status', unit: 'nginx.service', selector: 'audit=walk' } }),
       'POST /v1/rollouts/plan': () =>
         admin.POST('/v1/rollouts/plan', { body: { unit: 'nginx.service', selector: 'audit=walk' } }),
+      // No worker runs here, so the rollout stays where each control request puts it.
+      'POST /v1/rollouts': async () => {
+        const created = await admin.POST('/v1/rollouts', {
+          body: { unit: 'nginx.service', selector: 'audit=walk', approveAfterCanary: true },
+        });
+        rolloutId = created.data?.id ?? '';
+        return created;
+      },
+      'POST /v1/rollouts/{id}/pause': steer('pause'),
+      'POST /v1/rollouts/{id}/resume': steer('resume'),
+      'POST /v1/rollouts/{id}/approve': steer('approve'),
+      'POST /v1/rollouts/{id}/cancel': steer('cancel'),
+      'POST /v1/rollouts/{id}/retry': steer('retry'),
       'POST /v1/hosts/{name}/discover': () =>
         admin.POST('/v1/hosts/{name}/discover', { params: { path: { name: host.name } } }),
       'DELETE /v1/hosts/{name}': () => admin.DELETE('/v1/hosts/{name}', { params: { path: { name: host.name } } }),

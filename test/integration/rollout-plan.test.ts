@@ -85,7 +85,7 @@ describe('rollout plan (dry run)', () => {
     assert.deepEqual(result.alreadyUnavailable, []);
     assert.deepEqual(result.maxUnavailable, { allowed: null, alreadyDown: 0, effectiveBatchCap: null });
     assert.deepEqual(result.failureBudget, { maxFailures: 0, abortsAtFailure: 1 }, 'default: abort at the first');
-    assert.deepEqual(result.healthGate, { minHealthyTimeMs: 10_000, probes: [] });
+    assert.deepEqual(result.healthGate, { minHealthyTimeMs: 10_000, timeoutMs: 60_000, probes: [] });
     assert.equal(result.taskTimeoutMs, 120_000, 'the server default SSH_COMMAND_TIMEOUT_MS');
     assert.equal(result.estimatedMinimumDurationMs, 4 * 10_000);
   });

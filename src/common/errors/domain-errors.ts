@@ -106,3 +106,17 @@ export class UnprocessableError extends DomainError {
     super(message, [{ field, message }]);
   }
 }
+
+/** A request the resource's current state does not allow (e.g. resuming a finished rollout). */
+export class StateConflictError extends DomainError {
+  readonly status = 409;
+  readonly title = 'Conflict with the current state';
+
+  constructor(
+    readonly code: string,
+    message: string,
+    field?: string,
+  ) {
+    super(message, field ? [{ field, message }] : []);
+  }
+}

@@ -36,6 +36,28 @@ export class JobProducer {
     );
   }
 
+  /**
+   * Makes a rollout take its next step now. Each rollout has one step job (its id derives from the
+   * rollout) that re-delays itself while the rollout waits: waking it promotes that job, or queues
+   * it when there is none. A wake-up that races a running step is covered by that step's own delay.
+   */
+  async wakeRollout(rolloutId: string): Promise<void> {
+    const jobId = `rollout-${rolloutId}`;
+    const existing = await this.queue.getJob(jobId);
+    if (existing) {
+      if (await existing.isDelayed()) await existing.promote().catch(() => undefined);
+      return;
+    }
+    await this.queue.add(JobName.RolloutStep, { rolloutId } satisfies JobPayloads[JobName.RolloutStep], {
+      jobId,
+      // Freed at once so the next wake-up can queue it again; the reconciler re-queues a lost one.
+      removeOnComplete: true,
+      removeOnFail: true,
+      attempts: 5,
+      backoff: { type: 'exponential', delay: 500 },
+    });
+  }
+
   /** Queues a discovery of the host unless one is already waiting for it. */
   async discoverHost(hostId: string, delayMs = 0): Promise<void> {
     await this.queue.add(JobName.DiscoverHost, { hostId } satisfies JobPayloads[JobName.DiscoverHost], {

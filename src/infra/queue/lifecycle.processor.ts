@@ -3,8 +3,10 @@ import { DelayedError, Job, Worker } from 'bullmq';
 import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config.schema';
 import { DispatcherService } from '../../operations/dispatcher.service';
-import { TaskDeferred, TaskRunnerService } from '../../operations/task-runner.service';
+import { TaskRunnerService } from '../../operations/task-runner.service';
+import { RolloutRunnerService } from '../../rollouts/rollout-runner.service';
 import { DiscoveryService } from '../../units/discovery.service';
+import { JobDeferred } from './job-deferred';
 import { JobProducer } from './job-producer';
 import { JOB_NAMES, JobName, JobPayloads, QueueName } from './queue.constants';
 
@@ -19,11 +21,13 @@ export class LifecycleProcessor implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger(LifecycleProcessor.name);
   private readonly handlers: Handlers;
   private lifecycleWorker: Worker | undefined;
+  private maintenanceTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly taskRunner: TaskRunnerService,
     discovery: DiscoveryService,
     dispatcher: DispatcherService,
+    rolloutRunner: RolloutRunnerService,
     private readonly producer: JobProducer,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {
@@ -31,7 +35,11 @@ export class LifecycleProcessor implements OnModuleInit, OnModuleDestroy {
       [JobName.RunTask]: ({ taskId }) => taskRunner.run(taskId),
       [JobName.DiscoverHost]: ({ hostId }) => discovery.discover(hostId),
       [JobName.DiscoverySweep]: () => discovery.sweep(),
-      [JobName.ReconcileOperations]: () => dispatcher.reconcile(),
+      [JobName.ReconcileOperations]: async () => ({
+        operations: await dispatcher.reconcile(),
+        rollouts: await rolloutRunner.reconcile(),
+      }),
+      [JobName.RolloutStep]: ({ rolloutId }) => rolloutRunner.step(rolloutId),
     };
     const missing = JOB_NAMES.filter((name) => typeof this.handlers[name] !== 'function');
     if (missing.length > 0) throw new Error(`no handler for job names: ${missing.join(', ')}`);
@@ -55,9 +63,18 @@ export class LifecycleProcessor implements OnModuleInit, OnModuleDestroy {
     this.lifecycleWorker.on('failed', (job, error) => void this.onFailed(job, error));
     this.lifecycleWorker.on('error', (error) => this.logger.error({ err: error }, `worker error: ${error.message}`));
     await this.producer.scheduleMaintenance();
+    // Redis keeps nothing on disk here: after a restart the schedulers are gone with the queue.
+    // Re-installing them is idempotent, and the reconciler they run re-queues the lost jobs.
+    this.maintenanceTimer = setInterval(() => {
+      this.producer
+        .scheduleMaintenance()
+        .catch((error: unknown) => this.logger.warn({ err: error }, 'could not install the periodic jobs'));
+    }, this.config.RECONCILE_INTERVAL_MS);
+    this.maintenanceTimer.unref();
   }
 
   async onModuleDestroy(): Promise<void> {
+    clearInterval(this.maintenanceTimer);
     // Waits for running jobs to finish; the entrypoint bounds how long.
     await this.lifecycleWorker?.close();
   }
@@ -89,7 +106,7 @@ export class LifecycleProcessor implements OnModuleInit, OnModuleDestroy {
     try {
       return await handler(job.data);
     } catch (error) {
-      if (error instanceof TaskDeferred && token) {
+      if (error instanceof JobDeferred && token) {
         await job.moveToDelayed(Date.now() + error.delayMs, token);
         throw new DelayedError();
       }

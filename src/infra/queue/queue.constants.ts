@@ -13,8 +13,10 @@ export enum JobName {
   DiscoverHost = 'host.discover',
   /** Periodic: queue discovery of every host. */
   DiscoverySweep = 'discovery.sweep',
-  /** Periodic: re-dispatch unfinished operations whose tasks lost their jobs (crash between commit and enqueue). */
+  /** Periodic: re-dispatch unfinished operations and wake unfinished rollouts whose jobs were lost (a crash, a Redis restart). */
   ReconcileOperations = 'operations.reconcile',
+  /** Take a rollout's next step (settle finished tasks, gate, advance, start a batch). */
+  RolloutStep = 'rollout.step',
 }
 
 export interface JobPayloads {
@@ -22,6 +24,7 @@ export interface JobPayloads {
   [JobName.DiscoverHost]: { hostId: string };
   [JobName.DiscoverySweep]: Record<string, never>;
   [JobName.ReconcileOperations]: Record<string, never>;
+  [JobName.RolloutStep]: { rolloutId: string };
 }
 
 /** Every job name, so start-up can check each has exactly one handler. */

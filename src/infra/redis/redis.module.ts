@@ -1,4 +1,4 @@
-import { Global, Inject, Module, OnModuleDestroy } from '@nestjs/common';
+import { Global, Inject, Logger, Module, OnModuleDestroy } from '@nestjs/common';
 import Redis from 'ioredis';
 import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config.schema';
@@ -12,8 +12,17 @@ export const REDIS = Symbol('REDIS');
     {
       provide: REDIS,
       inject: [APP_CONFIG],
-      useFactory: (config: AppConfig) =>
-        new Redis(config.REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: true }),
+      useFactory: (config: AppConfig) => {
+        const redis = new Redis(config.REDIS_URL, {
+          lazyConnect: true,
+          maxRetriesPerRequest: 1,
+          enableOfflineQueue: true,
+        });
+        // ioredis reconnects on its own; without a listener it would print every failed attempt.
+        const logger = new Logger('Redis');
+        redis.on('error', (error: Error) => logger.warn(`redis connection: ${error.message}`));
+        return redis;
+      },
     },
   ],
   exports: [REDIS],

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { pageQueryShape, pageSchema } from '../../common/pagination/cursor';
 import { labelKeyProblem, labelValueProblem } from '../../common/selector/label-syntax';
 import { createZodDto } from '../../common/validation/zod-dto';
 import { VERBS } from '../../operations/systemd/verbs';
@@ -166,6 +167,17 @@ const healthGateSchema = z
       .max(3_600_000)
       .default(10_000)
       .describe('How long each host of a batch must stay healthy (unit active, probes passing) before the next'),
+    timeoutMs: z
+      .number()
+      .int()
+      .min(1_000)
+      .max(3_600_000)
+      .default(60_000)
+      .describe(
+        'How long a host may take, beyond minHealthyTimeMs, to start passing its checks after its action; a host ' +
+          'not healthy by then fails its gate. A unit that stops, changes MainPID or restarts (NRestarts grows) ' +
+          'during the gate fails it at once.',
+      ),
     probes: z.array(probeSchema).max(8).default([]).describe('Checks besides the unit being active'),
   })
   .prefault({})
@@ -235,6 +247,7 @@ export const rolloutStrategySchema = z
       maxUnavailable: 3,
       healthGate: {
         minHealthyTimeMs: 20_000,
+        timeoutMs: 60_000,
         probes: [{ type: 'http', port: 8080, path: '/healthz', expectStatus: 200, timeoutMs: 2_000 }],
       },
     },
@@ -287,7 +300,11 @@ export class RolloutPlanDto extends createZodDto(
         .nullable()
         .describe('allowed - alreadyDown: no batch is larger; null when not limited'),
     }),
-    healthGate: z.object({ minHealthyTimeMs: z.number().int(), probes: z.array(probeSchema) }),
+    healthGate: z.object({
+      minHealthyTimeMs: z.number().int(),
+      timeoutMs: z.number().int(),
+      probes: z.array(probeSchema),
+    }),
     pauseBetweenBatchesMs: z.number().int(),
     approveAfterCanary: z.boolean(),
     taskTimeoutMs: z.number().int(),
@@ -303,3 +320,144 @@ export class RolloutPlanDto extends createZodDto(
 
 export type RolloutStrategy = z.output<typeof rolloutStrategySchema>;
 export type RolloutPlan = z.output<typeof RolloutPlanDto.schema>;
+
+export const ROLLOUT_STATUSES = [
+  'running',
+  'paused',
+  'awaiting_approval',
+  'succeeded',
+  'aborted',
+  'cancelled',
+] as const;
+export const FINISHED_ROLLOUT_STATUSES: readonly RolloutStatus[] = ['succeeded', 'aborted', 'cancelled'];
+export const ROLLOUT_HOST_STATES = [
+  'pending',
+  'acting',
+  'gating',
+  'succeeded',
+  'failed',
+  'interrupted',
+  'cancelled',
+] as const;
+
+const rolloutStatusSchema = z
+  .enum(ROLLOUT_STATUSES)
+  .describe(
+    'running; paused (in-flight hosts finish, nothing new starts); awaiting_approval (after the canary batch); ' +
+      'succeeded (every host done, failures within the budget); aborted (failure budget exceeded or deadline ' +
+      'passed); cancelled',
+  );
+
+const rolloutHostSchema = z.object({
+  name: z.string(),
+  position: z.number().int(),
+  units: z.array(z.string()),
+  state: z
+    .enum(ROLLOUT_HOST_STATES)
+    .describe(
+      'pending; acting (its task runs); gating (acted, health gate running); succeeded; failed (action or gate); ' +
+        'interrupted (acted, but the rollout ended before its gate passed: a retry re-checks it without acting); ' +
+        'cancelled (never acted on)',
+    ),
+  batch: z.number().int().nullable(),
+  reason: z.string().nullable(),
+  operationId: z.uuid().nullable().describe('The operation whose task acted on it (GET /v1/operations/{id})'),
+  healthySince: z.iso.datetime().nullable(),
+  lastCheck: z
+    .record(z.string(), z.unknown())
+    .nullable()
+    .describe('The last health check: healthy, problems, unit states'),
+  finishedAt: z.iso.datetime().nullable(),
+});
+
+const rolloutBatchSchema = z.object({
+  index: z.number().int(),
+  run: z.number().int().describe('1 for the first run, 2 after the first retry, ...'),
+  hosts: z.array(z.string()),
+  unavailableAtStart: z
+    .number()
+    .int()
+    .describe('Hosts of the rollout whose unit was not active when the batch was planned (checked live)'),
+  operationId: z.uuid(),
+  startedAt: z.iso.datetime(),
+  finishedAt: z.iso.datetime().nullable(),
+});
+
+const hostCountsSchema = z
+  .object(
+    Object.fromEntries(ROLLOUT_HOST_STATES.map((state) => [state, z.number().int()])) as Record<
+      (typeof ROLLOUT_HOST_STATES)[number],
+      z.ZodNumber
+    >,
+  )
+  .describe('Hosts per state');
+
+export const rolloutSummarySchema = z.object({
+  id: z.uuid(),
+  verb: z.string(),
+  unit: z.string(),
+  selector: z.string(),
+  status: rolloutStatusSchema,
+  reason: z.string().nullable().describe('Why it ended, or what it waits for'),
+  total: z.number().int(),
+  maxFailures: z.number().int().describe('Failed hosts tolerated; one more aborts the rollout'),
+  maxUnavailable: z.number().int().nullable(),
+  runs: z.number().int(),
+  counts: hostCountsSchema,
+  idempotencyKey: z.string().nullable(),
+  requestedBy: z.string(),
+  createdAt: z.iso.datetime(),
+  updatedAt: z.iso.datetime(),
+  finishedAt: z.iso.datetime().nullable(),
+});
+
+export class RolloutDto extends createZodDto(
+  rolloutSummarySchema
+    .extend({
+      strategy: rolloutStrategySchema,
+      approvedAt: z.iso.datetime().nullable(),
+      approvedBy: z.string().nullable(),
+      deadlineAt: z.iso.datetime().nullable(),
+      nextBatchAt: z.iso.datetime().nullable(),
+      hosts: z.array(rolloutHostSchema).describe('In rollout order'),
+      batches: z.array(rolloutBatchSchema),
+    })
+    .describe('A rollout with its hosts and batches'),
+) {}
+
+export class RolloutPageDto extends createZodDto(pageSchema(rolloutSummarySchema)) {}
+
+export class RolloutParamsDto extends createZodDto(z.object({ id: z.uuid() })) {}
+
+export class ListRolloutsQueryDto extends createZodDto(
+  z.object({
+    status: rolloutStatusSchema.optional(),
+    verb: z.string().max(32).optional(),
+    unit: z.string().max(256).optional().describe('The unit (or glob) exactly as the rollout named it'),
+    ...pageQueryShape,
+  }),
+) {}
+
+export class RolloutControlDto extends createZodDto(
+  z
+    .strictObject({ reason: z.string().max(1000).optional().describe('Recorded in the audit trail and the rollout') })
+    .prefault({}),
+) {}
+
+export class RolloutEventsQueryDto extends createZodDto(
+  z.object({
+    after: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .describe('Send only events after this id (the Last-Event-ID header does the same and wins)'),
+  }),
+) {}
+
+export type RolloutStatus = (typeof ROLLOUT_STATUSES)[number];
+export type RolloutHostState = (typeof ROLLOUT_HOST_STATES)[number];
+export type RolloutResponse = z.output<typeof RolloutDto.schema>;
+export type RolloutSummary = z.output<typeof rolloutSummarySchema>;
+export type ListRolloutsQuery = z.output<typeof ListRolloutsQueryDto.schema>;
+export type Probe = z.output<typeof probeSchema>;

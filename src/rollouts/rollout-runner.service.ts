@@ -1,0 +1,508 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import type { AuditActor } from '../audit/audit-actor';
+import { APP_CONFIG } from '../config/config.module';
+import type { AppConfig } from '../config/config.schema';
+import type { Prisma } from '../generated/prisma/client';
+import { JobDeferred } from '../infra/queue/job-deferred';
+import { JobProducer } from '../infra/queue/job-producer';
+import { SshError } from '../infra/ssh/ssh-errors';
+import { SshExecutor, SshTarget } from '../infra/ssh/ssh-executor';
+import { DispatcherService } from '../operations/dispatcher.service';
+import { parseSnapshot, snapshotArgv, UnitSnapshot } from '../operations/systemd/unit-snapshot';
+import type { RolloutStatus, RolloutStrategy } from './dto/rollout.dto';
+import { runNetworkProbe } from './probes';
+import {
+  baselineOf,
+  failureBudgetExceeded,
+  judgeGate,
+  nextBatchSize,
+  UnitBaseline,
+  unitGateProblem,
+} from './rollout-rules';
+import {
+  BatchTask,
+  LockedRollout,
+  Rollout,
+  RolloutHost,
+  RolloutHostWithHost,
+  RolloutsRepository,
+  SshHost,
+} from './rollouts.repository';
+
+/** How often hosts in their health gate are checked. */
+const GATE_CHECK_INTERVAL_MS = 1_000;
+/** How often a step looks at a batch whose tasks run (a task ending wakes it sooner). */
+const ACTING_POLL_MS = 1_000;
+/** How often a batch waiting for the availability limit re-checks the fleet. */
+const AVAILABILITY_POLL_MS = 2_000;
+/** The soonest a host is checked again (checks take a round trip anyway). */
+const MIN_RECHECK_MS = 20;
+/** Upper bound of one `systemctl show` of a health check or availability census. */
+const CHECK_TIMEOUT_MS = 10_000;
+
+const ACTIVE_STATUSES: readonly RolloutStatus[] = ['running', 'paused', 'awaiting_approval'];
+
+interface GateCheck {
+  fatal: string[];
+  failing: string[];
+  units: Record<string, { activeState: string; subState: string; mainPid: number | null; nRestarts: number | null }>;
+}
+
+/** What the locked part of a step decided: whether to plan a batch, and when to look again. */
+interface Advance {
+  wantsBatch: boolean;
+  nextStepInMs: number | null;
+}
+
+function isActive(status: RolloutStatus): boolean {
+  return ACTIVE_STATUSES.includes(status);
+}
+
+function requesterOf(rollout: Rollout): AuditActor {
+  return {
+    actorTokenId: rollout.requestedByTokenId,
+    actorName: rollout.requestedBy,
+    requestId: rollout.requestId,
+    sourceAddress: null,
+  };
+}
+
+function targetOf(host: SshHost): SshTarget {
+  return { hostId: host.id, ...host };
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function describeTask(task: BatchTask): string {
+  return `${task.unit ?? '(host)'}: ${task.state}${task.reason ? ` (${task.reason})` : ''}`;
+}
+
+/**
+ * Takes rollouts forward one short step at a time. A step reads the rollout from the database,
+ * talks to hosts only outside transactions (health checks, the availability census), and makes
+ * every decision holding the rollout's row lock, so any worker can take any step, two steps never
+ * decide at once, and a worker killed mid-step leaves nothing half-done: the next step re-reads.
+ */
+@Injectable()
+export class RolloutRunnerService {
+  private readonly logger = new Logger(RolloutRunnerService.name);
+
+  constructor(
+    private readonly rollouts: RolloutsRepository,
+    private readonly dispatcher: DispatcherService,
+    private readonly producer: JobProducer,
+    private readonly ssh: SshExecutor,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  /** Wakes every rollout a step may have work for (covers step jobs lost with Redis or a crash). */
+  async reconcile(): Promise<number> {
+    const ids = await this.rollouts.unsettledIds();
+    for (const id of ids) await this.producer.wakeRollout(id);
+    return ids.length;
+  }
+
+  async step(rolloutId: string): Promise<void> {
+    const rollout = await this.rollouts.find(rolloutId);
+    if (!rollout) return;
+    const strategy = rollout.strategy as unknown as RolloutStrategy;
+
+    await this.settleActingHosts(rolloutId);
+    const gating = isActive(rollout.status) ? await this.rollouts.hostsIn(rolloutId, ['gating']) : [];
+    const checks = new Map(
+      await Promise.all(gating.map(async (host) => [host.id, await this.check(host, strategy)] as const)),
+    );
+    let advance = await this.rollouts.locked(rolloutId, (locked) => this.advance(locked, strategy, checks));
+    if (advance?.wantsBatch) advance = await this.startBatch(rolloutId, strategy);
+    if (advance?.nextStepInMs !== null && advance?.nextStepInMs !== undefined) {
+      throw new JobDeferred(Math.max(1, advance.nextStepInMs));
+    }
+  }
+
+  /** Hosts whose batch tasks all ended move on: to their health gate, or failed. */
+  private async settleActingHosts(rolloutId: string): Promise<void> {
+    const acting = await this.rollouts.hostsIn(rolloutId, ['acting']);
+    const operationIds = [...new Set(acting.flatMap((host) => (host.operationId ? [host.operationId] : [])))];
+    if (operationIds.length === 0) return;
+    const tasks = await this.rollouts.tasksOf(operationIds);
+    await this.rollouts.locked(rolloutId, async (locked) => {
+      const stillActing = new Set((await locked.hosts(['acting'])).map((host) => host.id));
+      for (const host of acting) {
+        if (!stillActing.has(host.id)) continue;
+        const own = tasks.filter((task) => task.operationId === host.operationId && task.hostName === host.hostName);
+        if (own.length === 0 || own.some((task) => task.state === 'queued' || task.state === 'running')) continue;
+        await this.hostActed(locked, host, own);
+      }
+    });
+  }
+
+  private async hostActed(locked: LockedRollout, host: RolloutHost, tasks: BatchTask[]): Promise<void> {
+    for (const task of tasks) {
+      const before = task.before as { mainPid?: number | null } | null;
+      const after = task.after as { mainPid?: number | null } | null;
+      await locked.event('task.finished', {
+        host: host.hostName,
+        unit: task.unit,
+        taskId: task.id,
+        state: task.state,
+        reason: task.reason,
+        mainPidBefore: before?.mainPid ?? null,
+        mainPidAfter: after?.mainPid ?? null,
+      });
+    }
+    const unsuccessful = tasks.filter((task) => task.state !== 'succeeded');
+    if (unsuccessful.length > 0) {
+      const reason = unsuccessful.map(describeTask).join('; ');
+      await locked.updateHost(host.id, { state: 'failed', reason, finishedAt: new Date() });
+      await locked.event('host.failed', { host: host.hostName, batch: host.batch, reason });
+      return;
+    }
+    if (!isActive(locked.rollout.status)) {
+      const reason = `acted on, but the rollout was ${locked.rollout.status} before its health gate`;
+      await locked.updateHost(host.id, { state: 'interrupted', reason, finishedAt: new Date() });
+      await locked.event('host.interrupted', { host: host.hostName, reason });
+      return;
+    }
+    const baseline = tasks.flatMap((task) =>
+      task.after && task.unit ? [baselineOf(task.unit, task.after as unknown as UnitSnapshot)] : [],
+    );
+    await locked.updateHost(host.id, {
+      state: 'gating',
+      gateStartedAt: new Date(),
+      healthySince: null,
+      baseline: baseline as unknown as Prisma.InputJsonArray,
+    });
+    await locked.event('host.gating', { host: host.hostName, batch: host.batch, baseline } as never);
+  }
+
+  /** One health check of a host: its units against their baseline, then the probes. */
+  private async check(host: RolloutHostWithHost, strategy: RolloutStrategy): Promise<GateCheck> {
+    const result: GateCheck = { fatal: [], failing: [], units: {} };
+    if (!host.host) {
+      result.fatal.push(`${host.hostName} was removed from the inventory`);
+      return result;
+    }
+    const target = targetOf(host.host);
+    const baselines = (host.baseline ?? []) as unknown as UnitBaseline[];
+    for (const baseline of baselines) {
+      try {
+        const now = await this.show(target, baseline.unit);
+        result.units[baseline.unit] = {
+          activeState: now.activeState,
+          subState: now.subState,
+          mainPid: now.mainPid,
+          nRestarts: now.nRestarts,
+        };
+        const problem = unitGateProblem(strategy.verb, baseline, now);
+        if (problem) result.fatal.push(problem);
+      } catch (error) {
+        result.failing.push(`could not read ${baseline.unit}: ${messageOf(error)}`);
+      }
+    }
+    for (const probe of strategy.healthGate.probes) {
+      if (probe.type === 'command') {
+        try {
+          const ran = await this.ssh.exec(target, probe.argv, { timeoutMs: probe.timeoutMs });
+          if (ran.exitCode !== 0) {
+            const said = (ran.stderr.trim() || ran.stdout.trim()).split('\n').slice(-1)[0] ?? '';
+            result.failing.push(
+              `command ${probe.argv.join(' ')} exited ${ran.exitCode ?? ran.signal}${said ? `: ${said}` : ''}`,
+            );
+          }
+        } catch (error) {
+          result.failing.push(`command ${probe.argv.join(' ')}: ${messageOf(error)}`);
+        }
+      } else {
+        const problem = await runNetworkProbe(host.host.address, probe);
+        if (problem) result.failing.push(problem);
+      }
+    }
+    return result;
+  }
+
+  private async show(target: SshTarget, unit: string): Promise<UnitSnapshot> {
+    const shown = await this.ssh.exec(target, snapshotArgv(unit), { timeoutMs: CHECK_TIMEOUT_MS });
+    if (shown.exitCode !== 0) throw new Error(`systemctl show exited ${shown.exitCode}: ${shown.stderr.trim()}`);
+    return parseSnapshot(shown.stdout);
+  }
+
+  /**
+   * The locked part of a step: gate verdicts, the failure budget, the deadline, the end of a
+   * batch, approval, completion. Returns whether a new batch should be planned.
+   */
+  private async advance(
+    locked: LockedRollout,
+    strategy: RolloutStrategy,
+    checks: Map<string, GateCheck>,
+  ): Promise<Advance> {
+    const now = Date.now();
+    const gating = await locked.hosts(['gating']);
+    // A host that just entered its gate is checked at once; one that passes its checks, when its
+    // minHealthyTime is up (or sooner, to catch a crash).
+    let nextCheckInMs = GATE_CHECK_INTERVAL_MS;
+    for (const host of gating) {
+      if (!isActive(locked.rollout.status)) {
+        const reason = `acted on, but the rollout was ${locked.rollout.status} before its health gate passed`;
+        await locked.updateHost(host.id, { state: 'interrupted', reason, finishedAt: new Date() });
+        await locked.event('host.interrupted', { host: host.hostName, reason });
+        continue;
+      }
+      const check = checks.get(host.id);
+      const recheckInMs = check ? await this.judge(locked, host, check, strategy, now) : 0;
+      if (recheckInMs !== null) nextCheckInMs = Math.min(nextCheckInMs, recheckInMs);
+    }
+
+    if (isActive(locked.rollout.status)) {
+      const failed = await locked.countHosts(['failed']);
+      if (failureBudgetExceeded(failed, locked.rollout.maxFailures)) {
+        const names = (await locked.hosts(['failed'])).map((host) => `${host.hostName} (${host.reason ?? 'failed'})`);
+        await this.end(
+          locked,
+          'aborted',
+          `${failed} host(s) failed, more than maxFailures (${locked.rollout.maxFailures}): ${names.join('; ')}`,
+        );
+      } else if (locked.rollout.deadlineAt && locked.rollout.deadlineAt.getTime() <= now) {
+        await this.end(locked, 'aborted', `the deadline (${locked.rollout.deadlineAt.toISOString()}) passed`);
+      }
+    }
+
+    const inFlight = await locked.hosts(['acting', 'gating']);
+    if (inFlight.length > 0) {
+      const gatingNow = inFlight.some((host) => host.state === 'gating');
+      return { wantsBatch: false, nextStepInMs: gatingNow ? nextCheckInMs : ACTING_POLL_MS };
+    }
+
+    const pending = await locked.countHosts(['pending']);
+    await this.closeBatch(locked, strategy, pending, now);
+    const status = locked.rollout.status;
+    if (status !== 'running') return { wantsBatch: false, nextStepInMs: null };
+    if (pending === 0) {
+      const failed = await locked.countHosts(['failed']);
+      await this.end(
+        locked,
+        'succeeded',
+        failed > 0 ? `${failed} host(s) failed, within maxFailures (${locked.rollout.maxFailures})` : null,
+      );
+      return { wantsBatch: false, nextStepInMs: null };
+    }
+    const waitMs = (locked.rollout.nextBatchAt?.getTime() ?? 0) - now;
+    if (waitMs > 0) return { wantsBatch: false, nextStepInMs: waitMs };
+    return { wantsBatch: true, nextStepInMs: null };
+  }
+
+  private async judge(
+    locked: LockedRollout,
+    host: RolloutHost,
+    check: GateCheck,
+    strategy: RolloutStrategy,
+    now: number,
+  ): Promise<number | null> {
+    const verdict = judgeGate({
+      now,
+      gateStartedAt: host.gateStartedAt?.getTime() ?? now,
+      healthySince: host.healthySince?.getTime() ?? null,
+      minHealthyTimeMs: strategy.healthGate.minHealthyTimeMs,
+      timeoutMs: strategy.healthGate.timeoutMs,
+      fatal: check.fatal,
+      failing: check.failing,
+    });
+    const lastCheck = {
+      at: new Date(now).toISOString(),
+      healthy: verdict.outcome !== 'failed' && check.failing.length === 0,
+      problems: [...check.fatal, ...check.failing],
+      units: check.units,
+    };
+    if (verdict.outcome === 'failed') {
+      await locked.updateHost(host.id, { state: 'failed', reason: verdict.reason, lastCheck, finishedAt: new Date() });
+      await locked.event('host.failed', { host: host.hostName, batch: host.batch, reason: verdict.reason });
+      return null;
+    }
+    if (verdict.outcome === 'passed') {
+      await locked.updateHost(host.id, {
+        state: 'succeeded',
+        reason: `healthy for ${now - verdict.healthySince} ms`,
+        healthySince: new Date(verdict.healthySince),
+        lastCheck,
+        finishedAt: new Date(),
+      });
+      await locked.event('host.succeeded', { host: host.hostName, batch: host.batch, units: check.units });
+      return null;
+    }
+    const previous = host.lastCheck as { healthy?: boolean; problems?: string[] } | null;
+    await locked.updateHost(host.id, {
+      healthySince: verdict.healthySince === null ? null : new Date(verdict.healthySince),
+      lastCheck,
+    });
+    // Every change of the verdict is an event; the same verdict polled again is not.
+    if (previous?.healthy !== lastCheck.healthy || previous.problems?.join('\n') !== lastCheck.problems.join('\n')) {
+      await locked.event('gate.check', {
+        host: host.hostName,
+        healthy: lastCheck.healthy,
+        problems: lastCheck.problems,
+      });
+    }
+    const healthyAt =
+      verdict.healthySince === null ? null : verdict.healthySince + strategy.healthGate.minHealthyTimeMs;
+    return healthyAt === null
+      ? GATE_CHECK_INTERVAL_MS
+      : Math.max(MIN_RECHECK_MS, Math.min(GATE_CHECK_INTERVAL_MS, healthyAt - now));
+  }
+
+  /** A batch whose hosts all ended: record it, and wait for the pause or an approval. */
+  private async closeBatch(locked: LockedRollout, strategy: RolloutStrategy, pending: number, now: number) {
+    const batch = await locked.lastBatch();
+    if (!batch || batch.finishedAt !== null) return;
+    await locked.finishBatch(batch.id);
+    const hosts = (await locked.hosts()).filter(
+      (host) => batch.hosts.includes(host.hostName) && host.batch === batch.index,
+    );
+    await locked.event('batch.finished', {
+      index: batch.index,
+      run: batch.run,
+      succeeded: hosts.filter((host) => host.state === 'succeeded').map((host) => host.hostName),
+      failed: hosts.filter((host) => host.state === 'failed').map((host) => host.hostName),
+    });
+    if (pending === 0 || locked.rollout.status !== 'running') return;
+    const canaryDone = batch.index === (await this.firstBatchIndexOfRun(locked, batch.run));
+    if (strategy.approveAfterCanary && canaryDone && locked.rollout.approvedAt === null) {
+      const reason = `the canary batch (${batch.hosts.join(', ')}) is done: approve to continue`;
+      await locked.update({ status: 'awaiting_approval', reason });
+      await locked.event('rollout.awaiting_approval', { reason });
+      return;
+    }
+    if (strategy.pauseBetweenBatchesMs > 0) {
+      const nextBatchAt = new Date(now + strategy.pauseBetweenBatchesMs);
+      await locked.update({ nextBatchAt });
+      await locked.event('rollout.pausing_between_batches', { until: nextBatchAt.toISOString() });
+    }
+  }
+
+  private async firstBatchIndexOfRun(locked: LockedRollout, run: number): Promise<number> {
+    const earlier = await locked.batchesOfRun(run);
+    const last = await locked.lastBatch();
+    return (last?.index ?? 0) - earlier + 1;
+  }
+
+  /** Ends the rollout: nothing new starts, queued tasks are cancelled, in-flight ones finish. */
+  private async end(locked: LockedRollout, status: RolloutStatus, reason: string | null): Promise<void> {
+    await locked.update({ status, reason, finishedAt: new Date(), nextBatchAt: null });
+    if (status !== 'succeeded') {
+      await locked.updateHosts(['pending'], { state: 'cancelled', reason: `not started: the rollout was ${status}` });
+      const inFlight = await locked.hosts(['acting']);
+      await locked.cancelQueuedTasks(
+        [...new Set(inFlight.flatMap((host) => (host.operationId ? [host.operationId] : [])))],
+        `the rollout was ${status}`,
+      );
+    }
+    await locked.event('rollout.finished', { status, reason });
+    await locked.audit(
+      requesterOf(locked.rollout),
+      'rollout.finish',
+      status,
+      { runs: locked.rollout.runs },
+      reason ?? undefined,
+    );
+    this.logger.log({ rolloutId: locked.rollout.id, status, reason }, `rollout ${locked.rollout.id} ${status}`);
+  }
+
+  /**
+   * Plans and starts the next batch: counts the units down right now across the rollout's hosts
+   * (over SSH, outside any transaction), then, holding the lock and only if nothing changed the
+   * decision meanwhile, creates the batch's operation and dispatches it.
+   */
+  private async startBatch(rolloutId: string, strategy: RolloutStrategy): Promise<Advance> {
+    const rollout = await this.rollouts.find(rolloutId);
+    if (!rollout) return { wantsBatch: false, nextStepInMs: null };
+    const downNow = rollout.maxUnavailable === null ? 0 : await this.countDown(rolloutId);
+    const started = await this.rollouts.locked(
+      rolloutId,
+      async (locked): Promise<Advance & { operationId?: string }> => {
+        const { rollout: current } = locked;
+        if (current.status !== 'running' || (current.nextBatchAt?.getTime() ?? 0) > Date.now()) {
+          return { wantsBatch: false, nextStepInMs: ACTING_POLL_MS };
+        }
+        if ((await locked.countHosts(['acting', 'gating'])) > 0)
+          return { wantsBatch: false, nextStepInMs: ACTING_POLL_MS };
+        const pending = await locked.hosts(['pending']);
+        const batchOfRun = await locked.batchesOfRun(current.runs);
+        const size = nextBatchSize({
+          sizes: strategy.batches.sizes ?? [strategy.batches.size ?? 1],
+          batchOfRun,
+          total: current.total,
+          remaining: pending.length,
+          maxUnavailable: current.maxUnavailable,
+          downNow,
+        });
+        if (size === 0) {
+          const reason =
+            `waiting: maxUnavailable allows ${current.maxUnavailable} host(s) down at once and ${downNow} ` +
+            `already are; the next batch starts when units come back`;
+          if (current.reason !== reason) {
+            await locked.update({ reason });
+            await locked.event('rollout.waiting', { reason, downNow });
+          }
+          return { wantsBatch: false, nextStepInMs: AVAILABILITY_POLL_MS };
+        }
+        const hosts = pending.slice(0, size);
+        const index = ((await locked.lastBatch())?.index ?? -1) + 1;
+        const operationId = await locked.startBatch(
+          hosts,
+          { index, run: current.runs, unavailableAtStart: downNow },
+          {
+            verb: current.verb,
+            unit: current.unit,
+            selector: current.selector,
+            concurrency: hosts.length,
+            onConflict: 'wait',
+            commandTimeoutMs: strategy.taskTimeoutMs ?? this.config.SSH_COMMAND_TIMEOUT_MS,
+            trustOnFirstUse: false,
+            requestedByTokenId: current.requestedByTokenId,
+            requestedBy: current.requestedBy,
+            requestId: current.requestId,
+          },
+          requesterOf(current),
+        );
+        if (current.reason?.startsWith('waiting:')) await locked.update({ reason: null });
+        await locked.event('batch.started', {
+          index,
+          run: current.runs,
+          hosts: hosts.map((host) => host.hostName),
+          unavailableAtStart: downNow,
+          operationId,
+        });
+        return { wantsBatch: false, nextStepInMs: ACTING_POLL_MS, operationId };
+      },
+    );
+    if (started?.operationId) await this.dispatcher.dispatch(started.operationId);
+    return started ?? { wantsBatch: false, nextStepInMs: null };
+  }
+
+  /** Hosts of the rollout with a unit not active right now (unreachable counts as down). */
+  private async countDown(rolloutId: string): Promise<number> {
+    const hosts = await this.rollouts.hostsIn(rolloutId, [
+      'pending',
+      'succeeded',
+      'failed',
+      'interrupted',
+      'cancelled',
+    ]);
+    const down = await Promise.all(
+      hosts.map(async (host) => {
+        if (!host.host) return true;
+        const target = targetOf(host.host);
+        for (const unit of host.units) {
+          try {
+            if ((await this.show(target, unit)).activeState !== 'active') return true;
+          } catch (error) {
+            if (!(error instanceof SshError)) this.logger.warn({ err: error, host: host.hostName }, 'census failed');
+            return true;
+          }
+        }
+        return false;
+      }),
+    );
+    return down.filter(Boolean).length;
+  }
+}

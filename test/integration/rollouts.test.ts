@@ -1,0 +1,292 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, beforeEach, describe, it } from 'node:test';
+import type { DroverClient } from '../../src/client';
+import { startTestApi, TestApi } from '../support/api';
+import { FleetInventory, readFleetInventory } from '../support/fleet';
+import { assertProblem } from '../support/problems';
+import {
+  getRollout,
+  onHost,
+  probeDropIn,
+  probeStarts,
+  resetProbe,
+  startRollout,
+  waitForRollout,
+  waitForSettled,
+} from '../support/rollouts';
+import { startTestWorker, TestWorker, workerEnv } from '../support/worker';
+
+type FleetHost = FleetInventory['hosts'][number];
+
+const UNIT = 'drover-probe.service';
+const SIX = 'fleet=nspawn';
+
+/** Microseconds since boot at which the unit last became active; the hosts share one kernel clock. */
+async function activeSince(host: FleetHost): Promise<bigint> {
+  return BigInt(await onHost(host, `systemctl show -p ActiveEnterTimestampMonotonic --value ${UNIT}`));
+}
+
+describe('rollouts on a booted fleet', () => {
+  let api: TestApi;
+  let worker: TestWorker;
+  let client: DroverClient;
+  let hosts: FleetHost[];
+
+  const starts = async () => Promise.all(hosts.map(async (host) => (await probeStarts(host)).length));
+
+  before(async () => {
+    const inventory = await readFleetInventory();
+    hosts = inventory.hosts.slice(0, 6).sort((a, b) => a.name.localeCompare(b.name));
+    assert.equal(hosts.length, 6, 'these tests need a fleet of at least 6 hosts');
+    const prefix = `drover-test-${randomBytes(4).toString('hex')}`;
+    api = await startTestApi({ QUEUE_PREFIX: prefix });
+    worker = await startTestWorker(workerEnv(api.database.url, prefix));
+    client = await api.client();
+    const imported = await client.POST('/v1/hosts/bulk-upsert', {
+      body: { hosts: hosts.map((host) => ({ ...host, labels: { ...host.labels, fleet: 'nspawn' } })) },
+    });
+    assert.equal(imported.response.status, 200, JSON.stringify(imported.error));
+  });
+
+  beforeEach(async () => {
+    await Promise.all(hosts.map(resetProbe));
+  });
+
+  after(async () => {
+    await Promise.all(hosts.map(resetProbe));
+    await worker.close();
+    await api.close();
+  });
+
+  it('acts canary first, then batch after batch, each host once, each batch after the last was healthy', async () => {
+    const startsBefore = await starts();
+    const created = await startRollout(client, {
+      unit: UNIT,
+      selector: SIX,
+      batches: { sizes: [1, 2] },
+      healthGate: { minHealthyTimeMs: 500 },
+    });
+    assert.equal(created.status, 'running');
+    const rollout = await waitForSettled(client, created.id);
+    assert.equal(rollout.status, 'succeeded', rollout.reason ?? '');
+    assert.deepEqual(
+      rollout.batches.map((batch) => batch.hosts),
+      [[hosts[0]!.name], [hosts[1]!.name, hosts[2]!.name], [hosts[3]!.name, hosts[4]!.name], [hosts[5]!.name]],
+    );
+    assert.deepEqual(
+      await starts(),
+      startsBefore.map((count) => count + 1),
+      'every host restarted exactly once',
+    );
+    for (const host of hosts) {
+      const pids = await probeStarts(host);
+      const running = Number(await onHost(host, `systemctl show -p MainPID --value ${UNIT}`));
+      assert.equal(running, pids[pids.length - 1], `${host.name} runs the process its last start recorded`);
+    }
+    // Batch k started only after every host of batch k-1 had been healthy for minHealthyTime.
+    const since = await Promise.all(hosts.map(activeSince));
+    const byName = new Map(hosts.map((host, index) => [host.name, since[index]!]));
+    for (let index = 1; index < rollout.batches.length; index += 1) {
+      const previous = rollout.batches[index - 1]!.hosts.map((name) => byName.get(name)!);
+      const current = rollout.batches[index]!.hosts.map((name) => byName.get(name)!);
+      const latestPrevious = previous.reduce((a, b) => (a > b ? a : b));
+      const earliestCurrent = current.reduce((a, b) => (a < b ? a : b));
+      assert.ok(
+        earliestCurrent - latestPrevious >= 500_000n,
+        `batch ${index} started ${earliestCurrent - latestPrevious} µs after batch ${index - 1} became active`,
+      );
+    }
+    assert.ok(rollout.hosts.every((host) => host.state === 'succeeded'));
+  });
+
+  it('aborts at exactly the failure budget, starts nothing after, and a retry skips the hosts already done', async () => {
+    // fleet-02 and fleet-04 (in name order) cannot start the unit any more.
+    const broken = [hosts[1]!, hosts[3]!];
+    for (const host of broken) await probeDropIn(host, 'broken', ['ExecStartPre=/bin/false']);
+    const startsBefore = await starts();
+    const created = await startRollout(client, {
+      unit: UNIT,
+      selector: SIX,
+      batches: { size: 1 },
+      maxFailures: 1,
+      healthGate: { minHealthyTimeMs: 0 },
+    });
+    const aborted = await waitForSettled(client, created.id);
+    assert.equal(aborted.status, 'aborted');
+    assert.match(aborted.reason ?? '', /2 host\(s\) failed, more than maxFailures \(1\)/);
+    assert.deepEqual(
+      aborted.hosts.map((host) => host.state),
+      ['succeeded', 'failed', 'succeeded', 'failed', 'cancelled', 'cancelled'],
+      'the first failure was tolerated, the second aborted, the rest never started',
+    );
+    const startsAfterAbort = await starts();
+    assert.deepEqual(startsAfterAbort, [
+      startsBefore[0]! + 1,
+      startsBefore[1]!,
+      startsBefore[2]! + 1,
+      startsBefore[3]!,
+      startsBefore[4]!,
+      startsBefore[5]!,
+    ]);
+
+    for (const host of broken) await resetProbe(host);
+    const startsBeforeRetry = await starts();
+    const retried = await client.POST('/v1/rollouts/{id}/retry', {
+      params: { path: { id: created.id } },
+      body: { reason: 'fixed the unit' },
+    });
+    assert.equal(retried.response.status, 200, JSON.stringify(retried.error));
+    assert.equal(retried.data!.runs, 2);
+    const done = await waitForSettled(client, created.id);
+    assert.equal(done.status, 'succeeded', done.reason ?? '');
+    assert.deepEqual(
+      await starts(),
+      [
+        startsBeforeRetry[0]!,
+        startsBeforeRetry[1]! + 1,
+        startsBeforeRetry[2]!,
+        startsBeforeRetry[3]! + 1,
+        startsBeforeRetry[4]! + 1,
+        startsBeforeRetry[5]! + 1,
+      ],
+      'hosts done in the first run were not acted on again',
+    );
+    const retryAgain = await client.POST('/v1/rollouts/{id}/retry', { params: { path: { id: created.id } }, body: {} });
+    assertProblem(retryAgain, 409, 'rollout_cannot_retry');
+  });
+
+  it('fails the health gate of a unit that crash-loops after its restart', async () => {
+    const host = hosts[2]!;
+    // The unit starts fine, then dies after a second; systemd restarts it over and over.
+    await probeDropIn(host, 'crash', [
+      'ExecStart=',
+      'ExecStart=/bin/sh -c "sleep 1; exit 1"',
+      'ExecStartPost=',
+      'Restart=always',
+      'RestartSec=200ms',
+    ]);
+    const created = await startRollout(client, {
+      unit: UNIT,
+      selector: SIX,
+      batches: { size: 6 },
+      healthGate: { minHealthyTimeMs: 3_000 },
+    });
+    const rollout = await waitForSettled(client, created.id);
+    assert.equal(rollout.status, 'aborted');
+    const failed = rollout.hosts.find((candidate) => candidate.name === host.name)!;
+    assert.equal(failed.state, 'failed');
+    assert.match(failed.reason ?? '', /health gate: .*(crash loop|main process changed|not active)/);
+    assert.ok(
+      rollout.hosts.filter((candidate) => candidate.name !== host.name).every((other) => other.state !== 'failed'),
+    );
+  });
+
+  it('never has more units down than maxUnavailable, counting a host whose unit was already down', async () => {
+    await onHost(hosts[2]!, `systemctl stop ${UNIT}`);
+    const created = await startRollout(client, {
+      unit: UNIT,
+      selector: SIX,
+      batches: { size: 3 },
+      maxUnavailable: 2,
+      healthGate: { minHealthyTimeMs: 0 },
+    });
+    const rollout = await waitForSettled(client, created.id);
+    assert.equal(rollout.status, 'succeeded', rollout.reason ?? '');
+    assert.equal(rollout.batches[0]!.unavailableAtStart, 1, 'the stopped unit counted from the start');
+    assert.equal(rollout.batches[0]!.hosts.length, 1, 'batch cut to 2 - 1 down = 1');
+    for (const batch of rollout.batches) {
+      assert.ok(
+        batch.hosts.length + batch.unavailableAtStart <= 2,
+        `batch ${batch.index}: ${batch.hosts.length} acting + ${batch.unavailableAtStart} down > 2`,
+      );
+    }
+    assert.ok(
+      rollout.batches.some((batch) => batch.hosts.length === 2),
+      'once the stopped unit was started, batches grew to the limit',
+    );
+    assert.equal(await onHost(hosts[2]!, `systemctl is-active ${UNIT}`), 'active');
+  });
+
+  it('pauses (nothing new starts), resumes, and waits for approval after the canary', async () => {
+    const created = await startRollout(client, {
+      unit: UNIT,
+      selector: SIX,
+      batches: { sizes: [1, 5] },
+      approveAfterCanary: true,
+      healthGate: { minHealthyTimeMs: 0 },
+    });
+    const waiting = await waitForRollout(client, created.id, (rollout) => rollout.status === 'awaiting_approval');
+    assert.equal(waiting.batches.length, 1);
+    assert.match(waiting.reason ?? '', /canary/);
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    assert.equal((await getRollout(client, created.id)).batches.length, 1, 'nothing started without approval');
+
+    const resumeInstead = await client.POST('/v1/rollouts/{id}/resume', {
+      params: { path: { id: created.id } },
+      body: {},
+    });
+    assertProblem(resumeInstead, 409, 'rollout_cannot_resume');
+    const approved = await client.POST('/v1/rollouts/{id}/approve', { params: { path: { id: created.id } }, body: {} });
+    assert.equal(approved.response.status, 200, JSON.stringify(approved.error));
+    const paused = await client.POST('/v1/rollouts/{id}/pause', {
+      params: { path: { id: created.id } },
+      body: { reason: 'checking dashboards' },
+    });
+    assert.equal(paused.response.status, 200, JSON.stringify(paused.error));
+    assert.equal(paused.data!.status, 'paused');
+    // In-flight hosts finish; then nothing moves.
+    const still = await waitForRollout(
+      client,
+      created.id,
+      (rollout) => rollout.counts.acting + rollout.counts.gating === 0,
+    );
+    const batchesWhilePaused = still.batches.length;
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    const later = await getRollout(client, created.id);
+    assert.equal(later.status, 'paused');
+    assert.equal(later.batches.length, batchesWhilePaused, 'no batch started while paused');
+
+    const resumed = await client.POST('/v1/rollouts/{id}/resume', { params: { path: { id: created.id } }, body: {} });
+    assert.equal(resumed.response.status, 200, JSON.stringify(resumed.error));
+    const done = await waitForSettled(client, created.id);
+    assert.equal(done.status, 'succeeded', done.reason ?? '');
+    assert.ok(done.approvedBy);
+  });
+
+  it('cancels: nothing new starts and a retry finishes the rest without repeating a host', async () => {
+    const startsBefore = await starts();
+    const created = await startRollout(client, {
+      unit: UNIT,
+      selector: SIX,
+      batches: { size: 1 },
+      pauseBetweenBatchesMs: 60_000,
+      healthGate: { minHealthyTimeMs: 0 },
+    });
+    await waitForRollout(client, created.id, (rollout) => rollout.counts.succeeded === 1);
+    const cancelled = await client.POST('/v1/rollouts/{id}/cancel', {
+      params: { path: { id: created.id } },
+      body: { reason: 'wrong change window' },
+    });
+    assert.equal(cancelled.response.status, 200, JSON.stringify(cancelled.error));
+    assert.equal(cancelled.data!.status, 'cancelled');
+    assert.match(cancelled.data!.reason ?? '', /wrong change window/);
+    assert.equal(cancelled.data!.counts.cancelled, 5);
+    const cancelAgain = await client.POST('/v1/rollouts/{id}/cancel', {
+      params: { path: { id: created.id } },
+      body: {},
+    });
+    assertProblem(cancelAgain, 409, 'rollout_cannot_cancel');
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    assert.deepEqual(await starts(), [startsBefore[0]! + 1, ...startsBefore.slice(1)]);
+
+    const retried = await client.POST('/v1/rollouts/{id}/retry', { params: { path: { id: created.id } }, body: {} });
+    assert.equal(retried.response.status, 200, JSON.stringify(retried.error));
+    // The retry starts at once (the pause is between batches): the next host, and no repeat of the first.
+    const second = await waitForRollout(client, created.id, (rollout) => rollout.counts.succeeded >= 2);
+    assert.equal(second.hosts[0]!.state, 'succeeded');
+    assert.deepEqual((await starts()).slice(0, 2), [startsBefore[0]! + 1, startsBefore[1]! + 1]);
+    const stop = await client.POST('/v1/rollouts/{id}/cancel', { params: { path: { id: created.id } }, body: {} });
+    assert.equal(stop.response.status, 200);
+  });
+});
