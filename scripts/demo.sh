@@ -2,15 +2,16 @@
 # drover's main job, end to end, on a fresh Debian machine (root): builds drover, starts
 # PostgreSQL and Redis when no DATABASE_URL/REDIS_URL is given, boots a small fleet of real
 # systemd hosts (systemd-nspawn), starts the API and a worker, imports the fleet through the API
-# with every host key pinned, restarts nginx on every host one at a time (verified: new PIDs) and
-# shows what changed. `scripts/demo.sh down` stops everything it started.
+# with every host key pinned, performs a rolling restart of nginx with a canary (one host, then half
+# the rest at a time; each host verified — new MainPID — and health-gated by an HTTP probe, with live
+# progress) and shows what changed. `scripts/demo.sh down` stops everything it started.
 set -euo pipefail
 # shellcheck source=scripts/lib/stack.sh
 source "$(dirname "$0")/lib/stack.sh"
 cd "$DROVER_ROOT"
 
 RUN_DIR="$DROVER_ROOT/.drover"
-HOSTS="${DROVER_DEMO_HOSTS:-3}"
+HOSTS="${DROVER_DEMO_HOSTS:-4}"
 PORT="${DROVER_PORT:-8080}"
 export DROVER_FLEET_STATE="${DROVER_FLEET_STATE:-/var/lib/drover-fleet/state}"
 
@@ -92,12 +93,16 @@ log "the fleet as drover sees it"
 drover hosts list -l fleet=nspawn
 log "selecting with a label selector: -l 'fleet=nspawn,env in (prod)'"
 drover hosts list -l 'fleet=nspawn,env in (prod)'
-log "a rolling restart of nginx.service on every host, one host at a time, each verified"
-drover restart nginx.service -l fleet=nspawn --concurrency 1
+log "the plan first (a dry run changes nothing): canary, then 50% of the hosts per batch"
+drover rollout restart nginx -l fleet=nspawn --batch 1,50% --dry-run
+log "a rolling restart of nginx: canary first, then batches; each host health-gated (2 s, HTTP probe)"
+drover rollout restart nginx -l fleet=nspawn --batch 1,50% --max-failures 1 --min-healthy 2s \
+  --probe http:80/ --wait
 log "nginx.service across the fleet, as discovered after the restart"
 sleep 2
 drover units list nginx.service -l fleet=nspawn
-log "the operations so far"
+log "the rollouts and operations so far (one operation per batch)"
+drover rollout list
 drover ops list
 log "the audit trail of this run, and its hash chain verified"
 drover audit list --actor "$TOKEN_NAME"

@@ -7,7 +7,7 @@ set -uo pipefail
 source "$(dirname "$0")/lib/stack.sh"
 cd "$DROVER_ROOT" || exit 1
 
-FLEET_HOSTS="${DROVER_TEST_HOSTS:-3}"
+FLEET_HOSTS="${DROVER_TEST_HOSTS:-6}"
 export DROVER_FLEET_STATE="${DROVER_FLEET_STATE:-/var/lib/drover-fleet/state}"
 RESULTS="$(mktemp -d -t drover-test.XXXXXX)"
 passed=0
