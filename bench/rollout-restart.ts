@@ -1,0 +1,890 @@
+/**
+ * Rolling restart benchmark: restarts nginx.service on every host of a real systemd fleet
+ * (test/fleet/fleet.sh, systemd-nspawn) one host first, then a quarter of the hosts at a time,
+ * checking each host with GET http://<host>:80/ and tolerating one failed host — three ways, side
+ * by side, on the same fleet in one run:
+ *
+ *   drover   a rollout through the HTTP API (POST /v1/rollouts, then GET every 100 ms until it
+ *            finished), with the API and a worker started here against a scratch database
+ *   Ansible  bench/ansible/rolling-restart.yml, tuned (forks, pipelining, ControlPersist, no facts),
+ *            host keys checked against the fleet's known_hosts
+ *   ssh2     a bare in-process ssh2 script doing the same steps and nothing else: the lower bound
+ *
+ *   npm run bench:rollout                     # build, boot a 50-host fleet, 3 rounds, tear down
+ *   node dist/bench/rollout-restart.js --hosts 20 --runs 5 --keep-fleet --out /tmp/rollout.md
+ *
+ * Options: --hosts N (default 50), --runs R (3 timed rounds, after one warm-up round), --keep-fleet
+ * (reuse a fleet of N hosts that is up, and leave the fleet up at the end), --out FILE (default
+ * bench/results/rollout-restart.md). DROVER_FLEET_STATE is the fleet's state directory, as for
+ * fleet.sh. Needs root (the fleet), PostgreSQL and Redis on 127.0.0.1 (started when absent, as
+ * `npm run demo` does) and Ansible (installed with apt-get when absent).
+ *
+ * After every run the benchmark checks on each host, over its own ssh2 connections, that nginx's
+ * MainPID changed and that the journal logged exactly one start of nginx.service since the run
+ * began: a contender that restarted nothing, or restarted twice, fails the benchmark.
+ */
+import { ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { closeSync, openSync, readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import Redis from 'ioredis';
+import { Client as PgClient } from 'pg';
+import { format, resolveConfig } from 'prettier';
+import { Client as SshClient } from 'ssh2';
+import { sha256Fingerprint } from '../src/infra/ssh/host-key';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const FLEET_SH = path.join(ROOT, 'test/fleet/fleet.sh');
+const PLAYBOOK = path.join(ROOT, 'bench/ansible/rolling-restart.yml');
+const ANSIBLE_CONFIG = path.join(ROOT, 'bench/ansible/ansible.cfg');
+const DEFAULT_OUT = path.join(ROOT, 'bench/results/rollout-restart.md');
+const FLEET_STATE = process.env.DROVER_FLEET_STATE ?? '/var/lib/drover-fleet/state';
+const FLEET_KEY = path.join(FLEET_STATE, 'ssh/id_ed25519');
+
+const DATABASE = 'drover_bench';
+const SERVER_URL = 'postgresql://drover:drover@127.0.0.1:5432/postgres';
+const DATABASE_URL = `postgresql://drover:drover@127.0.0.1:5432/${DATABASE}`;
+const REDIS_URL = 'redis://127.0.0.1:6379';
+const QUEUE_PREFIX = 'drover-bench';
+const API_PORT = 8091;
+const API_URL = `http://127.0.0.1:${API_PORT}`;
+const POLL_MS = 100;
+const MAX_FAILURES = 1;
+const PROBE_TIMEOUT_MS = 2_000;
+const START_TIMEOUT_MS = 60_000;
+/** systemd's "unit started" journal message (SD_MESSAGE_UNIT_STARTED): one per start or restart. */
+const UNIT_STARTED = '39f53479d3a045ac8e11786248231fbf';
+const FINISHED = new Set(['succeeded', 'aborted', 'cancelled']);
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }));
+const execFileAsync = promisify(execFile);
+
+/** The rollout drover runs; the other contenders do the same steps, with the same budget as far as each can. */
+const ROLLOUT = {
+  verb: 'restart',
+  unit: 'nginx.service',
+  selector: 'fleet=nspawn',
+  batches: { sizes: [1, '25%'] },
+  maxFailures: MAX_FAILURES,
+  healthGate: {
+    minHealthyTimeMs: 0,
+    probes: [{ type: 'http', port: 80, path: '/', expectStatus: 200, timeoutMs: PROBE_TIMEOUT_MS }],
+  },
+};
+
+const CONTENDERS = ['drover', 'ansible', 'ssh2'] as const;
+type Contender = (typeof CONTENDERS)[number];
+const TITLES: Record<Contender, string> = { drover: 'drover', ansible: 'Ansible', ssh2: 'bare ssh2' };
+
+// ---------------------------------------------------------------------------------------------
+// options and output
+
+interface Options {
+  hosts: number;
+  runs: number;
+  keepFleet: boolean;
+  out: string;
+}
+
+function parseOptions(argv: string[]): Options {
+  const options: Options = { hosts: 50, runs: 3, keepFleet: false, out: DEFAULT_OUT };
+  for (let i = 0; i < argv.length; i += 1) {
+    const arg = argv[i]!;
+    if (arg === '--keep-fleet') options.keepFleet = true;
+    else if (arg === '--out') options.out = path.resolve(argv[++i] ?? fail('--out needs a file'));
+    else if (arg === '--hosts' || arg === '--runs') {
+      const value = Number(argv[++i]);
+      if (!Number.isInteger(value) || value < 1) fail(`${arg} needs a positive whole number`);
+      options[arg === '--hosts' ? 'hosts' : 'runs'] = value;
+    } else fail(`unknown option ${arg}`);
+  }
+  if (options.hosts > 1_000) fail('--hosts must be at most 1000 (the most fleet.sh boots)');
+  return options;
+}
+
+function fail(message: string): never {
+  throw new Error(message);
+}
+
+/** Progress goes to stderr; the Markdown report goes to stdout (and --out). */
+function progress(message: string): void {
+  process.stderr.write(`[bench:rollout] ${message}\n`);
+}
+
+const secs = (value: number): string => value.toFixed(2);
+const mib = (bytes: number): string => `${(bytes / 1_048_576).toFixed(0)} MiB`;
+const errorText = (error: unknown): string => (error instanceof Error ? error.message : String(error));
+
+interface Stats {
+  median: number;
+  min: number;
+  max: number;
+}
+
+function stats(values: number[]): Stats {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  const median = sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+  return { median, min: sorted[0]!, max: sorted[sorted.length - 1]! };
+}
+
+// ---------------------------------------------------------------------------------------------
+// the batches, as drover plans them
+
+/** drover's plan of `sizes: [1, "25%"]`: one host, then a quarter of all hosts (rounded up) at a time. */
+function batchSizes(hosts: number): number[] {
+  const quarter = Math.ceil(hosts / 4);
+  const sizes = [1];
+  for (let done = 1; done < hosts; done += quarter) sizes.push(Math.min(quarter, hosts - done));
+  return sizes;
+}
+
+/**
+ * Ansible's closest match to maxFailures: 1. It compares failed/batch size with
+ * max_fail_percentage per batch, not across the play, so the best it can do is let one host of a
+ * batch fail but not two: halfway between one and two hosts of the largest batch.
+ */
+function maxFailPercent(largestBatch: number): number {
+  return Math.min(100, Number(((100 * (MAX_FAILURES + 0.5)) / largestBatch).toFixed(2)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// processes
+
+/** Runs a command to its end, its output appended to logFile (or on our stderr); resolves its exit code. */
+async function run(command: string, args: string[], logFile?: string, env = process.env): Promise<number | null> {
+  const log = logFile === undefined ? null : openSync(logFile, 'a');
+  try {
+    const child = spawn(command, args, { cwd: ROOT, env, stdio: ['ignore', log ?? 2, log ?? 2] });
+    const [code] = (await once(child, 'exit')) as [number | null];
+    return code;
+  } finally {
+    if (log !== null) closeSync(log);
+  }
+}
+
+async function runOrFail(command: string, args: string[], logFile?: string, env = process.env): Promise<void> {
+  const code = await run(command, args, logFile, env);
+  if (code !== 0)
+    throw new Error(`${command} ${args.join(' ')} exited with ${code}${logFile ? `: see ${logFile}` : ''}`);
+}
+
+function startNode(script: string, env: NodeJS.ProcessEnv, logFile: string): ChildProcess {
+  const log = openSync(logFile, 'a');
+  try {
+    return spawn(process.execPath, [path.join(ROOT, script)], { cwd: ROOT, env, stdio: ['ignore', log, log] });
+  } finally {
+    closeSync(log);
+  }
+}
+
+/** SIGTERM (a graceful shutdown), SIGKILL if it has not exited after 15 s. */
+async function stopProcess(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+async function waitUntil(what: string, ready: () => Promise<boolean>, watched: ChildProcess[]): Promise<void> {
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  while (!(await ready())) {
+    const exited = watched.find((child) => child.exitCode !== null || child.signalCode !== null);
+    if (exited) throw new Error(`${what}: a process exited (${exited.spawnargs.join(' ')})`);
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${START_TIMEOUT_MS / 1000} s`);
+    await sleep(100);
+  }
+}
+
+/**
+ * CPU seconds from /proc/PID/stat: the process's own (utime + stime), or that of its children it
+ * has waited for (cutime + cstime).
+ */
+function cpuSeconds(pid: number | 'self', of: 'own' | 'children' = 'own'): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // The command name may contain spaces; after it, [0] is field 3, so utime (field 14) is [11].
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const first = of === 'own' ? 11 : 13;
+  return (Number(fields[first]) + Number(fields[first + 1])) / CLK_TCK;
+}
+
+function peakRssBytes(pid: number): number {
+  const match = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(match?.[1] ?? 0) * 1024;
+}
+
+function portTaken(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port })
+      .once('connect', () => {
+        socket.destroy();
+        resolve(true);
+      })
+      .once('error', () => resolve(false));
+  });
+}
+
+/** Cleanups run once, newest first, on every way out (the end, an error, SIGINT or SIGTERM). */
+class Teardown {
+  private readonly steps: { what: string; step: () => Promise<void> | void }[] = [];
+  private done: Promise<void> | null = null;
+
+  add(what: string, step: () => Promise<void> | void): void {
+    this.steps.push({ what, step });
+  }
+
+  run(): Promise<void> {
+    this.done ??= (async () => {
+      // pop, not a copy: a step added while an earlier one runs (a signal mid-start) runs too.
+      for (let next = this.steps.pop(); next; next = this.steps.pop()) {
+        try {
+          await next.step();
+        } catch (error) {
+          progress(`cleanup: ${next.what} failed: ${errorText(error)}`);
+        }
+      }
+    })();
+    return this.done;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// the fleet
+
+interface FleetHost {
+  name: string;
+  address: string;
+  port: number;
+  sshUser: string;
+  hostKeyFingerprint: string;
+  labels: Record<string, string>;
+}
+
+async function readInventory(): Promise<FleetHost[] | null> {
+  try {
+    const inventory = JSON.parse(await readFile(path.join(FLEET_STATE, 'inventory.json'), 'utf8')) as {
+      hosts: FleetHost[];
+    };
+    return inventory.hosts;
+  } catch {
+    return null;
+  }
+}
+
+/** Whether a fleet of exactly `hosts` hosts is up and every one of them answers over SSH. */
+async function fleetIsUp(hosts: number): Promise<boolean> {
+  const inventory = await readInventory();
+  if (inventory?.length !== hosts) return false;
+  const { stdout } = await execFileAsync('bash', [FLEET_SH, 'status'], { cwd: ROOT });
+  const reachable = new Set(
+    stdout
+      .split('\n')
+      .map((line) => /^(\S+)\s+\S+\s+yes$/.exec(line)?.[1])
+      .filter((name) => name !== undefined),
+  );
+  return inventory.every((host) => reachable.has(host.name));
+}
+
+/** Resolves when the client authenticated; the host must present its pinned key, or nothing is sent. */
+function sshConnect(host: FleetHost, privateKey: Buffer): Promise<SshClient> {
+  return new Promise((resolve, reject) => {
+    const client = new SshClient();
+    client
+      .once('ready', () => resolve(client))
+      // Stays attached after 'ready': an unhandled 'error' would crash the benchmark.
+      .on('error', reject)
+      .connect({
+        host: host.address,
+        port: host.port,
+        username: host.sshUser,
+        privateKey,
+        readyTimeout: 15_000,
+        hostVerifier: (key: Buffer) => sha256Fingerprint(key) === host.hostKeyFingerprint,
+      });
+  });
+}
+
+function sshExec(
+  client: SshClient,
+  command: string,
+): Promise<{ code: number | undefined; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    client.exec(command, (error, channel) => {
+      if (error) return reject(error);
+      let stdout = '';
+      let stderr = '';
+      channel.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+      channel.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      // No code when the connection dropped before the command exited.
+      channel.on('close', (code: number | undefined) => resolve({ code, stdout, stderr }));
+    });
+  });
+}
+
+interface NginxState {
+  mainPid: number;
+  /** Starts of nginx.service the journal logged after the `since` of the snapshot. */
+  starts: number;
+}
+
+/**
+ * The benchmark's own connections to every host, open for the whole run, to check what each
+ * contender did. They are separate from every contender's, and outside every timing.
+ */
+class FleetChecker {
+  private constructor(private readonly sessions: { host: FleetHost; client: SshClient }[]) {}
+
+  static async open(hosts: FleetHost[], privateKey: Buffer): Promise<FleetChecker> {
+    const settled = await Promise.allSettled(hosts.map((host) => sshConnect(host, privateKey)));
+    const sessions = hosts.flatMap((host, i) => {
+      const result = settled[i]!;
+      return result.status === 'fulfilled' ? [{ host, client: result.value }] : [];
+    });
+    const checker = new FleetChecker(sessions);
+    const failed = settled.flatMap((result, i) =>
+      result.status === 'rejected' ? [`${hosts[i]!.name}: ${errorText(result.reason)}`] : [],
+    );
+    if (failed.length > 0) {
+      checker.close();
+      throw new Error(`cannot connect to the fleet: ${failed.slice(0, 5).join('; ')}`);
+    }
+    return checker;
+  }
+
+  async snapshot(sinceMs: number): Promise<Map<string, NginxState>> {
+    const command =
+      'systemctl show -p MainPID --value nginx.service && ' +
+      `journalctl -q -o json --output-fields=JOB_RESULT -u nginx.service MESSAGE_ID=${UNIT_STARTED} ` +
+      `--since @${Math.floor(sinceMs / 1000)}`;
+    const states = await Promise.all(
+      this.sessions.map(async ({ host, client }) => {
+        const result = await sshExec(client, command);
+        if (result.code !== 0) throw new Error(`${host.name}: ${command}: exit ${result.code}: ${result.stderr}`);
+        const [mainPid = '', ...events] = result.stdout.trim().split('\n');
+        // --since takes whole seconds; the microsecond timestamps decide.
+        const starts = events.filter((line) => {
+          const event = JSON.parse(line) as { __REALTIME_TIMESTAMP: string; JOB_RESULT?: string };
+          return event.JOB_RESULT === 'done' && Number(event.__REALTIME_TIMESTAMP) > sinceMs * 1000;
+        }).length;
+        return [host.name, { mainPid: Number(mainPid), starts }] as const;
+      }),
+    );
+    return new Map(states);
+  }
+
+  close(): void {
+    for (const { client } of this.sessions) client.end();
+  }
+}
+
+/** What is wrong unless nginx has a new MainPID and started exactly once on every host. */
+function restartProblems(before: Map<string, NginxState>, after: Map<string, NginxState>): string[] {
+  return [...after].flatMap(([name, state]) => {
+    const problems: string[] = [];
+    if (state.mainPid === 0) problems.push('nginx is not running');
+    else if (state.mainPid === before.get(name)?.mainPid) problems.push(`MainPID ${state.mainPid} unchanged`);
+    if (state.starts !== 1) problems.push(`nginx.service started ${state.starts} times`);
+    return problems.map((problem) => `${name}: ${problem}`);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// the contenders
+
+interface Measured {
+  seconds: number;
+  /** CPU seconds on this machine: see the notes of the report for what each contender counts. */
+  cpuSeconds: number;
+  droverCpu?: { api: number; worker: number };
+  auditEvents?: Record<string, number>;
+}
+
+interface Drover {
+  api: ChildProcess;
+  worker: ChildProcess;
+  token: string;
+  db: PgClient;
+}
+
+interface Rollout {
+  id: string;
+  status: string;
+  reason?: string | null;
+  hosts: { name: string; state: string }[];
+}
+
+async function call<T>(token: string, method: string, route: string, body: unknown, expect: number): Promise<T> {
+  const response = await fetch(`${API_URL}${route}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  if (response.status !== expect) throw new Error(`${method} ${route}: ${response.status} ${text.slice(0, 1000)}`);
+  return JSON.parse(text) as T;
+}
+
+async function droverRun(drover: Drover): Promise<Measured> {
+  const { rows } = await drover.db.query<{ seq: string }>(
+    'SELECT coalesce(max(seq), 0)::text AS seq FROM audit_events',
+  );
+  const api = cpuSeconds(drover.api.pid!);
+  const worker = cpuSeconds(drover.worker.pid!);
+  const started = performance.now();
+  let rollout = await call<Rollout>(drover.token, 'POST', '/v1/rollouts', ROLLOUT, 201);
+  while (!FINISHED.has(rollout.status)) {
+    await sleep(POLL_MS);
+    rollout = await call<Rollout>(drover.token, 'GET', `/v1/rollouts/${rollout.id}`, undefined, 200);
+  }
+  const seconds = (performance.now() - started) / 1000;
+  const droverCpu = { api: cpuSeconds(drover.api.pid!) - api, worker: cpuSeconds(drover.worker.pid!) - worker };
+  if (rollout.status !== 'succeeded') {
+    const unfinished = rollout.hosts.filter((host) => host.state !== 'succeeded');
+    throw new Error(
+      `rollout ${rollout.id} ${rollout.status}${rollout.reason ? ` (${rollout.reason})` : ''}; ` +
+        unfinished.map((host) => `${host.name}: ${host.state}`).join(', '),
+    );
+  }
+  const audit = await drover.db.query<{ action: string; count: string }>(
+    'SELECT action, count(*)::text AS count FROM audit_events WHERE seq > $1 GROUP BY action ORDER BY action',
+    [rows[0]!.seq],
+  );
+  return {
+    seconds,
+    cpuSeconds: droverCpu.api + droverCpu.worker,
+    droverCpu,
+    auditEvents: Object.fromEntries(audit.rows.map((row) => [row.action, Number(row.count)])),
+  };
+}
+
+interface AnsibleSetup {
+  inventory: string;
+  extraVars: string;
+  workDir: string;
+}
+
+/** The inventory Ansible reads (YAML's JSON form): every host by address, the fleet's key and known_hosts. */
+function ansibleInventory(hosts: FleetHost[]): string {
+  const sshArgs = [
+    `-o UserKnownHostsFile=${path.join(FLEET_STATE, 'known_hosts')}`,
+    '-o GlobalKnownHostsFile=/dev/null',
+    '-o StrictHostKeyChecking=yes',
+    '-o IdentitiesOnly=yes',
+  ];
+  return JSON.stringify({
+    all: {
+      hosts: Object.fromEntries(
+        hosts.map((host) => [
+          host.name,
+          { ansible_host: host.address, ansible_port: host.port, ansible_user: host.sshUser },
+        ]),
+      ),
+      vars: { ansible_ssh_private_key_file: FLEET_KEY, ansible_ssh_common_args: sshArgs.join(' ') },
+    },
+  });
+}
+
+async function ansibleRun(setup: AnsibleSetup, label: string): Promise<Measured> {
+  // A fresh control directory per run: every run connects, as the ssh2 contender does.
+  const controlDir = await mkdtemp(path.join(setup.workDir, 'cp-'));
+  const log = path.join(setup.workDir, `ansible-${label.replace(/\W+/g, '-')}.log`);
+  const env = { ...process.env, ANSIBLE_CONFIG, ANSIBLE_SSH_CONTROL_PATH_DIR: controlDir };
+  const cpu = cpuSeconds('self', 'children');
+  const started = performance.now();
+  const code = await run('ansible-playbook', ['-i', setup.inventory, '-e', setup.extraVars, PLAYBOOK], log, env);
+  const seconds = (performance.now() - started) / 1000;
+  const cpuSpent = cpuSeconds('self', 'children') - cpu;
+  await closeControlMasters(controlDir);
+  if (code !== 0) throw new Error(`ansible-playbook exited with ${code}: see ${log}`);
+  return { seconds, cpuSeconds: cpuSpent };
+}
+
+/** Ends the ssh masters ControlPersist keeps for 60 s, so none outlives its run (or the benchmark). */
+async function closeControlMasters(controlDir: string): Promise<void> {
+  const sockets = await readdir(controlDir);
+  await Promise.all(
+    sockets.map((socket) =>
+      // A master that already exited has nothing to close.
+      execFileAsync('ssh', ['-o', `ControlPath=${path.join(controlDir, socket)}`, '-O', 'exit', 'bench']).catch(
+        () => undefined,
+      ),
+    ),
+  );
+  await rm(controlDir, { recursive: true, force: true });
+}
+
+/** GET http://<address>:80/ must answer 200, as drover's http probe asks it (fetch, no redirects). */
+async function httpCheck(address: string): Promise<void> {
+  const response = await fetch(`http://${address}:80/`, {
+    signal: AbortSignal.timeout(PROBE_TIMEOUT_MS),
+    redirect: 'manual',
+  });
+  await response.body?.cancel();
+  if (response.status !== 200) throw new Error(`GET http://${address}:80/ answered ${response.status}`);
+}
+
+async function restartAndCheck(host: FleetHost, connection: SshClient | Error): Promise<void> {
+  if (connection instanceof Error) throw new Error(`${host.name}: ${connection.message}`);
+  const result = await sshExec(connection, 'systemctl restart nginx.service');
+  if (result.code !== 0) throw new Error(`${host.name}: systemctl restart exited ${result.code}: ${result.stderr}`);
+  await httpCheck(host.address);
+}
+
+/** Connects to every host, then restarts and checks batch after batch; the time includes connecting. */
+async function bareSsh2Run(hosts: FleetHost[], privateKey: Buffer, batches: number[]): Promise<Measured> {
+  const cpu = cpuSeconds('self');
+  const started = performance.now();
+  const connections = await Promise.all(
+    hosts.map((host) => sshConnect(host, privateKey).catch((error: unknown) => new Error(errorText(error)))),
+  );
+  try {
+    let failures = 0;
+    let next = 0;
+    for (const size of batches) {
+      const batch = hosts.slice(next, next + size).map((host, i) => restartAndCheck(host, connections[next + i]!));
+      next += size;
+      const results = await Promise.allSettled(batch);
+      const failed = results.flatMap((result) => (result.status === 'rejected' ? [errorText(result.reason)] : []));
+      failures += failed.length;
+      if (failures > MAX_FAILURES) throw new Error(`aborted at failure ${failures}: ${failed.join('; ')}`);
+    }
+  } finally {
+    for (const connection of connections) if (!(connection instanceof Error)) connection.end();
+  }
+  return { seconds: (performance.now() - started) / 1000, cpuSeconds: cpuSeconds('self') - cpu };
+}
+
+// ---------------------------------------------------------------------------------------------
+// setting up
+
+async function ensureAnsible(): Promise<string> {
+  const version = () => execFileAsync('ansible-playbook', ['--version']).then(({ stdout }) => stdout.split('\n')[0]!);
+  try {
+    return await version();
+  } catch {
+    progress('ansible-playbook is missing: installing ansible (apt-get)');
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+    await runOrFail('apt-get', ['update', '-qq'], undefined, env);
+    await runOrFail('apt-get', ['install', '-y', '-qq', 'ansible'], undefined, env);
+    return version();
+  }
+}
+
+/** PostgreSQL with the drover role and Redis, started or installed when absent (scripts/lib/stack.sh). */
+async function ensureServices(): Promise<void> {
+  await runOrFail('bash', [
+    '-c',
+    'source scripts/lib/stack.sh && ensure_postgres && ensure_postgres_role drover drover && ensure_redis',
+  ]);
+}
+
+async function recreateDatabase(): Promise<void> {
+  const server = new PgClient({ connectionString: SERVER_URL });
+  await server.connect();
+  try {
+    await server.query(`DROP DATABASE IF EXISTS ${DATABASE} WITH (FORCE)`);
+    await server.query(`CREATE DATABASE ${DATABASE}`);
+  } finally {
+    await server.end();
+  }
+}
+
+/** Queue keys an earlier run left behind would hand its jobs to this run's worker. */
+async function clearQueues(): Promise<number> {
+  const redis = new Redis(REDIS_URL);
+  try {
+    let removed = 0;
+    for await (const keys of redis.scanStream({ match: `${QUEUE_PREFIX}:*`, count: 1000 })) {
+      const batch = keys as string[];
+      if (batch.length > 0) removed += await redis.unlink(...batch);
+    }
+    return removed;
+  } finally {
+    redis.disconnect();
+  }
+}
+
+async function startDrover(hosts: FleetHost[], workDir: string, teardown: Teardown): Promise<Drover> {
+  if (await portTaken(API_PORT)) throw new Error(`port ${API_PORT} is taken by another program`);
+  const env = {
+    ...process.env,
+    DATABASE_URL,
+    REDIS_URL,
+    QUEUE_PREFIX,
+    HOST: '127.0.0.1',
+    PORT: String(API_PORT),
+    SSH_PRIVATE_KEY_PATH: FLEET_KEY,
+    WORKER_CONCURRENCY: '64',
+    // One pooled connection per host at least, so no run waits for one to close to open another.
+    SSH_POOL_MAX_CONNECTIONS: String(Math.max(1_000, hosts.length)),
+    // Discovery sweeps would compete with the runs they are not part of.
+    DISCOVERY_INTERVAL_MS: '0',
+    // Polling every 100 ms alone is 600 requests a minute, the default limit.
+    TOKEN_RATE_LIMIT_PER_MINUTE: '0',
+  };
+  const apiLog = path.join(workDir, 'api.log');
+  const workerLog = path.join(workDir, 'worker.log');
+  const api = startNode('dist/src/main.js', env, apiLog);
+  teardown.add('stopping the drover API', () => stopProcess(api));
+  const worker = startNode('dist/src/worker.js', env, workerLog);
+  teardown.add('stopping the drover worker', () => stopProcess(worker));
+  await waitUntil(
+    `the API (see ${apiLog})`,
+    () =>
+      fetch(`${API_URL}/healthz/ready`).then(
+        (response) => response.ok,
+        () => false,
+      ),
+    [api, worker],
+  );
+  await waitUntil(
+    `the worker (see ${workerLog})`,
+    () => readFile(workerLog, 'utf8').then((text) => text.includes('connected and consuming')),
+    [api, worker],
+  );
+  const { stdout } = await execFileAsync(
+    process.execPath,
+    [path.join(ROOT, 'dist/src/admin.js'), 'create-token', '--name', 'bench', '--scope', 'admin'],
+    { cwd: ROOT, env },
+  );
+  const token = stdout.trim();
+  const db = new PgClient({ connectionString: DATABASE_URL });
+  await db.connect();
+  teardown.add('closing the database connection', () => db.end());
+  const imported = await call<{ total: number }>(token, 'POST', '/v1/hosts/bulk-upsert', { hosts }, 200);
+  progress(`drover is up on ${API_URL}; imported ${imported.total} hosts with their pinned host keys`);
+  return { api, worker, token, db };
+}
+
+async function machine(db: PgClient, ansibleVersion: string): Promise<string[]> {
+  const cpu = os.cpus();
+  const debian = await readFile('/etc/debian_version', 'utf8').catch(() => 'unknown');
+  const { rows } = await db.query<{ version: string }>(`SELECT current_setting('server_version') AS version`);
+  return [
+    `- CPU: ${cpu.length} × ${cpu[0]?.model.trim() ?? 'unknown'}; memory ${(os.totalmem() / 1024 ** 3).toFixed(1)} GiB`,
+    `- ${os.type()} ${os.release()}, Debian ${debian.trim()}; Node.js ${process.version}; ${ansibleVersion}; ` +
+      `PostgreSQL ${rows[0]?.version ?? 'unknown'} and Redis on the same machine`,
+  ];
+}
+
+// ---------------------------------------------------------------------------------------------
+// the report
+
+interface RunRecord extends Measured {
+  contender: Contender;
+  round: number;
+}
+
+function report(
+  options: Options,
+  records: RunRecord[],
+  context: {
+    machine: string[];
+    fleet: string;
+    batches: number[];
+    failPercent: number;
+    rss: { api: number; worker: number };
+  },
+): string {
+  const timed = (contender: Contender) => records.filter((r) => r.round > 0 && r.contender === contender);
+  const warmup = (contender: Contender) => records.find((r) => r.round === 0 && r.contender === contender)!;
+  const wall = Object.fromEntries(CONTENDERS.map((c) => [c, stats(timed(c).map((r) => r.seconds))])) as Record<
+    Contender,
+    Stats
+  >;
+  const droverRuns = timed('drover');
+  const apiCpu = stats(droverRuns.map((r) => r.droverCpu!.api));
+  const workerCpu = stats(droverRuns.map((r) => r.droverCpu!.worker));
+  const audit = droverRuns[0]!.auditEvents!;
+  const auditTotal = Object.values(audit).reduce((sum, count) => sum + count, 0);
+  return [
+    '# Rolling restart of nginx.service: drover, Ansible and bare ssh2',
+    '',
+    '## Run',
+    '',
+    `- date: ${new Date().toISOString()}; \`node dist/bench/rollout-restart.js --hosts ${options.hosts} --runs ${options.runs}\``,
+    ...context.machine,
+    `- fleet: ${options.hosts} systemd-nspawn hosts of \`test/fleet/fleet.sh\` (${context.fleet})`,
+    `- the job: restart nginx.service on every host in batches of ${context.batches.join(', ')} ` +
+      '(drover\'s plan of `sizes: [1, "25%"]`, given to Ansible as counts so all three run the same batches); ' +
+      `after its restart each host must answer GET http://<host>:80/ with 200 within ${PROBE_TIMEOUT_MS / 1000} s, ` +
+      `asked from this machine; ${MAX_FAILURES} failed host tolerated`,
+    `- ${options.runs} timed rounds after one warm-up round (not in the statistics); the order of the contenders ` +
+      'rotates every round. After every run (warm-up included), on every host: nginx has a new MainPID and the ' +
+      'journal logged exactly one start of nginx.service since the run began, checked over ssh',
+    '',
+    '## Wall time',
+    '',
+    '| contender | median s | min s | max s | warm-up s | CPU s per run (median) |',
+    '|---|--:|--:|--:|--:|--:|',
+    ...CONTENDERS.map((c) => {
+      const cpu = stats(timed(c).map((r) => r.cpuSeconds)).median;
+      return `| ${TITLES[c]} | ${secs(wall[c].median)} | ${secs(wall[c].min)} | ${secs(wall[c].max)} | ${secs(warmup(c).seconds)} | ${secs(cpu)} |`;
+    }),
+    '',
+    `- drover / bare ssh2: **${(wall.drover.median / wall.ssh2.median).toFixed(2)}×** (medians)`,
+    `- Ansible / drover: **${(wall.ansible.median / wall.drover.median).toFixed(2)}×** (medians)`,
+    '',
+    '## drover',
+    '',
+    '| process | CPU s per run (median) | min–max | peak RSS (VmHWM) |',
+    '|---|--:|--:|--:|',
+    `| API (\`dist/src/main.js\`) | ${secs(apiCpu.median)} | ${secs(apiCpu.min)}–${secs(apiCpu.max)} | ${mib(context.rss.api)} |`,
+    `| worker (\`dist/src/worker.js\`) | ${secs(workerCpu.median)} | ${secs(workerCpu.min)}–${secs(workerCpu.max)} | ${mib(context.rss.worker)} |`,
+    '',
+    `CPU: utime + stime from /proc/PID/stat, from before the POST to the poll that saw the rollout finished. ` +
+      'Peak RSS: over the whole life of the process (start-up and migrations included). One API and one worker ' +
+      `(WORKER_CONCURRENCY=64, periodic discovery off), PostgreSQL and Redis on this machine, not counted. ` +
+      `Audit events one timed rollout wrote: ${auditTotal} (${Object.entries(audit)
+        .map(([action, count]) => `${action} ${count}`)
+        .join(', ')}).`,
+    '',
+    '## Every run',
+    '',
+    '| round | contender | wall s | CPU s |',
+    '|--:|---|--:|--:|',
+    ...records.map(
+      (r) =>
+        `| ${r.round === 0 ? 'warm-up' : r.round} | ${TITLES[r.contender]} | ${secs(r.seconds)} | ${secs(r.cpuSeconds)} |`,
+    ),
+    '',
+    '## What each contender does and checks',
+    '',
+    '- **drover**: `POST /v1/rollouts` (verb restart, unit nginx.service, selector fleet=nspawn, batches ' +
+      '`[1, "25%"]`, maxFailures 1, health gate: unit active and an http probe of :80/, minHealthyTimeMs 0), then ' +
+      `\`GET /v1/rollouts/{id}\` every ${POLL_MS} ms until it finished; it must end \`succeeded\`. Per host it reads ` +
+      '`systemctl show` before and after the restart, verifies the new MainPID, runs the health gate from the ' +
+      'worker (retrying until healthy or its timeout), and writes every step to the hash-chained audit trail in ' +
+      'PostgreSQL. The time ends at the poll that saw it finished, so it is up to one poll late.',
+    `- **Ansible**: \`bench/ansible/rolling-restart.yml\` with \`bench/ansible/ansible.cfg\` (forks 50, pipelining, ` +
+      "ControlPersist, no facts, python3 named, host keys checked against the fleet's known_hosts): " +
+      '`ansible.builtin.systemd` state=restarted, then one `ansible.builtin.uri` GET of :80/ delegated to ' +
+      `localhost (from the controller, as drover probes). max_fail_percentage ${context.failPercent}: Ansible counts ` +
+      'failures per batch and always stops after a batch whose every host failed, so one failure is tolerated ' +
+      'per batch, not per play. The time is the whole `ansible-playbook` process, start-up included.',
+    '- **bare ssh2**: in this process, connects to every host (pinned host keys), then per batch runs ' +
+      '`systemctl restart nginx.service` on each host at once and one GET of :80/; nothing else is read or ' +
+      'recorded (exit code and HTTP status only). The time includes connecting.',
+    '',
+    '## Reading the numbers',
+    '',
+    "- drover's worker keeps its SSH connections open between runs (its pool; SSH_IDLE_TIMEOUT_MS 300 s), so its " +
+      'timed runs reuse the connections the warm-up opened, as a long-running controller does. Ansible (a fresh ' +
+      'ControlPersist directory per run, its masters closed after it) and bare ssh2 connect to every host in ' +
+      'every run. The warm-up column shows each contender connecting.',
+    '- CPU s: drover = API + worker; Ansible = `ansible-playbook` and the processes it waited for (cutime + ' +
+      'cstime of this process), without the ssh masters ControlPersist detaches, which do the key exchanges; ' +
+      'bare ssh2 = this process during the run. PostgreSQL, Redis and sshd on the hosts are not counted for anyone.',
+    "- All contenders and the fleet share one machine, so the fleet's own CPU (sshd, systemd, nginx) competes " +
+      'with the contender; compare runs made on the same machine.',
+    '',
+  ].join('\n');
+}
+
+// ---------------------------------------------------------------------------------------------
+// the run
+
+async function benchmark(options: Options, teardown: Teardown): Promise<void> {
+  const workDir = await mkdtemp(path.join(os.tmpdir(), 'drover-bench-rollout-'));
+  progress(`logs and Ansible files in ${workDir} (kept if the run fails)`);
+  const ansibleVersion = await ensureAnsible();
+  await ensureServices();
+
+  let fleet: string;
+  if (options.keepFleet && (await fleetIsUp(options.hosts))) {
+    fleet = 'reused: already up';
+    progress(`reusing the fleet of ${options.hosts} hosts that is up`);
+  } else {
+    progress(`booting a fleet of ${options.hosts} hosts (fleet.sh up tears down any earlier fleet)`);
+    if (!options.keepFleet) teardown.add('tearing the fleet down', () => runOrFail('bash', [FLEET_SH, 'down']));
+    const started = performance.now();
+    await runOrFail('bash', [FLEET_SH, 'up', '--hosts', String(options.hosts)]);
+    fleet = `booted for this run in ${((performance.now() - started) / 1000).toFixed(0)} s`;
+  }
+  const hosts = (await readInventory()) ?? fail(`no ${path.join(FLEET_STATE, 'inventory.json')}`);
+  const privateKey = await readFile(FLEET_KEY);
+  const checker = await FleetChecker.open(hosts, privateKey);
+  teardown.add('closing the check connections', () => checker.close());
+
+  await recreateDatabase();
+  const stale = await clearQueues();
+  progress(`recreated database ${DATABASE}; removed ${stale} stale queue keys under ${QUEUE_PREFIX}:`);
+  const drover = await startDrover(hosts, workDir, teardown);
+
+  const batches = batchSizes(hosts.length);
+  const failPercent = maxFailPercent(Math.max(...batches));
+  const ansible: AnsibleSetup = {
+    inventory: path.join(workDir, 'inventory.json'),
+    extraVars: JSON.stringify({ rollout_batches: batches.slice(0, 2), rollout_max_fail_percent: failPercent }),
+    workDir,
+  };
+  await writeFile(ansible.inventory, ansibleInventory(hosts));
+  const contenders: Record<Contender, (label: string) => Promise<Measured>> = {
+    drover: () => droverRun(drover),
+    ansible: (label) => ansibleRun(ansible, label),
+    ssh2: () => bareSsh2Run(hosts, privateKey, batches),
+  };
+
+  const records: RunRecord[] = [];
+  for (let round = 0; round <= options.runs; round += 1) {
+    const label = round === 0 ? 'warm-up' : `round ${round}`;
+    for (let i = 0; i < CONTENDERS.length; i += 1) {
+      const contender = CONTENDERS[(round + i) % CONTENDERS.length]!;
+      const since = Date.now();
+      const before = await checker.snapshot(since);
+      const measured = await contenders[contender](label);
+      const problems = restartProblems(before, await checker.snapshot(since));
+      if (problems.length > 0) {
+        throw new Error(`${label}, ${contender}: ${problems.length} problems: ${problems.slice(0, 5).join('; ')}`);
+      }
+      records.push({ contender, round, ...measured });
+      progress(`${label}: ${contender} ${secs(measured.seconds)} s, nginx restarted once on all ${hosts.length} hosts`);
+    }
+  }
+
+  const rss = { api: peakRssBytes(drover.api.pid!), worker: peakRssBytes(drover.worker.pid!) };
+  const markdown = report(options, records, {
+    machine: await machine(drover.db, ansibleVersion),
+    fleet,
+    batches,
+    failPercent,
+    rss,
+  });
+  const formatted = await format(markdown, { ...(await resolveConfig(options.out)), parser: 'markdown' });
+  process.stdout.write(formatted);
+  await mkdir(path.dirname(options.out), { recursive: true });
+  await writeFile(options.out, formatted);
+  progress(`report written to ${options.out}`);
+  await rm(workDir, { recursive: true, force: true });
+}
+
+async function main(): Promise<void> {
+  const options = parseOptions(process.argv.slice(2));
+  const teardown = new Teardown();
+  for (const [signal, code] of [
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+  ] as const) {
+    process.once(signal, () => {
+      progress(`${signal}: cleaning up`);
+      void teardown.run().finally(() => process.exit(code));
+    });
+  }
+  try {
+    await benchmark(options, teardown);
+  } finally {
+    await teardown.run();
+  }
+}
+
+main().catch((error: unknown) => {
+  progress(`failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+  process.exitCode = 1;
+});
