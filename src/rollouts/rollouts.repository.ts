@@ -108,8 +108,7 @@ export class LockedRollout {
   }
 
   async update(data: Prisma.RolloutUpdateInput): Promise<void> {
-    await this.tx.rollout.update({ where: { id: this.rollout.id }, data });
-    Object.assign(this.rollout, await this.tx.rollout.findUniqueOrThrow({ where: { id: this.rollout.id } }));
+    Object.assign(this.rollout, await this.tx.rollout.update({ where: { id: this.rollout.id }, data }));
   }
 
   async updateHost(hostId: string, data: Prisma.RolloutHostUpdateInput): Promise<void> {
