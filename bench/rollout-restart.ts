@@ -4,8 +4,8 @@
  * checking each host with GET http://<host>:80/ and tolerating one failed host — three ways, side
  * by side, on the same fleet in one run:
  *
- *   drover   a rollout through the HTTP API (POST /v1/rollouts, then GET every 100 ms until it
- *            finished), with the API and a worker started here against a scratch database
+ *   drover   a rollout through the HTTP API (POST /v1/rollouts, then its event stream until the
+ *            finished event), with the API and a worker started here against a scratch database
  *   Ansible  bench/ansible/rolling-restart.yml, tuned (forks, pipelining, ControlPersist, no facts),
  *            host keys checked against the fleet's known_hosts
  *   ssh2     a bare in-process ssh2 script doing the same steps and nothing else: the lower bound
@@ -15,7 +15,8 @@
  *
  * Options: --hosts N (default 50), --runs R (3 timed rounds, after one warm-up round), --keep-fleet
  * (reuse a fleet of N hosts that is up, and leave the fleet up at the end), --out FILE (default
- * bench/results/rollout-restart.md). DROVER_FLEET_STATE is the fleet's state directory, as for
+ * bench/results/rollout-restart.md); for profiling, --only drover,ssh2 (those contenders, no report)
+ * and --cpu-prof DIR (V8 CPU profiles of drover's API and worker). DROVER_FLEET_STATE is the fleet's state directory, as for
  * fleet.sh. Needs root (the fleet), PostgreSQL and Redis on 127.0.0.1 (started when absent, as
  * `npm run demo` does) and Ansible (installed with apt-get when absent).
  *
@@ -33,10 +34,12 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
+import { Queue } from 'bullmq';
 import Redis from 'ioredis';
 import { Client as PgClient } from 'pg';
 import { format, resolveConfig } from 'prettier';
 import { Client as SshClient } from 'ssh2';
+import { QueueName } from '../src/infra/queue/queue.constants';
 import { sha256Fingerprint } from '../src/infra/ssh/host-key';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -60,7 +63,6 @@ const PROBE_TIMEOUT_MS = 2_000;
 const START_TIMEOUT_MS = 60_000;
 /** systemd's "unit started" journal message (SD_MESSAGE_UNIT_STARTED): one per start or restart. */
 const UNIT_STARTED = '39f53479d3a045ac8e11786248231fbf';
-const FINISHED = new Set(['succeeded', 'aborted', 'cancelled']);
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }));
 const execFileAsync = promisify(execFile);
 
@@ -77,6 +79,12 @@ const ROLLOUT = {
   },
 };
 
+/** The pause before every run, so no contender runs in the aftermath of the one before. */
+const QUIET_MS = 2_000;
+
+/** drover's target: its median wall time at most this many times the bare ssh2 script's. */
+const GOAL_RATIO = 1.5;
+
 const CONTENDERS = ['drover', 'ansible', 'ssh2'] as const;
 type Contender = (typeof CONTENDERS)[number];
 const TITLES: Record<Contender, string> = { drover: 'drover', ansible: 'Ansible', ssh2: 'bare ssh2' };
@@ -89,15 +97,33 @@ interface Options {
   runs: number;
   keepFleet: boolean;
   out: string;
+  /** The contenders to run (all by default); a subset is for profiling, not for the committed table. */
+  only: readonly Contender[];
+  /** A directory for V8 CPU profiles of drover's API and worker (written when they stop), or null. */
+  cpuProfileDir: string | null;
 }
 
 function parseOptions(argv: string[]): Options {
-  const options: Options = { hosts: 50, runs: 3, keepFleet: false, out: DEFAULT_OUT };
+  const options: Options = {
+    hosts: 50,
+    runs: 3,
+    keepFleet: false,
+    out: DEFAULT_OUT,
+    only: CONTENDERS,
+    cpuProfileDir: null,
+  };
   for (let i = 0; i < argv.length; i += 1) {
     const arg = argv[i]!;
     if (arg === '--keep-fleet') options.keepFleet = true;
     else if (arg === '--out') options.out = path.resolve(argv[++i] ?? fail('--out needs a file'));
-    else if (arg === '--hosts' || arg === '--runs') {
+    else if (arg === '--cpu-prof')
+      options.cpuProfileDir = path.resolve(argv[++i] ?? fail('--cpu-prof needs a directory'));
+    else if (arg === '--only') {
+      const names = (argv[++i] ?? '').split(',');
+      const unknown = names.filter((name) => !(CONTENDERS as readonly string[]).includes(name));
+      if (unknown.length > 0 || names.length === 0) fail(`--only takes a list of ${CONTENDERS.join(', ')}`);
+      options.only = names as Contender[];
+    } else if (arg === '--hosts' || arg === '--runs') {
       const value = Number(argv[++i]);
       if (!Number.isInteger(value) || value < 1) fail(`${arg} needs a positive whole number`);
       options[arg === '--hosts' ? 'hosts' : 'runs'] = value;
@@ -174,10 +200,15 @@ async function runOrFail(command: string, args: string[], logFile?: string, env 
     throw new Error(`${command} ${args.join(' ')} exited with ${code}${logFile ? `: see ${logFile}` : ''}`);
 }
 
-function startNode(script: string, env: NodeJS.ProcessEnv, logFile: string): ChildProcess {
+function startNode(script: string, env: NodeJS.ProcessEnv, logFile: string, profileDir: string | null): ChildProcess {
   const log = openSync(logFile, 'a');
+  const profile = profileDir === null ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`];
   try {
-    return spawn(process.execPath, [path.join(ROOT, script)], { cwd: ROOT, env, stdio: ['ignore', log, log] });
+    return spawn(process.execPath, [...profile, path.join(ROOT, script)], {
+      cwd: ROOT,
+      env,
+      stdio: ['ignore', log, log],
+    });
   } finally {
     closeSync(log);
   }
@@ -411,6 +442,8 @@ interface Drover {
   worker: ChildProcess;
   token: string;
   db: PgClient;
+  /** drover's job queue, to see it idle again after a run. */
+  queue: Queue;
 }
 
 interface Rollout {
@@ -438,12 +471,13 @@ async function droverRun(drover: Drover): Promise<Measured> {
   const api = cpuSeconds(drover.api.pid!);
   const worker = cpuSeconds(drover.worker.pid!);
   const started = performance.now();
-  let rollout = await call<Rollout>(drover.token, 'POST', '/v1/rollouts', ROLLOUT, 201);
-  while (!FINISHED.has(rollout.status)) {
-    await sleep(POLL_MS);
-    rollout = await call<Rollout>(drover.token, 'GET', `/v1/rollouts/${rollout.id}`, undefined, 200);
-  }
+  const created = await call<Rollout>(drover.token, 'POST', '/v1/rollouts', ROLLOUT, 201);
+  await finishedEvent(drover.token, created.id);
   const seconds = (performance.now() - started) / 1000;
+  const rollout = await call<Rollout>(drover.token, 'GET', `/v1/rollouts/${created.id}`, undefined, 200);
+  // The discoveries a finished rollout queues for its hosts are work it caused: they count in
+  // drover's CPU, and the next contender starts only once they are done.
+  await waitForIdleQueue(drover.queue);
   const droverCpu = { api: cpuSeconds(drover.api.pid!) - api, worker: cpuSeconds(drover.worker.pid!) - worker };
   if (rollout.status !== 'succeeded') {
     const unfinished = rollout.hosts.filter((host) => host.state !== 'succeeded');
@@ -462,6 +496,35 @@ async function droverRun(drover: Drover): Promise<Measured> {
     droverCpu,
     auditEvents: Object.fromEntries(audit.rows.map((row) => [row.action, Number(row.count)])),
   };
+}
+
+/** Follows the rollout's event stream, as `drover rollout --wait` does, until its finished event. */
+async function finishedEvent(token: string, rolloutId: string): Promise<void> {
+  const response = await fetch(`${API_URL}/v1/rollouts/${rolloutId}/events`, {
+    headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream' },
+  });
+  if (!response.ok || !response.body) throw new Error(`events of rollout ${rolloutId}: ${response.status}`);
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let text = '';
+  for (let read = await reader.read(); !read.done; read = await reader.read()) {
+    text += decoder.decode(read.value as Uint8Array, { stream: true });
+    if (/^event: rollout\.finished$/m.test(text)) {
+      await reader.cancel();
+      return;
+    }
+  }
+  throw new Error(`the event stream of rollout ${rolloutId} ended before its finished event`);
+}
+
+async function waitForIdleQueue(queue: Queue): Promise<void> {
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  for (;;) {
+    const counts = await queue.getJobCounts('wait', 'active', 'prioritized');
+    if (Object.values(counts).every((count) => count === 0)) return;
+    if (Date.now() > deadline) throw new Error(`drover's queue still busy after a run: ${JSON.stringify(counts)}`);
+    await sleep(POLL_MS);
+  }
 }
 
 interface AnsibleSetup {
@@ -611,7 +674,12 @@ async function clearQueues(): Promise<number> {
   }
 }
 
-async function startDrover(hosts: FleetHost[], workDir: string, teardown: Teardown): Promise<Drover> {
+async function startDrover(
+  hosts: FleetHost[],
+  workDir: string,
+  teardown: Teardown,
+  profileDir: string | null,
+): Promise<Drover> {
   if (await portTaken(API_PORT)) throw new Error(`port ${API_PORT} is taken by another program`);
   const env = {
     ...process.env,
@@ -626,14 +694,14 @@ async function startDrover(hosts: FleetHost[], workDir: string, teardown: Teardo
     SSH_POOL_MAX_CONNECTIONS: String(Math.max(1_000, hosts.length)),
     // Discovery sweeps would compete with the runs they are not part of.
     DISCOVERY_INTERVAL_MS: '0',
-    // Polling every 100 ms alone is 600 requests a minute, the default limit.
+    // The rounds follow one another faster than a person would: no per-token rate limit.
     TOKEN_RATE_LIMIT_PER_MINUTE: '0',
   };
   const apiLog = path.join(workDir, 'api.log');
   const workerLog = path.join(workDir, 'worker.log');
-  const api = startNode('dist/src/main.js', env, apiLog);
+  const api = startNode('dist/src/main.js', env, apiLog, profileDir);
   teardown.add('stopping the drover API', () => stopProcess(api));
-  const worker = startNode('dist/src/worker.js', env, workerLog);
+  const worker = startNode('dist/src/worker.js', env, workerLog, profileDir);
   teardown.add('stopping the drover worker', () => stopProcess(worker));
   await waitUntil(
     `the API (see ${apiLog})`,
@@ -660,7 +728,9 @@ async function startDrover(hosts: FleetHost[], workDir: string, teardown: Teardo
   teardown.add('closing the database connection', () => db.end());
   const imported = await call<{ total: number }>(token, 'POST', '/v1/hosts/bulk-upsert', { hosts }, 200);
   progress(`drover is up on ${API_URL}; imported ${imported.total} hosts with their pinned host keys`);
-  return { api, worker, token, db };
+  const queue = new Queue(QueueName.Lifecycle, { connection: { url: REDIS_URL }, prefix: QUEUE_PREFIX });
+  teardown.add('closing the queue connection', () => queue.close());
+  return { api, worker, token, db, queue };
 }
 
 async function machine(db: PgClient, ansibleVersion: string): Promise<string[]> {
@@ -717,7 +787,7 @@ function report(
       `after its restart each host must answer GET http://<host>:80/ with 200 within ${PROBE_TIMEOUT_MS / 1000} s, ` +
       `asked from this machine; ${MAX_FAILURES} failed host tolerated`,
     `- ${options.runs} timed rounds after one warm-up round (not in the statistics); the order of the contenders ` +
-      'rotates every round. After every run (warm-up included), on every host: nginx has a new MainPID and the ' +
+      `rotates every round; every run starts after ${QUIET_MS / 1000} s of quiet. After every run (warm-up included), on every host: nginx has a new MainPID and the ` +
       'journal logged exactly one start of nginx.service since the run began, checked over ssh',
     '',
     '## Wall time',
@@ -731,6 +801,7 @@ function report(
     '',
     `- drover / bare ssh2: **${(wall.drover.median / wall.ssh2.median).toFixed(2)}×** (medians)`,
     `- Ansible / drover: **${(wall.ansible.median / wall.drover.median).toFixed(2)}×** (medians)`,
+    `- the goal, drover within ${GOAL_RATIO}× of bare ssh2: **${wall.drover.median / wall.ssh2.median <= GOAL_RATIO ? 'met' : 'not met'}**`,
     '',
     '## drover',
     '',
@@ -739,7 +810,8 @@ function report(
     `| API (\`dist/src/main.js\`) | ${secs(apiCpu.median)} | ${secs(apiCpu.min)}–${secs(apiCpu.max)} | ${mib(context.rss.api)} |`,
     `| worker (\`dist/src/worker.js\`) | ${secs(workerCpu.median)} | ${secs(workerCpu.min)}–${secs(workerCpu.max)} | ${mib(context.rss.worker)} |`,
     '',
-    `CPU: utime + stime from /proc/PID/stat, from before the POST to the poll that saw the rollout finished. ` +
+    `CPU: utime + stime from /proc/PID/stat, from before the POST until the queue is idle after the rollout ` +
+      '(the discoveries it queues for its hosts when it ends included). ' +
       'Peak RSS: over the whole life of the process (start-up and migrations included). One API and one worker ' +
       `(WORKER_CONCURRENCY=64, periodic discovery off), PostgreSQL and Redis on this machine, not counted. ` +
       `Audit events one timed rollout wrote: ${auditTotal} (${Object.entries(audit)
@@ -759,10 +831,11 @@ function report(
     '',
     '- **drover**: `POST /v1/rollouts` (verb restart, unit nginx.service, selector fleet=nspawn, batches ' +
       '`[1, "25%"]`, maxFailures 1, health gate: unit active and an http probe of :80/, minHealthyTimeMs 0), then ' +
-      `\`GET /v1/rollouts/{id}\` every ${POLL_MS} ms until it finished; it must end \`succeeded\`. Per host it reads ` +
+      `follows \`GET /v1/rollouts/{id}/events\` until the \`rollout.finished\` event; it must end \`succeeded\`. Per host it reads ` +
       '`systemctl show` before and after the restart, verifies the new MainPID, runs the health gate from the ' +
       'worker (retrying until healthy or its timeout), and writes every step to the hash-chained audit trail in ' +
-      'PostgreSQL. The time ends at the poll that saw it finished, so it is up to one poll late.',
+      'PostgreSQL. The time ends when the finished event arrives (the API looks for new events every 100 ms). ' +
+      'Once it ended it discovers all units of the hosts it acted on; the next contender waits for that.',
     `- **Ansible**: \`bench/ansible/rolling-restart.yml\` with \`bench/ansible/ansible.cfg\` (forks 50, pipelining, ` +
       "ControlPersist, no facts, python3 named, host keys checked against the fleet's known_hosts): " +
       '`ansible.builtin.systemd` state=restarted, then one `ansible.builtin.uri` GET of :80/ delegated to ' +
@@ -816,7 +889,7 @@ async function benchmark(options: Options, teardown: Teardown): Promise<void> {
   await recreateDatabase();
   const stale = await clearQueues();
   progress(`recreated database ${DATABASE}; removed ${stale} stale queue keys under ${QUEUE_PREFIX}:`);
-  const drover = await startDrover(hosts, workDir, teardown);
+  const drover = await startDrover(hosts, workDir, teardown, options.cpuProfileDir);
 
   const batches = batchSizes(hosts.length);
   const failPercent = maxFailPercent(Math.max(...batches));
@@ -835,8 +908,11 @@ async function benchmark(options: Options, teardown: Teardown): Promise<void> {
   const records: RunRecord[] = [];
   for (let round = 0; round <= options.runs; round += 1) {
     const label = round === 0 ? 'warm-up' : `round ${round}`;
-    for (let i = 0; i < CONTENDERS.length; i += 1) {
-      const contender = CONTENDERS[(round + i) % CONTENDERS.length]!;
+    for (let i = 0; i < options.only.length; i += 1) {
+      const contender = options.only[(round + i) % options.only.length]!;
+      // The hosts finish what the last run started (old nginx workers exiting, journald) before
+      // the next contender's clock starts, whoever that is.
+      await sleep(QUIET_MS);
       const since = Date.now();
       const before = await checker.snapshot(since);
       const measured = await contenders[contender](label);
@@ -845,11 +921,20 @@ async function benchmark(options: Options, teardown: Teardown): Promise<void> {
         throw new Error(`${label}, ${contender}: ${problems.length} problems: ${problems.slice(0, 5).join('; ')}`);
       }
       records.push({ contender, round, ...measured });
-      progress(`${label}: ${contender} ${secs(measured.seconds)} s, nginx restarted once on all ${hosts.length} hosts`);
+      progress(
+        `${label}: ${contender} ${secs(measured.seconds)} s (CPU ${secs(measured.cpuSeconds)} s), ` +
+          `nginx restarted once on all ${hosts.length} hosts`,
+      );
     }
   }
 
   const rss = { api: peakRssBytes(drover.api.pid!), worker: peakRssBytes(drover.worker.pid!) };
+  if (options.only.length < CONTENDERS.length) {
+    progress(
+      `--only ${options.only.join(',')}: no report (it compares all contenders); peak RSS ${mib(rss.api)} API, ${mib(rss.worker)} worker`,
+    );
+    return;
+  }
   const markdown = report(options, records, {
     machine: await machine(drover.db, ansibleVersion),
     fleet,

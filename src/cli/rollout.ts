@@ -134,6 +134,8 @@ function describeEvent(type: string, data: Record<string, unknown>): string {
       return `${host}: done`;
     case 'host.failed':
       return `${host}: FAILED${reason}`;
+    case 'host.cancelled':
+      return `${host}: cancelled before acting${reason}`;
     case 'batch.finished':
       return `batch ${String(data.index)} finished: ${(data.succeeded as string[]).length} ok, ${(data.failed as string[]).length} failed`;
     case 'rollout.finished':

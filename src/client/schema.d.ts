@@ -416,7 +416,7 @@ export interface paths {
         };
         /**
          * Progress as server-sent events, resumable with Last-Event-ID
-         * @description Every event of the rollout from the first (or after Last-Event-ID / `after`), then new ones as they happen; the stream ends after `rollout.finished` once no host is in flight. Event types: rollout.created, batch.started, task.finished, host.gating, gate.check, host.succeeded, host.failed, host.interrupted, batch.finished, rollout.waiting, rollout.pausing_between_batches, rollout.awaiting_approval, rollout.paused, rollout.resumed, rollout.approved, rollout.retried, rollout.finished. `data` is a JSON object with an `at` timestamp; `id` grows with every event.
+         * @description Every event of the rollout from the first (or after Last-Event-ID / `after`), then new ones as they happen; the stream ends after `rollout.finished` once no host is in flight. Event types: rollout.created, batch.started, task.finished, host.gating, gate.check, host.succeeded, host.failed, host.interrupted, host.cancelled, batch.finished, rollout.waiting, rollout.pausing_between_batches, rollout.awaiting_approval, rollout.paused, rollout.resumed, rollout.approved, rollout.retried, rollout.finished. `data` is a JSON object with an `at` timestamp; `id` grows with every event.
          */
         get: operations["followRollout"];
         put?: never;

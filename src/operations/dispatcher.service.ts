@@ -14,16 +14,24 @@ export class DispatcherService {
   ) {}
 
   async dispatch(operationId: string): Promise<void> {
-    const { taskIds, rolloutId } = await this.operations.claimDispatchable(operationId);
-    await this.producer.runTasks(taskIds);
-    // A batch of a rollout: its tasks ending is what the rollout's next step waits for.
-    if (rolloutId) await this.producer.wakeRollout(rolloutId);
+    const { claimed, inFlight, rolloutId } = await this.operations.claimDispatchable(operationId);
+    await this.producer.runTasks(claimed);
+    // A batch of a rollout whose last task just ended: that is what the rollout's next step waits
+    // for. (Its hosts' gates start together: the batch ends with its slowest host either way.)
+    if (rolloutId && inFlight.length === 0) await this.producer.wakeRollout(rolloutId);
   }
 
-  /** Re-dispatches every unfinished operation (covers a crash between a commit and its enqueue). */
+  /**
+   * Re-dispatches every unfinished operation and enqueues again every task dispatched before:
+   * covers a crash between a commit and its enqueue, and jobs lost with Redis.
+   */
   async reconcile(): Promise<number> {
     const ids = await this.operations.unfinishedOperationIds();
-    for (const id of ids) await this.dispatch(id);
+    for (const id of ids) {
+      const { inFlight, rolloutId } = await this.operations.claimDispatchable(id);
+      await this.producer.runTasks(inFlight);
+      if (rolloutId) await this.producer.wakeRollout(rolloutId);
+    }
     return ids.length;
   }
 }

@@ -3,8 +3,12 @@ import { ResourceNotFoundError } from '../common/errors/domain-errors';
 import type { AuditActor } from '../audit/audit-actor';
 import { Operation, Prisma, Task, TaskState } from '../generated/prisma/client';
 import { PrismaService } from '../infra/prisma/prisma.service';
+import { countsByOwner } from '../infra/prisma/state-counts';
 
 export type { Operation, Task, TaskState };
+
+/** Task ends that make their operation failed. */
+const FAILED_TASK_STATES: readonly TaskState[] = ['failed', 'timed_out', 'unreachable'];
 
 export const TERMINAL_TASK_STATES: readonly TaskState[] = [
   'succeeded',
@@ -120,42 +124,42 @@ export class OperationsRepository {
   }
 
   /**
-   * Marks the next tasks of an operation as dispatched, up to its concurrency, and returns every
-   * dispatched task that has not finished: enqueueing those again is harmless (job ids dedupe),
-   * so a crash between this commit and the enqueue loses nothing.
+   * Marks the next tasks of an operation as dispatched, up to its concurrency. Returns those
+   * (`claimed`) and every dispatched task that has not finished (`inFlight`, the claimed ones
+   * included): the reconciler enqueues those again (harmless, job ids dedupe), so a crash between
+   * this commit and the enqueue loses nothing.
    */
-  async claimDispatchable(operationId: string): Promise<{ taskIds: string[]; rolloutId: string | null }> {
+  async claimDispatchable(
+    operationId: string,
+  ): Promise<{ claimed: string[]; inFlight: string[]; rolloutId: string | null }> {
     return this.prisma.$transaction(async (tx) => {
       const [operation] = await tx.$queryRaw<{ concurrency: number; status: string; rollout_id: string | null }[]>`
         SELECT concurrency, status::text AS status, rollout_id::text AS rollout_id
         FROM operations WHERE id = ${operationId}::uuid FOR UPDATE`;
-      if (!operation) return { taskIds: [], rolloutId: null };
+      if (!operation) return { claimed: [], inFlight: [], rolloutId: null };
       const rolloutId = operation.rollout_id;
       if (operation.status === 'succeeded' || operation.status === 'failed' || operation.status === 'cancelled') {
-        return { taskIds: [], rolloutId };
-      }
-      const inFlight = await tx.task.count({
-        where: { operationId, dispatchedAt: { not: null }, state: { in: ACTIVE_TASK_STATES } },
-      });
-      const free = operation.concurrency - inFlight;
-      if (free > 0) {
-        const next = await tx.task.findMany({
-          where: { operationId, dispatchedAt: null, state: 'queued' },
-          orderBy: { position: 'asc' },
-          take: free,
-          select: { id: true },
-        });
-        await tx.task.updateMany({
-          where: { id: { in: next.map((task) => task.id) } },
-          data: { dispatchedAt: new Date() },
-        });
+        return { claimed: [], inFlight: [], rolloutId };
       }
       const dispatched = await tx.task.findMany({
         where: { operationId, dispatchedAt: { not: null }, state: { in: ACTIVE_TASK_STATES } },
         orderBy: { position: 'asc' },
         select: { id: true },
       });
-      return { taskIds: dispatched.map((task) => task.id), rolloutId };
+      const inFlight = dispatched.map((task) => task.id);
+      const free = operation.concurrency - inFlight.length;
+      if (free <= 0) return { claimed: [], inFlight, rolloutId };
+      const next = await tx.task.findMany({
+        where: { operationId, dispatchedAt: null, state: 'queued' },
+        orderBy: { position: 'asc' },
+        take: free,
+        select: { id: true },
+      });
+      const claimed = next.map((task) => task.id);
+      if (claimed.length > 0) {
+        await tx.task.updateMany({ where: { id: { in: claimed } }, data: { dispatchedAt: new Date() } });
+      }
+      return { claimed, inFlight: [...inFlight, ...claimed], rolloutId };
     });
   }
 
@@ -244,6 +248,8 @@ export class OperationsRepository {
           reason: outcome.reason,
         },
       });
+      // After the audit insert, whose chain lock orders the ends of concurrent tasks: the last
+      // one to commit sees every other ended, so exactly one closes the operation.
       await this.closeOperationIfDone(tx, task.operationId);
       return true;
     });
@@ -252,12 +258,17 @@ export class OperationsRepository {
   private async closeOperationIfDone(tx: Prisma.TransactionClient, operationId: string): Promise<void> {
     const remaining = await tx.task.count({ where: { operationId, state: { in: ACTIVE_TASK_STATES } } });
     if (remaining > 0) return;
-    const unsuccessful = await tx.task.count({
-      where: { operationId, state: { notIn: ['succeeded', 'skipped'] } },
-    });
+    const ended = await tx.task.groupBy({ by: ['state'], where: { operationId }, _count: { _all: true } });
+    const states = ended.map((group) => group.state);
+    // Failed if any task failed; otherwise cancelled if any was cancelled before it ran.
+    const status = states.some((state) => FAILED_TASK_STATES.includes(state))
+      ? 'failed'
+      : states.includes('cancelled')
+        ? 'cancelled'
+        : 'succeeded';
     await tx.operation.updateMany({
       where: { id: operationId, status: { in: ['queued', 'running'] } },
-      data: { status: unsuccessful > 0 ? 'failed' : 'succeeded', finishedAt: new Date() },
+      data: { status, finishedAt: new Date() },
     });
   }
 
@@ -277,13 +288,7 @@ export class OperationsRepository {
       where: { operationId: { in: operationIds } },
       _count: { _all: true },
     });
-    const counts = new Map<string, Partial<Record<TaskState, number>>>();
-    for (const group of groups) {
-      const forOperation = counts.get(group.operationId) ?? {};
-      forOperation[group.state] = group._count._all;
-      counts.set(group.operationId, forOperation);
-    }
-    return counts;
+    return countsByOwner(groups, (group) => group.operationId);
   }
 
   /** Newest first, keyset-paginated on (createdAt, id). */

@@ -1,9 +1,8 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { z } from 'zod';
 import { auditActorOf } from '../audit/audit-actor';
 import type { RequestActor } from '../common/auth/auth.decorators';
 import { ForbiddenError, UnprocessableError } from '../common/errors/domain-errors';
-import { decodeCursor, encodeCursor, Page } from '../common/pagination/cursor';
+import { createdCursorKey, decodeCreatedCursor, Page, toPage } from '../common/pagination/cursor';
 import { APP_CONFIG } from '../config/config.module';
 import type { AppConfig } from '../config/config.schema';
 import type { Host } from '../hosts/hosts.repository';
@@ -21,8 +20,6 @@ import type {
   TaskResponse,
 } from './dto/operation.dto';
 import { Operation, OperationsRepository, Task, TaskState } from './operations.repository';
-
-const operationCursorSchema = z.object({ createdAt: z.iso.datetime(), id: z.uuid() });
 
 const NO_TASKS: Record<TaskState, number> = {
   queued: 0,
@@ -164,21 +161,13 @@ export class OperationsService {
   }
 
   async list(query: ListOperationsQuery): Promise<Page<OperationSummary>> {
-    const cursor = query.cursor === undefined ? undefined : decodeCursor(query.cursor, operationCursorSchema);
-    const rows = await this.operations.list(
-      query,
-      cursor && { createdAt: new Date(cursor.createdAt), id: cursor.id },
-      query.limit + 1,
+    const rows = await this.operations.list(query, decodeCreatedCursor(query.cursor), query.limit + 1);
+    const counts = await this.operations.countTasks(rows.slice(0, query.limit).map((operation) => operation.id));
+    return toPage(
+      rows,
+      query.limit,
+      (operation) => toSummary(operation, counts.get(operation.id) ?? {}),
+      createdCursorKey,
     );
-    const page = rows.slice(0, query.limit);
-    const counts = await this.operations.countTasks(page.map((operation) => operation.id));
-    const last = page[page.length - 1];
-    return {
-      items: page.map((operation) => toSummary(operation, counts.get(operation.id) ?? {})),
-      nextCursor:
-        rows.length > query.limit && last
-          ? encodeCursor({ createdAt: last.createdAt.toISOString(), id: last.id })
-          : null,
-    };
   }
 }

@@ -9,7 +9,7 @@ import { JobProducer } from '../infra/queue/job-producer';
 import { REDIS } from '../infra/redis/redis.module';
 import { RedisLease } from '../infra/redis/redis-lock';
 import { HostKeyMismatchError, SshError } from '../infra/ssh/ssh-errors';
-import { SshExecutor, SshTarget } from '../infra/ssh/ssh-executor';
+import { SshExecutor, SshTarget, StepResult } from '../infra/ssh/ssh-executor';
 import { UnitsRepository } from '../units/units.repository';
 import { DispatcherService } from './dispatcher.service';
 import { TaskOutputStream } from './task-output';
@@ -33,6 +33,14 @@ interface ExecOutcome {
   after: UnitSnapshot | null;
   /** undefined: already streamed into the task row. */
   output: string | null | undefined;
+}
+
+/** What a task's end leaves to record once whoever waits for it has been told. */
+interface Afterwards {
+  target: SshTarget;
+  outcome: ExecOutcome;
+  /** The contact to record: true, it answered; false, unreachable; null, nothing to tell (a timeout). */
+  reached: boolean | null;
 }
 
 function sameProcess(before: UnitSnapshot, now: UnitSnapshot): boolean {
@@ -78,13 +86,17 @@ export class TaskRunnerService {
       await this.onConflict(task);
       return;
     }
+    let ended: Afterwards | null = null;
     try {
       const attempt = await this.operations.startAttempt(task);
-      if (attempt !== null) await this.execute({ ...task, attempts: attempt });
+      if (attempt !== null) ended = await this.execute({ ...task, attempts: attempt });
     } finally {
       await lease.release();
     }
+    // Whoever waits for this task (the operation's next task, a rollout's step) hears of it first;
+    // what follows only keeps the inventory current.
     await this.dispatcher.dispatch(task.operationId);
+    if (ended) await this.recordAfterwards(task, ended);
   }
 
   /**
@@ -130,7 +142,7 @@ export class TaskRunnerService {
     await this.dispatcher.dispatch(task.operationId);
   }
 
-  private async execute(task: TaskWithContext): Promise<void> {
+  private async execute(task: TaskWithContext): Promise<Afterwards | null> {
     if (!task.host) {
       await this.finish(task, {
         state: 'failed',
@@ -140,17 +152,17 @@ export class TaskRunnerService {
         after: null,
         output: null,
       });
-      return;
+      return null;
     }
     const target: SshTarget = { hostId: task.host.id, ...task.host };
     let outcome: ExecOutcome;
+    let reached: boolean | null = true;
     // What this attempt recorded before acting, so a host that fails mid-way keeps it.
     const progress: { before: UnitSnapshot | null } = {
       before: task.before ? (task.before as unknown as UnitSnapshot) : null,
     };
     try {
       outcome = await this.act(task, target, progress);
-      await this.hosts.recordContact(target.hostId, true);
     } catch (error) {
       if (!(error instanceof SshError)) throw error;
       outcome = {
@@ -162,9 +174,15 @@ export class TaskRunnerService {
         // Keep whatever output was streamed before the failure.
         output: undefined,
       };
-      if (error.kind === 'unreachable') await this.hosts.recordContact(target.hostId, false);
+      reached = error.kind === 'unreachable' ? false : null;
     }
     await this.finish(task, outcome);
+    return { target, outcome, reached };
+  }
+
+  /** The host's last contact, the unit as the task left it, and a fresh look at the whole host. */
+  private async recordAfterwards(task: TaskWithContext, { target, outcome, reached }: Afterwards): Promise<void> {
+    if (reached !== null) await this.hosts.recordContact(target.hostId, reached);
     if (outcome.after && task.unit) {
       await this.units.upsertOne(target.hostId, {
         name: task.unit,
@@ -176,8 +194,11 @@ export class TaskRunnerService {
         mainPid: outcome.after.mainPid,
       });
     }
-    // Every action is followed by a fresh look at the whole host (deduplicated per host).
-    if (outcome.state !== 'unreachable') await this.producer.discoverHost(target.hostId, 1_000);
+    // Every action is followed by a fresh look at the whole host (deduplicated per host). A
+    // rollout's hosts get theirs when the rollout ends, not while later batches still act.
+    if (outcome.state !== 'unreachable' && task.operation.rolloutId === null) {
+      await this.producer.discoverHost(target.hostId, 1_000);
+    }
   }
 
   private async finish(task: TaskWithContext, outcome: ExecOutcome): Promise<void> {
@@ -212,86 +233,78 @@ export class TaskRunnerService {
     }
   }
 
+  /**
+   * One SSH session when nothing is in transition: it reads whether the host runs systemd and the
+   * unit's state, pauses while that state is stored (so a lost worker's successor can tell whether
+   * the action happened), then runs the verb and reads the state again. After a lost worker, and
+   * before a first host key is pinned, the reading and the action are separate round trips.
+   */
   private async act(
     task: TaskWithContext,
     target: SshTarget,
     progress: { before: UnitSnapshot | null },
   ): Promise<ExecOutcome> {
     const verb = task.verb as Verb;
-    const timeoutMs = task.operation.commandTimeoutMs;
+    const unit = task.unit;
+    const options = { timeoutMs: task.operation.commandTimeoutMs, trustOnFirstUse: task.operation.trustOnFirstUse };
+    const pinKey = async (fingerprint: string) => {
+      if (target.hostKeyFingerprint === null) await this.trustFirstKey(task, target, fingerprint);
+    };
     const exec = async (argv: readonly string[], onData?: (chunk: string) => void) => {
-      const result = await this.ssh.exec(target, argv, {
-        timeoutMs,
-        trustOnFirstUse: task.operation.trustOnFirstUse,
-        ...(onData ? { onData } : {}),
-      });
-      if (target.hostKeyFingerprint === null) await this.trustFirstKey(task, target, result.hostKeyFingerprint);
+      const result = await this.ssh.exec(target, argv, { ...options, ...(onData ? { onData } : {}) });
+      await pinKey(result.hostKeyFingerprint);
       return result;
     };
-
-    const probe = await exec(SYSTEMD_PROBE_ARGV);
-    if (probe.exitCode === 1) return this.actWithoutSystemd(task, verb, exec);
-    if (probe.exitCode !== 0) {
-      return {
-        state: 'failed',
-        reason: `could not tell whether ${task.hostName} runs systemd (probe exit ${probe.exitCode ?? probe.signal}: ${probe.stderr.trim() || 'no output'})`,
-        exitCode: probe.exitCode,
-        before: null,
-        after: null,
-        output: null,
-      };
-    }
-
-    const snapshot = async () => {
-      if (!task.unit) return null;
-      const shown = await exec(snapshotArgv(task.unit));
-      if (shown.exitCode !== 0) throw new Error(`systemctl show failed on ${task.hostName}: ${shown.stderr.trim()}`);
-      return parseSnapshot(shown.stdout);
-    };
-
-    // A previous attempt recorded the state before acting and then lost its worker: find out
-    // whether its action took effect before doing anything again.
+    const snapshot = async () => (unit ? this.snapshotOf(task, await exec(snapshotArgv(unit))) : null);
+    const look = unit ? [SYSTEMD_PROBE_ARGV, snapshotArgv(unit)] : [SYSTEMD_PROBE_ARGV];
+    const action = unit ? [verbArgv(verb, unit), snapshotArgv(unit)] : [verbArgv(verb, unit)];
     const recorded = task.before ? (task.before as unknown as UnitSnapshot) : null;
-    if (recorded) {
-      const now = await this.settle(verb, recorded, snapshot);
-      // A verb whose check the old state already passes (a reload keeps the PID) cannot show
-      // whether the lost attempt acted: run it again rather than claim it happened.
-      const provable = verifyOutcome(verb, recorded, recorded).outcome !== 'ok';
-      if (now && provable && now.verdict.outcome === 'ok' && verb !== 'status') {
-        return this.outcomeOf(
-          recorded,
-          now.after,
-          now.verdict,
-          null,
-          'completed by an earlier attempt whose worker was lost; not repeated',
-          null,
-        );
+
+    let before: UnitSnapshot | null;
+    let acted: StepResult[];
+    if (!recorded && target.hostKeyFingerprint !== null) {
+      const ran = await this.ssh.execSequence(target, [...look, ...action], {
+        ...options,
+        confirm: {
+          after: look.length,
+          proceed: async ([probe, shown]) => {
+            if (probe!.exitCode !== 0) return false;
+            progress.before = shown ? this.snapshotOf(task, shown) : null;
+            if (progress.before) await this.operations.saveBefore(task.id, progress.before as never);
+            return true;
+          },
+        },
+      });
+      if (!ran.proceeded) return this.withoutSystemd(task, verb, ran.steps[0]!, exec);
+      before = progress.before;
+      acted = ran.steps.slice(look.length);
+    } else {
+      const looked = await this.ssh.execSequence(target, look, options);
+      await pinKey(looked.hostKeyFingerprint);
+      const probe = looked.steps[0]!;
+      if (probe.exitCode !== 0) return this.withoutSystemd(task, verb, probe, exec);
+      const current = unit ? this.snapshotOf(task, looked.steps[1]!) : null;
+      if (recorded) {
+        const settled = await this.recover(task, verb, recorded, current, snapshot);
+        if (settled) return settled;
       }
-      if (now && NOT_REPEATABLE.includes(verb) && !sameProcess(recorded, now.after)) {
-        return {
-          state: 'failed',
-          reason: `an earlier attempt was interrupted and the unit changed since (${describeSnapshot(recorded)} → ${describeSnapshot(now.after)}); not repeating ${verb}`,
-          exitCode: null,
-          before: recorded,
-          after: now.after,
-          output: null,
-        };
-      }
+      before = recorded ?? current;
+      if (before && !recorded) await this.operations.saveBefore(task.id, before as never);
+      progress.before = before;
+      acted = (await this.ssh.execSequence(target, action, options)).steps;
     }
 
-    const before = recorded ?? (await snapshot());
-    if (before && !recorded) await this.operations.saveBefore(task.id, before as never);
-    progress.before = before;
-
-    const result = await this.streamed(task, (onData) => exec(verbArgv(verb, task.unit), onData));
-    const output = result.output;
+    // systemctl prints nothing until its job is done, so its output is stored at the end rather
+    // than streamed (the steps of one session are told apart only once it ends).
+    const result = acted[0]!;
+    const output = joinOutput(result.stdout, result.stderr);
     const failedCommand = verb !== 'status' && result.exitCode !== 0;
 
-    const settled = await this.settle(verb, before, snapshot);
+    const settled = await this.settle(verb, before, acted[1] ? this.snapshotOf(task, acted[1]) : null, snapshot);
     if (failedCommand) {
       return {
         state: 'failed',
-        reason: `systemctl ${verb} exited ${result.exitCode ?? `by signal ${result.signal}`}: ${result.stderr.trim().split('\n').slice(-3).join(' ') || 'no error output'}`,
+        reason: `systemctl ${verb} exited ${result.exitCode}: ${result.stderr.trim().split('\n').slice(-3).join(' ') || 'no error output'}`,
         exitCode: result.exitCode,
         before,
         after: settled?.after ?? null,
@@ -301,8 +314,8 @@ export class TaskRunnerService {
     if (!settled) {
       return { state: 'succeeded', reason: `${verb} done`, exitCode: result.exitCode, before, after: null, output };
     }
-    if (verb === 'mask' && settled.verdict.outcome === 'ok' && task.unit) {
-      const start = await exec(verbArgv('start', task.unit));
+    if (verb === 'mask' && settled.verdict.outcome === 'ok' && unit) {
+      const start = await exec(verbArgv('start', unit));
       if (start.exitCode === 0) {
         return this.outcomeOf(
           before,
@@ -315,6 +328,73 @@ export class TaskRunnerService {
       }
     }
     return this.outcomeOf(before, settled.after, settled.verdict, result.exitCode, null, output);
+  }
+
+  /**
+   * A previous attempt recorded the state before acting and then lost its worker: finds out
+   * whether its action took effect. Returns the task's outcome when it must not act again, null
+   * when it should act.
+   */
+  private async recover(
+    task: TaskWithContext,
+    verb: Verb,
+    recorded: UnitSnapshot,
+    current: UnitSnapshot | null,
+    snapshot: () => Promise<UnitSnapshot | null>,
+  ): Promise<ExecOutcome | null> {
+    const now = await this.settle(verb, recorded, current, snapshot);
+    // A verb whose check the old state already passes (a reload keeps the PID) cannot show
+    // whether the lost attempt acted: run it again rather than claim it happened.
+    const provable = verifyOutcome(verb, recorded, recorded).outcome !== 'ok';
+    if (now && provable && now.verdict.outcome === 'ok' && verb !== 'status') {
+      return this.outcomeOf(
+        recorded,
+        now.after,
+        now.verdict,
+        null,
+        'completed by an earlier attempt whose worker was lost; not repeated',
+        null,
+      );
+    }
+    if (now && NOT_REPEATABLE.includes(verb) && !sameProcess(recorded, now.after)) {
+      return {
+        state: 'failed',
+        reason: `an earlier attempt was interrupted and the unit changed since (${describeSnapshot(recorded)} → ${describeSnapshot(now.after)}); not repeating ${verb}`,
+        exitCode: null,
+        before: recorded,
+        after: now.after,
+        output: null,
+      };
+    }
+    return null;
+  }
+
+  /** The systemd probe said no (exit 1: act through the init script) or could not tell. */
+  private async withoutSystemd(
+    task: TaskWithContext,
+    verb: Verb,
+    probe: StepResult,
+    exec: (
+      argv: readonly string[],
+      onData?: (chunk: string) => void,
+    ) => Promise<{ exitCode: number | null; stdout: string; stderr: string }>,
+  ): Promise<ExecOutcome> {
+    if (probe.exitCode === 1) return this.actWithoutSystemd(task, verb, exec);
+    return {
+      state: 'failed',
+      reason: `could not tell whether ${task.hostName} runs systemd (probe exit ${probe.exitCode}: ${probe.stderr.trim() || 'no output'})`,
+      exitCode: probe.exitCode,
+      before: null,
+      after: null,
+      output: null,
+    };
+  }
+
+  private snapshotOf(task: TaskWithContext, shown: StepResult): UnitSnapshot {
+    if (shown.exitCode !== 0) {
+      throw new Error(`systemctl show exited ${shown.exitCode} on ${task.hostName}: ${shown.stderr.trim()}`);
+    }
+    return parseSnapshot(shown.stdout);
   }
 
   private outcomeOf(
@@ -339,16 +419,16 @@ export class TaskRunnerService {
   private async settle(
     verb: Verb,
     before: UnitSnapshot | null,
+    first: UnitSnapshot | null,
     snapshot: () => Promise<UnitSnapshot | null>,
   ): Promise<{ after: UnitSnapshot; verdict: Verdict } | null> {
     const deadline = Date.now() + Math.min(30_000, this.config.SSH_COMMAND_TIMEOUT_MS);
-    for (;;) {
-      const after = await snapshot();
-      if (!after) return null;
+    for (let after = first; after; after = await snapshot()) {
       const verdict = verifyOutcome(verb, before, after);
       if (verdict.outcome !== 'settling' || Date.now() >= deadline) return { after, verdict };
       await new Promise((resolve) => setTimeout(resolve, SETTLE_POLL_MS));
     }
+    return null;
   }
 
   private async actWithoutSystemd(

@@ -39,14 +39,16 @@ export class RolloutControlService {
         );
       }
       const detail = await this.apply(locked, action, actor, reason);
-      await locked.event(`rollout.${detail.event}`, {
+      locked.event(`rollout.${detail.event}`, {
         by: actor.tokenName,
         reason: reason ?? null,
         status: locked.rollout.status,
       });
       await locked.audit(auditActorOf(actor), `rollout.${action}`, 'ok', { status: locked.rollout.status }, reason);
+      return detail;
     });
     if (done === null) throw new ResourceNotFoundError('rollout', id);
+    if (done.quiesced) await this.rolloutsService.discoverActedHosts(id);
     await this.rolloutsService.wake(id);
     return this.rolloutsService.get(id);
   }
@@ -56,7 +58,7 @@ export class RolloutControlService {
     action: ControlAction,
     actor: RequestActor,
     reason: string | undefined,
-  ): Promise<{ event: string }> {
+  ): Promise<{ event: string; quiesced?: boolean }> {
     const { rollout } = locked;
     const refuse = (why: string): never => {
       throw new StateConflictError(`rollout_cannot_${action}`, `cannot ${action} rollout ${rollout.id}: ${why}`);
@@ -101,7 +103,9 @@ export class RolloutControlService {
           [...new Set(acting.flatMap((host) => (host.operationId ? [host.operationId] : [])))],
           `the rollout was cancelled ${by}`,
         );
-        return { event: 'finished' };
+        // With hosts in flight, the step that sees the last of them end queues the discoveries.
+        const quiesced = acting.length === 0 && (await locked.countHosts(['gating'])) === 0;
+        return { event: 'finished', quiesced };
       }
       case 'retry': {
         const failed = await locked.countHosts(['failed', 'cancelled', 'interrupted']);
@@ -110,11 +114,15 @@ export class RolloutControlService {
         if ((await locked.countHosts(['acting'])) > 0) refuse('tasks of its last batch still run; retry once they end');
         const strategy = rollout.strategy as unknown as RolloutStrategy;
         // Done hosts stay done; hosts acted on but not yet proven healthy are checked, not acted on again.
+        // Their baseline is as old as their action: the gate reads the units again (a lastCheck
+        // set means the next check reads the hosts instead of taking the baseline as it).
+        const now = new Date();
         await locked.updateHosts(['interrupted'], {
           state: 'gating',
           reason: null,
-          gateStartedAt: new Date(),
+          gateStartedAt: now,
           healthySince: null,
+          lastCheck: { at: now.toISOString(), healthy: false, problems: ['not checked since the retry'], units: {} },
           finishedAt: null,
         });
         await locked.updateHosts(['failed', 'cancelled'], { state: 'pending', reason: null, finishedAt: null });

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import type { UnitSnapshot } from '../operations/systemd/unit-snapshot';
 import { failureBudgetExceeded, judgeGate, nextBatchSize, unitGateProblem } from './rollout-rules';
 
-const baseline = { unit: 'nginx.service', activeState: 'active', mainPid: 100, nRestarts: 0 };
+const baseline = { unit: 'nginx.service', activeState: 'active', subState: 'running', mainPid: 100, nRestarts: 0 };
 
 function snapshot(overrides: Partial<UnitSnapshot>): UnitSnapshot {
   return {
@@ -40,7 +40,7 @@ describe('unitGateProblem', () => {
     );
   });
   it('holds other verbs to the state they left, not to running', () => {
-    const stopped = { unit: 'nginx.service', activeState: 'inactive', mainPid: null, nRestarts: 0 };
+    const stopped = { unit: 'nginx.service', activeState: 'inactive', subState: 'dead', mainPid: null, nRestarts: 0 };
     const now = snapshot({ activeState: 'inactive', subState: 'dead', mainPid: null });
     assert.equal(unitGateProblem('stop', stopped, now), null);
     assert.match(unitGateProblem('stop', stopped, snapshot({}))!, /inactive to active/);

@@ -11,9 +11,13 @@ import { type Amount, resolvePercent } from './planner';
 export interface UnitBaseline {
   unit: string;
   activeState: string;
+  subState: string;
   mainPid: number | null;
   nRestarts: number | null;
 }
+
+/** What the gate reads of a unit at each check. */
+export type UnitReading = Pick<UnitSnapshot, 'activeState' | 'subState' | 'mainPid' | 'nRestarts'>;
 
 /** Verbs after which the unit must be running; the others only must not change state. */
 const RUNNING_VERBS: readonly Verb[] = ['start', 'restart', 'try-restart', 'reload', 'reload-or-restart'];
@@ -22,14 +26,20 @@ const RUNNING_VERBS: readonly Verb[] = ['start', 'restart', 'try-restart', 'relo
 export const STOPPING_VERBS: readonly Verb[] = ['stop', 'mask'];
 
 export function baselineOf(unit: string, after: UnitSnapshot): UnitBaseline {
-  return { unit, activeState: after.activeState, mainPid: after.mainPid, nRestarts: after.nRestarts };
+  return {
+    unit,
+    activeState: after.activeState,
+    subState: after.subState,
+    mainPid: after.mainPid,
+    nRestarts: after.nRestarts,
+  };
 }
 
 /**
  * Why a unit fails its gate at once, or null: it stopped or left its state, its main process
  * changed (it died and came back), or systemd restarted it (NRestarts grew: a crash loop).
  */
-export function unitGateProblem(verb: Verb, baseline: UnitBaseline, now: UnitSnapshot): string | null {
+export function unitGateProblem(verb: Verb, baseline: UnitBaseline, now: UnitReading): string | null {
   const unit = baseline.unit;
   if (RUNNING_VERBS.includes(verb) && now.activeState !== 'active') {
     return `${unit} is ${now.activeState}/${now.subState}, not active`;

@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { AuditActor } from '../audit/audit-actor';
 import { APP_CONFIG } from '../config/config.module';
 import type { AppConfig } from '../config/config.schema';
-import type { Prisma } from '../generated/prisma/client';
+import { Prisma } from '../generated/prisma/client';
 import { JobDeferred } from '../infra/queue/job-deferred';
 import { JobProducer } from '../infra/queue/job-producer';
 import { SshError } from '../infra/ssh/ssh-errors';
@@ -18,6 +18,7 @@ import {
   nextBatchSize,
   UnitBaseline,
   unitGateProblem,
+  UnitReading,
 } from './rollout-rules';
 import {
   BatchTask,
@@ -28,6 +29,7 @@ import {
   RolloutsRepository,
   SshHost,
 } from './rollouts.repository';
+import { RolloutsService } from './rollouts.service';
 
 /** How often hosts in their health gate are checked. */
 const GATE_CHECK_INTERVAL_MS = 1_000;
@@ -52,6 +54,10 @@ interface GateCheck {
 interface Advance {
   wantsBatch: boolean;
   nextStepInMs: number | null;
+  /** This step saw the rollout's last host come to rest after it ended: nothing will act again. */
+  quiesced?: boolean;
+  /** The operation of a batch planned under the lock, to dispatch once it is committed. */
+  operationId?: string;
 }
 
 function isActive(status: RolloutStatus): boolean {
@@ -75,6 +81,13 @@ function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+/** What the health gate holds each unit of a host to: its state right after its task. */
+function baselinesOf(tasks: BatchTask[]): UnitBaseline[] {
+  return tasks.flatMap((task) =>
+    task.after && task.unit ? [baselineOf(task.unit, task.after as unknown as UnitSnapshot)] : [],
+  );
+}
+
 function describeTask(task: BatchTask): string {
   return `${task.unit ?? '(host)'}: ${task.state}${task.reason ? ` (${task.reason})` : ''}`;
 }
@@ -91,6 +104,7 @@ export class RolloutRunnerService {
 
   constructor(
     private readonly rollouts: RolloutsRepository,
+    private readonly rolloutsService: RolloutsService,
     private readonly dispatcher: DispatcherService,
     private readonly producer: JobProducer,
     private readonly ssh: SshExecutor,
@@ -105,44 +119,72 @@ export class RolloutRunnerService {
   }
 
   async step(rolloutId: string): Promise<void> {
+    // Wake-ups from here on are about changes this step may not see: they make it run again.
+    await this.producer.takeWakeSignal(this.producer.rolloutWakeSignal(rolloutId));
     const rollout = await this.rollouts.find(rolloutId);
     if (!rollout) return;
     const strategy = rollout.strategy as unknown as RolloutStrategy;
 
-    await this.settleActingHosts(rolloutId);
-    const gating = isActive(rollout.status) ? await this.rollouts.hostsIn(rolloutId, ['gating']) : [];
+    const ended = await this.endedHosts(rolloutId);
+    const active = isActive(rollout.status);
+    const gating = active ? await this.rollouts.hostsIn(rolloutId, ['gating']) : [];
+    // Hosts whose tasks all succeeded enter their gate in this step: their first check is made
+    // now too, so a healthy host goes from acting to done in one locked section.
+    const entering = active
+      ? ended.flatMap(({ host, tasks }) =>
+          tasks.every((task) => task.state === 'succeeded')
+            ? [{ ...host, baseline: baselinesOf(tasks) as unknown as Prisma.JsonArray, lastCheck: null }]
+            : [],
+        )
+      : [];
     const checks = new Map(
-      await Promise.all(gating.map(async (host) => [host.id, await this.check(host, strategy)] as const)),
+      await Promise.all(
+        [...gating, ...entering].map(async (host) => [host.id, await this.check(host, strategy)] as const),
+      ),
     );
-    let advance = await this.rollouts.locked(rolloutId, (locked) => this.advance(locked, strategy, checks));
+    let advance = await this.rollouts.locked(rolloutId, async (locked) => {
+      const settled = await this.settle(locked, ended);
+      return this.advance(locked, strategy, checks, settled);
+    });
+    if (advance?.operationId) await this.dispatcher.dispatch(advance.operationId);
+    if (advance?.quiesced) await this.rolloutsService.discoverActedHosts(rolloutId);
     if (advance?.wantsBatch) advance = await this.startBatch(rolloutId, strategy);
     if (advance?.nextStepInMs !== null && advance?.nextStepInMs !== undefined) {
-      throw new JobDeferred(Math.max(1, advance.nextStepInMs));
+      throw new JobDeferred(Math.max(1, advance.nextStepInMs), this.producer.rolloutWakeSignal(rolloutId));
     }
   }
 
-  /** Hosts whose batch tasks all ended move on: to their health gate, or failed. */
-  private async settleActingHosts(rolloutId: string): Promise<void> {
+  /** The hosts still acting whose batch tasks have all ended, with those tasks. */
+  private async endedHosts(rolloutId: string): Promise<{ host: RolloutHostWithHost; tasks: BatchTask[] }[]> {
     const acting = await this.rollouts.hostsIn(rolloutId, ['acting']);
     const operationIds = [...new Set(acting.flatMap((host) => (host.operationId ? [host.operationId] : [])))];
-    if (operationIds.length === 0) return;
+    if (operationIds.length === 0) return [];
     const tasks = await this.rollouts.tasksOf(operationIds);
-    await this.rollouts.locked(rolloutId, async (locked) => {
-      const stillActing = new Set((await locked.hosts(['acting'])).map((host) => host.id));
-      for (const host of acting) {
-        if (!stillActing.has(host.id)) continue;
-        const own = tasks.filter((task) => task.operationId === host.operationId && task.hostName === host.hostName);
-        if (own.length === 0 || own.some((task) => task.state === 'queued' || task.state === 'running')) continue;
-        await this.hostActed(locked, host, own);
-      }
+    return acting.flatMap((host) => {
+      const own = tasks.filter((task) => task.operationId === host.operationId && task.hostName === host.hostName);
+      const done = own.length > 0 && own.every((task) => task.state !== 'queued' && task.state !== 'running');
+      return done ? [{ host, tasks: own }] : [];
     });
+  }
+
+  /** Hosts whose batch tasks all ended move on: to their health gate, or failed. Returns how many. */
+  private async settle(locked: LockedRollout, ended: { host: RolloutHost; tasks: BatchTask[] }[]): Promise<number> {
+    if (ended.length === 0) return 0;
+    const stillActing = new Set((await locked.hosts(['acting'])).map((host) => host.id));
+    let count = 0;
+    for (const { host, tasks } of ended) {
+      if (!stillActing.has(host.id)) continue;
+      await this.hostActed(locked, host, tasks);
+      count += 1;
+    }
+    return count;
   }
 
   private async hostActed(locked: LockedRollout, host: RolloutHost, tasks: BatchTask[]): Promise<void> {
     for (const task of tasks) {
       const before = task.before as { mainPid?: number | null } | null;
       const after = task.after as { mainPid?: number | null } | null;
-      await locked.event('task.finished', {
+      locked.event('task.finished', {
         host: host.hostName,
         unit: task.unit,
         taskId: task.id,
@@ -153,28 +195,34 @@ export class RolloutRunnerService {
       });
     }
     const unsuccessful = tasks.filter((task) => task.state !== 'succeeded');
+    if (tasks.every((task) => task.state === 'cancelled')) {
+      // Its tasks never started (the rollout ended first): nothing was done to this host.
+      const reason = tasks.map(describeTask).join('; ');
+      await locked.updateHost(host.id, { state: 'cancelled', reason, finishedAt: new Date() });
+      locked.event('host.cancelled', { host: host.hostName, batch: host.batch, reason });
+      return;
+    }
     if (unsuccessful.length > 0) {
       const reason = unsuccessful.map(describeTask).join('; ');
       await locked.updateHost(host.id, { state: 'failed', reason, finishedAt: new Date() });
-      await locked.event('host.failed', { host: host.hostName, batch: host.batch, reason });
+      locked.event('host.failed', { host: host.hostName, batch: host.batch, reason });
       return;
     }
     if (!isActive(locked.rollout.status)) {
       const reason = `acted on, but the rollout was ${locked.rollout.status} before its health gate`;
       await locked.updateHost(host.id, { state: 'interrupted', reason, finishedAt: new Date() });
-      await locked.event('host.interrupted', { host: host.hostName, reason });
+      locked.event('host.interrupted', { host: host.hostName, reason });
       return;
     }
-    const baseline = tasks.flatMap((task) =>
-      task.after && task.unit ? [baselineOf(task.unit, task.after as unknown as UnitSnapshot)] : [],
-    );
+    const baseline = baselinesOf(tasks);
     await locked.updateHost(host.id, {
       state: 'gating',
       gateStartedAt: new Date(),
       healthySince: null,
+      lastCheck: Prisma.DbNull,
       baseline: baseline as unknown as Prisma.InputJsonArray,
     });
-    await locked.event('host.gating', { host: host.hostName, batch: host.batch, baseline } as never);
+    locked.event('host.gating', { host: host.hostName, batch: host.batch, baseline } as never);
   }
 
   /** One health check of a host: its units against their baseline, then the probes. */
@@ -186,9 +234,13 @@ export class RolloutRunnerService {
     }
     const target = targetOf(host.host);
     const baselines = (host.baseline ?? []) as unknown as UnitBaseline[];
+    // The gate's first check takes the units as their task read them right after acting (that
+    // reading is the baseline, moments old); every later check reads them on the host again.
+    const readUnit = (baseline: UnitBaseline): Promise<UnitReading> =>
+      host.lastCheck === null ? Promise.resolve(baseline) : this.show(target, baseline.unit);
     for (const baseline of baselines) {
       try {
-        const now = await this.show(target, baseline.unit);
+        const now = await readUnit(baseline);
         result.units[baseline.unit] = {
           activeState: now.activeState,
           subState: now.subState,
@@ -236,9 +288,11 @@ export class RolloutRunnerService {
     locked: LockedRollout,
     strategy: RolloutStrategy,
     checks: Map<string, GateCheck>,
+    hostsSettled: number,
   ): Promise<Advance> {
     const now = Date.now();
     const gating = await locked.hosts(['gating']);
+    const wasActive = isActive(locked.rollout.status);
     // A host that just entered its gate is checked at once; one that passes its checks, when its
     // minHealthyTime is up (or sooner, to catch a crash).
     let nextCheckInMs = GATE_CHECK_INTERVAL_MS;
@@ -246,7 +300,7 @@ export class RolloutRunnerService {
       if (!isActive(locked.rollout.status)) {
         const reason = `acted on, but the rollout was ${locked.rollout.status} before its health gate passed`;
         await locked.updateHost(host.id, { state: 'interrupted', reason, finishedAt: new Date() });
-        await locked.event('host.interrupted', { host: host.hostName, reason });
+        locked.event('host.interrupted', { host: host.hostName, reason });
         continue;
       }
       const check = checks.get(host.id);
@@ -277,7 +331,10 @@ export class RolloutRunnerService {
     const pending = await locked.countHosts(['pending']);
     await this.closeBatch(locked, strategy, pending, now);
     const status = locked.rollout.status;
-    if (status !== 'running') return { wantsBatch: false, nextStepInMs: null };
+    if (status !== 'running') {
+      const cameToRest = wasActive || hostsSettled > 0 || gating.length > 0;
+      return { wantsBatch: false, nextStepInMs: null, quiesced: !isActive(status) && cameToRest };
+    }
     if (pending === 0) {
       const failed = await locked.countHosts(['failed']);
       await this.end(
@@ -285,10 +342,12 @@ export class RolloutRunnerService {
         'succeeded',
         failed > 0 ? `${failed} host(s) failed, within maxFailures (${locked.rollout.maxFailures})` : null,
       );
-      return { wantsBatch: false, nextStepInMs: null };
+      return { wantsBatch: false, nextStepInMs: null, quiesced: true };
     }
     const waitMs = (locked.rollout.nextBatchAt?.getTime() ?? 0) - now;
     if (waitMs > 0) return { wantsBatch: false, nextStepInMs: waitMs };
+    // Without an availability limit there is nothing to count on the hosts first: plan it now.
+    if (locked.rollout.maxUnavailable === null) return this.planBatch(locked, strategy, 0);
     return { wantsBatch: true, nextStepInMs: null };
   }
 
@@ -316,7 +375,7 @@ export class RolloutRunnerService {
     };
     if (verdict.outcome === 'failed') {
       await locked.updateHost(host.id, { state: 'failed', reason: verdict.reason, lastCheck, finishedAt: new Date() });
-      await locked.event('host.failed', { host: host.hostName, batch: host.batch, reason: verdict.reason });
+      locked.event('host.failed', { host: host.hostName, batch: host.batch, reason: verdict.reason });
       return null;
     }
     if (verdict.outcome === 'passed') {
@@ -327,7 +386,7 @@ export class RolloutRunnerService {
         lastCheck,
         finishedAt: new Date(),
       });
-      await locked.event('host.succeeded', { host: host.hostName, batch: host.batch, units: check.units });
+      locked.event('host.succeeded', { host: host.hostName, batch: host.batch, units: check.units });
       return null;
     }
     const previous = host.lastCheck as { healthy?: boolean; problems?: string[] } | null;
@@ -337,7 +396,7 @@ export class RolloutRunnerService {
     });
     // Every change of the verdict is an event; the same verdict polled again is not.
     if (previous?.healthy !== lastCheck.healthy || previous.problems?.join('\n') !== lastCheck.problems.join('\n')) {
-      await locked.event('gate.check', {
+      locked.event('gate.check', {
         host: host.hostName,
         healthy: lastCheck.healthy,
         problems: lastCheck.problems,
@@ -358,7 +417,7 @@ export class RolloutRunnerService {
     const hosts = (await locked.hosts()).filter(
       (host) => batch.hosts.includes(host.hostName) && host.batch === batch.index,
     );
-    await locked.event('batch.finished', {
+    locked.event('batch.finished', {
       index: batch.index,
       run: batch.run,
       succeeded: hosts.filter((host) => host.state === 'succeeded').map((host) => host.hostName),
@@ -369,13 +428,13 @@ export class RolloutRunnerService {
     if (strategy.approveAfterCanary && canaryDone && locked.rollout.approvedAt === null) {
       const reason = `the canary batch (${batch.hosts.join(', ')}) is done: approve to continue`;
       await locked.update({ status: 'awaiting_approval', reason });
-      await locked.event('rollout.awaiting_approval', { reason });
+      locked.event('rollout.awaiting_approval', { reason });
       return;
     }
     if (strategy.pauseBetweenBatchesMs > 0) {
       const nextBatchAt = new Date(now + strategy.pauseBetweenBatchesMs);
       await locked.update({ nextBatchAt });
-      await locked.event('rollout.pausing_between_batches', { until: nextBatchAt.toISOString() });
+      locked.event('rollout.pausing_between_batches', { until: nextBatchAt.toISOString() });
     }
   }
 
@@ -396,7 +455,7 @@ export class RolloutRunnerService {
         `the rollout was ${status}`,
       );
     }
-    await locked.event('rollout.finished', { status, reason });
+    locked.event('rollout.finished', { status, reason });
     await locked.audit(
       requesterOf(locked.rollout),
       'rollout.finish',
@@ -416,67 +475,66 @@ export class RolloutRunnerService {
     const rollout = await this.rollouts.find(rolloutId);
     if (!rollout) return { wantsBatch: false, nextStepInMs: null };
     const downNow = rollout.maxUnavailable === null ? 0 : await this.countDown(rolloutId);
-    const started = await this.rollouts.locked(
-      rolloutId,
-      async (locked): Promise<Advance & { operationId?: string }> => {
-        const { rollout: current } = locked;
-        if (current.status !== 'running' || (current.nextBatchAt?.getTime() ?? 0) > Date.now()) {
-          return { wantsBatch: false, nextStepInMs: ACTING_POLL_MS };
-        }
-        if ((await locked.countHosts(['acting', 'gating'])) > 0)
-          return { wantsBatch: false, nextStepInMs: ACTING_POLL_MS };
-        const pending = await locked.hosts(['pending']);
-        const batchOfRun = await locked.batchesOfRun(current.runs);
-        const size = nextBatchSize({
-          sizes: strategy.batches.sizes ?? [strategy.batches.size ?? 1],
-          batchOfRun,
-          total: current.total,
-          remaining: pending.length,
-          maxUnavailable: current.maxUnavailable,
-          downNow,
-        });
-        if (size === 0) {
-          const reason =
-            `waiting: maxUnavailable allows ${current.maxUnavailable} host(s) down at once and ${downNow} ` +
-            `already are; the next batch starts when units come back`;
-          if (current.reason !== reason) {
-            await locked.update({ reason });
-            await locked.event('rollout.waiting', { reason, downNow });
-          }
-          return { wantsBatch: false, nextStepInMs: AVAILABILITY_POLL_MS };
-        }
-        const hosts = pending.slice(0, size);
-        const index = ((await locked.lastBatch())?.index ?? -1) + 1;
-        const operationId = await locked.startBatch(
-          hosts,
-          { index, run: current.runs, unavailableAtStart: downNow },
-          {
-            verb: current.verb,
-            unit: current.unit,
-            selector: current.selector,
-            concurrency: hosts.length,
-            onConflict: 'wait',
-            commandTimeoutMs: strategy.taskTimeoutMs ?? this.config.SSH_COMMAND_TIMEOUT_MS,
-            trustOnFirstUse: false,
-            requestedByTokenId: current.requestedByTokenId,
-            requestedBy: current.requestedBy,
-            requestId: current.requestId,
-          },
-          requesterOf(current),
-        );
-        if (current.reason?.startsWith('waiting:')) await locked.update({ reason: null });
-        await locked.event('batch.started', {
-          index,
-          run: current.runs,
-          hosts: hosts.map((host) => host.hostName),
-          unavailableAtStart: downNow,
-          operationId,
-        });
-        return { wantsBatch: false, nextStepInMs: ACTING_POLL_MS, operationId };
-      },
-    );
+    const started = await this.rollouts.locked(rolloutId, (locked) => this.planBatch(locked, strategy, downNow));
     if (started?.operationId) await this.dispatcher.dispatch(started.operationId);
     return started ?? { wantsBatch: false, nextStepInMs: null };
+  }
+
+  /** The locked part of starting a batch, given how many units are down right now. */
+  private async planBatch(locked: LockedRollout, strategy: RolloutStrategy, downNow: number): Promise<Advance> {
+    const { rollout: current } = locked;
+    if (current.status !== 'running' || (current.nextBatchAt?.getTime() ?? 0) > Date.now()) {
+      return { wantsBatch: false, nextStepInMs: ACTING_POLL_MS };
+    }
+    if ((await locked.countHosts(['acting', 'gating'])) > 0) return { wantsBatch: false, nextStepInMs: ACTING_POLL_MS };
+    const pending = await locked.hosts(['pending']);
+    const batchOfRun = await locked.batchesOfRun(current.runs);
+    const size = nextBatchSize({
+      sizes: strategy.batches.sizes ?? [strategy.batches.size ?? 1],
+      batchOfRun,
+      total: current.total,
+      remaining: pending.length,
+      maxUnavailable: current.maxUnavailable,
+      downNow,
+    });
+    if (size === 0) {
+      const reason =
+        `waiting: maxUnavailable allows ${current.maxUnavailable} host(s) down at once and ${downNow} ` +
+        `already are; the next batch starts when units come back`;
+      if (current.reason !== reason) {
+        await locked.update({ reason });
+        locked.event('rollout.waiting', { reason, downNow });
+      }
+      return { wantsBatch: false, nextStepInMs: AVAILABILITY_POLL_MS };
+    }
+    const hosts = pending.slice(0, size);
+    const index = ((await locked.lastBatch())?.index ?? -1) + 1;
+    const operationId = await locked.startBatch(
+      hosts,
+      { index, run: current.runs, unavailableAtStart: downNow },
+      {
+        verb: current.verb,
+        unit: current.unit,
+        selector: current.selector,
+        concurrency: hosts.length,
+        onConflict: 'wait',
+        commandTimeoutMs: strategy.taskTimeoutMs ?? this.config.SSH_COMMAND_TIMEOUT_MS,
+        trustOnFirstUse: false,
+        requestedByTokenId: current.requestedByTokenId,
+        requestedBy: current.requestedBy,
+        requestId: current.requestId,
+      },
+      requesterOf(current),
+    );
+    if (current.reason?.startsWith('waiting:')) await locked.update({ reason: null });
+    locked.event('batch.started', {
+      index,
+      run: current.runs,
+      hosts: hosts.map((host) => host.hostName),
+      unavailableAtStart: downNow,
+      operationId,
+    });
+    return { wantsBatch: false, nextStepInMs: ACTING_POLL_MS, operationId };
   }
 
   /** Hosts of the rollout with a unit not active right now (unreachable counts as down). */

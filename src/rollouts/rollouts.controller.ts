@@ -138,7 +138,7 @@ export class RolloutsController {
       'Every event of the rollout from the first (or after Last-Event-ID / `after`), then new ones as they ' +
       'happen; the stream ends after `rollout.finished` once no host is in flight. Event types: ' +
       'rollout.created, batch.started, task.finished, host.gating, gate.check, host.succeeded, host.failed, ' +
-      'host.interrupted, batch.finished, rollout.waiting, rollout.pausing_between_batches, ' +
+      'host.interrupted, host.cancelled, batch.finished, rollout.waiting, rollout.pausing_between_batches, ' +
       'rollout.awaiting_approval, rollout.paused, rollout.resumed, rollout.approved, rollout.retried, ' +
       'rollout.finished. `data` is a JSON object with an `at` timestamp; `id` grows with every event.',
   })

@@ -11,6 +11,7 @@ import {
   RolloutStatus,
 } from '../generated/prisma/client';
 import { PrismaService } from '../infra/prisma/prisma.service';
+import { countsByOwner } from '../infra/prisma/state-counts';
 import { NewOperation, OperationsRepository } from '../operations/operations.repository';
 
 export type { Rollout, RolloutBatch, RolloutEvent, RolloutHost, RolloutHostState, RolloutStatus };
@@ -82,6 +83,8 @@ const ACTIVE_TASK_STATES = ['queued', 'running'] as const;
  * interleave, and the events they append are ordered.
  */
 export class LockedRollout {
+  private readonly pendingEvents: Prisma.RolloutEventCreateManyInput[] = [];
+
   constructor(
     private readonly tx: Prisma.TransactionClient,
     private readonly operations: OperationsRepository,
@@ -130,8 +133,15 @@ export class LockedRollout {
     });
   }
 
-  async event(type: string, data: Prisma.InputJsonObject): Promise<void> {
-    await this.tx.rolloutEvent.create({ data: { rolloutId: this.rollout.id, type, data } });
+  /** Appends an event; the events of one locked section are written together when it ends. */
+  event(type: string, data: Prisma.InputJsonObject): void {
+    this.pendingEvents.push({ rolloutId: this.rollout.id, type, data });
+  }
+
+  /** Writes the events appended so far, in order (one statement: a step may append dozens). */
+  async flushEvents(): Promise<void> {
+    if (this.pendingEvents.length === 0) return;
+    await this.tx.rolloutEvent.createMany({ data: this.pendingEvents.splice(0) });
   }
 
   async audit(actor: AuditActor, action: string, result: string, parameters: Prisma.InputJsonObject, reason?: string) {
@@ -321,7 +331,10 @@ export class RolloutsRepository {
         const [row] = await tx.$queryRaw<{ id: string }[]>`SELECT id FROM rollouts WHERE id = ${id}::uuid FOR UPDATE`;
         if (!row) return null;
         const rollout = await tx.rollout.findUniqueOrThrow({ where: { id } });
-        return work(new LockedRollout(tx, this.operations, rollout));
+        const locked = new LockedRollout(tx, this.operations, rollout);
+        const result = await work(locked);
+        await locked.flushEvents();
+        return result;
       },
       { timeout: 30_000 },
     );
@@ -334,13 +347,7 @@ export class RolloutsRepository {
       where: { rolloutId: { in: rolloutIds } },
       _count: { _all: true },
     });
-    const counts = new Map<string, Partial<Record<RolloutHostState, number>>>();
-    for (const group of groups) {
-      const forRollout = counts.get(group.rolloutId) ?? {};
-      forRollout[group.state] = group._count._all;
-      counts.set(group.rolloutId, forRollout);
-    }
-    return counts;
+    return countsByOwner(groups, (group) => group.rolloutId);
   }
 
   /** Newest first, keyset-paginated on (createdAt, id). */

@@ -1,9 +1,8 @@
 import { createHash } from 'node:crypto';
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { z } from 'zod';
 import { auditActorOf } from '../audit/audit-actor';
 import type { RequestActor } from '../common/auth/auth.decorators';
-import { decodeCursor, encodeCursor, Page } from '../common/pagination/cursor';
+import { createdCursorKey, decodeCreatedCursor, Page, toPage } from '../common/pagination/cursor';
 import { isUniqueViolation } from '../infra/prisma/prisma-errors';
 import { JobProducer } from '../infra/queue/job-producer';
 import { ResourceNotFoundError, StateConflictError, UnprocessableError } from '../common/errors/domain-errors';
@@ -34,8 +33,6 @@ import {
 } from './planner';
 import { Rollout, RolloutsRepository, RolloutWithDetail, UnitState } from './rollouts.repository';
 import { STOPPING_VERBS } from './rollout-rules';
-
-const rolloutCursorSchema = z.object({ createdAt: z.iso.datetime(), id: z.uuid() });
 
 const NO_HOSTS = Object.fromEntries(ROLLOUT_HOST_STATES.map((state) => [state, 0])) as Record<RolloutHostState, number>;
 
@@ -107,7 +104,8 @@ export function toRolloutResponse(rollout: RolloutWithDetail): RolloutResponse {
 }
 
 const EVENT_PAGE = 500;
-const EVENT_POLL_MS = 300;
+/** How soon a follower sees a new event: a pipeline waiting on a rollout waits this much extra. */
+const EVENT_POLL_MS = 100;
 
 export interface RolloutEventMessage {
   id: string;
@@ -223,6 +221,15 @@ export class RolloutsService {
     return { rollout: await this.get(existing.id), replayed: true };
   }
 
+  /**
+   * The look at all their units every action is followed by, for a finished rollout's hosts: not
+   * earlier, so discoveries do not compete with the batches still acting.
+   */
+  async discoverActedHosts(id: string): Promise<void> {
+    const acted = await this.rollouts.hostsIn(id, ['succeeded', 'failed', 'interrupted']);
+    for (const host of acted) if (host.host) await this.producer.discoverHost(host.host.id);
+  }
+
   /** Queues the rollout's next step; if Redis is away the reconciler does it shortly. */
   async wake(id: string): Promise<void> {
     try {
@@ -262,22 +269,9 @@ export class RolloutsService {
   }
 
   async list(query: ListRolloutsQuery): Promise<Page<RolloutSummary>> {
-    const cursor = query.cursor === undefined ? undefined : decodeCursor(query.cursor, rolloutCursorSchema);
-    const rows = await this.rollouts.list(
-      query,
-      cursor && { createdAt: new Date(cursor.createdAt), id: cursor.id },
-      query.limit + 1,
-    );
-    const page = rows.slice(0, query.limit);
-    const counts = await this.rollouts.countHosts(page.map((rollout) => rollout.id));
-    const last = page[page.length - 1];
-    return {
-      items: page.map((rollout) => toSummary(rollout, counts.get(rollout.id) ?? {})),
-      nextCursor:
-        rows.length > query.limit && last
-          ? encodeCursor({ createdAt: last.createdAt.toISOString(), id: last.id })
-          : null,
-    };
+    const rows = await this.rollouts.list(query, decodeCreatedCursor(query.cursor), query.limit + 1);
+    const counts = await this.rollouts.countHosts(rows.slice(0, query.limit).map((rollout) => rollout.id));
+    return toPage(rows, query.limit, (rollout) => toSummary(rollout, counts.get(rollout.id) ?? {}), createdCursorKey);
   }
 
   /**

@@ -23,21 +23,32 @@ export class UnitsRepository {
   constructor(private readonly prisma: PrismaService) {}
 
   /**
-   * Makes the stored units of a host exactly the discovered ones: upserts each, deletes the units
-   * the host no longer has. Keeps the last known MainPID of units a task has looked at.
+   * Makes the stored units of a host exactly the discovered ones in one statement: inserts or
+   * updates each, deletes the units the host no longer has. Keeps the last known MainPID of units
+   * a task has looked at. One statement, not one per unit: a host has hundreds of units, and every
+   * action is followed by a discovery.
    */
   async replaceForHost(hostId: string, units: DiscoveredUnitRow[]): Promise<void> {
-    const refreshedAt = new Date();
-    await this.prisma.$transaction(async (tx) => {
-      await tx.unit.deleteMany({ where: { hostId, name: { notIn: units.map((unit) => unit.name) } } });
-      for (const unit of units) {
-        await tx.unit.upsert({
-          where: { hostId_name: { hostId, name: unit.name } },
-          create: { hostId, ...unit, refreshedAt },
-          update: { ...unit, refreshedAt },
-        });
-      }
-    });
+    const column = <Key extends keyof DiscoveredUnitRow>(key: Key) => units.map((unit) => unit[key]);
+    await this.prisma.$executeRaw`
+      WITH discovered AS (
+        SELECT * FROM unnest(
+          ${column('name')}::text[], ${column('description')}::text[], ${column('loadState')}::text[],
+          ${column('activeState')}::text[], ${column('subState')}::text[], ${column('unitFileState')}::text[]
+        ) AS unit(name, description, load_state, active_state, sub_state, unit_file_state)
+      ), gone AS (
+        DELETE FROM units WHERE host_id = ${hostId}::uuid AND name <> ALL(${column('name')}::text[])
+      )
+      INSERT INTO units (id, host_id, name, description, load_state, active_state, sub_state, unit_file_state, refreshed_at)
+      SELECT gen_random_uuid(), ${hostId}::uuid, name, description, load_state, active_state, sub_state, unit_file_state, now()
+      FROM discovered
+      ON CONFLICT (host_id, name) DO UPDATE SET
+        description = EXCLUDED.description,
+        load_state = EXCLUDED.load_state,
+        active_state = EXCLUDED.active_state,
+        sub_state = EXCLUDED.sub_state,
+        unit_file_state = EXCLUDED.unit_file_state,
+        refreshed_at = EXCLUDED.refreshed_at`;
   }
 
   /** Records one unit's state as a task just read it. */

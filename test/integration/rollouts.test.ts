@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, beforeEach, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import Redis from 'ioredis';
 import type { DroverClient } from '../../src/client';
 import { startTestApi, TestApi } from '../support/api';
+import { testEnv } from '../support/env';
 import { FleetInventory, readFleetInventory } from '../support/fleet';
 import { assertProblem } from '../support/problems';
 import {
@@ -32,6 +35,7 @@ describe('rollouts on a booted fleet', () => {
   let worker: TestWorker;
   let client: DroverClient;
   let hosts: FleetHost[];
+  let queuePrefix: string;
 
   const starts = async () => Promise.all(hosts.map(async (host) => (await probeStarts(host)).length));
 
@@ -39,9 +43,9 @@ describe('rollouts on a booted fleet', () => {
     const inventory = await readFleetInventory();
     hosts = inventory.hosts.slice(0, 6).sort((a, b) => a.name.localeCompare(b.name));
     assert.equal(hosts.length, 6, 'these tests need a fleet of at least 6 hosts');
-    const prefix = `drover-test-${randomBytes(4).toString('hex')}`;
-    api = await startTestApi({ QUEUE_PREFIX: prefix });
-    worker = await startTestWorker(workerEnv(api.database.url, prefix));
+    queuePrefix = `drover-test-${randomBytes(4).toString('hex')}`;
+    api = await startTestApi({ QUEUE_PREFIX: queuePrefix });
+    worker = await startTestWorker(workerEnv(api.database.url, queuePrefix));
     client = await api.client();
     const imported = await client.POST('/v1/hosts/bulk-upsert', {
       body: { hosts: hosts.map((host) => ({ ...host, labels: { ...host.labels, fleet: 'nspawn' } })) },
@@ -98,6 +102,16 @@ describe('rollouts on a booted fleet', () => {
       );
     }
     assert.ok(rollout.hosts.every((host) => host.state === 'succeeded'));
+
+    // Once it ended (not while batches still acted), every host's units were discovered afresh.
+    const finishedAt = Date.parse(rollout.finishedAt!);
+    const deadline = Date.now() + 20_000;
+    const refreshed = async () => {
+      const units = await client.GET('/v1/units', { params: { query: { name: 'nginx.service', selector: SIX } } });
+      return units.data!.items.filter((unit) => Date.parse(unit.refreshedAt) >= finishedAt).map((u) => u.hostName);
+    };
+    while ((await refreshed()).length < hosts.length && Date.now() < deadline) await sleep(200);
+    assert.deepEqual((await refreshed()).sort(), hosts.map((host) => host.name).sort());
   });
 
   it('aborts at exactly the failure budget, starts nothing after, and a retry skips the hosts already done', async () => {
@@ -252,6 +266,54 @@ describe('rollouts on a booted fleet', () => {
     const done = await waitForSettled(client, created.id);
     assert.equal(done.status, 'succeeded', done.reason ?? '');
     assert.ok(done.approvedBy);
+  });
+
+  it('cancelling mid-batch cancels the tasks not started yet: their host and operation end cancelled', async () => {
+    const [acting, waiting] = [hosts[0]!, hosts[1]!];
+    const startsBefore = await starts();
+    // Someone else holds the unit on one host, so its task waits, queued, while the other acts.
+    const waitingId = (await client.GET('/v1/hosts/{name}', { params: { path: { name: waiting.name } } })).data!.id;
+    const lock = `${queuePrefix}:unit-lock:${waitingId}:${UNIT}`;
+    const redis = new Redis(testEnv.redisUrl);
+    await redis.set(lock, 'another-drover', 'PX', 60_000);
+    try {
+      const created = await startRollout(client, {
+        unit: UNIT,
+        selector: SIX,
+        batches: { sizes: [2] },
+        healthGate: { minHealthyTimeMs: 0 },
+      });
+      await waitForRollout(client, created.id, (rollout) => rollout.counts.succeeded === 1);
+      const cancelled = await client.POST('/v1/rollouts/{id}/cancel', {
+        params: { path: { id: created.id } },
+        body: {},
+      });
+      assert.equal(cancelled.response.status, 200, JSON.stringify(cancelled.error));
+      const rollout = await waitForSettled(client, created.id);
+      const stateOf = (name: string) => rollout.hosts.find((host) => host.name === name)!;
+      assert.equal(stateOf(acting.name).state, 'succeeded');
+      assert.equal(stateOf(waiting.name).state, 'cancelled');
+      assert.match(stateOf(waiting.name).reason ?? '', /cancelled/);
+      const operation = await client.GET('/v1/operations/{id}', {
+        params: { path: { id: rollout.batches[0]!.operationId } },
+      });
+      assert.equal(operation.data!.status, 'cancelled');
+      assert.deepEqual(
+        operation.data!.tasks.map((task) => [task.hostName, task.state]).sort(),
+        [
+          [acting.name, 'succeeded'],
+          [waiting.name, 'cancelled'],
+        ].sort(),
+      );
+      assert.deepEqual(
+        (await starts()).slice(0, 2),
+        [startsBefore[0]! + 1, startsBefore[1]!],
+        'only the host that acted restarted',
+      );
+    } finally {
+      await redis.del(lock);
+      redis.disconnect();
+    }
   });
 
   it('cancels: nothing new starts and a retry finishes the rest without repeating a host', async () => {

@@ -198,6 +198,96 @@ describe('SshExecutor on the booted fleet', () => {
     });
   });
 
+  it('runs a sequence in one session: each step its own exit status, stdout and stderr, argv verbatim', async () => {
+    await withExecutor(async (ssh) => {
+      const host = hosts[0]!;
+      const before = ssh.stats().commandsRun;
+      const ran = await ssh.execSequence(targetOf(host), [
+        ['sh', '-c', 'printf "no newline"; printf "err" >&2; exit 3'],
+        ['printf', '%s\\n', "it's", '$(id)', 'new\nline'],
+        ['sh', '-c', 'cat; echo "stdin: $?"'],
+        ['false'],
+      ]);
+      assert.equal(ssh.stats().commandsRun - before, 1, 'one session for the whole sequence');
+      assert.deepEqual(
+        ran.steps.map(({ exitCode, stdout, stderr }) => ({ exitCode, stdout, stderr })),
+        [
+          { exitCode: 3, stdout: 'no newline', stderr: 'err' },
+          { exitCode: 0, stdout: "it's\n$(id)\nnew\nline\n", stderr: '' },
+          { exitCode: 0, stdout: 'stdin: 0\n', stderr: '' },
+          { exitCode: 1, stdout: '', stderr: '' },
+        ],
+      );
+      assert.equal(ran.hostKeyFingerprint, host.hostKeyFingerprint);
+      assert.equal(ran.proceeded, undefined);
+    });
+  });
+
+  it('pauses a sequence until told to go on; without a go the rest never runs on the host', async () => {
+    await withExecutor(async (ssh) => {
+      const host = hosts[0]!;
+      const file = `/tmp/drover-sequence-${randomUUID()}`;
+      const steps = [
+        ['echo', 'read'],
+        ['touch', file],
+        ['echo', 'after'],
+      ];
+      const exists = async () => (await ssh.exec(targetOf(host), ['test', '-e', file])).exitCode === 0;
+
+      const seen: string[][] = [];
+      const stopped = await ssh.execSequence(targetOf(host), steps, {
+        confirm: {
+          after: 1,
+          proceed: async (done) => {
+            seen.push(done.map((step) => step.stdout));
+            await sleep(300);
+            // Nothing after the pause has run while the caller decides.
+            assert.equal(await exists(), false);
+            return false;
+          },
+        },
+      });
+      assert.deepEqual(seen, [['read\n']]);
+      assert.equal(stopped.proceeded, false);
+      assert.deepEqual(
+        stopped.steps.map((step) => step.stdout),
+        ['read\n'],
+      );
+      assert.equal(await exists(), false, 'a refused sequence did not go on');
+
+      await assert.rejects(
+        ssh.execSequence(targetOf(host), steps, {
+          confirm: {
+            after: 1,
+            proceed: () => Promise.reject(new Error('the database is away')),
+          },
+        }),
+        /the database is away/,
+      );
+      assert.equal(await exists(), false, 'a sequence whose caller failed did not go on');
+
+      const went = await ssh.execSequence(targetOf(host), steps, {
+        confirm: { after: 1, proceed: () => Promise.resolve(true) },
+      });
+      assert.equal(went.proceeded, true);
+      assert.deepEqual(
+        went.steps.map((step) => [step.exitCode, step.stdout]),
+        [
+          [0, 'read\n'],
+          [0, ''],
+          [0, 'after\n'],
+        ],
+      );
+      assert.equal(await exists(), true);
+      await ssh.exec(targetOf(host), ['rm', '-f', file]);
+
+      await assert.rejects(
+        ssh.execSequence(targetOf(host), steps, { confirm: { after: 3, proceed: () => Promise.resolve(true) } }),
+        /confirm.after/,
+      );
+    });
+  });
+
   it('runs 10 commands on a host, some concurrent, over exactly one SSH connection', async () => {
     const host = hosts[1]!;
     const acceptedLines = `journalctl -u ssh -o cat --no-pager | grep 'Accepted publickey'`;

@@ -52,3 +52,21 @@ export function toPage<Row, Item>(
     nextCursor: rows.length > limit && last !== undefined ? encodeCursor(cursorKey(last)) : null,
   };
 }
+
+/** The sort key of listings newest first: creation time, then the id to order equal times. */
+export interface CreatedKey {
+  createdAt: Date;
+  id: string;
+}
+
+const createdCursorSchema = z.object({ createdAt: z.iso.datetime(), id: z.uuid() });
+
+export function decodeCreatedCursor(cursor: string | undefined): CreatedKey | undefined {
+  if (cursor === undefined) return undefined;
+  const key = decodeCursor(cursor, createdCursorSchema);
+  return { createdAt: new Date(key.createdAt), id: key.id };
+}
+
+export function createdCursorKey(row: CreatedKey): Record<string, string> {
+  return { createdAt: row.createdAt.toISOString(), id: row.id };
+}

@@ -1,9 +1,14 @@
 import { InjectQueue } from '@nestjs/bullmq';
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { JobsOptions, Queue } from 'bullmq';
+import type Redis from 'ioredis';
 import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config.schema';
+import { REDIS } from '../redis/redis.module';
 import { JobName, JobPayloads, QueueName } from './queue.constants';
+
+/** A wake signal outlives any step that could miss it; it only expires for rollouts nobody steps any more. */
+const WAKE_SIGNAL_TTL_MS = 10 * 60_000;
 
 const KEEP_FINISHED = { removeOnComplete: { age: 3_600, count: 10_000 }, removeOnFail: { age: 7 * 86_400 } };
 
@@ -13,10 +18,17 @@ const KEEP_FINISHED = { removeOnComplete: { age: 3_600, count: 10_000 }, removeO
  */
 @Injectable()
 export class JobProducer {
+  private readonly logger = new Logger(JobProducer.name);
+
   constructor(
     @InjectQueue(QueueName.Lifecycle) private readonly queue: Queue,
+    @Inject(REDIS) private readonly redis: Redis,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
-  ) {}
+  ) {
+    // BullMQ reconnects on its own; without a listener ioredis prints every failed attempt as an
+    // unhandled error event. The reconciler re-queues whatever an outage cost.
+    queue.on('error', (error: Error) => this.logger.warn(`queue connection: ${error.message}`));
+  }
 
   async runTasks(taskIds: readonly string[]): Promise<void> {
     if (taskIds.length === 0) return;
@@ -39,9 +51,11 @@ export class JobProducer {
   /**
    * Makes a rollout take its next step now. Each rollout has one step job (its id derives from the
    * rollout) that re-delays itself while the rollout waits: waking it promotes that job, or queues
-   * it when there is none. A wake-up that races a running step is covered by that step's own delay.
+   * it when there is none. A step running right now cannot be promoted: the wake signal set first
+   * makes it run again as soon as it ends (see JobDeferred), so no wake-up is lost.
    */
   async wakeRollout(rolloutId: string): Promise<void> {
+    await this.redis.set(this.rolloutWakeSignal(rolloutId), '1', 'PX', WAKE_SIGNAL_TTL_MS);
     const jobId = `rollout-${rolloutId}`;
     const existing = await this.queue.getJob(jobId);
     if (existing) {
@@ -56,6 +70,16 @@ export class JobProducer {
       attempts: 5,
       backoff: { type: 'exponential', delay: 500 },
     });
+  }
+
+  /** The key wake-ups of a rollout set; its step clears it as it starts reading. */
+  rolloutWakeSignal(rolloutId: string): string {
+    return `${this.config.QUEUE_PREFIX}:rollout-wake:${rolloutId}`;
+  }
+
+  /** Clears a wake signal; true when it was set (someone asked for a step since it was last taken). */
+  async takeWakeSignal(key: string): Promise<boolean> {
+    return (await this.redis.del(key)) > 0;
   }
 
   /** Queues a discovery of the host unless one is already waiting for it. */

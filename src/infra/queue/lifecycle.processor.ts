@@ -108,6 +108,9 @@ export class LifecycleProcessor implements OnModuleInit, OnModuleDestroy {
     } catch (error) {
       if (error instanceof JobDeferred && token) {
         await job.moveToDelayed(Date.now() + error.delayMs, token);
+        // Checked only now that the job is delayed: a wake-up setting the signal from here on
+        // finds it delayed and promotes it itself, so none is lost between the two.
+        if (error.wakeSignal && (await this.producer.takeWakeSignal(error.wakeSignal))) await job.promote();
         throw new DelayedError();
       }
       throw error;

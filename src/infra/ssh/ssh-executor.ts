@@ -1,4 +1,5 @@
 import { Inject, Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
+import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { StringDecoder } from 'node:string_decoder';
 import type { ClientChannel } from 'ssh2';
@@ -37,6 +38,33 @@ export interface ExecResult {
   hostKeyFingerprint: string;
   connectionReused: boolean;
 }
+
+/** What one command of a sequence did. */
+export type StepResult = Pick<ExecResult, 'exitCode' | 'signal' | 'stdout' | 'stderr' | 'durationMs'>;
+
+export interface SequenceOptions extends Omit<ExecOptions, 'onData'> {
+  /** Pause after the first `after` steps until `proceed` says whether to run the others. */
+  confirm?: { after: number; proceed: (done: StepResult[]) => Promise<boolean> };
+}
+
+export interface SequenceResult {
+  /** One per command that ran, in order (only those before the pause when it did not proceed). */
+  steps: StepResult[];
+  /** With `confirm`: whether the steps after the pause ran. */
+  proceeded?: boolean;
+  durationMs: number;
+  hostKeyFingerprint: string;
+  connectionReused: boolean;
+}
+
+type ExecSettings = ExecOptions & {
+  timeoutMs: number;
+  maxOutputBytes: number;
+  usesSudo: boolean;
+  hostKeyPolicy: HostKeyPolicy;
+  /** Sees the output as it arrives, with the channel to answer on (its stdin). */
+  interact?: (channel: ClientChannel, chunk: string, stream: 'stdout' | 'stderr') => void;
+};
 
 /**
  * Seconds between the watchdog's SIGTERM and its SIGKILL. TERM first because sudo relays TERM to
@@ -94,6 +122,112 @@ export class SshExecutor implements OnModuleDestroy {
    * SudoRefusedError about the host; a plain Error for a bad argv, options or private key.
    */
   async exec(target: SshTarget, argv: readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
+    const settings = this.settingsOf(target, options);
+    // The only unquoted words are ours. `exec`: the login shell becomes the command (no shell left
+    // between sshd and it, so exit signals are reported as such). stdin is /dev/null: the command
+    // sees EOF instead of waiting for input, and our side of the channel stays open, which sshd
+    // needs to accept a signal for it.
+    const command = `exec ${shellQuote(this.prefix(settings.timeoutMs, settings.usesSudo))} ${shellQuote(argv)} </dev/null`;
+    const result = await this.send(target, command, shellQuote(argv), settings);
+    this.checkResult(target, shellQuote(argv), result, settings);
+    return result;
+  }
+
+  /**
+   * Runs several commands one after the other in one SSH session, each whatever the previous one
+   * exited with: one round trip and one remote shell instead of one per command, for short
+   * commands whose outputs are small (each step's output is told apart by a random marker line,
+   * which output cut down to maxOutputBytes could lose: that is an error). Each step is quoted,
+   * guarded by the watchdog and run through sudo exactly like `exec` runs one; `timeoutMs` bounds
+   * the whole sequence.
+   *
+   * `confirm`: the remote shell stops after the first `confirm.after` steps and waits, reading its
+   * stdin, until `confirm.proceed` (given those steps' results) says whether to run the rest. Only
+   * a "go" line lets it go on; anything else — false, an error, our process or connection dying —
+   * ends its stdin and the rest never runs. One session can so read a state, have the caller store
+   * it, and only then act.
+   */
+  async execSequence(
+    target: SshTarget,
+    steps: readonly (readonly string[])[],
+    options: SequenceOptions = {},
+  ): Promise<SequenceResult> {
+    if (steps.length === 0) throw new Error('a sequence needs at least one command');
+    const { confirm, ...execOptions } = options;
+    if (confirm && !(Number.isInteger(confirm.after) && confirm.after >= 1 && confirm.after < steps.length)) {
+      throw new RangeError('confirm.after must leave steps on both sides of the pause');
+    }
+    const settings = this.settingsOf(target, execOptions);
+    const marker = `drover-step-${randomBytes(12).toString('hex')}`;
+    const prefix = shellQuote(this.prefix(settings.timeoutMs, settings.usesSudo));
+    // After each step: its exit status on stdout and a bare marker on stderr, each on a line of
+    // its own (the leading \n ends a last line the step left open; the split removes it again).
+    const run = (argv: readonly string[]) =>
+      `${prefix} ${shellQuote(argv)} </dev/null; printf '\\n%s:%s\\n' ${marker} "$?"; printf '\\n%s\\n' ${marker} >&2`;
+    const command = confirm
+      ? `${steps.slice(0, confirm.after).map(run).join('; ')}; ` +
+        `if read -r drover_go && [ "$drover_go" = go ]; then ${steps.slice(confirm.after).map(run).join('; ')}; fi`
+      : steps.map(run).join('; ');
+    const display = steps.map((argv) => shellQuote(argv)).join('; ');
+    /** The steps whose both markers arrived; `check` also reads their exit statuses for sudo and the watchdog. */
+    const split = (stdout: string, stderr: string, durationMs: number, check = true): StepResult[] => {
+      const stdouts = stdout.split(new RegExp(`\n${marker}:(\\d+)\n`));
+      const stderrs = stderr.split(`\n${marker}\n`);
+      const count = Math.min((stdouts.length - 1) / 2, stderrs.length - 1);
+      return steps.slice(0, count).map((argv, index) => {
+        const step = {
+          exitCode: Number(stdouts[2 * index + 1]),
+          signal: null,
+          stdout: stdouts[2 * index]!,
+          stderr: stderrs[index]!,
+          durationMs,
+        };
+        if (check) this.checkResult(target, shellQuote(argv), step, settings);
+        return step;
+      });
+    };
+
+    let pause: Promise<boolean> | undefined;
+    const seen = { stdout: '', stderr: '' };
+    const interact = confirm
+      ? (channel: ClientChannel, chunk: string, stream: 'stdout' | 'stderr') => {
+          if (pause) return;
+          seen[stream] += chunk;
+          if (split(seen.stdout, seen.stderr, 0, false).length < confirm.after) return;
+          pause = (async () => {
+            try {
+              const proceed = await confirm.proceed(split(seen.stdout, seen.stderr, 0));
+              if (proceed) channel.write('go\n');
+              return proceed;
+            } finally {
+              channel.end();
+            }
+          })();
+          // Awaited once the session ends; until then a rejection must not count as unhandled.
+          pause.catch(() => undefined);
+        }
+      : undefined;
+
+    const result = await this.send(target, command, display, { ...settings, ...(interact ? { interact } : {}) });
+    const proceeded = pause ? await pause : undefined;
+    const ran = split(result.stdout, result.stderr, result.durationMs);
+    const expected = confirm && !proceeded ? confirm.after : steps.length;
+    if (ran.length !== expected) {
+      throw new Error(
+        `the output of ${display} on ${target.name} does not show where each command ended` +
+          (result.truncated ? ' (it was cut to maxOutputBytes)' : ''),
+      );
+    }
+    return {
+      steps: ran,
+      ...(confirm ? { proceeded: proceeded === true } : {}),
+      durationMs: result.durationMs,
+      hostKeyFingerprint: result.hostKeyFingerprint,
+      connectionReused: result.connectionReused,
+    };
+  }
+
+  private settingsOf(target: SshTarget, options: ExecOptions): ExecSettings {
     const timeoutMs = options.timeoutMs ?? this.config.SSH_COMMAND_TIMEOUT_MS;
     // Node's timers cannot wait longer than 2^31 - 1 ms (they would fire at once).
     if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > MAX_TIMER_MS) {
@@ -103,19 +237,23 @@ export class SshExecutor implements OnModuleDestroy {
     if (!Number.isSafeInteger(maxOutputBytes) || maxOutputBytes < 2) {
       throw new RangeError('maxOutputBytes must be a whole number ≥ 2');
     }
-    const hostKeyPolicy = this.hostKeyPolicy(target, options);
-    const usesSudo = target.sshUser !== 'root';
-    // The only unquoted words are ours. `exec`: the login shell becomes the command (no shell left
-    // between sshd and it, so exit signals are reported as such). stdin is /dev/null: the command
-    // sees EOF instead of waiting for input, and our side of the channel stays open, which sshd
-    // needs to accept a signal for it.
-    const command = `exec ${shellQuote(this.prefix(timeoutMs, usesSudo))} ${shellQuote(argv)} </dev/null`;
+    return {
+      ...options,
+      timeoutMs,
+      maxOutputBytes,
+      usesSudo: target.sshUser !== 'root',
+      hostKeyPolicy: this.hostKeyPolicy(target, options),
+    };
+  }
+
+  /** Sends one command line on a pooled connection (reconnecting once if the pooled one was dead). */
+  private async send(target: SshTarget, command: string, display: string, settings: ExecSettings): Promise<ExecResult> {
     const privateKey = await this.loadPrivateKey();
-    const key = JSON.stringify([target.hostId, target.address, target.port, target.sshUser, hostKeyPolicy]);
+    const key = JSON.stringify([target.hostId, target.address, target.port, target.sshUser, settings.hostKeyPolicy]);
     const connect = (onClose: () => void): SshConnection =>
       new SshConnection(
         target,
-        hostKeyPolicy,
+        settings.hostKeyPolicy,
         {
           privateKey,
           connectTimeoutMs: this.config.SSH_CONNECT_TIMEOUT_MS,
@@ -127,7 +265,7 @@ export class SshExecutor implements OnModuleDestroy {
     for (let attempt = 1; ; attempt++) {
       try {
         const lease = await this.pool.acquire(key, connect);
-        return await this.run(target, lease, command, argv, { ...options, timeoutMs, maxOutputBytes, usesSudo });
+        return await this.run(target, lease, command, display, settings);
       } catch (error) {
         if (!(error instanceof ChannelFailure)) throw error;
         // A pooled connection found dead before the command was sent: nothing ran, so one fresh
@@ -138,6 +276,17 @@ export class SshExecutor implements OnModuleDestroy {
         }
         throw new HostUnreachableError(target.name, error.message, error.commandMayHaveStarted, { cause: error });
       }
+    }
+  }
+
+  /** What an exit status means beyond itself: the host's watchdog fired, or sudo refused. */
+  private checkResult(target: SshTarget, display: string, result: StepResult, settings: ExecSettings): void {
+    if (result.exitCode === WATCHDOG_EXIT_CODE && result.durationMs >= settings.timeoutMs) {
+      // The host's watchdog fired before our timer got to run (a busy event loop).
+      throw new CommandTimeoutError(target.name, display, settings.timeoutMs, result.stdout, result.stderr);
+    }
+    if (settings.usesSudo && result.exitCode === 1 && SUDO_REFUSAL.test(result.stderr)) {
+      throw new SudoRefusedError(target.name, target.sshUser, display, result.stderr);
     }
   }
 
@@ -180,13 +329,12 @@ export class SshExecutor implements OnModuleDestroy {
     target: SshTarget,
     lease: Lease,
     command: string,
-    argv: readonly string[],
-    options: ExecOptions & { timeoutMs: number; maxOutputBytes: number; usesSudo: boolean },
+    display: string,
+    options: ExecSettings,
   ): Promise<ExecResult> {
     const { connection } = lease;
     const { timeoutMs, maxOutputBytes } = options;
     const logFields = { hostId: target.hostId, host: target.name };
-    const display = shellQuote(argv);
     const output = { stdout: new CappedOutput(maxOutputBytes), stderr: new CappedOutput(maxOutputBytes) };
     const startedAt = performance.now();
 
@@ -236,7 +384,14 @@ export class SshExecutor implements OnModuleDestroy {
         ({ channel: opened, exitStatus }) => {
           this.commandsRun++;
           channel = opened;
-          this.collect(opened, output, options.onData, logFields, () => {
+          const { onData, interact } = options;
+          const observe = interact
+            ? (chunk: string, stream: 'stdout' | 'stderr') => {
+                onData?.(chunk, stream);
+                interact(opened, chunk, stream);
+              }
+            : onData;
+          this.collect(opened, output, observe, logFields, () => {
             const exit = exitStatus();
             lease.release();
             const durationMs = Math.round(performance.now() - startedAt);
@@ -249,15 +404,6 @@ export class SshExecutor implements OnModuleDestroy {
             const status = exit ?? { exitCode: null, signal: null };
             const stdout = output.stdout.toString();
             const stderr = output.stderr.toString();
-            if (status.exitCode === WATCHDOG_EXIT_CODE && durationMs >= timeoutMs) {
-              // The host's watchdog fired before our timer got to run (a busy event loop).
-              settle(() => reject(new CommandTimeoutError(target.name, display, timeoutMs, stdout, stderr)));
-              return;
-            }
-            if (options.usesSudo && status.exitCode === 1 && SUDO_REFUSAL.test(stderr)) {
-              settle(() => reject(new SudoRefusedError(target.name, target.sshUser, display, stderr)));
-              return;
-            }
             settle(() =>
               resolve({
                 ...status,
