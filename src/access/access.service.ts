@@ -1,7 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { AuditActor } from '../audit/audit-actor';
 import { AuditRepository } from '../audit/audit.repository';
-import { UnprocessableError } from '../common/errors/domain-errors';
 import { HostsService } from '../hosts/hosts.service';
 import type { SudoersFile, SudoersRequest } from './dto/sudoers.dto';
 import { defaultSudoersGroup, renderSudoers, sudoersPath } from './sudoers';
@@ -21,13 +20,6 @@ export class AccessService {
     let hosts: string[] | undefined;
     if (request.selector !== undefined) {
       const targets = await this.hosts.resolveTargets(request.selector);
-      if (targets.length === 0) {
-        throw new UnprocessableError(
-          'selector_matches_nothing',
-          'selector',
-          `selector '${request.selector}' matches no host`,
-        );
-      }
       hosts = targets.map((host) => host.name);
     }
     // Who was handed which root rules is part of the history, even though drover installs nothing.

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { AuditActor } from '../audit/audit-actor';
 import { z } from 'zod';
+import { UnprocessableError } from '../common/errors/domain-errors';
 import { decodeCursor, Page, toPage } from '../common/pagination/cursor';
 import { parseSelector } from '../common/selector/selector';
 import type { BulkUpsertResult, HostInput, HostResponse, HostUpdate } from './dto/host.dto';
@@ -58,9 +59,17 @@ export class HostsService {
     return toPage(rows, query.limit, toHostResponse, (host) => ({ name: host.name }));
   }
 
-  /** Every host a selector matches, by name. */
-  resolveTargets(selectorText: string): Promise<Host[]> {
-    return this.hosts.findAllMatching(parseSelector(selectorText));
+  /** Every host a selector matches, by name; a selector that matches none is a 422 naming the field. */
+  async resolveTargets(selectorText: string): Promise<Host[]> {
+    const hosts = await this.hosts.findAllMatching(parseSelector(selectorText));
+    if (hosts.length === 0) {
+      throw new UnprocessableError(
+        'selector_matches_nothing',
+        'selector',
+        `selector '${selectorText}' matches no host`,
+      );
+    }
+    return hosts;
   }
 
   async bulkUpsert(hosts: HostInput[], actor: AuditActor): Promise<BulkUpsertResult> {

@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { ResourceNotFoundError } from '../common/errors/domain-errors';
 import type { AuditActor } from '../audit/audit-actor';
 import { Operation, Prisma, Task, TaskState } from '../generated/prisma/client';
+import { createdBefore, CreatedKey } from '../common/pagination/cursor';
 import { PrismaService } from '../infra/prisma/prisma.service';
 import { countsByOwner } from '../infra/prisma/state-counts';
 
@@ -299,7 +300,7 @@ export class OperationsRepository {
       unit?: string | undefined;
       host?: string | undefined;
     },
-    before: { createdAt: Date; id: string } | undefined,
+    before: CreatedKey | undefined,
     take: number,
   ): Promise<Operation[]> {
     return this.prisma.operation.findMany({
@@ -308,9 +309,7 @@ export class OperationsRepository {
         ...(filter.verb ? { verb: filter.verb } : {}),
         ...(filter.unit ? { unit: filter.unit } : {}),
         ...(filter.host ? { tasks: { some: { hostName: filter.host } } } : {}),
-        ...(before
-          ? { OR: [{ createdAt: { lt: before.createdAt } }, { createdAt: before.createdAt, id: { lt: before.id } }] }
-          : {}),
+        ...createdBefore(before),
       },
       orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
       take,

@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { auditActorOf } from '../audit/audit-actor';
 import type { RequestActor } from '../common/auth/auth.decorators';
-import { ForbiddenError, UnprocessableError } from '../common/errors/domain-errors';
+import { ForbiddenError } from '../common/errors/domain-errors';
 import { createdCursorKey, decodeCreatedCursor, Page, toPage } from '../common/pagination/cursor';
 import { APP_CONFIG } from '../config/config.module';
 import type { AppConfig } from '../config/config.schema';
@@ -95,13 +95,6 @@ export class OperationsService {
   /** Acts on a unit across the hosts a selector matches. Nothing is queued unless all is valid. */
   async create(input: CreateOperationInput, actor: RequestActor, principal: Principal): Promise<OperationResponse> {
     const targets = await this.hostsService.resolveTargets(input.selector);
-    if (targets.length === 0) {
-      throw new UnprocessableError(
-        'selector_matches_nothing',
-        'selector',
-        `selector '${input.selector}' matches no host`,
-      );
-    }
     assertMayActOn(principal, targets.map(boundsTarget), input.unit ?? null);
     assertMayTrustKeys(principal, input.trustOnFirstUse);
     return this.start(input, input.selector, input.concurrency ?? targets.length, targets, actor);

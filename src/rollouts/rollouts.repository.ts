@@ -10,6 +10,7 @@ import {
   RolloutHostState,
   RolloutStatus,
 } from '../generated/prisma/client';
+import { createdBefore, CreatedKey } from '../common/pagination/cursor';
 import { PrismaService } from '../infra/prisma/prisma.service';
 import { countsByOwner } from '../infra/prisma/state-counts';
 import { NewOperation, OperationsRepository } from '../operations/operations.repository';
@@ -353,7 +354,7 @@ export class RolloutsRepository {
   /** Newest first, keyset-paginated on (createdAt, id). */
   list(
     filter: { status?: RolloutStatus | undefined; verb?: string | undefined; unit?: string | undefined },
-    before: { createdAt: Date; id: string } | undefined,
+    before: CreatedKey | undefined,
     take: number,
   ): Promise<Rollout[]> {
     return this.prisma.rollout.findMany({
@@ -361,9 +362,7 @@ export class RolloutsRepository {
         ...(filter.status ? { status: filter.status } : {}),
         ...(filter.verb ? { verb: filter.verb } : {}),
         ...(filter.unit ? { unit: filter.unit } : {}),
-        ...(before
-          ? { OR: [{ createdAt: { lt: before.createdAt } }, { createdAt: before.createdAt, id: { lt: before.id } }] }
-          : {}),
+        ...createdBefore(before),
       },
       orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
       take,

@@ -288,13 +288,6 @@ export class RolloutsService {
     principal: Principal,
   ): Promise<{ plan: RolloutPlan; targets: { id: string; name: string; units: string[] }[] }> {
     const selected = await this.hostsService.resolveTargets(strategy.selector);
-    if (selected.length === 0) {
-      throw new UnprocessableError(
-        'selector_matches_nothing',
-        'selector',
-        `selector '${strategy.selector}' matches no host`,
-      );
-    }
     const glob = isUnitGlob(strategy.unit);
     const states = await this.rollouts.unitStates(
       selected.map((host) => host.id),

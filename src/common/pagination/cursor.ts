@@ -67,6 +67,13 @@ export function decodeCreatedCursor(cursor: string | undefined): CreatedKey | un
   return { createdAt: new Date(key.createdAt), id: key.id };
 }
 
+/** The where-clause of the page after `before` in a listing newest first. */
+export function createdBefore(before: CreatedKey | undefined) {
+  return before
+    ? { OR: [{ createdAt: { lt: before.createdAt } }, { createdAt: before.createdAt, id: { lt: before.id } }] }
+    : {};
+}
+
 export function createdCursorKey(row: CreatedKey): Record<string, string> {
   return { createdAt: row.createdAt.toISOString(), id: row.id };
 }
