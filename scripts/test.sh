@@ -87,10 +87,18 @@ check shellcheck shell_scripts_clean
 # --- unit and integration tests ---
 log "unit and integration tests"
 mapfile -t test_files < <(find dist/src -name '*.spec.js' | sort; find dist/test -name '*.test.js' | sort)
+# A floor, so a suite that shrank cannot pass: every test file of the tree compiled and ran, and at
+# least as many tests ran as there are it()/test() call sites in them (loops only add to that).
+source_files=$(find src -name '*.spec.ts' | wc -l)
+source_files=$((source_files + $(find test -name '*.test.ts' | wc -l)))
+test_sites=$(grep -rhoE '^\s*(it|test)\(' src test --include='*.spec.ts' --include='*.test.ts' | wc -l)
+# One hung test (a stream nobody closes) must not take the closing line with it: each test has a
+# time limit, and the whole run one too (SIGTERM, then SIGKILL), after which the summary still prints.
 TEST_POSTGRES_URL=postgresql://drover:drover@127.0.0.1:5432/postgres \
   TEST_TEMPLATE_DATABASE=drover_test_template \
   REDIS_URL=redis://127.0.0.1:6379 \
-  node --test --test-concurrency=1 \
+  timeout --kill-after=30 "${DROVER_TEST_RUN_TIMEOUT:-4200}" \
+  node --test --test-concurrency=1 --test-timeout="${DROVER_TEST_TIMEOUT_MS:-600000}" \
   --test-reporter=spec --test-reporter-destination=stdout \
   --test-reporter=tap --test-reporter-destination="$RESULTS/tests.tap" \
   "${test_files[@]}"
@@ -100,6 +108,22 @@ tap_count() { awk -v key="# $1" '$0 ~ "^"key" " { print $3 }' "$RESULTS/tests.ta
 test_pass=$(tap_count pass)
 test_fail=$(tap_count fail)
 test_cancelled=$(tap_count cancelled)
+test_skipped=$(tap_count skipped)
+test_todo=$(tap_count todo)
+test_total=$(tap_count tests)
+if [ "${#test_files[@]}" -lt "$source_files" ]; then
+  failed=$((failed + 1))
+  failures+=("only ${#test_files[@]} compiled test files for $source_files in the tree")
+fi
+if [ -n "$test_total" ] && [ "$test_total" -lt "$test_sites" ]; then
+  failed=$((failed + 1))
+  failures+=("only $test_total tests ran, fewer than the $test_sites it()/test() call sites in the tree")
+fi
+# A skipped or todo test proves nothing: counted and refused.
+if [ "${test_skipped:-0}" -gt 0 ] || [ "${test_todo:-0}" -gt 0 ]; then
+  failed=$((failed + 1))
+  failures+=("${test_skipped:-0} skipped and ${test_todo:-0} todo test(s)")
+fi
 if [ -z "$test_pass" ]; then
   failed=$((failed + 1))
   failures+=("the test runner produced no summary (exit $tests_exit)")
@@ -115,5 +139,5 @@ trap - EXIT
 cleanup
 echo
 [ ${#failures[@]} -gt 0 ] && printf 'failed: %s\n' "${failures[@]}"
-echo "$passed passed, $failed failed"
+echo "$passed passed, $failed failed, ${test_skipped:-0} skipped"
 [ "$failed" -eq 0 ]

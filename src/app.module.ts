@@ -13,6 +13,7 @@ import { MetricsModule } from './infra/metrics/metrics.module';
 import { OperationsModule } from './operations/operations.module';
 import { PrismaModule } from './infra/prisma/prisma.module';
 import { RedisModule } from './infra/redis/redis.module';
+import { ProbesModule } from './probes/probes.module';
 import { RolloutsModule } from './rollouts/rollouts.module';
 import { TOKEN_RATE_LIMIT_PER_MINUTE } from './tokens/rate-limit';
 import { TokensModule } from './tokens/tokens.module';
@@ -36,6 +37,7 @@ export class AppModule {
         OperationsModule,
         AccessModule,
         AuditModule,
+        ProbesModule,
         RolloutsModule,
       ],
       providers: [

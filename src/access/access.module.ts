@@ -1,11 +1,12 @@
 import { Module } from '@nestjs/common';
 import { HostsModule } from '../hosts/hosts.module';
+import { ProbesModule } from '../probes/probes.module';
 import { AccessController } from './access.controller';
 import { AccessService } from './access.service';
 
 /** Least-privilege access for drover on the hosts (sudoers drop-ins for its SSH user). */
 @Module({
-  imports: [HostsModule],
+  imports: [HostsModule, ProbesModule],
   controllers: [AccessController],
   providers: [AccessService],
 })

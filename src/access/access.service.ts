@@ -1,7 +1,9 @@
 import { Injectable } from '@nestjs/common';
 import type { AuditActor } from '../audit/audit-actor';
 import { AuditRepository } from '../audit/audit.repository';
+import { UnprocessableError } from '../common/errors/domain-errors';
 import { HostsService } from '../hosts/hosts.service';
+import { ProbesRepository } from '../probes/probes.repository';
 import type { SudoersFile, SudoersRequest } from './dto/sudoers.dto';
 import { defaultSudoersGroup, renderSudoers, sudoersPath } from './sudoers';
 
@@ -11,10 +13,18 @@ export class AccessService {
   constructor(
     private readonly hosts: HostsService,
     private readonly audit: AuditRepository,
+    private readonly probes: ProbesRepository,
   ) {}
 
   async sudoers(request: SudoersRequest, actor: AuditActor): Promise<SudoersFile> {
-    const content = renderSudoers(request);
+    const catalogue = await this.probes.findByNames(request.probes);
+    const probeCommands = request.probes.map((name, index) => {
+      const probe = catalogue.get(name);
+      if (!probe)
+        throw new UnprocessableError('probe_not_found', `probes[${index}]`, `no probe '${name}' in the catalogue`);
+      return { name, argv: probe.argv };
+    });
+    const content = renderSudoers({ ...request, probeCommands });
     // renderSudoers has refused an input without a usable group, so one exists here.
     const path = sudoersPath(request.group ?? defaultSudoersGroup(request.user)!);
     let hosts: string[] | undefined;

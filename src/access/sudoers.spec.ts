@@ -215,6 +215,29 @@ describe('renderSudoers', () => {
     assert.equal(content.match(/daemon-reload/g)?.length, 3, 'daemon-reload once per path, plus the header');
   });
 
+  it('allows each catalogue probe with exactly its arguments, and one without arguments with none', () => {
+    const probeCommands = [
+      { name: 'nginx-up', argv: ['/usr/bin/systemctl', 'is-active', '--quiet', 'nginx.service'] },
+      { name: 'health', argv: ['/usr/local/bin/check-health', '--url=http://127.0.0.1:80/x,y#z'] },
+      { name: 'bare', argv: ['/usr/local/bin/bare-check'] },
+    ];
+    const content = renderSudoers({ ...base, probeCommands });
+    assert.ok(visudo(content).ok, content);
+    assert.match(content, /^# {3}probes: bare, health, nginx-up$/m);
+    const aliases = parsedAliases(content);
+    // As sudo's own parser reads them: the escaping gone, every argument literal.
+    assert.deepEqual(aliases.get('DROVER_DEPLOY__PROBES'), [
+      '/usr/local/bin/bare-check ""',
+      '/usr/local/bin/check-health --url=http://127.0.0.1:80/x,y#z',
+      '/usr/bin/systemctl is-active --quiet nginx.service',
+    ]);
+    assert.equal(renderSudoers({ ...base, probeCommands: [...probeCommands].reverse() }), content);
+    assert.throws(
+      () => renderSudoers({ ...base, probeCommands: [{ name: 'x', argv: ['/usr/bin/a*b'] }] }),
+      /plain absolute path/,
+    );
+  });
+
   it('leaves the discovery listings out when asked', () => {
     const content = renderSudoers({ ...base, includeDiscovery: false });
     assert.doesNotMatch(content, /list-unit/);

@@ -3,6 +3,7 @@ import { SYSTEMD_PROBE_ARGV, verbArgv } from '../operations/systemd/commands';
 import { LIST_UNIT_FILES_ARGV, LIST_UNITS_ARGV } from '../operations/systemd/discovery';
 import { snapshotArgv } from '../operations/systemd/unit-snapshot';
 import { Verb, VERBS } from '../operations/systemd/verbs';
+import { PROBE_PROGRAM } from '../probes/dto/probe.dto';
 import { unitNameProblem } from '../units/unit-name';
 
 /**
@@ -52,6 +53,14 @@ export interface SudoersInput {
   includeDiscovery: boolean;
   /** Names the file and its aliases; defaults to the user name (see defaultSudoersGroup). */
   group?: string | undefined;
+  /** Commands of the probe catalogue that rollouts on these hosts run as health probes. */
+  probeCommands?: readonly SudoersProbe[] | undefined;
+}
+
+export interface SudoersProbe {
+  name: string;
+  /** An absolute program path without sudoers or glob specials, then arguments (see probeArgvSchema). */
+  argv: readonly string[];
 }
 
 /** Bad input to the sudoers renderer, named by field: a 400 when it reaches the API. */
@@ -184,12 +193,24 @@ export function sudoersCommands(argv: readonly string[]): string[] {
   return paths.map((path) => `${path} ${escaped}`);
 }
 
+/**
+ * The one sudoers command line that allows exactly this probe argv. Its program is already an
+ * absolute path (the catalogue takes no other); with no arguments the line ends in "", which sudo
+ * reads as "without arguments" (a bare path would allow any arguments).
+ */
+export function probeSudoersCommand(argv: readonly string[]): string {
+  const [program, ...args] = argv;
+  if (program === undefined || !PROBE_PROGRAM.test(program)) {
+    throw new Error(`cannot express program ${JSON.stringify(program)} in sudoers: it must be a plain absolute path`);
+  }
+  return `${program} ${args.length === 0 ? '""' : args.map(sudoersArg).join(' ')}`;
+}
+
 function aliasName(group: string, part: string): string {
   return `DROVER_${group.toUpperCase().replace(/-/g, '_')}__${part.toUpperCase().replace(/-/g, '_')}`;
 }
 
-function aliasLine(name: string, argvs: readonly (readonly string[])[]): string {
-  const commands = argvs.flatMap(sudoersCommands);
+function aliasLine(name: string, commands: readonly string[]): string {
   return `Cmnd_Alias ${name} = \\\n${commands.map((command) => `    ${command}`).join(', \\\n')}`;
 }
 
@@ -222,11 +243,20 @@ export function renderSudoers(input: SudoersInput): string {
 
   const read: string[][] = [SYSTEMD_PROBE_ARGV, ...units.map(snapshotArgv)];
   if (input.includeDiscovery) read.push(LIST_UNITS_ARGV, LIST_UNIT_FILES_ARGV);
-  const aliases: { name: string; argvs: string[][] }[] = [{ name: aliasName(group, 'read'), argvs: read }];
+  const aliases: { name: string; commands: string[] }[] = [
+    { name: aliasName(group, 'read'), commands: read.flatMap(sudoersCommands) },
+  ];
   for (const verb of verbs) {
     // daemon-reload acts on the service manager: one command line, whatever the units.
     const argvs = verb === 'daemon-reload' ? [verbArgv(verb, null)] : units.map((unit) => verbArgv(verb, unit));
-    aliases.push({ name: aliasName(group, verb), argvs });
+    aliases.push({ name: aliasName(group, verb), commands: argvs.flatMap(sudoersCommands) });
+  }
+  const probes = [...new Map((input.probeCommands ?? []).map((probe) => [probe.name, probe])).values()].sort((a, b) =>
+    a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
+  );
+  if (probes.length > 0) {
+    const commands = [...new Set(probes.map((probe) => probeSudoersCommand(probe.argv)))];
+    aliases.push({ name: aliasName(group, 'probes'), commands });
   }
 
   const lines = [
@@ -235,6 +265,12 @@ export function renderSudoers(input: SudoersInput): string {
     `# Lets ${input.user} run as root, without a password, exactly these command lines and no others:`,
     ...wrap('#   verbs:', verbs),
     ...wrap('#   units:', units),
+    ...(probes.length > 0
+      ? wrap(
+          '#   probes:',
+          probes.map((probe) => probe.name),
+        )
+      : []),
     ...(input.includeDiscovery
       ? [
           '#   and what drover reads to check them: the systemd probe, systemctl show of each unit,',
@@ -248,7 +284,7 @@ export function renderSudoers(input: SudoersInput): string {
     // drover's commands run without a terminal; hosts that require one for sudo would refuse them.
     `Defaults:${input.user} !requiretty`,
     '',
-    ...aliases.map(({ name, argvs }) => aliasLine(name, argvs)),
+    ...aliases.map(({ name, commands }) => aliasLine(name, commands)),
     '',
     `${input.user} ALL = (root) NOPASSWD: ${aliases.map(({ name }) => name).join(', ')}`,
   ];

@@ -29,12 +29,16 @@ usage: drover <command> [options]
   audit verify [--from-seq N] [--to-seq N] recompute the hash chain; exit 2 names the first broken event
   audit export [FILTERS] [--format jsonl|csv]  stream every matching event to stdout
   rollout VERB UNIT -l SELECTOR [--batch 1,25%] [--max-failures N|P%] [--max-unavailable N|P%]
-          [--min-healthy 10s] [--health-timeout 60s] [--probe http:80/healthz|tcp:PORT|cmd:/PROG,ARG]
+          [--min-healthy 10s] [--health-timeout 60s] [--probe http:80/healthz|tcp:PORT|cmd:NAME]
           [--pause 30s] [--approve-after-canary] [--order name|shuffle:SEED|label:KEY=V1,V2]
           [--task-timeout 30s] [--deadline 1h] [--idempotency-key KEY] [--dry-run] [--wait] [--json]
                                            a rolling VERB of UNIT, batch after batch (canary first),
                                            each host health-gated, e.g. drover rollout restart nginx
                                            -l role=web --batch 1,25% --max-failures 1 --wait
+  probes list|get NAME [--json]            the probe catalogue: commands rollouts may run as health probes
+  probes set NAME [--timeout-ms N] [--unit-glob GLOB] [--description TEXT] -- /PROGRAM [ARG...]
+                                           create or replace a probe (unbounded admin token)
+  probes delete NAME                       remove a probe (rollouts naming it stop before their next batch)
   rollout status|watch ID [--json]         show a rollout; watch follows it live until it ends
   rollout pause|resume|approve|cancel|retry ID [--reason TEXT] [--wait]
   rollout list [--json]                    recent rollouts, newest first
@@ -161,6 +165,51 @@ async function unitsCommand(api: DroverClient, args: string[], json: boolean, se
   }
   if (json) process.stdout.write(`${JSON.stringify(units, null, 2)}\n`);
   else printUnits(units);
+}
+
+function printProbes(probes: Schemas['Probe'][]): void {
+  process.stdout.write(
+    renderTable(
+      ['NAME', 'TIMEOUT', 'UNITS', 'ARGV'],
+      probes.map((probe) => [probe.name, `${probe.timeoutMs} ms`, probe.unitGlob ?? '*', probe.argv.join(' ')]),
+    ),
+  );
+}
+
+interface ProbeOptions {
+  json: boolean;
+  'timeout-ms'?: string | undefined;
+  'unit-glob'?: string | undefined;
+  description?: string | undefined;
+}
+
+async function probesCommand(api: DroverClient, args: string[], values: ProbeOptions): Promise<void> {
+  const [action, name, ...argv] = args;
+  const path = { name: name ?? '' };
+  let probes: Schemas['Probe'][];
+  if (action === 'list') {
+    probes = await allPages(async (cursor) =>
+      unwrap(await api.GET('/v1/probes', { params: { query: { cursor, limit: 1000 } } })),
+    );
+  } else if (action === 'get' && name) {
+    probes = [unwrap(await api.GET('/v1/probes/{name}', { params: { path } }))];
+  } else if (action === 'set' && name && argv.length > 0) {
+    const body: Schemas['PutProbe'] = {
+      argv,
+      ...(values['timeout-ms'] === undefined ? {} : { timeoutMs: Number(values['timeout-ms']) }),
+      ...(values['unit-glob'] === undefined ? {} : { unitGlob: values['unit-glob'] }),
+      ...(values.description === undefined ? {} : { description: values.description }),
+    };
+    probes = [unwrap(await api.PUT('/v1/probes/{name}', { params: { path }, body }))];
+  } else if (action === 'delete' && name) {
+    unwrap(await api.DELETE('/v1/probes/{name}', { params: { path } }));
+    process.stdout.write(`probe ${name} deleted\n`);
+    return;
+  } else {
+    throw new UsageError('probes takes: list | get NAME | set NAME [options] -- /PROGRAM [ARG...] | delete NAME');
+  }
+  if (values.json) process.stdout.write(`${JSON.stringify(probes, null, 2)}\n`);
+  else printProbes(probes);
 }
 
 type Operation = Schemas['Operation'];
@@ -388,6 +437,8 @@ async function main(argv: string[]): Promise<void> {
       concurrency: { type: 'string' },
       'on-conflict': { type: 'string' },
       'timeout-ms': { type: 'string' },
+      'unit-glob': { type: 'string' },
+      description: { type: 'string' },
       'trust-on-first-use': { type: 'boolean', default: false },
       actor: { type: 'string' },
       unit: { type: 'string' },
@@ -430,6 +481,7 @@ async function main(argv: string[]): Promise<void> {
   if (group === 'hosts') await hostsCommand(api, rest, values.json, values.selector);
   else if (group === 'units') await unitsCommand(api, rest, values.json, values.selector);
   else if (group === 'ops') await opsCommand(api, rest, values.json);
+  else if (group === 'probes') await probesCommand(api, rest, values);
   else if (group === 'rollout') await rolloutCommand(api, baseUrl, process.env.DROVER_TOKEN, rest, values);
   else if (group === 'audit') await auditCommand(api, baseUrl, process.env.DROVER_TOKEN, rest, values);
   else if (VERB_COMMANDS.has(group)) await actCommand(api, group, rest, values);

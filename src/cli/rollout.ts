@@ -50,14 +50,16 @@ function amount(option: string, text: string): number | string {
   throw new RolloutUsageError(`--${option} takes a count such as 2 or a percentage such as 25%, not '${text}'`);
 }
 
-/** http:PORT[/PATH], tcp:PORT, or cmd:/ABSOLUTE/PROGRAM[,ARG...] (run on the host, no shell). */
+/** http:PORT[/PATH], tcp:PORT, or cmd:NAME (a command of the probe catalogue, run on the host). */
 export function parseProbe(text: string): Probe {
   const http = /^http:(\d+)(\/\S*)?$/.exec(text);
   if (http) return { type: 'http', port: Number(http[1]), path: http[2] ?? '/' };
   const tcp = /^tcp:(\d+)$/.exec(text);
   if (tcp) return { type: 'tcp', port: Number(tcp[1]) };
-  if (text.startsWith('cmd:')) return { type: 'command', argv: text.slice(4).split(',') };
-  throw new RolloutUsageError(`--probe takes http:PORT[/PATH], tcp:PORT or cmd:/PROGRAM[,ARG...], not '${text}'`);
+  if (text.startsWith('cmd:')) return { type: 'command', name: text.slice(4) };
+  throw new RolloutUsageError(
+    `--probe takes http:PORT[/PATH], tcp:PORT or cmd:NAME (see drover probes list), not '${text}'`,
+  );
 }
 
 function orderOf(text: string): Strategy['order'] {

@@ -349,6 +349,48 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/probes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The probe catalogue: commands rollouts may run as health probes */
+        get: operations["listProbes"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/probes/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Read one probe command */
+        get: operations["getProbe"];
+        /**
+         * Create or replace a probe command (unbounded admin tokens only)
+         * @description The command runs as root on every host of each rollout that names it, so only an unbounded admin may define it. Audited with the old and the new definition; rollouts in progress use the new one from their next health check.
+         */
+        put: operations["putProbe"];
+        post?: never;
+        /**
+         * Delete a probe command
+         * @description Rollouts that name it fail its health checks from then on and stop before their next batch: deleting a probe is also how to stop it running everywhere at once.
+         */
+        delete: operations["deleteProbe"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/rollouts/plan": {
         parameters: {
             query?: never;
@@ -875,6 +917,41 @@ export interface components {
             /** @description Pass as cursor to get the next page; null on the last page */
             nextCursor: string | null;
         };
+        /** @description A probe command of the catalogue */
+        Probe: {
+            name: string;
+            description: string;
+            argv: string[];
+            timeoutMs: number;
+            unitGlob: string | null;
+            /** @description Name of the token that created it */
+            createdBy: string;
+            /** @description Name of the token that last changed it */
+            updatedBy: string;
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            updatedAt: string;
+        };
+        ProbePage: {
+            items: {
+                name: string;
+                description: string;
+                argv: string[];
+                timeoutMs: number;
+                unitGlob: string | null;
+                /** @description Name of the token that created it */
+                createdBy: string;
+                /** @description Name of the token that last changed it */
+                updatedBy: string;
+                /** Format: date-time */
+                createdAt: string;
+                /** Format: date-time */
+                updatedAt: string;
+            }[];
+            /** @description Pass as cursor to get the next page; null on the last page */
+            nextCursor: string | null;
+        };
         Problem: {
             /** @description URI naming the kind of problem: urn:drover:problem:<code> */
             type: string;
@@ -891,6 +968,26 @@ export interface components {
                 field: string;
                 message: string;
             }[];
+        };
+        /** @description A probe command: what it runs and where it may be used */
+        PutProbe: {
+            /** @description Program (absolute path) and arguments, run on the host as root (through sudo for a non-root login) as an argument vector, never through a shell; exit status 0 means healthy */
+            argv: string[];
+            /**
+             * @description What the probe checks, for the people who use it
+             * @default
+             */
+            description?: string;
+            /**
+             * @description Milliseconds the command may take
+             * @default 2000
+             */
+            timeoutMs?: number;
+            /**
+             * @description Only rollouts whose units all match this glob may use the probe (null: any unit)
+             * @default null
+             */
+            unitGlob?: string | null;
         };
         Readiness: {
             /** @enum {string} */
@@ -1080,13 +1177,8 @@ export interface components {
                     } | {
                         /** @enum {string} */
                         type: "command";
-                        /** @description Program and arguments, run on the host as an argument vector (never through a shell); exit 0 means healthy */
-                        argv: string[];
-                        /**
-                         * @description Milliseconds
-                         * @default 2000
-                         */
-                        timeoutMs: number;
+                        /** @description Name of a probe command in the catalogue */
+                        name: string;
                     })[];
                 };
                 /** @description Upper bound for the command on each host (default: the server setting SSH_COMMAND_TIMEOUT_MS) */
@@ -1264,15 +1356,17 @@ export interface components {
                 } | {
                     /** @enum {string} */
                     type: "command";
-                    /** @description Program and arguments, run on the host as an argument vector (never through a shell); exit 0 means healthy */
-                    argv: string[];
-                    /**
-                     * @description Milliseconds
-                     * @default 2000
-                     */
-                    timeoutMs: number;
+                    /** @description Name of a probe command in the catalogue */
+                    name: string;
                 })[];
             };
+            /** @description The catalogue commands the health gate runs on each host */
+            probeCommands: {
+                name: string;
+                /** @description What runs on each host (as the catalogue says now) */
+                argv: string[];
+                timeoutMs: number;
+            }[];
             pauseBetweenBatchesMs: number;
             approveAfterCanary: boolean;
             taskTimeoutMs: number;
@@ -1426,13 +1520,8 @@ export interface components {
                 } | {
                     /** @enum {string} */
                     type: "command";
-                    /** @description Program and arguments, run on the host as an argument vector (never through a shell); exit 0 means healthy */
-                    argv: string[];
-                    /**
-                     * @description Milliseconds
-                     * @default 2000
-                     */
-                    timeoutMs?: number;
+                    /** @description Name of a probe command in the catalogue */
+                    name: string;
                 })[];
             };
             /** @description Upper bound for the command on each host (default: the server setting SSH_COMMAND_TIMEOUT_MS) */
@@ -1461,6 +1550,11 @@ export interface components {
              * @default true
              */
             includeDiscovery?: boolean;
+            /**
+             * @description Names of catalogue probe commands (GET /v1/probes) that rollouts on these hosts use: each is allowed with exactly its arguments
+             * @default []
+             */
+            probes?: string[];
             /** @description Names the file /etc/sudoers.d/drover-<group> and its aliases; default: the user name, _ as - */
             group?: string;
             /** @description Label selector of the hosts the file is for; they are listed in the answer (must match one) */
@@ -2865,6 +2959,228 @@ export interface operations {
             };
             /** @description The token lacks the scope this operation needs */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listProbes: {
+        parameters: {
+            query?: {
+                /** @description Items per page (1-1000) */
+                limit?: number;
+                /** @description The nextCursor of the previous page */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of probes ordered by name */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProbePage"];
+                };
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getProbe: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Name of a probe command in the catalogue */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The probe */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Probe"];
+                };
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The named resource does not exist */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    putProbe: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Name of a probe command in the catalogue */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PutProbe"];
+            };
+        };
+        responses: {
+            /** @description Replaced */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Probe"];
+                };
+            };
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Probe"];
+                };
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The resource conflicts with an existing one */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    deleteProbe: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Name of a probe command in the catalogue */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The named resource does not exist */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

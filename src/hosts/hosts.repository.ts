@@ -116,6 +116,11 @@ export class HostsRepository {
     return this.prisma.host.findUnique({ where: { id } });
   }
 
+  /** The hosts of these ids that still exist. */
+  async findByIds(ids: readonly string[]): Promise<Host[]> {
+    return this.prisma.host.findMany({ where: { id: { in: [...ids] } } });
+  }
+
   async allIds(): Promise<string[]> {
     const rows = await this.prisma.host.findMany({ where: { transport: 'ssh' }, select: { id: true } });
     return rows.map((row) => row.id);

@@ -8,7 +8,7 @@ import type { AppConfig } from '../config/config.schema';
 import type { Host } from '../hosts/hosts.repository';
 import { HostsRepository } from '../hosts/hosts.repository';
 import { HostsService } from '../hosts/hosts.service';
-import { assertMayActOn } from '../tokens/token-bounds';
+import { assertMayActOn, BoundedAction } from '../tokens/token-bounds';
 import type { Principal } from '../tokens/tokens.service';
 import { DispatcherService } from './dispatcher.service';
 import type {
@@ -35,6 +35,10 @@ const NO_TASKS: Record<TaskState, number> = {
 /** What a token's bounds are checked against: the host's name and its labels now. */
 function boundsTarget(host: Host) {
   return { name: host.name, labels: host.labels as Record<string, string> };
+}
+
+function actionOf(input: HostActionInput): BoundedAction {
+  return { verb: input.verb, units: input.unit ? [input.unit] : [] };
 }
 
 /** Trusting a first key pins it in the inventory: an inventory change, for unbounded admins only. */
@@ -95,7 +99,7 @@ export class OperationsService {
   /** Acts on a unit across the hosts a selector matches. Nothing is queued unless all is valid. */
   async create(input: CreateOperationInput, actor: RequestActor, principal: Principal): Promise<OperationResponse> {
     const targets = await this.hostsService.resolveTargets(input.selector);
-    assertMayActOn(principal, targets.map(boundsTarget), input.unit ?? null);
+    assertMayActOn(principal, targets.map(boundsTarget), actionOf(input));
     assertMayTrustKeys(principal, input.trustOnFirstUse);
     return this.start(input, input.selector, input.concurrency ?? targets.length, targets, actor);
   }
@@ -108,7 +112,7 @@ export class OperationsService {
     principal: Principal,
   ): Promise<OperationResponse> {
     const host = await this.hosts.findByName(hostName);
-    assertMayActOn(principal, [boundsTarget(host)], input.unit ?? null);
+    assertMayActOn(principal, [boundsTarget(host)], actionOf(input));
     assertMayTrustKeys(principal, input.trustOnFirstUse);
     return this.start(input, null, 1, [host], actor);
   }

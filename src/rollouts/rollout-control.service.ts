@@ -5,11 +5,15 @@ import { ForbiddenError, ResourceNotFoundError, StateConflictError } from '../co
 import type { Principal } from '../tokens/tokens.service';
 import type { RolloutResponse, RolloutStatus, RolloutStrategy } from './dto/rollout.dto';
 import { LockedRollout, RolloutsRepository } from './rollouts.repository';
+import { RolloutAuthorityService } from './rollout-authority.service';
 import { RolloutsService } from './rollouts.service';
 
 export type ControlAction = 'pause' | 'resume' | 'approve' | 'cancel' | 'retry';
 
 const ACTIVE: readonly RolloutStatus[] = ['running', 'paused', 'awaiting_approval'];
+
+/** Control actions after which the rollout acts on hosts again. */
+const GOES_ON: readonly ControlAction[] = ['resume', 'approve', 'retry'];
 
 /**
  * Pause, resume, approve, cancel and retry. Each is a state change made holding the rollout's row
@@ -21,6 +25,7 @@ export class RolloutControlService {
   constructor(
     private readonly rollouts: RolloutsRepository,
     private readonly rolloutsService: RolloutsService,
+    private readonly authority: RolloutAuthorityService,
   ) {}
 
   async control(
@@ -38,6 +43,7 @@ export class RolloutControlService {
           `a token with host or unit bounds can ${action} only the rollouts it started; rollout ${id} was started by ${locked.rollout.requestedBy}`,
         );
       }
+      await this.assertMayGoOn(locked, action);
       const detail = await this.apply(locked, action, actor, reason);
       locked.event(`rollout.${detail.event}`, {
         by: actor.tokenName,
@@ -51,6 +57,25 @@ export class RolloutControlService {
     if (done.quiesced) await this.rolloutsService.discoverActedHosts(id);
     await this.rolloutsService.wake(id);
     return this.rolloutsService.get(id);
+  }
+
+  /**
+   * Resume, approve and retry let the rollout act again, under the token that started it: that
+   * token must still be allowed to act on the hosts left. Pause and cancel only stop things, so they
+   * are never refused for this (a rollout whose token was revoked can always be cancelled).
+   */
+  private async assertMayGoOn(locked: LockedRollout, action: ControlAction): Promise<void> {
+    if (!GOES_ON.includes(action)) return;
+    const left = await locked.hosts(
+      action === 'retry' ? ['pending', 'failed', 'cancelled', 'interrupted'] : ['pending'],
+    );
+    const lost = await this.authority.problem(locked.rollout, left);
+    if (lost !== null) {
+      throw new StateConflictError(
+        'rollout_authority_lost',
+        `cannot ${action} rollout ${locked.rollout.id}: ${lost}. Start a new rollout with a token that may act on these hosts`,
+      );
+    }
   }
 
   private async apply(

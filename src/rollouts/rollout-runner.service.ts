@@ -9,6 +9,7 @@ import { SshError } from '../infra/ssh/ssh-errors';
 import { SshExecutor, SshTarget } from '../infra/ssh/ssh-executor';
 import { DispatcherService } from '../operations/dispatcher.service';
 import { parseSnapshot, snapshotArgv, UnitSnapshot } from '../operations/systemd/unit-snapshot';
+import { ProbeCommand, ProbesRepository } from '../probes/probes.repository';
 import type { RolloutStatus, RolloutStrategy } from './dto/rollout.dto';
 import { runNetworkProbe } from './probes';
 import {
@@ -30,6 +31,8 @@ import {
   SshHost,
 } from './rollouts.repository';
 import { RolloutsService } from './rollouts.service';
+import { commandProbeNames } from './rollout-authority';
+import { RolloutAuthorityService } from './rollout-authority.service';
 
 /** How often hosts in their health gate are checked. */
 const GATE_CHECK_INTERVAL_MS = 1_000;
@@ -108,6 +111,8 @@ export class RolloutRunnerService {
     private readonly dispatcher: DispatcherService,
     private readonly producer: JobProducer,
     private readonly ssh: SshExecutor,
+    private readonly authority: RolloutAuthorityService,
+    private readonly probes: ProbesRepository,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
@@ -137,10 +142,12 @@ export class RolloutRunnerService {
             : [],
         )
       : [];
+    const checking = [...gating, ...entering];
+    // The catalogue as it is now: a probe changed meanwhile runs as changed, a deleted one fails.
+    const catalogue =
+      checking.length === 0 ? new Map() : await this.probes.findByNames(commandProbeNames(strategy.healthGate.probes));
     const checks = new Map(
-      await Promise.all(
-        [...gating, ...entering].map(async (host) => [host.id, await this.check(host, strategy)] as const),
-      ),
+      await Promise.all(checking.map(async (host) => [host.id, await this.check(host, strategy, catalogue)] as const)),
     );
     let advance = await this.rollouts.locked(rolloutId, async (locked) => {
       const settled = await this.settle(locked, ended);
@@ -226,7 +233,11 @@ export class RolloutRunnerService {
   }
 
   /** One health check of a host: its units against their baseline, then the probes. */
-  private async check(host: RolloutHostWithHost, strategy: RolloutStrategy): Promise<GateCheck> {
+  private async check(
+    host: RolloutHostWithHost,
+    strategy: RolloutStrategy,
+    catalogue: ReadonlyMap<string, ProbeCommand>,
+  ): Promise<GateCheck> {
     const result: GateCheck = { fatal: [], failing: [], units: {} };
     if (!host.host) {
       result.fatal.push(`${host.hostName} was removed from the inventory`);
@@ -255,16 +266,19 @@ export class RolloutRunnerService {
     }
     for (const probe of strategy.healthGate.probes) {
       if (probe.type === 'command') {
+        const entry = catalogue.get(probe.name);
+        if (!entry) {
+          result.failing.push(`probe '${probe.name}' is no longer in the catalogue`);
+          continue;
+        }
         try {
-          const ran = await this.ssh.exec(target, probe.argv, { timeoutMs: probe.timeoutMs });
+          const ran = await this.ssh.exec(target, entry.argv, { timeoutMs: entry.timeoutMs });
           if (ran.exitCode !== 0) {
             const said = (ran.stderr.trim() || ran.stdout.trim()).split('\n').slice(-1)[0] ?? '';
-            result.failing.push(
-              `command ${probe.argv.join(' ')} exited ${ran.exitCode ?? ran.signal}${said ? `: ${said}` : ''}`,
-            );
+            result.failing.push(`probe '${probe.name}' exited ${ran.exitCode ?? ran.signal}${said ? `: ${said}` : ''}`);
           }
         } catch (error) {
-          result.failing.push(`command ${probe.argv.join(' ')}: ${messageOf(error)}`);
+          result.failing.push(`probe '${probe.name}': ${messageOf(error)}`);
         }
       } else {
         const problem = await runNetworkProbe(host.host.address, probe);
@@ -477,6 +491,7 @@ export class RolloutRunnerService {
     const downNow = rollout.maxUnavailable === null ? 0 : await this.countDown(rolloutId);
     const started = await this.rollouts.locked(rolloutId, (locked) => this.planBatch(locked, strategy, downNow));
     if (started?.operationId) await this.dispatcher.dispatch(started.operationId);
+    if (started?.quiesced) await this.rolloutsService.discoverActedHosts(rolloutId);
     return started ?? { wantsBatch: false, nextStepInMs: null };
   }
 
@@ -509,6 +524,12 @@ export class RolloutRunnerService {
     }
     const hosts = pending.slice(0, size);
     const index = ((await locked.lastBatch())?.index ?? -1) + 1;
+    const lost = await this.authority.problem(current, hosts);
+    if (lost !== null) {
+      // Nothing is in flight (checked above): the rollout comes to rest here.
+      await this.end(locked, 'aborted', `stopped before batch ${index}: ${lost}`);
+      return { wantsBatch: false, nextStepInMs: null, quiesced: true };
+    }
     const operationId = await locked.startBatch(
       hosts,
       { index, run: current.runs, unavailableAtStart: downNow },

@@ -3,6 +3,9 @@ import { HostsModule } from '../hosts/hosts.module';
 import { QueueModule } from '../infra/queue/queue.module';
 import { SshModule } from '../infra/ssh/ssh.module';
 import { OperationsModule } from '../operations/operations.module';
+import { ProbesModule } from '../probes/probes.module';
+import { TokensModule } from '../tokens/tokens.module';
+import { RolloutAuthorityService } from './rollout-authority.service';
 import { RolloutControlService } from './rollout-control.service';
 import { RolloutRunnerService } from './rollout-runner.service';
 import { RolloutsController } from './rollouts.controller';
@@ -14,9 +17,15 @@ import { RolloutsService } from './rollouts.service';
  * them; the runner (worker side) takes each step; both only read and write the rollout's rows.
  */
 @Module({
-  imports: [HostsModule, QueueModule, OperationsModule, SshModule],
+  imports: [HostsModule, QueueModule, OperationsModule, SshModule, ProbesModule, TokensModule],
   controllers: [RolloutsController],
-  providers: [RolloutsRepository, RolloutsService, RolloutControlService, RolloutRunnerService],
+  providers: [
+    RolloutsRepository,
+    RolloutsService,
+    RolloutControlService,
+    RolloutRunnerService,
+    RolloutAuthorityService,
+  ],
   exports: [RolloutRunnerService],
 })
 export class RolloutsModule {}

@@ -10,6 +10,7 @@ import { APP_CONFIG } from '../config/config.module';
 import type { AppConfig } from '../config/config.schema';
 import type { Host } from '../hosts/hosts.repository';
 import { HostsService } from '../hosts/hosts.service';
+import { ProbesRepository } from '../probes/probes.repository';
 import { assertMayActOn, BoundsTarget } from '../tokens/token-bounds';
 import type { Principal } from '../tokens/tokens.service';
 import { compileUnitGlob, matchesUnitGlob } from '../tokens/unit-glob';
@@ -32,6 +33,7 @@ import {
   unavailabilityCap,
 } from './planner';
 import { Rollout, RolloutsRepository, RolloutWithDetail, UnitState } from './rollouts.repository';
+import { commandProbeNames, probeProblems } from './rollout-authority';
 import { STOPPING_VERBS } from './rollout-rules';
 
 const NO_HOSTS = Object.fromEntries(ROLLOUT_HOST_STATES.map((state) => [state, 0])) as Record<RolloutHostState, number>;
@@ -149,6 +151,7 @@ export class RolloutsService {
   constructor(
     private readonly hostsService: HostsService,
     private readonly rollouts: RolloutsRepository,
+    private readonly probes: ProbesRepository,
     private readonly producer: JobProducer,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
@@ -295,7 +298,10 @@ export class RolloutsService {
     );
     const pattern = glob ? compileUnitGlob(strategy.unit) : null;
     const matching = pattern ? states.filter((state) => matchesUnitGlob(pattern, state.name)) : states;
-    this.assertMayRollOut(principal, selected, glob ? matching.map((state) => state.name) : [strategy.unit]);
+    const actedUnits = glob ? [...new Set(matching.map((state) => state.name))] : [strategy.unit];
+    assertMayActOn(principal, selected.map(boundsTarget), { verb: strategy.verb, units: actedUnits });
+    const probeNames = commandProbeNames(strategy.healthGate.probes);
+    const catalogue = await this.probes.findByNames(probeNames);
 
     const unitsByHost = new Map<string, UnitState[]>();
     for (const state of matching) {
@@ -316,7 +322,7 @@ export class RolloutsService {
     const alreadyUnavailable = ordered.filter((host) => unitStateOf(host) !== 'active').map((host) => host.name);
     const cap = unavailabilityCap(strategy.maxUnavailable, total, alreadyUnavailable.length);
 
-    const problems: string[] = [];
+    const problems = probeProblems(strategy.healthGate.probes, catalogue, actedUnits);
     if (total === 0) problems.push(`no selected host has a discovered unit matching '${strategy.unit}'`);
     const cannotStart = cap.effectiveBatchCap !== null && cap.effectiveBatchCap < 1;
     if (cannotStart) {
@@ -371,6 +377,10 @@ export class RolloutsService {
       failureBudget: failureBudget(total, strategy.maxFailures),
       maxUnavailable: cap,
       healthGate: strategy.healthGate,
+      probeCommands: probeNames.flatMap((name) => {
+        const entry = catalogue.get(name);
+        return entry ? [{ name, argv: entry.argv, timeoutMs: entry.timeoutMs }] : [];
+      }),
       pauseBetweenBatchesMs: strategy.pauseBetweenBatchesMs,
       approveAfterCanary: strategy.approveAfterCanary,
       taskTimeoutMs: strategy.taskTimeoutMs ?? this.config.SSH_COMMAND_TIMEOUT_MS,
@@ -378,16 +388,5 @@ export class RolloutsService {
       estimatedMinimumDurationMs: estimate,
     };
     return { plan, targets: ordered.map((host) => ({ id: host.id, name: host.name, units: unitsOf(host) })) };
-  }
-
-  /**
-   * Token bounds, as for operations: every selected host, and every unit the rollout would act on
-   * (for a glob, the units it matched). A glob matching nothing acts on no unit, so only hosts count.
-   */
-  private assertMayRollOut(principal: Principal, selected: Host[], units: string[]): void {
-    const targets = selected.map(boundsTarget);
-    const distinct = [...new Set(units)];
-    if (distinct.length === 0) assertMayActOn({ hostSelector: principal.hostSelector, unitGlob: null }, targets, null);
-    for (const unit of distinct) assertMayActOn(principal, targets, unit);
   }
 }

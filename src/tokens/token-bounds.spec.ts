@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { ForbiddenError } from '../common/errors/domain-errors';
 import { matchesSelector, parseSelector } from '../common/selector/selector';
-import { assertMayActOn, BoundsTarget } from './token-bounds';
+import { assertMayActOn, BoundedAction, BoundsTarget } from './token-bounds';
 import { matchesUnitGlob } from './unit-glob';
 
 const UNBOUNDED = { hostSelector: null, unitGlob: null };
@@ -12,10 +12,20 @@ function host(name: string, labels: Record<string, string> = {}): BoundsTarget {
   return { name, labels };
 }
 
+/** A restart of the unit, or with no unit a daemon-reload (which acts on the whole host). */
+function actionOn(unit: string | null): BoundedAction {
+  return unit === null ? { verb: 'daemon-reload', units: [] } : { verb: 'restart', units: [unit] };
+}
+
 /** The ForbiddenError assertMayActOn throws, or null when it allows the action. */
-function refusal(...args: Parameters<typeof assertMayActOn>): ForbiddenError | null {
+function refusal(
+  principal: Parameters<typeof assertMayActOn>[0],
+  targets: readonly BoundsTarget[],
+  unitOrAction: string | null | BoundedAction,
+): ForbiddenError | null {
+  const action = typeof unitOrAction === 'object' && unitOrAction !== null ? unitOrAction : actionOn(unitOrAction);
   try {
-    assertMayActOn(...args);
+    assertMayActOn(principal, targets, action);
     return null;
   } catch (error) {
     assert.ok(error instanceof ForbiddenError, `expected ForbiddenError, got ${String(error)}`);
@@ -61,9 +71,31 @@ describe('assertMayActOn', () => {
 
   it('refuses a unit-less verb (daemon-reload) to a token with a unitGlob, saying so', () => {
     const error = refusal({ hostSelector: null, unitGlob: '*' }, [host('a')], null);
-    assert.match(error?.message ?? '', /not without a unit \(such as daemon-reload\)/);
+    assert.match(error?.message ?? '', /not on the whole host \(such as daemon-reload\)/);
     // A host bound alone does not stop unit-less verbs on hosts inside it.
     assert.equal(refusal({ hostSelector: 'env=prod', unitGlob: null }, [host('a', { env: 'prod' })], null), null);
+  });
+
+  it('treats daemon-reload as host-level whatever unit the request names', () => {
+    const bounds = { hostSelector: null, unitGlob: 'fleet-*' };
+    // The escape: a unit inside the glob named alongside a verb that reloads the whole manager.
+    const named = refusal(bounds, [host('a')], { verb: 'daemon-reload', units: ['fleet-demo.service'] });
+    assert.match(named?.message ?? '', /not on the whole host \(such as daemon-reload\)/);
+    assert.equal(refusal(bounds, [host('a')], { verb: 'restart', units: ['fleet-demo.service'] }), null);
+    assert.equal(refusal(UNBOUNDED, [host('a')], { verb: 'daemon-reload', units: ['fleet-demo.service'] }), null);
+  });
+
+  it('lets discovery through on the host bound alone, since it only reads', () => {
+    const bounds = { hostSelector: 'env=prod', unitGlob: 'fleet-*' };
+    assert.equal(refusal(bounds, [host('a', { env: 'prod' })], { verb: 'discover' }), null);
+    assert.match(refusal(bounds, [host('b')], { verb: 'discover' })?.message ?? '', /1 host outside it: b$/);
+  });
+
+  it('checks every unit of a glob rollout, and only the hosts when it matched none', () => {
+    const bounds = { hostSelector: null, unitGlob: 'app-*.service' };
+    const both = { verb: 'restart', units: ['app-1.service', 'db.service', 'app-2.service'] } as const;
+    assert.match(refusal(bounds, [host('a')], both)?.message ?? '', /not on 'db\.service'$/);
+    assert.equal(refusal(bounds, [host('a')], { verb: 'restart', units: [] }), null);
   });
 
   it('reports host and unit problems together', () => {

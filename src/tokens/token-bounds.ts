@@ -1,5 +1,6 @@
 import { ForbiddenError, SelectorSyntaxError } from '../common/errors/domain-errors';
 import { matchesSelector, parseSelector, Selector } from '../common/selector/selector';
+import { HOST_LEVEL_VERBS, Verb } from '../operations/systemd/verbs';
 import { compileUnitGlob, matchesUnitGlob, UnitGlob } from './unit-glob';
 import type { Principal } from './tokens.service';
 
@@ -49,26 +50,58 @@ function hostProblem(hostSelector: string, targets: readonly BoundsTarget[]): st
 
 function unitProblem(unitGlob: string, unit: string | null): string | null {
   if (unit === null) {
-    // A unit-less verb (daemon-reload) acts on the whole systemd instance, i.e. on every unit.
-    return `this token may act only on units matching '${unitGlob}', so not without a unit (such as daemon-reload)`;
+    // A host-level verb (daemon-reload) acts on the whole systemd instance, i.e. on every unit.
+    return `this token may act only on units matching '${unitGlob}', so not on the whole host (such as daemon-reload)`;
   }
   if (matchesUnitGlob(storedGlob(unitGlob), unit)) return null;
   return `this token may act only on units matching '${unitGlob}', not on '${unit}'`;
 }
 
 /**
- * Refuses (403) an action outside the token's bounds: any target host its hostSelector does not
- * match, or a unit its unitGlob does not match. Null bounds are unbounded. Call it after resolving
- * the targets and before anything is written, so a refused request leaves no trace but its 403.
+ * What a request would make drover do on its target hosts: a verb on some units, or only read the
+ * hosts (discovery reads every unit, so only the host bound applies to it).
+ */
+export type BoundedAction = { verb: Verb; units: readonly string[] } | { verb: 'discover' };
+
+/**
+ * The units an action reaches, as the bounds see them: a host-level verb reaches every unit of the
+ * host, whatever unit the request names (a daemon-reload "of fleet-demo.service" still reloads the
+ * whole service manager), so it counts as acting on the host itself (null). The verb decides this,
+ * never the body's unit field.
+ */
+function unitsReached(action: BoundedAction): readonly (string | null)[] {
+  if (action.verb === 'discover') return [];
+  if (HOST_LEVEL_VERBS.includes(action.verb)) return [null];
+  return [...new Set(action.units)];
+}
+
+/**
+ * Why the action is outside the token's bounds, or null when it is inside: any target host its
+ * hostSelector does not match, or a unit its unitGlob does not match. Null bounds are unbounded.
+ */
+export function boundsProblem(
+  principal: Pick<Principal, 'hostSelector' | 'unitGlob'>,
+  targets: readonly BoundsTarget[],
+  action: BoundedAction,
+): string | null {
+  const { hostSelector, unitGlob } = principal;
+  const problems = [
+    hostSelector === null ? null : hostProblem(hostSelector, targets),
+    ...(unitGlob === null ? [] : unitsReached(action).map((unit) => unitProblem(unitGlob, unit))),
+  ].filter((problem): problem is string => problem !== null);
+  return problems.length > 0 ? [...new Set(problems)].join('; ') : null;
+}
+
+/**
+ * Refuses (403) an action outside the token's bounds (see boundsProblem). The one place operations,
+ * host actions, discovery and rollouts check bounds: call it after resolving the targets and before
+ * anything is written, so a refused request leaves no trace but its 403.
  */
 export function assertMayActOn(
   principal: Pick<Principal, 'hostSelector' | 'unitGlob'>,
   targets: readonly BoundsTarget[],
-  unit: string | null,
+  action: BoundedAction,
 ): void {
-  const problems = [
-    principal.hostSelector === null ? null : hostProblem(principal.hostSelector, targets),
-    principal.unitGlob === null ? null : unitProblem(principal.unitGlob, unit),
-  ].filter((problem): problem is string => problem !== null);
-  if (problems.length > 0) throw new ForbiddenError(problems.join('; '));
+  const problem = boundsProblem(principal, targets, action);
+  if (problem !== null) throw new ForbiddenError(problem);
 }

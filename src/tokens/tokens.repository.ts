@@ -76,6 +76,11 @@ export class TokensRepository {
     }
   }
 
+  /** The token as stored now, or null once it no longer exists. */
+  findOptional(id: string): Promise<StoredToken | null> {
+    return this.prisma.apiToken.findUnique({ where: { id }, omit: WITHOUT_HASH });
+  }
+
   async findById(id: string): Promise<StoredToken> {
     const token = await this.prisma.apiToken.findUnique({ where: { id }, omit: WITHOUT_HASH });
     if (!token) throw new ResourceNotFoundError('token', id);

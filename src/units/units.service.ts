@@ -44,12 +44,9 @@ export class UnitsService {
     principal: Principal,
   ): Promise<{ hostName: string; queued: true }> {
     const host = await this.hosts.findByName(hostName);
-    // Discovery reads every unit, so only the token's host bound applies.
-    assertMayActOn(
-      { ...principal, unitGlob: null },
-      [{ name: host.name, labels: host.labels as Record<string, string> }],
-      null,
-    );
+    assertMayActOn(principal, [{ name: host.name, labels: host.labels as Record<string, string> }], {
+      verb: 'discover',
+    });
     await this.audit.append({
       ...actor,
       action: 'host.discover',

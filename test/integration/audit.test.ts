@@ -100,6 +100,9 @@ describe('audit trail', () => {
         return created;
       },
       'POST /v1/tokens/{id}/revoke': () => admin.POST('/v1/tokens/{id}/revoke', { params: { path: { id: tokenId } } }),
+      'PUT /v1/probes/{name}': () =>
+        admin.PUT('/v1/probes/{name}', { params: { path: { name: 'walked' } }, body: { argv: ['/usr/bin/true'] } }),
+      'DELETE /v1/probes/{name}': () => admin.DELETE('/v1/probes/{name}', { params: { path: { name: 'walked' } } }),
       'POST /v1/access/sudoers': () =>
         admin.POST('/v1/access/sudoers', {
           body: { user: 'drover', verbs: ['status', 'restart'], units: ['nginx.service'] },
@@ -193,7 +196,14 @@ describe('audit trail', () => {
   });
 
   it('keeps one unbroken chain under concurrent writers', async () => {
-    await Promise.all(buildHosts(25).map((host) => admin.POST('/v1/hosts', { body: host })));
+    const before = await eventCount();
+    const created = await Promise.all(buildHosts(25).map((host) => admin.POST('/v1/hosts', { body: host })));
+    // A race in the chaining trigger would surface as failed requests (a duplicate seq), not as a gap.
+    assert.deepEqual(
+      created.map((result) => result.response.status),
+      Array.from({ length: 25 }, () => 201),
+    );
+    assert.equal((await eventCount()) - before, 25, 'one event per request');
     const seqs = await query<{ seq: string }>(api.database.url, 'SELECT seq FROM audit_events ORDER BY seq');
     assert.deepEqual(
       seqs.map((row) => Number(row.seq)),

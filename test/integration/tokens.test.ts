@@ -239,6 +239,10 @@ describe('token API', () => {
       const results = await Promise.all(
         Array.from({ length: 8 }, () => admin.POST('/v1/tokens/{id}/revoke', { params: { path } })),
       );
+      assert.deepEqual(
+        results.map((result) => result.response.status),
+        Array.from({ length: 8 }, () => 200),
+      );
       const times = new Set(results.map((result) => result.data?.revokedAt));
       assert.equal(times.size, 1, [...times].join(', '));
       const audited = await query<{ already: string }>(

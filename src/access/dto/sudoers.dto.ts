@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { createZodDto } from '../../common/validation/zod-dto';
 import { VERBS } from '../../operations/systemd/verbs';
+import { probeNameSchema } from '../../probes/dto/probe.dto';
 import { MAX_SUDOERS_UNITS, sudoersInputProblems } from '../sudoers';
 
 export class SudoersRequestDto extends createZodDto(
@@ -21,6 +22,14 @@ export class SudoersRequestDto extends createZodDto(
         .boolean()
         .default(true)
         .describe('Also allow the read-only unit listings of discovery, which drover runs after every action'),
+      probes: z
+        .array(probeNameSchema)
+        .max(100)
+        .default([])
+        .describe(
+          'Names of catalogue probe commands (GET /v1/probes) that rollouts on these hosts use: each is allowed ' +
+            'with exactly its arguments',
+        ),
       group: z
         .string()
         .optional()

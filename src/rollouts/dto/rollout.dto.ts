@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { pageQueryShape, pageSchema } from '../../common/pagination/cursor';
 import { labelKeyProblem, labelValueProblem } from '../../common/selector/label-syntax';
 import { createZodDto } from '../../common/validation/zod-dto';
+import { probeNameSchema } from '../../probes/dto/probe.dto';
 import { VERBS } from '../../operations/systemd/verbs';
 import { unitGlobProblem } from '../../tokens/unit-glob';
 import { unitNameSchema } from '../../units/dto/unit.dto';
@@ -112,32 +113,6 @@ const batchesSchema = z
 const timeoutSchema = z.number().int().min(100).max(60_000).default(2_000).describe('Milliseconds');
 const portSchema = z.number().int().min(1).max(65535);
 
-/** No control characters: an argument vector element must reach the host exactly as written. */
-const CONTROL = /\p{Cc}/u;
-
-const argvSchema = z
-  .array(
-    z
-      .string()
-      .min(1)
-      .max(256)
-      .refine((arg) => !CONTROL.test(arg), { error: 'must not contain control characters' }),
-    {
-      error: (issue) =>
-        issue.code === 'invalid_type' ? 'must be an array of arguments (commands never go through a shell)' : undefined,
-    },
-  )
-  .min(1)
-  .max(64)
-  .superRefine((argv, context) => {
-    const program = argv[0];
-    if (program !== undefined && (!program.startsWith('/') || program.split('/').includes('..')))
-      context.addIssue({ code: 'custom', path: [0], message: 'must be an absolute path to the program, without ..' });
-  })
-  .describe(
-    'Program and arguments, run on the host as an argument vector (never through a shell); exit 0 means healthy',
-  );
-
 const probeSchema = z.discriminatedUnion('type', [
   z
     .strictObject({
@@ -155,7 +130,12 @@ const probeSchema = z.discriminatedUnion('type', [
   z
     .strictObject({ type: z.literal('tcp'), port: portSchema, timeoutMs: timeoutSchema })
     .describe('<host address>:<port> must accept a TCP connection'),
-  z.strictObject({ type: z.literal('command'), argv: argvSchema, timeoutMs: timeoutSchema }).describe('A command'),
+  z
+    .strictObject({ type: z.literal('command'), name: probeNameSchema })
+    .describe(
+      'A command of the probe catalogue (GET /v1/probes), run on the host as its entry says; exit 0 means healthy. ' +
+        'A rollout names catalogue commands only: an argv of its own would let any operate token run anything as root',
+    ),
 ]);
 
 const healthGateSchema = z
@@ -305,6 +285,15 @@ export class RolloutPlanDto extends createZodDto(
       timeoutMs: z.number().int(),
       probes: z.array(probeSchema),
     }),
+    probeCommands: z
+      .array(
+        z.object({
+          name: z.string(),
+          argv: z.array(z.string()).describe('What runs on each host (as the catalogue says now)'),
+          timeoutMs: z.number().int(),
+        }),
+      )
+      .describe('The catalogue commands the health gate runs on each host'),
     pauseBetweenBatchesMs: z.number().int(),
     approveAfterCanary: z.boolean(),
     taskTimeoutMs: z.number().int(),
