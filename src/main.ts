@@ -6,7 +6,7 @@ import { configureHttpApp } from './app.setup';
 import { loadConfigOrExit } from './config/load-config';
 import { createRootLogger, PinoNestLogger } from './infra/logging/logger';
 import { migrate } from './infra/prisma/migrator';
-import { exitAfterShutdownTimeout } from './infra/shutdown';
+import { closeOnSignals } from './infra/shutdown';
 
 async function bootstrap(): Promise<void> {
   const config = loadConfigOrExit();
@@ -20,8 +20,7 @@ async function bootstrap(): Promise<void> {
     bodyParser: false,
   });
   configureHttpApp(app, logger);
-  app.enableShutdownHooks();
-  exitAfterShutdownTimeout(config.SHUTDOWN_TIMEOUT_MS, logger);
+  closeOnSignals(app, config.SHUTDOWN_TIMEOUT_MS, logger);
   await app.listen(config.PORT, config.HOST);
   logger.info({ url: await app.getUrl() }, 'drover API listening');
 }

@@ -3,7 +3,7 @@ import { NestFactory } from '@nestjs/core';
 import { loadConfigOrExit } from './config/load-config';
 import { createRootLogger, PinoNestLogger } from './infra/logging/logger';
 import { LifecycleProcessor } from './infra/queue/lifecycle.processor';
-import { exitAfterShutdownTimeout } from './infra/shutdown';
+import { closeOnSignals } from './infra/shutdown';
 import { WorkerModule } from './worker.module';
 
 async function bootstrap(): Promise<void> {
@@ -12,8 +12,7 @@ async function bootstrap(): Promise<void> {
   const app = await NestFactory.createApplicationContext(WorkerModule.forRoot(config), {
     logger: new PinoNestLogger(logger.child({ component: 'nest' })),
   });
-  app.enableShutdownHooks();
-  exitAfterShutdownTimeout(config.SHUTDOWN_TIMEOUT_MS, logger);
+  closeOnSignals(app, config.SHUTDOWN_TIMEOUT_MS, logger);
   await app.get(LifecycleProcessor).worker.waitUntilReady();
   logger.info({ queuePrefix: config.QUEUE_PREFIX }, 'drover worker connected and consuming');
 }

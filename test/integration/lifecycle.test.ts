@@ -7,6 +7,7 @@ import { query } from '../support/database';
 import { FleetInventory, readFleetInventory, sshExec } from '../support/fleet';
 import { setFrozen } from '../support/faults';
 import { actOnHost, onlyTask, waitForOperation } from '../support/operations';
+import { lastDownWindow, peakOverlap } from '../support/rollouts';
 import { startTestWorker, TestWorker, workerEnv } from '../support/worker';
 
 describe('lifecycle verbs on booted hosts (real systemd over SSH)', () => {
@@ -157,11 +158,10 @@ describe('lifecycle verbs on booted hosts (real systemd over SSH)', () => {
     const operation = await waitForOperation(client, created.data!.id);
     assert.equal(operation.status, 'succeeded');
     assert.equal(operation.tasks.length, inventory.hosts.length);
-    const windows = operation.tasks.map((task) => [Date.parse(task.startedAt!), Date.parse(task.finishedAt!)] as const);
-    for (const [start] of windows) {
-      const overlapping = windows.filter(([otherStart, otherEnd]) => otherStart <= start && start < otherEnd).length;
-      assert.ok(overlapping <= 2, 'never more than 2 hosts at once');
-    }
+    // The hosts' own clock (shared by the containers): never more than 2 units restarting at once.
+    const downs = await Promise.all(inventory.hosts.map((target) => lastDownWindow(target, 'drover-probe.service')));
+    const peak = peakOverlap(downs);
+    assert.ok(peak <= 2, `${peak} hosts restarted at once`);
     const events = await query<{
       action: string;
       result: string;
@@ -201,12 +201,12 @@ describe('lifecycle verbs on booted hosts (real systemd over SSH)', () => {
     const [taskA, taskB] = [onlyTask(a), onlyTask(b)];
     assert.equal(taskA.state, 'succeeded');
     assert.equal(taskB.state, 'succeeded');
-    const [earlier, later] =
-      Date.parse(taskA.startedAt!) < Date.parse(taskB.startedAt!) ? [taskA, taskB] : [taskB, taskA];
-    assert.ok(
-      Date.parse(earlier.finishedAt!) <= Date.parse(later.startedAt!),
-      'the second started after the first finished',
-    );
+    // Serialised as the host saw it: one task read the unit before acting only once the other's
+    // restart was done (its "before" is the other's "after"), and systemd started it twice.
+    const [earlier, later] = taskB.before?.mainPid === taskA.after?.mainPid ? [taskA, taskB] : [taskB, taskA];
+    assert.equal(later.before?.mainPid, earlier.after?.mainPid, 'the second read the state the first left');
+    assert.notEqual(earlier.before?.mainPid, earlier.after?.mainPid);
+    assert.notEqual(later.before?.mainPid, later.after?.mainPid);
     assert.equal(await lineCount('/var/lib/drover-probe/starts'), startsBefore + 2);
 
     await onHost(
@@ -217,7 +217,12 @@ describe('lifecycle verbs on booted hosts (real systemd over SSH)', () => {
         params: { path: { name: host.name } },
         body: { verb: 'restart', unit: 'drover-probe.service' },
       });
-      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      // The slow restart holds the unit: systemd is running its stop.
+      const deadline = Date.now() + 20_000;
+      while ((await onHost('systemctl show -p ActiveState --value drover-probe.service')).trim() !== 'deactivating') {
+        assert.ok(Date.now() < deadline, 'the slow restart began within 20 s');
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
       const rejected = onlyTask(
         await actOnHost(client, host.name, { verb: 'restart', unit: 'drover-probe.service', onConflict: 'reject' }),
       );

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { createDroverClient, type DroverClient } from '../../src/client';
 import { startTestApi, TestApi } from '../support/api';
+import { query } from '../support/database';
 import { FleetInventory, readFleetInventory } from '../support/fleet';
 import { RunningProcess, startNodeProcess } from '../support/process';
 import {
@@ -101,6 +102,22 @@ describe('rollouts survive killed processes', () => {
 
   const starts = async () => Promise.all(hosts.map(async (host) => (await probeStarts(host)).length));
 
+  /** Waits until a task of the rollout's batch `index` is running on its host. */
+  async function waitForRunningTask(rolloutId: string, index: number): Promise<void> {
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const [row] = await query<{ count: string }>(
+        api.database.url,
+        `SELECT count(*) FROM tasks t JOIN rollout_batches b ON b.operation_id = t.operation_id
+          WHERE b.rollout_id = $1 AND b.index = $2 AND t.state = 'running'`,
+        [rolloutId, index],
+      );
+      if (Number(row?.count) > 0) return;
+      assert.ok(Date.now() < deadline, `no task of batch ${index} ran within 30 s`);
+      await sleep(25);
+    }
+  }
+
   before(async () => {
     hosts = (await readFleetInventory()).hosts.slice(0, 6);
     assert.equal(hosts.length, 6, 'these tests need a fleet of at least 6 hosts');
@@ -140,16 +157,24 @@ describe('rollouts survive killed processes', () => {
         batches: { size: 2 },
         healthGate: { minHealthyTimeMs: 200 },
       });
-      // Kill a worker in the middle of each of the first three batches, and start a fresh one.
+      // In each of the first three batches, once a task of it runs on a host, kill every worker (so
+      // the one holding that task's job surely dies mid-restart) and start fresh ones.
       for (let batch = 0; batch < 3; batch += 1) {
         await waitForRollout(client, created.id, (rollout) => rollout.batches.length > batch, 60_000);
-        await sleep(400);
-        const victim = workers.shift()!;
-        assert.equal((await victim.stop('SIGKILL')).signal, 'SIGKILL');
-        workers.push(await spawnWorker());
+        await waitForRunningTask(created.id, batch);
+        const victims = workers.splice(0);
+        for (const victim of victims) assert.equal((await victim.stop('SIGKILL')).signal, 'SIGKILL');
+        workers.push(await spawnWorker(), await spawnWorker());
       }
       const rollout = await waitForSettled(client, created.id, 120_000);
       assert.equal(rollout.status, 'succeeded', rollout.reason ?? '');
+      const [retried] = await query<{ count: string }>(
+        api.database.url,
+        `SELECT count(*) FROM tasks t JOIN operations o ON o.id = t.operation_id
+          WHERE o.rollout_id = $1 AND t.attempts >= 2`,
+        [created.id],
+      );
+      assert.ok(Number(retried?.count) >= 1, 'a task was taken over from a killed worker (attempts >= 2)');
       assert.deepEqual(
         await starts(),
         startsBefore.map((count) => count + 1),

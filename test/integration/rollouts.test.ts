@@ -10,7 +10,9 @@ import { FleetInventory, readFleetInventory } from '../support/fleet';
 import { assertProblem } from '../support/problems';
 import {
   getRollout,
+  lastDownWindow,
   onHost,
+  peakOverlap,
   probeDropIn,
   probeStarts,
   resetProbe,
@@ -24,6 +26,17 @@ type FleetHost = FleetInventory['hosts'][number];
 
 const UNIT = 'drover-probe.service';
 const SIX = 'fleet=nspawn';
+
+/** Polls a command on a host until it prints `expected` (fails after 20 s). */
+async function waitForHost(host: FleetHost, command: string, expected: string): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const printed = await onHost(host, command);
+    if (printed === expected) return;
+    assert.ok(Date.now() < deadline, `${host.name}: ${command} printed '${printed}', not '${expected}'`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
 
 /** Microseconds since boot at which the unit last became active; the hosts share one kernel clock. */
 async function activeSince(host: FleetHost): Promise<bigint> {
@@ -198,6 +211,7 @@ describe('rollouts on a booted fleet', () => {
 
   it('never has more units down than maxUnavailable, counting a host whose unit was already down', async () => {
     await onHost(hosts[2]!, `systemctl stop ${UNIT}`);
+    const startedAt = await Promise.all(hosts.map(activeSince));
     const created = await startRollout(client, {
       unit: UNIT,
       selector: SIX,
@@ -220,6 +234,14 @@ describe('rollouts on a booted fleet', () => {
       'once the stopped unit was started, batches grew to the limit',
     );
     assert.equal(await onHost(hosts[2]!, `systemctl is-active ${UNIT}`), 'active');
+
+    // What the hosts themselves say: each unit was down (not active) from ActiveExit to ActiveEnter
+    // of its restart, on the kernel clock the containers share; at no instant were more than 2 down.
+    const downs = await Promise.all(hosts.map((host) => lastDownWindow(host, UNIT)));
+    downs.forEach(([, enter], index) => assert.ok(enter > startedAt[index]!, `${hosts[index]!.name} restarted`));
+    const peak = peakOverlap(downs);
+    assert.ok(peak <= 2, `${peak} units were down at once on the hosts`);
+    assert.ok(peak >= 2, 'the limit was used (the stopped unit and a restart overlapped)');
   });
 
   it('pauses (nothing new starts), resumes, and waits for approval after the canary', async () => {
@@ -233,7 +255,9 @@ describe('rollouts on a booted fleet', () => {
     const waiting = await waitForRollout(client, created.id, (rollout) => rollout.status === 'awaiting_approval');
     assert.equal(waiting.batches.length, 1);
     assert.match(waiting.reason ?? '', /canary/);
+    const startsAwaiting = await starts();
     await new Promise((resolve) => setTimeout(resolve, 1_500));
+    assert.deepEqual(await starts(), startsAwaiting, 'no host restarted without approval');
     assert.equal((await getRollout(client, created.id)).batches.length, 1, 'nothing started without approval');
 
     const resumeInstead = await client.POST('/v1/rollouts/{id}/resume', {
@@ -256,7 +280,9 @@ describe('rollouts on a booted fleet', () => {
       (rollout) => rollout.counts.acting + rollout.counts.gating === 0,
     );
     const batchesWhilePaused = still.batches.length;
+    const startsPaused = await starts();
     await new Promise((resolve) => setTimeout(resolve, 1_500));
+    assert.deepEqual(await starts(), startsPaused, 'no host restarted while paused');
     const later = await getRollout(client, created.id);
     assert.equal(later.status, 'paused');
     assert.equal(later.batches.length, batchesWhilePaused, 'no batch started while paused');
@@ -316,13 +342,44 @@ describe('rollouts on a booted fleet', () => {
     }
   });
 
+  it('cancelling while a restart runs lets it finish: the host ends interrupted, nothing is left running', async () => {
+    const slow = hosts[0]!;
+    await probeDropIn(slow, 'slow-stop', ['ExecStopPost=/bin/sleep 3']);
+    const startsBefore = await starts();
+    const created = await startRollout(client, {
+      unit: UNIT,
+      selector: SIX,
+      batches: { sizes: [1, 5] },
+      healthGate: { minHealthyTimeMs: 0 },
+    });
+    // The restart is on its way on the host: systemd is running the unit's stop.
+    await waitForRollout(client, created.id, (rollout) => rollout.counts.acting === 1);
+    await waitForHost(slow, `systemctl show -p ActiveState --value ${UNIT}`, 'deactivating');
+    const cancelled = await client.POST('/v1/rollouts/{id}/cancel', { params: { path: { id: created.id } }, body: {} });
+    assert.equal(cancelled.response.status, 200, JSON.stringify(cancelled.error));
+
+    const rollout = await waitForSettled(client, created.id);
+    assert.equal(rollout.status, 'cancelled');
+    assert.equal(rollout.hosts[0]!.state, 'interrupted', rollout.hosts[0]!.reason ?? '');
+    assert.deepEqual(
+      rollout.hosts.slice(1).map((host) => host.state),
+      hosts.slice(1).map(() => 'cancelled'),
+    );
+    assert.deepEqual(await starts(), [startsBefore[0]! + 1, ...startsBefore.slice(1)], 'one restart, completed');
+    assert.equal(await onHost(slow, `systemctl is-active ${UNIT}`), 'active');
+    // Neither drover's watchdog (timeout) nor a systemctl it started is left on the host.
+    // ([s] keeps pgrep from matching the shell that runs it.)
+    assert.equal(await onHost(slow, `pgrep -x timeout || pgrep -f '[s]ystemctl.*${UNIT}' || true`), '');
+  });
+
   it('cancels: nothing new starts and a retry finishes the rest without repeating a host', async () => {
     const startsBefore = await starts();
     const created = await startRollout(client, {
       unit: UNIT,
       selector: SIX,
-      batches: { size: 1 },
-      pauseBetweenBatchesMs: 60_000,
+      batches: { sizes: [1, 5] },
+      // The cancel comes in this pause, so the second batch would be next.
+      pauseBetweenBatchesMs: 3_000,
       healthGate: { minHealthyTimeMs: 0 },
     });
     await waitForRollout(client, created.id, (rollout) => rollout.counts.succeeded === 1);
@@ -339,16 +396,22 @@ describe('rollouts on a booted fleet', () => {
       body: {},
     });
     assertProblem(cancelAgain, 409, 'rollout_cannot_cancel');
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
-    assert.deepEqual(await starts(), [startsBefore[0]! + 1, ...startsBefore.slice(1)]);
+    // Longer than the pause: the second batch would have started by now.
+    await new Promise((resolve) => setTimeout(resolve, 3_500));
+    assert.deepEqual(await starts(), [startsBefore[0]! + 1, ...startsBefore.slice(1)], 'nothing new started');
 
     const retried = await client.POST('/v1/rollouts/{id}/retry', { params: { path: { id: created.id } }, body: {} });
     assert.equal(retried.response.status, 200, JSON.stringify(retried.error));
-    // The retry starts at once (the pause is between batches): the next host, and no repeat of the first.
-    const second = await waitForRollout(client, created.id, (rollout) => rollout.counts.succeeded >= 2);
-    assert.equal(second.hosts[0]!.state, 'succeeded');
-    assert.deepEqual((await starts()).slice(0, 2), [startsBefore[0]! + 1, startsBefore[1]! + 1]);
-    const stop = await client.POST('/v1/rollouts/{id}/cancel', { params: { path: { id: created.id } }, body: {} });
-    assert.equal(stop.response.status, 200);
+    const done = await waitForSettled(client, created.id);
+    assert.equal(done.status, 'succeeded', done.reason ?? '');
+    assert.deepEqual(
+      done.hosts.map((host) => host.state),
+      hosts.map(() => 'succeeded'),
+    );
+    assert.deepEqual(
+      await starts(),
+      startsBefore.map((count) => count + 1),
+      'the retry finished the rest, and every host started exactly once',
+    );
   });
 });

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { AppModule } from '../../src/app.module';
@@ -32,6 +33,8 @@ export async function startTestApi(env: Record<string, string> = {}): Promise<Te
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     // Tests poll operations quickly; the limiter has its own tests.
     TOKEN_RATE_LIMIT_PER_MINUTE: '0',
+    // Queues of their own, so nothing this API queues meets a demo's or another file's workers.
+    QUEUE_PREFIX: `drover-test-${randomBytes(4).toString('hex')}`,
     ...env,
   });
   const logger = createRootLogger(config.LOG_LEVEL, { service: 'drover-api-test' });

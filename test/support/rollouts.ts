@@ -55,6 +55,35 @@ export async function onHost(host: FleetHost, command: string): Promise<string> 
   return result.stdout.trim();
 }
 
+/**
+ * When the unit was last not active, as [ActiveExit, ActiveEnter] in microseconds of the kernel's
+ * monotonic clock, which every container of the fleet shares: comparable across hosts.
+ */
+export async function lastDownWindow(host: FleetHost, unit: string): Promise<[bigint, bigint]> {
+  // By name: systemctl prints properties in its own order, not in the order they were asked for.
+  const shown = await onHost(
+    host,
+    `systemctl show -p ActiveExitTimestampMonotonic -p ActiveEnterTimestampMonotonic ${unit}`,
+  );
+  const values = new Map(shown.split('\n').map((line) => line.split('=') as [string, string]));
+  const exit = BigInt(values.get('ActiveExitTimestampMonotonic') ?? 0);
+  const enter = BigInt(values.get('ActiveEnterTimestampMonotonic') ?? 0);
+  return enter > exit ? [exit, enter] : [enter, enter];
+}
+
+/** The most intervals open at one instant; one ending where another starts does not overlap it. */
+export function peakOverlap(intervals: readonly [bigint, bigint][]): number {
+  const edges = intervals.flatMap(([from, to]): [bigint, number][] => [
+    [from, 1],
+    [to, -1],
+  ]);
+  edges.sort(([a, da], [b, db]) => (a < b ? -1 : a > b ? 1 : da - db));
+  let open = 0;
+  let peak = 0;
+  for (const [, delta] of edges) peak = Math.max(peak, (open += delta));
+  return peak;
+}
+
 /** PIDs drover-probe.service started with, oldest first (one line per start, kept by the unit). */
 export async function probeStarts(host: FleetHost): Promise<number[]> {
   const text = await onHost(host, 'cat /var/lib/drover-probe/starts 2>/dev/null || true');
