@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { z } from 'zod';
 import { decodeCursor, encodeCursor, Page } from '../common/pagination/cursor';
 import { parseSelector } from '../common/selector/selector';
+import type { UnitSnapshot } from '../operations/systemd/unit-snapshot';
 import { AuditRepository, AuditRow } from './audit.repository';
 import type { AuditEventResponse, AuditFilter, AuditVerification } from './dto/audit.dto';
 
@@ -46,8 +47,9 @@ function toEvent(row: AuditRow): AuditEventResponse {
     operationId: row.operation_id,
     taskId: row.task_id,
     parameters: row.parameters as Record<string, unknown>,
-    before: (row.before ?? null) as Record<string, unknown> | null,
-    after: (row.after ?? null) as Record<string, unknown> | null,
+    // Only task outcomes write these, from parseSnapshot.
+    before: (row.before ?? null) as UnitSnapshot | null,
+    after: (row.after ?? null) as UnitSnapshot | null,
     reason: row.reason,
     prevHash: row.prev_hash,
     hash: row.hash,

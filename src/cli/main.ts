@@ -216,9 +216,9 @@ type Operation = Schemas['Operation'];
 
 function describeState(snapshot: Schemas['Operation']['tasks'][number]['after']): string {
   if (!snapshot) return '-';
-  const pid = typeof snapshot.mainPid === 'number' ? ` pid ${snapshot.mainPid}` : '';
-  const file = typeof snapshot.unitFileState === 'string' ? ` ${snapshot.unitFileState}` : '';
-  return `${String(snapshot.activeState)}/${String(snapshot.subState)}${pid}${file}`;
+  const pid = snapshot.mainPid === null ? '' : ` pid ${snapshot.mainPid}`;
+  const file = snapshot.unitFileState === null ? '' : ` ${snapshot.unitFileState}`;
+  return `${snapshot.activeState}/${snapshot.subState}${pid}${file}`;
 }
 
 function printOperation(operation: Operation): void {

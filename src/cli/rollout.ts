@@ -85,7 +85,7 @@ export function strategyFrom(verb: string, unit: string | undefined, values: Rol
   };
   return {
     verb: verb as Strategy['verb'],
-    unit: unit.includes('.') ? unit : `${unit}.service`,
+    unit,
     selector: values.selector,
     batches: { sizes },
     healthGate,

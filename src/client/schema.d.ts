@@ -578,11 +578,73 @@ export interface components {
                 };
                 /** @description The unit before a host action */
                 before: {
-                    [key: string]: unknown;
+                    /** @description Id: the unit name systemd resolved, e.g. nginx.service */
+                    id: string;
+                    /** @description LoadState, e.g. loaded, not-found, masked */
+                    loadState: string;
+                    /** @description ActiveState, e.g. active, inactive, failed, activating */
+                    activeState: string;
+                    /** @description SubState, e.g. running, dead, exited */
+                    subState: string;
+                    /** @description MainPID; null when no process runs (systemd reports 0) and for unit types without processes */
+                    mainPid: number | null;
+                    /** @description NRestarts; null for unit types other than services, which have no restart counter */
+                    nRestarts: number | null;
+                    /** @description UnitFileState, e.g. enabled, disabled, masked; null when no unit file backs the unit */
+                    unitFileState: string | null;
+                    /** @description NeedDaemonReload: the unit file changed since systemd loaded it */
+                    needDaemonReload: boolean;
+                    /** @description ActiveEnterTimestamp as systemd prints it, e.g. "Sat 2026-11-21 06:29:25 UTC"; null when never active */
+                    activeEnterTimestamp: string | null;
+                    /** @description ActiveEnterTimestampMonotonic: microseconds since boot as a decimal string (it can exceed the largest exact JSON number); "0" when never active */
+                    activeEnterTimestampMonotonic: string;
+                    /** @description InvocationID: a fresh random id per start of the unit; null when it never started since loaded */
+                    invocationId: string | null;
+                    /** @description CanReload */
+                    canReload: boolean;
+                    /** @description CanStart */
+                    canStart: boolean;
+                    /** @description CanStop */
+                    canStop: boolean;
+                    /** @description Result: how the last run ended (success, exit-code, timeout...); null for types without one */
+                    result: string | null;
+                    /** @description Description; null when the unit sets none (systemd then shows the unit name instead) */
+                    description: string | null;
                 } | null;
                 /** @description The unit after a host action */
                 after: {
-                    [key: string]: unknown;
+                    /** @description Id: the unit name systemd resolved, e.g. nginx.service */
+                    id: string;
+                    /** @description LoadState, e.g. loaded, not-found, masked */
+                    loadState: string;
+                    /** @description ActiveState, e.g. active, inactive, failed, activating */
+                    activeState: string;
+                    /** @description SubState, e.g. running, dead, exited */
+                    subState: string;
+                    /** @description MainPID; null when no process runs (systemd reports 0) and for unit types without processes */
+                    mainPid: number | null;
+                    /** @description NRestarts; null for unit types other than services, which have no restart counter */
+                    nRestarts: number | null;
+                    /** @description UnitFileState, e.g. enabled, disabled, masked; null when no unit file backs the unit */
+                    unitFileState: string | null;
+                    /** @description NeedDaemonReload: the unit file changed since systemd loaded it */
+                    needDaemonReload: boolean;
+                    /** @description ActiveEnterTimestamp as systemd prints it, e.g. "Sat 2026-11-21 06:29:25 UTC"; null when never active */
+                    activeEnterTimestamp: string | null;
+                    /** @description ActiveEnterTimestampMonotonic: microseconds since boot as a decimal string (it can exceed the largest exact JSON number); "0" when never active */
+                    activeEnterTimestampMonotonic: string;
+                    /** @description InvocationID: a fresh random id per start of the unit; null when it never started since loaded */
+                    invocationId: string | null;
+                    /** @description CanReload */
+                    canReload: boolean;
+                    /** @description CanStart */
+                    canStart: boolean;
+                    /** @description CanStop */
+                    canStop: boolean;
+                    /** @description Result: how the last run ended (success, exit-code, timeout...); null for types without one */
+                    result: string | null;
+                    /** @description Description; null when the unit sets none (systemd then shows the unit name instead) */
+                    description: string | null;
                 } | null;
                 reason: string | null;
                 prevHash: string;
@@ -869,13 +931,75 @@ export interface components {
                 exitCode: number | null;
                 /** @description Why the task ended as it did, in words */
                 reason: string | null;
-                /** @description The unit as `systemctl show` reported it (Id, ActiveState, SubState, MainPID, NRestarts, UnitFileState, ...) */
+                /** @description The unit before the verb; null when the task never read it */
                 before: {
-                    [key: string]: unknown;
+                    /** @description Id: the unit name systemd resolved, e.g. nginx.service */
+                    id: string;
+                    /** @description LoadState, e.g. loaded, not-found, masked */
+                    loadState: string;
+                    /** @description ActiveState, e.g. active, inactive, failed, activating */
+                    activeState: string;
+                    /** @description SubState, e.g. running, dead, exited */
+                    subState: string;
+                    /** @description MainPID; null when no process runs (systemd reports 0) and for unit types without processes */
+                    mainPid: number | null;
+                    /** @description NRestarts; null for unit types other than services, which have no restart counter */
+                    nRestarts: number | null;
+                    /** @description UnitFileState, e.g. enabled, disabled, masked; null when no unit file backs the unit */
+                    unitFileState: string | null;
+                    /** @description NeedDaemonReload: the unit file changed since systemd loaded it */
+                    needDaemonReload: boolean;
+                    /** @description ActiveEnterTimestamp as systemd prints it, e.g. "Sat 2026-11-21 06:29:25 UTC"; null when never active */
+                    activeEnterTimestamp: string | null;
+                    /** @description ActiveEnterTimestampMonotonic: microseconds since boot as a decimal string (it can exceed the largest exact JSON number); "0" when never active */
+                    activeEnterTimestampMonotonic: string;
+                    /** @description InvocationID: a fresh random id per start of the unit; null when it never started since loaded */
+                    invocationId: string | null;
+                    /** @description CanReload */
+                    canReload: boolean;
+                    /** @description CanStart */
+                    canStart: boolean;
+                    /** @description CanStop */
+                    canStop: boolean;
+                    /** @description Result: how the last run ended (success, exit-code, timeout...); null for types without one */
+                    result: string | null;
+                    /** @description Description; null when the unit sets none (systemd then shows the unit name instead) */
+                    description: string | null;
                 } | null;
-                /** @description The unit as `systemctl show` reported it (Id, ActiveState, SubState, MainPID, NRestarts, UnitFileState, ...) */
+                /** @description The unit after the verb settled; null when the task never read it */
                 after: {
-                    [key: string]: unknown;
+                    /** @description Id: the unit name systemd resolved, e.g. nginx.service */
+                    id: string;
+                    /** @description LoadState, e.g. loaded, not-found, masked */
+                    loadState: string;
+                    /** @description ActiveState, e.g. active, inactive, failed, activating */
+                    activeState: string;
+                    /** @description SubState, e.g. running, dead, exited */
+                    subState: string;
+                    /** @description MainPID; null when no process runs (systemd reports 0) and for unit types without processes */
+                    mainPid: number | null;
+                    /** @description NRestarts; null for unit types other than services, which have no restart counter */
+                    nRestarts: number | null;
+                    /** @description UnitFileState, e.g. enabled, disabled, masked; null when no unit file backs the unit */
+                    unitFileState: string | null;
+                    /** @description NeedDaemonReload: the unit file changed since systemd loaded it */
+                    needDaemonReload: boolean;
+                    /** @description ActiveEnterTimestamp as systemd prints it, e.g. "Sat 2026-11-21 06:29:25 UTC"; null when never active */
+                    activeEnterTimestamp: string | null;
+                    /** @description ActiveEnterTimestampMonotonic: microseconds since boot as a decimal string (it can exceed the largest exact JSON number); "0" when never active */
+                    activeEnterTimestampMonotonic: string;
+                    /** @description InvocationID: a fresh random id per start of the unit; null when it never started since loaded */
+                    invocationId: string | null;
+                    /** @description CanReload */
+                    canReload: boolean;
+                    /** @description CanStart */
+                    canStart: boolean;
+                    /** @description CanStop */
+                    canStop: boolean;
+                    /** @description Result: how the last run ended (success, exit-code, timeout...); null for types without one */
+                    result: string | null;
+                    /** @description Description; null when the unit sets none (systemd then shows the unit name instead) */
+                    description: string | null;
                 } | null;
                 /** @description What the command printed (stdout then stderr), bounded */
                 output: string | null;
@@ -1091,7 +1215,7 @@ export interface components {
                  * @enum {string}
                  */
                 verb: "start" | "stop" | "restart" | "try-restart" | "reload" | "reload-or-restart" | "enable" | "disable" | "mask" | "unmask" | "daemon-reload";
-                /** @description The unit: a name such as `nginx.service`, or a glob such as `api-*.service` (`*`, `?`, `[...]`, ending in a literal type) matched against the units drover last discovered on each host; every matching unit of a host is acted on, and hosts without one are skipped (listed with the reason). For daemon-reload, the unit whose availability and health gate the rollout. */
+                /** @description The unit: a name such as `nginx.service` (`nginx` means nginx.service, as for systemctl), or a glob such as `api-*.service` (`*`, `?`, `[...]`, ending in a literal type) matched against the units drover last discovered on each host; every matching unit of a host is acted on, and hosts without one are skipped (listed with the reason). For daemon-reload, the unit whose availability and health gate the rollout. */
                 unit: string;
                 /** @description Label selector choosing the hosts (must match at least one); "" selects every host */
                 selector: string;
@@ -1421,7 +1545,7 @@ export interface components {
              * @enum {string}
              */
             verb?: "start" | "stop" | "restart" | "try-restart" | "reload" | "reload-or-restart" | "enable" | "disable" | "mask" | "unmask" | "daemon-reload";
-            /** @description The unit: a name such as `nginx.service`, or a glob such as `api-*.service` (`*`, `?`, `[...]`, ending in a literal type) matched against the units drover last discovered on each host; every matching unit of a host is acted on, and hosts without one are skipped (listed with the reason). For daemon-reload, the unit whose availability and health gate the rollout. */
+            /** @description The unit: a name such as `nginx.service` (`nginx` means nginx.service, as for systemctl), or a glob such as `api-*.service` (`*`, `?`, `[...]`, ending in a literal type) matched against the units drover last discovered on each host; every matching unit of a host is acted on, and hosts without one are skipped (listed with the reason). For daemon-reload, the unit whose availability and health gate the rollout. */
             unit: string;
             /** @description Label selector choosing the hosts (must match at least one); "" selects every host */
             selector: string;
@@ -1543,7 +1667,7 @@ export interface components {
             user: string;
             /** @description The verbs drover may run; mask needs start too (drover checks a mask by trying a start) */
             verbs: ("status" | "start" | "stop" | "restart" | "try-restart" | "reload" | "reload-or-restart" | "enable" | "disable" | "mask" | "unmask" | "daemon-reload")[];
-            /** @description Full unit names (no globs, no templates: name instances such as getty@tty1.service) */
+            /** @description Unit names (no globs, no templates: name instances such as getty@tty1.service); `nginx` means nginx.service, as for operations */
             units: string[];
             /**
              * @description Also allow the read-only unit listings of discovery, which drover runs after every action
@@ -2407,7 +2531,7 @@ export interface operations {
     listUnits: {
         parameters: {
             query: {
-                /** @description A systemd unit name, e.g. nginx.service */
+                /** @description A systemd unit name, e.g. nginx.service; a name without a unit type suffix means NAME.service, as systemctl reads it (nginx, a.b and getty@tty1 are nginx.service, a.b.service and getty@tty1.service), and drover records it so */
                 name: string;
                 /** @description Kubernetes-style label selector, e.g. `role=web,env in (prod,staging),!canary,tier!=db` */
                 selector?: string;
@@ -2804,7 +2928,7 @@ export interface operations {
             query: {
                 /** @description Unique inventory name of the host */
                 host: string;
-                /** @description A systemd unit name, e.g. nginx.service */
+                /** @description A systemd unit name, e.g. nginx.service; a name without a unit type suffix means NAME.service, as systemctl reads it (nginx, a.b and getty@tty1 are nginx.service, a.b.service and getty@tty1.service), and drover records it so */
                 unit: string;
                 limit?: number;
                 cursor?: string;
@@ -3255,7 +3379,7 @@ export interface operations {
             query?: {
                 status?: "running" | "paused" | "awaiting_approval" | "succeeded" | "aborted" | "cancelled";
                 verb?: string;
-                /** @description The unit (or glob) exactly as the rollout named it */
+                /** @description The unit (or glob) as the rollout recorded it (`nginx` finds nginx.service) */
                 unit?: string;
                 /** @description Items per page (1-1000) */
                 limit?: number;

@@ -14,7 +14,7 @@ import { UnitsRepository } from '../units/units.repository';
 import { DispatcherService } from './dispatcher.service';
 import { TaskOutputStream } from './task-output';
 import type { AuditActor } from '../audit/audit-actor';
-import { OperationsRepository, TaskOutcome, TaskState, TaskWithContext } from './operations.repository';
+import { OperationsRepository, TaskState, TaskWithContext } from './operations.repository';
 import { legacySucceeded, legacyVerbArgv, SYSTEMD_PROBE_ARGV, verbArgv } from './systemd/commands';
 import { parseSnapshot, snapshotArgv, UnitSnapshot } from './systemd/unit-snapshot';
 import { describeSnapshot, Verdict, verifyOutcome } from './systemd/verify';
@@ -209,15 +209,7 @@ export class TaskRunnerService {
       requestId: task.operation.requestId,
       sourceAddress: null,
     };
-    const ended = await this.operations.finish(
-      task,
-      {
-        ...outcome,
-        before: outcome.before as unknown as TaskOutcome['before'],
-        after: outcome.after as unknown as TaskOutcome['after'],
-      },
-      actor,
-    );
+    const ended = await this.operations.finish(task, outcome, actor);
     if (ended) {
       this.logger.log(
         {
@@ -270,7 +262,7 @@ export class TaskRunnerService {
           proceed: async ([probe, shown]) => {
             if (probe!.exitCode !== 0) return false;
             progress.before = shown ? this.snapshotOf(task, shown) : null;
-            if (progress.before) await this.operations.saveBefore(task.id, progress.before as never);
+            if (progress.before) await this.operations.saveBefore(task.id, progress.before);
             return true;
           },
         },
@@ -289,7 +281,7 @@ export class TaskRunnerService {
         if (settled) return settled;
       }
       before = recorded ?? current;
-      if (before && !recorded) await this.operations.saveBefore(task.id, before as never);
+      if (before && !recorded) await this.operations.saveBefore(task.id, before);
       progress.before = before;
       acted = (await this.ssh.execSequence(target, action, options)).steps;
     }

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { UNIT_TYPES, unitNameProblem } from './unit-name';
+import { normaliseUnitName, UNIT_TYPES, unitNameProblem } from './unit-name';
 
 const ALLOWED = /^[A-Za-z0-9:_.\\@-]$/;
 
@@ -119,5 +119,48 @@ describe('unitNameProblem', () => {
         { numRuns: 300 },
       );
     });
+  });
+});
+
+describe('normaliseUnitName', () => {
+  // Each pair is what `systemctl show -p Id -- NAME` printed on a fleet host (systemd 252).
+  const SYSTEMCTL_READS: [string, string][] = [
+    ['nginx', 'nginx.service'],
+    ['a.b', 'a.b.service'],
+    ['foo@bar', 'foo@bar.service'],
+    ['foo@', 'foo@.service'],
+    ['nginx.Service', 'nginx.Service.service'],
+    ['nginx.exe', 'nginx.exe.service'],
+    ['nginx.', 'nginx..service'],
+    ['nginx.service.bak', 'nginx.service.bak.service'],
+    ['.service', '.service.service'],
+    ['service', 'service.service'],
+    ['x.socket', 'x.socket'],
+    ['nginx.service', 'nginx.service'],
+  ];
+
+  it('reads a name as systemctl does: .service appended unless systemd takes it as it is', () => {
+    for (const [name, unit] of SYSTEMCTL_READS) assert.equal(normaliseUnitName(name), unit, name);
+  });
+
+  it('keeps every name with a known type suffix, and appends to one longer than systemd allows', () => {
+    for (const type of UNIT_TYPES) assert.equal(normaliseUnitName(`getty@tty1.${type}`), `getty@tty1.${type}`);
+    const long = `${'a'.repeat(249)}.socket`;
+    assert.equal(normaliseUnitName(long), `${long}.service`);
+    assert.notEqual(unitNameProblem(normaliseUnitName(long)), null);
+    assert.equal(normaliseUnitName(''), '', 'systemctl refuses the empty name; it stays empty and invalid');
+  });
+
+  it('only ever appends .service, and reads every name drover accepts as that name itself', () => {
+    const unitChar = fc.constantFrom(...'abz09:_.\\@-'.split(''));
+    const name = fc.string({ unit: fc.oneof(unitChar, fc.string({ maxLength: 1 })), maxLength: 30 });
+    fc.assert(
+      fc.property(name, (text) => {
+        const unit = normaliseUnitName(text);
+        assert.ok(unit === text || unit === `${text}.service`);
+        if (unitNameProblem(unit) === null) assert.equal(normaliseUnitName(unit), unit);
+      }),
+      { numRuns: 2_000 },
+    );
   });
 });

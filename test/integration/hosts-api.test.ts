@@ -397,10 +397,19 @@ describe('inventory API', () => {
         [hosts[2]!.name],
       );
       assert.equal(next.data?.nextCursor, null);
+
+      // A bare name means NAME.service, as systemctl reads it.
+      const bare = await admin.GET('/v1/units', {
+        params: { query: { name: 'nginx', selector: 'unitfleet=u,env=prod' } },
+      });
+      assert.deepEqual(
+        bare.data?.items.map((unit) => [unit.hostName, unit.name]),
+        hosts.slice(0, 3).map((host) => [host.name, 'nginx.service']),
+      );
     });
 
     it('rejects unit names that are not systemd unit names', async () => {
-      for (const name of ['nginx; reboot', '$(id)', '../x', '-H host', 'nginx']) {
+      for (const name of ['nginx; reboot', '$(id)', '../x', '-H host', 'ngïnx']) {
         assertProblem(await admin.GET('/v1/units', { params: { query: { name } } }), 400, 'validation_failed', 'name');
       }
       assertProblem(

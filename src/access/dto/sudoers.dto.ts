@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { createZodDto } from '../../common/validation/zod-dto';
 import { VERBS } from '../../operations/systemd/verbs';
 import { probeNameSchema } from '../../probes/dto/probe.dto';
+import { normaliseUnitName } from '../../units/unit-name';
 import { MAX_SUDOERS_UNITS, sudoersInputProblems } from '../sudoers';
 
 export class SudoersRequestDto extends createZodDto(
@@ -14,10 +15,14 @@ export class SudoersRequestDto extends createZodDto(
         .max(VERBS.length)
         .describe('The verbs drover may run; mask needs start too (drover checks a mask by trying a start)'),
       units: z
-        .array(z.string())
+        // Read as operations read them, so the rules allow exactly the argv drover will run.
+        .array(z.string().overwrite(normaliseUnitName))
         .min(1)
         .max(MAX_SUDOERS_UNITS)
-        .describe('Full unit names (no globs, no templates: name instances such as getty@tty1.service)'),
+        .describe(
+          'Unit names (no globs, no templates: name instances such as getty@tty1.service); `nginx` means ' +
+            'nginx.service, as for operations',
+        ),
       includeDiscovery: z
         .boolean()
         .default(true)

@@ -3,6 +3,7 @@ import { pageSchema } from '../../common/pagination/cursor';
 import { selectorQueryField } from '../../common/selector/selector.schema';
 import { createZodDto } from '../../common/validation/zod-dto';
 import { hostNameSchema } from '../../hosts/dto/host.dto';
+import { unitSnapshotSchema } from '../../operations/systemd/unit-snapshot';
 import { unitNameSchema } from '../../units/dto/unit.dto';
 
 export const auditFilterShape = {
@@ -63,8 +64,8 @@ export const auditEventSchema = z.object({
   operationId: z.string().nullable(),
   taskId: z.string().nullable(),
   parameters: z.record(z.string(), z.unknown()),
-  before: z.record(z.string(), z.unknown()).nullable().describe('The unit before a host action'),
-  after: z.record(z.string(), z.unknown()).nullable().describe('The unit after a host action'),
+  before: unitSnapshotSchema.nullable().describe('The unit before a host action'),
+  after: unitSnapshotSchema.nullable().describe('The unit after a host action'),
   reason: z.string().nullable(),
   prevHash: z.string(),
   hash: z.string(),

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import fc from 'fast-check';
+import { shellWords, wordsFromRealShell } from '../../../test/support/shell-words';
 import { shellQuote } from './shell-quote';
 
 /** The remote login shell is sh or bash; both must read the quoted line back as the same argv. */
@@ -53,4 +54,24 @@ describe('shellQuote', () => {
       );
     });
   }
+
+  it('reads back through an exact shell-word parser that sh and bash agree with on 10,000 generated argvs', () => {
+    const wellFormed = fc
+      .array(
+        argument.filter((text) => !/\p{Cs}/u.test(text)),
+        { minLength: 1, maxLength: 6 },
+      )
+      .filter((argv) => argv.length > 0);
+    const argvs = fc.sample(wellFormed, { numRuns: 10_000, seed: 20261201 });
+    const lines = argvs.map((argv) => shellQuote(argv));
+    assert.deepEqual(
+      lines.map((line) => shellWords(line)),
+      argvs,
+    );
+    for (const shell of SHELLS) assert.deepEqual(wordsFromRealShell(shell, lines), argvs, shell);
+    // The parser refuses what it cannot read exactly, rather than guessing.
+    for (const line of ["'a' $(id)", "'a';'b'", "'a' \\\n'b'", "'a", '"a"', "'a'*", '~', "'a' #"]) {
+      assert.throws(() => shellWords(line), /unquoted|unterminated|escapes no character/, line);
+    }
+  });
 });

@@ -3,6 +3,7 @@ import { pageQueryShape, pageSchema } from '../../common/pagination/cursor';
 import { createZodDto } from '../../common/validation/zod-dto';
 import { hostNameSchema } from '../../hosts/dto/host.dto';
 import { unitNameSchema } from '../../units/dto/unit.dto';
+import { unitSnapshotSchema } from '../systemd/unit-snapshot';
 import { HOST_LEVEL_VERBS, VERBS } from '../systemd/verbs';
 
 const verbSchema = z.enum(VERBS).describe('The systemctl verb');
@@ -71,12 +72,7 @@ export const taskStateSchema = z.enum([
   'skipped',
 ]);
 
-const snapshotSchema = z
-  .record(z.string(), z.unknown())
-  .nullable()
-  .describe(
-    'The unit as `systemctl show` reported it (Id, ActiveState, SubState, MainPID, NRestarts, UnitFileState, ...)',
-  );
+const snapshotSchema = unitSnapshotSchema.nullable();
 
 export const taskResponseSchema = z.object({
   id: z.uuid(),
@@ -89,8 +85,8 @@ export const taskResponseSchema = z.object({
   finishedAt: z.iso.datetime().nullable(),
   exitCode: z.number().int().nullable(),
   reason: z.string().nullable().describe('Why the task ended as it did, in words'),
-  before: snapshotSchema,
-  after: snapshotSchema,
+  before: snapshotSchema.describe('The unit before the verb; null when the task never read it'),
+  after: snapshotSchema.describe('The unit after the verb settled; null when the task never read it'),
   output: z.string().nullable().describe('What the command printed (stdout then stderr), bounded'),
 });
 

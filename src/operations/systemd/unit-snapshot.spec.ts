@@ -1,7 +1,14 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { parseSnapshot, SNAPSHOT_PROPERTIES, snapshotArgv, TRANSITIONAL_STATES, UnitSnapshot } from './unit-snapshot';
+import {
+  parseSnapshot,
+  SNAPSHOT_PROPERTIES,
+  snapshotArgv,
+  TRANSITIONAL_STATES,
+  UnitSnapshot,
+  unitSnapshotSchema,
+} from './unit-snapshot';
 import { ACTIVATING, MASKED_TIMER, NOT_FOUND, STATIC } from '../../../test/fixtures/systemctl-show';
 
 // `systemctl show --property=…` output captured on the nspawn test fleet (Debian 12, systemd 252.39),
@@ -187,6 +194,15 @@ describe('snapshotArgv', () => {
 });
 
 describe('parseSnapshot', () => {
+  it('gives exactly what unitSnapshotSchema (the API and openapi.json) describes, for every unit type captured', () => {
+    const captured = { NGINX, MASKED_INSTANCE, INSTANCE, TARGET, SOCKET, SLICE, DEVICE, FAILED };
+    const fixtures = { NOT_FOUND, STATIC, MASKED_TIMER, ACTIVATING };
+    for (const [name, output] of Object.entries({ ...captured, ...fixtures })) {
+      const parsed = unitSnapshotSchema.safeParse(parseSnapshot(output));
+      assert.ok(parsed.success, `${name}: ${JSON.stringify(parsed.error?.issues)}`);
+    }
+  });
+
   it('reads an active service', () => {
     assert.deepEqual(parseSnapshot(NGINX), {
       id: 'nginx.service',

@@ -6,7 +6,7 @@ import { probeNameSchema } from '../../probes/dto/probe.dto';
 import { VERBS } from '../../operations/systemd/verbs';
 import { unitGlobProblem } from '../../tokens/unit-glob';
 import { unitNameSchema } from '../../units/dto/unit.dto';
-import { UNIT_TYPES } from '../../units/unit-name';
+import { normaliseUnitName, UNIT_TYPES } from '../../units/unit-name';
 import { globLiteralBounds, isUnitGlob } from '../planner';
 
 /** The most hosts one request can hold (the bulk-upsert limit), so no count above it means anything. */
@@ -37,6 +37,8 @@ const TYPE_SUFFIX = new RegExp(`^\\.(${UNIT_TYPES.join('|')})$`);
 
 const unitSchema = z
   .string()
+  // A glob must name its type already (below); a name is read as systemctl and unitNameSchema read it.
+  .overwrite((unit) => (isUnitGlob(unit) ? unit : normaliseUnitName(unit)))
   .superRefine((unit, context) => {
     if (!isUnitGlob(unit)) {
       const parsed = unitNameSchema.safeParse(unit);
@@ -50,7 +52,7 @@ const unitSchema = z
       context.addIssue({ code: 'custom', message: `a glob must end with a literal unit type such as .service` });
   })
   .describe(
-    'The unit: a name such as `nginx.service`, or a glob such as `api-*.service` (`*`, `?`, `[...]`, ending in a ' +
+    'The unit: a name such as `nginx.service` (`nginx` means nginx.service, as for systemctl), or a glob such as `api-*.service` (`*`, `?`, `[...]`, ending in a ' +
       'literal type) matched against the units drover last discovered on each host; every matching unit of a host ' +
       'is acted on, and hosts without one are skipped (listed with the reason). For daemon-reload, the unit whose ' +
       'availability and health gate the rollout.',
@@ -422,7 +424,7 @@ export class ListRolloutsQueryDto extends createZodDto(
   z.object({
     status: rolloutStatusSchema.optional(),
     verb: z.string().max(32).optional(),
-    unit: z.string().max(256).optional().describe('The unit (or glob) exactly as the rollout named it'),
+    unit: unitSchema.optional().describe('The unit (or glob) as the rollout recorded it (`nginx` finds nginx.service)'),
     ...pageQueryShape,
   }),
 ) {}
