@@ -288,6 +288,33 @@ describe('SshExecutor on the booted fleet', () => {
     });
   });
 
+  it('bounds the output held before a pause: past maxOutputBytes it never asks, never goes on, and fails', async () => {
+    await withExecutor(async (ssh) => {
+      const host = hosts[0]!;
+      const file = `/tmp/drover-sequence-${randomUUID()}`;
+      let asked = false;
+      await assert.rejects(
+        ssh.execSequence(
+          targetOf(host),
+          [['sh', '-c', 'head -c 300000 /dev/zero | tr "\\0" x'], ['true'], ['touch', file]],
+          {
+            maxOutputBytes: 65_536,
+            confirm: {
+              after: 2,
+              proceed: () => {
+                asked = true;
+                return Promise.resolve(true);
+              },
+            },
+          },
+        ),
+        /printed more than 65536 bytes on one stream; the rest was not run/,
+      );
+      assert.equal(asked, false, 'the caller was never asked about output it could not see whole');
+      assert.equal((await ssh.exec(targetOf(host), ['test', '-e', file])).exitCode, 1, 'the rest never ran');
+    });
+  });
+
   it('runs 10 commands on a host, some concurrent, over exactly one SSH connection', async () => {
     const host = hosts[1]!;
     const acceptedLines = `journalctl -u ssh -o cat --no-pager | grep 'Accepted publickey'`;
