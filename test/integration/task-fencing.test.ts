@@ -63,10 +63,29 @@ describe('a worker paused (SIGSTOP) past its leases just before it restarts a un
     await api.close();
   });
 
-  it('lets another worker take the task over; resumed, the paused one does not act: one start', async () => {
+  /** Holds up the next first write of a state before until `release`. */
+  async function closeGate(): Promise<Client> {
     const gate = new Client({ connectionString: api.database.url });
     await gate.connect();
+    await gate.query('ALTER SEQUENCE test_gate_passes RESTART');
     await gate.query('SELECT pg_advisory_lock($1)', [GATE]);
+    return gate;
+  }
+
+  const release = (gate: Client) => gate.query('SELECT pg_advisory_unlock($1)', [GATE]);
+
+  /** Until a worker waits at the gate: it has read the unit and is storing it, the host waiting for its "go". */
+  const waitAtGate = () =>
+    waitFor('the first worker reaches its last write before acting', async () => {
+      const [row] = await query<{ waiting: string }>(
+        api.database.url,
+        `SELECT count(*) AS waiting FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`,
+      );
+      return Number(row!.waiting) > 0;
+    });
+
+  it('lets another worker take the task over; resumed, the paused one does not act: one start', async () => {
+    const gate = await closeGate();
     const startsBefore = await starts();
     const paused = startNodeProcess(WORKER, { ...env, LOG_LEVEL: 'info' });
     let rescuer: Awaited<ReturnType<typeof startTestWorker>> | undefined;
@@ -81,14 +100,7 @@ describe('a worker paused (SIGSTOP) past its leases just before it restarts a un
       assert.equal(created.response.status, 202);
       const id = created.data!.id;
 
-      // The worker has read the unit and is storing it, the host waiting for its "go": pause it there.
-      await waitFor('the first worker reaches its last write before acting', async () => {
-        const [row] = await query<{ waiting: string }>(
-          api.database.url,
-          `SELECT count(*) AS waiting FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`,
-        );
-        return Number(row!.waiting) > 0;
-      });
+      await waitAtGate();
       paused.child.kill('SIGSTOP');
 
       rescuer = await startTestWorker(env);
@@ -98,7 +110,7 @@ describe('a worker paused (SIGSTOP) past its leases just before it restarts a un
       assert.equal(await starts(), startsBefore + 1);
 
       // Resume the first worker where it stood, let its write through, and let it end its job.
-      await gate.query('SELECT pg_advisory_unlock($1)', [GATE]);
+      await release(gate);
       paused.child.kill('SIGCONT');
       const exited = await paused.stop('SIGTERM', 60_000);
       // (Nest re-raises the SIGTERM once it has shut down; the stop helper's fallback is SIGKILL.)
@@ -114,6 +126,46 @@ describe('a worker paused (SIGSTOP) past its leases just before it restarts a un
       paused.child.kill('SIGCONT');
       await paused.stop('SIGKILL');
       await rescuer?.close();
+      await gate.end();
+    }
+  });
+
+  it('makes the next worker wait out a paused one that was cleared to act, and see its restart: one start', async () => {
+    const gate = await closeGate();
+    const startsBefore = await starts();
+    const paused = startNodeProcess(WORKER, { ...env, LOG_LEVEL: 'info' });
+    let rescuer: ReturnType<typeof startNodeProcess> | undefined;
+    try {
+      await paused.waitForLine((line) => line.includes('drover worker connected'));
+      const client = await api.client({ scopes: ['operate'] });
+      const created = await client.POST('/v1/hosts/{name}/actions', {
+        params: { path: { name: host.name } },
+        body: { verb: 'restart', unit: 'drover-probe.service', timeoutMs: 30_000 },
+      });
+      assert.equal(created.response.status, 202);
+      const id = created.data!.id;
+
+      // Paused just after its write went through: it owns the task and is cleared to act, but
+      // its "go" has not been sent.
+      await waitAtGate();
+      paused.child.kill('SIGSTOP');
+      await release(gate);
+
+      rescuer = startNodeProcess(WORKER, { ...env, LOG_LEVEL: 'info' });
+      await rescuer.waitForLine((line) => line.includes('waiting out its window'), 30_000);
+      assert.equal(await starts(), startsBefore, 'the second worker did not act while the first may');
+      paused.child.kill('SIGCONT');
+
+      const task = onlyTask(await waitForOperation(client, id, 60_000));
+      assert.equal(task.state, 'succeeded', task.reason ?? '');
+      assert.equal(task.attempts, 2);
+      assert.match(task.reason ?? '', /completed by an earlier attempt/);
+      await paused.stop('SIGTERM', 60_000);
+      assert.equal(await starts(), startsBefore + 1, 'the unit was started exactly once');
+    } finally {
+      paused.child.kill('SIGCONT');
+      await paused.stop('SIGKILL');
+      await rescuer?.stop('SIGKILL');
       await gate.end();
     }
   });
