@@ -202,7 +202,7 @@ export class TaskRunnerService {
       };
       reached = error.kind === 'unreachable' ? false : null;
     }
-    // A result that a newer attempt's replaced is not this attempt's to record further.
+    // Not recorded (a newer attempt owns the task): nothing more of this attempt's is recorded either.
     if (!(await this.finish(task, outcome))) return null;
     return { target, outcome, reached };
   }
