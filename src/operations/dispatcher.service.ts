@@ -23,13 +23,14 @@ export class DispatcherService {
 
   /**
    * Re-dispatches every unfinished operation and enqueues again every task dispatched before:
-   * covers a crash between a commit and its enqueue, and jobs lost with Redis.
+   * covers a crash between a commit and its enqueue, jobs lost with Redis, and jobs that ended
+   * (failed for good) while their task could not be ended.
    */
   async reconcile(): Promise<number> {
     const ids = await this.operations.unfinishedOperationIds();
     for (const id of ids) {
       const { inFlight, rolloutId } = await this.operations.claimDispatchable(id);
-      await this.producer.runTasks(inFlight);
+      await this.producer.requeueTasks(inFlight);
       if (rolloutId) await this.producer.wakeRollout(rolloutId);
     }
     return ids.length;

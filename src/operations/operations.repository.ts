@@ -5,6 +5,7 @@ import { Operation, Prisma, Task, TaskState } from '../generated/prisma/client';
 import { createdBefore, CreatedKey } from '../common/pagination/cursor';
 import { PrismaService } from '../infra/prisma/prisma.service';
 import { countsByOwner } from '../infra/prisma/state-counts';
+import { storableText } from './task-output';
 
 export type { Operation, Task, TaskState };
 
@@ -57,6 +58,16 @@ export type TaskWithContext = Task & {
 };
 
 export type OperationWithTasks = Operation & { tasks: Task[] };
+
+/** An attempt at a task, as it started: what earlier attempts left, read as it took the task over. */
+export interface StartedAttempt {
+  /** The fencing token: each write of this attempt applies only while the task's attempts is this number. */
+  attempt: number;
+  /** The state an earlier attempt recorded before acting, if any. */
+  before: Prisma.JsonValue | null;
+  /** How long ago (database clock) an earlier attempt was cleared to send its command; null: none was. */
+  commandSentMsAgo: number | null;
+}
 
 @Injectable()
 export class OperationsRepository {
@@ -185,50 +196,61 @@ export class OperationsRepository {
   }
 
   /**
-   * Starts (or resumes, after a lost worker) an attempt at a task. Returns the attempt number, or
-   * null when the task already finished, so a redelivered job does nothing.
+   * Starts (or resumes, after a lost worker) an attempt at a task: takes it over from any earlier
+   * attempt, whose later writes then change nothing. Returns null when the task already finished,
+   * so a redelivered job does nothing.
    */
-  async startAttempt(task: TaskWithContext): Promise<number | null> {
+  async startAttempt(task: TaskWithContext): Promise<StartedAttempt | null> {
     return this.prisma.$transaction(async (tx) => {
-      const updated = await tx.task.updateManyAndReturn({
-        where: { id: task.id, state: { in: ACTIVE_TASK_STATES } },
-        data: { state: 'running', attempts: { increment: 1 } },
-        select: { attempts: true },
-      });
-      const attempt = updated[0]?.attempts;
-      if (attempt === undefined) return null;
-      await tx.task.updateMany({ where: { id: task.id, startedAt: null }, data: { startedAt: new Date() } });
+      const [started] = await tx.$queryRaw<
+        { attempts: number; before: Prisma.JsonValue | null; command_sent_ms_ago: number | null }[]
+      >`
+        UPDATE tasks SET state = 'running', attempts = attempts + 1, started_at = COALESCE(started_at, now())
+        WHERE id = ${task.id}::uuid AND state IN ('queued', 'running')
+        RETURNING attempts, before,
+          (EXTRACT(EPOCH FROM now() - command_sent_at) * 1000)::float8 AS command_sent_ms_ago`;
+      if (!started) return null;
       await tx.operation.updateMany({ where: { id: task.operationId, status: 'queued' }, data: { status: 'running' } });
-      return attempt;
+      return { attempt: started.attempts, before: started.before, commandSentMsAgo: started.command_sent_ms_ago };
     });
   }
 
-  /** Appends output to a running task (streamed while its command runs). */
-  async appendOutput(taskId: string, text: string): Promise<void> {
+  /** Appends output to a running task (streamed while its command runs), unless another attempt took it. */
+  async appendOutput(taskId: string, attempt: number, text: string): Promise<void> {
     await this.prisma.$executeRaw`
-      UPDATE tasks SET output = COALESCE(output, '') || ${text} WHERE id = ${taskId}::uuid AND state = 'running'`;
+      UPDATE tasks SET output = COALESCE(output, '') || ${storableText(text)}
+      WHERE id = ${taskId}::uuid AND state = 'running' AND attempts = ${attempt}`;
   }
 
-  /** Stores the state before the action, before acting, so a later attempt can tell what happened. */
-  async saveBefore(taskId: string, before: Prisma.InputJsonValue): Promise<void> {
-    await this.prisma.task.update({ where: { id: taskId }, data: { before } });
+  /**
+   * Clears an attempt to send its command: records the state before acting (so a later attempt can
+   * tell what happened) and when it was cleared. False when another attempt took the task over or
+   * it ended: the attempt must not act.
+   */
+  async clearToAct(taskId: string, attempt: number, before: Prisma.InputJsonValue | null): Promise<boolean> {
+    const cleared = await this.prisma.$executeRaw`
+      UPDATE tasks SET before = COALESCE(${before === null ? null : JSON.stringify(before)}::jsonb, before),
+        command_sent_at = now()
+      WHERE id = ${taskId}::uuid AND state = 'running' AND attempts = ${attempt}`;
+    return cleared === 1;
   }
 
   /**
    * Ends a task and records its audit event in one transaction (a result without its audit event
-   * cannot exist), then closes the operation if this was its last task. No-op if already ended.
+   * cannot exist), then closes the operation if this was its last task. No-op (false) if already
+   * ended, or if `task.attempts` is no longer the task's current attempt (another took it over).
    */
   async finish(task: TaskWithContext, outcome: TaskOutcome, actor: AuditActor): Promise<boolean> {
     return this.prisma.$transaction(async (tx) => {
       const ended = await tx.task.updateMany({
-        where: { id: task.id, state: { in: ACTIVE_TASK_STATES } },
+        where: { id: task.id, state: { in: ACTIVE_TASK_STATES }, attempts: task.attempts },
         data: {
           state: outcome.state,
-          reason: outcome.reason,
+          reason: storableText(outcome.reason),
           exitCode: outcome.exitCode,
           before: outcome.before ?? Prisma.DbNull,
           after: outcome.after ?? Prisma.DbNull,
-          output: outcome.output,
+          output: typeof outcome.output === 'string' ? storableText(outcome.output) : outcome.output,
           finishedAt: new Date(),
         },
       });
@@ -246,7 +268,7 @@ export class OperationsRepository {
           parameters: { verb: task.verb, attempts: task.attempts },
           before: outcome.before ?? Prisma.DbNull,
           after: outcome.after ?? Prisma.DbNull,
-          reason: outcome.reason,
+          reason: storableText(outcome.reason),
         },
       });
       // After the audit insert, whose chain lock orders the ends of concurrent tasks: the last

@@ -9,12 +9,12 @@ import { JobProducer } from '../infra/queue/job-producer';
 import { REDIS } from '../infra/redis/redis.module';
 import { RedisLease } from '../infra/redis/redis-lock';
 import { HostKeyMismatchError, SshError } from '../infra/ssh/ssh-errors';
-import { SshExecutor, SshTarget, StepResult } from '../infra/ssh/ssh-executor';
+import { confirmWindowMs, SshExecutor, SshTarget, StepResult } from '../infra/ssh/ssh-executor';
 import { UnitsRepository } from '../units/units.repository';
 import { DispatcherService } from './dispatcher.service';
 import { TaskOutputStream } from './task-output';
 import type { AuditActor } from '../audit/audit-actor';
-import { OperationsRepository, TaskState, TaskWithContext } from './operations.repository';
+import { OperationsRepository, StartedAttempt, TaskState, TaskWithContext } from './operations.repository';
 import { legacySucceeded, legacyVerbArgv, SYSTEMD_PROBE_ARGV, verbArgv } from './systemd/commands';
 import { parseSnapshot, snapshotArgv, UnitSnapshot } from './systemd/unit-snapshot';
 import { describeSnapshot, Verdict, verifyOutcome } from './systemd/verify';
@@ -24,6 +24,16 @@ import type { Verb } from './systemd/verbs';
 const NOT_REPEATABLE: readonly Verb[] = ['restart', 'try-restart', 'reload-or-restart'];
 const SETTLE_POLL_MS = 250;
 const MAX_OUTPUT_CHARS = 64 * 1024;
+/** While waiting out an earlier attempt's window, how often the unit is read for a sign of its action. */
+const TAKEOVER_POLL_MS = 1_000;
+/** On top of that window: a "go" sent at its very end, still on its way, reaches the host. */
+const TAKEOVER_MARGIN_MS = 1_000;
+
+/**
+ * The attempt's task was taken over by a newer attempt (its worker lost its leases while it was
+ * still alive: paused, cut off) or ended meanwhile: it must neither act nor record anything more.
+ */
+class AttemptSuperseded extends Error {}
 
 interface ExecOutcome {
   state: TaskState;
@@ -53,6 +63,11 @@ function joinOutput(stdout: string, stderr: string): string | null {
   const text = [stdout.trimEnd(), stderr.trimEnd()].filter((part) => part !== '').join('\n');
   if (text === '') return null;
   return text.length > MAX_OUTPUT_CHARS ? `…${text.slice(-MAX_OUTPUT_CHARS)}` : text;
+}
+
+/** The task as an attempt took it over: its number (the fencing token) and what earlier ones left. */
+function attemptAt(task: TaskWithContext, started: StartedAttempt): TaskWithContext {
+  return { ...task, attempts: started.attempt, before: started.before };
 }
 
 /**
@@ -88,8 +103,8 @@ export class TaskRunnerService {
     }
     let ended: Afterwards | null = null;
     try {
-      const attempt = await this.operations.startAttempt(task);
-      if (attempt !== null) ended = await this.execute({ ...task, attempts: attempt });
+      const started = await this.operations.startAttempt(task);
+      if (started !== null) ended = await this.execute(attemptAt(task, started), started.commandSentMsAgo);
     } finally {
       await lease.release();
     }
@@ -106,13 +121,13 @@ export class TaskRunnerService {
   async abandon(taskId: string, cause: string): Promise<void> {
     const task = await this.operations.findForRun(taskId);
     if (!task) return;
-    const attempt = await this.operations.startAttempt(task);
-    if (attempt === null) return;
-    await this.finish(task, {
+    const started = await this.operations.startAttempt(task);
+    if (started === null) return;
+    await this.finish(attemptAt(task, started), {
       state: 'failed',
-      reason: `gave up after ${attempt - 1} attempt(s): ${cause}`,
+      reason: `gave up after ${started.attempt - 1} attempt(s): ${cause}`,
       exitCode: null,
-      before: task.before ? (task.before as unknown as UnitSnapshot) : null,
+      before: started.before ? (started.before as unknown as UnitSnapshot) : null,
       after: null,
       output: null,
     });
@@ -129,9 +144,9 @@ export class TaskRunnerService {
     // An earlier delivery of this same task still holds the unit (its worker is gone or paused):
     // always wait for it, whatever the operation says about other tasks.
     if (task.operation.onConflict === 'wait' || holder?.startsWith(`${task.id}:`)) throw new JobDeferred(1_000);
-    const attempt = await this.operations.startAttempt(task);
-    if (attempt === null) return;
-    await this.finish(task, {
+    const started = await this.operations.startAttempt(task);
+    if (started === null) return;
+    await this.finish(attemptAt(task, started), {
       state: 'failed',
       reason: `another task (${holder ?? 'just finished'}) is acting on ${task.unit ?? 'this host'} on ${task.hostName}; this operation asked to reject conflicts`,
       exitCode: null,
@@ -142,7 +157,11 @@ export class TaskRunnerService {
     await this.dispatcher.dispatch(task.operationId);
   }
 
-  private async execute(task: TaskWithContext): Promise<Afterwards | null> {
+  /**
+   * `task` as this attempt took it over (its `attempts` is the attempt's fencing token).
+   * `commandSentMsAgo`: how long ago an earlier attempt was cleared to act, or null.
+   */
+  private async execute(task: TaskWithContext, commandSentMsAgo: number | null): Promise<Afterwards | null> {
     if (!task.host) {
       await this.finish(task, {
         state: 'failed',
@@ -162,8 +181,15 @@ export class TaskRunnerService {
       before: task.before ? (task.before as unknown as UnitSnapshot) : null,
     };
     try {
-      outcome = await this.act(task, target, progress);
+      outcome = await this.act(task, target, progress, commandSentMsAgo);
     } catch (error) {
+      if (error instanceof AttemptSuperseded) {
+        this.logger.warn(
+          { taskId: task.id, host: task.hostName, unit: task.unit, attempt: task.attempts },
+          error.message,
+        );
+        return null;
+      }
       if (!(error instanceof SshError)) throw error;
       outcome = {
         state: error.kind === 'unreachable' ? 'unreachable' : error.kind === 'timed_out' ? 'timed_out' : 'failed',
@@ -176,7 +202,8 @@ export class TaskRunnerService {
       };
       reached = error.kind === 'unreachable' ? false : null;
     }
-    await this.finish(task, outcome);
+    // Not recorded (a newer attempt owns the task): nothing more of this attempt's is recorded either.
+    if (!(await this.finish(task, outcome))) return null;
     return { target, outcome, reached };
   }
 
@@ -201,7 +228,8 @@ export class TaskRunnerService {
     }
   }
 
-  private async finish(task: TaskWithContext, outcome: ExecOutcome): Promise<void> {
+  /** Ends the task with this attempt's outcome; false when it had ended or a newer attempt owns it. */
+  private async finish(task: TaskWithContext, outcome: ExecOutcome): Promise<boolean> {
     // The worker acts for whoever asked; the source address was recorded with the request.
     const actor: AuditActor = {
       actorTokenId: task.operation.requestedByTokenId,
@@ -222,6 +250,26 @@ export class TaskRunnerService {
         },
         `${task.verb} ${task.unit ?? ''} on ${task.hostName}: ${outcome.state} (${outcome.reason})`,
       );
+    } else {
+      this.logger.warn(
+        { taskId: task.id, host: task.hostName, unit: task.unit, attempt: task.attempts, state: outcome.state },
+        'the task had ended or a newer attempt took it over; this attempt’s outcome is not recorded',
+      );
+    }
+    return ended;
+  }
+
+  /**
+   * The write that clears this attempt to send its command, fenced on its attempt number: it
+   * stores the state before (so a later attempt can tell what happened) and when. Throws
+   * AttemptSuperseded when a newer attempt owns the task: then nothing must be sent.
+   */
+  private async clearToAct(task: TaskWithContext, before: UnitSnapshot | null): Promise<void> {
+    const cleared = await this.operations.clearToAct(task.id, task.attempts, before);
+    if (!cleared) {
+      throw new AttemptSuperseded(
+        `attempt ${task.attempts} at ${task.verb} ${task.unit ?? ''} on ${task.hostName} lost the task to a newer attempt (or it ended); not acting`,
+      );
     }
   }
 
@@ -235,6 +283,7 @@ export class TaskRunnerService {
     task: TaskWithContext,
     target: SshTarget,
     progress: { before: UnitSnapshot | null },
+    commandSentMsAgo: number | null,
   ): Promise<ExecOutcome> {
     const verb = task.verb as Verb;
     const unit = task.unit;
@@ -254,7 +303,7 @@ export class TaskRunnerService {
 
     let before: UnitSnapshot | null;
     let acted: StepResult[];
-    if (!recorded && target.hostKeyFingerprint !== null) {
+    if (!recorded && commandSentMsAgo === null && target.hostKeyFingerprint !== null) {
       const ran = await this.ssh.execSequence(target, [...look, ...action], {
         ...options,
         confirm: {
@@ -262,28 +311,43 @@ export class TaskRunnerService {
           proceed: async ([probe, shown]) => {
             if (probe!.exitCode !== 0) return false;
             progress.before = shown ? this.snapshotOf(task, shown) : null;
-            if (progress.before) await this.operations.saveBefore(task.id, progress.before);
+            await this.clearToAct(task, progress.before);
             return true;
           },
         },
       });
-      if (!ran.proceeded) return this.withoutSystemd(task, verb, ran.steps[0]!, exec);
+      if (!ran.proceeded) return this.withoutSystemd(task, verb, ran.steps[0]!, exec, commandSentMsAgo);
       before = progress.before;
       acted = ran.steps.slice(look.length);
     } else {
       const looked = await this.ssh.execSequence(target, look, options);
       await pinKey(looked.hostKeyFingerprint);
       const probe = looked.steps[0]!;
-      if (probe.exitCode !== 0) return this.withoutSystemd(task, verb, probe, exec);
+      if (probe.exitCode !== 0) return this.withoutSystemd(task, verb, probe, exec, commandSentMsAgo);
       const current = unit ? this.snapshotOf(task, looked.steps[1]!) : null;
       if (recorded) {
         const settled = await this.recover(task, verb, recorded, current, snapshot);
         if (settled) return settled;
       }
+      if (commandSentMsAgo !== null) {
+        const settled = await this.waitOutEarlierAttempt(task, verb, recorded, commandSentMsAgo, snapshot);
+        if (settled) return settled;
+      }
+      // (An earlier attempt cleared to act always recorded the state before, when there is a unit.)
       before = recorded ?? current;
-      if (before && !recorded) await this.operations.saveBefore(task.id, before);
       progress.before = before;
-      acted = (await this.ssh.execSequence(target, action, options)).steps;
+      // Cleared by a fenced write while the host waits, like the single-session path above.
+      const ran = await this.ssh.execSequence(target, [SYSTEMD_PROBE_ARGV, ...action], {
+        ...options,
+        confirm: {
+          after: 1,
+          proceed: async () => {
+            await this.clearToAct(task, recorded ? null : before);
+            return true;
+          },
+        },
+      });
+      acted = ran.steps.slice(1);
     }
 
     // systemctl prints nothing until its job is done, so its output is stored at the end rather
@@ -361,6 +425,37 @@ export class TaskRunnerService {
     return null;
   }
 
+  /**
+   * An earlier attempt was cleared to act and may still be live (a paused or cut-off worker): the
+   * host accepts its "go" until confirmWindowMs after its session began, which was before it was
+   * cleared. Until that has passed, watches the unit for its action (recover): returns the
+   * outcome if it shows, null once acting cannot race it any more.
+   */
+  private async waitOutEarlierAttempt(
+    task: TaskWithContext,
+    verb: Verb,
+    recorded: UnitSnapshot | null,
+    commandSentMsAgo: number,
+    snapshot: () => Promise<UnitSnapshot | null>,
+  ): Promise<ExecOutcome | null> {
+    const remainingMs =
+      confirmWindowMs(task.operation.commandTimeoutMs) + TAKEOVER_MARGIN_MS - Math.max(0, commandSentMsAgo);
+    if (remainingMs <= 0) return null;
+    this.logger.warn(
+      { taskId: task.id, host: task.hostName, unit: task.unit, attempt: task.attempts, remainingMs },
+      'an earlier attempt was cleared to act and may still be live; waiting out its window before acting',
+    );
+    const until = Date.now() + remainingMs;
+    while (Date.now() < until) {
+      await new Promise((resolve) => setTimeout(resolve, Math.min(TAKEOVER_POLL_MS, until - Date.now())));
+      if (recorded) {
+        const settled = await this.recover(task, verb, recorded, await snapshot(), snapshot);
+        if (settled) return settled;
+      }
+    }
+    return null;
+  }
+
   /** The systemd probe said no (exit 1: act through the init script) or could not tell. */
   private async withoutSystemd(
     task: TaskWithContext,
@@ -370,8 +465,9 @@ export class TaskRunnerService {
       argv: readonly string[],
       onData?: (chunk: string) => void,
     ) => Promise<{ exitCode: number | null; stdout: string; stderr: string }>,
+    commandSentMsAgo: number | null,
   ): Promise<ExecOutcome> {
-    if (probe.exitCode === 1) return this.actWithoutSystemd(task, verb, exec);
+    if (probe.exitCode === 1) return this.actWithoutSystemd(task, verb, exec, commandSentMsAgo);
     return {
       state: 'failed',
       reason: `could not tell whether ${task.hostName} runs systemd (probe exit ${probe.exitCode}: ${probe.stderr.trim() || 'no output'})`,
@@ -430,6 +526,7 @@ export class TaskRunnerService {
       argv: readonly string[],
       onData?: (chunk: string) => void,
     ) => Promise<{ exitCode: number | null; stdout: string; stderr: string }>,
+    commandSentMsAgo: number | null,
   ): Promise<ExecOutcome> {
     const plan = task.unit
       ? legacyVerbArgv(verb, task.unit)
@@ -437,6 +534,19 @@ export class TaskRunnerService {
     if (!plan.supported) {
       return { state: 'failed', reason: plan.reason, exitCode: null, before: null, after: null, output: null };
     }
+    // An init script leaves no state to compare: whether an earlier attempt's command took effect
+    // cannot be told, and sending it again could be a second outage. Only status is harmless.
+    if (commandSentMsAgo !== null && verb !== 'status') {
+      return {
+        state: 'failed',
+        reason: `an earlier attempt sent \`${plan.argv.join(' ')}\` and its result was lost; not repeated (a host without systemd cannot show whether it took effect)`,
+        exitCode: null,
+        before: null,
+        after: null,
+        output: null,
+      };
+    }
+    await this.clearToAct(task, null);
     const result = await this.streamed(task, (onData) => exec(plan.argv, onData));
     const verdict = legacySucceeded(verb, result.exitCode);
     return {
@@ -457,7 +567,14 @@ export class TaskRunnerService {
     task: TaskWithContext,
     run: (onData: (chunk: string) => void) => Promise<Result>,
   ): Promise<Result & { output: string | null | undefined }> {
-    const stream = new TaskOutputStream((text) => this.operations.appendOutput(task.id, text));
+    const stream = new TaskOutputStream(
+      (text) => this.operations.appendOutput(task.id, task.attempts, text),
+      (error) =>
+        this.logger.error(
+          { taskId: task.id, host: task.hostName, err: error },
+          'could not store streamed output; the output kept in memory is stored when the task ends',
+        ),
+    );
     let result: Result;
     try {
       result = await run(stream.push);

@@ -288,6 +288,56 @@ describe('SshExecutor on the booted fleet', () => {
     });
   });
 
+  it('bounds the output held before a pause: past maxOutputBytes it never asks, never goes on, and fails', async () => {
+    await withExecutor(async (ssh) => {
+      const host = hosts[0]!;
+      const file = `/tmp/drover-sequence-${randomUUID()}`;
+      let asked = false;
+      await assert.rejects(
+        ssh.execSequence(
+          targetOf(host),
+          [['sh', '-c', 'head -c 300000 /dev/zero | tr "\\0" x'], ['true'], ['touch', file]],
+          {
+            maxOutputBytes: 65_536,
+            confirm: {
+              after: 2,
+              proceed: () => {
+                asked = true;
+                return Promise.resolve(true);
+              },
+            },
+          },
+        ),
+        /printed more than 65536 bytes on one stream; the rest was not run/,
+      );
+      assert.equal(asked, false, 'the caller was never asked about output it could not see whole');
+      assert.equal((await ssh.exec(targetOf(host), ['test', '-e', file])).exitCode, 1, 'the rest never ran');
+    });
+  });
+
+  it('ignores a "go" sent later than the timeout after the session began (a caller that was paused)', async () => {
+    await withExecutor(async (ssh) => {
+      const host = hosts[0]!;
+      const file = `/tmp/drover-sequence-${randomUUID()}`;
+      const late = ssh.execSequence(targetOf(host), [['true'], ['touch', file]], {
+        timeoutMs: 2_000,
+        confirm: {
+          after: 1,
+          proceed: () => {
+            // This process stands still past the timeout, as a stopped worker would, then says go.
+            const until = Date.now() + 3_500;
+            while (Date.now() < until) {
+              // (busy: no timer of ours can fire meanwhile)
+            }
+            return Promise.resolve(true);
+          },
+        },
+      });
+      await assert.rejects(late, CommandTimeoutError);
+      assert.equal((await ssh.exec(targetOf(host), ['test', '-e', file])).exitCode, 1, 'the late go was ignored');
+    });
+  });
+
   it('runs 10 commands on a host, some concurrent, over exactly one SSH connection', async () => {
     const host = hosts[1]!;
     const acceptedLines = `journalctl -u ssh -o cat --no-pager | grep 'Accepted publickey'`;

@@ -10,6 +10,8 @@ import { JobName, JobPayloads, QueueName } from './queue.constants';
 /** A wake signal outlives any step that could miss it; it only expires for rollouts nobody steps any more. */
 const WAKE_SIGNAL_TTL_MS = 10 * 60_000;
 
+const taskJobId = (taskId: string): string => `task-${taskId}`;
+
 const KEEP_FINISHED = { removeOnComplete: { age: 3_600, count: 10_000 }, removeOnFail: { age: 7 * 86_400 } };
 
 /**
@@ -43,9 +45,26 @@ export class JobProducer {
       taskIds.map((taskId) => ({
         name: JobName.RunTask,
         data: { taskId } satisfies JobPayloads[JobName.RunTask],
-        opts: { ...options, jobId: `task-${taskId}` },
+        opts: { ...options, jobId: taskJobId(taskId) },
       })),
     );
+  }
+
+  /**
+   * As runTasks, for tasks that should be running (the reconciler's): a job of theirs that already
+   * failed or completed is removed first. BullMQ ignores adding a job id it still holds, so a task
+   * whose job failed for good while its end could not be recorded (the database away longer than
+   * the retries) would otherwise stay running for as long as failed jobs are kept.
+   */
+  async requeueTasks(taskIds: readonly string[]): Promise<void> {
+    const jobIds = taskIds.map(taskJobId);
+    const states = await Promise.all(jobIds.map((jobId) => this.queue.getJobState(jobId)));
+    const finished = jobIds.filter((_, index) => states[index] === 'failed' || states[index] === 'completed');
+    if (finished.length > 0) {
+      this.logger.warn({ jobIds: finished }, 'queueing again tasks still active whose jobs had ended');
+      await Promise.all(finished.map((jobId) => this.queue.remove(jobId)));
+    }
+    await this.runTasks(taskIds);
   }
 
   /**

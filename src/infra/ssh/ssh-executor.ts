@@ -81,6 +81,14 @@ const SUDO_REFUSAL =
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
+/**
+ * How long after the start of a sequence with `confirm` its host may still act on a "go": its
+ * timeout, counted in whole seconds on the host's clock (so up to a second more, rounded up).
+ */
+export function confirmWindowMs(timeoutMs: number): number {
+  return Math.ceil(timeoutMs / 1000) * 1000 + 1000;
+}
+
 /** How long onModuleDestroy lets connections say goodbye before cutting them. */
 const SHUTDOWN_GRACE_MS = 2_000;
 
@@ -144,8 +152,10 @@ export class SshExecutor implements OnModuleDestroy {
    * `confirm`: the remote shell stops after the first `confirm.after` steps and waits, reading its
    * stdin, until `confirm.proceed` (given those steps' results) says whether to run the rest. Only
    * a "go" line lets it go on; anything else — false, an error, our process or connection dying —
-   * ends its stdin and the rest never runs. One session can so read a state, have the caller store
-   * it, and only then act.
+   * ends its stdin and the rest never runs, and so does a "go" that comes later than
+   * confirmWindowMs(timeoutMs) after the session began. One session can so read a state, have the
+   * caller store it, and only then act. The output before the pause is bounded by maxOutputBytes
+   * too: past it the rest never runs and the sequence fails.
    */
   async execSequence(
     target: SshTarget,
@@ -164,9 +174,12 @@ export class SshExecutor implements OnModuleDestroy {
     // its own (the leading \n ends a last line the step left open; the split removes it again).
     const run = (argv: readonly string[]) =>
       `${prefix} ${shellQuote(argv)} </dev/null; printf '\\n%s:%s\\n' ${marker} "$?"; printf '\\n%s\\n' ${marker} >&2`;
+    // A "go" counts only within the sequence's timeout of the shell's start, by the host's clock: a
+    // caller paused past that (a stopped worker) cannot act late, after another took over.
     const command = confirm
-      ? `${steps.slice(0, confirm.after).map(run).join('; ')}; ` +
-        `if read -r drover_go && [ "$drover_go" = go ]; then ${steps.slice(confirm.after).map(run).join('; ')}; fi`
+      ? `drover_t0=$(date +%s); ${steps.slice(0, confirm.after).map(run).join('; ')}; ` +
+        `if read -r drover_go && [ "$drover_go" = go ] && [ $(($(date +%s) - drover_t0)) -lt ${Math.ceil(settings.timeoutMs / 1000)} ]; ` +
+        `then ${steps.slice(confirm.after).map(run).join('; ')}; fi`
       : steps.map(run).join('; ');
     const display = steps.map((argv) => shellQuote(argv)).join('; ');
     /** The steps whose both markers arrived; `check` also reads their exit statuses for sudo and the watchdog. */
@@ -188,12 +201,34 @@ export class SshExecutor implements OnModuleDestroy {
     };
 
     let pause: Promise<boolean> | undefined;
+    let overflowed = false;
+    // Until the pause, the output is held whole (it must be split into steps), so it is bounded like
+    // any output, and scanned once: each chunk is searched for step ends from where the last stopped.
     const seen = { stdout: '', stderr: '' };
+    const stepEnds = { stdout: 0, stderr: 0 };
+    const scanned = { stdout: 0, stderr: 0 };
+    const stepEnd = { stdout: new RegExp(`\n${marker}:\\d+\n`, 'g'), stderr: new RegExp(`\n${marker}\n`, 'g') };
     const interact = confirm
       ? (channel: ClientChannel, chunk: string, stream: 'stdout' | 'stderr') => {
           if (pause) return;
           seen[stream] += chunk;
-          if (split(seen.stdout, seen.stderr, 0, false).length < confirm.after) return;
+          if (seen[stream].length > settings.maxOutputBytes) {
+            // Past the cap the steps could not be told apart anyway: drop what was held and never go on.
+            overflowed = true;
+            seen.stdout = seen.stderr = '';
+            pause = Promise.resolve(false);
+            channel.end();
+            return;
+          }
+          const pattern = stepEnd[stream];
+          pattern.lastIndex = scanned[stream];
+          while (pattern.exec(seen[stream]) !== null) {
+            stepEnds[stream]++;
+            scanned[stream] = pattern.lastIndex;
+          }
+          // A step end may be cut between chunks: its start is scanned again with the next one.
+          scanned[stream] = Math.max(scanned[stream], seen[stream].length - marker.length - 16);
+          if (Math.min(stepEnds.stdout, stepEnds.stderr) < confirm.after) return;
           pause = (async () => {
             try {
               const proceed = await confirm.proceed(split(seen.stdout, seen.stderr, 0));
@@ -210,6 +245,11 @@ export class SshExecutor implements OnModuleDestroy {
 
     const result = await this.send(target, command, display, { ...settings, ...(interact ? { interact } : {}) });
     const proceeded = pause ? await pause : undefined;
+    if (overflowed) {
+      throw new Error(
+        `the commands before the pause in ${display} on ${target.name} printed more than ${settings.maxOutputBytes} bytes on one stream; the rest was not run`,
+      );
+    }
     const ran = split(result.stdout, result.stderr, result.durationMs);
     const expected = confirm && !proceeded ? confirm.after : steps.length;
     if (ran.length !== expected) {
