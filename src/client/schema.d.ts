@@ -2764,7 +2764,7 @@ export interface operations {
             query?: {
                 /** @description First event (seq) to check; default the first */
                 fromSeq?: number;
-                /** @description Last event (seq) to check; default the newest */
+                /** @description Last event (seq) to check; default (and at most) the newest */
                 toSeq?: number;
             };
             header?: never;

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 /** The process's Prometheus registry and the metrics drover records itself. */
 @Injectable()
@@ -11,6 +11,12 @@ export class MetricsService {
     help: 'HTTP request duration by method, route and status',
     labelNames: ['method', 'route', 'status'] as const,
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+
+  readonly auditExportsInFlight = new Gauge({
+    name: 'drover_audit_exports_in_flight',
+    help: 'Audit exports being streamed now (each holds a database cursor position and a response)',
     registers: [this.registry],
   });
 
