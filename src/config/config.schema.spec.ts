@@ -38,6 +38,8 @@ describe('parseConfig', () => {
       DISCOVERY_INTERVAL_MS: 300_000,
       RECONCILE_INTERVAL_MS: 15_000,
       TOKEN_RATE_LIMIT_PER_MINUTE: 600,
+      JSON_BODY_LIMIT_BYTES: 262_144,
+      BULK_JSON_BODY_LIMIT_BYTES: 16_777_216,
       QUEUE_PREFIX: 'drover',
     });
   });
@@ -67,6 +69,8 @@ describe('parseConfig', () => {
       DISCOVERY_INTERVAL_MS: '0',
       RECONCILE_INTERVAL_MS: '5000',
       TOKEN_RATE_LIMIT_PER_MINUTE: '100',
+      JSON_BODY_LIMIT_BYTES: '65536',
+      BULK_JSON_BODY_LIMIT_BYTES: '1048576',
       QUEUE_PREFIX: 'drover:staging',
     });
     assert.deepEqual(config, {
@@ -89,6 +93,8 @@ describe('parseConfig', () => {
       DISCOVERY_INTERVAL_MS: 0,
       RECONCILE_INTERVAL_MS: 5_000,
       TOKEN_RATE_LIMIT_PER_MINUTE: 100,
+      JSON_BODY_LIMIT_BYTES: 65_536,
+      BULK_JSON_BODY_LIMIT_BYTES: 1_048_576,
       QUEUE_PREFIX: 'drover:staging',
     });
   });
