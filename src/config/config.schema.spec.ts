@@ -40,6 +40,7 @@ describe('parseConfig', () => {
       TOKEN_RATE_LIMIT_PER_MINUTE: 600,
       JSON_BODY_LIMIT_BYTES: 262_144,
       BULK_JSON_BODY_LIMIT_BYTES: 16_777_216,
+      AUTH_FAILURE_AUDIT_WINDOW_MS: 60_000,
       QUEUE_PREFIX: 'drover',
     });
   });
@@ -71,6 +72,7 @@ describe('parseConfig', () => {
       TOKEN_RATE_LIMIT_PER_MINUTE: '100',
       JSON_BODY_LIMIT_BYTES: '65536',
       BULK_JSON_BODY_LIMIT_BYTES: '1048576',
+      AUTH_FAILURE_AUDIT_WINDOW_MS: '300000',
       QUEUE_PREFIX: 'drover:staging',
     });
     assert.deepEqual(config, {
@@ -95,6 +97,7 @@ describe('parseConfig', () => {
       TOKEN_RATE_LIMIT_PER_MINUTE: 100,
       JSON_BODY_LIMIT_BYTES: 65_536,
       BULK_JSON_BODY_LIMIT_BYTES: 1_048_576,
+      AUTH_FAILURE_AUDIT_WINDOW_MS: 300_000,
       QUEUE_PREFIX: 'drover:staging',
     });
   });

@@ -52,6 +52,11 @@ export const configSchema = z.object({
   JSON_BODY_LIMIT_BYTES: integerString(1_024, 1_073_741_824).default(262_144),
   /** Largest JSON body of the bulk host upsert (10,000 hosts are a few MB). */
   BULK_JSON_BODY_LIMIT_BYTES: integerString(1_024, 1_073_741_824).default(16_777_216),
+  /**
+   * Failed authentications are audited once per source address, token prefix and reason in each
+   * window of this length, plus one event with the count of the rest when the window ends.
+   */
+  AUTH_FAILURE_AUDIT_WINDOW_MS: integerString(1_000, 86_400_000).default(60_000),
   /** Prefix of every BullMQ key, so several drover installations can share one Redis. */
   QUEUE_PREFIX: z
     .string()

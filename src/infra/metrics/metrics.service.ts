@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 /** The process's Prometheus registry and the metrics drover records itself. */
 @Injectable()
@@ -17,6 +17,13 @@ export class MetricsService {
   readonly auditExportsInFlight = new Gauge({
     name: 'drover_audit_exports_in_flight',
     help: 'Audit exports being streamed now (each holds a database cursor position and a response)',
+    registers: [this.registry],
+  });
+
+  readonly authFailures = new Counter({
+    name: 'drover_auth_failures_total',
+    help: 'Requests refused with 401, by reason (missing, malformed, unknown, expired, revoked token)',
+    labelNames: ['reason'] as const,
     registers: [this.registry],
   });
 
