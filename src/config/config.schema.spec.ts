@@ -41,6 +41,7 @@ describe('parseConfig', () => {
       JSON_BODY_LIMIT_BYTES: 262_144,
       BULK_JSON_BODY_LIMIT_BYTES: 16_777_216,
       AUTH_FAILURE_AUDIT_WINDOW_MS: 60_000,
+      ROLLOUT_EVENT_STREAMS_PER_TOKEN: 20,
       QUEUE_PREFIX: 'drover',
     });
   });
@@ -73,6 +74,7 @@ describe('parseConfig', () => {
       JSON_BODY_LIMIT_BYTES: '65536',
       BULK_JSON_BODY_LIMIT_BYTES: '1048576',
       AUTH_FAILURE_AUDIT_WINDOW_MS: '300000',
+      ROLLOUT_EVENT_STREAMS_PER_TOKEN: '5',
       QUEUE_PREFIX: 'drover:staging',
     });
     assert.deepEqual(config, {
@@ -98,6 +100,7 @@ describe('parseConfig', () => {
       JSON_BODY_LIMIT_BYTES: 65_536,
       BULK_JSON_BODY_LIMIT_BYTES: 1_048_576,
       AUTH_FAILURE_AUDIT_WINDOW_MS: 300_000,
+      ROLLOUT_EVENT_STREAMS_PER_TOKEN: 5,
       QUEUE_PREFIX: 'drover:staging',
     });
   });

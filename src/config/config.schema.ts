@@ -57,6 +57,8 @@ export const configSchema = z.object({
    * window of this length, plus one event with the count of the rest when the window ends.
    */
   AUTH_FAILURE_AUDIT_WINDOW_MS: integerString(1_000, 86_400_000).default(60_000),
+  /** Rollout event streams (GET /v1/rollouts/{id}/events) one token may hold open per API process. */
+  ROLLOUT_EVENT_STREAMS_PER_TOKEN: integerString(1, 10_000).default(20),
   /** Prefix of every BullMQ key, so several drover installations can share one Redis. */
   QUEUE_PREFIX: z
     .string()

@@ -1,9 +1,12 @@
 import { Module } from '@nestjs/common';
 import { HostsModule } from '../hosts/hosts.module';
+import { MetricsModule } from '../infra/metrics/metrics.module';
+import { PgNotifications } from '../infra/prisma/pg-notifications';
 import { QueueModule } from '../infra/queue/queue.module';
 import { SshModule } from '../infra/ssh/ssh.module';
 import { OperationsModule } from '../operations/operations.module';
 import { RolloutControlService } from './rollout-control.service';
+import { RolloutEventFeed } from './rollout-event-feed';
 import { RolloutRunnerService } from './rollout-runner.service';
 import { RolloutsController } from './rollouts.controller';
 import { RolloutsRepository } from './rollouts.repository';
@@ -14,9 +17,16 @@ import { RolloutsService } from './rollouts.service';
  * them; the runner (worker side) takes each step; both only read and write the rollout's rows.
  */
 @Module({
-  imports: [HostsModule, QueueModule, OperationsModule, SshModule],
+  imports: [HostsModule, QueueModule, OperationsModule, SshModule, MetricsModule],
   controllers: [RolloutsController],
-  providers: [RolloutsRepository, RolloutsService, RolloutControlService, RolloutRunnerService],
+  providers: [
+    RolloutsRepository,
+    RolloutsService,
+    RolloutControlService,
+    RolloutRunnerService,
+    RolloutEventFeed,
+    PgNotifications,
+  ],
   exports: [RolloutRunnerService],
 })
 export class RolloutsModule {}

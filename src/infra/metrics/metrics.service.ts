@@ -27,6 +27,24 @@ export class MetricsService {
     registers: [this.registry],
   });
 
+  readonly rolloutEventStreams = new Gauge({
+    name: 'drover_rollout_event_streams',
+    help: 'Rollout event streams (SSE) open on this process',
+    registers: [this.registry],
+  });
+
+  readonly rolloutEventSources = new Gauge({
+    name: 'drover_rollout_event_sources',
+    help: 'Rollouts this process reads events for, each shared by all of its open streams',
+    registers: [this.registry],
+  });
+
+  readonly rolloutEventReads = new Counter({
+    name: 'drover_rollout_event_reads_total',
+    help: 'Reads of new rollout events by the shared sources (woken by NOTIFY, or the slow safety re-check)',
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'drover_' });
   }
