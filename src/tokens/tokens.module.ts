@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+import { AuditModule } from '../audit/audit.module';
 import { MetricsModule } from '../infra/metrics/metrics.module';
 import { AuthFailureRecorder } from './auth-failure-recorder';
 import { TokensController } from './tokens.controller';
@@ -6,7 +7,8 @@ import { TokensRepository } from './tokens.repository';
 import { TokensService } from './tokens.service';
 
 @Module({
-  imports: [MetricsModule],
+  // Explicit (AuditModule is global): the admin command builds a context with this module alone.
+  imports: [AuditModule, MetricsModule],
   controllers: [TokensController],
   providers: [TokensRepository, TokensService, AuthFailureRecorder],
   exports: [TokensService, AuthFailureRecorder],
