@@ -24,6 +24,7 @@ import { AuditRepository } from '../src/audit/audit.repository';
 import { AuditService } from '../src/audit/audit.service';
 import { parseConfig } from '../src/config/config.schema';
 import { Prisma } from '../src/generated/prisma/client';
+import { MetricsService } from '../src/infra/metrics/metrics.service';
 import { migrate } from '../src/infra/prisma/migrator';
 import { PrismaService } from '../src/infra/prisma/prisma.service';
 
@@ -648,7 +649,7 @@ async function capturedSql(c: QueryCase, runIndex: number): Promise<Prisma.Sql> 
   const capture = new SqlCapture();
   const repository = new AuditRepository(capture as unknown as PrismaService);
   if (c.kind === 'list') {
-    await new AuditService(repository).list(c.args[runIndex % c.args.length]!);
+    await new AuditService(repository, new MetricsService()).list(c.args[runIndex % c.args.length]!);
   } else {
     // verify() checks the range in batches of 5,000; explain the first batch.
     await repository.checkChain(BigInt(c.fromSeq), BigInt(Math.min(c.toSeq, c.fromSeq + 4_999)));
@@ -993,7 +994,7 @@ async function main(): Promise<void> {
     progress(`seeded in ${seeded.seconds.toFixed(1)} s`);
 
     prisma = new PrismaService(parseConfig({ DATABASE_URL: scratchUrl, REDIS_URL: 'redis://127.0.0.1:6379' }));
-    const service = new AuditService(new AuditRepository(prisma));
+    const service = new AuditService(new AuditRepository(prisma), new MetricsService());
     explainClient = new Client({ connectionString: scratchUrl });
     await explainClient.connect();
 

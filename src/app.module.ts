@@ -1,8 +1,9 @@
 import { DynamicModule, Module } from '@nestjs/common';
-import { APP_FILTER, APP_GUARD, APP_PIPE } from '@nestjs/core';
+import { APP_FILTER, APP_GUARD, APP_INTERCEPTOR, APP_PIPE } from '@nestjs/core';
 import { AccessModule } from './access/access.module';
 import { AuditModule } from './audit/audit.module';
 import { BearerAuthGuard } from './common/auth/bearer-auth.guard';
+import { JsonBodyInterceptor } from './common/http/json-body.interceptor';
 import { ProblemFilter } from './common/errors/problem.filter';
 import { ZodValidationPipe } from './common/validation/zod-validation.pipe';
 import { APP_CONFIG, ConfigModule } from './config/config.module';
@@ -19,7 +20,10 @@ import { TOKEN_RATE_LIMIT_PER_MINUTE } from './tokens/rate-limit';
 import { TokensModule } from './tokens/tokens.module';
 import { UnitsModule } from './units/units.module';
 
-/** The HTTP API: every domain module, one validation pipe, one auth guard, one error filter. */
+/**
+ * The HTTP API: every domain module, one validation pipe, one auth guard, one body reader after it,
+ * one error filter.
+ */
 @Module({})
 export class AppModule {
   static forRoot(config: AppConfig): DynamicModule {
@@ -43,6 +47,8 @@ export class AppModule {
       providers: [
         { provide: APP_PIPE, useClass: ZodValidationPipe },
         { provide: APP_GUARD, useClass: BearerAuthGuard },
+        // After the guard (Nest runs guards before interceptors): bodies of unauthenticated calls are never read.
+        { provide: APP_INTERCEPTOR, useClass: JsonBodyInterceptor },
         { provide: APP_FILTER, useClass: ProblemFilter },
         {
           provide: TOKEN_RATE_LIMIT_PER_MINUTE,

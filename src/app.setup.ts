@@ -7,12 +7,12 @@ import { requestIdFor } from './infra/logging/request-id';
 import { buildOpenApiDocument } from './openapi/openapi-document';
 
 /**
- * HTTP concerns around the Nest app: body limits, request ids and access logs, the generated
+ * HTTP concerns around the Nest app: request ids and access logs, the generated
  * OpenAPI document at /openapi.json and its reference page at /docs. Shared by main.ts and tests.
  */
 export function configureHttpApp(app: NestExpressApplication, logger: Logger): void {
-  // Bulk upserts of 10,000 hosts are a few MB of JSON.
-  app.useBodyParser('json', { limit: '16mb' });
+  // No body parser here: middleware runs before the bearer guard, so it would read and parse the
+  // bodies of callers without a token. JsonBodyInterceptor reads them once the guard let them in.
   app.use(
     pinoHttp({
       logger,

@@ -2,6 +2,7 @@ import { Controller, Get, Query, Res } from '@nestjs/common';
 import { ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { RequireScope } from '../common/auth/auth.decorators';
+import { writeChunks } from '../common/http/write-chunks';
 import { ApiProblems, ApiZodQuery, ApiZodResponse } from '../common/openapi/zod-openapi';
 import type { Page } from '../common/pagination/cursor';
 import { AuditService } from './audit.service';
@@ -62,10 +63,6 @@ export class AuditController {
     const csv = query.format === 'csv';
     response.status(200).type(csv ? 'text/csv; charset=utf-8' : 'application/x-ndjson');
     response.setHeader('Content-Disposition', `attachment; filename="drover-audit.${csv ? 'csv' : 'jsonl'}"`);
-    for await (const chunk of this.audit.export(query, query.format)) {
-      // Respect backpressure: a slow client slows the export instead of filling memory.
-      if (!response.write(chunk)) await new Promise((resolve) => response.once('drain', resolve));
-    }
-    response.end();
+    if (await writeChunks(response, this.audit.export(query, query.format))) response.end();
   }
 }

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { decodeCursor, encodeCursor, Page } from '../common/pagination/cursor';
 import { parseSelector } from '../common/selector/selector';
 import type { UnitSnapshot } from '../operations/systemd/unit-snapshot';
+import { MetricsService } from '../infra/metrics/metrics.service';
 import { AuditRepository, AuditRow } from './audit.repository';
 import type { AuditEventResponse, AuditFilter, AuditVerification } from './dto/audit.dto';
 
@@ -65,7 +66,10 @@ function csvField(value: unknown): string {
 
 @Injectable()
 export class AuditService {
-  constructor(private readonly audit: AuditRepository) {}
+  constructor(
+    private readonly audit: AuditRepository,
+    private readonly metrics: MetricsService,
+  ) {}
 
   async list(filter: AuditFilter & { limit: number; cursor?: string | undefined }): Promise<Page<AuditEventResponse>> {
     const selector = filter.selector === undefined ? null : parseSelector(filter.selector);
@@ -85,16 +89,22 @@ export class AuditService {
    */
   async *export(filter: AuditFilter, format: 'jsonl' | 'csv'): AsyncGenerator<string> {
     const selector = filter.selector === undefined ? null : parseSelector(filter.selector);
-    if (format === 'csv') yield `${CSV_COLUMNS.join(',')}\r\n`;
-    let before: bigint | null = null;
-    for (;;) {
-      const rows = await this.audit.find(filter, selector, before, EXPORT_BATCH);
-      if (rows.length === 0) return;
-      const events = rows.map(toEvent);
-      yield format === 'csv'
-        ? events.map((event) => `${CSV_COLUMNS.map((column) => csvField(event[column])).join(',')}\r\n`).join('')
-        : events.map((event) => `${JSON.stringify(event)}\n`).join('');
-      before = rows[rows.length - 1]!.seq;
+    this.metrics.auditExportsInFlight.inc();
+    try {
+      if (format === 'csv') yield `${CSV_COLUMNS.join(',')}\r\n`;
+      let before: bigint | null = null;
+      for (;;) {
+        const rows = await this.audit.find(filter, selector, before, EXPORT_BATCH);
+        if (rows.length === 0) return;
+        const events = rows.map(toEvent);
+        yield format === 'csv'
+          ? events.map((event) => `${CSV_COLUMNS.map((column) => csvField(event[column])).join(',')}\r\n`).join('')
+          : events.map((event) => `${JSON.stringify(event)}\n`).join('');
+        before = rows[rows.length - 1]!.seq;
+      }
+    } finally {
+      // Runs when the export ends and when the consumer stops early (client gone).
+      this.metrics.auditExportsInFlight.dec();
     }
   }
 
@@ -109,7 +119,9 @@ export class AuditService {
       return { ok: true, checked: 0, fromSeq: null, toSeq: null, firstBroken: null, lastHash: null };
     }
     const from = fromSeq === undefined ? range.first : BigInt(fromSeq);
-    const to = toSeq === undefined ? range.last : BigInt(toSeq);
+    // Nothing exists beyond the newest event: walking the empty seqs after it would take minutes
+    // for a toSeq near 2^53 and then report them all missing.
+    const to = toSeq === undefined || BigInt(toSeq) > range.last ? range.last : BigInt(toSeq);
     let checked = 0;
     let expectedSeq = from;
     let lastHash: string | null = null;

@@ -458,7 +458,7 @@ export interface paths {
         };
         /**
          * Progress as server-sent events, resumable with Last-Event-ID
-         * @description Every event of the rollout from the first (or after Last-Event-ID / `after`), then new ones as they happen; the stream ends after `rollout.finished` once no host is in flight. Event types: rollout.created, batch.started, task.finished, host.gating, gate.check, host.succeeded, host.failed, host.interrupted, host.cancelled, batch.finished, rollout.waiting, rollout.pausing_between_batches, rollout.awaiting_approval, rollout.paused, rollout.resumed, rollout.approved, rollout.retried, rollout.finished. `data` is a JSON object with an `at` timestamp; `id` grows with every event.
+         * @description Every event of the rollout from the first (or after Last-Event-ID / `after`), then new ones as they happen; the stream ends after `rollout.finished` once no host is in flight. Event types: rollout.created, batch.started, task.finished, host.gating, gate.check, host.succeeded, host.failed, host.interrupted, host.cancelled, batch.finished, rollout.waiting, rollout.pausing_between_batches, rollout.awaiting_approval, rollout.paused, rollout.resumed, rollout.approved, rollout.retried, rollout.finished. `data` is a JSON object with an `at` timestamp; `id` grows with every event. One token may hold ROLLOUT_EVENT_STREAMS_PER_TOKEN streams open per API process (429 too_many_streams beyond).
          */
         get: operations["followRollout"];
         put?: never;
@@ -2982,7 +2982,7 @@ export interface operations {
             query?: {
                 /** @description First event (seq) to check; default the first */
                 fromSeq?: number;
-                /** @description Last event (seq) to check; default the newest */
+                /** @description Last event (seq) to check; default (and at most) the newest */
                 toSeq?: number;
             };
             header?: never;
@@ -3595,6 +3595,15 @@ export interface operations {
             };
             /** @description The named resource does not exist */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests from this token; Retry-After says when to retry */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };

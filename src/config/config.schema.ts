@@ -45,6 +45,20 @@ export const configSchema = z.object({
   RECONCILE_INTERVAL_MS: integerString(1_000, 3_600_000).default(15_000),
   /** Requests per minute one API token may make (0: no limit). */
   TOKEN_RATE_LIMIT_PER_MINUTE: integerString(0, 1_000_000).default(600),
+  /**
+   * Largest JSON body a route accepts, in bytes. Bodies are read only after the token is checked,
+   * and small by default: every route's input is a few KB except the bulk host upsert.
+   */
+  JSON_BODY_LIMIT_BYTES: integerString(1_024, 1_073_741_824).default(262_144),
+  /** Largest JSON body of the bulk host upsert (10,000 hosts are a few MB). */
+  BULK_JSON_BODY_LIMIT_BYTES: integerString(1_024, 1_073_741_824).default(16_777_216),
+  /**
+   * Failed authentications are audited once per source address, token prefix and reason in each
+   * window of this length, plus one event with the count of the rest when the window ends.
+   */
+  AUTH_FAILURE_AUDIT_WINDOW_MS: integerString(1_000, 86_400_000).default(60_000),
+  /** Rollout event streams (GET /v1/rollouts/{id}/events) one token may hold open per API process. */
+  ROLLOUT_EVENT_STREAMS_PER_TOKEN: integerString(1, 10_000).default(20),
   /** Prefix of every BullMQ key, so several drover installations can share one Redis. */
   QUEUE_PREFIX: z
     .string()

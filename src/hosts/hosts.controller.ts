@@ -3,6 +3,7 @@ import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import { auditActorOf } from '../audit/audit-actor';
 import { Actor, RequestActor, RequireScope, UnboundedTokenOnly } from '../common/auth/auth.decorators';
 import { ApiProblems, ApiZodBody, ApiZodParams, ApiZodQuery, ApiZodResponse } from '../common/openapi/zod-openapi';
+import { AcceptsLargeBody } from '../common/http/json-body.interceptor';
 import type { Page } from '../common/pagination/cursor';
 import {
   BulkUpsertHostsDto,
@@ -44,6 +45,7 @@ export class HostsController {
   }
 
   @Post('bulk-upsert')
+  @AcceptsLargeBody()
   @HttpCode(200)
   @RequireScope('admin')
   @UnboundedTokenOnly()

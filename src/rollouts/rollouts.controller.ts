@@ -1,6 +1,6 @@
-import { Body, Controller, Get, Headers, HttpCode, Param, Post, Query, Req, Res } from '@nestjs/common';
+import { Body, Controller, Get, Headers, HttpCode, Param, Post, Query, Res } from '@nestjs/common';
 import { ApiHeader, ApiOperation, ApiProduces, ApiResponse, ApiTags } from '@nestjs/swagger';
-import type { Request, Response } from 'express';
+import type { Response } from 'express';
 import { Actor, RequestActor, RequireScope } from '../common/auth/auth.decorators';
 import { RequestValidationError } from '../common/errors/domain-errors';
 import { ApiProblems, ApiZodBody, ApiZodParams, ApiZodQuery, ApiZodResponse } from '../common/openapi/zod-openapi';
@@ -140,29 +140,30 @@ export class RolloutsController {
       'rollout.created, batch.started, task.finished, host.gating, gate.check, host.succeeded, host.failed, ' +
       'host.interrupted, host.cancelled, batch.finished, rollout.waiting, rollout.pausing_between_batches, ' +
       'rollout.awaiting_approval, rollout.paused, rollout.resumed, rollout.approved, rollout.retried, ' +
-      'rollout.finished. `data` is a JSON object with an `at` timestamp; `id` grows with every event.',
+      'rollout.finished. `data` is a JSON object with an `at` timestamp; `id` grows with every event. One token ' +
+      'may hold ROLLOUT_EVENT_STREAMS_PER_TOKEN streams open per API process (429 too_many_streams beyond).',
   })
   @ApiZodParams(RolloutParamsDto)
   @ApiZodQuery(RolloutEventsQueryDto)
   @ApiHeader({ name: 'Last-Event-ID', required: false, description: 'Resume after this event id' })
   @ApiProduces('text/event-stream')
   @ApiResponse({ status: 200, description: 'The event stream (text/event-stream)' })
-  @ApiProblems(400, 401, 404)
+  @ApiProblems(400, 401, 404, 429)
   async events(
     @Param() params: RolloutParamsDto,
     @Query() query: RolloutEventsQueryDto,
     @Headers('last-event-id') lastEventId: string | undefined,
-    @Req() request: Request,
+    @CurrentPrincipal() principal: Principal,
     @Res() response: Response,
   ): Promise<void> {
     if (lastEventId !== undefined && !LAST_EVENT_ID.test(lastEventId)) {
       throw new RequestValidationError([{ field: 'Last-Event-ID', message: 'must be an event id (digits)' }]);
     }
     const after = BigInt(lastEventId ?? query.after ?? 0);
-    let closed = false;
-    request.on('close', () => (closed = true));
-    const stream = this.rollouts.follow(params.id, after, () => closed);
-    // The first read throws a 404 before any byte is sent, so the client gets a problem+json.
+    const clientGone = new AbortController();
+    response.on('close', () => clientGone.abort());
+    const stream = this.rollouts.follow(params.id, after, principal.tokenId, clientGone.signal);
+    // The first read throws a 404 (or 429) before any byte is sent, so the client gets a problem+json.
     const first = await stream.next();
     response.status(200).set({
       'Content-Type': 'text/event-stream; charset=utf-8',

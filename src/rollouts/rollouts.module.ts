@@ -1,5 +1,7 @@
 import { Module } from '@nestjs/common';
 import { HostsModule } from '../hosts/hosts.module';
+import { MetricsModule } from '../infra/metrics/metrics.module';
+import { PgNotifications } from '../infra/prisma/pg-notifications';
 import { QueueModule } from '../infra/queue/queue.module';
 import { SshModule } from '../infra/ssh/ssh.module';
 import { OperationsModule } from '../operations/operations.module';
@@ -7,6 +9,7 @@ import { ProbesModule } from '../probes/probes.module';
 import { TokensModule } from '../tokens/tokens.module';
 import { RolloutAuthorityService } from './rollout-authority.service';
 import { RolloutControlService } from './rollout-control.service';
+import { RolloutEventFeed } from './rollout-event-feed';
 import { RolloutRunnerService } from './rollout-runner.service';
 import { RolloutsController } from './rollouts.controller';
 import { RolloutsRepository } from './rollouts.repository';
@@ -17,7 +20,7 @@ import { RolloutsService } from './rollouts.service';
  * them; the runner (worker side) takes each step; both only read and write the rollout's rows.
  */
 @Module({
-  imports: [HostsModule, QueueModule, OperationsModule, SshModule, ProbesModule, TokensModule],
+  imports: [HostsModule, QueueModule, OperationsModule, SshModule, ProbesModule, TokensModule, MetricsModule],
   controllers: [RolloutsController],
   providers: [
     RolloutsRepository,
@@ -25,6 +28,8 @@ import { RolloutsService } from './rollouts.service';
     RolloutControlService,
     RolloutRunnerService,
     RolloutAuthorityService,
+    RolloutEventFeed,
+    PgNotifications,
   ],
   exports: [RolloutRunnerService],
 })

@@ -393,6 +393,16 @@ export class RolloutsRepository {
     return ['succeeded', 'aborted', 'cancelled'].includes(rollout.status) && rollout._count.hosts === 0;
   }
 
+  /** The id of the rollout's newest event (0 when it has none). */
+  async lastEventId(rolloutId: string): Promise<bigint> {
+    const newest = await this.prisma.rolloutEvent.findFirst({
+      where: { rolloutId },
+      orderBy: { id: 'desc' },
+      select: { id: true },
+    });
+    return newest?.id ?? 0n;
+  }
+
   /** Events of a rollout after an id, oldest first. */
   eventsAfter(rolloutId: string, afterId: bigint, take: number): Promise<RolloutEvent[]> {
     return this.prisma.rolloutEvent.findMany({

@@ -32,8 +32,9 @@ import {
   planBatches,
   unavailabilityCap,
 } from './planner';
-import { Rollout, RolloutsRepository, RolloutWithDetail, UnitState } from './rollouts.repository';
 import { commandProbeNames, probeProblems } from './rollout-authority';
+import { EVENT_PAGE, RolloutEventFeed } from './rollout-event-feed';
+import { Rollout, RolloutEvent, RolloutsRepository, RolloutWithDetail, UnitState } from './rollouts.repository';
 import { STOPPING_VERBS } from './rollout-rules';
 
 const NO_HOSTS = Object.fromEntries(ROLLOUT_HOST_STATES.map((state) => [state, 0])) as Record<RolloutHostState, number>;
@@ -105,14 +106,18 @@ export function toRolloutResponse(rollout: RolloutWithDetail): RolloutResponse {
   };
 }
 
-const EVENT_PAGE = 500;
-/** How soon a follower sees a new event: a pipeline waiting on a rollout waits this much extra. */
-const EVENT_POLL_MS = 100;
-
 export interface RolloutEventMessage {
   id: string;
   type: string;
   data: Record<string, unknown>;
+}
+
+function toEventMessage(event: RolloutEvent): RolloutEventMessage {
+  return {
+    id: event.id.toString(),
+    type: event.type,
+    data: { ...(event.data as Record<string, unknown>), at: event.createdAt.toISOString() },
+  };
 }
 
 /** How many host names a problem spells out before it just counts the rest. */
@@ -153,6 +158,7 @@ export class RolloutsService {
     private readonly rollouts: RolloutsRepository,
     private readonly probes: ProbesRepository,
     private readonly producer: JobProducer,
+    private readonly eventFeed: RolloutEventFeed,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
@@ -243,27 +249,43 @@ export class RolloutsService {
   }
 
   /**
-   * The rollout's events after `afterId`, oldest first, as they are written: polls the database
-   * (any API replica can serve any client) and ends once the rollout is finished with nothing in
-   * flight and every event was sent, or when `stopped` says the client left.
+   * The rollout's events after `afterId`, oldest first, as they are written, for one token (which
+   * may hold only so many streams open): replays the table, then takes new events from the
+   * rollout's source shared by every follower in this process (woken by NOTIFY, no polling per
+   * client). Ends once the rollout is settled and every event was sent, or when `signal` aborts.
    */
-  async *follow(id: string, afterId: bigint, stopped: () => boolean): AsyncGenerator<RolloutEventMessage> {
+  async *follow(
+    id: string,
+    afterId: bigint,
+    tokenId: string,
+    signal: AbortSignal,
+  ): AsyncGenerator<RolloutEventMessage> {
     if (!(await this.rollouts.find(id))) throw new ResourceNotFoundError('rollout', id);
-    let last = afterId;
-    while (!stopped()) {
-      const settled = await this.rollouts.isSettled(id);
-      const events = await this.rollouts.eventsAfter(id, last, EVENT_PAGE);
-      for (const event of events) {
-        last = event.id;
-        yield {
-          id: event.id.toString(),
-          type: event.type,
-          data: { ...(event.data as Record<string, unknown>), at: event.createdAt.toISOString() },
-        };
+    const release = this.eventFeed.openStream(tokenId);
+    const { follower, leave } = await this.eventFeed.follow(id).catch((error: unknown) => {
+      release();
+      throw error;
+    });
+    try {
+      await follower.ready;
+      let last = afterId;
+      for (;;) {
+        const events = await this.rollouts.eventsAfter(id, last, EVENT_PAGE);
+        for (const event of events) {
+          last = event.id;
+          yield toEventMessage(event);
+        }
+        if (events.length < EVENT_PAGE || signal.aborted) break;
       }
-      // Settled before reading: every event of a settled rollout was in that read.
-      if (settled && events.length < EVENT_PAGE) return;
-      if (events.length < EVENT_PAGE) await new Promise((resolve) => setTimeout(resolve, EVENT_POLL_MS));
+      for (let item = await follower.next(signal); item !== 'end'; item = await follower.next(signal)) {
+        // The source hands out what it reads; part of it may already be in the replay.
+        if (item.id <= last) continue;
+        last = item.id;
+        yield toEventMessage(item);
+      }
+    } finally {
+      leave();
+      release();
     }
   }
 

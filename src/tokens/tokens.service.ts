@@ -1,8 +1,9 @@
 import { Injectable } from '@nestjs/common';
 import { z } from 'zod';
-import { ForbiddenError, RequestValidationError, UnauthenticatedError } from '../common/errors/domain-errors';
+import { ForbiddenError, RequestValidationError } from '../common/errors/domain-errors';
 import { decodeCursor, Page, toPage } from '../common/pagination/cursor';
 import { parseSelector } from '../common/selector/selector';
+import { TokenRejectedError } from './auth-failures';
 import type { CreatedTokenResponse, CreateTokenRequest, ListTokensQuery, TokenResponse } from './dto/token.dto';
 import { generateTokenSecret, hashTokenSecret, isWellFormedTokenSecret } from './token-secret';
 import { TokenScope } from './token-scope';
@@ -153,11 +154,12 @@ export class TokensService {
   }
 
   async authenticate(secret: string, now = new Date()): Promise<Principal> {
-    if (!isWellFormedTokenSecret(secret)) throw new UnauthenticatedError('the bearer token is malformed');
+    if (!isWellFormedTokenSecret(secret)) throw new TokenRejectedError('the bearer token is malformed', 'malformed');
     const token = await this.tokens.findBySecretHash(hashTokenSecret(secret));
-    if (!token) throw new UnauthenticatedError('the bearer token is not known');
-    if (token.revokedAt) throw new UnauthenticatedError('the bearer token was revoked');
-    if (token.expiresAt && token.expiresAt <= now) throw new UnauthenticatedError('the bearer token has expired');
+    if (!token) throw new TokenRejectedError('the bearer token is not known', 'unknown');
+    if (token.revokedAt) throw new TokenRejectedError('the bearer token was revoked', 'revoked');
+    if (token.expiresAt && token.expiresAt <= now)
+      throw new TokenRejectedError('the bearer token has expired', 'expired');
     await this.tokens.touchLastUsed(token.id, now);
     return {
       tokenId: token.id,

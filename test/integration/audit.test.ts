@@ -1,13 +1,16 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
+import http from 'node:http';
 import path from 'node:path';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { after, before, describe, it } from 'node:test';
 import type { DroverClient, Schemas } from '../../src/client';
+import { MetricsService } from '../../src/infra/metrics/metrics.service';
 import { buildHost, buildHosts } from '../factories/host.factory';
 import { startTestApi, TestApi } from '../support/api';
 import { query } from '../support/database';
+import { waitUntil } from '../support/wait';
 
 type Verification = Schemas['AuditVerification'];
 
@@ -344,6 +347,31 @@ describe('audit trail', () => {
     }
     const verified = await verify({ fromSeq: (await eventCount()) - 29_999 });
     assert.equal(verified.ok, true);
+  });
+
+  it('stops an export whose client went away instead of waiting for drain forever', async () => {
+    const token = await api.token({ scopes: ['audit'] });
+    const inFlight = async () => (await api.app.get(MetricsService).auditExportsInFlight.get()).values[0]?.value ?? 0;
+    const request = http.get(`${api.baseUrl}/v1/audit/export?actor=bulk-seed`, {
+      headers: { Authorization: `Bearer ${token}` },
+    });
+    request.on('error', () => undefined);
+    // The client reads nothing, so the server's writes back up and it waits for 'drain'.
+    const response = await new Promise<http.IncomingMessage>((resolve) => request.once('response', resolve));
+    response.pause();
+    assert.equal(response.statusCode, 200);
+    await waitUntil(async () => (await inFlight()) === 1, 'the export is streaming');
+    request.destroy();
+    await waitUntil(async () => (await inFlight()) === 0, 'the export ended after its client left');
+  });
+
+  it('clamps verification to the newest event, however far toSeq reaches', { timeout: 60_000 }, async () => {
+    const newest = await eventCount();
+    const result = await verify({ fromSeq: newest - 9, toSeq: Number.MAX_SAFE_INTEGER });
+    assert.deepEqual(
+      { ok: result.ok, checked: result.checked, fromSeq: result.fromSeq, toSeq: result.toSeq },
+      { ok: true, checked: 10, fromSeq: newest - 9, toSeq: newest },
+    );
   });
 
   it("shows a unit's history on one host across operations", async () => {

@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import type Redis from 'ioredis';
 import { createDroverClient, DroverClient, Schemas } from '../../src/client';
+import { MetricsService } from '../../src/infra/metrics/metrics.service';
 import { REDIS } from '../../src/infra/redis/redis.module';
 import {
   DEFAULT_TOKEN_RATE_LIMIT_PER_MINUTE,
@@ -487,5 +488,67 @@ describe('token API', () => {
         await redis.del(rateLimitKey(id));
       }
     });
+  });
+});
+
+describe('failed authentication', () => {
+  it('is counted by reason and audited coalesced: a few events whose counts add up, never the secret', async () => {
+    // A window longer than the test, so only the first failure of each key is written at once.
+    const fresh = await startTestApi({ AUTH_FAILURE_AUDIT_WINDOW_MS: '3600000' });
+    let closed = false;
+    try {
+      const failures = fresh.app.get(MetricsService).authFailures;
+      const counted = async (reason: string) =>
+        (await failures.get()).values.find((value) => value.labels.reason === reason)?.value ?? 0;
+      const admin = createDroverClient(fresh.baseUrl, await fresh.token());
+      const revoked = (await admin.POST('/v1/tokens', { body: { name: uniqueName('revoked'), scopes: ['read'] } }))
+        .data!;
+      await admin.POST('/v1/tokens/{id}/revoke', { params: { path: { id: revoked.id } } });
+      const unknownSecret = `drv_${'Q'.repeat(43)}`;
+      const attempts: { reason: string; authorization: string | null; times: number; prefix: string | null }[] = [
+        { reason: 'unknown', authorization: `Bearer ${unknownSecret}`, times: 40, prefix: 'drv_QQQQQQQQ' },
+        { reason: 'malformed', authorization: 'Bearer not-a-drover-token', times: 15, prefix: 'not-a-drover' },
+        { reason: 'revoked', authorization: `Bearer ${revoked.secret}`, times: 5, prefix: revoked.secret.slice(0, 12) },
+        { reason: 'missing', authorization: null, times: 5, prefix: null },
+      ];
+      const before = Object.fromEntries(
+        await Promise.all(attempts.map(async ({ reason }) => [reason, await counted(reason)] as const)),
+      );
+      for (const { authorization, times } of attempts) {
+        for (let index = 0; index < times; index += 1) {
+          const response = await fetch(`${fresh.baseUrl}/v1/hosts`, {
+            headers: authorization === null ? {} : { Authorization: authorization },
+          });
+          assert.equal(response.status, 401);
+        }
+      }
+      for (const { reason, times } of attempts) assert.equal((await counted(reason)) - before[reason]!, times, reason);
+
+      // Shutting down writes the counts of the windows still open.
+      await fresh.app.close();
+      closed = true;
+      const events = await query<{ source_address: string; parameters: Record<string, unknown>; result: string }>(
+        fresh.database.url,
+        `SELECT source_address, parameters, result FROM audit_events WHERE action = 'auth.failed' ORDER BY seq`,
+      );
+      for (const { reason, times, prefix } of attempts) {
+        const mine = events.filter((event) => event.parameters.reason === reason);
+        assert.ok(mine.length >= 1 && mine.length <= 4, `${reason}: ${mine.length} events for ${times} failures`);
+        assert.equal(
+          mine.reduce((sum, event) => sum + Number(event.parameters.count), 0),
+          times,
+          `${reason}: the counts add up`,
+        );
+        assert.ok(mine.every((event) => event.parameters.tokenPrefix === prefix && event.result === 'denied'));
+        assert.ok(
+          mine.every((event) => event.source_address === '127.0.0.1' || event.source_address === '::ffff:127.0.0.1'),
+        );
+      }
+      const trail = JSON.stringify(events);
+      assert.ok(!trail.includes(unknownSecret) && !trail.includes(revoked.secret), 'no secret in the trail');
+    } finally {
+      if (!closed) await fresh.app.close();
+      await fresh.database.drop();
+    }
   });
 });

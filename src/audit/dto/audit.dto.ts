@@ -37,7 +37,12 @@ export class AuditExportQueryDto extends createZodDto(
 export class AuditVerifyQueryDto extends createZodDto(
   z.object({
     fromSeq: z.coerce.number().int().min(1).optional().describe('First event (seq) to check; default the first'),
-    toSeq: z.coerce.number().int().min(1).optional().describe('Last event (seq) to check; default the newest'),
+    toSeq: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .optional()
+      .describe('Last event (seq) to check; default (and at most) the newest'),
   }),
 ) {}
 

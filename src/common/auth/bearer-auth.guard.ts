@@ -9,15 +9,18 @@ import {
   TokenRateLimiter,
   TooManyRequestsError,
 } from '../../tokens/rate-limit';
-import { TokensService } from '../../tokens/tokens.service';
+import { AuthFailureRecorder } from '../../tokens/auth-failure-recorder';
+import { TokenRejectedError, tokenPrefixOf } from '../../tokens/auth-failures';
+import { Principal, TokensService } from '../../tokens/tokens.service';
 import { scopesAllow, TokenScope } from '../../tokens/token-scope';
-import { ForbiddenError, UnauthenticatedError } from '../errors/domain-errors';
+import { ForbiddenError } from '../errors/domain-errors';
 import { PUBLIC_ROUTE, REQUIRED_SCOPE, UNBOUNDED_ONLY } from './auth.decorators';
 import type { AuthenticatedRequest } from './authenticated-request';
 
 /**
  * Global guard: every route needs a valid (known, unexpired, unrevoked) bearer token with the
  * route's scope, unless @Public; and each token gets a bounded number of requests per minute.
+ * Every refused token is counted and recorded (coalesced) in the audit trail.
  */
 @Injectable()
 export class BearerAuthGuard implements CanActivate {
@@ -27,6 +30,7 @@ export class BearerAuthGuard implements CanActivate {
   constructor(
     private readonly reflector: Reflector,
     private readonly tokens: TokensService,
+    private readonly failures: AuthFailureRecorder,
     @Inject(REDIS) redis: Redis,
     @Optional() @Inject(TOKEN_RATE_LIMIT_PER_MINUTE) limitPerMinute?: number,
   ) {
@@ -37,13 +41,20 @@ export class BearerAuthGuard implements CanActivate {
   async canActivate(context: ExecutionContext): Promise<boolean> {
     const targets = [context.getHandler(), context.getClass()];
     if (this.reflector.getAllAndOverride<boolean>(PUBLIC_ROUTE, targets)) return true;
-    const request = context.switchToHttp().getRequest<AuthenticatedRequest>();
+    const request = context.switchToHttp().getRequest<AuthenticatedRequest & { id?: unknown }>();
     const header = request.headers.authorization;
-    const match = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
-    if (!match?.[1]) {
-      throw new UnauthenticatedError('send an API token as "Authorization: Bearer <token>"');
-    }
-    const principal = await this.tokens.authenticate(match[1]);
+    const presented = (header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null)?.[1] ?? null;
+    const principal = await this.authenticate(presented).catch(async (error: unknown) => {
+      if (error instanceof TokenRejectedError) {
+        await this.failures.record({
+          reason: error.reason,
+          tokenPrefix: tokenPrefixOf(presented),
+          sourceAddress: request.ip ?? request.socket.remoteAddress ?? null,
+          requestId: typeof request.id === 'string' ? request.id : null,
+        });
+      }
+      throw error;
+    });
     // Attached before any refusal below, so the problem filter can record who was refused.
     request.principal = principal;
     // Counted after authentication, so unknown secrets cannot fill Redis with counters, and before
@@ -60,6 +71,13 @@ export class BearerAuthGuard implements CanActivate {
       );
     }
     return true;
+  }
+
+  private authenticate(presented: string | null): Promise<Principal> {
+    if (presented === null) {
+      return Promise.reject(new TokenRejectedError('send an API token as "Authorization: Bearer <token>"', 'missing'));
+    }
+    return this.tokens.authenticate(presented);
   }
 
   private async enforceRateLimit(tokenId: string, response: Response): Promise<void> {

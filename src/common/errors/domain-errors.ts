@@ -32,6 +32,28 @@ export class RequestValidationError extends DomainError {
   }
 }
 
+/** A request body that is not the JSON it claims to be (syntax, encoding, cut short). */
+export class MalformedBodyError extends DomainError {
+  readonly status = 400;
+  readonly code = 'malformed_request';
+  readonly title = 'Malformed request body';
+
+  constructor(message: string) {
+    super(message, [{ field: '(body)', message }]);
+  }
+}
+
+export class PayloadTooLargeError extends DomainError {
+  readonly status = 413;
+  readonly code = 'payload_too_large';
+  readonly title = 'Request body too large';
+
+  constructor(limitBytes: number) {
+    const message = `the body is larger than the ${limitBytes} bytes this route accepts`;
+    super(message, [{ field: '(body)', message }]);
+  }
+}
+
 export class SelectorSyntaxError extends DomainError {
   readonly status = 400;
   readonly code = 'selector_invalid';

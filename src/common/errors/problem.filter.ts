@@ -39,6 +39,9 @@ export class ProblemFilter implements ExceptionFilter {
       requestId: String(request.id ?? ''),
       errors: parts.errors,
     };
+    // A refusal sent before the body arrived (no token, body too large): close the connection after
+    // answering, instead of letting Node read and discard megabytes to keep it alive.
+    if (!request.complete) response.setHeader('Connection', 'close');
     response.status(parts.status).type('application/problem+json').send(JSON.stringify(problem));
   }
 
