@@ -8,6 +8,16 @@ export interface AuditActor {
   sourceAddress: string | null;
 }
 
+/** Exactly the audit columns of an actor (a caller's actor object may carry more). */
+export function auditActorColumns(actor: AuditActor): AuditActor {
+  return {
+    actorTokenId: actor.actorTokenId,
+    actorName: actor.actorName,
+    requestId: actor.requestId,
+    sourceAddress: actor.sourceAddress,
+  };
+}
+
 export function auditActorOf(actor: RequestActor): AuditActor {
   return {
     actorTokenId: actor.tokenId,

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import type { AuditActor } from '../audit/audit-actor';
+import { AuditActor, auditActorColumns } from '../audit/audit-actor';
 import { ResourceNotFoundError, StateConflictError } from '../common/errors/domain-errors';
 import { Prisma, ProbeCommand } from '../generated/prisma/client';
 import { isUniqueViolation } from '../infra/prisma/prisma-errors';
@@ -17,15 +17,6 @@ export interface ProbeDefinition {
 /** What an audit event keeps of a probe: everything that decides what runs on the hosts. */
 function definitionOf(probe: ProbeDefinition): Prisma.InputJsonObject {
   return { argv: probe.argv, description: probe.description, timeoutMs: probe.timeoutMs, unitGlob: probe.unitGlob };
-}
-
-function actorColumns(actor: AuditActor): AuditActor {
-  return {
-    actorTokenId: actor.actorTokenId,
-    actorName: actor.actorName,
-    requestId: actor.requestId,
-    sourceAddress: actor.sourceAddress,
-  };
 }
 
 @Injectable()
@@ -76,7 +67,7 @@ export class ProbesRepository {
             });
         await tx.auditEvent.create({
           data: {
-            ...actorColumns(actor),
+            ...auditActorColumns(actor),
             action: existing ? 'probe.update' : 'probe.create',
             result: 'succeeded',
             parameters: { name },
@@ -107,7 +98,7 @@ export class ProbesRepository {
       if (!deleted) throw new ResourceNotFoundError('probe', name);
       await tx.auditEvent.create({
         data: {
-          ...actorColumns(actor),
+          ...auditActorColumns(actor),
           action: 'probe.delete',
           result: 'succeeded',
           parameters: { name },

@@ -43,6 +43,22 @@ describe('what tokens may run on booted hosts', () => {
     return { client, id: row!.id };
   }
 
+  /**
+   * A rollout of one host per batch whose first batch just finished, with a pause before the next
+   * long enough to change its token or the hosts' labels in between.
+   */
+  async function rolloutPastItsFirstBatch(client: DroverClient) {
+    const created = await startRollout(client, {
+      unit: UNIT,
+      selector,
+      batches: { size: 1 },
+      pauseBetweenBatchesMs: 4_000,
+      healthGate: { minHealthyTimeMs: 200 },
+    });
+    await waitForRollout(client, created.id, (rollout) => rollout.batches[0]?.finishedAt != null);
+    return created;
+  }
+
   async function rowCount(table: string): Promise<number> {
     const [row] = await query<{ count: string }>(api.database.url, `SELECT count(*) FROM ${table}`);
     return Number(row?.count);
@@ -130,15 +146,7 @@ describe('what tokens may run on booted hosts', () => {
   it('stops a rollout before its next batch once its token is revoked, and never acts again', async () => {
     const { client, id } = await boundedToken();
     const startsBefore = await starts();
-    const created = await startRollout(client, {
-      unit: UNIT,
-      selector,
-      batches: { size: 1 },
-      // Long enough to change the token or the labels between the batches.
-      pauseBetweenBatchesMs: 4_000,
-      healthGate: { minHealthyTimeMs: 200 },
-    });
-    await waitForRollout(client, created.id, (rollout) => rollout.batches[0]?.finishedAt != null);
+    const created = await rolloutPastItsFirstBatch(client);
     const revoked = await admin.POST('/v1/tokens/{id}/revoke', { params: { path: { id } } });
     assert.equal(revoked.response.status, 200);
     const rollout = await waitForSettled(admin, created.id);
@@ -168,15 +176,7 @@ describe('what tokens may run on booted hosts', () => {
   it('stops before acting on a host relabelled out of its token bounds', async () => {
     const { client } = await boundedToken();
     const startsBefore = await starts();
-    const created = await startRollout(client, {
-      unit: UNIT,
-      selector,
-      batches: { size: 1 },
-      // Long enough to change the token or the labels between the batches.
-      pauseBetweenBatchesMs: 4_000,
-      healthGate: { minHealthyTimeMs: 200 },
-    });
-    await waitForRollout(client, created.id, (rollout) => rollout.batches[0]?.finishedAt != null);
+    const created = await rolloutPastItsFirstBatch(client);
     const moved = await admin.PATCH('/v1/hosts/{name}', {
       params: { path: { name: hosts[1]!.name } },
       body: { labels: { suite: 'elsewhere' } },
