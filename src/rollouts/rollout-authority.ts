@@ -1,6 +1,7 @@
 import type { BoundedAction, BoundsTarget } from '../tokens/token-bounds';
 import { boundsProblem } from '../tokens/token-bounds';
 import { scopesAllow, TokenScope } from '../tokens/token-scope';
+import { lostStanding } from '../tokens/token-standing';
 import { compileUnitGlob, matchesUnitGlob } from '../tokens/unit-glob';
 import type { Probe } from './dto/rollout.dto';
 
@@ -34,8 +35,9 @@ export function actingTokenProblem(
 ): string | null {
   if (token === null) return 'the token that started it no longer exists';
   const which = `its token '${token.name}'`;
-  if (token.revokedAt) return `${which} was revoked at ${token.revokedAt.toISOString()}`;
-  if (token.expiresAt && token.expiresAt <= now) return `${which} expired at ${token.expiresAt.toISOString()}`;
+  const lost = lostStanding(token, now);
+  if (lost === 'revoked') return `${which} was revoked at ${token.revokedAt!.toISOString()}`;
+  if (lost === 'expired') return `${which} expired at ${token.expiresAt!.toISOString()}`;
   if (!scopesAllow(token.scopes, 'operate')) return `${which} no longer has the 'operate' scope`;
   const outside = boundsProblem(token, targets, action);
   return outside === null ? null : `${which} no longer covers what comes next: ${outside}`;

@@ -7,6 +7,7 @@ import { TokenRejectedError } from './auth-failures';
 import type { CreatedTokenResponse, CreateTokenRequest, ListTokensQuery, TokenResponse } from './dto/token.dto';
 import { generateTokenSecret, hashTokenSecret, isWellFormedTokenSecret } from './token-secret';
 import { TokenScope } from './token-scope';
+import { lostStanding } from './token-standing';
 import { StoredToken, TokenAuditActor, TokensRepository } from './tokens.repository';
 import { unitGlobProblem } from './unit-glob';
 
@@ -157,9 +158,9 @@ export class TokensService {
     if (!isWellFormedTokenSecret(secret)) throw new TokenRejectedError('the bearer token is malformed', 'malformed');
     const token = await this.tokens.findBySecretHash(hashTokenSecret(secret));
     if (!token) throw new TokenRejectedError('the bearer token is not known', 'unknown');
-    if (token.revokedAt) throw new TokenRejectedError('the bearer token was revoked', 'revoked');
-    if (token.expiresAt && token.expiresAt <= now)
-      throw new TokenRejectedError('the bearer token has expired', 'expired');
+    const lost = lostStanding(token, now);
+    if (lost === 'revoked') throw new TokenRejectedError('the bearer token was revoked', lost);
+    if (lost === 'expired') throw new TokenRejectedError('the bearer token has expired', lost);
     await this.tokens.touchLastUsed(token.id, now);
     return {
       tokenId: token.id,

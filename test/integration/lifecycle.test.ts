@@ -8,6 +8,7 @@ import { FleetInventory, readFleetInventory, sshExec } from '../support/fleet';
 import { setFrozen } from '../support/faults';
 import { actOnHost, onlyTask, waitForOperation } from '../support/operations';
 import { lastDownWindow, peakOverlap } from '../support/rollouts';
+import { waitUntil } from '../support/wait';
 import { startTestWorker, TestWorker, workerEnv } from '../support/worker';
 
 describe('lifecycle verbs on booted hosts (real systemd over SSH)', () => {
@@ -218,11 +219,12 @@ describe('lifecycle verbs on booted hosts (real systemd over SSH)', () => {
         body: { verb: 'restart', unit: 'drover-probe.service' },
       });
       // The slow restart holds the unit: systemd is running its stop.
-      const deadline = Date.now() + 20_000;
-      while ((await onHost('systemctl show -p ActiveState --value drover-probe.service')).trim() !== 'deactivating') {
-        assert.ok(Date.now() < deadline, 'the slow restart began within 20 s');
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
+      await waitUntil(
+        async () =>
+          (await onHost('systemctl show -p ActiveState --value drover-probe.service')).trim() === 'deactivating',
+        'the slow restart began',
+        20_000,
+      );
       const rejected = onlyTask(
         await actOnHost(client, host.name, { verb: 'restart', unit: 'drover-probe.service', onConflict: 'reject' }),
       );

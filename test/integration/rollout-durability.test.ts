@@ -17,6 +17,7 @@ import {
   waitForRollout,
   waitForSettled,
 } from '../support/rollouts';
+import { waitUntil } from '../support/wait';
 import { startTestWorker, workerEnv } from '../support/worker';
 
 type FleetHost = FleetInventory['hosts'][number];
@@ -103,20 +104,20 @@ describe('rollouts survive killed processes', () => {
   const starts = async () => Promise.all(hosts.map(async (host) => (await probeStarts(host)).length));
 
   /** Waits until a task of the rollout's batch `index` is running on its host. */
-  async function waitForRunningTask(rolloutId: string, index: number): Promise<void> {
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      const [row] = await query<{ count: string }>(
-        api.database.url,
-        `SELECT count(*) FROM tasks t JOIN rollout_batches b ON b.operation_id = t.operation_id
-          WHERE b.rollout_id = $1 AND b.index = $2 AND t.state = 'running'`,
-        [rolloutId, index],
-      );
-      if (Number(row?.count) > 0) return;
-      assert.ok(Date.now() < deadline, `no task of batch ${index} ran within 30 s`);
-      await sleep(25);
-    }
-  }
+  const waitForRunningTask = (rolloutId: string, index: number) =>
+    waitUntil(
+      async () => {
+        const [row] = await query<{ count: string }>(
+          api.database.url,
+          `SELECT count(*) FROM tasks t JOIN rollout_batches b ON b.operation_id = t.operation_id
+            WHERE b.rollout_id = $1 AND b.index = $2 AND t.state = 'running'`,
+          [rolloutId, index],
+        );
+        return Number(row?.count) > 0;
+      },
+      `a task of batch ${index} runs`,
+      30_000,
+    );
 
   before(async () => {
     hosts = (await readFleetInventory()).hosts.slice(0, 6);

@@ -20,23 +20,13 @@ import {
   waitForRollout,
   waitForSettled,
 } from '../support/rollouts';
+import { waitUntil } from '../support/wait';
 import { startTestWorker, TestWorker, workerEnv } from '../support/worker';
 
 type FleetHost = FleetInventory['hosts'][number];
 
 const UNIT = 'drover-probe.service';
 const SIX = 'fleet=nspawn';
-
-/** Polls a command on a host until it prints `expected` (fails after 20 s). */
-async function waitForHost(host: FleetHost, command: string, expected: string): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const printed = await onHost(host, command);
-    if (printed === expected) return;
-    assert.ok(Date.now() < deadline, `${host.name}: ${command} printed '${printed}', not '${expected}'`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 /** Microseconds since boot at which the unit last became active; the hosts share one kernel clock. */
 async function activeSince(host: FleetHost): Promise<bigint> {
@@ -354,7 +344,11 @@ describe('rollouts on a booted fleet', () => {
     });
     // The restart is on its way on the host: systemd is running the unit's stop.
     await waitForRollout(client, created.id, (rollout) => rollout.counts.acting === 1);
-    await waitForHost(slow, `systemctl show -p ActiveState --value ${UNIT}`, 'deactivating');
+    await waitUntil(
+      async () => (await onHost(slow, `systemctl show -p ActiveState --value ${UNIT}`)) === 'deactivating',
+      `${slow.name} is stopping ${UNIT}`,
+      20_000,
+    );
     const cancelled = await client.POST('/v1/rollouts/{id}/cancel', { params: { path: { id: created.id } }, body: {} });
     assert.equal(cancelled.response.status, 200, JSON.stringify(cancelled.error));
 

@@ -5,34 +5,23 @@ import { after, before, describe, it } from 'node:test';
 import { Client } from 'pg';
 import { startTestApi, TestApi } from '../support/api';
 import { query } from '../support/database';
-import { FleetInventory, readFleetInventory, sshExec } from '../support/fleet';
+import { FleetInventory, readFleetInventory } from '../support/fleet';
 import { onlyTask, waitForOperation } from '../support/operations';
 import { startNodeProcess } from '../support/process';
+import { onHost } from '../support/rollouts';
+import { waitUntil } from '../support/wait';
 import { startTestWorker, workerEnv } from '../support/worker';
 
 const WORKER = path.resolve(__dirname, '../../src/worker.js');
 /** The advisory lock the test holds to hold up the first write of a state before (see the trigger). */
 const GATE = 7_270_736_999;
 
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    assert.ok(Date.now() < deadline, `${what}: not within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
 describe('a worker paused (SIGSTOP) past its leases just before it restarts a unit', () => {
   let api: TestApi;
   let host: FleetInventory['hosts'][number];
   let env: Record<string, string>;
 
-  async function onHost(command: string): Promise<string> {
-    const result = await sshExec(host, host.hostKeyFingerprint, command);
-    assert.equal(result.code, 0, `${command}: ${result.stderr}`);
-    return result.stdout.trim();
-  }
-  const starts = async () => Number(await onHost('wc -l < /var/lib/drover-probe/starts'));
+  const starts = async () => Number(await onHost(host, 'wc -l < /var/lib/drover-probe/starts'));
 
   before(async () => {
     const inventory = await readFleetInventory();
@@ -42,7 +31,7 @@ describe('a worker paused (SIGSTOP) past its leases just before it restarts a un
     // Leases that lapse a second after their worker stops renewing them.
     env = { ...workerEnv(api.database.url, prefix), JOB_LOCK_DURATION_MS: '1000' };
     await (await api.client()).POST('/v1/hosts/bulk-upsert', { body: { hosts: [host] } });
-    await onHost('systemctl unmask drover-probe.service; systemctl start drover-probe.service');
+    await onHost(host, 'systemctl unmask drover-probe.service; systemctl start drover-probe.service');
     // The first write of a task's state before acting (the last step before "go") waits while the
     // test holds GATE; later ones pass. Statement-level, so it waits before locking the row: the
     // other worker is free to take the task over meanwhile.
@@ -76,13 +65,17 @@ describe('a worker paused (SIGSTOP) past its leases just before it restarts a un
 
   /** Until a worker waits at the gate: it has read the unit and is storing it, the host waiting for its "go". */
   const waitAtGate = () =>
-    waitFor('the first worker reaches its last write before acting', async () => {
-      const [row] = await query<{ waiting: string }>(
-        api.database.url,
-        `SELECT count(*) AS waiting FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`,
-      );
-      return Number(row!.waiting) > 0;
-    });
+    waitUntil(
+      async () => {
+        const [row] = await query<{ waiting: string }>(
+          api.database.url,
+          `SELECT count(*) AS waiting FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`,
+        );
+        return Number(row!.waiting) > 0;
+      },
+      'the first worker reaches its last write before acting',
+      20_000,
+    );
 
   it('lets another worker take the task over; resumed, the paused one does not act: one start', async () => {
     const gate = await closeGate();
