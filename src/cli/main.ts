@@ -32,6 +32,8 @@ usage: drover <command> [options]
           [--min-healthy 10s] [--health-timeout 60s] [--probe http:80/healthz|tcp:PORT|cmd:NAME]
           [--pause 30s] [--approve-after-canary] [--order name|shuffle:SEED|label:KEY=V1,V2]
           [--task-timeout 30s] [--deadline 1h] [--idempotency-key KEY] [--dry-run] [--wait] [--json]
+          [--on-overlap queue|reject|supersede]  when an unfinished rollout acts on the same hosts and
+                                           units: wait behind it (default), refuse, or cancel it first
                                            a rolling VERB of UNIT, batch after batch (canary first),
                                            each host health-gated, e.g. drover rollout restart nginx
                                            -l role=web --batch 1,25% --max-failures 1 --wait
@@ -41,6 +43,7 @@ usage: drover <command> [options]
   probes delete NAME                       remove a probe (rollouts naming it stop before their next batch)
   rollout status|watch ID [--json]         show a rollout; watch follows it live until it ends
   rollout pause|resume|approve|cancel|retry ID [--reason TEXT] [--wait]
+                                           retry --on-overlap queue: run after a newer overlapping rollout
   rollout list [--json]                    recent rollouts, newest first
   ops list [--json]                        recent operations, newest first
   ops get ID [--json]                      one operation with every task
@@ -463,6 +466,7 @@ async function main(argv: string[]): Promise<void> {
       'task-timeout': { type: 'string' },
       deadline: { type: 'string' },
       'idempotency-key': { type: 'string' },
+      'on-overlap': { type: 'string' },
       reason: { type: 'string' },
       'dry-run': { type: 'boolean', default: false },
       wait: { type: 'boolean', default: false },

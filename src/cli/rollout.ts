@@ -21,6 +21,7 @@ export interface RolloutOptions {
   'task-timeout'?: string | undefined;
   deadline?: string | undefined;
   'idempotency-key'?: string | undefined;
+  'on-overlap'?: string | undefined;
   reason?: string | undefined;
   'dry-run'?: boolean | undefined;
   wait?: boolean | undefined;
@@ -71,6 +72,13 @@ function orderOf(text: string): Strategy['order'] {
   throw new RolloutUsageError(`--order takes name, shuffle:SEED or label:KEY=V1,V2..., not '${text}'`);
 }
 
+const ON_OVERLAP = ['queue', 'reject', 'supersede'] as const;
+
+function onOverlapOf(text: string, allowed: readonly string[]): Strategy['onOverlap'] {
+  if (!allowed.includes(text)) throw new RolloutUsageError(`--on-overlap takes ${allowed.join(', ')}, not '${text}'`);
+  return text as Strategy['onOverlap'];
+}
+
 export function strategyFrom(verb: string, unit: string | undefined, values: RolloutOptions): Strategy {
   if (!(VERBS as readonly string[]).includes(verb) || verb === 'status') {
     throw new RolloutUsageError(`'${verb}' is not a verb a rollout applies`);
@@ -96,6 +104,7 @@ export function strategyFrom(verb: string, unit: string | undefined, values: Rol
     ...(values.order ? { order: orderOf(values.order) } : {}),
     ...(values['task-timeout'] ? { taskTimeoutMs: parseDuration('task-timeout', values['task-timeout']) } : {}),
     ...(values.deadline ? { deadlineMs: parseDuration('deadline', values.deadline) } : {}),
+    ...(values['on-overlap'] ? { onOverlap: onOverlapOf(values['on-overlap'], ON_OVERLAP) } : {}),
   };
 }
 
@@ -142,6 +151,12 @@ function describeEvent(type: string, data: Record<string, unknown>): string {
       return `batch ${String(data.index)} finished: ${(data.succeeded as string[]).length} ok, ${(data.failed as string[]).length} failed`;
     case 'rollout.finished':
       return `rollout ${String(data.status)}${reason}`;
+    case 'rollout.queued':
+      return `rollout ${String(data.reason)}`;
+    case 'rollout.started':
+      return `rollout started${(data.waitedFor as string[]).length > 0 ? ` (it waited for ${(data.waitedFor as string[]).join(', ')})` : ''}`;
+    case 'task.waiting':
+      return `${host}: ${String(data.unit)} waits: ${String(data.waitingFor)}`;
     default:
       return `${type}${reason}`;
   }
@@ -278,7 +293,12 @@ export async function rolloutCommand(
   if (['pause', 'resume', 'approve', 'cancel', 'retry'].includes(action)) {
     if (!target) throw new RolloutUsageError(`rollout ${action} needs a rollout ID`);
     const path = `/v1/rollouts/{id}/${action}` as '/v1/rollouts/{id}/pause';
-    const body = values.reason ? { reason: values.reason } : {};
+    const body = {
+      ...(values.reason ? { reason: values.reason } : {}),
+      ...(values['on-overlap'] && action === 'retry'
+        ? { onOverlap: onOverlapOf(values['on-overlap'], ['queue', 'reject']) as 'queue' | 'reject' }
+        : {}),
+    };
     const rollout = unwrap(await api.POST(path, { params: { path: { id: target } }, body }));
     await finish(api, baseUrl, token, rollout, values);
     return;
@@ -289,6 +309,12 @@ export async function rolloutCommand(
     if (values.json) process.stdout.write(`${JSON.stringify(plan, null, 2)}\n`);
     else {
       for (const batch of plan.batches) process.stdout.write(`batch ${batch.index}: ${batch.hosts.join(', ')}\n`);
+      for (const overlap of plan.overlaps) {
+        process.stdout.write(
+          `overlaps rollout ${overlap.rolloutId} (${overlap.status}): ${overlap.units.join(', ')} on ${overlap.hosts.join(', ')}` +
+            ` — on overlap: ${plan.onOverlap}\n`,
+        );
+      }
       process.stdout.write(
         `${plan.total} host(s) in ${plan.batches.length} batch(es); aborts at failure ${plan.failureBudget.abortsAtFailure}` +
           `${plan.ok ? '' : `\ncannot start: ${plan.problems.join('; ')}`}\n`,
@@ -313,6 +339,12 @@ export async function rolloutCommand(
     }
     throw error;
   }
-  if (!values.json) process.stderr.write(`rollout ${rollout.id} started (${rollout.total} host(s))\n`);
+  if (!values.json) {
+    process.stderr.write(
+      rollout.status === 'queued'
+        ? `rollout ${rollout.id} ${rollout.reason ?? 'queued'}\n`
+        : `rollout ${rollout.id} started (${rollout.total} host(s))\n`,
+    );
+  }
   await finish(api, baseUrl, token, rollout, values);
 }

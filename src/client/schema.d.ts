@@ -1003,6 +1003,18 @@ export interface components {
                 } | null;
                 /** @description What the command printed (stdout then stderr), bounded */
                 output: string | null;
+                /** @description Set while the task may not act yet; null once it acted (or never had to wait) */
+                waitingFor: {
+                    /** @description What it waits for, e.g. another rollout's health gate on its unit */
+                    reason: string;
+                    /**
+                     * Format: uuid
+                     * @description The rollout holding the unit, when that is what it waits for
+                     */
+                    rolloutId: string | null;
+                    /** Format: date-time */
+                    since: string;
+                } | null;
             }[];
         };
         OperationPage: {
@@ -1139,12 +1151,14 @@ export interface components {
             unit: string;
             selector: string;
             /**
-             * @description running; paused (in-flight hosts finish, nothing new starts); awaiting_approval (after the canary batch); succeeded (every host done, failures within the budget); aborted (failure budget exceeded or deadline passed); cancelled
+             * @description queued (waits for overlapping rollouts admitted before it: blockedBy); running; paused (in-flight hosts finish, nothing new starts); awaiting_approval (after the canary batch); succeeded (every host done, failures within the budget); aborted (failure budget exceeded or deadline passed); cancelled
              * @enum {string}
              */
-            status: "running" | "paused" | "awaiting_approval" | "succeeded" | "aborted" | "cancelled";
+            status: "queued" | "running" | "paused" | "awaiting_approval" | "succeeded" | "aborted" | "cancelled";
             /** @description Why it ended, or what it waits for */
             reason: string | null;
+            /** @description While queued: the rollouts it waits for */
+            blockedBy: string[];
             total: number;
             /** @description Failed hosts tolerated; one more aborts the rollout */
             maxFailures: number;
@@ -1307,8 +1321,14 @@ export interface components {
                 };
                 /** @description Upper bound for the command on each host (default: the server setting SSH_COMMAND_TIMEOUT_MS) */
                 taskTimeoutMs?: number;
-                /** @description Upper bound for the whole rollout, from its start */
+                /** @description Upper bound for the whole rollout, from its creation (time spent queued counts) */
                 deadlineMs?: number;
+                /**
+                 * @description When an unfinished rollout already acts on some of these hosts and units: `queue` (the default) waits for it and every overlapping rollout admitted before this one (status `queued`, first come first served); `reject` refuses the request with 409 naming it; `supersede` cancels it (its hosts in flight finish their action, none is left mid-action) and starts once it came to rest, as a new rollout of a Kubernetes Deployment replaces the old one.
+                 * @default queue
+                 * @enum {string}
+                 */
+                onOverlap: "queue" | "reject" | "supersede";
             };
             /** Format: date-time */
             approvedAt: string | null;
@@ -1362,6 +1382,11 @@ export interface components {
         RolloutControl: {
             /** @description Recorded in the audit trail and the rollout */
             reason?: string;
+            /**
+             * @description Retry only. When an unfinished rollout admitted since acts on some of the same hosts and units: `reject` (the default: 409 naming it; the newer rollout stands for the newer intent, and repeating the older one after it could undo it, e.g. mask after unmask) or `queue` (run the retry after it)
+             * @enum {string}
+             */
+            onOverlap?: "queue" | "reject";
         };
         RolloutPage: {
             items: {
@@ -1371,12 +1396,14 @@ export interface components {
                 unit: string;
                 selector: string;
                 /**
-                 * @description running; paused (in-flight hosts finish, nothing new starts); awaiting_approval (after the canary batch); succeeded (every host done, failures within the budget); aborted (failure budget exceeded or deadline passed); cancelled
+                 * @description queued (waits for overlapping rollouts admitted before it: blockedBy); running; paused (in-flight hosts finish, nothing new starts); awaiting_approval (after the canary batch); succeeded (every host done, failures within the budget); aborted (failure budget exceeded or deadline passed); cancelled
                  * @enum {string}
                  */
-                status: "running" | "paused" | "awaiting_approval" | "succeeded" | "aborted" | "cancelled";
+                status: "queued" | "running" | "paused" | "awaiting_approval" | "succeeded" | "aborted" | "cancelled";
                 /** @description Why it ended, or what it waits for */
                 reason: string | null;
+                /** @description While queued: the rollouts it waits for */
+                blockedBy: string[];
                 total: number;
                 /** @description Failed hosts tolerated; one more aborts the rollout */
                 maxFailures: number;
@@ -1497,6 +1524,19 @@ export interface components {
             deadlineMs: number | null;
             /** @description A lower bound: each batch healthy for minHealthyTimeMs plus the pauses; excludes the commands and approval */
             estimatedMinimumDurationMs: number;
+            /** @enum {string} */
+            onOverlap: "queue" | "reject" | "supersede";
+            /** @description Unfinished rollouts acting on some of the same hosts and units now: started now, this rollout would queue behind them, be refused or supersede them, as onOverlap says */
+            overlaps: {
+                /** Format: uuid */
+                rolloutId: string;
+                /** @description Its status now */
+                status: string;
+                /** @description The hosts both act on */
+                hosts: string[];
+                /** @description The units both act on there */
+                units: string[];
+            }[];
         };
         /**
          * @description A verb applied to a unit across the hosts a selector matches, batch after batch
@@ -1650,8 +1690,14 @@ export interface components {
             };
             /** @description Upper bound for the command on each host (default: the server setting SSH_COMMAND_TIMEOUT_MS) */
             taskTimeoutMs?: number;
-            /** @description Upper bound for the whole rollout, from its start */
+            /** @description Upper bound for the whole rollout, from its creation (time spent queued counts) */
             deadlineMs?: number;
+            /**
+             * @description When an unfinished rollout already acts on some of these hosts and units: `queue` (the default) waits for it and every overlapping rollout admitted before this one (status `queued`, first come first served); `reject` refuses the request with 409 naming it; `supersede` cancels it (its hosts in flight finish their action, none is left mid-action) and starts once it came to rest, as a new rollout of a Kubernetes Deployment replaces the old one.
+             * @default queue
+             * @enum {string}
+             */
+            onOverlap?: "queue" | "reject" | "supersede";
         };
         SudoersFile: {
             /** @description Where the file goes on each host, e.g. /etc/sudoers.d/drover-web */
@@ -3377,7 +3423,7 @@ export interface operations {
     listRollouts: {
         parameters: {
             query?: {
-                status?: "running" | "paused" | "awaiting_approval" | "succeeded" | "aborted" | "cancelled";
+                status?: "queued" | "running" | "paused" | "awaiting_approval" | "succeeded" | "aborted" | "cancelled";
                 verb?: string;
                 /** @description The unit (or glob) as the rollout recorded it (`nginx` finds nginx.service) */
                 unit?: string;

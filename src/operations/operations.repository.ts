@@ -59,6 +59,12 @@ export type TaskWithContext = Task & {
 
 export type OperationWithTasks = Operation & { tasks: Task[] };
 
+/** Another rollout's hold on a task's unit: its task acted on the unit there, or its health gate watches it. */
+export interface UnitHold {
+  rolloutId: string;
+  hostState: 'acting' | 'gating';
+}
+
 /** An attempt at a task, as it started: what earlier attempts left, read as it took the task over. */
 export interface StartedAttempt {
   /** The fencing token: each write of this attempt applies only while the task's attempts is this number. */
@@ -215,6 +221,49 @@ export class OperationsRepository {
     });
   }
 
+  /**
+   * Whether another rollout holds the task's unit on its host: from the moment its own task there
+   * started until its health gate ended. A unit is acted on by one rollout at a time, and nothing
+   * acts on it while a rollout judges it (another restart would look like a crash to the gate).
+   */
+  async unitHolder(task: TaskWithContext): Promise<UnitHold | null> {
+    if (task.hostId === null || task.unit === null) return null;
+    const [hold] = await this.prisma.$queryRaw<{ rollout_id: string; state: 'acting' | 'gating' }[]>`
+      SELECT h.rollout_id::text AS rollout_id, h.state::text AS state
+      FROM rollout_hosts h
+      WHERE h.host_id = ${task.hostId}::uuid AND ${task.unit} = ANY (h.units)
+        AND h.rollout_id IS DISTINCT FROM ${task.operation.rolloutId}::uuid
+        AND (h.state = 'gating' OR (h.state = 'acting' AND EXISTS (
+          SELECT 1 FROM tasks t
+          WHERE t.operation_id = h.operation_id AND t.host_id = h.host_id AND t.unit = ${task.unit}
+            AND t.state NOT IN ('queued', 'cancelled', 'skipped'))))
+      ORDER BY h.gate_started_at NULLS FIRST
+      LIMIT 1`;
+    return hold ? { rolloutId: hold.rollout_id, hostState: hold.state } : null;
+  }
+
+  /**
+   * Records what a task that may not act yet waits for; when that changed and the task is a
+   * rollout's, the rollout's events say so too (once per change, not per look).
+   */
+  async markWaiting(task: TaskWithContext, waitingFor: string, heldByRolloutId: string | null): Promise<void> {
+    const text = storableText(waitingFor);
+    await this.prisma.$transaction(async (tx) => {
+      const changed = await tx.$executeRaw`
+        UPDATE tasks SET waiting_for = ${text}, waiting_for_rollout_id = ${heldByRolloutId}::uuid,
+          waiting_since = COALESCE(waiting_since, now())
+        WHERE id = ${task.id}::uuid AND state IN ('queued', 'running') AND waiting_for IS DISTINCT FROM ${text}`;
+      if (changed === 0 || task.operation.rolloutId === null) return;
+      await tx.rolloutEvent.create({
+        data: {
+          rolloutId: task.operation.rolloutId,
+          type: 'task.waiting',
+          data: { host: task.hostName, unit: task.unit, taskId: task.id, waitingFor: text, heldByRolloutId },
+        },
+      });
+    });
+  }
+
   /** Appends output to a running task (streamed while its command runs), unless another attempt took it. */
   async appendOutput(taskId: string, attempt: number, text: string): Promise<void> {
     await this.prisma.$executeRaw`
@@ -230,7 +279,7 @@ export class OperationsRepository {
   async clearToAct(taskId: string, attempt: number, before: Prisma.InputJsonValue | null): Promise<boolean> {
     const cleared = await this.prisma.$executeRaw`
       UPDATE tasks SET before = COALESCE(${before === null ? null : JSON.stringify(before)}::jsonb, before),
-        command_sent_at = now()
+        command_sent_at = now(), waiting_for = NULL, waiting_for_rollout_id = NULL
       WHERE id = ${taskId}::uuid AND state = 'running' AND attempts = ${attempt}`;
     return cleared === 1;
   }
@@ -251,6 +300,8 @@ export class OperationsRepository {
           before: outcome.before ?? Prisma.DbNull,
           after: outcome.after ?? Prisma.DbNull,
           output: typeof outcome.output === 'string' ? storableText(outcome.output) : outcome.output,
+          waitingFor: null,
+          waitingForRolloutId: null,
           finishedAt: new Date(),
         },
       });

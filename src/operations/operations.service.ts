@@ -81,6 +81,14 @@ function toTaskResponse(task: Task): TaskResponse {
     before: task.before as TaskResponse['before'],
     after: task.after as TaskResponse['after'],
     output: task.output,
+    waitingFor:
+      task.waitingFor === null
+        ? null
+        : {
+            reason: task.waitingFor,
+            rolloutId: task.waitingForRolloutId,
+            since: (task.waitingSince ?? task.startedAt ?? new Date()).toISOString(),
+          },
   };
 }
 

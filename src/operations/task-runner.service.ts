@@ -14,7 +14,7 @@ import { UnitsRepository } from '../units/units.repository';
 import { DispatcherService } from './dispatcher.service';
 import { TaskOutputStream } from './task-output';
 import type { AuditActor } from '../audit/audit-actor';
-import { OperationsRepository, StartedAttempt, TaskState, TaskWithContext } from './operations.repository';
+import { OperationsRepository, StartedAttempt, TaskState, TaskWithContext, UnitHold } from './operations.repository';
 import { legacySucceeded, legacyVerbArgv, SYSTEMD_PROBE_ARGV, verbArgv } from './systemd/commands';
 import { parseSnapshot, snapshotArgv, UnitSnapshot } from './systemd/unit-snapshot';
 import { describeSnapshot, Verdict, verifyOutcome } from './systemd/verify';
@@ -28,6 +28,8 @@ const MAX_OUTPUT_CHARS = 64 * 1024;
 const TAKEOVER_POLL_MS = 1_000;
 /** On top of that window: a "go" sent at its very end, still on its way, reaches the host. */
 const TAKEOVER_MARGIN_MS = 1_000;
+/** How often a task whose unit another rollout holds looks again (gates last seconds to minutes). */
+const HOLD_POLL_MS = 1_000;
 
 /**
  * The attempt's task was taken over by a newer attempt (its worker lost its leases while it was
@@ -102,11 +104,19 @@ export class TaskRunnerService {
       return;
     }
     let ended: Afterwards | null = null;
+    let hold: UnitHold | null;
     try {
-      const started = await this.operations.startAttempt(task);
-      if (started !== null) ended = await this.execute(attemptAt(task, started), started.commandSentMsAgo);
+      // Read holding the unit's lease: a holder's task ends before it lets go of the lease, so a
+      // hold that starts after this read cannot be missed.
+      hold = task.state === 'queued' ? await this.operations.unitHolder(task) : null;
+      const started = hold ? null : await this.operations.startAttempt(task);
+      if (started) ended = await this.execute(attemptAt(task, started), started.commandSentMsAgo);
     } finally {
       await lease.release();
+    }
+    if (hold) {
+      await this.heldByRollout(task, hold);
+      return;
     }
     // Whoever waits for this task (the operation's next task, a rollout's step) hears of it first;
     // what follows only keeps the inventory current.
@@ -137,6 +147,30 @@ export class TaskRunnerService {
   /** Never two tasks on the same unit of a host at once, across every worker. */
   private lockKey(task: TaskWithContext): string {
     return `${this.config.QUEUE_PREFIX}:unit-lock:${task.hostId ?? task.hostName}:${task.unit ?? '(host)'}`;
+  }
+
+  /**
+   * Another rollout acts on this unit or judges it in its health gate: wait for it to let go (the
+   * task shows what it waits for), or fail at once when the operation rejects conflicts.
+   */
+  private async heldByRollout(task: TaskWithContext, hold: UnitHold): Promise<void> {
+    const what = hold.hostState === 'gating' ? 'its health gate watches' : 'it is acting on';
+    const waitingFor = `rollout ${hold.rolloutId} holds ${task.unit} on ${task.hostName}: ${what} it`;
+    if (task.operation.onConflict === 'wait') {
+      await this.operations.markWaiting(task, waitingFor, hold.rolloutId);
+      throw new JobDeferred(HOLD_POLL_MS);
+    }
+    const started = await this.operations.startAttempt(task);
+    if (started === null) return;
+    await this.finish(attemptAt(task, started), {
+      state: 'failed',
+      reason: `${waitingFor}; this operation asked to reject conflicts`,
+      exitCode: null,
+      before: null,
+      after: null,
+      output: null,
+    });
+    await this.dispatcher.dispatch(task.operationId);
   }
 
   private async onConflict(task: TaskWithContext): Promise<void> {

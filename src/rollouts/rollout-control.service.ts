@@ -1,16 +1,26 @@
 import { Injectable } from '@nestjs/common';
 import { auditActorOf } from '../audit/audit-actor';
 import type { RequestActor } from '../common/auth/auth.decorators';
-import { ForbiddenError, ResourceNotFoundError, StateConflictError } from '../common/errors/domain-errors';
+import {
+  ForbiddenError,
+  ResourceNotFoundError,
+  StateConflictError,
+  UnprocessableError,
+} from '../common/errors/domain-errors';
 import type { Principal } from '../tokens/tokens.service';
-import type { RolloutResponse, RolloutStatus, RolloutStrategy } from './dto/rollout.dto';
+import { type RolloutResponse, type RolloutStrategy, UNFINISHED_ROLLOUT_STATUSES } from './dto/rollout.dto';
+import { describeOverlaps, queuedReason } from './rollout-admission';
 import { LockedRollout, RolloutsRepository } from './rollouts.repository';
 import { RolloutAuthorityService } from './rollout-authority.service';
 import { RolloutsService } from './rollouts.service';
 
 export type ControlAction = 'pause' | 'resume' | 'approve' | 'cancel' | 'retry';
 
-const ACTIVE: readonly RolloutStatus[] = ['running', 'paused', 'awaiting_approval'];
+export interface ControlOptions {
+  reason?: string | undefined;
+  /** Retry only: what to do when a rollout admitted since overlaps this one. */
+  onOverlap?: 'queue' | 'reject' | undefined;
+}
 
 /** Control actions after which the rollout acts on hosts again. */
 const GOES_ON: readonly ControlAction[] = ['resume', 'approve', 'retry'];
@@ -31,30 +41,39 @@ export class RolloutControlService {
   async control(
     id: string,
     action: ControlAction,
-    reason: string | undefined,
+    { reason, onOverlap }: ControlOptions,
     actor: RequestActor,
     principal: Principal,
   ): Promise<RolloutResponse> {
-    const done = await this.rollouts.locked(id, async (locked) => {
-      // A bounded token steers only rollouts it started itself (which its bounds were checked for).
-      const bounded = principal.hostSelector !== null || principal.unitGlob !== null;
-      if (bounded && locked.rollout.requestedByTokenId !== principal.tokenId) {
-        throw new ForbiddenError(
-          `a token with host or unit bounds can ${action} only the rollouts it started; rollout ${id} was started by ${locked.rollout.requestedBy}`,
-        );
-      }
-      await this.assertMayGoOn(locked, action);
-      const detail = await this.apply(locked, action, actor, reason);
-      locked.event(`rollout.${detail.event}`, {
-        by: actor.tokenName,
-        reason: reason ?? null,
-        status: locked.rollout.status,
-      });
-      await locked.audit(auditActorOf(actor), `rollout.${action}`, 'ok', { status: locked.rollout.status }, reason);
-      return detail;
-    });
+    if (onOverlap !== undefined && action !== 'retry') {
+      throw new UnprocessableError('invalid_request', 'onOverlap', 'onOverlap applies to retry only');
+    }
+    const done = await this.rollouts.locked(
+      id,
+      async (locked) => {
+        // A bounded token steers only rollouts it started itself (which its bounds were checked for).
+        const bounded = principal.hostSelector !== null || principal.unitGlob !== null;
+        if (bounded && locked.rollout.requestedByTokenId !== principal.tokenId) {
+          throw new ForbiddenError(
+            `a token with host or unit bounds can ${action} only the rollouts it started; rollout ${id} was started by ${locked.rollout.requestedBy}`,
+          );
+        }
+        await this.assertMayGoOn(locked, action);
+        const detail = await this.apply(locked, action, actor, reason, onOverlap ?? 'reject');
+        locked.event(`rollout.${detail.event}`, {
+          by: actor.tokenName,
+          reason: reason ?? null,
+          status: locked.rollout.status,
+          ...(locked.rollout.status === 'queued' ? { blockedBy: locked.rollout.blockedBy } : {}),
+        });
+        await locked.audit(auditActorOf(actor), `rollout.${action}`, 'ok', { status: locked.rollout.status }, reason);
+        return detail;
+      },
+      // A retry is admitted again, in order with new rollouts.
+      { admission: action === 'retry' },
+    );
     if (done === null) throw new ResourceNotFoundError('rollout', id);
-    if (done.quiesced) await this.rolloutsService.discoverActedHosts(id);
+    if (done.quiesced) await this.rolloutsService.cameToRest(id);
     await this.rolloutsService.wake(id);
     return this.rolloutsService.get(id);
   }
@@ -83,6 +102,7 @@ export class RolloutControlService {
     action: ControlAction,
     actor: RequestActor,
     reason: string | undefined,
+    onOverlap: 'queue' | 'reject',
   ): Promise<{ event: string; quiesced?: boolean }> {
     const { rollout } = locked;
     const refuse = (why: string): never => {
@@ -115,45 +135,35 @@ export class RolloutControlService {
         return { event: 'approved' };
       }
       case 'cancel': {
-        if (!ACTIVE.includes(rollout.status)) refuse(`it already ended ${rollout.status}`);
-        await locked.update({
-          status: 'cancelled',
-          reason: `cancelled ${by}`,
-          finishedAt: new Date(),
-          nextBatchAt: null,
-        });
-        await locked.updateHosts(['pending'], { state: 'cancelled', reason: 'not started: the rollout was cancelled' });
-        const acting = await locked.hosts(['acting']);
-        await locked.cancelQueuedTasks(
-          [...new Set(acting.flatMap((host) => (host.operationId ? [host.operationId] : [])))],
-          `the rollout was cancelled ${by}`,
-        );
+        if (!UNFINISHED_ROLLOUT_STATUSES.includes(rollout.status)) refuse(`it already ended ${rollout.status}`);
         // With hosts in flight, the step that sees the last of them end queues the discoveries.
-        const quiesced = acting.length === 0 && (await locked.countHosts(['gating'])) === 0;
+        const quiesced = await locked.cancel(`cancelled ${by}`);
         return { event: 'finished', quiesced };
       }
       case 'retry': {
         const failed = await locked.countHosts(['failed', 'cancelled', 'interrupted']);
-        if (ACTIVE.includes(rollout.status)) refuse(`it is ${rollout.status}`);
+        if (UNFINISHED_ROLLOUT_STATUSES.includes(rollout.status)) refuse(`it is ${rollout.status}`);
         if (failed === 0) refuse('every host already succeeded');
         if ((await locked.countHosts(['acting'])) > 0) refuse('tasks of its last batch still run; retry once they end');
+        const blockers = await locked.overlaps();
+        if (blockers.length > 0 && onOverlap === 'reject') {
+          throw new StateConflictError(
+            'rollout_overlaps',
+            `cannot retry rollout ${rollout.id}: a rollout admitted since acts on some of the same hosts and units: ` +
+              `${describeOverlaps(blockers)}; retrying now could undo it. Send onOverlap 'queue' to run the retry after it`,
+            'onOverlap',
+          );
+        }
+        await locked.readmit();
         const strategy = rollout.strategy as unknown as RolloutStrategy;
-        // Done hosts stay done; hosts acted on but not yet proven healthy are checked, not acted on again.
-        // Their baseline is as old as their action: the gate reads the units again (a lastCheck
-        // set means the next check reads the hosts instead of taking the baseline as it).
-        const now = new Date();
-        await locked.updateHosts(['interrupted'], {
-          state: 'gating',
-          reason: null,
-          gateStartedAt: now,
-          healthySince: null,
-          lastCheck: { at: now.toISOString(), healthy: false, problems: ['not checked since the retry'], units: {} },
-          finishedAt: null,
-        });
+        // Done hosts stay done; hosts acted on but not yet proven healthy are checked, not acted on
+        // again (once it runs: a queued rollout's gate would hold units its blockers act on).
+        if (blockers.length === 0) await locked.regateInterrupted();
         await locked.updateHosts(['failed', 'cancelled'], { state: 'pending', reason: null, finishedAt: null });
         await locked.update({
-          status: 'running',
-          reason: null,
+          status: blockers.length > 0 ? 'queued' : 'running',
+          reason: blockers.length > 0 ? queuedReason(blockers) : null,
+          blockedBy: blockers.map((blocker) => blocker.rolloutId),
           runs: { increment: 1 },
           finishedAt: null,
           nextBatchAt: null,

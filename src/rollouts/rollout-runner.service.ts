@@ -10,7 +10,8 @@ import { SshExecutor, SshTarget } from '../infra/ssh/ssh-executor';
 import { DispatcherService } from '../operations/dispatcher.service';
 import { parseSnapshot, snapshotArgv, UnitSnapshot } from '../operations/systemd/unit-snapshot';
 import { ProbeCommand, ProbesRepository } from '../probes/probes.repository';
-import type { RolloutStatus, RolloutStrategy } from './dto/rollout.dto';
+import { ACTING_ROLLOUT_STATUSES, type RolloutStatus, type RolloutStrategy } from './dto/rollout.dto';
+import { blockersOf, queuedReason } from './rollout-admission';
 import { runNetworkProbe } from './probes';
 import {
   baselineOf,
@@ -44,8 +45,8 @@ const AVAILABILITY_POLL_MS = 2_000;
 const MIN_RECHECK_MS = 20;
 /** Upper bound of one `systemctl show` of a health check or availability census. */
 const CHECK_TIMEOUT_MS = 10_000;
-
-const ACTIVE_STATUSES: readonly RolloutStatus[] = ['running', 'paused', 'awaiting_approval'];
+/** How often a queued rollout looks at its blockers (the end of one wakes it sooner). */
+const QUEUED_POLL_MS = 5_000;
 
 interface GateCheck {
   fatal: string[];
@@ -64,7 +65,7 @@ interface Advance {
 }
 
 function isActive(status: RolloutStatus): boolean {
-  return ACTIVE_STATUSES.includes(status);
+  return ACTING_ROLLOUT_STATUSES.includes(status);
 }
 
 function requesterOf(rollout: Rollout): AuditActor {
@@ -128,6 +129,15 @@ export class RolloutRunnerService {
     await this.producer.takeWakeSignal(this.producer.rolloutWakeSignal(rolloutId));
     const rollout = await this.rollouts.find(rolloutId);
     if (!rollout) return;
+    if (rollout.status === 'queued') {
+      const left = await this.rollouts.locked(rolloutId, (locked) => this.leaveQueue(locked));
+      if (left === 'quiesced') await this.rolloutsService.cameToRest(rolloutId);
+      if (left !== 'started') {
+        if (left === 'queued') throw new JobDeferred(QUEUED_POLL_MS, this.producer.rolloutWakeSignal(rolloutId));
+        return;
+      }
+      return this.step(rolloutId);
+    }
     const strategy = rollout.strategy as unknown as RolloutStrategy;
 
     const ended = await this.endedHosts(rolloutId);
@@ -154,11 +164,44 @@ export class RolloutRunnerService {
       return this.advance(locked, strategy, checks, settled);
     });
     if (advance?.operationId) await this.dispatcher.dispatch(advance.operationId);
-    if (advance?.quiesced) await this.rolloutsService.discoverActedHosts(rolloutId);
+    if (advance?.quiesced) await this.rolloutsService.cameToRest(rolloutId);
     if (advance?.wantsBatch) advance = await this.startBatch(rolloutId, strategy);
     if (advance?.nextStepInMs !== null && advance?.nextStepInMs !== undefined) {
       throw new JobDeferred(Math.max(1, advance.nextStepInMs), this.producer.rolloutWakeSignal(rolloutId));
     }
+  }
+
+  /**
+   * A queued rollout starts once no overlapping rollout admitted before it is unfinished and none
+   * has hosts in flight on the shared hosts (first come, first served). Its deadline runs meanwhile.
+   */
+  private async leaveQueue(locked: LockedRollout): Promise<'started' | 'queued' | 'quiesced' | 'gone'> {
+    const { rollout } = locked;
+    if (rollout.status !== 'queued') return 'gone';
+    const blockers = blockersOf(rollout.admissionSeq, await locked.overlaps());
+    if (rollout.deadlineAt && rollout.deadlineAt.getTime() <= Date.now()) {
+      await this.end(
+        locked,
+        'aborted',
+        `the deadline (${rollout.deadlineAt.toISOString()}) passed while it was ${rollout.reason ?? 'queued'}`,
+      );
+      return 'quiesced';
+    }
+    if (blockers.length > 0) {
+      const blockedBy = blockers.map((blocker) => blocker.rolloutId);
+      if (blockedBy.join() !== rollout.blockedBy.join()) {
+        const reason = queuedReason(blockers);
+        await locked.update({ blockedBy, reason });
+        locked.event('rollout.queued', { blockedBy, reason });
+      }
+      return 'queued';
+    }
+    const waitedFor = rollout.blockedBy;
+    await locked.update({ status: 'running', reason: null, blockedBy: [] });
+    // A retried rollout's hosts that were acted on but not proven healthy are judged again now.
+    await locked.regateInterrupted();
+    locked.event('rollout.started', { waitedFor });
+    return 'started';
   }
 
   /** The hosts still acting whose batch tasks have all ended, with those tasks. */
@@ -460,7 +503,7 @@ export class RolloutRunnerService {
 
   /** Ends the rollout: nothing new starts, queued tasks are cancelled, in-flight ones finish. */
   private async end(locked: LockedRollout, status: RolloutStatus, reason: string | null): Promise<void> {
-    await locked.update({ status, reason, finishedAt: new Date(), nextBatchAt: null });
+    await locked.update({ status, reason, finishedAt: new Date(), nextBatchAt: null, blockedBy: [] });
     if (status !== 'succeeded') {
       await locked.updateHosts(['pending'], { state: 'cancelled', reason: `not started: the rollout was ${status}` });
       const inFlight = await locked.hosts(['acting']);
@@ -491,7 +534,7 @@ export class RolloutRunnerService {
     const downNow = rollout.maxUnavailable === null ? 0 : await this.countDown(rolloutId);
     const started = await this.rollouts.locked(rolloutId, (locked) => this.planBatch(locked, strategy, downNow));
     if (started?.operationId) await this.dispatcher.dispatch(started.operationId);
-    if (started?.quiesced) await this.rolloutsService.discoverActedHosts(rolloutId);
+    if (started?.quiesced) await this.rolloutsService.cameToRest(rolloutId);
     return started ?? { wantsBatch: false, nextStepInMs: null };
   }
 

@@ -190,7 +190,7 @@ export class RolloutsController {
     @Actor() actor: RequestActor,
     @CurrentPrincipal() principal: Principal,
   ): Promise<RolloutResponse> {
-    return this.control.control(params.id, 'pause', body.reason, actor, principal);
+    return this.control.control(params.id, 'pause', body, actor, principal);
   }
 
   @controlRoute('resume', 'Resume a paused rollout')
@@ -200,7 +200,7 @@ export class RolloutsController {
     @Actor() actor: RequestActor,
     @CurrentPrincipal() principal: Principal,
   ): Promise<RolloutResponse> {
-    return this.control.control(params.id, 'resume', body.reason, actor, principal);
+    return this.control.control(params.id, 'resume', body, actor, principal);
   }
 
   @controlRoute('approve', 'Approve the rest of a rollout after its canary batch (or before it ends)')
@@ -210,7 +210,7 @@ export class RolloutsController {
     @Actor() actor: RequestActor,
     @CurrentPrincipal() principal: Principal,
   ): Promise<RolloutResponse> {
-    return this.control.control(params.id, 'approve', body.reason, actor, principal);
+    return this.control.control(params.id, 'approve', body, actor, principal);
   }
 
   @controlRoute(
@@ -223,7 +223,7 @@ export class RolloutsController {
     @Actor() actor: RequestActor,
     @CurrentPrincipal() principal: Principal,
   ): Promise<RolloutResponse> {
-    return this.control.control(params.id, 'cancel', body.reason, actor, principal);
+    return this.control.control(params.id, 'cancel', body, actor, principal);
   }
 
   @controlRoute(
@@ -236,6 +236,6 @@ export class RolloutsController {
     @Actor() actor: RequestActor,
     @CurrentPrincipal() principal: Principal,
   ): Promise<RolloutResponse> {
-    return this.control.control(params.id, 'retry', body.reason, actor, principal);
+    return this.control.control(params.id, 'retry', body, actor, principal);
   }
 }

@@ -14,6 +14,7 @@ import { createdBefore, CreatedKey } from '../common/pagination/cursor';
 import { PrismaService } from '../infra/prisma/prisma.service';
 import { countsByOwner } from '../infra/prisma/state-counts';
 import { NewOperation, OperationsRepository } from '../operations/operations.repository';
+import { Admission, Overlap } from './rollout-admission';
 
 export type { Rollout, RolloutBatch, RolloutEvent, RolloutHost, RolloutHostState, RolloutStatus };
 
@@ -76,7 +77,65 @@ const SSH_HOST_FIELDS = {
   hostKeyFingerprint: true,
 } as const;
 
-const ACTIVE_TASK_STATES = ['queued', 'running'] as const;
+/** Admissions (creations and retries of rollouts) hold this advisory lock: one at a time, in order. */
+const ADMISSION_LOCK_KEY = 0x64726f7665720001n;
+
+/** The hosts and units a rollout acts on, to find overlaps with others. */
+export interface RolloutTarget {
+  id: string | null;
+  units: string[];
+}
+
+/**
+ * Unfinished rollouts (or finished ones with hosts in flight) acting on some of these hosts and
+ * units, each with the hosts and units shared. Unit names hold no spaces, so each host's units
+ * travel as one space-separated string.
+ */
+async function findOverlaps(
+  tx: Prisma.TransactionClient,
+  targets: readonly RolloutTarget[],
+  exceptRolloutId: string | null,
+): Promise<Overlap[]> {
+  const mine = targets.filter((target) => target.id !== null && target.units.length > 0);
+  if (mine.length === 0) return [];
+  const rows = await tx.$queryRaw<
+    {
+      rollout_id: string;
+      status: RolloutStatus;
+      admission_seq: bigint;
+      host_name: string;
+      in_flight: boolean;
+      units: string[];
+    }[]
+  >`
+    SELECT theirs.rollout_id::text AS rollout_id, o.status::text AS status, o.admission_seq,
+      theirs.host_name, theirs.state IN ('acting', 'gating') AS in_flight,
+      ARRAY(SELECT unnest(theirs.units) INTERSECT SELECT unnest(string_to_array(mine.units, ' '))) AS units
+    FROM unnest(${mine.map((target) => target.id)}::uuid[], ${mine.map((target) => target.units.join(' '))}::text[])
+      AS mine(host_id, units)
+    JOIN rollout_hosts theirs
+      ON theirs.host_id = mine.host_id AND theirs.units && string_to_array(mine.units, ' ')
+    JOIN rollouts o ON o.id = theirs.rollout_id
+    WHERE o.id IS DISTINCT FROM ${exceptRolloutId}::uuid
+      AND (o.status IN ('queued', 'running', 'paused', 'awaiting_approval') OR theirs.state IN ('acting', 'gating'))
+    ORDER BY o.admission_seq, theirs.position`;
+  const byRollout = new Map<string, Overlap>();
+  for (const row of rows) {
+    const overlap = byRollout.get(row.rollout_id) ?? {
+      rolloutId: row.rollout_id,
+      status: row.status,
+      admissionSeq: row.admission_seq,
+      hosts: [],
+      units: [],
+      inFlight: false,
+    };
+    overlap.hosts.push(row.host_name);
+    for (const unit of row.units) if (!overlap.units.includes(unit)) overlap.units.push(unit);
+    overlap.inFlight ||= row.in_flight;
+    byRollout.set(row.rollout_id, overlap);
+  }
+  return [...byRollout.values()];
+}
 
 /**
  * What a rollout's step may do while it holds the rollout's row lock. Every change of a rollout
@@ -164,6 +223,57 @@ export class LockedRollout {
   }
 
   /**
+   * Ends the rollout as cancelled: hosts not started are cancelled, tasks no worker took yet too;
+   * tasks running finish (their hosts are then interrupted, not gated). Returns whether it came to
+   * rest at once (no host in flight).
+   */
+  async cancel(reason: string): Promise<boolean> {
+    await this.update({ status: 'cancelled', reason, finishedAt: new Date(), nextBatchAt: null, blockedBy: [] });
+    await this.updateHosts(['pending'], { state: 'cancelled', reason: 'not started: the rollout was cancelled' });
+    const acting = await this.hosts(['acting']);
+    await this.cancelQueuedTasks(
+      [...new Set(acting.flatMap((host) => (host.operationId ? [host.operationId] : [])))],
+      `the rollout was ${reason}`,
+    );
+    return acting.length === 0 && (await this.countHosts(['gating'])) === 0;
+  }
+
+  /** Other rollouts overlapping this one's hosts and units (see findOverlaps). */
+  overlaps(): Promise<Overlap[]> {
+    return this.hosts().then((hosts) =>
+      findOverlaps(
+        this.tx,
+        hosts.map((host) => ({ id: host.hostId, units: host.units })),
+        this.rollout.id,
+      ),
+    );
+  }
+
+  /** Takes a new place at the end of the order of admission (a retry is admitted again). */
+  async readmit(): Promise<void> {
+    await this.tx.$executeRaw`
+      UPDATE rollouts SET admission_seq = nextval('rollouts_admission_seq_seq') WHERE id = ${this.rollout.id}::uuid`;
+    Object.assign(this.rollout, await this.tx.rollout.findUniqueOrThrow({ where: { id: this.rollout.id } }));
+  }
+
+  /**
+   * Hosts acted on but not proven healthy (interrupted) go back to their health gate, without
+   * acting again. Their baseline is as old as their action: the gate reads the units again (a
+   * lastCheck set means the next check reads the hosts instead of taking the baseline as it).
+   */
+  async regateInterrupted(): Promise<void> {
+    const now = new Date();
+    await this.updateHosts(['interrupted'], {
+      state: 'gating',
+      reason: null,
+      gateStartedAt: now,
+      healthySince: null,
+      lastCheck: { at: now.toISOString(), healthy: false, problems: ['not checked since the retry'], units: {} },
+      finishedAt: null,
+    });
+  }
+
+  /**
    * Starts a batch: its operation (one task per host and unit, all at once, audited as any
    * operation), the batch row, and the hosts marked acting — in one transaction.
    */
@@ -226,14 +336,49 @@ export class RolloutsRepository {
     });
   }
 
-  /** Creates the rollout, its hosts in order, its first event and its audit event, atomically. */
+  /**
+   * Admits and creates the rollout, its hosts in order, its first events and its audit event,
+   * atomically, holding the admission lock: `decide` is shown the overlapping rollouts and says
+   * whether it starts, queues behind them, supersedes them (cancelled here, in the same
+   * transaction) or is refused (it throws: nothing is written).
+   */
   async create(
     rollout: NewRollout,
     hosts: { id: string; name: string; units: string[] }[],
     actor: AuditActor,
-  ): Promise<Rollout> {
+    decide: (overlaps: Overlap[]) => Admission,
+    describe: { queued: (blockers: Overlap[]) => string; superseded: (by: string) => string },
+  ): Promise<{ rollout: Rollout; superseded: { id: string; quiesced: boolean }[] }> {
     return this.prisma.$transaction(async (tx) => {
-      const created = await tx.rollout.create({ data: rollout });
+      await tx.$executeRaw`SELECT pg_advisory_xact_lock(${ADMISSION_LOCK_KEY})`;
+      const admission = decide(await findOverlaps(tx, hosts, null));
+      const waitFor =
+        admission.kind === 'queue'
+          ? admission.blockers
+          : admission.kind === 'supersede'
+            ? admission.cancel.filter((overlap) => overlap.inFlight)
+            : [];
+      const created = await tx.rollout.create({
+        data: {
+          ...rollout,
+          status: waitFor.length > 0 ? 'queued' : 'running',
+          reason: waitFor.length > 0 ? describe.queued(waitFor) : null,
+          blockedBy: waitFor.map((overlap) => overlap.rolloutId),
+        },
+      });
+      const superseded: { id: string; quiesced: boolean }[] = [];
+      if (admission.kind === 'supersede') {
+        for (const overlap of [...admission.cancel].sort((a, b) => (a.rolloutId < b.rolloutId ? -1 : 1))) {
+          const quiesced = await this.lockedIn(tx, overlap.rolloutId, async (older) => {
+            const reason = describe.superseded(created.id);
+            const quiet = await older.cancel(reason);
+            older.event('rollout.finished', { status: 'cancelled', reason, supersededBy: created.id });
+            await older.audit(actor, 'rollout.cancel', 'ok', { status: 'cancelled', supersededBy: created.id }, reason);
+            return quiet;
+          });
+          if (quiesced !== null) superseded.push({ id: overlap.rolloutId, quiesced });
+        }
+      }
       await tx.rolloutHost.createMany({
         data: hosts.map((host, position) => ({
           rolloutId: created.id,
@@ -243,12 +388,28 @@ export class RolloutsRepository {
           units: host.units,
         })),
       });
-      await tx.rolloutEvent.create({
-        data: {
-          rolloutId: created.id,
-          type: 'rollout.created',
-          data: { status: created.status, total: created.total, hosts: hosts.map((host) => host.name) },
-        },
+      await tx.rolloutEvent.createMany({
+        data: [
+          {
+            rolloutId: created.id,
+            type: 'rollout.created',
+            data: {
+              status: created.status,
+              total: created.total,
+              hosts: hosts.map((host) => host.name),
+              ...(superseded.length > 0 ? { superseded: superseded.map((older) => older.id) } : {}),
+            },
+          },
+          ...(created.status === 'queued'
+            ? [
+                {
+                  rolloutId: created.id,
+                  type: 'rollout.queued',
+                  data: { blockedBy: created.blockedBy, reason: created.reason },
+                },
+              ]
+            : []),
+        ],
       });
       await tx.auditEvent.create({
         data: {
@@ -261,11 +422,29 @@ export class RolloutsRepository {
             strategy: rollout.strategy,
             hosts: hosts.map((host) => host.name),
             idempotencyKey: rollout.idempotencyKey,
+            status: created.status,
+            ...(created.blockedBy.length > 0 ? { blockedBy: created.blockedBy } : {}),
+            ...(superseded.length > 0 ? { superseded: superseded.map((older) => older.id) } : {}),
           },
         },
       });
-      return created;
+      return { rollout: created, superseded };
     });
+  }
+
+  /** Unfinished rollouts overlapping these hosts and units now (a dry run's view; reads only). */
+  overlapping(targets: readonly RolloutTarget[]): Promise<Overlap[]> {
+    return findOverlaps(this.prisma, targets, null);
+  }
+
+  /** Queued rollouts waiting for this one. */
+  async queuedBehind(rolloutId: string): Promise<string[]> {
+    const rows = await this.prisma.rollout.findMany({
+      where: { status: 'queued', blockedBy: { has: rolloutId } },
+      select: { id: true },
+      orderBy: { admissionSeq: 'asc' },
+    });
+    return rows.map((row) => row.id);
   }
 
   findByIdempotencyKey(tokenId: string, key: string): Promise<Rollout | null> {
@@ -314,31 +493,37 @@ export class RolloutsRepository {
     });
   }
 
-  /** Whether any of these operations still has a task queued or running. */
-  async hasActiveTasks(operationIds: string[]): Promise<boolean> {
-    const count = await this.prisma.task.count({
-      where: { operationId: { in: operationIds }, state: { in: [...ACTIVE_TASK_STATES] } },
-    });
-    return count > 0;
-  }
-
   /**
    * Runs `work` holding the rollout's row lock (FOR UPDATE) in one transaction; null when the
    * rollout does not exist.
    */
-  async locked<T>(id: string, work: (locked: LockedRollout) => Promise<T>): Promise<T | null> {
+  async locked<T>(
+    id: string,
+    work: (locked: LockedRollout) => Promise<T>,
+    options: { admission?: boolean } = {},
+  ): Promise<T | null> {
     return this.prisma.$transaction(
       async (tx) => {
-        const [row] = await tx.$queryRaw<{ id: string }[]>`SELECT id FROM rollouts WHERE id = ${id}::uuid FOR UPDATE`;
-        if (!row) return null;
-        const rollout = await tx.rollout.findUniqueOrThrow({ where: { id } });
-        const locked = new LockedRollout(tx, this.operations, rollout);
-        const result = await work(locked);
-        await locked.flushEvents();
-        return result;
+        // The admission lock before the row lock, in the order creations take them.
+        if (options.admission) await tx.$executeRaw`SELECT pg_advisory_xact_lock(${ADMISSION_LOCK_KEY})`;
+        return this.lockedIn(tx, id, work);
       },
       { timeout: 30_000 },
     );
+  }
+
+  private async lockedIn<T>(
+    tx: Prisma.TransactionClient,
+    id: string,
+    work: (locked: LockedRollout) => Promise<T>,
+  ): Promise<T | null> {
+    const [row] = await tx.$queryRaw<{ id: string }[]>`SELECT id FROM rollouts WHERE id = ${id}::uuid FOR UPDATE`;
+    if (!row) return null;
+    const rollout = await tx.rollout.findUniqueOrThrow({ where: { id } });
+    const locked = new LockedRollout(tx, this.operations, rollout);
+    const result = await work(locked);
+    await locked.flushEvents();
+    return result;
   }
 
   /** Host counts per state for each rollout. */
@@ -374,7 +559,7 @@ export class RolloutsRepository {
     const rows = await this.prisma.rollout.findMany({
       where: {
         OR: [
-          { status: { in: ['running', 'paused', 'awaiting_approval'] } },
+          { status: { in: ['queued', 'running', 'paused', 'awaiting_approval'] } },
           { hosts: { some: { state: { in: ['acting', 'gating'] } } } },
         ],
       },

@@ -32,6 +32,7 @@ import {
   planBatches,
   unavailabilityCap,
 } from './planner';
+import { admit, describeOverlaps, queuedReason } from './rollout-admission';
 import { commandProbeNames, probeProblems } from './rollout-authority';
 import { EVENT_PAGE, RolloutEventFeed } from './rollout-event-feed';
 import { Rollout, RolloutEvent, RolloutsRepository, RolloutWithDetail, UnitState } from './rollouts.repository';
@@ -59,6 +60,7 @@ function toSummary(rollout: Rollout, counts: Partial<Record<RolloutHostState, nu
     selector: rollout.selector,
     status: rollout.status,
     reason: rollout.reason,
+    blockedBy: rollout.blockedBy,
     total: rollout.total,
     maxFailures: rollout.maxFailures,
     maxUnavailable: rollout.maxUnavailable,
@@ -180,8 +182,9 @@ export class RolloutsService {
     const { plan, targets } = await this.resolve(strategy, principal);
     if (!plan.ok) throw new UnprocessableError('rollout_cannot_start', 'strategy', plan.problems.join('; '));
     let created: Rollout;
+    let superseded: { id: string; quiesced: boolean }[];
     try {
-      created = await this.rollouts.create(
+      ({ rollout: created, superseded } = await this.rollouts.create(
         {
           verb: strategy.verb,
           unit: strategy.unit,
@@ -199,7 +202,20 @@ export class RolloutsService {
         },
         targets,
         auditActorOf(actor),
-      );
+        (overlaps) => {
+          const admission = admit(strategy.onOverlap, overlaps);
+          if (admission.kind === 'reject') {
+            throw new StateConflictError(
+              'rollout_overlaps',
+              `an unfinished rollout acts on some of the same hosts and units: ${describeOverlaps(admission.blockers)}; ` +
+                "wait for it, cancel it, or send onOverlap 'queue' (wait behind it) or 'supersede' (cancel it first)",
+              'onOverlap',
+            );
+          }
+          return admission;
+        },
+        { queued: queuedReason, superseded: (by) => `cancelled: superseded by rollout ${by}` },
+      ));
     } catch (error) {
       // The same key sent twice at once: the other request created it.
       const replay =
@@ -209,6 +225,7 @@ export class RolloutsService {
       if (replay) return replay;
       throw error;
     }
+    for (const older of superseded) await (older.quiesced ? this.cameToRest(older.id) : this.wake(older.id));
     await this.wake(created.id);
     return { rollout: await this.get(created.id), replayed: false };
   }
@@ -231,10 +248,12 @@ export class RolloutsService {
   }
 
   /**
-   * The look at all their units every action is followed by, for a finished rollout's hosts: not
-   * earlier, so discoveries do not compete with the batches still acting.
+   * A finished rollout's last host came to rest: the rollouts queued behind it look again at once,
+   * and its hosts get the look at all their units every action is followed by (not earlier, so
+   * discoveries do not compete with the batches still acting).
    */
-  async discoverActedHosts(id: string): Promise<void> {
+  async cameToRest(id: string): Promise<void> {
+    for (const queued of await this.rollouts.queuedBehind(id)) await this.wake(queued);
     const acted = await this.rollouts.hostsIn(id, ['succeeded', 'failed', 'interrupted']);
     for (const host of acted) if (host.host) await this.producer.discoverHost(host.host.id);
   }
@@ -376,6 +395,8 @@ export class RolloutsService {
     const batchOf = new Map(batches.flatMap((batch) => batch.hosts.map((name) => [name, batch.index] as const)));
 
     const unitsOf = (host: TargetHost) => (glob ? host.units.map((unit) => unit.name) : [strategy.unit]);
+    const targets = ordered.map((host) => ({ id: host.id, name: host.name, units: unitsOf(host) }));
+    const overlaps = await this.rollouts.overlapping(targets);
     const plan: RolloutPlan = {
       ok: problems.length === 0,
       problems,
@@ -408,7 +429,14 @@ export class RolloutsService {
       taskTimeoutMs: strategy.taskTimeoutMs ?? this.config.SSH_COMMAND_TIMEOUT_MS,
       deadlineMs: strategy.deadlineMs ?? null,
       estimatedMinimumDurationMs: estimate,
+      onOverlap: strategy.onOverlap,
+      overlaps: overlaps.map(({ rolloutId, status, hosts: shared, units }) => ({
+        rolloutId,
+        status,
+        hosts: shared,
+        units,
+      })),
     };
-    return { plan, targets: ordered.map((host) => ({ id: host.id, name: host.name, units: unitsOf(host) })) };
+    return { plan, targets };
   }
 }

@@ -88,6 +88,14 @@ export const taskResponseSchema = z.object({
   before: snapshotSchema.describe('The unit before the verb; null when the task never read it'),
   after: snapshotSchema.describe('The unit after the verb settled; null when the task never read it'),
   output: z.string().nullable().describe('What the command printed (stdout then stderr), bounded'),
+  waitingFor: z
+    .object({
+      reason: z.string().describe("What it waits for, e.g. another rollout's health gate on its unit"),
+      rolloutId: z.uuid().nullable().describe('The rollout holding the unit, when that is what it waits for'),
+      since: z.iso.datetime(),
+    })
+    .nullable()
+    .describe('Set while the task may not act yet; null once it acted (or never had to wait)'),
 });
 
 const operationStatusSchema = z.enum(['queued', 'running', 'succeeded', 'failed', 'cancelled']);

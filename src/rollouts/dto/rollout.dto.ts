@@ -9,6 +9,9 @@ import { unitNameSchema } from '../../units/dto/unit.dto';
 import { normaliseUnitName, UNIT_TYPES } from '../../units/unit-name';
 import { globLiteralBounds, isUnitGlob } from '../planner';
 
+export const ON_OVERLAP = ['queue', 'reject', 'supersede'] as const;
+const onOverlapSchema = z.enum(ON_OVERLAP);
+
 /** The most hosts one request can hold (the bulk-upsert limit), so no count above it means anything. */
 const MAX_HOSTS = 10_000;
 
@@ -214,7 +217,16 @@ export const rolloutStrategySchema = z
       .min(1_000)
       .max(7 * 86_400_000)
       .optional()
-      .describe('Upper bound for the whole rollout, from its start'),
+      .describe('Upper bound for the whole rollout, from its creation (time spent queued counts)'),
+    onOverlap: onOverlapSchema
+      .default('queue')
+      .describe(
+        'When an unfinished rollout already acts on some of these hosts and units: `queue` (the default) waits ' +
+          'for it and every overlapping rollout admitted before this one (status `queued`, first come first ' +
+          'served); `reject` refuses the request with 409 naming it; `supersede` cancels it (its hosts in flight ' +
+          'finish their action, none is left mid-action) and starts once it came to rest, as a new rollout of a ' +
+          'Kubernetes Deployment replaces the old one.',
+      ),
   })
   .meta({
     example: {
@@ -237,6 +249,15 @@ export const rolloutStrategySchema = z
   .describe('A verb applied to a unit across the hosts a selector matches, batch after batch');
 
 export class RolloutStrategyDto extends createZodDto(rolloutStrategySchema) {}
+
+export const overlapSchema = z
+  .object({
+    rolloutId: z.uuid(),
+    status: z.string().describe('Its status now'),
+    hosts: z.array(z.string()).describe('The hosts both act on'),
+    units: z.array(z.string()).describe('The units both act on there'),
+  })
+  .describe('An unfinished rollout acting on some of the same hosts and units');
 
 const hostPlanSchema = z.object({
   name: z.string(),
@@ -306,6 +327,13 @@ export class RolloutPlanDto extends createZodDto(
       .describe(
         'A lower bound: each batch healthy for minHealthyTimeMs plus the pauses; excludes the commands and approval',
       ),
+    onOverlap: onOverlapSchema,
+    overlaps: z
+      .array(overlapSchema)
+      .describe(
+        'Unfinished rollouts acting on some of the same hosts and units now: started now, this rollout would ' +
+          'queue behind them, be refused or supersede them, as onOverlap says',
+      ),
   }),
 ) {}
 
@@ -313,6 +341,7 @@ export type RolloutStrategy = z.output<typeof rolloutStrategySchema>;
 export type RolloutPlan = z.output<typeof RolloutPlanDto.schema>;
 
 export const ROLLOUT_STATUSES = [
+  'queued',
   'running',
   'paused',
   'awaiting_approval',
@@ -320,7 +349,10 @@ export const ROLLOUT_STATUSES = [
   'aborted',
   'cancelled',
 ] as const;
-export const FINISHED_ROLLOUT_STATUSES: readonly RolloutStatus[] = ['succeeded', 'aborted', 'cancelled'];
+/** Statuses in which a rollout's steps act on hosts and judge their health gates. */
+export const ACTING_ROLLOUT_STATUSES: readonly RolloutStatus[] = ['running', 'paused', 'awaiting_approval'];
+/** Statuses of a rollout that has not ended: acting, or queued behind overlapping ones. */
+export const UNFINISHED_ROLLOUT_STATUSES: readonly RolloutStatus[] = ['queued', ...ACTING_ROLLOUT_STATUSES];
 export const ROLLOUT_HOST_STATES = [
   'pending',
   'acting',
@@ -334,7 +366,8 @@ export const ROLLOUT_HOST_STATES = [
 const rolloutStatusSchema = z
   .enum(ROLLOUT_STATUSES)
   .describe(
-    'running; paused (in-flight hosts finish, nothing new starts); awaiting_approval (after the canary batch); ' +
+    'queued (waits for overlapping rollouts admitted before it: blockedBy); running; paused (in-flight hosts ' +
+      'finish, nothing new starts); awaiting_approval (after the canary batch); ' +
       'succeeded (every host done, failures within the budget); aborted (failure budget exceeded or deadline ' +
       'passed); cancelled',
   );
@@ -390,6 +423,7 @@ export const rolloutSummarySchema = z.object({
   selector: z.string(),
   status: rolloutStatusSchema,
   reason: z.string().nullable().describe('Why it ended, or what it waits for'),
+  blockedBy: z.array(z.uuid()).describe('While queued: the rollouts it waits for'),
   total: z.number().int(),
   maxFailures: z.number().int().describe('Failed hosts tolerated; one more aborts the rollout'),
   maxUnavailable: z.number().int().nullable(),
@@ -431,7 +465,17 @@ export class ListRolloutsQueryDto extends createZodDto(
 
 export class RolloutControlDto extends createZodDto(
   z
-    .strictObject({ reason: z.string().max(1000).optional().describe('Recorded in the audit trail and the rollout') })
+    .strictObject({
+      reason: z.string().max(1000).optional().describe('Recorded in the audit trail and the rollout'),
+      onOverlap: onOverlapSchema
+        .exclude(['supersede'])
+        .optional()
+        .describe(
+          'Retry only. When an unfinished rollout admitted since acts on some of the same hosts and units: ' +
+            '`reject` (the default: 409 naming it; the newer rollout stands for the newer intent, and repeating ' +
+            'the older one after it could undo it, e.g. mask after unmask) or `queue` (run the retry after it)',
+        ),
+    })
     .prefault({}),
 ) {}
 
@@ -452,3 +496,5 @@ export type RolloutResponse = z.output<typeof RolloutDto.schema>;
 export type RolloutSummary = z.output<typeof rolloutSummarySchema>;
 export type ListRolloutsQuery = z.output<typeof ListRolloutsQueryDto.schema>;
 export type Probe = z.output<typeof probeSchema>;
+export type OnOverlap = (typeof ON_OVERLAP)[number];
+export type RolloutOverlap = z.output<typeof overlapSchema>;
