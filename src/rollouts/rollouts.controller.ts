@@ -137,8 +137,10 @@ export class RolloutsController {
     description:
       'Every event of the rollout from the first (or after Last-Event-ID / `after`), then new ones as they ' +
       'happen; the stream ends after `rollout.finished` once no host is in flight. Event types: ' +
-      'rollout.created, batch.started, task.finished, host.gating, gate.check, host.succeeded, host.failed, ' +
-      'host.interrupted, host.cancelled, batch.finished, rollout.waiting, rollout.pausing_between_batches, ' +
+      'rollout.created, rollout.queued (blockedBy, reason), rollout.started (waitedFor), batch.started, ' +
+      'task.waiting (host, unit, waitingFor, heldByRolloutId), task.finished, host.gating, gate.check, ' +
+      'host.succeeded, host.failed, host.interrupted, host.cancelled, batch.finished, rollout.waiting, ' +
+      'rollout.pausing_between_batches, ' +
       'rollout.awaiting_approval, rollout.paused, rollout.resumed, rollout.approved, rollout.retried, ' +
       'rollout.finished. `data` is a JSON object with an `at` timestamp; `id` grows with every event. One token ' +
       'may hold ROLLOUT_EVENT_STREAMS_PER_TOKEN streams open per API process (429 too_many_streams beyond).',
