@@ -7,7 +7,7 @@ CREATE SEQUENCE "rollouts_admission_seq_seq";
 ALTER TYPE "RolloutStatus" ADD VALUE 'queued' BEFORE 'running';
 ALTER TABLE "rollouts"
   ADD COLUMN "admission_seq" BIGINT NOT NULL DEFAULT nextval('rollouts_admission_seq_seq'),
-  ADD COLUMN "blocked_by" UUID[] NOT NULL DEFAULT '{}';
+  ADD COLUMN "blocked_by" UUID[] DEFAULT ARRAY[]::UUID[];
 ALTER SEQUENCE "rollouts_admission_seq_seq" OWNED BY "rollouts"."admission_seq";
 
 -- A task that may not act yet (another rollout's health gate holds its unit, or systemd's start
