@@ -13,7 +13,7 @@ async function bootstrap(): Promise<void> {
     logger: new PinoNestLogger(logger.child({ component: 'nest' })),
   });
   closeOnSignals(app, config.SHUTDOWN_TIMEOUT_MS, logger);
-  await app.get(LifecycleProcessor).worker.waitUntilReady();
+  await app.get(LifecycleProcessor).waitUntilReady();
   logger.info({ queuePrefix: config.QUEUE_PREFIX }, 'drover worker connected and consuming');
 }
 

@@ -34,6 +34,8 @@ export const configSchema = z.object({
   SSH_IDLE_TIMEOUT_MS: integerString(1_000, 3_600_000).default(300_000),
   /** Jobs one worker process runs at once (tasks mostly wait on hosts, so this can be high). */
   WORKER_CONCURRENCY: integerString(1, 1_000).default(50),
+  /** Background jobs (discoveries) one worker process runs at once, apart from the tasks' lane. */
+  DISCOVERY_CONCURRENCY: integerString(1, 1_000).default(8),
   /**
    * How long a worker's claim on a job lasts without renewal. A worker that dies (even SIGKILL)
    * loses its jobs to another worker after about this long.

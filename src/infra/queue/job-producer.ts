@@ -5,7 +5,7 @@ import type Redis from 'ioredis';
 import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config.schema';
 import { REDIS } from '../redis/redis.module';
-import { JobName, JobPayloads, QueueName } from './queue.constants';
+import { JobName, JobPayloads, QUEUE_OF, QueueName } from './queue.constants';
 
 /** A wake signal outlives any step that could miss it; it only expires for rollouts nobody steps any more. */
 const WAKE_SIGNAL_TTL_MS = 10 * 60_000;
@@ -21,15 +21,25 @@ const KEEP_FINISHED = { removeOnComplete: { age: 3_600, count: 10_000 }, removeO
 @Injectable()
 export class JobProducer {
   private readonly logger = new Logger(JobProducer.name);
+  private readonly queues: Readonly<Record<QueueName, Queue>>;
 
   constructor(
-    @InjectQueue(QueueName.Lifecycle) private readonly queue: Queue,
+    @InjectQueue(QueueName.Lifecycle) lifecycle: Queue,
+    @InjectQueue(QueueName.Background) background: Queue,
     @Inject(REDIS) private readonly redis: Redis,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {
     // BullMQ reconnects on its own; without a listener ioredis prints every failed attempt as an
     // unhandled error event. The reconciler re-queues whatever an outage cost.
-    queue.on('error', (error: Error) => this.logger.warn(`queue connection: ${error.message}`));
+    this.queues = { [QueueName.Lifecycle]: lifecycle, [QueueName.Background]: background };
+    for (const lane of [lifecycle, background]) {
+      lane.on('error', (error: Error) => this.logger.warn(`queue connection: ${error.message}`));
+    }
+  }
+
+  /** The queue (lane) a job runs in. */
+  private lane(name: JobName): Queue {
+    return this.queues[QUEUE_OF[name]];
   }
 
   async runTasks(taskIds: readonly string[]): Promise<void> {
@@ -41,7 +51,7 @@ export class JobProducer {
       attempts: 5,
       backoff: { type: 'exponential', delay: 1_000 },
     };
-    await this.queue.addBulk(
+    await this.lane(JobName.RunTask).addBulk(
       taskIds.map((taskId) => ({
         name: JobName.RunTask,
         data: { taskId } satisfies JobPayloads[JobName.RunTask],
@@ -58,11 +68,11 @@ export class JobProducer {
    */
   async requeueTasks(taskIds: readonly string[]): Promise<void> {
     const jobIds = taskIds.map(taskJobId);
-    const states = await Promise.all(jobIds.map((jobId) => this.queue.getJobState(jobId)));
+    const states = await Promise.all(jobIds.map((jobId) => this.lane(JobName.RunTask).getJobState(jobId)));
     const finished = jobIds.filter((_, index) => states[index] === 'failed' || states[index] === 'completed');
     if (finished.length > 0) {
       this.logger.warn({ jobIds: finished }, 'queueing again tasks still active whose jobs had ended');
-      await Promise.all(finished.map((jobId) => this.queue.remove(jobId)));
+      await Promise.all(finished.map((jobId) => this.lane(JobName.RunTask).remove(jobId)));
     }
     await this.runTasks(taskIds);
   }
@@ -76,12 +86,12 @@ export class JobProducer {
   async wakeRollout(rolloutId: string): Promise<void> {
     await this.redis.set(this.rolloutWakeSignal(rolloutId), '1', 'PX', WAKE_SIGNAL_TTL_MS);
     const jobId = `rollout-${rolloutId}`;
-    const existing = await this.queue.getJob(jobId);
+    const existing = await this.lane(JobName.RolloutStep).getJob(jobId);
     if (existing) {
       if (await existing.isDelayed()) await existing.promote().catch(() => undefined);
       return;
     }
-    await this.queue.add(JobName.RolloutStep, { rolloutId } satisfies JobPayloads[JobName.RolloutStep], {
+    await this.lane(JobName.RolloutStep).add(JobName.RolloutStep, { rolloutId } satisfies JobPayloads[JobName.RolloutStep], {
       jobId,
       // Freed at once so the next wake-up can queue it again; the reconciler re-queues a lost one.
       removeOnComplete: true,
@@ -101,9 +111,9 @@ export class JobProducer {
     return (await this.redis.del(key)) > 0;
   }
 
-  /** Queues a discovery of the host unless one is already waiting for it. */
+  /** Queues a discovery of the host (background lane) unless one is already waiting for it. */
   async discoverHost(hostId: string, delayMs = 0): Promise<void> {
-    await this.queue.add(JobName.DiscoverHost, { hostId } satisfies JobPayloads[JobName.DiscoverHost], {
+    await this.lane(JobName.DiscoverHost).add(JobName.DiscoverHost, { hostId } satisfies JobPayloads[JobName.DiscoverHost], {
       ...KEEP_FINISHED,
       attempts: 3,
       backoff: { type: 'exponential', delay: 2_000 },
@@ -114,19 +124,22 @@ export class JobProducer {
 
   /** Installs (or updates) the periodic jobs; safe to call from every worker at start. */
   async scheduleMaintenance(): Promise<void> {
-    await this.queue.upsertJobScheduler(
+    await this.lane(JobName.ReconcileOperations).upsertJobScheduler(
       JobName.ReconcileOperations,
       { every: this.config.RECONCILE_INTERVAL_MS },
       { name: JobName.ReconcileOperations, data: {}, opts: KEEP_FINISHED },
     );
     if (this.config.DISCOVERY_INTERVAL_MS > 0) {
-      await this.queue.upsertJobScheduler(
+      await this.lane(JobName.DiscoverySweep).upsertJobScheduler(
         JobName.DiscoverySweep,
         { every: this.config.DISCOVERY_INTERVAL_MS },
         { name: JobName.DiscoverySweep, data: {}, opts: KEEP_FINISHED },
       );
     } else {
-      await this.queue.removeJobScheduler(JobName.DiscoverySweep);
+      await this.lane(JobName.DiscoverySweep).removeJobScheduler(JobName.DiscoverySweep);
     }
+    // Before lanes, the sweep was scheduled on the lifecycle queue: a scheduler left there from an
+    // older version would keep queueing sweeps nobody in that lane handles.
+    await this.queues[QueueName.Lifecycle].removeJobScheduler(JobName.DiscoverySweep);
   }
 }

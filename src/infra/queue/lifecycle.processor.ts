@@ -13,14 +13,16 @@ import { JOB_NAMES, JobName, JobPayloads, QueueName } from './queue.constants';
 type Handlers = { [Name in JobName]: (payload: JobPayloads[Name]) => Promise<unknown> };
 
 /**
- * Consumes the lifecycle queue. Thin by design: each job name maps to one service method. The
- * BullMQ worker is built here (not by decorator) so concurrency and lock timing come from config.
+ * Consumes both lanes: the lifecycle queue (tasks, rollout steps, the reconciler) and the
+ * background queue (discoveries), each with its own concurrency, so a flood of discoveries never
+ * delays a task. Thin by design: each job name maps to one service method. The BullMQ workers are
+ * built here (not by decorator) so concurrency and lock timing come from config.
  */
 @Injectable()
 export class LifecycleProcessor implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger(LifecycleProcessor.name);
   private readonly handlers: Handlers;
-  private lifecycleWorker: Worker | undefined;
+  private readonly lanes: Worker[] = [];
   private maintenanceTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -45,23 +47,31 @@ export class LifecycleProcessor implements OnModuleInit, OnModuleDestroy {
     if (missing.length > 0) throw new Error(`no handler for job names: ${missing.join(', ')}`);
   }
 
-  get worker(): Worker {
-    if (!this.lifecycleWorker) throw new Error('the lifecycle worker has not started');
-    return this.lifecycleWorker;
+  /** Resolves once every lane's worker is connected. */
+  async waitUntilReady(): Promise<void> {
+    if (this.lanes.length === 0) throw new Error('the workers have not started');
+    await Promise.all(this.lanes.map((lane) => lane.waitUntilReady()));
   }
 
   async onModuleInit(): Promise<void> {
-    this.lifecycleWorker = new Worker(QueueName.Lifecycle, (job, token) => this.process(job, token), {
-      connection: { url: this.config.REDIS_URL, maxRetriesPerRequest: null },
-      prefix: this.config.QUEUE_PREFIX,
-      concurrency: this.config.WORKER_CONCURRENCY,
-      lockDuration: this.config.JOB_LOCK_DURATION_MS,
-      // Look for jobs whose worker vanished as often as a lock can lapse.
-      stalledInterval: this.config.JOB_LOCK_DURATION_MS,
-      maxStalledCount: 3,
-    });
-    this.lifecycleWorker.on('failed', (job, error) => void this.onFailed(job, error));
-    this.lifecycleWorker.on('error', (error) => this.logger.error({ err: error }, `worker error: ${error.message}`));
+    const concurrency: Record<QueueName, number> = {
+      [QueueName.Lifecycle]: this.config.WORKER_CONCURRENCY,
+      [QueueName.Background]: this.config.DISCOVERY_CONCURRENCY,
+    };
+    for (const name of Object.values(QueueName)) {
+      const lane = new Worker(name, (job, token) => this.process(job, token), {
+        connection: { url: this.config.REDIS_URL, maxRetriesPerRequest: null },
+        prefix: this.config.QUEUE_PREFIX,
+        concurrency: concurrency[name],
+        lockDuration: this.config.JOB_LOCK_DURATION_MS,
+        // Look for jobs whose worker vanished as often as a lock can lapse.
+        stalledInterval: this.config.JOB_LOCK_DURATION_MS,
+        maxStalledCount: 3,
+      });
+      lane.on('failed', (job, error) => void this.onFailed(job, error));
+      lane.on('error', (error) => this.logger.error({ err: error, lane: name }, `worker error: ${error.message}`));
+      this.lanes.push(lane);
+    }
     await this.producer.scheduleMaintenance();
     // Redis keeps nothing on disk here: after a restart the schedulers are gone with the queue.
     // Re-installing them is idempotent, and the reconciler they run re-queues the lost jobs.
@@ -76,7 +86,7 @@ export class LifecycleProcessor implements OnModuleInit, OnModuleDestroy {
   async onModuleDestroy(): Promise<void> {
     clearInterval(this.maintenanceTimer);
     // Waits for running jobs to finish; the entrypoint bounds how long.
-    await this.lifecycleWorker?.close();
+    await Promise.all(this.lanes.map((lane) => lane.close()));
   }
 
   private async onFailed(job: Job | undefined, error: Error): Promise<void> {

@@ -2,8 +2,13 @@
  * Every BullMQ queue and job name, with the payload each job carries. Producers and processors
  * import names from here only, so a typo cannot create a queue nobody consumes.
  */
+/**
+ * Two lanes, each with its own workers and concurrency, so work someone waits for (tasks, rollout
+ * steps, the reconciler that revives them) never queues behind background work (discoveries).
+ */
 export enum QueueName {
   Lifecycle = 'lifecycle',
+  Background = 'background',
 }
 
 export enum JobName {
@@ -29,3 +34,12 @@ export interface JobPayloads {
 
 /** Every job name, so start-up can check each has exactly one handler. */
 export const JOB_NAMES: readonly JobName[] = Object.values(JobName);
+
+/** The lane each job runs in. */
+export const QUEUE_OF: Readonly<Record<JobName, QueueName>> = {
+  [JobName.RunTask]: QueueName.Lifecycle,
+  [JobName.RolloutStep]: QueueName.Lifecycle,
+  [JobName.ReconcileOperations]: QueueName.Lifecycle,
+  [JobName.DiscoverHost]: QueueName.Background,
+  [JobName.DiscoverySweep]: QueueName.Background,
+};

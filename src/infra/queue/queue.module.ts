@@ -5,7 +5,7 @@ import type { AppConfig } from '../../config/config.schema';
 import { JobProducer } from './job-producer';
 import { QueueName } from './queue.constants';
 
-/** BullMQ connection, the queue, and the one producer; shared by the API and the worker. */
+/** BullMQ connection, the queues (lanes), and the one producer; shared by the API and the worker. */
 @Module({
   imports: [
     BullModule.forRootAsync({
@@ -15,7 +15,7 @@ import { QueueName } from './queue.constants';
         prefix: config.QUEUE_PREFIX,
       }),
     }),
-    BullModule.registerQueue({ name: QueueName.Lifecycle }),
+    BullModule.registerQueue({ name: QueueName.Lifecycle }, { name: QueueName.Background }),
   ],
   providers: [JobProducer],
   exports: [BullModule, JobProducer],
