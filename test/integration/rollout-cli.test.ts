@@ -7,7 +7,15 @@ import type { DroverClient } from '../../src/client';
 import { startTestApi, TestApi } from '../support/api';
 import { FleetInventory, readFleetInventory } from '../support/fleet';
 import { assertProblem } from '../support/problems';
-import { probeDropIn, probeStarts, resetProbe, waitForRollout, waitForSettled } from '../support/rollouts';
+import {
+  getRollout,
+  probeDropIn,
+  probeStarts,
+  resetProbe,
+  startRollout,
+  waitForRollout,
+  waitForSettled,
+} from '../support/rollouts';
 import { startTestWorker, TestWorker, workerEnv } from '../support/worker';
 
 type FleetHost = FleetInventory['hosts'][number];
@@ -123,6 +131,34 @@ describe('drover rollout (CLI) and the rollout API for pipelines', () => {
     const usage = await drover(['rollout', 'restart', 'nginx', '-l', 'cli=yes', '--batch', 'lots']);
     assert.equal(usage.code, 64);
     assert.match(usage.stderr, /--batch takes a count/);
+  });
+
+  it('--wait shows a rollout queued behind an overlapping one, then its progress; --on-overlap reject exits 5', async () => {
+    const first = await startRollout(client, {
+      unit: 'drover-probe.service',
+      selector: 'cli=yes',
+      batches: { size: 6 },
+      healthGate: { minHealthyTimeMs: 2_000 },
+    });
+    const refused = await drover(['rollout', 'restart', 'drover-probe', '-l', 'cli=yes', '--on-overlap', 'reject']);
+    assert.equal(refused.code, 5, refused.stderr);
+    assert.match(refused.stderr, new RegExp(`did not start: .*rollout ${first.id} \\(running`));
+
+    const queued = await drover([
+      'rollout',
+      'restart',
+      'drover-probe',
+      '-l',
+      'cli=yes',
+      '--min-healthy',
+      '0s',
+      '--wait',
+    ]);
+    assert.equal(queued.code, 0, queued.stderr);
+    assert.match(queued.stderr, new RegExp(`rollout [0-9a-f-]{36} queued behind rollout ${first.id} \\(running;`));
+    assert.match(queued.stderr, new RegExp(`rollout started \\(it waited for ${first.id}\\)\\n[^]*batch 0 started`));
+    assert.match(queued.stderr, /rollout succeeded/);
+    assert.equal((await getRollout(client, first.id)).status, 'succeeded');
   });
 
   it('Idempotency-Key: the same key and body give the same rollout, another body under it is a 409', async () => {
