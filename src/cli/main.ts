@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { ApiError, createDroverClient, DroverClient, Schemas, unwrap } from '../client';
 import { VERBS } from '../operations/systemd/verbs';
-import { RolloutUsageError, rolloutCommand } from './rollout';
+import { daemonReloadOf, RolloutUsageError, rolloutCommand } from './rollout';
 import { renderTable } from './table';
 
 const USAGE = `drover — fleet controller for systemd services
@@ -18,7 +18,7 @@ usage: drover <command> [options]
   units discover HOST                      queue a fresh listing of the host's units
 
   VERB UNIT (-l SELECTOR | --host NAME) [--concurrency N] [--on-conflict wait|reject]
-           [--timeout-ms N] [--trust-on-first-use] [--no-wait] [--json]
+           [--timeout-ms N] [--trust-on-first-use] [--daemon-reload refuse|auto|ignore] [--no-wait] [--json]
                                            act on a unit and wait for every host's result, e.g.
                                            drover restart nginx.service -l role=web --concurrency 2
       VERB: status start stop restart try-restart reload reload-or-restart
@@ -32,6 +32,7 @@ usage: drover <command> [options]
           [--min-healthy 10s] [--health-timeout 60s] [--probe http:80/healthz|tcp:PORT|cmd:NAME]
           [--pause 30s] [--approve-after-canary] [--order name|shuffle:SEED|label:KEY=V1,V2]
           [--task-timeout 30s] [--deadline 1h] [--idempotency-key KEY] [--dry-run] [--wait] [--json]
+          [--daemon-reload refuse|auto|ignore]  when a unit changed on disk (NeedDaemonReload=yes)
           [--on-overlap queue|reject|supersede]  when an unfinished rollout acts on the same hosts and
                                            units: wait behind it (default), refuse, or cancel it first
                                            a rolling VERB of UNIT, batch after batch (canary first),
@@ -271,6 +272,7 @@ async function actCommand(api: DroverClient, verb: string, args: string[], value
     onConflict: (values['on-conflict'] ?? 'wait') as 'wait' | 'reject',
     trustOnFirstUse: values['trust-on-first-use'] ?? false,
     ...(values['timeout-ms'] ? { timeoutMs: Number(values['timeout-ms']) } : {}),
+    ...(values['daemon-reload'] ? { daemonReload: daemonReloadOf(values['daemon-reload']) } : {}),
   };
   let created: Operation;
   if (values.host) {
@@ -425,6 +427,7 @@ interface ActOptions {
   concurrency?: string | undefined;
   'on-conflict'?: string | undefined;
   'timeout-ms'?: string | undefined;
+  'daemon-reload'?: string | undefined;
   'trust-on-first-use'?: boolean | undefined;
   'no-wait'?: boolean | undefined;
   json?: boolean | undefined;
@@ -467,6 +470,7 @@ async function main(argv: string[]): Promise<void> {
       deadline: { type: 'string' },
       'idempotency-key': { type: 'string' },
       'on-overlap': { type: 'string' },
+      'daemon-reload': { type: 'string' },
       reason: { type: 'string' },
       'dry-run': { type: 'boolean', default: false },
       wait: { type: 'boolean', default: false },

@@ -22,6 +22,7 @@ export interface RolloutOptions {
   deadline?: string | undefined;
   'idempotency-key'?: string | undefined;
   'on-overlap'?: string | undefined;
+  'daemon-reload'?: string | undefined;
   reason?: string | undefined;
   'dry-run'?: boolean | undefined;
   wait?: boolean | undefined;
@@ -73,6 +74,15 @@ function orderOf(text: string): Strategy['order'] {
 }
 
 const ON_OVERLAP = ['queue', 'reject', 'supersede'] as const;
+const DAEMON_RELOAD = ['refuse', 'auto', 'ignore'] as const;
+
+/** --daemon-reload of `drover VERB` and `drover rollout VERB`. */
+export function daemonReloadOf(text: string): Strategy['daemonReload'] {
+  if (!(DAEMON_RELOAD as readonly string[]).includes(text)) {
+    throw new RolloutUsageError(`--daemon-reload takes ${DAEMON_RELOAD.join(', ')}, not '${text}'`);
+  }
+  return text as Strategy['daemonReload'];
+}
 
 function onOverlapOf(text: string, allowed: readonly string[]): Strategy['onOverlap'] {
   if (!allowed.includes(text)) throw new RolloutUsageError(`--on-overlap takes ${allowed.join(', ')}, not '${text}'`);
@@ -105,6 +115,7 @@ export function strategyFrom(verb: string, unit: string | undefined, values: Rol
     ...(values['task-timeout'] ? { taskTimeoutMs: parseDuration('task-timeout', values['task-timeout']) } : {}),
     ...(values.deadline ? { deadlineMs: parseDuration('deadline', values.deadline) } : {}),
     ...(values['on-overlap'] ? { onOverlap: onOverlapOf(values['on-overlap'], ON_OVERLAP) } : {}),
+    ...(values['daemon-reload'] ? { daemonReload: daemonReloadOf(values['daemon-reload']) } : {}),
   };
 }
 

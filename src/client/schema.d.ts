@@ -458,7 +458,7 @@ export interface paths {
         };
         /**
          * Progress as server-sent events, resumable with Last-Event-ID
-         * @description Every event of the rollout from the first (or after Last-Event-ID / `after`), then new ones as they happen; the stream ends after `rollout.finished` once no host is in flight. Event types: rollout.created, batch.started, task.finished, host.gating, gate.check, host.succeeded, host.failed, host.interrupted, host.cancelled, batch.finished, rollout.waiting, rollout.pausing_between_batches, rollout.awaiting_approval, rollout.paused, rollout.resumed, rollout.approved, rollout.retried, rollout.finished. `data` is a JSON object with an `at` timestamp; `id` grows with every event. One token may hold ROLLOUT_EVENT_STREAMS_PER_TOKEN streams open per API process (429 too_many_streams beyond).
+         * @description Every event of the rollout from the first (or after Last-Event-ID / `after`), then new ones as they happen; the stream ends after `rollout.finished` once no host is in flight. Event types: rollout.created, rollout.queued (blockedBy, reason), rollout.started (waitedFor), batch.started, task.waiting (host, unit, waitingFor, heldByRolloutId), task.finished, host.gating, gate.check, host.succeeded, host.failed, host.interrupted, host.cancelled, batch.finished, rollout.waiting, rollout.pausing_between_batches, rollout.awaiting_approval, rollout.paused, rollout.resumed, rollout.approved, rollout.retried, rollout.finished. `data` is a JSON object with an `at` timestamp; `id` grows with every event. One token may hold ROLLOUT_EVENT_STREAMS_PER_TOKEN streams open per API process (429 too_many_streams beyond).
          */
         get: operations["followRollout"];
         put?: never;
@@ -610,6 +610,10 @@ export interface components {
                     result: string | null;
                     /** @description Description; null when the unit sets none (systemd then shows the unit name instead) */
                     description: string | null;
+                    /** @description FragmentPath: the unit file systemd loaded it from; null when none (absent in older records) */
+                    fragmentPath?: string | null;
+                    /** @description DropInPaths: its drop-in files, in the order systemd applies them (absent in older records) */
+                    dropInPaths?: string[];
                 } | null;
                 /** @description The unit after a host action */
                 after: {
@@ -645,6 +649,10 @@ export interface components {
                     result: string | null;
                     /** @description Description; null when the unit sets none (systemd then shows the unit name instead) */
                     description: string | null;
+                    /** @description FragmentPath: the unit file systemd loaded it from; null when none (absent in older records) */
+                    fragmentPath?: string | null;
+                    /** @description DropInPaths: its drop-in files, in the order systemd applies them (absent in older records) */
+                    dropInPaths?: string[];
                 } | null;
                 reason: string | null;
                 prevHash: string;
@@ -778,6 +786,12 @@ export interface components {
              * @default false
              */
             trustOnFirstUse?: boolean;
+            /**
+             * @description When a unit's file or drop-ins changed on disk since systemd loaded them (NeedDaemonReload=yes), a start, restart or reload would run the OLD definition: `refuse` (the default) fails the task before acting, its reason naming the unit and its files; `auto` runs daemon-reload first (recorded in the task and its audit event; needs a token allowed to run daemon-reload on the hosts); `ignore` acts anyway, with a warning in the reason
+             * @default refuse
+             * @enum {string}
+             */
+            daemonReload?: "refuse" | "auto" | "ignore";
             /** @description Label selector choosing the hosts (must match at least one); "" selects every host */
             selector: string;
             /** @description How many hosts are acted on at once (default: all) */
@@ -849,6 +863,12 @@ export interface components {
              * @default false
              */
             trustOnFirstUse?: boolean;
+            /**
+             * @description When a unit's file or drop-ins changed on disk since systemd loaded them (NeedDaemonReload=yes), a start, restart or reload would run the OLD definition: `refuse` (the default) fails the task before acting, its reason naming the unit and its files; `auto` runs daemon-reload first (recorded in the task and its audit event; needs a token allowed to run daemon-reload on the hosts); `ignore` acts anyway, with a warning in the reason
+             * @default refuse
+             * @enum {string}
+             */
+            daemonReload?: "refuse" | "auto" | "ignore";
         };
         HostPage: {
             items: {
@@ -893,6 +913,8 @@ export interface components {
             concurrency: number;
             /** @enum {string} */
             onConflict: "wait" | "reject";
+            /** @enum {string} */
+            daemonReload: "refuse" | "auto" | "ignore";
             /** @enum {string} */
             status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
             requestedBy: string;
@@ -965,6 +987,10 @@ export interface components {
                     result: string | null;
                     /** @description Description; null when the unit sets none (systemd then shows the unit name instead) */
                     description: string | null;
+                    /** @description FragmentPath: the unit file systemd loaded it from; null when none (absent in older records) */
+                    fragmentPath?: string | null;
+                    /** @description DropInPaths: its drop-in files, in the order systemd applies them (absent in older records) */
+                    dropInPaths?: string[];
                 } | null;
                 /** @description The unit after the verb settled; null when the task never read it */
                 after: {
@@ -1000,6 +1026,10 @@ export interface components {
                     result: string | null;
                     /** @description Description; null when the unit sets none (systemd then shows the unit name instead) */
                     description: string | null;
+                    /** @description FragmentPath: the unit file systemd loaded it from; null when none (absent in older records) */
+                    fragmentPath?: string | null;
+                    /** @description DropInPaths: its drop-in files, in the order systemd applies them (absent in older records) */
+                    dropInPaths?: string[];
                 } | null;
                 /** @description What the command printed (stdout then stderr), bounded */
                 output: string | null;
@@ -1031,6 +1061,8 @@ export interface components {
                 concurrency: number;
                 /** @enum {string} */
                 onConflict: "wait" | "reject";
+                /** @enum {string} */
+                daemonReload: "refuse" | "auto" | "ignore";
                 /** @enum {string} */
                 status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
                 requestedBy: string;
@@ -1323,6 +1355,12 @@ export interface components {
                 taskTimeoutMs?: number;
                 /** @description Upper bound for the whole rollout, from its creation (time spent queued counts) */
                 deadlineMs?: number;
+                /**
+                 * @description When a unit's file or drop-ins changed on disk since systemd loaded them (NeedDaemonReload=yes), a start, restart or reload would run the OLD definition: `refuse` (the default) fails the task before acting, its reason naming the unit and its files; `auto` runs daemon-reload first (recorded in the task and its audit event; needs a token allowed to run daemon-reload on the hosts); `ignore` acts anyway, with a warning in the reason
+                 * @default refuse
+                 * @enum {string}
+                 */
+                daemonReload: "refuse" | "auto" | "ignore";
                 /**
                  * @description When an unfinished rollout already acts on some of these hosts and units: `queue` (the default) waits for it and every overlapping rollout admitted before this one (status `queued`, first come first served); `reject` refuses the request with 409 naming it; `supersede` cancels it (its hosts in flight finish their action, none is left mid-action) and starts once it came to rest, as a new rollout of a Kubernetes Deployment replaces the old one.
                  * @default queue
@@ -1692,6 +1730,12 @@ export interface components {
             taskTimeoutMs?: number;
             /** @description Upper bound for the whole rollout, from its creation (time spent queued counts) */
             deadlineMs?: number;
+            /**
+             * @description When a unit's file or drop-ins changed on disk since systemd loaded them (NeedDaemonReload=yes), a start, restart or reload would run the OLD definition: `refuse` (the default) fails the task before acting, its reason naming the unit and its files; `auto` runs daemon-reload first (recorded in the task and its audit event; needs a token allowed to run daemon-reload on the hosts); `ignore` acts anyway, with a warning in the reason
+             * @default refuse
+             * @enum {string}
+             */
+            daemonReload?: "refuse" | "auto" | "ignore";
             /**
              * @description When an unfinished rollout already acts on some of these hosts and units: `queue` (the default) waits for it and every overlapping rollout admitted before this one (status `queued`, first come first served); `reject` refuses the request with 409 naming it; `supersede` cancels it (its hosts in flight finish their action, none is left mid-action) and starts once it came to rest, as a new rollout of a Kubernetes Deployment replaces the old one.
              * @default queue

@@ -5,6 +5,7 @@ import { Operation, Prisma, Task, TaskState } from '../generated/prisma/client';
 import { createdBefore, CreatedKey } from '../common/pagination/cursor';
 import { PrismaService } from '../infra/prisma/prisma.service';
 import { countsByOwner } from '../infra/prisma/state-counts';
+import type { DaemonReloadPolicy } from './systemd/daemon-reload-interlock';
 import { storableText } from './task-output';
 
 export type { Operation, Task, TaskState };
@@ -28,6 +29,7 @@ export interface NewOperation {
   selector: string | null;
   concurrency: number;
   onConflict: 'wait' | 'reject';
+  daemonReload: DaemonReloadPolicy;
   commandTimeoutMs: number;
   trustOnFirstUse: boolean;
   requestedByTokenId: string | null;
@@ -43,6 +45,8 @@ export interface TaskOutcome {
   after: Prisma.InputJsonValue | null;
   /** undefined: keep what was streamed into the row while the command ran. */
   output: string | null | undefined;
+  /** daemon-reload ran before the verb (daemonReload 'auto'): its audit event says so. */
+  daemonReloaded?: boolean;
 }
 
 export type TaskWithContext = Task & {
@@ -316,7 +320,12 @@ export class OperationsRepository {
           unit: task.unit,
           operationId: task.operationId,
           taskId: task.id,
-          parameters: { verb: task.verb, attempts: task.attempts },
+          parameters: {
+            verb: task.verb,
+            attempts: task.attempts,
+            daemonReload: task.operation.daemonReload,
+            ...(outcome.daemonReloaded ? { daemonReloaded: true } : {}),
+          },
           before: outcome.before ?? Prisma.DbNull,
           after: outcome.after ?? Prisma.DbNull,
           reason: storableText(outcome.reason),

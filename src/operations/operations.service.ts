@@ -8,7 +8,7 @@ import type { AppConfig } from '../config/config.schema';
 import type { Host } from '../hosts/hosts.repository';
 import { HostsRepository } from '../hosts/hosts.repository';
 import { HostsService } from '../hosts/hosts.service';
-import { assertMayActOn, BoundedAction } from '../tokens/token-bounds';
+import { assertMayActOn, BoundedAction, BoundsTarget, reloadFirstAction } from '../tokens/token-bounds';
 import type { Principal } from '../tokens/tokens.service';
 import { DispatcherService } from './dispatcher.service';
 import type {
@@ -41,6 +41,15 @@ function actionOf(input: HostActionInput): BoundedAction {
   return { verb: input.verb, units: input.unit ? [input.unit] : [] };
 }
 
+function assertMayReloadFirst(
+  principal: Principal,
+  targets: readonly BoundsTarget[],
+  daemonReload: HostActionInput['daemonReload'],
+): void {
+  const reload = reloadFirstAction(daemonReload);
+  if (reload) assertMayActOn(principal, targets, reload);
+}
+
 /** Trusting a first key pins it in the inventory: an inventory change, for unbounded admins only. */
 function assertMayTrustKeys(principal: Principal, trustOnFirstUse: boolean): void {
   const unboundedAdmin =
@@ -58,6 +67,7 @@ function toSummary(operation: Operation, counts: Partial<Record<TaskState, numbe
     selector: operation.selector,
     concurrency: operation.concurrency,
     onConflict: operation.onConflict,
+    daemonReload: operation.daemonReload as OperationSummary['daemonReload'],
     status: operation.status,
     requestedBy: operation.requestedBy,
     createdAt: operation.createdAt.toISOString(),
@@ -108,6 +118,7 @@ export class OperationsService {
   async create(input: CreateOperationInput, actor: RequestActor, principal: Principal): Promise<OperationResponse> {
     const targets = await this.hostsService.resolveTargets(input.selector);
     assertMayActOn(principal, targets.map(boundsTarget), actionOf(input));
+    assertMayReloadFirst(principal, targets.map(boundsTarget), input.daemonReload);
     assertMayTrustKeys(principal, input.trustOnFirstUse);
     return this.start(input, input.selector, input.concurrency ?? targets.length, targets, actor);
   }
@@ -121,6 +132,7 @@ export class OperationsService {
   ): Promise<OperationResponse> {
     const host = await this.hosts.findByName(hostName);
     assertMayActOn(principal, [boundsTarget(host)], actionOf(input));
+    assertMayReloadFirst(principal, [boundsTarget(host)], input.daemonReload);
     assertMayTrustKeys(principal, input.trustOnFirstUse);
     return this.start(input, null, 1, [host], actor);
   }
@@ -139,6 +151,7 @@ export class OperationsService {
         selector,
         concurrency,
         onConflict: input.onConflict,
+        daemonReload: input.daemonReload,
         commandTimeoutMs: input.timeoutMs ?? this.config.SSH_COMMAND_TIMEOUT_MS,
         trustOnFirstUse: input.trustOnFirstUse,
         requestedByTokenId: actor.tokenId,
@@ -146,7 +159,14 @@ export class OperationsService {
         requestId: actor.requestId,
       },
       targets,
-      { verb: input.verb, unit: input.unit ?? null, selector, concurrency, onConflict: input.onConflict },
+      {
+        verb: input.verb,
+        unit: input.unit ?? null,
+        selector,
+        concurrency,
+        onConflict: input.onConflict,
+        daemonReload: input.daemonReload,
+      },
       auditActorOf(actor),
     );
     try {

@@ -16,6 +16,7 @@ import { TaskOutputStream } from './task-output';
 import type { AuditActor } from '../audit/audit-actor';
 import { OperationsRepository, StartedAttempt, TaskState, TaskWithContext, UnitHold } from './operations.repository';
 import { legacySucceeded, legacyVerbArgv, SYSTEMD_PROBE_ARGV, verbArgv } from './systemd/commands';
+import { DaemonReloadPolicy, interlock, Interlock, interlockNote } from './systemd/daemon-reload-interlock';
 import { parseSnapshot, snapshotArgv, UnitSnapshot } from './systemd/unit-snapshot';
 import { describeSnapshot, Verdict, verifyOutcome } from './systemd/verify';
 import type { Verb } from './systemd/verbs';
@@ -45,6 +46,15 @@ interface ExecOutcome {
   after: UnitSnapshot | null;
   /** undefined: already streamed into the task row. */
   output: string | null | undefined;
+  /** daemon-reload ran before the verb (daemonReload 'auto'). */
+  daemonReloaded?: boolean;
+}
+
+/** What the attempt learnt before acting, kept when a host fails mid-way. */
+interface Progress {
+  before: UnitSnapshot | null;
+  /** It ran daemon-reload first. */
+  reloaded: boolean;
 }
 
 /** What a task's end leaves to record once whoever waits for it has been told. */
@@ -211,11 +221,14 @@ export class TaskRunnerService {
     let outcome: ExecOutcome;
     let reached: boolean | null = true;
     // What this attempt recorded before acting, so a host that fails mid-way keeps it.
-    const progress: { before: UnitSnapshot | null } = {
+    const progress: Progress = {
       before: task.before ? (task.before as unknown as UnitSnapshot) : null,
+      reloaded: false,
     };
     try {
       outcome = await this.act(task, target, progress, commandSentMsAgo);
+      const note = interlockNote(this.policyOf(task), task.verb as Verb, progress.before, progress.reloaded);
+      if (note) outcome = { ...outcome, reason: `${outcome.reason}; ${note}`, daemonReloaded: progress.reloaded };
     } catch (error) {
       if (error instanceof AttemptSuperseded) {
         this.logger.warn(
@@ -316,7 +329,7 @@ export class TaskRunnerService {
   private async act(
     task: TaskWithContext,
     target: SshTarget,
-    progress: { before: UnitSnapshot | null },
+    progress: Progress,
     commandSentMsAgo: number | null,
   ): Promise<ExecOutcome> {
     const verb = task.verb as Verb;
@@ -335,9 +348,11 @@ export class TaskRunnerService {
     const action = unit ? [verbArgv(verb, unit), snapshotArgv(unit)] : [verbArgv(verb, unit)];
     const recorded = task.before ? (task.before as unknown as UnitSnapshot) : null;
 
-    let before: UnitSnapshot | null;
-    let acted: StepResult[];
+    let before: UnitSnapshot | null = null;
+    let acted: StepResult[] | null = null;
     if (!recorded && commandSentMsAgo === null && target.hostKeyFingerprint !== null) {
+      // Set when the unit's changed definition stops the session before the "go".
+      const stopped: { by: Exclude<Interlock, { kind: 'act' }> | null } = { by: null };
       const ran = await this.ssh.execSequence(target, [...look, ...action], {
         ...options,
         confirm: {
@@ -345,15 +360,28 @@ export class TaskRunnerService {
           proceed: async ([probe, shown]) => {
             if (probe!.exitCode !== 0) return false;
             progress.before = shown ? this.snapshotOf(task, shown) : null;
+            const decision = this.interlockOf(task, verb, progress.before);
+            if (decision.kind !== 'act') {
+              stopped.by = decision;
+              return false;
+            }
             await this.clearToAct(task, progress.before);
             return true;
           },
         },
       });
-      if (!ran.proceeded) return this.withoutSystemd(task, verb, ran.steps[0]!, exec, commandSentMsAgo);
-      before = progress.before;
-      acted = ran.steps.slice(look.length);
-    } else {
+      if (ran.proceeded) {
+        before = progress.before;
+        acted = ran.steps.slice(look.length);
+      } else if (stopped.by === null) {
+        return this.withoutSystemd(task, verb, ran.steps[0]!, exec, commandSentMsAgo);
+      } else {
+        // Nothing was sent; what follows reads the unit again in separate round trips.
+        const stop = await this.applyInterlock(task, stopped.by, progress, exec);
+        if (stop) return stop;
+      }
+    }
+    if (acted === null) {
       const looked = await this.ssh.execSequence(target, look, options);
       await pinKey(looked.hostKeyFingerprint);
       const probe = looked.steps[0]!;
@@ -367,8 +395,17 @@ export class TaskRunnerService {
         const settled = await this.waitOutEarlierAttempt(task, verb, recorded, commandSentMsAgo, snapshot);
         if (settled) return settled;
       }
+      if (!progress.reloaded) {
+        const decision = this.interlockOf(task, verb, current);
+        if (decision.kind !== 'act') {
+          progress.before = recorded ?? current;
+          const stop = await this.applyInterlock(task, decision, progress, exec);
+          if (stop) return stop;
+        }
+      }
       // (An earlier attempt cleared to act always recorded the state before, when there is a unit.)
-      before = recorded ?? current;
+      // After a daemon-reload the state before is still the reading that showed the changed unit.
+      before = recorded ?? (progress.reloaded && progress.before ? progress.before : current);
       progress.before = before;
       // Cleared by a fenced write while the host waits, like the single-session path above.
       const ran = await this.ssh.execSequence(target, [SYSTEMD_PROBE_ARGV, ...action], {
@@ -418,6 +455,51 @@ export class TaskRunnerService {
       }
     }
     return this.outcomeOf(before, settled.after, settled.verdict, result.exitCode, null, output);
+  }
+
+  private policyOf(task: TaskWithContext): DaemonReloadPolicy {
+    return task.operation.daemonReload as DaemonReloadPolicy;
+  }
+
+  /** Whether the unit's definition changed on disk stops this task, or needs a daemon-reload first. */
+  private interlockOf(task: TaskWithContext, verb: Verb, before: UnitSnapshot | null): Interlock {
+    return task.unit ? interlock(this.policyOf(task), verb, task.unit, before) : { kind: 'act' };
+  }
+
+  /**
+   * A changed definition stopped the task before acting: the outcome that ends it (refused, or a
+   * daemon-reload that failed), or null once daemon-reload ran and the task may act.
+   */
+  private async applyInterlock(
+    task: TaskWithContext,
+    decision: Exclude<Interlock, { kind: 'act' }>,
+    progress: Progress,
+    exec: (argv: readonly string[]) => Promise<{ exitCode: number | null; stdout: string; stderr: string }>,
+  ): Promise<ExecOutcome | null> {
+    if (decision.kind === 'refuse') {
+      return {
+        state: 'failed',
+        reason: decision.reason,
+        exitCode: null,
+        before: progress.before,
+        after: null,
+        output: null,
+      };
+    }
+    // Re-reading unit files is harmless to repeat, so it needs no fencing of its own.
+    const reloaded = await exec(verbArgv('daemon-reload', null));
+    if (reloaded.exitCode !== 0) {
+      return {
+        state: 'failed',
+        reason: `not acted on: the unit changed on disk and daemon-reload, run first (daemonReload 'auto'), exited ${reloaded.exitCode}: ${reloaded.stderr.trim() || 'no error output'}`,
+        exitCode: reloaded.exitCode,
+        before: progress.before,
+        after: null,
+        output: joinOutput(reloaded.stdout, reloaded.stderr),
+      };
+    }
+    progress.reloaded = true;
+    return null;
   }
 
   /**

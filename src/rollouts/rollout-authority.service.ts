@@ -4,6 +4,7 @@ import type { Verb } from '../operations/systemd/verbs';
 import { ProbesRepository } from '../probes/probes.repository';
 import { TokensRepository } from '../tokens/tokens.repository';
 import type { RolloutStrategy } from './dto/rollout.dto';
+import { reloadFirstAction } from '../tokens/token-bounds';
 import { actingTokenProblem, commandProbeNames, probeProblems } from './rollout-authority';
 import type { Rollout } from './rollouts.repository';
 
@@ -37,9 +38,13 @@ export class RolloutAuthorityService {
     const current = await this.hosts.findByIds(hosts.flatMap((host) => (host.hostId === null ? [] : [host.hostId])));
     const targets = current.map((host) => ({ name: host.name, labels: host.labels as Record<string, string> }));
     const units = [...new Set(hosts.flatMap((host) => host.units))];
-    const tokenProblem = actingTokenProblem(token, now, targets, { verb: rollout.verb as Verb, units });
-    if (tokenProblem !== null) return tokenProblem;
-    const { probes } = (rollout.strategy as unknown as RolloutStrategy).healthGate;
+    const strategy = rollout.strategy as unknown as RolloutStrategy;
+    const reload = reloadFirstAction(strategy.daemonReload ?? 'ignore');
+    for (const action of [{ verb: rollout.verb as Verb, units }, ...(reload ? [reload] : [])]) {
+      const tokenProblem = actingTokenProblem(token, now, targets, action);
+      if (tokenProblem !== null) return tokenProblem;
+    }
+    const { probes } = strategy.healthGate;
     const problems = probeProblems(probes, await this.probes.findByNames(commandProbeNames(probes)), units);
     return problems.length === 0 ? null : problems.join('; ');
   }

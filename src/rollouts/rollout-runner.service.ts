@@ -582,6 +582,8 @@ export class RolloutRunnerService {
         selector: current.selector,
         concurrency: hosts.length,
         onConflict: 'wait',
+        // Rollouts started before the policy existed act as they did then.
+        daemonReload: strategy.daemonReload ?? 'ignore',
         commandTimeoutMs: strategy.taskTimeoutMs ?? this.config.SSH_COMMAND_TIMEOUT_MS,
         trustOnFirstUse: false,
         requestedByTokenId: current.requestedByTokenId,

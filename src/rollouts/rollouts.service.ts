@@ -11,7 +11,7 @@ import type { AppConfig } from '../config/config.schema';
 import type { Host } from '../hosts/hosts.repository';
 import { HostsService } from '../hosts/hosts.service';
 import { ProbesRepository } from '../probes/probes.repository';
-import { assertMayActOn, BoundsTarget } from '../tokens/token-bounds';
+import { assertMayActOn, BoundsTarget, reloadFirstAction } from '../tokens/token-bounds';
 import type { Principal } from '../tokens/tokens.service';
 import { compileUnitGlob, matchesUnitGlob } from '../tokens/unit-glob';
 import {
@@ -341,6 +341,8 @@ export class RolloutsService {
     const matching = pattern ? states.filter((state) => matchesUnitGlob(pattern, state.name)) : states;
     const actedUnits = glob ? [...new Set(matching.map((state) => state.name))] : [strategy.unit];
     assertMayActOn(principal, selected.map(boundsTarget), { verb: strategy.verb, units: actedUnits });
+    const reload = reloadFirstAction(strategy.daemonReload);
+    if (reload) assertMayActOn(principal, selected.map(boundsTarget), reload);
     const probeNames = commandProbeNames(strategy.healthGate.probes);
     const catalogue = await this.probes.findByNames(probeNames);
 

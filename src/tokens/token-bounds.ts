@@ -97,6 +97,14 @@ export function boundsProblem(
  * host actions, discovery and rollouts check bounds: call it after resolving the targets and before
  * anything is written, so a refused request leaves no trace but its 403.
  */
+/**
+ * A request that may run daemon-reload before its verb (daemonReload 'auto') performs that
+ * host-level action too: its token must be allowed it on every target.
+ */
+export function reloadFirstAction(daemonReload: 'refuse' | 'auto' | 'ignore'): BoundedAction | null {
+  return daemonReload === 'auto' ? { verb: 'daemon-reload', units: [] } : null;
+}
+
 export function assertMayActOn(
   principal: Pick<Principal, 'hostSelector' | 'unitGlob'>,
   targets: readonly BoundsTarget[],

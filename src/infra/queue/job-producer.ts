@@ -91,14 +91,18 @@ export class JobProducer {
       if (await existing.isDelayed()) await existing.promote().catch(() => undefined);
       return;
     }
-    await this.lane(JobName.RolloutStep).add(JobName.RolloutStep, { rolloutId } satisfies JobPayloads[JobName.RolloutStep], {
-      jobId,
-      // Freed at once so the next wake-up can queue it again; the reconciler re-queues a lost one.
-      removeOnComplete: true,
-      removeOnFail: true,
-      attempts: 5,
-      backoff: { type: 'exponential', delay: 500 },
-    });
+    await this.lane(JobName.RolloutStep).add(
+      JobName.RolloutStep,
+      { rolloutId } satisfies JobPayloads[JobName.RolloutStep],
+      {
+        jobId,
+        // Freed at once so the next wake-up can queue it again; the reconciler re-queues a lost one.
+        removeOnComplete: true,
+        removeOnFail: true,
+        attempts: 5,
+        backoff: { type: 'exponential', delay: 500 },
+      },
+    );
   }
 
   /** The key wake-ups of a rollout set; its step clears it as it starts reading. */
@@ -113,13 +117,17 @@ export class JobProducer {
 
   /** Queues a discovery of the host (background lane) unless one is already waiting for it. */
   async discoverHost(hostId: string, delayMs = 0): Promise<void> {
-    await this.lane(JobName.DiscoverHost).add(JobName.DiscoverHost, { hostId } satisfies JobPayloads[JobName.DiscoverHost], {
-      ...KEEP_FINISHED,
-      attempts: 3,
-      backoff: { type: 'exponential', delay: 2_000 },
-      delay: delayMs,
-      deduplication: { id: `discover-${hostId}` },
-    });
+    await this.lane(JobName.DiscoverHost).add(
+      JobName.DiscoverHost,
+      { hostId } satisfies JobPayloads[JobName.DiscoverHost],
+      {
+        ...KEEP_FINISHED,
+        attempts: 3,
+        backoff: { type: 'exponential', delay: 2_000 },
+        delay: delayMs,
+        deduplication: { id: `discover-${hostId}` },
+      },
+    );
   }
 
   /** Installs (or updates) the periodic jobs; safe to call from every worker at start. */

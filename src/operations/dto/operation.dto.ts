@@ -3,10 +3,22 @@ import { pageQueryShape, pageSchema } from '../../common/pagination/cursor';
 import { createZodDto } from '../../common/validation/zod-dto';
 import { hostNameSchema } from '../../hosts/dto/host.dto';
 import { unitNameSchema } from '../../units/dto/unit.dto';
+import { DAEMON_RELOAD_POLICIES } from '../systemd/daemon-reload-interlock';
 import { unitSnapshotSchema } from '../systemd/unit-snapshot';
 import { HOST_LEVEL_VERBS, VERBS } from '../systemd/verbs';
 
 const verbSchema = z.enum(VERBS).describe('The systemctl verb');
+
+export const daemonReloadSchema = z
+  .enum(DAEMON_RELOAD_POLICIES)
+  .default('refuse')
+  .describe(
+    "When a unit's file or drop-ins changed on disk since systemd loaded them (NeedDaemonReload=yes), a start, " +
+      'restart or reload would run the OLD definition: `refuse` (the default) fails the task before acting, its ' +
+      'reason naming the unit and its files; `auto` runs daemon-reload first (recorded in the task and its audit ' +
+      'event; needs a token allowed to run daemon-reload on the hosts); `ignore` acts anyway, with a warning in ' +
+      'the reason',
+  );
 
 const actionFields = {
   verb: verbSchema,
@@ -26,6 +38,7 @@ const actionFields = {
     .boolean()
     .default(false)
     .describe('Accept and pin the host key of hosts that have none pinned yet (recorded in the audit trail)'),
+  daemonReload: daemonReloadSchema,
 };
 
 function unitRequiredUnlessHostLevel(
@@ -107,6 +120,7 @@ export const operationSummarySchema = z.object({
   selector: z.string().nullable(),
   concurrency: z.number().int(),
   onConflict: z.enum(['wait', 'reject']),
+  daemonReload: z.enum(DAEMON_RELOAD_POLICIES),
   status: operationStatusSchema,
   requestedBy: z.string(),
   createdAt: z.iso.datetime(),

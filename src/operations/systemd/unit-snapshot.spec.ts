@@ -29,6 +29,8 @@ CanStop=yes
 CanReload=yes
 NeedDaemonReload=no
 InvocationID=3d3848ee0a924ea09c41e7752d9844ef
+FragmentPath=/lib/systemd/system/nginx.service
+DropInPaths=
 `;
 const MASKED_INSTANCE = `MainPID=0
 Result=success
@@ -46,6 +48,8 @@ CanStop=yes
 CanReload=no
 NeedDaemonReload=no
 InvocationID=
+FragmentPath=
+DropInPaths=
 `;
 const INSTANCE = `MainPID=0
 Result=success
@@ -63,6 +67,8 @@ CanStop=yes
 CanReload=no
 NeedDaemonReload=no
 InvocationID=
+FragmentPath=
+DropInPaths=
 `;
 const TARGET = `Id=multi-user.target
 Description=Multi-User System
@@ -77,6 +83,8 @@ CanStop=yes
 CanReload=no
 NeedDaemonReload=no
 InvocationID=297a209aa36d4a7798d3d3fe94dbe194
+FragmentPath=
+DropInPaths=
 `;
 const SOCKET = `Result=success
 Id=dbus.socket
@@ -92,6 +100,8 @@ CanStop=yes
 CanReload=no
 NeedDaemonReload=no
 InvocationID=4b14e96c452647baaab0bf74a1b4de6c
+FragmentPath=
+DropInPaths=
 `;
 const SLICE = `Id=system.slice
 Description=System Slice
@@ -106,6 +116,8 @@ CanStop=no
 CanReload=no
 NeedDaemonReload=no
 InvocationID=
+FragmentPath=
+DropInPaths=
 `;
 const DEVICE = `Id=dev-host0.device
 Description=/dev/host0
@@ -120,6 +132,8 @@ CanStop=no
 CanReload=no
 NeedDaemonReload=no
 InvocationID=
+FragmentPath=
+DropInPaths=
 `;
 const FAILED = `MainPID=0
 Result=exit-code
@@ -137,6 +151,8 @@ CanStop=yes
 CanReload=no
 NeedDaemonReload=no
 InvocationID=f226ae1b4f66486cb5f73603a67b9f12
+FragmentPath=
+DropInPaths=
 `;
 
 /** Formats a snapshot the way systemd 252 does, so parsing can be checked against any value. */
@@ -156,6 +172,8 @@ function format(s: UnitSnapshot, order: readonly string[]): string {
     CanStart: s.canStart ? 'yes' : 'no',
     CanStop: s.canStop ? 'yes' : 'no',
     Description: s.description ?? s.id,
+    FragmentPath: s.fragmentPath ?? '',
+    DropInPaths: (s.dropInPaths ?? []).join(' '),
   };
   if (type === 'service') {
     lines.MainPID = String(s.mainPid ?? 0);
@@ -174,7 +192,7 @@ describe('snapshotArgv', () => {
       'systemctl',
       'show',
       '--no-pager',
-      '--property=Id,LoadState,ActiveState,SubState,MainPID,NRestarts,UnitFileState,NeedDaemonReload,ActiveEnterTimestamp,ActiveEnterTimestampMonotonic,InvocationID,CanReload,CanStart,CanStop,Result,Description',
+      '--property=Id,LoadState,ActiveState,SubState,MainPID,NRestarts,UnitFileState,NeedDaemonReload,ActiveEnterTimestamp,ActiveEnterTimestampMonotonic,InvocationID,CanReload,CanStart,CanStop,Result,Description,FragmentPath,DropInPaths',
       '--',
       'nginx.service',
     ]);
@@ -221,6 +239,8 @@ describe('parseSnapshot', () => {
       canStop: true,
       result: 'success',
       description: 'A high performance web server and a reverse proxy server',
+      fragmentPath: '/lib/systemd/system/nginx.service',
+      dropInPaths: [],
     } satisfies UnitSnapshot);
   });
 
@@ -242,6 +262,8 @@ describe('parseSnapshot', () => {
       canStop: true,
       result: 'success',
       description: null,
+      fragmentPath: null,
+      dropInPaths: [],
     } satisfies UnitSnapshot);
   });
 
@@ -375,6 +397,8 @@ describe('parseSnapshot', () => {
         canStop: fc.boolean(),
         result: fc.option(word, { nil: null }),
         description: fc.option(text, { nil: null }),
+        fragmentPath: fc.option(fc.stringMatching(/^\/[a-z0-9/._-]{1,40}$/), { nil: null }),
+        dropInPaths: fc.array(fc.stringMatching(/^\/[a-z0-9/._-]{1,40}\.conf$/), { maxLength: 3 }),
       })
       .map((r) => {
         const id = `${r.base}.${r.type}`;
@@ -396,6 +420,8 @@ describe('parseSnapshot', () => {
           canStop: r.canStop,
           result: r.result,
           description: r.description === id ? null : r.description,
+          fragmentPath: r.fragmentPath,
+          dropInPaths: r.dropInPaths,
         };
       });
     const order = fc.shuffledSubarray([...SNAPSHOT_PROPERTIES], {

@@ -19,6 +19,8 @@ export const SNAPSHOT_PROPERTIES = [
   'CanStop',
   'Result',
   'Description',
+  'FragmentPath',
+  'DropInPaths',
 ] as const;
 
 type SnapshotProperty = (typeof SNAPSHOT_PROPERTIES)[number];
@@ -79,6 +81,15 @@ export const unitSnapshotSchema = z
       .string()
       .nullable()
       .describe('Description; null when the unit sets none (systemd then shows the unit name instead)'),
+    fragmentPath: z
+      .string()
+      .nullable()
+      .optional()
+      .describe('FragmentPath: the unit file systemd loaded it from; null when none (absent in older records)'),
+    dropInPaths: z
+      .array(z.string())
+      .optional()
+      .describe('DropInPaths: its drop-in files, in the order systemd applies them (absent in older records)'),
   })
   .describe('A unit as `systemctl show` reported it');
 
@@ -172,5 +183,9 @@ export function parseSnapshot(output: string): UnitSnapshot {
     canStop: flag('CanStop'),
     result: optionalText(TYPES_WITH_RESULT.includes(type) ? required('Result') : values.get('Result')),
     description: description === '' || description === id ? null : description,
+    fragmentPath: optionalText(required('FragmentPath')),
+    dropInPaths: required('DropInPaths')
+      .split(' ')
+      .filter((path) => path !== ''),
   };
 }

@@ -32,6 +32,8 @@ CanStop=yes
 CanReload=yes
 NeedDaemonReload=no
 InvocationID=5f291f64bc314c64be5f3a40a7b51127
+FragmentPath=
+DropInPaths=
 `;
 const PROBE_RESTARTED = `MainPID=268
 Result=success
@@ -49,6 +51,8 @@ CanStop=yes
 CanReload=yes
 NeedDaemonReload=no
 InvocationID=895b7faa46f947feaf841ca8dbd7caa7
+FragmentPath=
+DropInPaths=
 `;
 const PROBE_STOPPED = `MainPID=0
 Result=success
@@ -66,6 +70,8 @@ CanStop=yes
 CanReload=yes
 NeedDaemonReload=no
 InvocationID=895b7faa46f947feaf841ca8dbd7caa7
+FragmentPath=
+DropInPaths=
 `;
 const PROBE_STARTED_STOPPED_BEFORE = `MainPID=355
 Result=success
@@ -83,6 +89,8 @@ CanStop=yes
 CanReload=yes
 NeedDaemonReload=no
 InvocationID=7d3fce95119e48279c853db5958a3de5
+FragmentPath=
+DropInPaths=
 `;
 const PROBE_TRY_RESTARTED = `MainPID=376
 Result=success
@@ -100,6 +108,8 @@ CanStop=yes
 CanReload=yes
 NeedDaemonReload=no
 InvocationID=1e2ebb8ab6e14e3dad5529c0cc80dda2
+FragmentPath=
+DropInPaths=
 `;
 const PROBE_MASKED_RUNNING = `MainPID=376
 Result=success
@@ -117,6 +127,8 @@ CanStop=yes
 CanReload=no
 NeedDaemonReload=no
 InvocationID=1e2ebb8ab6e14e3dad5529c0cc80dda2
+FragmentPath=
+DropInPaths=
 `;
 const PROBE_MASKED_STOPPED = `MainPID=0
 Result=success
@@ -134,6 +146,8 @@ CanStop=yes
 CanReload=no
 NeedDaemonReload=no
 InvocationID=1e2ebb8ab6e14e3dad5529c0cc80dda2
+FragmentPath=
+DropInPaths=
 `;
 const PROBE_UNMASKED = `MainPID=0
 Result=success
@@ -151,6 +165,8 @@ CanStop=yes
 CanReload=yes
 NeedDaemonReload=no
 InvocationID=1e2ebb8ab6e14e3dad5529c0cc80dda2
+FragmentPath=
+DropInPaths=
 `;
 const PROBE_DISABLED = `MainPID=0
 Result=success
@@ -168,6 +184,8 @@ CanStop=yes
 CanReload=yes
 NeedDaemonReload=no
 InvocationID=
+FragmentPath=
+DropInPaths=
 `;
 const PROBE_ENABLED = `MainPID=0
 Result=success
@@ -185,6 +203,8 @@ CanStop=yes
 CanReload=yes
 NeedDaemonReload=no
 InvocationID=
+FragmentPath=
+DropInPaths=
 `;
 const PROBE_STARTED = `MainPID=530
 Result=success
@@ -202,6 +222,8 @@ CanStop=yes
 CanReload=yes
 NeedDaemonReload=no
 InvocationID=103087e9dc4a495b9f40ee78f9aea0ce
+FragmentPath=
+DropInPaths=
 `;
 const PROBE_NEEDS_RELOAD = `MainPID=530
 Result=success
@@ -219,6 +241,8 @@ CanStop=yes
 CanReload=yes
 NeedDaemonReload=yes
 InvocationID=103087e9dc4a495b9f40ee78f9aea0ce
+FragmentPath=
+DropInPaths=
 `;
 const PROBE_RELOADED_CONFIG = `MainPID=530
 Result=success
@@ -236,6 +260,8 @@ CanStop=yes
 CanReload=yes
 NeedDaemonReload=no
 InvocationID=103087e9dc4a495b9f40ee78f9aea0ce
+FragmentPath=
+DropInPaths=
 `;
 const JOURNALD_RESTARTED = `MainPID=705
 Result=success
@@ -253,6 +279,8 @@ CanStop=yes
 CanReload=no
 NeedDaemonReload=no
 InvocationID=657f544bc1c2448ca2d18ce11b39b952
+FragmentPath=
+DropInPaths=
 `;
 const NOPE_MASKED = `MainPID=0
 Result=success
@@ -270,6 +298,8 @@ CanStop=yes
 CanReload=no
 NeedDaemonReload=no
 InvocationID=
+FragmentPath=
+DropInPaths=
 `;
 const FAILED = `MainPID=0
 Result=exit-code
@@ -287,6 +317,8 @@ CanStop=yes
 CanReload=no
 NeedDaemonReload=no
 InvocationID=176addd4352d45759e2c3c870d52b585
+FragmentPath=
+DropInPaths=
 `;
 const FAILED_AGAIN = `MainPID=0
 Result=exit-code
@@ -304,6 +336,8 @@ CanStop=yes
 CanReload=no
 NeedDaemonReload=no
 InvocationID=d89ed2a1befe461bb6f9562a675b9ca8
+FragmentPath=
+DropInPaths=
 `;
 const HANG = `MainPID=7584
 Result=success
@@ -321,6 +355,8 @@ CanStop=yes
 CanReload=no
 NeedDaemonReload=no
 InvocationID=12d082ed6eef47ad9dff1a9ed60789c0
+FragmentPath=
+DropInPaths=
 `;
 const HANG_STOP_TIMED_OUT = `MainPID=0
 Result=timeout
@@ -338,6 +374,8 @@ CanStop=yes
 CanReload=no
 NeedDaemonReload=no
 InvocationID=12d082ed6eef47ad9dff1a9ed60789c0
+FragmentPath=
+DropInPaths=
 `;
 const LOOP_AUTO_RESTART = `MainPID=0
 Result=exit-code
@@ -355,6 +393,8 @@ CanStop=yes
 CanReload=no
 NeedDaemonReload=no
 InvocationID=15d162a8ae7541a392490597cecfeef0
+FragmentPath=
+DropInPaths=
 `;
 const SLOW_DEACTIVATING = `MainPID=780
 Result=success
@@ -372,6 +412,8 @@ CanStop=yes
 CanReload=no
 NeedDaemonReload=no
 InvocationID=556d81533aaa45d9afdb68c686f6745f
+FragmentPath=
+DropInPaths=
 `;
 const ONESHOT = `MainPID=0
 Result=success
@@ -389,6 +431,8 @@ CanStop=yes
 CanReload=no
 NeedDaemonReload=no
 InvocationID=15196724932e4bf49479fbe666ebedf3
+FragmentPath=
+DropInPaths=
 `;
 const ONESHOT_RAN = `MainPID=0
 Result=success
@@ -406,6 +450,8 @@ CanStop=yes
 CanReload=no
 NeedDaemonReload=no
 InvocationID=db0a414f82f64539bf42861ce31aba53
+FragmentPath=
+DropInPaths=
 `;
 
 const s = parseSnapshot;

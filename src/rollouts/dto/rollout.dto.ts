@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { pageQueryShape, pageSchema } from '../../common/pagination/cursor';
 import { labelKeyProblem, labelValueProblem } from '../../common/selector/label-syntax';
 import { createZodDto } from '../../common/validation/zod-dto';
+import { daemonReloadSchema } from '../../operations/dto/operation.dto';
 import { probeNameSchema } from '../../probes/dto/probe.dto';
 import { VERBS } from '../../operations/systemd/verbs';
 import { unitGlobProblem } from '../../tokens/unit-glob';
@@ -218,6 +219,7 @@ export const rolloutStrategySchema = z
       .max(7 * 86_400_000)
       .optional()
       .describe('Upper bound for the whole rollout, from its creation (time spent queued counts)'),
+    daemonReload: daemonReloadSchema,
     onOverlap: onOverlapSchema
       .default('queue')
       .describe(
