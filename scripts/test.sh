@@ -75,7 +75,32 @@ remove_stale_runs() {
   done
 }
 
+# Processes a batch of tests left running (an API a failed test never stopped): killed, and the
+# batch failed for it, since a leak can hold up or disturb what runs next.
+TEST_GROUP=
+group_pids() { # PGID — its live processes (killed ones stay zombies a while: PID 1 reaps lazily)
+  ps -e -o pid=,pgid=,stat= | awk -v g="$1" '$2 == g && $3 !~ /^Z/ { print $1 }'
+}
+
+stop_test_group() { # PGID WHAT
+  local left
+  left=$(group_pids "$1" | paste -sd' ')
+  [ -n "$left" ] || return 0
+  printf 'FAILED %s left processes running; killing them:\n' "$2"
+  # shellcheck disable=SC2086 # a list of PIDs
+  ps -o pid=,args= -p ${left// /,} | sed 's/^/    /'
+  kill -TERM -- "-$1" 2>/dev/null
+  for _ in $(seq 1 50); do
+    [ -n "$(group_pids "$1")" ] || break
+    sleep 0.1
+  done
+  kill -KILL -- "-$1" 2>/dev/null
+  failed=$((failed + 1))
+  failures+=("$2 left processes running")
+}
+
 cleanup() {
+  [ -z "$TEST_GROUP" ] || stop_test_group "$TEST_GROUP" "the tests running when the run was stopped"
   log "removing this run's fleet and databases"
   if ! bash "$FLEET" down >"$RESULTS/fleet-down.log" 2>&1; then
     cat "$RESULTS/fleet-down.log" >&2
@@ -168,12 +193,14 @@ mkdir -p "$RESULTS/tap"
 
 # One node --test per batch, with a time limit per test and what is left of the run's time limit
 # (SIGTERM, then SIGKILL), so one hung test (a stream nobody closes) cannot take the summary with it.
-run_tests() { # TAP_FILE FILE...
-  local tap=$1 left=$((RUN_DEADLINE - SECONDS))
-  shift
+# `timeout` leads a process group of its own, holding everything the batch starts (but the fleet,
+# which fleet.sh detaches), so what the batch leaves behind is found and stopped.
+run_tests() { # TAP_FILE WHAT FILE...
+  local tap=$1 what=$2 left=$((RUN_DEADLINE - SECONDS))
+  shift 2
   if [ "$left" -le 0 ]; then
     failed=$((failed + 1))
-    failures+=("the run's time limit (DROVER_TEST_RUN_TIMEOUT) passed before $*")
+    failures+=("the run's time limit (DROVER_TEST_RUN_TIMEOUT) passed before $what")
     return 0
   fi
   TEST_POSTGRES_URL=postgresql://drover:drover@127.0.0.1:5432/postgres \
@@ -184,12 +211,16 @@ run_tests() { # TAP_FILE FILE...
     node --test --test-concurrency=1 --test-timeout="${DROVER_TEST_TIMEOUT_MS:-600000}" \
     --test-reporter=spec --test-reporter-destination=stdout \
     --test-reporter=tap --test-reporter-destination="$tap" \
-    "$@"
+    "$@" &
+  TEST_GROUP=$!
+  wait "$TEST_GROUP"
   local status=$?
   echo "$status" >"$tap.exit"
+  stop_test_group "$TEST_GROUP" "$what"
+  TEST_GROUP=
 }
 
-run_tests "$RESULTS/tap/000-unit.tap" "${unit_files[@]}"
+run_tests "$RESULTS/tap/000-unit.tap" "the unit tests" "${unit_files[@]}"
 # Integration tests share the fleet, one file at a time. Before each, the hosts go back to the
 # image's units (fleet.sh reset): whatever a file left behind — a drop-in, a masked or edited unit,
 # a frozen host — even when it was killed before its own after() hooks ran, the next file does not
@@ -200,9 +231,9 @@ for file in "${integration_files[@]}"; do
   index=$((index + 1))
   reset_log="$RESULTS/reset-$index.log"
   if bash "$FLEET" reset >"$reset_log" 2>&1; then
-    if grep -q ': ' "$reset_log"; then
+    if grep -qv '^fleet[ :]' "$reset_log"; then
       printf 'fleet reset after %s:\n' "$previous"
-      grep -v '^fleet ' "$reset_log" | sed 's/^/    /'
+      grep -v '^fleet[ :]' "$reset_log" | sed 's/^/    /'
     fi
   else
     failed=$((failed + 1))
@@ -210,7 +241,7 @@ for file in "${integration_files[@]}"; do
     printf 'FAILED fleet reset after %s:\n' "$previous"
     sed 's/^/    /' "$reset_log"
   fi
-  run_tests "$(printf '%s/tap/%03d.tap' "$RESULTS" "$index")" "$file"
+  run_tests "$(printf '%s/tap/%03d.tap' "$RESULTS" "$index")" "${file#dist/}" "$file"
   previous=${file#dist/}
 done
 

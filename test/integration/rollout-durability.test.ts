@@ -259,9 +259,15 @@ describe('rollouts survive killed processes', () => {
     const baseUrl = `http://127.0.0.1:${port}`;
     const token = await api.token();
     const startApi = async () => {
-      const child = startNodeProcess(API, apiEnv);
-      await child.waitForLine((line) => line.includes('listening'));
-      return child;
+      const started = startNodeProcess(API, apiEnv);
+      try {
+        await started.waitForLine((line) => line.includes('listening'));
+      } catch (error) {
+        // An API left running would keep this file's process alive until its time limit.
+        await started.stop('SIGKILL');
+        throw error;
+      }
+      return started;
     };
     let child = await startApi();
     try {
