@@ -13,7 +13,14 @@ cd "$DROVER_ROOT"
 RUN_DIR="$DROVER_ROOT/.drover"
 HOSTS="${DROVER_DEMO_HOSTS:-4}"
 PORT="${DROVER_PORT:-8080}"
-export DROVER_FLEET_STATE="${DROVER_FLEET_STATE:-/var/lib/drover-fleet/state}"
+FLEET="$DROVER_ROOT/test/fleet/fleet.sh"
+# The demo's fleet is its own (test/fleet/fleet.sh keeps fleets apart by state directory): one per
+# checkout, so `npm test`, another checkout's demo or a developer's fleet on this machine are never
+# booted over or torn down by it. Recorded in .drover, so `down` finds the fleet `up` booted.
+if [ -z "${DROVER_FLEET_STATE:-}" ] && [ -s "$RUN_DIR/fleet-state" ]; then
+  DROVER_FLEET_STATE="$(cat "$RUN_DIR/fleet-state")"
+fi
+export DROVER_FLEET_STATE="${DROVER_FLEET_STATE:-/var/lib/drover-fleet/demo-$(printf '%s' "$DROVER_ROOT" | sha256sum | cut -c1-6)}"
 
 stop_processes() {
   for name in api worker; do
@@ -36,8 +43,9 @@ stop_processes() {
 if [ "${1:-up}" = down ]; then
   log "stopping the drover API and worker"
   stop_processes
-  log "tearing down the demo fleet"
-  bash test/fleet/fleet.sh down
+  log "tearing down the demo fleet ($DROVER_FLEET_STATE)"
+  bash "$FLEET" down
+  rm -f "$RUN_DIR/fleet-state"
   exit 0
 fi
 
@@ -62,8 +70,9 @@ if tcp_open 127.0.0.1 "$PORT"; then
   die "port $PORT is taken by another program: set DROVER_PORT to a free port"
 fi
 
-log "booting a fleet of $HOSTS real systemd hosts"
-bash test/fleet/fleet.sh up --hosts "$HOSTS"
+log "booting a fleet of $HOSTS real systemd hosts ($DROVER_FLEET_STATE)"
+echo "$DROVER_FLEET_STATE" >"$RUN_DIR/fleet-state"
+bash "$FLEET" up --hosts "$HOSTS"
 
 log "starting the drover API on 127.0.0.1:$PORT (applies migrations) and a worker"
 # drover's SSH key for the fleet: the one the fleet tooling authorised on every host.
@@ -115,6 +124,6 @@ drover is running ($(($(date +%s) - started_at)) s):
   logs       $RUN_DIR/api.log, $RUN_DIR/worker.log
   CLI        export DROVER_URL=$DROVER_URL DROVER_TOKEN=\$(cat $RUN_DIR/token)
              node dist/src/cli/main.js hosts list -l 'role=web'
-  fleet      bash test/fleet/fleet.sh status
+  fleet      DROVER_FLEET_STATE=$DROVER_FLEET_STATE bash test/fleet/fleet.sh status
   stop all   npm run demo -- down
 DONE

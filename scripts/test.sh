@@ -2,21 +2,113 @@
 # The whole test suite on a fresh Debian machine (root): installs and starts what it needs
 # (Node dependencies, PostgreSQL, Redis, a booted systemd-nspawn fleet), runs the static checks,
 # unit tests and integration tests, and prints "N passed, N failed" last.
+#
+# A run is named by a random id and owns what carries it: its fleet (fleet.sh state
+# /var/lib/drover-fleet/test-<id>, with its own bridge, subnet and cgroups), its databases
+# (drover_run_<id>_*) and its queue prefixes (random per test API). So two runs, or a run and
+# `npm run demo`, can share the machine, PostgreSQL and Redis. Whatever way a run ends, it removes
+# its own fleet and databases; at start it also removes those of runs that are gone.
 set -uo pipefail
 # shellcheck source=scripts/lib/stack.sh
 source "$(dirname "$0")/lib/stack.sh"
 cd "$DROVER_ROOT" || exit 1
 
 FLEET_HOSTS="${DROVER_TEST_HOSTS:-6}"
-export DROVER_FLEET_STATE="${DROVER_FLEET_STATE:-/var/lib/drover-fleet/state}"
+FLEET="$DROVER_ROOT/test/fleet/fleet.sh"
+RUN_ID="$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')"
+# "PID START_TIME" of every run that is (or was) on this machine: a run is gone when no process
+# has that PID and start time any more (a PID alone may have been reused).
+RUNS_DIR=/run/drover-test
+DB_PREFIX="drover_run_${RUN_ID}_"
+TEMPLATE_DB="${DB_PREFIX}template"
+# Always a fleet of the run's own: an exported DROVER_FLEET_STATE (a demo's, a developer's) is
+# never booted over or torn down by the suite.
+export DROVER_FLEET_STATE="/var/lib/drover-fleet/test-$RUN_ID"
+unset DROVER_FLEET_NAME
 RESULTS="$(mktemp -d -t drover-test.XXXXXX)"
+RUN_DEADLINE=$((SECONDS + ${DROVER_TEST_RUN_TIMEOUT:-4200}))
 passed=0
 failed=0
 failures=()
 
+psql_admin() { runuser -u postgres -- psql -qAtX -v ON_ERROR_STOP=1 -d postgres "$@"; }
+
+start_time_of() { # PID — the kernel's start time of that process (field 22 of /proc/PID/stat)
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }
+  # shellcheck disable=SC2086 # split on purpose: the fields after "(comm) "
+  set -- $stat
+  echo "${20}"
+}
+
+run_alive() { # ID
+  local pid start
+  read -r pid start 2>/dev/null <"$RUNS_DIR/$1" || return 1
+  [ "$(start_time_of "$pid")" = "$start" ]
+}
+
+drop_databases() { # LIKE-PATTERN
+  psql_admin -c "SELECT format('DROP DATABASE IF EXISTS %I WITH (FORCE);', datname) FROM pg_database WHERE datname LIKE '$1'" |
+    psql_admin >/dev/null
+}
+
+# Fleets and databases of runs that ended without cleaning up (SIGKILL, a machine crash).
+remove_stale_runs() {
+  local state id
+  for state in /var/lib/drover-fleet/test-*; do
+    [ -d "$state" ] || continue
+    id=${state##*/test-}
+    run_alive "$id" && continue
+    log "removing the fleet of test run $id (gone)"
+    DROVER_FLEET_STATE=$state bash "$FLEET" down >/dev/null 2>&1 && rm -rf --one-file-system "$state"
+  done
+  while read -r id; do
+    [ -n "$id" ] || continue
+    run_alive "$id" && continue
+    log "dropping the databases of test run $id (gone)"
+    drop_databases "drover\\_run\\_${id}\\_%"
+  done < <(psql_admin -c "SELECT DISTINCT split_part(datname, '_', 3) FROM pg_database WHERE datname LIKE 'drover\\_run\\_%'")
+  for state in "$RUNS_DIR"/*; do
+    [ -f "$state" ] || continue
+    run_alive "${state##*/}" || rm -f "$state"
+  done
+}
+
+# Processes a batch of tests left running (an API a failed test never stopped): killed, and the
+# batch failed for it, since a leak can hold up or disturb what runs next.
+TEST_GROUP=
+group_pids() { # PGID — its live processes (killed ones stay zombies a while: PID 1 reaps lazily)
+  ps -e -o pid=,pgid=,stat= | awk -v g="$1" '$2 == g && $3 !~ /^Z/ { print $1 }'
+}
+
+stop_test_group() { # PGID WHAT
+  local left
+  left=$(group_pids "$1" | paste -sd' ')
+  [ -n "$left" ] || return 0
+  printf 'FAILED %s left processes running; killing them:\n' "$2"
+  # shellcheck disable=SC2086 # a list of PIDs
+  ps -o pid=,args= -p ${left// /,} | sed 's/^/    /'
+  kill -TERM -- "-$1" 2>/dev/null
+  for _ in $(seq 1 50); do
+    [ -n "$(group_pids "$1")" ] || break
+    sleep 0.1
+  done
+  kill -KILL -- "-$1" 2>/dev/null
+  failed=$((failed + 1))
+  failures+=("$2 left processes running")
+}
+
 cleanup() {
-  log "tearing down the test fleet"
-  bash test/fleet/fleet.sh down >"$RESULTS/fleet-down.log" 2>&1 || cat "$RESULTS/fleet-down.log" >&2
+  [ -z "$TEST_GROUP" ] || stop_test_group "$TEST_GROUP" "the tests running when the run was stopped"
+  log "removing this run's fleet and databases"
+  if ! bash "$FLEET" down >"$RESULTS/fleet-down.log" 2>&1; then
+    cat "$RESULTS/fleet-down.log" >&2
+  else
+    rm -rf --one-file-system "$DROVER_FLEET_STATE"
+  fi
+  drop_databases "drover\\_run\\_${RUN_ID}\\_%" || log "could not drop the databases ${DB_PREFIX}*"
+  rm -f "$RUNS_DIR/$RUN_ID"
   rm -rf "$RESULTS"
 }
 
@@ -61,17 +153,21 @@ ensure_redis
 # visudo and cvtsudoers check the generated sudoers drop-ins.
 apt_install sudo
 
-log "preparing the migrated template database"
-runuser -u postgres -- psql -qAtX -d postgres -c \
-  "SELECT format('DROP DATABASE IF EXISTS %I WITH (FORCE);', datname) FROM pg_database WHERE datname LIKE 'drover\_t\_%' OR datname = 'drover_test_template'" |
-  runuser -u postgres -- psql -qX -d postgres >/dev/null
-ensure_database drover_test_template drover
-DATABASE_URL=postgresql://drover:drover@127.0.0.1:5432/drover_test_template REDIS_URL=redis://127.0.0.1:6379 \
-  node dist/src/admin.js migrate >/dev/null || die "migrating the template database failed"
-
+mkdir -p "$RUNS_DIR"
+remove_stale_runs
+echo "$$ $(start_time_of $$)" >"$RUNS_DIR/$RUN_ID"
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+log "test run $RUN_ID: fleet $DROVER_FLEET_STATE, databases ${DB_PREFIX}*"
+
+log "preparing the migrated template database"
+ensure_database "$TEMPLATE_DB" drover
+DATABASE_URL="postgresql://drover:drover@127.0.0.1:5432/$TEMPLATE_DB" REDIS_URL=redis://127.0.0.1:6379 \
+  QUEUE_PREFIX="drover-test-$RUN_ID" node dist/src/admin.js migrate >/dev/null || die "migrating the template database failed"
+
 log "booting a test fleet of $FLEET_HOSTS hosts (systemd-nspawn)"
-bash test/fleet/fleet.sh up --hosts "$FLEET_HOSTS" || die "the test fleet did not boot"
+bash "$FLEET" up --hosts "$FLEET_HOSTS" || die "the test fleet did not boot"
 
 # --- static checks ---
 log "static checks"
@@ -86,58 +182,110 @@ check shellcheck shell_scripts_clean
 
 # --- unit and integration tests ---
 log "unit and integration tests"
-mapfile -t test_files < <(find dist/src -name '*.spec.js' | sort; find dist/test -name '*.test.js' | sort)
+mapfile -t unit_files < <(find dist/src -name '*.spec.js' | sort)
+mapfile -t integration_files < <(find dist/test -name '*.test.js' | sort)
 # A floor, so a suite that shrank cannot pass: every test file of the tree compiled and ran, and at
 # least as many tests ran as there are it()/test() call sites in them (loops only add to that).
 source_files=$(find src -name '*.spec.ts' | wc -l)
 source_files=$((source_files + $(find test -name '*.test.ts' | wc -l)))
 test_sites=$(grep -rhoE '^\s*(it|test)\(' src test --include='*.spec.ts' --include='*.test.ts' | wc -l)
-# One hung test (a stream nobody closes) must not take the closing line with it: each test has a
-# time limit, and the whole run one too (SIGTERM, then SIGKILL), after which the summary still prints.
-TEST_POSTGRES_URL=postgresql://drover:drover@127.0.0.1:5432/postgres \
-  TEST_TEMPLATE_DATABASE=drover_test_template \
-  REDIS_URL=redis://127.0.0.1:6379 \
-  timeout --kill-after=30 "${DROVER_TEST_RUN_TIMEOUT:-4200}" \
-  node --test --test-concurrency=1 --test-timeout="${DROVER_TEST_TIMEOUT_MS:-600000}" \
-  --test-reporter=spec --test-reporter-destination=stdout \
-  --test-reporter=tap --test-reporter-destination="$RESULTS/tests.tap" \
-  "${test_files[@]}"
-tests_exit=$?
+mkdir -p "$RESULTS/tap"
 
-tap_count() { awk -v key="# $1" '$0 ~ "^"key" " { print $3 }' "$RESULTS/tests.tap" | tail -n 1; }
-test_pass=$(tap_count pass)
-test_fail=$(tap_count fail)
-test_cancelled=$(tap_count cancelled)
-test_skipped=$(tap_count skipped)
-test_todo=$(tap_count todo)
-test_total=$(tap_count tests)
-if [ "${#test_files[@]}" -lt "$source_files" ]; then
+# One node --test per batch, with a time limit per test and what is left of the run's time limit
+# (SIGTERM, then SIGKILL), so one hung test (a stream nobody closes) cannot take the summary with it.
+# `timeout` leads a process group of its own, holding everything the batch starts (but the fleet,
+# which fleet.sh detaches), so what the batch leaves behind is found and stopped.
+run_tests() { # TAP_FILE WHAT FILE...
+  local tap=$1 what=$2 left=$((RUN_DEADLINE - SECONDS))
+  shift 2
+  if [ "$left" -le 0 ]; then
+    failed=$((failed + 1))
+    failures+=("the run's time limit (DROVER_TEST_RUN_TIMEOUT) passed before $what")
+    return 0
+  fi
+  TEST_POSTGRES_URL=postgresql://drover:drover@127.0.0.1:5432/postgres \
+    TEST_TEMPLATE_DATABASE="$TEMPLATE_DB" \
+    TEST_DATABASE_PREFIX="$DB_PREFIX" \
+    REDIS_URL=redis://127.0.0.1:6379 \
+    timeout --kill-after=30 "$left" \
+    node --test --test-concurrency=1 --test-timeout="${DROVER_TEST_TIMEOUT_MS:-600000}" \
+    --test-reporter=spec --test-reporter-destination=stdout \
+    --test-reporter=tap --test-reporter-destination="$tap" \
+    "$@" &
+  TEST_GROUP=$!
+  wait "$TEST_GROUP"
+  local status=$?
+  echo "$status" >"$tap.exit"
+  stop_test_group "$TEST_GROUP" "$what"
+  TEST_GROUP=
+}
+
+run_tests "$RESULTS/tap/000-unit.tap" "the unit tests" "${unit_files[@]}"
+# Integration tests share the fleet, one file at a time. Before each, the hosts go back to the
+# image's units (fleet.sh reset): whatever a file left behind — a drop-in, a masked or edited unit,
+# a frozen host — even when it was killed before its own after() hooks ran, the next file does not
+# inherit it. What a reset had to undo is printed, naming the file that left it.
+previous="the fleet's boot"
+index=0
+for file in "${integration_files[@]}"; do
+  index=$((index + 1))
+  reset_log="$RESULTS/reset-$index.log"
+  if bash "$FLEET" reset >"$reset_log" 2>&1; then
+    if grep -qv '^fleet[ :]' "$reset_log"; then
+      printf 'fleet reset after %s:\n' "$previous"
+      grep -v '^fleet[ :]' "$reset_log" | sed 's/^/    /'
+    fi
+  else
+    failed=$((failed + 1))
+    failures+=("fleet reset after $previous")
+    printf 'FAILED fleet reset after %s:\n' "$previous"
+    sed 's/^/    /' "$reset_log"
+  fi
+  run_tests "$(printf '%s/tap/%03d.tap' "$RESULTS" "$index")" "${file#dist/}" "$file"
+  previous=${file#dist/}
+done
+
+tap_count() { # KEY TAP_FILE
+  awk -v key="# $1" '$0 ~ "^"key" " { print $3 }' "$2" | tail -n 1
+}
+declare -A total=([pass]=0 [fail]=0 [cancelled]=0 [skipped]=0 [todo]=0 [tests]=0)
+for tap in "$RESULTS"/tap/*.tap; do
+  exit_status=$(cat "$tap.exit" 2>/dev/null || echo none)
+  if [ -z "$(tap_count pass "$tap")" ]; then
+    failed=$((failed + 1))
+    failures+=("the test runner produced no summary for ${tap##*/} (exit $exit_status)")
+    continue
+  fi
+  for key in "${!total[@]}"; do
+    value=$(tap_count "$key" "$tap")
+    total[$key]=$((total[$key] + ${value:-0}))
+  done
+  if [ "$(tap_count fail "$tap")" = 0 ] && [ "$(tap_count cancelled "$tap")" = 0 ] && [ "$exit_status" != 0 ]; then
+    failed=$((failed + 1))
+    failures+=("node --test exited $exit_status for ${tap##*/}")
+  fi
+done
+ran_files=$((${#unit_files[@]} + ${#integration_files[@]}))
+if [ "$ran_files" -lt "$source_files" ]; then
   failed=$((failed + 1))
-  failures+=("only ${#test_files[@]} compiled test files for $source_files in the tree")
+  failures+=("only $ran_files compiled test files for $source_files in the tree")
 fi
-if [ -n "$test_total" ] && [ "$test_total" -lt "$test_sites" ]; then
+if [ "${total[tests]}" -lt "$test_sites" ]; then
   failed=$((failed + 1))
-  failures+=("only $test_total tests ran, fewer than the $test_sites it()/test() call sites in the tree")
+  failures+=("only ${total[tests]} tests ran, fewer than the $test_sites it()/test() call sites in the tree")
 fi
 # A skipped or todo test proves nothing: counted and refused.
-if [ "${test_skipped:-0}" -gt 0 ] || [ "${test_todo:-0}" -gt 0 ]; then
+if [ "${total[skipped]}" -gt 0 ] || [ "${total[todo]}" -gt 0 ]; then
   failed=$((failed + 1))
-  failures+=("${test_skipped:-0} skipped and ${test_todo:-0} todo test(s)")
+  failures+=("${total[skipped]} skipped and ${total[todo]} todo test(s)")
 fi
-if [ -z "$test_pass" ]; then
-  failed=$((failed + 1))
-  failures+=("the test runner produced no summary (exit $tests_exit)")
-else
-  passed=$((passed + test_pass))
-  failed=$((failed + ${test_fail:-0} + ${test_cancelled:-0}))
-  [ "${test_fail:-0}" -eq 0 ] && [ "${test_cancelled:-0}" -eq 0 ] && [ "$tests_exit" -ne 0 ] &&
-    failed=$((failed + 1)) && failures+=("node --test exited $tests_exit")
-fi
+passed=$((passed + total[pass]))
+failed=$((failed + total[fail] + total[cancelled]))
 
 # Tear down before the summary, so "N passed, N failed" is the last line printed.
 trap - EXIT
 cleanup
 echo
 [ ${#failures[@]} -gt 0 ] && printf 'failed: %s\n' "${failures[@]}"
-echo "$passed passed, $failed failed, ${test_skipped:-0} skipped"
+echo "$passed passed, $failed failed, ${total[skipped]} skipped, ${total[todo]} todo"
 [ "$failed" -eq 0 ]

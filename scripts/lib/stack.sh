@@ -29,14 +29,20 @@ apt_install() {
 # Installs the locked Node dependencies when node_modules is missing or older than the lock, then
 # builds. `npm install` rather than `npm ci`: registries that serve only this platform's optional
 # native packages leave the other platforms' entries out of the lock, and `npm ci` then refuses it.
+# One build of a checkout at a time (a demo and a test run may start together): two tsc writing the
+# same dist/ at once could leave a file half written for the other to load. An incremental build of
+# an unchanged tree writes nothing, so a build does not disturb a run already using dist/.
 ensure_build() {
   cd "$DROVER_ROOT" || die "no $DROVER_ROOT"
-  if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-    log "installing Node dependencies (npm install from package-lock.json)"
-    npm install --no-audit --no-fund --loglevel=error
-  fi
-  log "building (prisma generate + tsc)"
-  npm run --silent build >/dev/null
+  (
+    flock -w 900 8 || die "timed out waiting for another build of $DROVER_ROOT"
+    if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+      log "installing Node dependencies (npm install from package-lock.json)"
+      npm install --no-audit --no-fund --loglevel=error
+    fi
+    log "building (prisma generate + tsc)"
+    npm run --silent build >/dev/null
+  ) 8>"/run/lock/drover-build-$(printf '%s' "$DROVER_ROOT" | sha256sum | cut -c1-12).lock"
 }
 
 # 0 when GET URL answers 2xx (node's fetch: no curl needed on a fresh machine).

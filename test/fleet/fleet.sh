@@ -3,18 +3,29 @@
 #
 #   up [--hosts N]        boot N systemd-nspawn containers with real systemd, sshd, nginx and the
 #                         drover-probe test unit; write $STATE/inventory.json
-#   down                  remove everything up/scale-up created (the base image cache stays)
+#   down                  remove everything up/scale-up of this fleet created (the base image cache
+#                         and other fleets stay)
+#   reset [HOST...]       put the hosts' units back as the image has them (unit files, drop-ins,
+#                         masks, init scripts, sudoers rules; runtime drop-ins), thaw and reconnect
+#                         them, boot again any that stopped, and have the standard units active
 #   status                one line per host: name, address, reachable yes/no
 #   ssh [--user U] HOST [--] [CMD...]
 #                         run CMD on a host (name or address) with the pinned host key
 #   scale-up [--hosts N]  start N plain sshd processes on 127.0.0.1 (cheap, no systemd) for load
 #                         tests; write $STATE/scale-inventory.json
 #   scale-down            stop them
+#   name                  print this fleet's name, bridge, subnet and cgroup parents
 #
-# Environment: DROVER_FLEET_HOSTS (up, default 3), DROVER_FLEET_SCALE_HOSTS (scale-up, default 20),
-# DROVER_FLEET_STATE (/var/lib/drover-fleet/state), DROVER_FLEET_CACHE (/var/cache/drover-fleet),
-# DROVER_FLEET_BOOT_PARALLEL (8), DROVER_FLEET_BOOT_TIMEOUT (180 s), DROVER_FLEET_STOP_TIMEOUT (10 s),
-# DROVER_FLEET_NSPAWN_ARGS (extra nspawn arguments), DROVER_FLEET_KEEP_ON_FAILURE=1, DROVER_FLEET_MIRROR.
+# A fleet is named by its state directory (or DROVER_FLEET_NAME): several can be up at once, each
+# with its own bridge, /16, cgroups, machine names, lock and processes, and every command touches
+# its own fleet only. The fleet in /var/lib/drover-fleet/state is "default" and keeps the names it
+# always had (drvfleet0, 10.213.0.0/16, cgroup drover-fleet).
+#
+# Environment: DROVER_FLEET_STATE (/var/lib/drover-fleet/state), DROVER_FLEET_NAME, DROVER_FLEET_HOSTS
+# (up, default 3), DROVER_FLEET_SCALE_HOSTS (scale-up, default 20), DROVER_FLEET_CACHE
+# (/var/cache/drover-fleet, shared by all fleets), DROVER_FLEET_BOOT_PARALLEL (8),
+# DROVER_FLEET_BOOT_TIMEOUT (180 s), DROVER_FLEET_STOP_TIMEOUT (10 s), DROVER_FLEET_NSPAWN_ARGS (extra
+# nspawn arguments), DROVER_FLEET_KEEP_ON_FAILURE=1, DROVER_FLEET_MIRROR.
 # Needs root. See README.md next to this file for paths, timings and pitfalls.
 set -Eeuo pipefail
 shopt -s nullglob
@@ -30,22 +41,30 @@ readonly SUITE=bookworm
 readonly DEBOOTSTRAP_INCLUDE=systemd,systemd-sysv,openssh-server,dbus,nginx-light,iproute2,procps,python3,sudo
 readonly MIRROR=${DROVER_FLEET_MIRROR:-http://deb.debian.org/debian}
 readonly CACHE=${DROVER_FLEET_CACHE:-/var/cache/drover-fleet}
-readonly STATE=${DROVER_FLEET_STATE:-/var/lib/drover-fleet/state}
-readonly BRIDGE=drvfleet0
-readonly BRIDGE_CIDR=10.213.0.1/16
-readonly NET_PREFIX=10.213
-readonly CG_PARENT=drover-fleet             # /sys/fs/cgroup/<hierarchy>/drover-fleet/<host>
-readonly CG_SCALE_PARENT=drover-fleet-scale # /sys/fs/cgroup/<hierarchy>/drover-fleet-scale/<host>
-readonly LAUNCHER_MARK=drover-fleet-launcher
-readonly MOUNT_SOURCE=drover-fleet          # "source" of our overlay mounts, to find them again
-readonly SCALE_PORT_BASE=22000              # scale host i listens on 127.0.0.1:(22000+i)
+readonly DEFAULT_STATE=/var/lib/drover-fleet/state
+STATE=${DROVER_FLEET_STATE:-$DEFAULT_STATE}
+while [[ $STATE == ?*/ ]]; do STATE=${STATE%/}; done
+readonly STATE
 readonly MAX_HOSTS=1000 MAX_SCALE_HOSTS=2000
 readonly BOOT_PARALLEL=${DROVER_FLEET_BOOT_PARALLEL:-8}
 readonly BOOT_TIMEOUT=${DROVER_FLEET_BOOT_TIMEOUT:-180}
 readonly STOP_TIMEOUT=${DROVER_FLEET_STOP_TIMEOUT:-10}
-readonly LOCK_FILE=/run/lock/drover-fleet.lock
 readonly LOCK_TIMEOUT=${DROVER_FLEET_LOCK_TIMEOUT:-900}
+# Machine-wide, held briefly: the base image cache and package installs (one writer at a time), and
+# the choice of a subnet or scale ports (so two fleets coming up at once cannot pick the same).
+readonly CACHE_LOCK_FILE=/run/lock/drover-fleet-cache.lock
+readonly NET_LOCK_FILE=/run/lock/drover-fleet-net.lock
+# Which state directory holds each fleet name that is up (so two directories cannot share a name).
+readonly REGISTRY=/run/drover-fleet
+# Subnets other fleets may use: 10.NET_FIRST.0.0/16 … 10.NET_LAST.0.0/16 (10.213 is the default's).
+readonly NET_FIRST=200 NET_LAST=250 DEFAULT_NET=10.213
 readonly REQUIRED_PKGS=(systemd-container debootstrap openssh-server openssh-client bridge-utils zstd iproute2)
+# Units every host runs as the image boots it; `reset` leaves them active.
+readonly STANDARD_UNITS=(ssh.service nginx.service drover-probe.service)
+# What `reset` compares with the base image (relative to a host's root): where units, their
+# drop-ins, masks and enablement live, and what runs them.
+readonly RESET_TREES=(etc/systemd/system etc/systemd/system.control usr/lib/systemd/system lib/systemd/system
+  etc/init.d etc/sudoers.d usr/local/lib/drover-probe)
 
 readonly CLIENT_KEY=$STATE/ssh/id_ed25519
 readonly KNOWN_HOSTS=$STATE/known_hosts
@@ -55,7 +74,14 @@ readonly INVENTORY=$STATE/inventory.json
 readonly HOSTS_TSV=$STATE/hosts.tsv            # name, address, port, fingerprint (for status/ssh)
 readonly SCALE_INVENTORY=$STATE/scale-inventory.json
 readonly SCALE_TSV=$STATE/scale-hosts.tsv
+readonly INSTANCE_ENV=$STATE/instance.env      # what `up` chose: subnet, bridge, base (for down/reset)
+readonly INSTANCE_JSON=$STATE/instance.json    # the same for tests: cgroups, machine and veth per host
 
+# Per fleet, set by init_instance: NAME, BRIDGE, CG_PARENT, CG_SCALE_PARENT, LAUNCHER_MARK,
+# MOUNT_SOURCE, LOCK_FILE, MACHINE_PREFIX; by up (or read back from $INSTANCE_ENV): NET_PREFIX, LOWER.
+NAME='' BRIDGE='' CG_PARENT='' CG_SCALE_PARENT='' LAUNCHER_MARK='' MOUNT_SOURCE='' LOCK_FILE=''
+MACHINE_PREFIX='' NET_PREFIX='' SCALE_PORT_BASE='' LOWER_REAL=''
+RESTORED=() # what reset_host put back, one "removed|restored PATH" per entry
 CMD=
 MAIN_PID=$BASHPID
 DIED=
@@ -123,14 +149,113 @@ check_paths() {
   done
 }
 
+# Names everything that belongs to this fleet. The default fleet keeps the names fleets always had,
+# so a fleet booted by an older fleet.sh is still found (and torn down) by this one; every other
+# fleet gets names no other fleet (or an older fleet.sh, whose `down` sweeps the default names)
+# can match.
+init_instance() {
+  local base tag sane
+  if [ -n "${DROVER_FLEET_NAME:-}" ]; then
+    NAME=$DROVER_FLEET_NAME
+    [[ $NAME =~ ^[a-z0-9][a-z0-9_-]{0,47}$ ]] ||
+      die "DROVER_FLEET_NAME '$NAME' must be 1-48 of a-z 0-9 _ - (starting with a letter or digit)"
+    [ "$NAME" != default ] || [ "$STATE" = "$DEFAULT_STATE" ] ||
+      die "the name 'default' belongs to the fleet in $DEFAULT_STATE"
+    [ "$NAME" = default ] || [ "$STATE" != "$DEFAULT_STATE" ] ||
+      die "the fleet in $DEFAULT_STATE is called 'default' (unset DROVER_FLEET_NAME)"
+  elif [ "$STATE" = "$DEFAULT_STATE" ]; then
+    NAME=default
+  else
+    base=${STATE##*/}
+    sane=$(printf '%s' "$base" | tr '[:upper:]' '[:lower:]' | tr -c 'a-z0-9_-' '-' | cut -c1-40)
+    sane=${sane#[-_]}
+    # /var/lib/drover-fleet/<name> is called <name>; anything else gets a hash of its path too.
+    if [ "$STATE" = "/var/lib/drover-fleet/$base" ] && [ "$sane" = "$base" ] && [ "$base" != default ]; then
+      NAME=$base
+    else
+      NAME=${sane:-fleet}-$(printf '%s' "$STATE" | sha256sum | cut -c1-6)
+    fi
+  fi
+  if [ "$NAME" = default ]; then
+    BRIDGE=drvfleet0 CG_PARENT=drover-fleet CG_SCALE_PARENT=drover-fleet-scale
+    LAUNCHER_MARK=drover-fleet-launcher MOUNT_SOURCE=drover-fleet MACHINE_PREFIX=fleet
+    LOCK_FILE=/run/lock/drover-fleet.lock
+  else
+    # Interface names have at most 15 characters: the bridge is drvf + 6 hex (10), and a machine
+    # f + 6 hex + -NNNN (at most 12), so nspawn's "vb-<machine>" veth fits without being hashed.
+    tag=$(printf '%s' "$NAME" | sha256sum | cut -c1-6)
+    BRIDGE=drvf$tag CG_PARENT=drover-fleet@$NAME CG_SCALE_PARENT=drover-fleet-scale@$NAME
+    LAUNCHER_MARK=drover-fleet-launcher@$NAME MOUNT_SOURCE=drover-fleet@$NAME MACHINE_PREFIX=f$tag
+    LOCK_FILE=/run/lock/drover-fleet@$NAME.lock
+  fi
+  readonly NAME BRIDGE CG_PARENT CG_SCALE_PARENT LAUNCHER_MARK MOUNT_SOURCE MACHINE_PREFIX LOCK_FILE
+}
+
+# What up recorded: the subnet, the base the overlays use. Absent for a default fleet booted by an
+# older fleet.sh (which always used 10.213).
+read_instance_env() {
+  local key value
+  NET_PREFIX='' LOWER=''
+  if [ -f "$INSTANCE_ENV" ]; then
+    while IFS='=' read -r key value; do
+      case $key in
+        net_prefix) NET_PREFIX=$value ;;
+        lower) LOWER=$value ;;
+      esac
+    done <"$INSTANCE_ENV"
+  fi
+  if [ -z "$NET_PREFIX" ] && [ "$NAME" = default ]; then NET_PREFIX=$DEFAULT_NET; fi
+  if [ -z "$LOWER" ]; then # the lower dir of our overlays, when they are mounted
+    LOWER=$(awk -v src="$MOUNT_SOURCE" -v dir="$HOSTS_DIR/" '{ for (i = 7; i <= NF; i++) if ($i == "-") break
+      if ($(i + 1) != "overlay" || $(i + 2) != src || index($5, dir) != 1) next
+      n = split($(i + 3), o, ","); for (j = 1; j <= n; j++) if (o[j] ~ /^lowerdir=/) { print substr(o[j], 10); exit } }' \
+      /proc/self/mountinfo)
+  fi
+  return 0
+}
+
+write_instance_env() {
+  printf 'name=%s\nbridge=%s\nnet_prefix=%s\nlower=%s\n' "$NAME" "$BRIDGE" "$NET_PREFIX" "$LOWER" >"$INSTANCE_ENV.tmp"
+  mv -f "$INSTANCE_ENV.tmp" "$INSTANCE_ENV"
+}
+
+# A fleet name belongs to one state directory while that fleet exists: another directory with the
+# same DROVER_FLEET_NAME would derive the same bridge and cgroups and tear down the first's.
+claim_name() {
+  local owner=
+  mkdir -p "$REGISTRY"
+  [ -f "$REGISTRY/$NAME" ] && owner=$(cat "$REGISTRY/$NAME")
+  if [ -n "$owner" ] && [ "$owner" != "$STATE" ] && { [ -d "$owner/hosts" ] || [ -d "$owner/scale" ]; }; then
+    die "the fleet name '$NAME' is in use by the fleet in $owner"
+  fi
+  printf '%s\n' "$STATE" >"$REGISTRY/$NAME"
+}
+
+release_name() {
+  [ -f "$REGISTRY/$NAME" ] && [ "$(cat "$REGISTRY/$NAME")" = "$STATE" ] || return 0
+  [ -d "$HOSTS_DIR" ] || [ -d "$SCALE_DIR" ] || rm -f "$REGISTRY/$NAME"
+}
+
+# This fleet's own lock: commands on one fleet queue, other fleets go on.
 take_lock() {
   mkdir -p "$(dirname "$LOCK_FILE")"
   exec 9>"$LOCK_FILE"
   if ! flock -n 9; then
-    log "another fleet.sh is running on this machine; waiting up to ${LOCK_TIMEOUT}s for $LOCK_FILE"
+    log "another fleet.sh is working on fleet '$NAME'; waiting up to ${LOCK_TIMEOUT}s for $LOCK_FILE"
     flock -w "$LOCK_TIMEOUT" 9 || die "timed out waiting for $LOCK_FILE"
   fi
 }
+
+take_shared_lock() { # FD FILE WHAT
+  mkdir -p "$(dirname "$2")"
+  eval "exec $1>\"\$2\"" # FD is a literal number
+  if ! flock -n "$1"; then
+    log "waiting for another fleet.sh ($3, $2) ..."
+    flock -w "$LOCK_TIMEOUT" "$1" || die "timed out waiting for $2"
+  fi
+}
+
+release_shared_lock() { eval "exec $1>&-"; }
 
 ensure_packages() {
   local missing=() p st out
@@ -263,6 +388,14 @@ ensure_base() {
   tarball=$CACHE/base-$ver.tar.zst
   LOWER=$CACHE/base-$ver
   [ -f "$CACHE/base-$ver.ready" ] && [ -d "$LOWER/usr" ] && return 0
+  # An older fleet.sh builds the base under the default fleet's lock only: wait for it too.
+  if [ "$NAME" != default ]; then
+    take_shared_lock 6 /run/lock/drover-fleet.lock "the default fleet's lock, under which older fleet.sh versions build the base"
+    if [ -f "$CACHE/base-$ver.ready" ] && [ -d "$LOWER/usr" ]; then
+      release_shared_lock 6
+      return 0
+    fi
+  fi
   mkdir -p "$CACHE"
   [ -f "$tarball" ] || build_base "$ver" "$tarball"
   t0=$(now_ms)
@@ -273,6 +406,7 @@ ensure_base() {
   touch "$CACHE/base-$ver.ready"
   log "unpacked base $ver in $(secs_since "$t0") s (lower dir $LOWER)"
   prune_old_bases "$ver"
+  [ "$NAME" = default ] || release_shared_lock 6
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -320,7 +454,7 @@ host_name() { # PREFIX I N
   printf '%s-%0*d' "$1" "$w" "$2"
 }
 
-host_addr() { # I (1-based): 10.213.0.10 … 10.213.0.249, 10.213.1.10 …
+host_addr() { # I (1-based): P.0.10 … P.0.249, P.1.10 … (P = NET_PREFIX, e.g. 10.213)
   local idx=$(($1 - 1))
   printf '%s.%d.%d' "$NET_PREFIX" $((idx / 240)) $((10 + idx % 240))
 }
@@ -359,12 +493,13 @@ cg_remove_tree() { # PARENT — rmdir the subtree in every hierarchy; fails if s
   return 1
 }
 
-launcher_pids() { # every running boot loop of any fleet on this machine (argv0 marker)
-  local p a
+launcher_pids() { # every running boot loop of this fleet: its argv0 marker and a root in HOSTS_DIR
+  local p args
   for p in /proc/[0-9]*; do
-    a=
-    IFS= read -r -d '' a 2>/dev/null <"$p/cmdline" || true
-    [ "$a" = "$LAUNCHER_MARK" ] && echo "${p#/proc/}"
+    args=()
+    mapfile -t -d '' args 2>/dev/null <"$p/cmdline" || true
+    # argv: MARK launcher.sh NAME ROOT ...
+    [ "${args[0]:-}" = "$LAUNCHER_MARK" ] && [[ ${args[3]:-} == "$HOSTS_DIR"/* ]] && echo "${p#/proc/}"
   done
   return 0
 }
@@ -405,9 +540,22 @@ stop_waiters() {
   WAITERS=()
 }
 
-fleet_mounts() { # mount points of our overlays (any state dir), deepest first
-  awk -v src="$MOUNT_SOURCE" '{ for (i = 7; i <= NF; i++) if ($i == "-") break
-         if ($(i + 1) == "overlay" && $(i + 2) == src) print $5 }' /proc/self/mountinfo | sort -r
+fleet_mounts() { # mount points of this fleet's overlays (its source, below its HOSTS_DIR), deepest first
+  awk -v src="$MOUNT_SOURCE" -v dir="$HOSTS_DIR/" '{ for (i = 7; i <= NF; i++) if ($i == "-") break
+         if ($(i + 1) == "overlay" && $(i + 2) == src && index($5, dir) == 1) print $5 }' /proc/self/mountinfo | sort -r
+}
+
+machine_name() { # HOST NAME (fleet-07) -> nspawn machine name (fleet-07, or f1a2b3c-07)
+  printf '%s-%s' "$MACHINE_PREFIX" "${1##*-}"
+}
+
+# The bridge is ours when it carries our mark (set by up), or is the default fleet's name (fleets
+# booted by an older fleet.sh have no mark). Anything else with our name is someone else's.
+bridge_is_ours() {
+  local alias
+  ip link show dev "$BRIDGE" >/dev/null 2>&1 || return 1
+  alias=$(cat "/sys/class/net/$BRIDGE/ifalias" 2>/dev/null || true)
+  [ "$alias" = "drover-fleet $STATE" ] || { [ "$NAME" = default ] && [ -z "$alias" ]; }
 }
 
 teardown_fleet() { # the nspawn fleet: launchers, containers, overlays, veths, bridge, cgroups
@@ -456,20 +604,22 @@ teardown_fleet() { # the nspawn fleet: launchers, containers, overlays, veths, b
     found=1
     umount "$mp" 2>/dev/null || umount -l "$mp"
   done < <(fleet_mounts)
-  if ip link show dev "$BRIDGE" >/dev/null 2>&1; then
+  if bridge_is_ours; then
     found=1
     while read -r l; do
       ip link del "$l" 2>/dev/null || true
     done < <(ip -o link show master "$BRIDGE" | awk -F': ' '{ sub(/@.*/, "", $2); print $2 }')
     ip link del "$BRIDGE"
+  elif ip link show dev "$BRIDGE" >/dev/null 2>&1; then
+    log "leaving bridge $BRIDGE alone: it is not this fleet's ($(cat "/sys/class/net/$BRIDGE/ifalias" 2>/dev/null))"
   fi
   [ -d "$HOSTS_DIR" ] && found=1
   rm -rf --one-file-system "$HOSTS_DIR"
-  rm -f "$INVENTORY" "$HOSTS_TSV"
+  rm -f "$INVENTORY" "$HOSTS_TSV" "$INSTANCE_JSON"
   cg_remove_tree "$CG_PARENT"
-  for l in /run/systemd/nspawn/unix-export/fleet-*; do rmdir "$l" 2>/dev/null || true; done
+  for l in /run/systemd/nspawn/unix-export/"$MACHINE_PREFIX"-*; do rmdir "$l" 2>/dev/null || true; done
   rebuild_known_hosts
-  [ "$found" = 0 ] || log "nspawn fleet removed"
+  [ "$found" = 0 ] || log "nspawn fleet '$NAME' removed"
 }
 
 teardown_scale() {
@@ -496,13 +646,49 @@ teardown_scale() {
 # ---------------------------------------------------------------------------------------------
 # The nspawn fleet
 
+net_users() { # 10.X — this machine's routes (any table) inside 10.X.0.0/16 or covering it, but default
+  local a=${1%%.*} b=${1#*.}
+  ip -4 route show table all | awk -v a="$a" -v b="$b" '
+    { d = $1
+      if (d ~ /^(local|broadcast|unicast|multicast|anycast|blackhole|unreachable|prohibit|throw|nat)$/) d = $2
+      if (d == "default") next
+      n = split(d, p, "/"); len = n > 1 ? p[2] + 0 : 32
+      if (split(p[1], o, ".") != 4) next
+      ip = ((o[1] * 256 + o[2]) * 256 + o[3]) * 256 + o[4]
+      m = len < 16 ? len : 16; div = 2 ^ (32 - m)
+      if (int(ip / div) == int((a * 256 + b) * 65536 / div)) print }'
+}
+
+# Under the machine-wide network lock: a /16 nobody on this machine routes (the default fleet's is
+# always 10.213; others prefer the one they had), and the bridge with our mark and address on it,
+# so the next fleet to choose sees it taken.
 ensure_bridge() {
-  local other
-  other=$(ip -o -4 addr show to "$NET_PREFIX.0.0/16" | awk -v b="$BRIDGE" '$2 != b { print $2 }')
-  [ -z "$other" ] || die "$NET_PREFIX.0.0/16 is already used on this machine by: $other"
-  ip link show dev "$BRIDGE" >/dev/null 2>&1 || ip link add "$BRIDGE" type bridge
-  ip addr replace "$BRIDGE_CIDR" dev "$BRIDGE"
+  local candidates=() p users
+  take_shared_lock 7 "$NET_LOCK_FILE" "choosing a subnet"
+  if ip link show dev "$BRIDGE" >/dev/null 2>&1; then
+    die "a bridge named $BRIDGE exists but is not this fleet's ($(cat "/sys/class/net/$BRIDGE/ifalias" 2>/dev/null)): another fleet's name hashes like '$NAME'; set DROVER_FLEET_NAME"
+  fi
+  if [ "$NAME" = default ]; then
+    candidates=("$DEFAULT_NET")
+  else
+    [[ ${NET_PREFIX#10.} =~ ^[0-9]+$ ]] && [ "${NET_PREFIX#10.}" -ge "$NET_FIRST" ] &&
+      [ "${NET_PREFIX#10.}" -le "$NET_LAST" ] && [ "$NET_PREFIX" != "$DEFAULT_NET" ] && candidates+=("$NET_PREFIX")
+    for ((p = NET_FIRST; p <= NET_LAST; p++)); do
+      [ "10.$p" = "$DEFAULT_NET" ] || candidates+=("10.$p")
+    done
+  fi
+  NET_PREFIX=
+  for p in "${candidates[@]}"; do
+    users=$(net_users "$p")
+    if [ -z "$users" ]; then NET_PREFIX=$p; break; fi
+    [ "$NAME" != default ] || die "$p.0.0/16 is already used on this machine: $(paste -sd';' <<<"$users")"
+  done
+  [ -n "$NET_PREFIX" ] || die "no free /16 in 10.$NET_FIRST-10.$NET_LAST.0.0 on this machine (ip -4 route show table all)"
+  ip link add "$BRIDGE" type bridge
+  ip link set "$BRIDGE" alias "drover-fleet $STATE"
+  ip addr add "$NET_PREFIX.0.1/16" dev "$BRIDGE"
   ip link set "$BRIDGE" up
+  release_shared_lock 7
 }
 
 prepare_host() { # NAME ADDR DROVER_UID DROVER_GID
@@ -532,11 +718,11 @@ start_launcher() { # NAME
   local name=$1 hd=$HOSTS_DIR/$1 cgs=() extra=() r
   for r in "${CG_ROOTS[@]}"; do cgs+=("$r/$CG_PARENT/$name"); done
   read -ra extra <<<"${DROVER_FLEET_NSPAWN_ARGS:-}"
-  # Detached (own session, not a job of this shell, lock fd closed) so `up` can return.
+  # Detached (own session, not a job of this shell, lock fds closed) so `up` can return.
   # shellcheck disable=SC2016 # expanded by the inner bash
   (setsid bash -c 'exec -a "$0" bash "$@"' "$LAUNCHER_MARK" "$FLEET_DIR/launcher.sh" "$name" \
-    "$hd/root" "$BRIDGE" "$hd/launcher.pid" "${cgs[@]}" -- "${extra[@]}" \
-    </dev/null >>"$hd/console.log" 2>&1 9>&- &)
+    "$hd/root" "$BRIDGE" "$hd/launcher.pid" "$(machine_name "$name")" "${cgs[@]}" -- "${extra[@]}" \
+    </dev/null >>"$hd/console.log" 2>&1 6>&- 7>&- 8>&- 9>&- &)
 }
 
 launcher_alive() { # HOSTDIR
@@ -565,12 +751,14 @@ wait_host() { # NAME ADDR — runs in the background; writes $hd/boot-result
       systemctl is-system-running --wait </dev/null 2>"$hd/wait.err") || true
     case $out in
       running)
+        record_run_units "$name"
         echo "ok running" >"$hd/boot-result"
         return 0
         ;;
       degraded)
         failed=$(ssh "${SSH_OPTS[@]}" "root@$addr" systemctl list-units --failed --plain --no-legend </dev/null |
           awk '{ print $1 }' | paste -sd' ') || true
+        record_run_units "$name"
         echo "ok degraded: $failed" >"$hd/boot-result"
         return 0
         ;;
@@ -630,6 +818,27 @@ boot_all() { # NAME... — at most BOOT_PARALLEL booting at once; dies naming th
   die "host(s) did not come up: $(for name in "${failed[@]}"; do [ -f "$HOSTS_DIR/$name/boot-result" ] && printf '%s ' "$name"; done)"
 }
 
+# For tests: where this fleet's hosts are on the machine (cgroups to freeze, veths to cut).
+write_instance_json() { # NAME...
+  local name sep='' r
+  {
+    printf '{"name":"%s","stateDir":"%s","bridge":"%s","subnet":"%s.0.0/16","gateway":"%s.0.1",' \
+      "$NAME" "$STATE" "$BRIDGE" "$NET_PREFIX" "$NET_PREFIX"
+    printf '"cgroupParent":"%s","scaleCgroupParent":"%s","cgroupRoots":[' "$CG_PARENT" "$CG_SCALE_PARENT"
+    for r in "${CG_ROOTS[@]}"; do printf '%s"%s"' "$sep" "$r"; sep=,; done
+    printf '],"hosts":['
+    sep=''
+    for name in "$@"; do
+      printf '%s\n  {"name":"%s","machine":"%s","veth":"vb-%s","address":"%s"}' "$sep" "$name" \
+        "$(machine_name "$name")" "$(machine_name "$name")" "$(cut -f2 "$HOSTS_DIR/$name/host.tsv")"
+      sep=,
+    done
+    printf '\n]}\n'
+  } >"$INSTANCE_JSON.tmp"
+  chmod 0644 "$INSTANCE_JSON.tmp"
+  mv -f "$INSTANCE_JSON.tmp" "$INSTANCE_JSON"
+}
+
 cmd_up() {
   local n=${DROVER_FLEET_HOSTS:-3} t0 t1 i name names=() uid gid
   while [ $# -gt 0 ]; do
@@ -644,16 +853,23 @@ cmd_up() {
   check_paths
   take_lock
   t0=$(now_ms)
-  ensure_packages
   init_cgroup_roots
+  read_instance_env
   teardown_fleet
+  claim_name
   CLEANUP_ON_FAIL=teardown_fleet
   rm -rf --one-file-system "$STATE/last-failure"
+  mkdir -p "$STATE"
+  # The base is shared by every fleet: built, unpacked and pruned by one fleet.sh at a time, and
+  # held until our overlays are mounted (pruning skips bases that are mounted).
+  take_shared_lock 8 "$CACHE_LOCK_FILE" "base image cache"
+  ensure_packages
   ensure_base
   raise_sysctl fs.inotify.max_user_instances 8192
   raise_sysctl fs.inotify.max_user_watches 524288
   ensure_client_key
   ensure_bridge
+  write_instance_env
   uid=$(awk -F: '$1 == "drover" { print $3 }' "$LOWER/etc/passwd")
   gid=$(awk -F: '$1 == "drover" { print $4 }' "$LOWER/etc/passwd")
   [ -n "$uid" ] || die "user drover is missing from the base image $LOWER"
@@ -663,15 +879,17 @@ cmd_up() {
     names+=("$name")
     prepare_host "$name" "$(host_addr "$i")" "$uid" "$gid"
   done
+  release_shared_lock 8
   rebuild_known_hosts
   ssh_opts
-  log "prepared $n host(s) in $(secs_since "$t1") s; booting them, at most $BOOT_PARALLEL at once ..."
+  log "prepared $n host(s) of fleet '$NAME' ($BRIDGE, $NET_PREFIX.0.0/16) in $(secs_since "$t1") s; booting them, at most $BOOT_PARALLEL at once ..."
   boot_all "${names[@]}"
   for name in "${names[@]}"; do cat "$HOSTS_DIR/$name/host.tsv"; done >"$HOSTS_TSV"
   write_inventory "$HOSTS_TSV" "$INVENTORY" nspawn
+  write_instance_json "${names[@]}"
   CLEANUP_ON_FAIL=
-  printf 'fleet up: %d host(s) running in %s s (boot %s s); inventory %s\n' \
-    "$n" "$(secs_since "$t0")" "$(secs_since "$t1")" "$INVENTORY"
+  printf 'fleet up: %d host(s) of fleet %s running in %s s (boot %s s); inventory %s\n' \
+    "$n" "$NAME" "$(secs_since "$t0")" "$(secs_since "$t1")" "$INVENTORY"
 }
 
 cmd_down() {
@@ -680,15 +898,44 @@ cmd_down() {
   check_paths
   take_lock
   init_cgroup_roots
+  read_instance_env
   local t0
   t0=$(now_ms)
   teardown_scale
   teardown_fleet
-  printf 'fleet down in %s s (base cache kept in %s)\n' "$(secs_since "$t0")" "$CACHE"
+  release_name
+  printf 'fleet %s down in %s s (base cache kept in %s)\n' "$NAME" "$(secs_since "$t0")" "$CACHE"
 }
 
 # ---------------------------------------------------------------------------------------------
-# Scale mode: plain sshd processes on 127.0.0.1:22000+i, each with its own host key and /root
+# Scale mode: plain sshd processes on 127.0.0.1:BASE+i (BASE 22000 for the default fleet, a free
+# range for others), each with its own host key, /root and /etc/init.d
+
+scale_ports_busy() { # BASE N — listeners on any of BASE+1 … BASE+N
+  ss -Hltn | awk -v lo=$(($1 + 1)) -v hi=$(($1 + $2)) \
+    '{ p = $4; sub(/.*:/, "", p); if (p + 0 >= lo && p + 0 <= hi) print $4 }' | paste -sd' '
+}
+
+choose_scale_ports() { # N — sets SCALE_PORT_BASE (held under the network lock by the caller)
+  local n=$1 base previous=
+  if [ "$NAME" = default ]; then
+    SCALE_PORT_BASE=22000
+    local busy
+    busy=$(scale_ports_busy "$SCALE_PORT_BASE" "$n")
+    [ -z "$busy" ] || die "ports needed by the scale fleet are in use: $busy"
+    return 0
+  fi
+  [ -f "$STATE/scale-port-base" ] && previous=$(cat "$STATE/scale-port-base")
+  for base in $previous $(seq 24000 2000 62000); do
+    if ! [[ $base =~ ^[0-9]+$ ]] || [ $((base + n)) -gt 65535 ]; then continue; fi
+    if [ -z "$(scale_ports_busy "$base" "$n")" ]; then
+      SCALE_PORT_BASE=$base
+      echo "$base" >"$STATE/scale-port-base"
+      return 0
+    fi
+  done
+  die "no free range of $n ports for the scale fleet between 24001 and 65535"
+}
 
 scale_sshd_config() { # HOSTDIR PORT
   cat <<EOF
@@ -714,7 +961,7 @@ EOF
 }
 
 cmd_scale_up() {
-  local n=${DROVER_FLEET_SCALE_HOSTS:-20} t0 i name port hd cgs r busy listening names=() deadline
+  local n=${DROVER_FLEET_SCALE_HOSTS:-20} t0 i name port hd cgs r listening names=() deadline
   while [ $# -gt 0 ]; do
     case $1 in
       --hosts) n=${2:?--hosts needs a number}; shift 2 ;;
@@ -730,10 +977,12 @@ cmd_scale_up() {
   ensure_packages
   init_cgroup_roots
   teardown_scale
+  claim_name
   CLEANUP_ON_FAIL=teardown_scale
-  busy=$(ss -Hltn | awk -v lo=$((SCALE_PORT_BASE + 1)) -v hi=$((SCALE_PORT_BASE + n)) \
-    '{ p = $4; sub(/.*:/, "", p); if (p + 0 >= lo && p + 0 <= hi) print $4 }' | paste -sd' ')
-  [ -z "$busy" ] || die "ports needed by the scale fleet are in use: $busy"
+  mkdir -p "$STATE"
+  # Held until the sshds listen, so a fleet choosing ports at the same time sees them taken.
+  take_shared_lock 7 "$NET_LOCK_FILE" "choosing scale ports"
+  choose_scale_ports "$n"
   ensure_client_key
   install -d -m 0755 /run/sshd
   mkdir -p "$SCALE_DIR"
@@ -743,6 +992,10 @@ cmd_scale_up() {
     hd=$SCALE_DIR/$name
     names+=("$name")
     install -d -m 0700 "$hd" "$hd/root" "$hd/root/.ssh"
+    # The host's own /etc/init.d (a copy of this machine's), so init scripts a test installs on a
+    # scale host never land in this machine's /etc/init.d.
+    install -d -m 0755 "$hd/init.d"
+    cp -a /etc/init.d/. "$hd/init.d/"
     printf '# drover scale-fleet host %s: intentionally empty\n' "$name" | tee "$hd/root/.bashrc" >"$hd/root/.profile"
     install -m 0600 "$CLIENT_KEY.pub" "$hd/root/.ssh/authorized_keys"
     ssh-keygen -q -t ed25519 -N '' -C "root@$name" -f "$hd/ssh_host_ed25519_key"
@@ -756,14 +1009,14 @@ cmd_scale_up() {
       cgs+=("$r/$CG_SCALE_PARENT/$name")
     done
     # Own cgroups (so down finds every process, sessions included), own mount namespace with the
-    # host's directory bound over /root (so the machine's root dotfiles are never used).
+    # host's directories bound over /root (so the machine's root dotfiles are never used) and
+    # /etc/init.d. sshd closes every other inherited descriptor itself.
     # shellcheck disable=SC2016 # expanded by the inner shells
-    # sshd closes every other inherited descriptor itself.
-    (setsid bash -c 'for d in "${@:3}"; do echo $$ >"$d/cgroup.procs" || exit 97; done
+    (setsid bash -c 'for d in "${@:4}"; do echo $$ >"$d/cgroup.procs" || exit 97; done
       exec unshare --mount --propagation private -- /bin/sh -c \
-        '\''mount --bind "$0" /root && exec /usr/sbin/sshd -D -e -f "$1"'\'' "$1" "$2"' \
-      drover-fleet-scale "$hd/root" "$hd/sshd_config" "${cgs[@]}" \
-      </dev/null >>"$hd/sshd.log" 2>&1 9>&- &)
+        '\''mount --bind "$0" /root && mount --bind "$1" /etc/init.d && exec /usr/sbin/sshd -D -e -f "$2"'\'' "$1" "$2" "$3"' \
+      drover-fleet-scale "$hd/root" "$hd/init.d" "$hd/sshd_config" "${cgs[@]}" \
+      </dev/null >>"$hd/sshd.log" 2>&1 6>&- 7>&- 8>&- 9>&- &)
   done
   for name in "${names[@]}"; do cat "$SCALE_DIR/$name/host.tsv"; done >"$SCALE_TSV"
   rebuild_known_hosts
@@ -780,6 +1033,7 @@ cmd_scale_up() {
     }
     sleep 0.2
   done
+  release_shared_lock 7
   ssh_opts
   for name in "${names[0]}" "${names[-1]}"; do
     port=$(cut -f3 "$SCALE_DIR/$name/host.tsv")
@@ -799,6 +1053,214 @@ cmd_scale_down() {
   take_lock
   init_cgroup_roots
   teardown_scale
+  release_name
+}
+
+# ---------------------------------------------------------------------------------------------
+# reset: the hosts' units back to the image's state, between test files
+
+same_entry() { # A B — same kind and content (symlink target, file bytes); directories never
+  if [ -L "$1" ] || [ -L "$2" ]; then
+    [ -L "$1" ] && [ -L "$2" ] && [ "$(readlink "$1")" = "$(readlink "$2")" ]
+  elif [ -f "$1" ] && [ -f "$2" ]; then
+    cmp -s "$1" "$2"
+  else
+    return 1
+  fi
+}
+
+# Makes the host's REL (a real directory in the base) equal to the base's. Only entries the host
+# wrote (present in its overlay's upper dir) can differ; entries the base has and the host lost
+# (deleted: a whiteout; or hidden by a replaced directory) are copied back. Works on the mounted
+# overlay, never on the upper dir itself (overlayfs forbids changing that under a mount).
+restore_tree() { # HOSTDIR REL — appends "removed|restored PATH" to RESTORED
+  local up=$1/upper root=$1/root rel=$2 e name
+  for e in "$root/$rel"/* "$root/$rel"/.[!.]* "$root/$rel"/..?*; do
+    name=${e##*/}
+    [ -e "$up/$rel/$name" ] || [ -L "$up/$rel/$name" ] || continue # untouched: still the base's
+    if [ ! -e "$LOWER/$rel/$name" ] && [ ! -L "$LOWER/$rel/$name" ]; then
+      rm -rf --one-file-system "$e"
+      RESTORED+=("removed /$rel/$name")
+    elif [ -d "$LOWER/$rel/$name" ] && [ ! -L "$LOWER/$rel/$name" ] && [ -d "$e" ] && [ ! -L "$e" ]; then
+      restore_tree "$1" "$rel/$name"
+    elif ! same_entry "$LOWER/$rel/$name" "$e"; then
+      rm -rf --one-file-system "$e"
+      cp -a "$LOWER/$rel/$name" "$e"
+      RESTORED+=("restored /$rel/$name")
+    fi
+  done
+  for e in "$LOWER/$rel"/* "$LOWER/$rel"/.[!.]* "$LOWER/$rel"/..?*; do
+    name=${e##*/}
+    if [ ! -e "$root/$rel/$name" ] && [ ! -L "$root/$rel/$name" ]; then
+      cp -a "$e" "$root/$rel/$name"
+      RESTORED+=("restored /$rel/$name")
+    fi
+  done
+}
+
+# The unit a path configures: /etc/systemd/system/nginx.service.d/x.conf -> nginx.service.
+# Enablement links (*.wants/, *.requires/) configure no unit themselves.
+unit_of_path() {
+  local rest=$1 tree
+  for tree in /etc/systemd/system.control/ /etc/systemd/system/ /usr/lib/systemd/system/ /lib/systemd/system/; do
+    [[ $rest == "$tree"* ]] || continue
+    rest=${rest#"$tree"}
+    rest=${rest%%/*}
+    case $rest in *.wants | *.requires | *.upholds) return 0 ;; esac
+    printf '%s\n' "${rest%.d}"
+    return 0
+  done
+}
+
+# Runs in the host: runtime units, drop-ins and masks (/run/systemd/system*) go, but for what the
+# host had there at boot; systemd reloads (when anything changed) and forgets failures; standard
+# units whose configuration changed restart, the others start if they are not running; all must
+# end active and enabled. Few systemctl calls: this runs before every test file.
+# Arguments: "entries of /run/systemd/system* at boot" "changed units" RELOAD(0|1) STANDARD_UNIT...
+# shellcheck disable=SC2016 # expanded in the host
+readonly REMOTE_RESET='
+set -u
+keep=" $1 " changed=" $2 " reload=$3
+shift 3
+for d in /run/systemd/system /run/systemd/system.control; do
+  [ -d "$d" ] || continue
+  for e in "$d"/* "$d"/.[!.]*; do
+    [ -e "$e" ] || [ -L "$e" ] || continue
+    case $keep in *" $e "*) continue ;; esac
+    rm -rf "$e"
+    echo "removed $e"
+    reload=1
+    u=${e##*/}
+    u=${u%.d}
+    case $u in *.wants | *.requires) ;; *) changed="$changed$u " ;; esac
+  done
+done
+[ "$reload" = 0 ] || systemctl daemon-reload
+systemctl reset-failed
+restart= start=
+for u in "$@"; do
+  case $changed in
+    *" $u "*) restart="$restart $u" ;;
+    *) systemctl is-active --quiet "$u" || start="$start $u" ;;
+  esac
+done
+for u in $restart; do systemctl restart "$u" && echo "restarted $u"; done
+for u in $start; do systemctl start "$u" && echo "started $u"; done
+active=$(systemctl is-active "$@" | tr "\n" " ") enabled=$(systemctl is-enabled "$@" | tr "\n" " ")
+want_active= want_enabled=
+for u in "$@"; do want_active="${want_active}active " want_enabled="${want_enabled}enabled "; done
+[ "$active" = "$want_active" ] && [ "$enabled" = "$want_enabled" ] ||
+  { echo "not as the image has them: $* are $active/ $enabled"; exit 1; }
+'
+
+reset_host() { # NAME — runs in the background; writes $hd/reset.log, fails when the host is not reset
+  local name=$1 hd=$HOSTS_DIR/$1 machine addr r rel units=() rc=0
+  machine=$(machine_name "$name")
+  addr=$(cut -f2 "$hd/host.tsv")
+  RESTORED=()
+  exec >"$hd/reset.log" 2>&1
+  # A test that died with its host frozen or cut off must not leave it so for the next.
+  for r in "${CG_ROOTS[@]}"; do
+    [ -f "$r/$CG_PARENT/$name/freezer.state" ] || continue
+    [ "$(cat "$r/$CG_PARENT/$name/freezer.state")" = THAWED ] && continue
+    echo THAWED >"$r/$CG_PARENT/$name/freezer.state"
+    echo "thawed (it was frozen)"
+  done
+  if ip -o link show dev "vb-$machine" 2>/dev/null | grep -q 'state DOWN'; then
+    ip link set "vb-$machine" up
+    echo "reconnected (its link to the bridge was down)"
+  fi
+  if ! launcher_alive "$hd"; then
+    echo "booting again (its nspawn had exited)"
+    rm -f "$hd/boot-result"
+    start_launcher "$name"
+    wait_host "$name" "$addr" || { echo "did not come up again: $(cat "$hd/boot-result")"; return 1; }
+  fi
+  for rel in "${RESET_TREES[@]}"; do
+    # A tree reached through a symlink (lib -> usr/lib) is restored through its real path.
+    [ -d "$LOWER/$rel" ] || continue
+    [ "$(cd "$LOWER/$rel" && pwd -P)" = "$LOWER_REAL/$rel" ] || continue
+    if [ -L "$hd/root/$rel" ] || [ ! -d "$hd/root/$rel" ]; then
+      rm -rf --one-file-system "${hd:?}/root/$rel"
+      cp -a "$LOWER/$rel" "$hd/root/$rel"
+      RESTORED+=("restored /$rel")
+    else
+      restore_tree "$hd" "$rel"
+    fi
+  done
+  for rel in "${RESET_TREES[@]}"; do # trees the base does not have: anything there is a test's
+    [ -e "$LOWER/$rel" ] || [ -L "$LOWER/$rel" ] || [ ! -e "$hd/root/$rel" ] || {
+      rm -rf --one-file-system "${hd:?}/root/$rel"
+      RESTORED+=("removed /$rel")
+    }
+  done
+  for rel in "${RESTORED[@]}"; do
+    printf '%s\n' "$rel"
+    rel=$(unit_of_path "${rel#* }")
+    [ -z "$rel" ] || units+=("$rel")
+  done
+  # The script on stdin, its arguments quoted for the remote shell (ssh joins words with spaces).
+  timeout 120 ssh "${SSH_OPTS[@]}" "root@$addr" -- "sh -s -- $(printf '%q ' "$(cat "$hd/run-units" 2>/dev/null)" \
+    "${units[*]}" $((${#RESTORED[@]} > 0)) "${STANDARD_UNITS[@]}")" <<<"$REMOTE_RESET" || rc=$?
+  [ "$rc" -eq 0 ] || echo "reset in the host failed (exit $rc)"
+  return "$rc"
+}
+
+# What a freshly booted host has in /run/systemd/system*, which reset leaves there.
+record_run_units() { # NAME
+  local hd=$HOSTS_DIR/$1 addr
+  addr=$(cut -f2 "$hd/host.tsv")
+  # shellcheck disable=SC2016 # expanded in the host
+  ssh "${SSH_OPTS[@]}" "root@$addr" -- \
+    'for e in /run/systemd/system/* /run/systemd/system/.[!.]* /run/systemd/system.control/*; do
+       if [ -e "$e" ] || [ -L "$e" ]; then printf "%s " "$e"; fi; done' </dev/null >"$hd/run-units"
+}
+
+cmd_reset() {
+  local names=() name hd failed=() i t0 lines total=0
+  require_root
+  check_paths
+  take_lock
+  init_cgroup_roots
+  read_instance_env
+  [ -f "$HOSTS_TSV" ] || die "fleet '$NAME' is not up (no $HOSTS_TSV)"
+  if [ -z "$LOWER" ] || [ ! -d "$LOWER/usr" ]; then
+    die "the base of fleet '$NAME' is unknown or gone ('$LOWER'): run up again"
+  fi
+  LOWER_REAL=$(cd "$LOWER" && pwd -P)
+  if [ $# -gt 0 ]; then names=("$@"); else mapfile -t names < <(cut -f1 "$HOSTS_TSV"); fi
+  for name in "${names[@]}"; do
+    [ -f "$HOSTS_DIR/$name/host.tsv" ] || die "no host '$name' in fleet '$NAME'"
+  done
+  t0=$(now_ms)
+  ssh_opts
+  # Hosts in parallel, at most BOOT_PARALLEL at once: each is some file checks and one SSH session.
+  for name in "${names[@]}"; do
+    while [ "$(running_waiters)" -ge "$BOOT_PARALLEL" ]; do sleep 0.05; done
+    reset_host "$name" &
+    WAITERS+=($!)
+  done
+  for i in "${!names[@]}"; do
+    wait "${WAITERS[$i]}" || failed+=("${names[$i]}")
+  done
+  WAITERS=()
+  for name in "${names[@]}"; do
+    hd=$HOSTS_DIR/$name
+    lines=$(grep -c . "$hd/reset.log" || true)
+    total=$((total + lines))
+    [ "$lines" -eq 0 ] || sed "s|^|$name: |" "$hd/reset.log"
+  done
+  [ ${#failed[@]} -eq 0 ] || die "reset failed on: ${failed[*]}"
+  printf 'fleet %s reset: %d host(s) as the image has them in %s s (%d change(s))\n' \
+    "$NAME" "${#names[@]}" "$(secs_since "$t0")" "$total"
+}
+
+cmd_name() {
+  [ $# -eq 0 ] || die "name takes no arguments"
+  read_instance_env
+  printf 'name=%s\nstate=%s\nbridge=%s\nsubnet=%s\ncgroup_parent=%s\nscale_cgroup_parent=%s\nmachine_prefix=%s\nlock=%s\n' \
+    "$NAME" "$STATE" "$BRIDGE" "${NET_PREFIX:+$NET_PREFIX.0.0/16}" "$CG_PARENT" "$CG_SCALE_PARENT" \
+    "$MACHINE_PREFIX" "$LOCK_FILE"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -859,12 +1321,14 @@ main() {
   CMD=${1:-}
   [ $# -gt 0 ] && shift
   case $CMD in
-    up) cmd_up "$@" ;;
-    down) cmd_down "$@" ;;
-    status) cmd_status "$@" ;;
-    ssh) cmd_ssh "$@" ;;
-    scale-up) cmd_scale_up "$@" ;;
-    scale-down) cmd_scale_down "$@" ;;
+    up) init_instance && cmd_up "$@" ;;
+    down) init_instance && cmd_down "$@" ;;
+    reset) init_instance && cmd_reset "$@" ;;
+    status) init_instance && cmd_status "$@" ;;
+    ssh) init_instance && cmd_ssh "$@" ;;
+    scale-up) init_instance && cmd_scale_up "$@" ;;
+    scale-down) init_instance && cmd_scale_down "$@" ;;
+    name) init_instance && cmd_name "$@" ;;
     -h | --help | help) usage ;;
     *)
       usage >&2

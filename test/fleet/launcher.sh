@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Boot loop for one fleet host. Started by `fleet.sh up` (detached, argv0 "drover-fleet-launcher"),
-# never by hand:
-#   launcher.sh NAME ROOT BRIDGE PIDFILE CGROUP_DIR... -- [extra systemd-nspawn arguments]
+# Boot loop for one fleet host. Started by `fleet.sh up` (detached, argv0 "drover-fleet-launcher",
+# or "drover-fleet-launcher@FLEET" for a fleet other than the default), never by hand:
+#   launcher.sh NAME ROOT BRIDGE PIDFILE MACHINE CGROUP_DIR... -- [extra systemd-nspawn arguments]
+# NAME is the host's name (its hostname), MACHINE the nspawn machine name, unique on the machine
+# (nspawn names the host side of the veth "vb-MACHINE").
 #
 # - Each boot runs in a subshell that first moves itself into the host's own cgroup in every
 #   hierarchy given (without this, nspawn on a hybrid v1+v2 machine without systemd as PID 1 puts
@@ -12,8 +14,8 @@
 #   it to exit, do not boot again.
 set -uo pipefail
 
-name=$1 root=$2 bridge=$3 pidfile=$4
-shift 4
+name=$1 root=$2 bridge=$3 pidfile=$4 machine=$5
+shift 5
 cgdirs=()
 while [ $# -gt 0 ] && [ "$1" != -- ]; do
   cgdirs+=("$1")
@@ -44,7 +46,7 @@ while [ "$stopping" = 0 ]; do
     for d in "${cgdirs[@]}"; do
       echo "$BASHPID" >"$d/cgroup.procs" || exit 97
     done
-    exec systemd-nspawn --boot --register=no --keep-unit -M "$name" -D "$root" \
+    exec systemd-nspawn --boot --register=no --keep-unit -M "$machine" --hostname="$name" -D "$root" \
       --network-bridge="$bridge" --console=read-only --resolv-conf=off --timezone=off \
       --link-journal=no "$@"
   ) &

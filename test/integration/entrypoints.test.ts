@@ -42,9 +42,12 @@ describe('entrypoints', () => {
   });
 
   it('API: migrates on start, serves health, docs, the committed OpenAPI document and metrics, logs JSON with request ids', async () => {
+    // Queues of its own: the default prefix is a running demo's (or a deployment's) on this Redis.
+    const queuePrefix = `drover-test-${randomBytes(4).toString('hex')}`;
     const api = startNodeProcess(path.join(BUILD, 'main.js'), {
       DATABASE_URL: database.url,
       REDIS_URL: testEnv.redisUrl,
+      QUEUE_PREFIX: queuePrefix,
       PORT: '0',
       LOG_LEVEL: 'info',
     });
@@ -68,7 +71,12 @@ describe('entrypoints', () => {
         process.execPath,
         [path.join(BUILD, 'admin.js'), 'create-token', '--name', 'metrics'],
         {
-          env: { PATH: process.env.PATH ?? '', DATABASE_URL: database.url, REDIS_URL: testEnv.redisUrl },
+          env: {
+            PATH: process.env.PATH ?? '',
+            DATABASE_URL: database.url,
+            REDIS_URL: testEnv.redisUrl,
+            QUEUE_PREFIX: queuePrefix,
+          },
         },
       );
       assert.equal((await fetch(`${baseUrl}/metrics`)).status, 401);

@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import type { DroverClient } from '../../src/client';
 import { startTestApi, TestApi } from '../support/api';
 import { query } from '../support/database';
-import { FleetInventory, readFleetInventory, sshExec } from '../support/fleet';
+import { FleetInventory, readFleetInventory, sshExec, unusedFleetAddress } from '../support/fleet';
 import { setFrozen } from '../support/faults';
 import { actOnHost, onlyTask, waitForOperation } from '../support/operations';
 import { lastDownWindow, peakOverlap } from '../support/rollouts';
@@ -258,7 +258,12 @@ describe('lifecycle verbs on booted hosts (real systemd over SSH)', () => {
   it('marks a host that does not answer unreachable within the connect timeout', async () => {
     const admin = await api.client();
     await admin.POST('/v1/hosts', {
-      body: { name: 'ghost', address: '10.213.250.250', hostKeyFingerprint: host.hostKeyFingerprint, labels: {} },
+      body: {
+        name: 'ghost',
+        address: await unusedFleetAddress(),
+        hostKeyFingerprint: host.hostKeyFingerprint,
+        labels: {},
+      },
     });
     const started = Date.now();
     const task = onlyTask(await actOnHost(client, 'ghost', { verb: 'restart', unit: 'nginx.service' }));

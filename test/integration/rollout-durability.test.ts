@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import path from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { createDroverClient, type DroverClient } from '../../src/client';
@@ -38,6 +38,24 @@ async function freePort(): Promise<number> {
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Whether a Redis server on 127.0.0.1:port answers PING (false while it is still starting). */
+function redisAnswers(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.setTimeout(1_000);
+    socket.once('connect', () => socket.write('PING\r\n'));
+    socket.once('data', (data) => {
+      socket.destroy();
+      resolve(data.toString().startsWith('+PONG'));
+    });
+    socket.once('error', () => resolve(false));
+    socket.once('timeout', () => {
+      socket.destroy();
+      resolve(false);
+    });
+  });
+}
 
 interface SseEvent {
   id: string;
@@ -193,8 +211,8 @@ describe('rollouts survive killed processes', () => {
         stdio: 'ignore',
       });
     let redis = startRedis();
-    await sleep(300);
     const redisUrl = `redis://127.0.0.1:${port}`;
+    await waitUntil(() => redisAnswers(port), 'the new redis-server answers PING');
     const ownPrefix = `${prefix}-redis`;
     const ownApi = await startTestApi({ QUEUE_PREFIX: ownPrefix, REDIS_URL: redisUrl });
     const worker = await startTestWorker({ ...workerEnv(ownApi.database.url, ownPrefix), REDIS_URL: redisUrl });
@@ -241,9 +259,15 @@ describe('rollouts survive killed processes', () => {
     const baseUrl = `http://127.0.0.1:${port}`;
     const token = await api.token();
     const startApi = async () => {
-      const child = startNodeProcess(API, apiEnv);
-      await child.waitForLine((line) => line.includes('listening'));
-      return child;
+      const started = startNodeProcess(API, apiEnv);
+      try {
+        await started.waitForLine((line) => line.includes('listening'));
+      } catch (error) {
+        // An API left running would keep this file's process alive until its time limit.
+        await started.stop('SIGKILL');
+        throw error;
+      }
+      return started;
     };
     let child = await startApi();
     try {

@@ -19,7 +19,8 @@ import {
 import { ExecResult, SshExecutor, SshTarget } from '../../src/infra/ssh/ssh-executor';
 import { testEnv } from '../support/env';
 import { setFrozen, setPartitioned } from '../support/faults';
-import { FleetInventory, readFleetInventory, sshExec } from '../support/fleet';
+import { FleetInventory, hostCgroup, readFleetInventory, sshExec } from '../support/fleet';
+import { waitUntil } from '../support/wait';
 
 type FleetHost = FleetInventory['hosts'][number];
 
@@ -70,6 +71,14 @@ async function onHost(host: FleetHost, command: string): Promise<string> {
   return result.stdout;
 }
 
+/** Waits until `sleep SECONDS` runs on the host: a command is underway there, not merely sent. */
+async function untilSleeping(host: FleetHost, seconds: number): Promise<void> {
+  // '[s]leep' matches the sleep but not this pgrep's own command line.
+  const running = async () =>
+    (await onHost(host, `pgrep -f '[s]leep ${seconds}$' >/dev/null && echo yes || echo no`)).trim();
+  await waitUntil(async () => (await running()) === 'yes', `sleep ${seconds} runs on ${host.name}`, 15_000);
+}
+
 /** The client port of the SSH connection a command ran on (from sshd's SSH_CONNECTION). */
 function clientPort(sshConnection: string): string {
   const port = sshConnection.trim().split(' ')[1];
@@ -104,7 +113,7 @@ async function rejectsWithin<E extends SshError>(
  */
 async function killSshSession(host: FleetHost, port: string): Promise<void> {
   const ownNetwork = await readlink('/proc/self/ns/net');
-  const members = await readFile(`/sys/fs/cgroup/freezer/drover-fleet/${host.name}/cgroup.procs`, 'utf8');
+  const members = await readFile(`${await hostCgroup(host, 'freezer')}/cgroup.procs`, 'utf8');
   // Every process of the host but systemd-nspawn itself is in the host's network namespace.
   let inHost: string | undefined;
   for (const pid of members.trim().split('\n')) {
@@ -500,18 +509,19 @@ describe('SshExecutor on the booted fleet', () => {
   it('fails on a host that freezes mid-command within the command timeout; keepalive drops the connection', async () => {
     const host = hosts[2]!;
     await withExecutor(async (ssh) => {
-      const timeoutMs = 2_500;
+      // Long enough to freeze the host while it runs, however slowly the command got going.
+      const timeoutMs = 6_000;
       const failed = rejectsWithin<CommandTimeoutError | HostUnreachableError>(
-        ssh.exec(targetOf(host), ['sleep', '20'], { timeoutMs }),
+        ssh.exec(targetOf(host), ['sleep', '21'], { timeoutMs }),
         [CommandTimeoutError, HostUnreachableError],
         timeoutMs + MARGIN_MS,
       );
       try {
-        await sleep(500);
+        await untilSleeping(host, 21);
         await setFrozen(host, true);
         const frozenAt = performance.now();
         const { error, elapsedMs } = await failed;
-        timings[`frozen 500 ms into a command with timeoutMs ${timeoutMs}: ${error.name} after`] = elapsedMs;
+        timings[`frozen mid-command with timeoutMs ${timeoutMs}: ${error.name} after`] = elapsedMs;
         // Three unanswered keepalives, one per interval, and the 4th tick drops the connection.
         while (
           ssh.stats().openConnections > 0 &&
@@ -575,9 +585,8 @@ describe('SshExecutor on the booted fleet', () => {
         assert.ok(waitedMs >= 1_000, `waited for the busy connection (${waitedMs} ms)`);
         assert.equal(ssh.stats().openConnections, 1);
 
-        // Idle for SSH_IDLE_TIMEOUT_MS: closed.
-        await sleep(1_000 + 300);
-        assert.equal(ssh.stats().openConnections, 0, 'the idle connection was closed');
+        // Idle for SSH_IDLE_TIMEOUT_MS: closed (however late a busy machine runs the timer).
+        await waitUntil(() => ssh.stats().openConnections === 0, 'the idle connection was closed');
         assert.equal((await ssh.exec(second, ['true'])).connectionReused, false);
       },
       { SSH_POOL_MAX_CONNECTIONS: '1', SSH_IDLE_TIMEOUT_MS: '1000' },
@@ -626,8 +635,8 @@ describe('SshExecutor on the booted fleet', () => {
       assert.equal(ssh.stats().connectionsOpened, 2);
 
       const second = clientPort(afterKill.stdout);
-      const dropped = rejectsWithin(ssh.exec(target, ['sleep', '20']), [HostUnreachableError], 5_000);
-      await sleep(300);
+      const dropped = rejectsWithin(ssh.exec(target, ['sleep', '22']), [HostUnreachableError], 20_000);
+      await untilSleeping(host, 22);
       await killSshSession(host, second);
       const { error } = await dropped;
       assert.equal(error.commandMayHaveStarted, true);

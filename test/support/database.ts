@@ -26,7 +26,7 @@ export interface TestDatabase {
 
 /** A private database for one test file: a copy of the migrated template (fast, isolated). */
 export async function createTestDatabase(options: { migrated?: boolean } = {}): Promise<TestDatabase> {
-  const name = `drover_t_${randomBytes(6).toString('hex')}`;
+  const name = `${testEnv.databasePrefix}${randomBytes(6).toString('hex')}`;
   const template = options.migrated === false ? 'template0' : testEnv.templateDatabase;
   await admin((client) => client.query(`CREATE DATABASE "${name}" TEMPLATE "${template}"`));
   return {

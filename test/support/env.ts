@@ -17,6 +17,15 @@ export const testEnv = {
   get templateDatabase(): string {
     return required('TEST_TEMPLATE_DATABASE');
   },
+  /**
+   * Start of the name of every database this run creates (drover_run_<run id>_): runs side by side
+   * on one server each drop only their own, and the runner drops those of runs that are gone.
+   */
+  get databasePrefix(): string {
+    const prefix = required('TEST_DATABASE_PREFIX');
+    if (!/^[a-z0-9_]{1,40}$/.test(prefix)) throw new Error(`TEST_DATABASE_PREFIX '${prefix}' must be [a-z0-9_]{1,40}`);
+    return prefix;
+  },
   get redisUrl(): string {
     return required('REDIS_URL');
   },

@@ -2,12 +2,13 @@ import { execFile } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
+import { hostCgroup, hostVeth } from './fleet';
 
 const run = promisify(execFile);
 
 /** Freezes every process of a fleet host (a hung machine: TCP is still answered by the kernel). */
 export async function setFrozen(host: { name: string }, frozen: boolean): Promise<void> {
-  const state = `/sys/fs/cgroup/freezer/drover-fleet/${host.name}/freezer.state`;
+  const state = `${await hostCgroup(host, 'freezer')}/freezer.state`;
   const wanted = frozen ? 'FROZEN' : 'THAWED';
   await writeFile(state, wanted);
   for (let i = 0; i < 250; i++) {
@@ -21,5 +22,5 @@ export async function setFrozen(host: { name: string }, frozen: boolean): Promis
 
 /** Cuts (or restores) a fleet host's link to the bridge: a network partition. */
 export async function setPartitioned(host: { name: string }, partitioned: boolean): Promise<void> {
-  await run('ip', ['link', 'set', `vb-${host.name}`, partitioned ? 'down' : 'up']);
+  await run('ip', ['link', 'set', await hostVeth(host), partitioned ? 'down' : 'up']);
 }

@@ -22,6 +22,54 @@ export async function readFleetInventory(): Promise<FleetInventory> {
   return JSON.parse(await readFile(fleetInventoryPath(), 'utf8')) as FleetInventory;
 }
 
+/**
+ * Where the fleet the suite booted lives on this machine (test/fleet/fleet.sh writes it at `up`):
+ * several fleets can be up at once, each with its own bridge, subnet, cgroups and machine names.
+ */
+export interface FleetInstance {
+  name: string;
+  bridge: string;
+  /** The fleet's /16, e.g. 10.201.0.0/16; `gateway` is this machine's address on the bridge. */
+  subnet: string;
+  gateway: string;
+  /** Hosts' cgroups are `<root>/<cgroupParent>/<host name>` in each of `cgroupRoots`. */
+  cgroupParent: string;
+  cgroupRoots: string[];
+  hosts: { name: string; machine: string; veth: string; address: string }[];
+}
+
+let instance: Promise<FleetInstance> | undefined;
+
+export function readFleetInstance(): Promise<FleetInstance> {
+  instance ??= readFile(path.join(testEnv.fleetState, 'instance.json'), 'utf8').then(
+    (text) => JSON.parse(text) as FleetInstance,
+  );
+  return instance;
+}
+
+/** A host's own directory in one cgroup hierarchy (e.g. 'freezer'), where its processes are. */
+export async function hostCgroup(host: { name: string }, hierarchy: string): Promise<string> {
+  const fleet = await readFleetInstance();
+  const root = fleet.cgroupRoots.find((candidate) => path.basename(candidate) === hierarchy);
+  if (!root)
+    throw new Error(`fleet ${fleet.name} has no ${hierarchy} cgroup hierarchy (${fleet.cgroupRoots.join(', ')})`);
+  return path.join(root, fleet.cgroupParent, host.name);
+}
+
+/** This machine's end of a host's link to the fleet bridge. */
+export async function hostVeth(host: { name: string }): Promise<string> {
+  const fleet = await readFleetInstance();
+  const found = fleet.hosts.find((candidate) => candidate.name === host.name);
+  if (!found) throw new Error(`no host ${host.name} in fleet ${fleet.name}`);
+  return found.veth;
+}
+
+/** An address in the fleet's subnet that no host has: nothing answers there. */
+export async function unusedFleetAddress(): Promise<string> {
+  const [first, second] = (await readFleetInstance()).gateway.split('.');
+  return `${first}.${second}.250.250`;
+}
+
 export interface ExecResult {
   stdout: string;
   stderr: string;

@@ -33,7 +33,9 @@ export function startNodeProcess(script: string, env: Record<string, string>, ar
   return {
     child,
     lines: () => [...output],
-    waitForLine: async (predicate, timeoutMs = 15_000) => {
+    // A bound for a process to get going, not a claim about its speed: generous, because a node
+    // process starting on a 2-core machine shared with other test runs can take tens of seconds.
+    waitForLine: async (predicate, timeoutMs = 60_000) => {
       const deadline = Date.now() + timeoutMs;
       while (Date.now() < deadline) {
         const line = output.find(predicate);
