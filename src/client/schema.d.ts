@@ -610,6 +610,10 @@ export interface components {
                     result: string | null;
                     /** @description Description; null when the unit sets none (systemd then shows the unit name instead) */
                     description: string | null;
+                    /** @description StartLimitBurst: how many starts systemd allows within startLimitIntervalUSec before it refuses the next (0: no limit); null when systemctl does not report it, absent from states recorded before drover read it */
+                    startLimitBurst?: number | null;
+                    /** @description StartLimitIntervalSec in microseconds as a decimal string ("infinity": the count never resets, "0": no limit); null when systemctl does not report it, absent from states recorded before drover read it */
+                    startLimitIntervalUSec?: string | null;
                 } | null;
                 /** @description The unit after a host action */
                 after: {
@@ -645,6 +649,10 @@ export interface components {
                     result: string | null;
                     /** @description Description; null when the unit sets none (systemd then shows the unit name instead) */
                     description: string | null;
+                    /** @description StartLimitBurst: how many starts systemd allows within startLimitIntervalUSec before it refuses the next (0: no limit); null when systemctl does not report it, absent from states recorded before drover read it */
+                    startLimitBurst?: number | null;
+                    /** @description StartLimitIntervalSec in microseconds as a decimal string ("infinity": the count never resets, "0": no limit); null when systemctl does not report it, absent from states recorded before drover read it */
+                    startLimitIntervalUSec?: string | null;
                 } | null;
                 reason: string | null;
                 prevHash: string;
@@ -965,6 +973,10 @@ export interface components {
                     result: string | null;
                     /** @description Description; null when the unit sets none (systemd then shows the unit name instead) */
                     description: string | null;
+                    /** @description StartLimitBurst: how many starts systemd allows within startLimitIntervalUSec before it refuses the next (0: no limit); null when systemctl does not report it, absent from states recorded before drover read it */
+                    startLimitBurst?: number | null;
+                    /** @description StartLimitIntervalSec in microseconds as a decimal string ("infinity": the count never resets, "0": no limit); null when systemctl does not report it, absent from states recorded before drover read it */
+                    startLimitIntervalUSec?: string | null;
                 } | null;
                 /** @description The unit after the verb settled; null when the task never read it */
                 after: {
@@ -1000,6 +1012,10 @@ export interface components {
                     result: string | null;
                     /** @description Description; null when the unit sets none (systemd then shows the unit name instead) */
                     description: string | null;
+                    /** @description StartLimitBurst: how many starts systemd allows within startLimitIntervalUSec before it refuses the next (0: no limit); null when systemctl does not report it, absent from states recorded before drover read it */
+                    startLimitBurst?: number | null;
+                    /** @description StartLimitIntervalSec in microseconds as a decimal string ("infinity": the count never resets, "0": no limit); null when systemctl does not report it, absent from states recorded before drover read it */
+                    startLimitIntervalUSec?: string | null;
                 } | null;
                 /** @description What the command printed (stdout then stderr), bounded */
                 output: string | null;
