@@ -1021,7 +1021,7 @@ export interface components {
                 output: string | null;
                 /** @description Set while the task may not act yet; null once it acted (or never had to wait) */
                 waitingFor: {
-                    /** @description What it waits for, e.g. another rollout's health gate on its unit */
+                    /** @description What it waits for, e.g. another rollout's health gate on its unit, or systemd's start limit */
                     reason: string;
                     /**
                      * Format: uuid
