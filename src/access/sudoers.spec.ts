@@ -7,6 +7,7 @@ import { after, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { SYSTEMD_PROBE_ARGV, verbArgv } from '../operations/systemd/commands';
 import { LIST_UNIT_FILES_ARGV, LIST_UNITS_ARGV } from '../operations/systemd/discovery';
+import { HOST_CLOCK_ARGV, START_LIKE_VERBS, startJournalArgv } from '../operations/systemd/start-limit';
 import { snapshotArgv } from '../operations/systemd/unit-snapshot';
 import { Verb, VERBS } from '../operations/systemd/verbs';
 import { UNIT_TYPES, unitNameProblem } from '../units/unit-name';
@@ -92,17 +93,19 @@ function allowedCommands(content: string): Set<string> {
 
 function expectedCommands(input: SudoersInput): Set<string> {
   const units = [...new Set(input.units)];
-  const argvs: string[][] = [SYSTEMD_PROBE_ARGV, ...units.map(snapshotArgv)];
+  const argvs: (readonly string[])[] = [SYSTEMD_PROBE_ARGV, ...units.map(snapshotArgv)];
   if (input.includeDiscovery) argvs.push(LIST_UNITS_ARGV, LIST_UNIT_FILES_ARGV);
+  // Counting starts before a verb that may start a unit: the host's clock and each unit's journal.
+  if (input.verbs.some((verb) => START_LIKE_VERBS.includes(verb))) {
+    argvs.push(HOST_CLOCK_ARGV, ...units.map(startJournalArgv));
+  }
   for (const verb of input.verbs) {
     if (verb === 'daemon-reload') argvs.push(verbArgv(verb, null));
     else argvs.push(...units.map((unit) => verbArgv(verb, unit)));
   }
   return new Set(
     argvs.flatMap((argv) =>
-      argv[0] === 'systemctl'
-        ? [userCommand(argv, '/usr/bin'), userCommand(argv, '/bin')]
-        : [userCommand(argv, '/usr/bin')],
+      argv[0] === 'test' ? [userCommand(argv, '/usr/bin')] : [userCommand(argv, '/usr/bin'), userCommand(argv, '/bin')],
     ),
   );
 }
@@ -172,8 +175,9 @@ describe('renderSudoers', () => {
         '# Lets deploy run as root, without a password, exactly these command lines and no others:',
         '#   verbs: status, restart',
         '#   units: nginx.service',
-        '#   and what drover reads to check them: the systemd probe, systemctl show of each unit,',
-        '#   and the unit listings of discovery.',
+        "#   and what drover reads to check them: the systemd probe, systemctl show of each unit, each unit's",
+        "#   starts in the journal and the host's clock (for systemd's start limit) and the unit listings of",
+        '#   discovery.',
         '# Every line names all of its arguments, and sudo allows a command only with exactly those.',
         '#',
         '# Install as root: visudo -cf FILE && install -m 0440 -o root -g root FILE /etc/sudoers.d/drover-web',
@@ -182,8 +186,12 @@ describe('renderSudoers', () => {
         '',
         'Cmnd_Alias DROVER_WEB__READ = \\',
         '    /usr/bin/test -d /run/systemd/system, \\',
-        '    /usr/bin/systemctl show --no-pager --property\\=Id\\,LoadState\\,ActiveState\\,SubState\\,MainPID\\,NRestarts\\,UnitFileState\\,NeedDaemonReload\\,ActiveEnterTimestamp\\,ActiveEnterTimestampMonotonic\\,InvocationID\\,CanReload\\,CanStart\\,CanStop\\,Result\\,Description\\,FragmentPath\\,DropInPaths -- nginx.service, \\',
-        '    /bin/systemctl show --no-pager --property\\=Id\\,LoadState\\,ActiveState\\,SubState\\,MainPID\\,NRestarts\\,UnitFileState\\,NeedDaemonReload\\,ActiveEnterTimestamp\\,ActiveEnterTimestampMonotonic\\,InvocationID\\,CanReload\\,CanStart\\,CanStop\\,Result\\,Description\\,FragmentPath\\,DropInPaths -- nginx.service, \\',
+        '    /usr/bin/systemctl show --no-pager --property\\=Id\\,LoadState\\,ActiveState\\,SubState\\,MainPID\\,NRestarts\\,UnitFileState\\,NeedDaemonReload\\,ActiveEnterTimestamp\\,ActiveEnterTimestampMonotonic\\,InvocationID\\,CanReload\\,CanStart\\,CanStop\\,Result\\,Description\\,FragmentPath\\,DropInPaths\\,StartLimitBurst\\,StartLimitIntervalUSec -- nginx.service, \\',
+        '    /bin/systemctl show --no-pager --property\\=Id\\,LoadState\\,ActiveState\\,SubState\\,MainPID\\,NRestarts\\,UnitFileState\\,NeedDaemonReload\\,ActiveEnterTimestamp\\,ActiveEnterTimestampMonotonic\\,InvocationID\\,CanReload\\,CanStart\\,CanStop\\,Result\\,Description\\,FragmentPath\\,DropInPaths\\,StartLimitBurst\\,StartLimitIntervalUSec -- nginx.service, \\',
+        '    /usr/bin/date +%s%6N, \\',
+        '    /bin/date +%s%6N, \\',
+        '    /usr/bin/journalctl --no-pager --quiet --output\\=json --output-fields\\=MESSAGE_ID\\,INVOCATION_ID\\,CODE_FUNC --lines\\=200 _PID\\=1 UNIT\\=nginx.service MESSAGE_ID\\=7d4958e842da4a758f6c1cdc7b36dcc5 MESSAGE_ID\\=39f53479d3a045ac8e11786248231fbf MESSAGE_ID\\=be02cf6855d2428ba40df7e9d022f03d + _PID\\=1 UNIT\\=nginx.service CODE_FUNC\\=unit_test_start_limit, \\',
+        '    /bin/journalctl --no-pager --quiet --output\\=json --output-fields\\=MESSAGE_ID\\,INVOCATION_ID\\,CODE_FUNC --lines\\=200 _PID\\=1 UNIT\\=nginx.service MESSAGE_ID\\=7d4958e842da4a758f6c1cdc7b36dcc5 MESSAGE_ID\\=39f53479d3a045ac8e11786248231fbf MESSAGE_ID\\=be02cf6855d2428ba40df7e9d022f03d + _PID\\=1 UNIT\\=nginx.service CODE_FUNC\\=unit_test_start_limit, \\',
         '    /usr/bin/systemctl list-units --all --plain --no-legend --no-pager --full, \\',
         '    /bin/systemctl list-units --all --plain --no-legend --no-pager --full, \\',
         '    /usr/bin/systemctl list-unit-files --plain --no-legend --no-pager --full, \\',
@@ -236,6 +244,21 @@ describe('renderSudoers', () => {
       () => renderSudoers({ ...base, probeCommands: [{ name: 'x', argv: ['/usr/bin/a*b'] }] }),
       /plain absolute path/,
     );
+  });
+
+  it('lets drover read the journal and the clock only when a verb may start a unit (the start limit)', () => {
+    const readOnly = renderSudoers({ ...base, verbs: ['status', 'stop', 'reload'], includeDiscovery: false });
+    assert.doesNotMatch(readOnly, /journalctl|date/);
+    assert.match(
+      readOnly,
+      /^# {3}and what drover reads to check them: the systemd probe and systemctl show of each unit\.$/m,
+    );
+    for (const verb of START_LIKE_VERBS) {
+      const content = renderSudoers({ ...base, verbs: [verb], units: ['a.service', 'b.service'] });
+      const allowed = allowedCommands(content);
+      assert.ok(allowed.has(userCommand(HOST_CLOCK_ARGV, '/usr/bin')), verb);
+      assert.ok(allowed.has(userCommand(startJournalArgv('b.service'), '/bin')), verb);
+    }
   });
 
   it('leaves the discovery listings out when asked', () => {

@@ -256,7 +256,10 @@ async function waitForOperation(api: DroverClient, created: Operation, json: boo
     operation = unwrap(await api.GET('/v1/operations/{id}', { params: { path: { id: operation.id } } }));
     const { queued = 0, running = 0, succeeded = 0 } = operation.counts;
     const done = operation.tasks.length - queued - running;
-    const line = `${operation.verb} ${operation.unit ?? ''}: ${done}/${operation.tasks.length} done, ${running} running, ${succeeded} ok, ${done - succeeded} not ok`;
+    // A task that may not act yet says why (another rollout's hold, systemd's start limit).
+    const waiting = operation.tasks.find((task) => task.waitingFor !== null);
+    const why = waiting ? `; ${waiting.hostName} waits: ${waiting.waitingFor!.reason}` : '';
+    const line = `${operation.verb} ${operation.unit ?? ''}: ${done}/${operation.tasks.length} done, ${running} running, ${succeeded} ok, ${done - succeeded} not ok${why}`;
     if (line !== lastLine && !json) process.stderr.write(tty ? `\r\x1b[2K${line}` : `${line}\n`);
     lastLine = line;
   }

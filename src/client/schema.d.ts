@@ -614,6 +614,10 @@ export interface components {
                     fragmentPath?: string | null;
                     /** @description DropInPaths: its drop-in files, in the order systemd applies them (absent in older records) */
                     dropInPaths?: string[];
+                    /** @description StartLimitBurst: how many starts systemd allows within startLimitIntervalUSec before it refuses the next (0: no limit); null when systemctl does not report it, absent from states recorded before drover read it */
+                    startLimitBurst?: number | null;
+                    /** @description StartLimitIntervalSec in microseconds as a decimal string ("infinity": the count never resets, "0": no limit); null when systemctl does not report it, absent from states recorded before drover read it */
+                    startLimitIntervalUSec?: string | null;
                 } | null;
                 /** @description The unit after a host action */
                 after: {
@@ -653,6 +657,10 @@ export interface components {
                     fragmentPath?: string | null;
                     /** @description DropInPaths: its drop-in files, in the order systemd applies them (absent in older records) */
                     dropInPaths?: string[];
+                    /** @description StartLimitBurst: how many starts systemd allows within startLimitIntervalUSec before it refuses the next (0: no limit); null when systemctl does not report it, absent from states recorded before drover read it */
+                    startLimitBurst?: number | null;
+                    /** @description StartLimitIntervalSec in microseconds as a decimal string ("infinity": the count never resets, "0": no limit); null when systemctl does not report it, absent from states recorded before drover read it */
+                    startLimitIntervalUSec?: string | null;
                 } | null;
                 reason: string | null;
                 prevHash: string;
@@ -991,6 +999,10 @@ export interface components {
                     fragmentPath?: string | null;
                     /** @description DropInPaths: its drop-in files, in the order systemd applies them (absent in older records) */
                     dropInPaths?: string[];
+                    /** @description StartLimitBurst: how many starts systemd allows within startLimitIntervalUSec before it refuses the next (0: no limit); null when systemctl does not report it, absent from states recorded before drover read it */
+                    startLimitBurst?: number | null;
+                    /** @description StartLimitIntervalSec in microseconds as a decimal string ("infinity": the count never resets, "0": no limit); null when systemctl does not report it, absent from states recorded before drover read it */
+                    startLimitIntervalUSec?: string | null;
                 } | null;
                 /** @description The unit after the verb settled; null when the task never read it */
                 after: {
@@ -1030,12 +1042,16 @@ export interface components {
                     fragmentPath?: string | null;
                     /** @description DropInPaths: its drop-in files, in the order systemd applies them (absent in older records) */
                     dropInPaths?: string[];
+                    /** @description StartLimitBurst: how many starts systemd allows within startLimitIntervalUSec before it refuses the next (0: no limit); null when systemctl does not report it, absent from states recorded before drover read it */
+                    startLimitBurst?: number | null;
+                    /** @description StartLimitIntervalSec in microseconds as a decimal string ("infinity": the count never resets, "0": no limit); null when systemctl does not report it, absent from states recorded before drover read it */
+                    startLimitIntervalUSec?: string | null;
                 } | null;
                 /** @description What the command printed (stdout then stderr), bounded */
                 output: string | null;
                 /** @description Set while the task may not act yet; null once it acted (or never had to wait) */
                 waitingFor: {
-                    /** @description What it waits for, e.g. another rollout's health gate on its unit */
+                    /** @description What it waits for, e.g. another rollout's health gate on its unit, or systemd's start limit */
                     reason: string;
                     /**
                      * Format: uuid

@@ -268,6 +268,19 @@ export class OperationsRepository {
     });
   }
 
+  /**
+   * How the task's rollout ended, when it was cancelled or aborted (so a task that has not acted yet
+   * should not); null while it runs, and for plain operations.
+   */
+  async rolloutStopped(task: TaskWithContext): Promise<'cancelled' | 'aborted' | null> {
+    if (task.operation.rolloutId === null) return null;
+    const rollout = await this.prisma.rollout.findUnique({
+      where: { id: task.operation.rolloutId },
+      select: { status: true },
+    });
+    return rollout?.status === 'cancelled' || rollout?.status === 'aborted' ? rollout.status : null;
+  }
+
   /** Appends output to a running task (streamed while its command runs), unless another attempt took it. */
   async appendOutput(taskId: string, attempt: number, text: string): Promise<void> {
     await this.prisma.$executeRaw`

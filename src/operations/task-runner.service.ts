@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type Redis from 'ioredis';
 import { APP_CONFIG } from '../config/config.module';
@@ -17,6 +18,15 @@ import type { AuditActor } from '../audit/audit-actor';
 import { OperationsRepository, StartedAttempt, TaskState, TaskWithContext, UnitHold } from './operations.repository';
 import { legacySucceeded, legacyVerbArgv, SYSTEMD_PROBE_ARGV, verbArgv } from './systemd/commands';
 import { DaemonReloadPolicy, interlock, Interlock, interlockNote } from './systemd/daemon-reload-interlock';
+import {
+  HOST_CLOCK_ARGV,
+  judgeStartLimit,
+  parseStartJournal,
+  START_LIKE_VERBS,
+  startJournalArgv,
+  startLimitRefusal,
+  StartLimitVerdict,
+} from './systemd/start-limit';
 import { parseSnapshot, snapshotArgv, UnitSnapshot } from './systemd/unit-snapshot';
 import { describeSnapshot, Verdict, verifyOutcome } from './systemd/verify';
 import type { Verb } from './systemd/verbs';
@@ -37,6 +47,16 @@ const HOLD_POLL_MS = 1_000;
  * still alive: paused, cut off) or ended meanwhile: it must neither act nor record anything more.
  */
 class AttemptSuperseded extends Error {}
+
+/** What the start-limit check of one task found so far (systemd's start limit, see start-limit.ts). */
+interface StartLimitProgress {
+  /** How long the task waited for it in all: bounded by the task's timeout. */
+  waitedMs: number;
+  /** The host's clock (µs) read just before acting, to tell a refusal of this start from older ones. */
+  hostClock: number | null;
+  /** What the task's reason should say about it (a wait, or starts that could not be counted). */
+  note: string | null;
+}
 
 interface ExecOutcome {
   state: TaskState;
@@ -344,41 +364,68 @@ export class TaskRunnerService {
       return result;
     };
     const snapshot = async () => (unit ? this.snapshotOf(task, await exec(snapshotArgv(unit))) : null);
-    const look = unit ? [SYSTEMD_PROBE_ARGV, snapshotArgv(unit)] : [SYSTEMD_PROBE_ARGV];
+    // Before a verb that may start the unit, the same session counts its recent starts (the host's
+    // clock, then its journal): reads drover can do without, so a sudo refusal only skips the check.
+    const counting = unit && START_LIKE_VERBS.includes(verb) ? [HOST_CLOCK_ARGV, startJournalArgv(unit)] : [];
+    const look = unit ? [SYSTEMD_PROBE_ARGV, snapshotArgv(unit), ...counting] : [SYSTEMD_PROBE_ARGV];
     const action = unit ? [verbArgv(verb, unit), snapshotArgv(unit)] : [verbArgv(verb, unit)];
     const recorded = task.before ? (task.before as unknown as UnitSnapshot) : null;
+    const limit: StartLimitProgress = { waitedMs: 0, hostClock: null, note: null };
+    /** Whether the start limit lets this attempt act now; records what the task's reason should say. */
+    const withinLimit = (current: UnitSnapshot | null, counted: StepResult[]): StartLimitVerdict => {
+      const verdict = judgeStartLimit({
+        verb,
+        unit: unit ?? '',
+        before: current,
+        clock: counted[0],
+        journal: counted[1],
+        waitedMs: limit.waitedMs,
+        budgetMs: task.operation.commandTimeoutMs,
+      });
+      if (verdict.action === 'act') Object.assign(limit, { hostClock: verdict.hostClock, note: verdict.note });
+      return verdict;
+    };
 
     let before: UnitSnapshot | null = null;
     let acted: StepResult[] | null = null;
     if (!recorded && commandSentMsAgo === null && target.hostKeyFingerprint !== null) {
-      // Set when the unit's changed definition stops the session before the "go".
-      const stopped: { by: Exclude<Interlock, { kind: 'act' }> | null } = { by: null };
-      const ran = await this.ssh.execSequence(target, [...look, ...action], {
-        ...options,
-        confirm: {
-          after: look.length,
-          proceed: async ([probe, shown]) => {
-            if (probe!.exitCode !== 0) return false;
-            progress.before = shown ? this.snapshotOf(task, shown) : null;
-            const decision = this.interlockOf(task, verb, progress.before);
-            if (decision.kind !== 'act') {
-              stopped.by = decision;
-              return false;
-            }
-            await this.clearToAct(task, progress.before);
-            return true;
+      for (;;) {
+        // Set when the unit's changed definition or the start limit stops the session before the "go".
+        const held: { verdict?: StartLimitVerdict; interlock?: Exclude<Interlock, { kind: 'act' }> } = {};
+        const ran = await this.ssh.execSequence(target, [...look, ...action], {
+          ...options,
+          optional: counting.map((_, index) => 2 + index),
+          confirm: {
+            after: look.length,
+            proceed: async ([probe, shown, ...counted]) => {
+              if (probe!.exitCode !== 0) return false;
+              progress.before = shown ? this.snapshotOf(task, shown) : null;
+              const decision = this.interlockOf(task, verb, progress.before);
+              if (decision.kind !== 'act') {
+                held.interlock = decision;
+                return false;
+              }
+              held.verdict = withinLimit(progress.before, counted);
+              if (held.verdict.action !== 'act') return false;
+              await this.clearToAct(task, progress.before);
+              return true;
+            },
           },
-        },
-      });
-      if (ran.proceeded) {
-        before = progress.before;
-        acted = ran.steps.slice(look.length);
-      } else if (stopped.by === null) {
-        return this.withoutSystemd(task, verb, ran.steps[0]!, exec, commandSentMsAgo);
-      } else {
-        // Nothing was sent; what follows reads the unit again in separate round trips.
-        const stop = await this.applyInterlock(task, stopped.by, progress, exec);
-        if (stop) return stop;
+        });
+        if (ran.proceeded) {
+          before = progress.before;
+          acted = ran.steps.slice(look.length);
+          break;
+        }
+        if (held.interlock) {
+          // Nothing was sent; what follows reads the unit again in separate round trips.
+          const stop = await this.applyInterlock(task, held.interlock, progress, exec);
+          if (stop) return stop;
+          break;
+        }
+        if (!held.verdict) return this.withoutSystemd(task, verb, ran.steps[0]!, exec, commandSentMsAgo);
+        const stopped = await this.holdForStartLimit(task, held.verdict, limit, progress.before);
+        if (stopped) return stopped;
       }
     }
     if (acted === null) {
@@ -407,18 +454,32 @@ export class TaskRunnerService {
       // After a daemon-reload the state before is still the reading that showed the changed unit.
       before = recorded ?? (progress.reloaded && progress.before ? progress.before : current);
       progress.before = before;
-      // Cleared by a fenced write while the host waits, like the single-session path above.
-      const ran = await this.ssh.execSequence(target, [SYSTEMD_PROBE_ARGV, ...action], {
-        ...options,
-        confirm: {
-          after: 1,
-          proceed: async () => {
-            await this.clearToAct(task, recorded ? null : before);
-            return true;
+      let now = current;
+      for (;;) {
+        const held: { verdict?: StartLimitVerdict } = {};
+        // Cleared by a fenced write while the host waits, like the single-session path above.
+        const ran = await this.ssh.execSequence(target, [SYSTEMD_PROBE_ARGV, ...counting, ...action], {
+          ...options,
+          optional: counting.map((_, index) => 1 + index),
+          confirm: {
+            after: 1 + counting.length,
+            proceed: async ([, ...counted]) => {
+              held.verdict = withinLimit(now, counted);
+              if (held.verdict.action !== 'act') return false;
+              await this.clearToAct(task, recorded ? null : before);
+              return true;
+            },
           },
-        },
-      });
-      acted = ran.steps.slice(1);
+        });
+        if (ran.proceeded) {
+          acted = ran.steps.slice(1 + counting.length);
+          break;
+        }
+        if (!held.verdict) throw new Error(`the session on ${task.hostName} ended before drover decided to act`);
+        const stopped = await this.holdForStartLimit(task, held.verdict, limit, before);
+        if (stopped) return stopped;
+        now = await snapshot();
+      }
     }
 
     // systemctl prints nothing until its job is done, so its output is stored at the end rather
@@ -429,9 +490,14 @@ export class TaskRunnerService {
 
     const settled = await this.settle(verb, before, acted[1] ? this.snapshotOf(task, acted[1]) : null, snapshot);
     if (failedCommand) {
+      const refused =
+        counting.length > 0
+          ? await this.refusedByStartLimit(task, before, settled?.after ?? null, result.stderr, limit, exec)
+          : null;
+      const why = refused ?? (result.stderr.trim().split('\n').slice(-3).join(' ') || 'no error output');
       return {
         state: 'failed',
-        reason: `systemctl ${verb} exited ${result.exitCode}: ${result.stderr.trim().split('\n').slice(-3).join(' ') || 'no error output'}`,
+        reason: `systemctl ${verb} exited ${result.exitCode}: ${why}${limit.note ? `; ${limit.note}` : ''}`,
         exitCode: result.exitCode,
         before,
         after: settled?.after ?? null,
@@ -439,7 +505,8 @@ export class TaskRunnerService {
       };
     }
     if (!settled) {
-      return { state: 'succeeded', reason: `${verb} done`, exitCode: result.exitCode, before, after: null, output };
+      const reason = `${verb} done${limit.note ? `; ${limit.note}` : ''}`;
+      return { state: 'succeeded', reason, exitCode: result.exitCode, before, after: null, output };
     }
     if (verb === 'mask' && settled.verdict.outcome === 'ok' && unit) {
       const start = await exec(verbArgv('start', unit));
@@ -454,7 +521,80 @@ export class TaskRunnerService {
         );
       }
     }
-    return this.outcomeOf(before, settled.after, settled.verdict, result.exitCode, null, output);
+    return this.outcomeOf(before, settled.after, settled.verdict, result.exitCode, limit.note, output);
+  }
+
+  /**
+   * The start limit says not now. Either the wait would outlast the task (it fails, saying what to
+   * do) or the task waits here, holding the unit's lease and its attempt, and says so in its
+   * waitingFor (and its rollout's events). Returns the task's outcome when it must not act any more.
+   */
+  private async holdForStartLimit(
+    task: TaskWithContext,
+    verdict: StartLimitVerdict,
+    limit: StartLimitProgress,
+    before: UnitSnapshot | null,
+  ): Promise<ExecOutcome | null> {
+    const notActed = (state: TaskState, reason: string): ExecOutcome => ({
+      state,
+      reason,
+      exitCode: null,
+      before,
+      after: null,
+      output: null,
+    });
+    if (verdict.action === 'fail') return notActed('failed', verdict.reason);
+    if (verdict.action !== 'wait') return null;
+    await this.operations.markWaiting(task, verdict.reason, null);
+    this.logger.log({ taskId: task.id, host: task.hostName, unit: task.unit, waitMs: verdict.waitMs }, verdict.reason);
+    await sleep(verdict.waitMs);
+    limit.waitedMs += verdict.waitMs;
+    // A rollout cancelled or aborted meanwhile starts nothing new: this task has not acted yet.
+    const stopped = await this.operations.rolloutStopped(task);
+    if (stopped) {
+      return notActed(
+        'cancelled',
+        `not acted: the rollout was ${stopped} while this task waited for systemd's start limit`,
+      );
+    }
+    return null;
+  }
+
+  /**
+   * Whether systemd refused the verb's start because of the start limit, in words for the task's
+   * reason. systemctl and Result= usually say so; when the unit's last run had failed, systemd 252
+   * keeps that Result and only the journal shows the refusal, so it is read once more then.
+   */
+  private async refusedByStartLimit(
+    task: TaskWithContext,
+    before: UnitSnapshot | null,
+    after: UnitSnapshot | null,
+    stderr: string,
+    limit: StartLimitProgress,
+    exec: (argv: readonly string[]) => Promise<{ exitCode: number | null; stdout: string }>,
+  ): Promise<string | null> {
+    const unit = task.unit!;
+    const said = startLimitRefusal({ unit, before, after, stderr });
+    if (said !== null || limit.hostClock === null) return said;
+    try {
+      const read = await exec(startJournalArgv(unit));
+      if (read.exitCode !== 0) return null;
+      return startLimitRefusal({
+        unit,
+        before,
+        after,
+        stderr,
+        journal: parseStartJournal(read.stdout),
+        since: limit.hostClock,
+      });
+    } catch (error) {
+      // The task failed either way; a second look that fails only leaves its reason as systemctl gave it.
+      this.logger.warn(
+        { taskId: task.id, host: task.hostName, unit, err: error },
+        'could not read the journal to tell whether the start limit refused the start',
+      );
+      return null;
+    }
   }
 
   private policyOf(task: TaskWithContext): DaemonReloadPolicy {

@@ -23,6 +23,8 @@ function snapshot(overrides: Partial<UnitSnapshot>): UnitSnapshot {
     canStop: true,
     result: 'success',
     description: null,
+    startLimitBurst: 5,
+    startLimitIntervalUSec: '10000000',
     ...overrides,
   };
 }

@@ -45,6 +45,11 @@ export type StepResult = Pick<ExecResult, 'exitCode' | 'signal' | 'stdout' | 'st
 export interface SequenceOptions extends Omit<ExecOptions, 'onData'> {
   /** Pause after the first `after` steps until `proceed` says whether to run the others. */
   confirm?: { after: number; proceed: (done: StepResult[]) => Promise<boolean> };
+  /**
+   * Steps (by index) the caller can do without: a sudo refusal (exit 1, sudo's words on stderr) or
+   * the watchdog's exit is returned as their result instead of failing the whole sequence.
+   */
+  optional?: readonly number[];
 }
 
 export interface SequenceResult {
@@ -163,7 +168,7 @@ export class SshExecutor implements OnModuleDestroy {
     options: SequenceOptions = {},
   ): Promise<SequenceResult> {
     if (steps.length === 0) throw new Error('a sequence needs at least one command');
-    const { confirm, ...execOptions } = options;
+    const { confirm, optional = [], ...execOptions } = options;
     if (confirm && !(Number.isInteger(confirm.after) && confirm.after >= 1 && confirm.after < steps.length)) {
       throw new RangeError('confirm.after must leave steps on both sides of the pause');
     }
@@ -195,7 +200,7 @@ export class SshExecutor implements OnModuleDestroy {
           stderr: stderrs[index]!,
           durationMs,
         };
-        if (check) this.checkResult(target, shellQuote(argv), step, settings);
+        if (check && !optional.includes(index)) this.checkResult(target, shellQuote(argv), step, settings);
         return step;
       });
     };

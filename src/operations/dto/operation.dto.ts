@@ -103,7 +103,9 @@ export const taskResponseSchema = z.object({
   output: z.string().nullable().describe('What the command printed (stdout then stderr), bounded'),
   waitingFor: z
     .object({
-      reason: z.string().describe("What it waits for, e.g. another rollout's health gate on its unit"),
+      reason: z
+        .string()
+        .describe("What it waits for, e.g. another rollout's health gate on its unit, or systemd's start limit"),
       rolloutId: z.uuid().nullable().describe('The rollout holding the unit, when that is what it waits for'),
       since: z.iso.datetime(),
     })

@@ -28,6 +28,8 @@ CanStart=yes
 CanStop=yes
 CanReload=yes
 NeedDaemonReload=no
+StartLimitIntervalUSec=10s
+StartLimitBurst=5
 InvocationID=3d3848ee0a924ea09c41e7752d9844ef
 FragmentPath=/lib/systemd/system/nginx.service
 DropInPaths=
@@ -155,6 +157,40 @@ FragmentPath=
 DropInPaths=
 `;
 
+/** systemd's format_timespan(…, accuracy 0), as `systemctl show` prints a *USec property. */
+function formatTimespan(microseconds: string): string {
+  if (microseconds === 'infinity' || microseconds === '0') return microseconds;
+  const units: [string, bigint][] = [
+    ['y', 31_557_600_000_000n],
+    ['month', 2_629_800_000_000n],
+    ['w', 604_800_000_000n],
+    ['d', 86_400_000_000n],
+    ['h', 3_600_000_000n],
+    ['min', 60_000_000n],
+    ['s', 1_000_000n],
+    ['ms', 1_000n],
+    ['us', 1n],
+  ];
+  const parts: string[] = [];
+  let rest = BigInt(microseconds);
+  for (const [suffix, size] of units) {
+    if (rest <= 0n) break;
+    if (rest < size) continue;
+    const whole = rest / size;
+    const fraction = rest % size;
+    // Below a minute, what is left goes after a dot: "1.500000s", "2.250ms".
+    if (rest < 60_000_000n && fraction > 0n && size > 1n) {
+      const digits = String(size).length - 1;
+      parts.push(`${whole}.${String(fraction).padStart(digits, '0')}${suffix}`);
+      rest = 0n;
+    } else {
+      parts.push(`${whole}${suffix}`);
+      rest = fraction;
+    }
+  }
+  return parts.join(' ');
+}
+
 /** Formats a snapshot the way systemd 252 does, so parsing can be checked against any value. */
 function format(s: UnitSnapshot, order: readonly string[]): string {
   const type = s.id.slice(s.id.lastIndexOf('.') + 1);
@@ -175,6 +211,8 @@ function format(s: UnitSnapshot, order: readonly string[]): string {
     FragmentPath: s.fragmentPath ?? '',
     DropInPaths: (s.dropInPaths ?? []).join(' '),
   };
+  if (s.startLimitBurst != null) lines.StartLimitBurst = String(s.startLimitBurst);
+  if (s.startLimitIntervalUSec != null) lines.StartLimitIntervalUSec = formatTimespan(s.startLimitIntervalUSec);
   if (type === 'service') {
     lines.MainPID = String(s.mainPid ?? 0);
     lines.NRestarts = String(s.nRestarts);
@@ -192,7 +230,7 @@ describe('snapshotArgv', () => {
       'systemctl',
       'show',
       '--no-pager',
-      '--property=Id,LoadState,ActiveState,SubState,MainPID,NRestarts,UnitFileState,NeedDaemonReload,ActiveEnterTimestamp,ActiveEnterTimestampMonotonic,InvocationID,CanReload,CanStart,CanStop,Result,Description,FragmentPath,DropInPaths',
+      '--property=Id,LoadState,ActiveState,SubState,MainPID,NRestarts,UnitFileState,NeedDaemonReload,ActiveEnterTimestamp,ActiveEnterTimestampMonotonic,InvocationID,CanReload,CanStart,CanStop,Result,Description,FragmentPath,DropInPaths,StartLimitBurst,StartLimitIntervalUSec',
       '--',
       'nginx.service',
     ]);
@@ -241,6 +279,8 @@ describe('parseSnapshot', () => {
       description: 'A high performance web server and a reverse proxy server',
       fragmentPath: '/lib/systemd/system/nginx.service',
       dropInPaths: [],
+      startLimitBurst: 5,
+      startLimitIntervalUSec: '10000000',
     } satisfies UnitSnapshot);
   });
 
@@ -264,6 +304,8 @@ describe('parseSnapshot', () => {
       description: null,
       fragmentPath: null,
       dropInPaths: [],
+      startLimitBurst: 5,
+      startLimitIntervalUSec: '10000000',
     } satisfies UnitSnapshot);
   });
 
@@ -339,8 +381,26 @@ describe('parseSnapshot', () => {
     assert.equal(parsed.activeEnterTimestampMonotonic, '18446744073709551615');
   });
 
+  it('reads the start limit, and takes its absence (systemd before 230) as unknown', () => {
+    const shown = (interval: string) =>
+      parseSnapshot(NGINX.replace('StartLimitIntervalUSec=10s', `StartLimitIntervalUSec=${interval}`));
+    // Printed on the fleet for StartLimitIntervalSec= 1500ms, 90s, 61500ms, 1h, 2d, infinity and 0.
+    assert.equal(shown('1.500000s').startLimitIntervalUSec, '1500000');
+    assert.equal(shown('1min 30s').startLimitIntervalUSec, '90000000');
+    assert.equal(shown('1min 1.500000s').startLimitIntervalUSec, '61500000');
+    assert.equal(shown('1h').startLimitIntervalUSec, '3600000000');
+    assert.equal(shown('2d').startLimitIntervalUSec, '172800000000');
+    assert.equal(shown('infinity').startLimitIntervalUSec, 'infinity');
+    assert.equal(shown('0').startLimitIntervalUSec, '0');
+    assert.throws(() => shown('10 s'), /StartLimitIntervalUSec=10 s; expected a time span/);
+    assert.throws(() => parseSnapshot(NGINX.replace('StartLimitBurst=5', 'StartLimitBurst=-1')), /StartLimitBurst=-1/);
+    const old = parseSnapshot(NGINX.replace(/^StartLimit.*\n/gm, ''));
+    assert.deepEqual([old.startLimitBurst, old.startLimitIntervalUSec], [null, null]);
+  });
+
   it('names a missing property', () => {
-    for (const name of SNAPSHOT_PROPERTIES) {
+    const optional: readonly string[] = ['StartLimitBurst', 'StartLimitIntervalUSec'];
+    for (const name of SNAPSHOT_PROPERTIES.filter((property) => !optional.includes(property))) {
       const without = NGINX.replace(new RegExp(`^${name}=.*\\n`, 'm'), '');
       assert.throws(() => parseSnapshot(without), new RegExp(`no ${name}= line`), name);
     }
@@ -399,6 +459,16 @@ describe('parseSnapshot', () => {
         description: fc.option(text, { nil: null }),
         fragmentPath: fc.option(fc.stringMatching(/^\/[a-z0-9/._-]{1,40}$/), { nil: null }),
         dropInPaths: fc.array(fc.stringMatching(/^\/[a-z0-9/._-]{1,40}\.conf$/), { maxLength: 3 }),
+        startLimitBurst: fc.option(fc.nat({ max: 2 ** 32 - 1 }), { nil: null }),
+        startLimitIntervalUSec: fc.option(
+          fc.oneof(
+            fc.constantFrom('infinity', '0'),
+            fc.bigInt({ min: 1n, max: 2n ** 64n - 2n }).map(String),
+            // Whole seconds and minutes, as units are mostly configured.
+            fc.integer({ min: 1, max: 100_000 }).map((seconds) => String(BigInt(seconds) * 1_000_000n)),
+          ),
+          { nil: null },
+        ),
       })
       .map((r) => {
         const id = `${r.base}.${r.type}`;
@@ -422,6 +492,8 @@ describe('parseSnapshot', () => {
           description: r.description === id ? null : r.description,
           fragmentPath: r.fragmentPath,
           dropInPaths: r.dropInPaths,
+          startLimitBurst: r.startLimitBurst,
+          startLimitIntervalUSec: r.startLimitIntervalUSec,
         };
       });
     const order = fc.shuffledSubarray([...SNAPSHOT_PROPERTIES], {

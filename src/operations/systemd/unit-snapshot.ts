@@ -21,9 +21,42 @@ export const SNAPSHOT_PROPERTIES = [
   'Description',
   'FragmentPath',
   'DropInPaths',
+  // Read when present, never required: systemd before 230 called the interval StartLimitInterval.
+  'StartLimitBurst',
+  'StartLimitIntervalUSec',
 ] as const;
 
 type SnapshotProperty = (typeof SNAPSHOT_PROPERTIES)[number];
+
+/** Microseconds per unit of the time spans `systemctl show` prints (systemd's format_timespan). */
+const TIMESPAN_UNITS: Readonly<Record<string, bigint>> = {
+  y: 31_557_600_000_000n,
+  month: 2_629_800_000_000n,
+  w: 604_800_000_000n,
+  d: 86_400_000_000n,
+  h: 3_600_000_000n,
+  min: 60_000_000n,
+  s: 1_000_000n,
+  ms: 1_000n,
+  us: 1n,
+};
+
+/**
+ * A time span as `systemctl show` prints it ("20s", "1min 30.250000s", "infinity", "0") in
+ * microseconds as a decimal string, or "infinity"; null when it is not one.
+ */
+export function parseTimespan(text: string): string | null {
+  if (text === 'infinity' || text === '0') return text;
+  let total = 0n;
+  for (const part of text.split(' ')) {
+    const match = /^(\d+)(?:\.(\d{1,6}))?(y|month|w|d|h|min|s|ms|us)$/.exec(part);
+    if (!match) return null;
+    const unit = TIMESPAN_UNITS[match[3]!]!;
+    const fraction = match[2] ?? '';
+    total += BigInt(match[1]!) * unit + (BigInt(fraction || '0') * unit) / 10n ** BigInt(fraction.length);
+  }
+  return String(total);
+}
 
 /**
  * A unit as drover records it before and after acting (tasks, audit events): the one definition of
@@ -90,6 +123,25 @@ export const unitSnapshotSchema = z
       .array(z.string())
       .optional()
       .describe('DropInPaths: its drop-in files, in the order systemd applies them (absent in older records)'),
+    startLimitBurst: z
+      .number()
+      .int()
+      .min(0)
+      .nullable()
+      .optional()
+      .describe(
+        'StartLimitBurst: how many starts systemd allows within startLimitIntervalUSec before it refuses the next ' +
+          '(0: no limit); null when systemctl does not report it, absent from states recorded before drover read it',
+      ),
+    startLimitIntervalUSec: z
+      .string()
+      .regex(/^(\d+|infinity)$/)
+      .nullable()
+      .optional()
+      .describe(
+        'StartLimitIntervalSec in microseconds as a decimal string ("infinity": the count never resets, "0": no ' +
+          'limit); null when systemctl does not report it, absent from states recorded before drover read it',
+      ),
   })
   .describe('A unit as `systemctl show` reported it');
 
@@ -158,6 +210,15 @@ export function parseSnapshot(output: string): UnitSnapshot {
     const value = present ? required(name) : values.get(name);
     return value === undefined ? null : Number(digits(name, value));
   };
+  const timespan = (name: SnapshotProperty): string | null => {
+    const value = values.get(name);
+    if (value === undefined) return null;
+    const microseconds = parseTimespan(value);
+    if (microseconds === null) {
+      throw new Error(`systemctl show output for ${unitLabel} has ${name}=${value}; expected a time span`);
+    }
+    return microseconds;
+  };
   const optionalText = (value: string | undefined): string | null =>
     value === undefined || value === '' ? null : value;
 
@@ -187,5 +248,7 @@ export function parseSnapshot(output: string): UnitSnapshot {
     dropInPaths: required('DropInPaths')
       .split(' ')
       .filter((path) => path !== ''),
+    startLimitBurst: count('StartLimitBurst', false),
+    startLimitIntervalUSec: timespan('StartLimitIntervalUSec'),
   };
 }
