@@ -73,6 +73,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/whoami": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The calling token: its name, scopes and bounds (any valid token, whatever its scopes)
+         * @description What a client needs to offer only what the token may do (the dashboard hides controls it could not use); the API still decides every request.
+         */
+        get: operations["whoAmI"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/healthz/live": {
         parameters: {
             query?: never;
@@ -458,7 +478,7 @@ export interface paths {
         };
         /**
          * Progress as server-sent events, resumable with Last-Event-ID
-         * @description Every event of the rollout from the first (or after Last-Event-ID / `after`), then new ones as they happen; the stream ends after `rollout.finished` once no host is in flight. Event types: rollout.created, batch.started, task.finished, host.gating, gate.check, host.succeeded, host.failed, host.interrupted, host.cancelled, batch.finished, rollout.waiting, rollout.pausing_between_batches, rollout.awaiting_approval, rollout.paused, rollout.resumed, rollout.approved, rollout.retried, rollout.finished. `data` is a JSON object with an `at` timestamp; `id` grows with every event. One token may hold ROLLOUT_EVENT_STREAMS_PER_TOKEN streams open per API process (429 too_many_streams beyond).
+         * @description Every event of the rollout from the first (or after Last-Event-ID / `after`), then new ones as they happen; the stream ends after `rollout.finished` once no host is in flight. Event types: rollout.created, rollout.queued (blockedBy, reason), rollout.started (waitedFor), batch.started, task.waiting (host, unit, waitingFor, heldByRolloutId), task.finished, host.gating, gate.check, host.succeeded, host.failed, host.interrupted, host.cancelled, batch.finished, rollout.waiting, rollout.pausing_between_batches, rollout.awaiting_approval, rollout.paused, rollout.resumed, rollout.approved, rollout.retried, rollout.finished. `data` is a JSON object with an `at` timestamp; `id` grows with every event. One token may hold ROLLOUT_EVENT_STREAMS_PER_TOKEN streams open per API process (429 too_many_streams beyond).
          */
         get: operations["followRollout"];
         put?: never;
@@ -1819,6 +1839,17 @@ export interface components {
                 [key: string]: string;
             };
         };
+        /** @description The calling token (never its secret) */
+        WhoAmI: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            scopes: ("read" | "operate" | "admin" | "audit")[];
+            /** @description Hosts the token may act on (null: every host) */
+            hostSelector: string | null;
+            /** @description Units the token may act on (null: every unit) */
+            unitGlob: string | null;
+        };
     };
     responses: never;
     parameters: never;
@@ -2076,6 +2107,35 @@ export interface operations {
             };
             /** @description The named resource does not exist */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    whoAmI: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The calling token */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WhoAmI"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked bearer token */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };
