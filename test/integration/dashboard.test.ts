@@ -26,6 +26,7 @@ interface PageGlobals {
   };
   location: { href: string };
   scrollTo(x: number, y: number): void;
+  performance: { getEntriesByType(type: string): { name: string; startTime: number }[] };
   __xss?: unknown;
   axe: { run(): Promise<{ violations: { id: string; impact: string }[] }> };
 }
@@ -215,9 +216,17 @@ describe('web dashboard in Chromium', { timeout: 600_000 }, () => {
     assert.ok(gzipped < 300 * 1024, `bundle ${gzipped} bytes gzipped`);
   });
 
-  it('signs in with a token kept in sessionStorage only, refuses a bad one, and signs out', async () => {
+  it('signs in with a token kept in sessionStorage only, refuses a bad one, and signs out', async (t) => {
     const { context, page } = await newPage();
     await page.goto(`${api.baseUrl}/ui/`);
+    await page.getByLabel('API token').waitFor();
+    // A benchmark figure for the README's goal (first paint under 1 s), not a timed assertion.
+    const paint = await page.evaluate(() =>
+      (globalThis as unknown as PageGlobals).performance
+        .getEntriesByType('paint')
+        .map((entry) => `${entry.name} ${Math.round(entry.startTime)} ms`),
+    );
+    t.diagnostic(`/ui/ ${paint.join(', ')}`);
     await page.getByLabel('API token').fill('drv_not-a-token');
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.getByTestId('signin-error').waitFor();
@@ -338,7 +347,7 @@ describe('web dashboard in Chromium', { timeout: 600_000 }, () => {
     await context.close();
   });
 
-  it('shows a bounded or read-only token no control it may not use, and the API still refuses', async () => {
+  it('shows a bounded or read-only token no control it may not use (the API still refuses); cancel, retry and approve work', async () => {
     const rollout = await startRollout(admin, {
       unit,
       selector: `dash=${label}`,
@@ -381,9 +390,39 @@ describe('web dashboard in Chromium', { timeout: 600_000 }, () => {
       assert.equal(refused, 403);
       await context.close();
     }
-    const cancelled = await admin.POST('/v1/rollouts/{id}/cancel', { params: { path: { id: rollout.id } }, body: {} });
-    assert.equal(cancelled.response.status, 200);
+
+    // The admin who started it cancels it (after a confirmation), retries it and approves the rest.
+    const { context, page } = await newPage();
+    await signIn(page, adminToken);
+    await page.goto(`${api.baseUrl}/ui/#/rollouts/${rollout.id}`);
+    await page.getByTestId('control-approve').waitFor();
+    await page.getByTestId('control-cancel').click();
+    await page.getByTestId('confirm-cancel').click();
+    await page.locator('[data-testid=rollout-status]', { hasText: 'cancelled' }).waitFor({ timeout: LONG });
     await waitForSettled(admin, rollout.id, LONG);
+    await page.getByTestId('control-retry').click();
+    const status = page.getByTestId('rollout-status');
+    await waitUntil(
+      async () => ['awaiting_approval', 'succeeded'].includes(await status.innerText()),
+      'the retried rollout waits for approval or succeeded',
+      LONG,
+    );
+    if ((await status.innerText()) === 'awaiting_approval') await page.getByTestId('control-approve').click();
+    await page.locator('[data-testid=rollout-status]', { hasText: 'succeeded' }).waitFor({ timeout: LONG });
+    const done = await waitForSettled(admin, rollout.id, LONG);
+    assert.equal(done.runs, 2);
+    assert.ok(done.hosts.every((host) => host.state === 'succeeded'));
+    const actions = await api.prisma.rolloutEvent.findMany({
+      where: { rolloutId: rollout.id },
+      select: { type: true },
+    });
+    for (const type of ['rollout.finished', 'rollout.retried']) {
+      assert.ok(
+        actions.some((event) => event.type === type),
+        `${type} in ${actions.map((event) => event.type).join(' ')}`,
+      );
+    }
+    await context.close();
   });
 
   it('renders hostile unit descriptions and task output from a real host as text, never as markup', async () => {
@@ -482,8 +521,11 @@ describe('web dashboard in Chromium', { timeout: 600_000 }, () => {
       address: `10.250.${Math.floor(index / 250)}.${(index % 250) + 1}`,
       labels: { bulk, zone: `z${index % 4}` },
     }));
-    const upserted = await admin.POST('/v1/hosts/bulk-upsert', { body: { hosts: many } });
-    assert.equal(upserted.response.status, 200, JSON.stringify(upserted.error));
+    // In chunks: on a busy 2-core machine one 10,000-host transaction has been seen to end in a 500.
+    for (let start = 0; start < many.length; start += 2_000) {
+      const upserted = await admin.POST('/v1/hosts/bulk-upsert', { body: { hosts: many.slice(start, start + 2_000) } });
+      assert.equal(upserted.response.status, 200, JSON.stringify(upserted.error));
+    }
     const { context, page } = await newPage();
     await signIn(page, adminToken);
     await page.getByLabel('Label selector').fill(`bulk=${bulk}`);

@@ -10,6 +10,8 @@ export type StreamState = 'connecting' | 'live' | 'reconnecting' | 'ended' | 'fa
 export interface FollowOptions {
   token: string;
   rolloutId: string;
+  /** Resume after this event id (null: from the first event). */
+  after?: string | null;
   onEvent(event: StreamEvent): void;
   onState(state: StreamState, detail?: string): void;
   signal: AbortSignal;
@@ -58,7 +60,7 @@ const sleep = (ms: number, signal: AbortSignal) =>
  */
 export async function followRollout(options: FollowOptions): Promise<void> {
   const { signal } = options;
-  let lastId: string | null = null;
+  let lastId: string | null = options.after ?? null;
   let finished = false;
   let backoff = 500;
   options.onState('connecting');

@@ -104,6 +104,11 @@ export function RolloutPage({ session, id }: { session: Session; id: string }) {
   const [reconnects, setReconnects] = useState(0);
   const [confirmCancel, setConfirmCancel] = useState(false);
   const refresh = useRef<() => void>(() => undefined);
+  // The stream ends with the rollout; a retry brings it back, and the page follows it again from
+  // the last event it has (following counts those restarts).
+  const [following, setFollowing] = useState(0);
+  const seenEvents = useRef(new Set<string>());
+  const lastEventId = useRef<string | null>(null);
 
   // The rollout itself is re-read after events (at most twice a second); the events drive the page.
   useEffect(() => {
@@ -142,14 +147,16 @@ export function RolloutPage({ session, id }: { session: Session; id: string }) {
 
   useEffect(() => {
     const abort = new AbortController();
-    const seen = new Set<string>();
+    const seen = seenEvents.current;
     void followRollout({
       token: session.token,
       rolloutId: id,
+      after: lastEventId.current,
       signal: abort.signal,
       onEvent: (event) => {
         if (event.id !== '' && seen.has(event.id)) return;
         seen.add(event.id);
+        if (event.id !== '') lastEventId.current = event.id;
         setEvents((previous) => (previous.length >= MAX_LOG ? [...previous.slice(1), event] : [...previous, event]));
         refresh.current();
       },
@@ -164,7 +171,28 @@ export function RolloutPage({ session, id }: { session: Session; id: string }) {
       abort.abort();
       clearInterval(ticker);
     };
-  }, [id]);
+  }, [id, following]);
+
+  // Once the stream ended, the rollout is re-read now and then: a retry (from here or elsewhere)
+  // makes it active again, and the page follows its stream again.
+  useEffect(() => {
+    if (stream !== 'ended') return;
+    const timer = setInterval(() => refresh.current(), 10_000);
+    return () => clearInterval(timer);
+  }, [stream]);
+  // Only a rollout read as finished after its stream ended, then active again, was retried: the
+  // status read just before the end may still be the old one.
+  const status = rollout?.status;
+  const finishedSinceEnd = useRef(false);
+  useEffect(() => {
+    if (stream !== 'ended' || status === undefined) return;
+    if (!ACTIVE.has(status)) {
+      finishedSinceEnd.current = true;
+    } else if (finishedSinceEnd.current) {
+      finishedSinceEnd.current = false;
+      setFollowing((count) => count + 1);
+    }
+  }, [stream, status]);
 
   if (error)
     return (
