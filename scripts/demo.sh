@@ -120,6 +120,7 @@ drover audit verify
 cat <<DONE
 
 drover is running ($(($(date +%s) - started_at)) s):
+  dashboard  $DROVER_URL/ui/   (sign in with the admin token in $RUN_DIR/token: cat $RUN_DIR/token)
   API        $DROVER_URL   (reference: $DROVER_URL/docs, spec: $DROVER_URL/openapi.json)
   logs       $RUN_DIR/api.log, $RUN_DIR/worker.log
   CLI        export DROVER_URL=$DROVER_URL DROVER_TOKEN=\$(cat $RUN_DIR/token)

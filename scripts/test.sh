@@ -152,6 +152,8 @@ ensure_postgres_role drover drover
 ensure_redis
 # visudo and cvtsudoers check the generated sudoers drop-ins.
 apt_install sudo
+# The dashboard's tests drive Debian's Chromium with playwright-core (no browser download).
+apt_install chromium
 
 mkdir -p "$RUNS_DIR"
 remove_stale_runs
@@ -174,6 +176,7 @@ log "static checks"
 check lint npx --no-install eslint --max-warnings 0 .
 check format npx --no-install prettier --check .
 check typecheck npx --no-install tsc --noEmit -p .
+check typecheck-dashboard npx --no-install tsc --noEmit -p ui
 check circular-imports npx --no-install madge --circular --extensions ts --ts-config tsconfig.json --exclude '^generated/' src
 check openapi-in-sync openapi_in_sync
 check openapi-lint npx --no-install redocly lint openapi.json --format stylish

@@ -5,10 +5,12 @@ import { pinoHttp } from 'pino-http';
 import { version } from '../package.json';
 import { requestIdFor } from './infra/logging/request-id';
 import { buildOpenApiDocument } from './openapi/openapi-document';
+import { dashboardMiddleware } from './ui/dashboard-static';
 
 /**
  * HTTP concerns around the Nest app: request ids and access logs, the generated
- * OpenAPI document at /openapi.json and its reference page at /docs. Shared by main.ts and tests.
+ * OpenAPI document at /openapi.json and its reference page at /docs, the web dashboard at /ui.
+ * Shared by main.ts and tests.
  */
 export function configureHttpApp(app: NestExpressApplication, logger: Logger): void {
   // No body parser here: middleware runs before the bearer guard, so it would read and parse the
@@ -28,6 +30,7 @@ export function configureHttpApp(app: NestExpressApplication, logger: Logger): v
       autoLogging: { ignore: (request) => request.url?.startsWith('/healthz') ?? false },
     }),
   );
+  app.use('/ui', dashboardMiddleware());
   const document = buildOpenApiDocument(app, version);
   SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'openapi.json', customSiteTitle: 'drover API' });
 }

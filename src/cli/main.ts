@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { ApiError, createDroverClient, DroverClient, Schemas, unwrap } from '../client';
+import { allPages, ApiError, createDroverClient, DroverClient, Schemas, unwrap } from '../client';
 import { VERBS } from '../operations/systemd/verbs';
 import { daemonReloadOf, RolloutUsageError, rolloutCommand } from './rollout';
 import { renderTable } from './table';
@@ -61,19 +61,6 @@ exit codes: 0 ok, 1 API or runtime error, 2 the operation finished with failed t
 class UsageError extends Error {}
 
 const IMPORT_BATCH = 10_000;
-
-async function allPages<T>(
-  fetchPage: (cursor: string | undefined) => Promise<{ items: T[]; nextCursor: string | null }>,
-) {
-  const items: T[] = [];
-  let cursor: string | undefined;
-  do {
-    const page = await fetchPage(cursor);
-    items.push(...page.items);
-    cursor = page.nextCursor ?? undefined;
-  } while (cursor !== undefined);
-  return items;
-}
 
 function printHosts(hosts: Schemas['Host'][]): void {
   const labels = (host: Schemas['Host']) =>

@@ -73,6 +73,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/whoami": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The calling token: its name, scopes and bounds (any valid token, whatever its scopes)
+         * @description What a client needs to offer only what the token may do (the dashboard hides controls it could not use); the API still decides every request.
+         */
+        get: operations["whoAmI"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/healthz/live": {
         parameters: {
             query?: never;
@@ -1879,6 +1899,17 @@ export interface components {
                 [key: string]: string;
             };
         };
+        /** @description The calling token (never its secret) */
+        WhoAmI: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            scopes: ("read" | "operate" | "admin" | "audit")[];
+            /** @description Hosts the token may act on (null: every host) */
+            hostSelector: string | null;
+            /** @description Units the token may act on (null: every unit) */
+            unitGlob: string | null;
+        };
     };
     responses: never;
     parameters: never;
@@ -2136,6 +2167,35 @@ export interface operations {
             };
             /** @description The named resource does not exist */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    whoAmI: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The calling token */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WhoAmI"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked bearer token */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };

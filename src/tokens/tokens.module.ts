@@ -5,11 +5,12 @@ import { AuthFailureRecorder } from './auth-failure-recorder';
 import { TokensController } from './tokens.controller';
 import { TokensRepository } from './tokens.repository';
 import { TokensService } from './tokens.service';
+import { WhoAmIController } from './whoami.controller';
 
 @Module({
   // Explicit (AuditModule is global): the admin command builds a context with this module alone.
   imports: [AuditModule, MetricsModule],
-  controllers: [TokensController],
+  controllers: [TokensController, WhoAmIController],
   providers: [TokensRepository, TokensService, AuthFailureRecorder],
   exports: [TokensService, TokensRepository, AuthFailureRecorder],
 })

@@ -23,6 +23,11 @@ export const UnboundedTokenOnly = () => SetMetadata(UNBOUNDED_ONLY, true);
 /** The scope a route needs; routes without it need `read`. */
 export const RequireScope = (scope: TokenScope) => SetMetadata(REQUIRED_SCOPE, scope);
 
+export const ANY_SCOPE = 'any';
+
+/** Routes any valid token may call whatever its scopes (a token reading what it is). */
+export const AnyScope = () => SetMetadata(REQUIRED_SCOPE, ANY_SCOPE);
+
 /** Who is calling and under which request id: what every audit event of the request records. */
 export interface RequestActor {
   tokenId: string;

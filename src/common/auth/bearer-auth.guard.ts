@@ -14,7 +14,7 @@ import { TokenRejectedError, tokenPrefixOf } from '../../tokens/auth-failures';
 import { Principal, TokensService } from '../../tokens/tokens.service';
 import { scopesAllow, TokenScope } from '../../tokens/token-scope';
 import { ForbiddenError } from '../errors/domain-errors';
-import { PUBLIC_ROUTE, REQUIRED_SCOPE, UNBOUNDED_ONLY } from './auth.decorators';
+import { ANY_SCOPE, PUBLIC_ROUTE, REQUIRED_SCOPE, UNBOUNDED_ONLY } from './auth.decorators';
 import type { AuthenticatedRequest } from './authenticated-request';
 
 /**
@@ -60,8 +60,8 @@ export class BearerAuthGuard implements CanActivate {
     // Counted after authentication, so unknown secrets cannot fill Redis with counters, and before
     // the scope check, so a token probing routes it may not use is limited too.
     await this.enforceRateLimit(principal.tokenId, context.switchToHttp().getResponse<Response>());
-    const required = this.reflector.getAllAndOverride<TokenScope>(REQUIRED_SCOPE, targets) ?? 'read';
-    if (!scopesAllow(principal.scopes, required)) {
+    const required = this.reflector.getAllAndOverride<TokenScope | typeof ANY_SCOPE>(REQUIRED_SCOPE, targets) ?? 'read';
+    if (required !== ANY_SCOPE && !scopesAllow(principal.scopes, required)) {
       throw new ForbiddenError(`this operation needs a token with the '${required}' scope`);
     }
     const unboundedOnly = this.reflector.getAllAndOverride<boolean>(UNBOUNDED_ONLY, targets) ?? false;

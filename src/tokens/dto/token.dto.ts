@@ -103,7 +103,19 @@ export const createdTokenSchema = z
   })
   .describe('The created token with its secret');
 
+export const whoAmISchema = z
+  .object({
+    id: tokenFields.id,
+    name: tokenFields.name,
+    scopes: tokenFields.scopes,
+    hostSelector: tokenFields.hostSelector,
+    unitGlob: tokenFields.unitGlob,
+  })
+  .describe('The calling token (never its secret)');
+
 export class TokenDto extends createZodDto(tokenResponseSchema) {}
+
+export class WhoAmIDto extends createZodDto(whoAmISchema) {}
 
 export class CreatedTokenDto extends createZodDto(createdTokenSchema) {}
 
@@ -111,5 +123,6 @@ export class TokenPageDto extends createZodDto(pageSchema(tokenResponseSchema)) 
 
 export type CreateTokenRequest = z.output<typeof CreateTokenDto.schema>;
 export type TokenResponse = z.output<typeof tokenResponseSchema>;
+export type WhoAmIResponse = z.output<typeof whoAmISchema>;
 export type CreatedTokenResponse = z.output<typeof createdTokenSchema>;
 export type ListTokensQuery = z.output<typeof ListTokensQueryDto.schema>;
