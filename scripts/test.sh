@@ -13,7 +13,8 @@ set -uo pipefail
 source "$(dirname "$0")/lib/stack.sh"
 cd "$DROVER_ROOT" || exit 1
 
-FLEET_HOSTS="${DROVER_TEST_HOSTS:-6}"
+# Ten: the overlapping-rollouts test runs eight rollouts across ten hosts, as the issue measured.
+FLEET_HOSTS="${DROVER_TEST_HOSTS:-10}"
 FLEET="$DROVER_ROOT/test/fleet/fleet.sh"
 RUN_ID="$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')"
 # "PID START_TIME" of every run that is (or was) on this machine: a run is gone when no process
