@@ -47,7 +47,9 @@ describe('unit names as systemctl reads them, and the snapshots tasks record (re
     api = await startTestApi({ QUEUE_PREFIX: prefix });
     worker = await startTestWorker(workerEnv(api.database.url, prefix));
     admin = await api.client();
-    const imported = await admin.POST('/v1/hosts/bulk-upsert', { body: { hosts: inventory.hosts } });
+    const imported = await admin.POST('/v1/hosts/bulk-upsert', {
+      body: { hosts: inventory.hosts.map((entry) => ({ ...entry, labels: { ...entry.labels, host: entry.name } })) },
+    });
     assert.equal(imported.response.status, 200);
     const started = await sshExec(host, host.hostKeyFingerprint, 'systemctl enable --now nginx.service');
     assert.equal(started.code, 0, started.stderr);
@@ -59,9 +61,8 @@ describe('unit names as systemctl reads them, and the snapshots tasks record (re
   });
 
   it('restarts nginx.service for "unit":"nginx" and records nginx.service in the operation, task and audit trail', async () => {
-    const selector = Object.entries(host.labels)
-      .map(([key, value]) => `${key}=${value}`)
-      .join(',');
+    // Exactly this host, whatever other hosts share its labels.
+    const selector = `host=${host.name}`;
     const pidBefore = await mainPid('nginx.service');
     const created = await admin.POST('/v1/operations', { body: { verb: 'restart', unit: 'nginx', selector } });
     assert.equal(created.response.status, 202, JSON.stringify(created.error));
