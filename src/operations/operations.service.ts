@@ -144,14 +144,18 @@ export class OperationsService {
     targets: Host[],
     actor: RequestActor,
   ): Promise<OperationResponse> {
+    // What was asked, as stored and as audited.
+    const request = {
+      verb: input.verb,
+      unit: input.unit ?? null,
+      selector,
+      concurrency,
+      onConflict: input.onConflict,
+      daemonReload: input.daemonReload,
+    };
     const operation = await this.operations.create(
       {
-        verb: input.verb,
-        unit: input.unit ?? null,
-        selector,
-        concurrency,
-        onConflict: input.onConflict,
-        daemonReload: input.daemonReload,
+        ...request,
         commandTimeoutMs: input.timeoutMs ?? this.config.SSH_COMMAND_TIMEOUT_MS,
         trustOnFirstUse: input.trustOnFirstUse,
         requestedByTokenId: actor.tokenId,
@@ -159,14 +163,7 @@ export class OperationsService {
         requestId: actor.requestId,
       },
       targets,
-      {
-        verb: input.verb,
-        unit: input.unit ?? null,
-        selector,
-        concurrency,
-        onConflict: input.onConflict,
-        daemonReload: input.daemonReload,
-      },
+      request,
       auditActorOf(actor),
     );
     try {
