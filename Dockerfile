@@ -2,6 +2,9 @@
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
+# The workspace packages' manifests, so npm links them (their code comes with COPY . . below).
+COPY packages/protocol/package.json packages/protocol/
+COPY packages/systemd/package.json packages/systemd/
 # npm install from the lock rather than npm ci: see ensure_build in scripts/lib/stack.sh.
 RUN npm install --no-audit --no-fund
 COPY . .
@@ -12,6 +15,7 @@ ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+COPY --from=build /app/packages ./packages
 COPY --from=build /app/prisma ./prisma
 COPY --from=build /app/package.json ./package.json
 USER node

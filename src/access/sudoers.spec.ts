@@ -5,12 +5,19 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import fc from 'fast-check';
-import { SYSTEMD_PROBE_ARGV, verbArgv } from '../operations/systemd/commands';
-import { LIST_UNIT_FILES_ARGV, LIST_UNITS_ARGV } from '../operations/systemd/discovery';
-import { HOST_CLOCK_ARGV, START_LIKE_VERBS, startJournalArgv } from '../operations/systemd/start-limit';
-import { snapshotArgv } from '../operations/systemd/unit-snapshot';
-import { Verb, VERBS } from '../operations/systemd/verbs';
-import { UNIT_TYPES, unitNameProblem } from '../units/unit-name';
+import { Verb, VERBS } from '@drover/protocol';
+import {
+  HOST_CLOCK_ARGV,
+  LIST_UNIT_FILES_ARGV,
+  LIST_UNITS_ARGV,
+  snapshotArgv,
+  START_LIKE_VERBS,
+  startJournalArgv,
+  SYSTEMD_PROBE_ARGV,
+  UNIT_TYPES,
+  unitNameProblem,
+  verbArgv,
+} from '@drover/systemd';
 import {
   defaultSudoersGroup,
   renderSudoers,

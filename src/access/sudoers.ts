@@ -1,11 +1,17 @@
 import { DomainError, FieldError } from '../common/errors/domain-errors';
-import { SYSTEMD_PROBE_ARGV, verbArgv } from '../operations/systemd/commands';
-import { LIST_UNIT_FILES_ARGV, LIST_UNITS_ARGV } from '../operations/systemd/discovery';
-import { HOST_CLOCK_ARGV, START_LIKE_VERBS, startJournalArgv } from '../operations/systemd/start-limit';
-import { snapshotArgv } from '../operations/systemd/unit-snapshot';
-import { Verb, VERBS } from '../operations/systemd/verbs';
+import { Verb, VERBS } from '@drover/protocol';
+import {
+  HOST_CLOCK_ARGV,
+  LIST_UNIT_FILES_ARGV,
+  LIST_UNITS_ARGV,
+  snapshotArgv,
+  START_LIKE_VERBS,
+  startJournalArgv,
+  SYSTEMD_PROBE_ARGV,
+  unitNameProblem,
+  verbArgv,
+} from '@drover/systemd';
 import { PROBE_PROGRAM } from '../probes/dto/probe.dto';
-import { unitNameProblem } from '../units/unit-name';
 
 /**
  * sudoers drop-ins that let a non-root SSH user run exactly the command lines drover runs for some

@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { z } from 'zod';
 import { decodeCursor, encodeCursor, Page } from '../common/pagination/cursor';
 import { parseSelector } from '../common/selector/selector';
-import type { UnitSnapshot } from '../operations/systemd/unit-snapshot';
+import type { UnitSnapshot } from '@drover/protocol';
 import { MetricsService } from '../infra/metrics/metrics.service';
 import { AuditRepository, AuditRow } from './audit.repository';
 import type { AuditEventResponse, AuditFilter, AuditVerification } from './dto/audit.dto';

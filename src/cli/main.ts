@@ -2,7 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { allPages, ApiError, createDroverClient, DroverClient, Schemas, unwrap } from '../client';
-import { VERBS } from '../operations/systemd/verbs';
+import { VERBS } from '@drover/protocol';
 import { daemonReloadOf, RolloutUsageError, rolloutCommand } from './rollout';
 import { renderTable } from './table';
 

@@ -1,5 +1,5 @@
 import { ApiError, DroverClient, Schemas, unwrap } from '../client';
-import { VERBS } from '../operations/systemd/verbs';
+import { VERBS } from '@drover/protocol';
 import { renderTable } from './table';
 
 /** Exit codes of `drover rollout ... --wait` (and watch), documented in the usage text and README. */

@@ -16,20 +16,29 @@ import { DispatcherService } from './dispatcher.service';
 import { TaskOutputStream } from './task-output';
 import type { AuditActor } from '../audit/audit-actor';
 import { OperationsRepository, StartedAttempt, TaskState, TaskWithContext, UnitHold } from './operations.repository';
-import { legacySucceeded, legacyVerbArgv, SYSTEMD_PROBE_ARGV, verbArgv } from './systemd/commands';
-import { DaemonReloadPolicy, interlock, Interlock, interlockNote } from './systemd/daemon-reload-interlock';
+import { UnitSnapshot, type Verb } from '@drover/protocol';
 import {
+  DaemonReloadPolicy,
+  describeSnapshot,
   HOST_CLOCK_ARGV,
+  interlock,
+  Interlock,
+  interlockNote,
   judgeStartLimit,
+  legacySucceeded,
+  legacyVerbArgv,
+  parseSnapshot,
   parseStartJournal,
+  snapshotArgv,
   START_LIKE_VERBS,
   startJournalArgv,
   startLimitRefusal,
   StartLimitVerdict,
-} from './systemd/start-limit';
-import { parseSnapshot, snapshotArgv, UnitSnapshot } from './systemd/unit-snapshot';
-import { describeSnapshot, Verdict, verifyOutcome } from './systemd/verify';
-import type { Verb } from './systemd/verbs';
+  SYSTEMD_PROBE_ARGV,
+  verbArgv,
+  Verdict,
+  verifyOutcome,
+} from '@drover/systemd';
 
 /** Verbs whose repetition is not harmless: a second restart is a second outage. */
 const NOT_REPEATABLE: readonly Verb[] = ['restart', 'try-restart', 'reload-or-restart'];

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { HostsRepository } from '../hosts/hosts.repository';
-import type { Verb } from '../operations/systemd/verbs';
+import type { Verb } from '@drover/protocol';
 import { ProbesRepository } from '../probes/probes.repository';
 import { TokensRepository } from '../tokens/tokens.repository';
 import type { RolloutStrategy } from './dto/rollout.dto';

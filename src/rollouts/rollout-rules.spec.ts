@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { UnitSnapshot } from '../operations/systemd/unit-snapshot';
+import type { UnitSnapshot } from '@drover/protocol';
 import { failureBudgetExceeded, judgeGate, nextBatchSize, unitGateProblem } from './rollout-rules';
 
 const baseline = { unit: 'nginx.service', activeState: 'active', subState: 'running', mainPid: 100, nRestarts: 0 };

@@ -3,8 +3,7 @@
  * how big the next batch may be, when the failure budget is spent. The runner feeds them what it
  * read from the database and the hosts; the unit tests feed them edge cases.
  */
-import type { UnitSnapshot } from '../operations/systemd/unit-snapshot';
-import type { Verb } from '../operations/systemd/verbs';
+import type { UnitSnapshot, Verb } from '@drover/protocol';
 import { type Amount, resolvePercent } from './planner';
 
 /** What a unit looked like right after the action: the gate holds it to this. */

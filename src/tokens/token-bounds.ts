@@ -1,6 +1,6 @@
 import { ForbiddenError, SelectorSyntaxError } from '../common/errors/domain-errors';
 import { matchesSelector, parseSelector, Selector } from '../common/selector/selector';
-import { HOST_LEVEL_VERBS, Verb } from '../operations/systemd/verbs';
+import { HOST_LEVEL_VERBS, Verb } from '@drover/protocol';
 import { compileUnitGlob, matchesUnitGlob, UnitGlob } from './unit-glob';
 import type { Principal } from './tokens.service';
 

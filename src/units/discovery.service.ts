@@ -3,8 +3,7 @@ import { HostsRepository } from '../hosts/hosts.repository';
 import { JobProducer } from '../infra/queue/job-producer';
 import { SshError } from '../infra/ssh/ssh-errors';
 import { SshExecutor } from '../infra/ssh/ssh-executor';
-import { LIST_UNIT_FILES_ARGV, LIST_UNITS_ARGV, parseDiscovery } from '../operations/systemd/discovery';
-import { SYSTEMD_PROBE_ARGV } from '../operations/systemd/commands';
+import { LIST_UNIT_FILES_ARGV, LIST_UNITS_ARGV, parseDiscovery, SYSTEMD_PROBE_ARGV } from '@drover/systemd';
 import { UnitsRepository } from './units.repository';
 
 /** Lists every unit of a host (list-units --all plus list-unit-files) and stores exactly those. */

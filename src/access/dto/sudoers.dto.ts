@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import { createZodDto } from '../../common/validation/zod-dto';
-import { VERBS } from '../../operations/systemd/verbs';
+import { VERBS } from '@drover/protocol';
+import { normaliseUnitName } from '@drover/systemd';
 import { probeNameSchema } from '../../probes/dto/probe.dto';
-import { normaliseUnitName } from '../../units/unit-name';
 import { MAX_SUDOERS_UNITS, sudoersInputProblems } from '../sudoers';
 
 export class SudoersRequestDto extends createZodDto(

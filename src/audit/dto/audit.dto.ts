@@ -3,7 +3,7 @@ import { pageSchema } from '../../common/pagination/cursor';
 import { selectorQueryField } from '../../common/selector/selector.schema';
 import { createZodDto } from '../../common/validation/zod-dto';
 import { hostNameSchema } from '../../hosts/dto/host.dto';
-import { unitSnapshotSchema } from '../../operations/systemd/unit-snapshot';
+import { unitSnapshotSchema } from '@drover/protocol';
 import { unitNameSchema } from '../../units/dto/unit.dto';
 
 export const auditFilterShape = {

@@ -3,9 +3,8 @@ import { pageQueryShape, pageSchema } from '../../common/pagination/cursor';
 import { createZodDto } from '../../common/validation/zod-dto';
 import { hostNameSchema } from '../../hosts/dto/host.dto';
 import { unitNameSchema } from '../../units/dto/unit.dto';
-import { DAEMON_RELOAD_POLICIES } from '../systemd/daemon-reload-interlock';
-import { unitSnapshotSchema } from '../systemd/unit-snapshot';
-import { HOST_LEVEL_VERBS, VERBS } from '../systemd/verbs';
+import { HOST_LEVEL_VERBS, unitSnapshotSchema, VERBS } from '@drover/protocol';
+import { DAEMON_RELOAD_POLICIES } from '@drover/systemd';
 
 const verbSchema = z.enum(VERBS).describe('The systemctl verb');
 

@@ -4,10 +4,10 @@ import { labelKeyProblem, labelValueProblem } from '../../common/selector/label-
 import { createZodDto } from '../../common/validation/zod-dto';
 import { daemonReloadSchema } from '../../operations/dto/operation.dto';
 import { probeNameSchema } from '../../probes/dto/probe.dto';
-import { VERBS } from '../../operations/systemd/verbs';
+import { VERBS } from '@drover/protocol';
+import { normaliseUnitName, UNIT_TYPES } from '@drover/systemd';
 import { unitGlobProblem } from '../../tokens/unit-glob';
 import { unitNameSchema } from '../../units/dto/unit.dto';
-import { normaliseUnitName, UNIT_TYPES } from '../../units/unit-name';
 import { globLiteralBounds, isUnitGlob } from '../planner';
 
 export const ON_OVERLAP = ['queue', 'reject', 'supersede'] as const;

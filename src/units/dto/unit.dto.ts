@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { pageQueryShape, pageSchema } from '../../common/pagination/cursor';
 import { selectorQueryField } from '../../common/selector/selector.schema';
 import { createZodDto } from '../../common/validation/zod-dto';
-import { normaliseUnitName, unitNameProblem } from '../unit-name';
+import { normaliseUnitName, unitNameProblem } from '@drover/systemd';
 
 /**
  * The one way a unit name enters drover: read as systemctl reads it (`nginx` is nginx.service),

@@ -1,15 +1,16 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { parseSnapshot, TRANSITIONAL_STATES, UnitSnapshot } from './unit-snapshot';
+import { TRANSITIONAL_STATES, type UnitSnapshot } from '@drover/protocol';
+import { parseSnapshot } from './unit-snapshot';
 import { describeSnapshot, Verdict, verifyOutcome } from './verify';
-import { Verb, VERBS } from './verbs';
+import { Verb, VERBS } from '@drover/protocol';
 import {
   ACTIVATING as SLOW_ACTIVATING,
   MASKED_TIMER,
   NOT_FOUND as NOPE,
   STATIC as JOURNALD,
-} from '../../../test/fixtures/systemctl-show';
+} from './fixtures/systemctl-show';
 
 // `systemctl show` output captured on the nspawn test fleet (Debian 12, systemd 252.39) before and
 // after running each verb there. drover-probe.service is the fleet's test unit; drover-fail,

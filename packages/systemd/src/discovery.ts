@@ -1,4 +1,4 @@
-import { unitNameProblem } from '../../units/unit-name';
+import { unitNameProblem } from './unit-name';
 import { isTemplate } from './unit-names';
 
 /**

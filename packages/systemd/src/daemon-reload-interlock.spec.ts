@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { interlock, interlockNote } from './daemon-reload-interlock';
-import type { UnitSnapshot } from './unit-snapshot';
+import type { UnitSnapshot } from '@drover/protocol';
 
 function unit(needDaemonReload: boolean): UnitSnapshot {
   return {

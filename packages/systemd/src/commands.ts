@@ -1,5 +1,5 @@
 import { assertUnitName } from './unit-names';
-import { Verb, VERBS } from './verbs';
+import { Verb, VERBS } from '@drover/protocol';
 
 /**
  * The argv of one systemctl verb. `--no-ask-password` because nobody is there to answer a polkit

@@ -1,15 +1,9 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import {
-  parseSnapshot,
-  SNAPSHOT_PROPERTIES,
-  snapshotArgv,
-  TRANSITIONAL_STATES,
-  UnitSnapshot,
-  unitSnapshotSchema,
-} from './unit-snapshot';
-import { ACTIVATING, MASKED_TIMER, NOT_FOUND, STATIC } from '../../../test/fixtures/systemctl-show';
+import { TRANSITIONAL_STATES, type UnitSnapshot, unitSnapshotSchema } from '@drover/protocol';
+import { parseSnapshot, SNAPSHOT_PROPERTIES, snapshotArgv } from './unit-snapshot';
+import { ACTIVATING, MASKED_TIMER, NOT_FOUND, STATIC } from './fixtures/systemctl-show';
 
 // `systemctl show --property=…` output captured on the nspawn test fleet (Debian 12, systemd 252.39),
 // byte for byte: systemd prints the properties in its own order, not the requested one.

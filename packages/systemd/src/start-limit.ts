@@ -1,6 +1,6 @@
 import { assertUnitName } from './unit-names';
-import type { UnitSnapshot } from './unit-snapshot';
-import type { Verb } from './verbs';
+import type { UnitSnapshot } from '@drover/protocol';
+import type { Verb } from '@drover/protocol';
 
 /**
  * systemd's start limit: a unit may be started at most StartLimitBurst times within

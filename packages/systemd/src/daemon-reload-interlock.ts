@@ -1,5 +1,5 @@
-import type { UnitSnapshot } from './unit-snapshot';
-import type { Verb } from './verbs';
+import type { UnitSnapshot } from '@drover/protocol';
+import type { Verb } from '@drover/protocol';
 
 /**
  * What a task does when its unit's definition changed on disk since systemd loaded it

@@ -1,5 +1,5 @@
-import { TRANSITIONAL_STATES, UnitSnapshot } from './unit-snapshot';
-import type { Verb } from './verbs';
+import { TRANSITIONAL_STATES, type UnitSnapshot } from '@drover/protocol';
+import type { Verb } from '@drover/protocol';
 
 export type Verdict =
   { outcome: 'ok'; detail: string } | { outcome: 'failed'; reason: string } | { outcome: 'settling'; reason: string };

@@ -1,9 +1,9 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { unitNameProblem } from '../../units/unit-name';
+import { unitNameProblem } from './unit-name';
 import { legacySucceeded, legacyVerbArgv, SYSTEMD_PROBE_ARGV, verbArgv } from './commands';
-import { HOST_LEVEL_VERBS, MUTATING_VERBS, Verb, VERBS } from './verbs';
+import { HOST_LEVEL_VERBS, MUTATING_VERBS, Verb, VERBS } from '@drover/protocol';
 
 describe('verbs', () => {
   it('lists the twelve verbs; all but status mutate; only daemon-reload works without a unit', () => {

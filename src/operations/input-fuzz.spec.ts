@@ -3,23 +3,28 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { isIP } from 'node:net';
 import fc from 'fast-check';
-import { shellWords, wordsFromRealShell } from '../../../test/support/shell-words';
-import { sudoersArg } from '../../access/sudoers';
-import { SelectorSyntaxError } from '../../common/errors/domain-errors';
-import { labelKeyProblem, labelValueProblem } from '../../common/selector/label-syntax';
-import { formatSelector, parseSelector } from '../../common/selector/selector';
-import { CreateHostDto } from '../../hosts/dto/host.dto';
-import { shellQuote } from '../../infra/ssh/shell-quote';
-import { PROBE_PROGRAM, PutProbeDto } from '../../probes/dto/probe.dto';
-import { RolloutStrategyDto } from '../../rollouts/dto/rollout.dto';
-import { CreateTokenDto } from '../../tokens/dto/token.dto';
-import { matchesUnitGlob, unitGlobProblem } from '../../tokens/unit-glob';
-import { normaliseUnitName, UNIT_TYPES, unitNameProblem } from '../../units/unit-name';
-import { HostActionDto } from '../dto/operation.dto';
-import { legacyVerbArgv, verbArgv } from './commands';
-import { isTemplate } from './unit-names';
-import { snapshotArgv } from './unit-snapshot';
-import { VERBS } from './verbs';
+import { shellWords, wordsFromRealShell } from '../../test/support/shell-words';
+import { sudoersArg } from '../access/sudoers';
+import { SelectorSyntaxError } from '../common/errors/domain-errors';
+import { labelKeyProblem, labelValueProblem } from '../common/selector/label-syntax';
+import { formatSelector, parseSelector } from '../common/selector/selector';
+import { CreateHostDto } from '../hosts/dto/host.dto';
+import { shellQuote } from '../infra/ssh/shell-quote';
+import { PROBE_PROGRAM, PutProbeDto } from '../probes/dto/probe.dto';
+import { RolloutStrategyDto } from '../rollouts/dto/rollout.dto';
+import { CreateTokenDto } from '../tokens/dto/token.dto';
+import { matchesUnitGlob, unitGlobProblem } from '../tokens/unit-glob';
+import { HostActionDto } from './dto/operation.dto';
+import { VERBS } from '@drover/protocol';
+import {
+  isTemplate,
+  legacyVerbArgv,
+  normaliseUnitName,
+  snapshotArgv,
+  UNIT_TYPES,
+  unitNameProblem,
+  verbArgv,
+} from '@drover/systemd';
 
 /**
  * Generated input, valid and hostile, fed to the request schemas and then to the argv builders:

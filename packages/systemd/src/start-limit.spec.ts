@@ -6,7 +6,7 @@ import {
   CLOCK_BEFORE,
   NOTIFY_STARTS_THEN_REFUSED,
   SIMPLE_SKIPPED_STARTS_THEN_REFUSED,
-} from '../../../test/fixtures/journal-starts';
+} from './fixtures/journal-starts';
 import {
   describeSpan,
   describeStartLimit,
@@ -21,8 +21,8 @@ import {
   StartLimitInput,
   startLimitRefusal,
 } from './start-limit';
-import type { UnitSnapshot } from './unit-snapshot';
-import { VERBS } from './verbs';
+import type { UnitSnapshot } from '@drover/protocol';
+import { VERBS } from '@drover/protocol';
 
 const UNIT = 'slx-fix.service';
 const SECOND = 1_000_000;

@@ -1,4 +1,4 @@
-import { unitNameProblem } from '../../units/unit-name';
+import { unitNameProblem } from './unit-name';
 
 /**
  * A template (foo@.service) is a recipe for instances, not a unit: systemd keeps no state for it

@@ -1,0 +1,2 @@
+export * from './unit-snapshot';
+export * from './verbs';
