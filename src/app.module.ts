@@ -2,7 +2,7 @@ import { DynamicModule, Module } from '@nestjs/common';
 import { APP_FILTER, APP_GUARD, APP_INTERCEPTOR, APP_PIPE } from '@nestjs/core';
 import { AccessModule } from './access/access.module';
 import { AuditModule } from './audit/audit.module';
-import { BearerAuthGuard } from './common/auth/bearer-auth.guard';
+import { BearerAuthGuard } from './tokens/bearer-auth.guard';
 import { JsonBodyInterceptor } from './common/http/json-body.interceptor';
 import { ProblemFilter } from './common/errors/problem.filter';
 import { ZodValidationPipe } from './common/validation/zod-validation.pipe';

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { pinoHttp } from 'pino-http';
 import { version } from '../package.json';
 import { requestIdFor } from './infra/logging/request-id';
-import { buildOpenApiDocument } from './openapi/openapi-document';
+import { buildOpenApiDocument } from './common/openapi/openapi-document';
 import { dashboardMiddleware } from './ui/dashboard-static';
 
 /**

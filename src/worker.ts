@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import { loadConfigOrExit } from './config/load-config';
 import { createRootLogger, PinoNestLogger } from './infra/logging/logger';
-import { LifecycleProcessor } from './infra/queue/lifecycle.processor';
+import { LifecycleProcessor } from './jobs/lifecycle.processor';
 import { closeOnSignals } from './infra/shutdown';
 import { WorkerModule } from './worker.module';
 

@@ -1,5 +1,7 @@
 import { Global, Module } from '@nestjs/common';
+import { RefusalRecorder } from '../common/errors/refusal-recorder';
 import { MetricsModule } from '../infra/metrics/metrics.module';
+import { AuditRefusalRecorder } from './audit-refusal-recorder';
 import { AuditController } from './audit.controller';
 import { AuditRepository } from './audit.repository';
 import { AuditService } from './audit.service';
@@ -9,7 +11,7 @@ import { AuditService } from './audit.service';
 @Module({
   imports: [MetricsModule],
   controllers: [AuditController],
-  providers: [AuditRepository, AuditService],
-  exports: [AuditRepository],
+  providers: [AuditRepository, AuditService, { provide: RefusalRecorder, useClass: AuditRefusalRecorder }],
+  exports: [AuditRepository, RefusalRecorder],
 })
 export class AuditModule {}

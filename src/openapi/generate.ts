@@ -3,7 +3,7 @@ import path from 'node:path';
 import { NestFactory } from '@nestjs/core';
 import { AppModule } from '../app.module';
 import { parseConfig } from '../config/config.schema';
-import { buildOpenApiDocument, serializeOpenApiDocument } from './openapi-document';
+import { buildOpenApiDocument, serializeOpenApiDocument } from '../common/openapi/openapi-document';
 import { version } from '../../package.json';
 
 /**

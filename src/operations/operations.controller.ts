@@ -15,7 +15,7 @@ import {
   OperationSummary,
 } from './dto/operation.dto';
 import { CurrentPrincipal } from '../tokens/current-principal.decorator';
-import type { Principal } from '../tokens/tokens.service';
+import type { Principal } from '../common/auth/principal';
 import { OperationsService } from './operations.service';
 
 @ApiTags('operations')

@@ -9,7 +9,7 @@ import type { Host } from '../hosts/hosts.repository';
 import { HostsRepository } from '../hosts/hosts.repository';
 import { HostsService } from '../hosts/hosts.service';
 import { assertMayActOn, BoundedAction, BoundsTarget, reloadFirstAction } from '../tokens/token-bounds';
-import type { Principal } from '../tokens/tokens.service';
+import type { Principal } from '../common/auth/principal';
 import { DispatcherService } from './dispatcher.service';
 import type {
   CreateOperationInput,

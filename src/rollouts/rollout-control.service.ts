@@ -7,7 +7,7 @@ import {
   StateConflictError,
   UnprocessableError,
 } from '../common/errors/domain-errors';
-import type { Principal } from '../tokens/tokens.service';
+import type { Principal } from '../common/auth/principal';
 import { type RolloutResponse, type RolloutStrategy, UNFINISHED_ROLLOUT_STATUSES } from './dto/rollout.dto';
 import { describeOverlaps, queuedReason } from './rollout-admission';
 import { LockedRollout, RolloutsRepository } from './rollouts.repository';

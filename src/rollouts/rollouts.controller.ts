@@ -6,7 +6,7 @@ import { RequestValidationError } from '../common/errors/domain-errors';
 import { ApiProblems, ApiZodBody, ApiZodParams, ApiZodQuery, ApiZodResponse } from '../common/openapi/zod-openapi';
 import type { Page } from '../common/pagination/cursor';
 import { CurrentPrincipal } from '../tokens/current-principal.decorator';
-import type { Principal } from '../tokens/tokens.service';
+import type { Principal } from '../common/auth/principal';
 import {
   ListRolloutsQueryDto,
   RolloutControlDto,

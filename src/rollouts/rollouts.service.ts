@@ -12,7 +12,7 @@ import type { Host } from '../hosts/hosts.repository';
 import { HostsService } from '../hosts/hosts.service';
 import { ProbesRepository } from '../probes/probes.repository';
 import { assertMayActOn, BoundsTarget, reloadFirstAction } from '../tokens/token-bounds';
-import type { Principal } from '../tokens/tokens.service';
+import type { Principal } from '../common/auth/principal';
 import { compileUnitGlob, matchesUnitGlob } from '../tokens/unit-glob';
 import {
   ROLLOUT_HOST_STATES,

@@ -1,6 +1,6 @@
 import { createParamDecorator, ExecutionContext } from '@nestjs/common';
 import type { AuthenticatedRequest } from '../common/auth/authenticated-request';
-import type { Principal } from './tokens.service';
+import type { Principal } from '../common/auth/principal';
 
 /**
  * The calling token with its scopes and bounds (hostSelector, unitGlob), for handlers whose

@@ -2,7 +2,7 @@ import { ForbiddenError, SelectorSyntaxError } from '../common/errors/domain-err
 import { matchesSelector, parseSelector, Selector } from '../common/selector/selector';
 import { HOST_LEVEL_VERBS, Verb } from '@drover/protocol';
 import { compileUnitGlob, matchesUnitGlob, UnitGlob } from './unit-glob';
-import type { Principal } from './tokens.service';
+import type { Principal } from '../common/auth/principal';
 
 /** How many of the hosts outside a token's bounds a 403 names before it just counts the rest. */
 const HOSTS_NAMED = 5;

@@ -15,7 +15,8 @@ import {
   TokenParamsDto,
   TokenResponse,
 } from './dto/token.dto';
-import { Principal, TokensService } from './tokens.service';
+import type { Principal } from '../common/auth/principal';
+import { TokensService } from './tokens.service';
 
 @ApiTags('tokens')
 @RequireScope('admin')

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { ForbiddenError, RequestValidationError } from '../common/errors/domain-errors';
 import { decodeCursor, Page, toPage } from '../common/pagination/cursor';
 import { parseSelector } from '../common/selector/selector';
+import type { Principal } from '../common/auth/principal';
 import { TokenRejectedError } from './auth-failures';
 import type { CreatedTokenResponse, CreateTokenRequest, ListTokensQuery, TokenResponse } from './dto/token.dto';
 import { generateTokenSecret, hashTokenSecret, isWellFormedTokenSecret } from './token-secret';
@@ -14,14 +15,6 @@ import { unitGlobProblem } from './unit-glob';
 export type { TokenAuditActor };
 
 /** Who is calling: the token's identity and bounds, attached to every authenticated request. */
-export interface Principal {
-  tokenId: string;
-  tokenName: string;
-  scopes: TokenScope[];
-  hostSelector: string | null;
-  unitGlob: string | null;
-}
-
 export interface CreateTokenInput {
   name: string;
   scopes: TokenScope[];

@@ -4,7 +4,7 @@ import { AnyScope } from '../common/auth/auth.decorators';
 import { ApiProblems, ApiZodResponse } from '../common/openapi/zod-openapi';
 import { CurrentPrincipal } from './current-principal.decorator';
 import { WhoAmIDto, WhoAmIResponse } from './dto/token.dto';
-import type { Principal } from './tokens.service';
+import type { Principal } from '../common/auth/principal';
 
 @ApiTags('tokens')
 @Controller('v1/whoami')

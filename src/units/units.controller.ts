@@ -13,7 +13,7 @@ import {
 } from './dto/unit.dto';
 import { HostParamsDto } from '../hosts/dto/host.dto';
 import { CurrentPrincipal } from '../tokens/current-principal.decorator';
-import type { Principal } from '../tokens/tokens.service';
+import type { Principal } from '../common/auth/principal';
 import { UnitsService } from './units.service';
 
 @ApiTags('units')

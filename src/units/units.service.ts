@@ -8,7 +8,7 @@ import { AuditRepository } from '../audit/audit.repository';
 import { HostsRepository } from '../hosts/hosts.repository';
 import { JobProducer } from '../infra/queue/job-producer';
 import { assertMayActOn } from '../tokens/token-bounds';
-import type { Principal } from '../tokens/tokens.service';
+import type { Principal } from '../common/auth/principal';
 import { UnitsRepository, UnitWithHost } from './units.repository';
 
 const unitCursorSchema = z.object({ unit: z.string() });

@@ -2,9 +2,8 @@ import { z } from 'zod';
 import { pageSchema } from '../../common/pagination/cursor';
 import { selectorQueryField } from '../../common/selector/selector.schema';
 import { createZodDto } from '../../common/validation/zod-dto';
-import { hostNameSchema } from '../../hosts/dto/host.dto';
 import { unitSnapshotSchema } from '@drover/protocol';
-import { unitNameSchema } from '../../units/dto/unit.dto';
+import { hostNameSchema, unitNameSchema } from '../../common/validation/names';
 
 export const auditFilterShape = {
   actor: z.string().max(100).optional().describe('Token name that acted'),

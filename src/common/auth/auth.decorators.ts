@@ -1,6 +1,6 @@
 import { applyDecorators, createParamDecorator, ExecutionContext, SetMetadata } from '@nestjs/common';
 import { ApiExtension } from '@nestjs/swagger';
-import type { TokenScope } from '../../tokens/token-scope';
+import type { TokenScope } from '../../generated/prisma/enums';
 import type { AuthenticatedRequest } from './authenticated-request';
 
 export const PUBLIC_ROUTE = 'drover:public';

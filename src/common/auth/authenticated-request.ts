@@ -1,5 +1,5 @@
 import type { Request } from 'express';
-import type { Principal } from '../../tokens/tokens.service';
+import type { Principal } from './principal';
 
 /** A request the bearer guard let through, carrying who made it. */
 export interface AuthenticatedRequest extends Request {

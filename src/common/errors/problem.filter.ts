@@ -1,9 +1,9 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, HttpStatus, Logger } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import { DomainError, FieldError } from './domain-errors';
-import { AuditRepository } from '../../audit/audit.repository';
-import type { Principal } from '../../tokens/tokens.service';
+import type { Principal } from '../auth/principal';
 import type { Problem } from './problem';
+import { RefusalRecorder } from './refusal-recorder';
 
 interface ProblemParts {
   status: number;
@@ -18,7 +18,7 @@ interface ProblemParts {
 export class ProblemFilter implements ExceptionFilter {
   private readonly logger = new Logger(ProblemFilter.name);
 
-  constructor(private readonly audit: AuditRepository) {}
+  constructor(private readonly refusals: RefusalRecorder) {}
 
   async catch(exception: unknown, host: ArgumentsHost): Promise<void> {
     const http = host.switchToHttp();
@@ -45,17 +45,14 @@ export class ProblemFilter implements ExceptionFilter {
     response.status(parts.status).type('application/problem+json').send(JSON.stringify(problem));
   }
 
-  /** A refused request is part of the history too: who tried what, from where, and why not. */
   private async recordDenial(request: Request & { id?: string }, principal: Principal, reason: string): Promise<void> {
     try {
-      await this.audit.append({
-        actorTokenId: principal.tokenId,
-        actorName: principal.tokenName,
+      await this.refusals.record({
+        principal,
         requestId: request.id ?? null,
         sourceAddress: request.ip ?? null,
-        action: 'access.denied',
-        result: 'denied',
-        parameters: { method: request.method, path: request.originalUrl.split('?')[0] ?? '' },
+        method: request.method,
+        path: request.originalUrl.split('?')[0] ?? '',
         reason,
       });
     } catch (error) {

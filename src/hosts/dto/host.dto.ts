@@ -3,17 +3,11 @@ import { z } from 'zod';
 import { pageQueryShape, pageSchema } from '../../common/pagination/cursor';
 import { labelKeyProblem, labelValueProblem } from '../../common/selector/label-syntax';
 import { selectorQueryField } from '../../common/selector/selector.schema';
+import { hostNameSchema } from '../../common/validation/names';
 import { createZodDto } from '../../common/validation/zod-dto';
 
 const DNS_NAME =
   /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
-
-export const hostNameSchema = z
-  .string()
-  .regex(/^[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?$/, {
-    error: 'must be 1-253 characters [A-Za-z0-9._-], starting and ending alphanumeric',
-  })
-  .describe('Unique inventory name of the host');
 
 const addressSchema = z
   .string()

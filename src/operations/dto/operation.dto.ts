@@ -1,8 +1,7 @@
 import { z } from 'zod';
 import { pageQueryShape, pageSchema } from '../../common/pagination/cursor';
 import { createZodDto } from '../../common/validation/zod-dto';
-import { hostNameSchema } from '../../hosts/dto/host.dto';
-import { unitNameSchema } from '../../units/dto/unit.dto';
+import { hostNameSchema, unitNameSchema } from '../../common/validation/names';
 import { HOST_LEVEL_VERBS, unitSnapshotSchema, VERBS } from '@drover/protocol';
 import { DAEMON_RELOAD_POLICIES } from '@drover/systemd';
 

@@ -7,7 +7,7 @@ import { probeNameSchema } from '../../probes/dto/probe.dto';
 import { VERBS } from '@drover/protocol';
 import { normaliseUnitName, UNIT_TYPES } from '@drover/systemd';
 import { unitGlobProblem } from '../../tokens/unit-glob';
-import { unitNameSchema } from '../../units/dto/unit.dto';
+import { unitNameSchema } from '../../common/validation/names';
 import { globLiteralBounds, isUnitGlob } from '../planner';
 
 export const ON_OVERLAP = ['queue', 'reject', 'supersede'] as const;

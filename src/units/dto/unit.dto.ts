@@ -1,25 +1,8 @@
 import { z } from 'zod';
 import { pageQueryShape, pageSchema } from '../../common/pagination/cursor';
 import { selectorQueryField } from '../../common/selector/selector.schema';
+import { unitNameSchema } from '../../common/validation/names';
 import { createZodDto } from '../../common/validation/zod-dto';
-import { normaliseUnitName, unitNameProblem } from '@drover/systemd';
-
-/**
- * The one way a unit name enters drover: read as systemctl reads it (`nginx` is nginx.service),
- * then checked, so every route, token bound, task and audit event sees the name systemd acts on.
- */
-export const unitNameSchema = z
-  .string()
-  .overwrite(normaliseUnitName)
-  .superRefine((name, context) => {
-    const problem = unitNameProblem(name);
-    if (problem) context.addIssue({ code: 'custom', message: problem });
-  })
-  .describe(
-    'A systemd unit name, e.g. nginx.service; a name without a unit type suffix means NAME.service, as systemctl ' +
-      'reads it (nginx, a.b and getty@tty1 are nginx.service, a.b.service and getty@tty1.service), and drover ' +
-      'records it so',
-  );
 
 export const unitResponseSchema = z.object({
   hostName: z.string(),

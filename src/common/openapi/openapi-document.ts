@@ -1,7 +1,7 @@
 import type { INestApplication } from '@nestjs/common';
 import { DocumentBuilder, OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
-import { PUBLIC_OPERATION_EXTENSION } from '../common/auth/auth.decorators';
-import { addZodComponents } from '../common/openapi/zod-openapi';
+import { PUBLIC_OPERATION_EXTENSION } from '../auth/auth.decorators';
+import { addZodComponents } from './zod-openapi';
 
 const API_DESCRIPTION = [
   'drover controls systemd services across a fleet of Linux hosts.',

@@ -2,20 +2,21 @@ import { CanActivate, ExecutionContext, Inject, Injectable, Logger, Optional } f
 import { Reflector } from '@nestjs/core';
 import type { Response } from 'express';
 import Redis from 'ioredis';
-import { REDIS } from '../../infra/redis/redis.module';
+import { REDIS } from '../infra/redis/redis.module';
 import {
   DEFAULT_TOKEN_RATE_LIMIT_PER_MINUTE,
   TOKEN_RATE_LIMIT_PER_MINUTE,
   TokenRateLimiter,
   TooManyRequestsError,
-} from '../../tokens/rate-limit';
-import { AuthFailureRecorder } from '../../tokens/auth-failure-recorder';
-import { TokenRejectedError, tokenPrefixOf } from '../../tokens/auth-failures';
-import { Principal, TokensService } from '../../tokens/tokens.service';
-import { scopesAllow, TokenScope } from '../../tokens/token-scope';
-import { ForbiddenError } from '../errors/domain-errors';
-import { ANY_SCOPE, PUBLIC_ROUTE, REQUIRED_SCOPE, UNBOUNDED_ONLY } from './auth.decorators';
-import type { AuthenticatedRequest } from './authenticated-request';
+} from './rate-limit';
+import { AuthFailureRecorder } from './auth-failure-recorder';
+import { TokenRejectedError, tokenPrefixOf } from './auth-failures';
+import type { Principal } from '../common/auth/principal';
+import { TokensService } from './tokens.service';
+import { scopesAllow, TokenScope } from './token-scope';
+import { ForbiddenError } from '../common/errors/domain-errors';
+import { ANY_SCOPE, PUBLIC_ROUTE, REQUIRED_SCOPE, UNBOUNDED_ONLY } from '../common/auth/auth.decorators';
+import type { AuthenticatedRequest } from '../common/auth/authenticated-request';
 
 /**
  * Global guard: every route needs a valid (known, unexpired, unrevoked) bearer token with the

@@ -1,14 +1,14 @@
 import { Inject, Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import { DelayedError, Job, Worker } from 'bullmq';
-import { APP_CONFIG } from '../../config/config.module';
-import type { AppConfig } from '../../config/config.schema';
-import { DispatcherService } from '../../operations/dispatcher.service';
-import { TaskRunnerService } from '../../operations/task-runner.service';
-import { RolloutRunnerService } from '../../rollouts/rollout-runner.service';
-import { DiscoveryService } from '../../units/discovery.service';
-import { JobDeferred } from './job-deferred';
-import { JobProducer } from './job-producer';
-import { JOB_NAMES, JobName, JobPayloads, QueueName } from './queue.constants';
+import { APP_CONFIG } from '../config/config.module';
+import type { AppConfig } from '../config/config.schema';
+import { DispatcherService } from '../operations/dispatcher.service';
+import { TaskRunnerService } from '../operations/task-runner.service';
+import { RolloutRunnerService } from '../rollouts/rollout-runner.service';
+import { DiscoveryService } from '../units/discovery.service';
+import { JobDeferred } from '../infra/queue/job-deferred';
+import { JobProducer } from '../infra/queue/job-producer';
+import { JOB_NAMES, JobName, JobPayloads, QueueName } from '../infra/queue/queue.constants';
 
 type Handlers = { [Name in JobName]: (payload: JobPayloads[Name]) => Promise<unknown> };
 
