@@ -17,7 +17,7 @@ export default tseslint.config(
   {
     languageOptions: {
       parserOptions: {
-        projectService: { allowDefaultProject: ['*.mjs', '*.ts'] },
+        projectService: { allowDefaultProject: ['*.mjs', '*.cjs', '*.ts'] },
         tsconfigRootDir: import.meta.dirname,
       },
     },
@@ -48,7 +48,12 @@ export default tseslint.config(
     },
   },
   {
-    files: ['**/*.mjs'],
+    files: ['**/*.mjs', '**/*.cjs'],
     ...tseslint.configs.disableTypeChecked,
+  },
+  {
+    // Configuration read by tools that load CommonJS (dependency-cruiser).
+    files: ['**/*.cjs'],
+    languageOptions: { sourceType: 'commonjs', globals: { module: 'writable', require: 'readonly' } },
   },
 );

@@ -178,7 +178,7 @@ check lint npx --no-install eslint --max-warnings 0 .
 check format npx --no-install prettier --check .
 check typecheck npx --no-install tsc --noEmit -p .
 check typecheck-dashboard npx --no-install tsc --noEmit -p ui
-check circular-imports npx --no-install madge --circular --extensions ts --ts-config tsconfig.json --exclude '^generated/' src
+check layers node scripts/check-layers.mjs
 check openapi-in-sync openapi_in_sync
 check openapi-lint npx --no-install redocly lint openapi.json --format stylish
 check compose-file compose_valid

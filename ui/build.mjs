@@ -19,6 +19,8 @@ const result = await build({
   jsx: 'automatic',
   jsxImportSource: 'preact',
   tsconfig: path.join(here, 'tsconfig.json'),
+  // The workspace packages' TypeScript sources (package.json "exports"), so unused code is shaken out.
+  conditions: ['drover-source'],
   legalComments: 'none',
   metafile: true,
   logLevel: 'warning',

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import type { Selector } from '../common/selector/selector';
+import { type Selector } from '@drover/protocol';
 import { Prisma } from '../generated/prisma/client';
 import { PrismaService } from '../infra/prisma/prisma.service';
 import { selectorSql } from '../infra/prisma/selector-sql';

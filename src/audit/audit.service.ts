@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { z } from 'zod';
 import { decodeCursor, encodeCursor, Page } from '../common/pagination/cursor';
-import { parseSelector } from '../common/selector/selector';
+import { parseSelector } from '@drover/protocol';
 import type { UnitSnapshot } from '@drover/protocol';
 import { MetricsService } from '../infra/metrics/metrics.service';
 import { AuditRepository, AuditRow } from './audit.repository';

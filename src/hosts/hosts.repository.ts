@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { ResourceConflictError, ResourceNotFoundError } from '../common/errors/domain-errors';
-import type { Selector } from '../common/selector/selector';
+import { type Selector } from '@drover/protocol';
 import { Host, Prisma } from '../generated/prisma/client';
 import { isRecordNotFound, isUniqueViolation } from '../infra/prisma/prisma-errors';
 import { PrismaService } from '../infra/prisma/prisma.service';

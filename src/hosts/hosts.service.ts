@@ -3,7 +3,7 @@ import type { AuditActor } from '../audit/audit-actor';
 import { z } from 'zod';
 import { UnprocessableError } from '../common/errors/domain-errors';
 import { decodeCursor, Page, toPage } from '../common/pagination/cursor';
-import { parseSelector } from '../common/selector/selector';
+import { parseSelector } from '@drover/protocol';
 import type { BulkUpsertResult, HostInput, HostResponse, HostUpdate } from './dto/host.dto';
 import { Host, HostsRepository } from './hosts.repository';
 

@@ -5,17 +5,22 @@ import { isIP } from 'node:net';
 import fc from 'fast-check';
 import { shellWords, wordsFromRealShell } from '../../test/support/shell-words';
 import { sudoersArg } from '../access/sudoers';
-import { SelectorSyntaxError } from '../common/errors/domain-errors';
-import { labelKeyProblem, labelValueProblem } from '../common/selector/label-syntax';
-import { formatSelector, parseSelector } from '../common/selector/selector';
+import {
+  formatSelector,
+  labelKeyProblem,
+  labelValueProblem,
+  matchesUnitGlob,
+  parseSelector,
+  SelectorSyntaxError,
+  unitGlobProblem,
+  VERBS,
+} from '@drover/protocol';
 import { CreateHostDto } from '../hosts/dto/host.dto';
 import { shellQuote } from '../infra/ssh/shell-quote';
 import { PROBE_PROGRAM, PutProbeDto } from '../probes/dto/probe.dto';
 import { RolloutStrategyDto } from '../rollouts/dto/rollout.dto';
 import { CreateTokenDto } from '../tokens/dto/token.dto';
-import { matchesUnitGlob, unitGlobProblem } from '../tokens/unit-glob';
 import { HostActionDto } from './dto/operation.dto';
-import { VERBS } from '@drover/protocol';
 import {
   isTemplate,
   legacyVerbArgv,

@@ -2,7 +2,7 @@ import type { BoundedAction, BoundsTarget } from '../tokens/token-bounds';
 import { boundsProblem } from '../tokens/token-bounds';
 import { scopesAllow, TokenScope } from '../tokens/token-scope';
 import { lostStanding } from '../tokens/token-standing';
-import { compileUnitGlob, matchesUnitGlob } from '../tokens/unit-glob';
+import { compileUnitGlob, matchesUnitGlob } from '@drover/protocol';
 import type { Probe } from './dto/rollout.dto';
 
 /** The token a rollout acts under, as stored now. */

@@ -13,7 +13,7 @@ import { HostsService } from '../hosts/hosts.service';
 import { ProbesRepository } from '../probes/probes.repository';
 import { assertMayActOn, BoundsTarget, reloadFirstAction } from '../tokens/token-bounds';
 import type { Principal } from '../common/auth/principal';
-import { compileUnitGlob, matchesUnitGlob } from '../tokens/unit-glob';
+import { compileUnitGlob, matchesUnitGlob } from '@drover/protocol';
 import {
   ROLLOUT_HOST_STATES,
   type ListRolloutsQuery,

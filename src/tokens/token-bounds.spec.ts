@@ -2,9 +2,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { ForbiddenError } from '../common/errors/domain-errors';
-import { matchesSelector, parseSelector } from '../common/selector/selector';
+import { matchesSelector, matchesUnitGlob, parseSelector } from '@drover/protocol';
 import { assertMayActOn, BoundedAction, BoundsTarget } from './token-bounds';
-import { matchesUnitGlob } from './unit-glob';
 
 const UNBOUNDED = { hostSelector: null, unitGlob: null };
 

@@ -1,7 +1,15 @@
-import { ForbiddenError, SelectorSyntaxError } from '../common/errors/domain-errors';
-import { matchesSelector, parseSelector, Selector } from '../common/selector/selector';
-import { HOST_LEVEL_VERBS, Verb } from '@drover/protocol';
-import { compileUnitGlob, matchesUnitGlob, UnitGlob } from './unit-glob';
+import {
+  compileUnitGlob,
+  HOST_LEVEL_VERBS,
+  matchesSelector,
+  matchesUnitGlob,
+  parseSelector,
+  Selector,
+  SelectorSyntaxError,
+  UnitGlob,
+  Verb,
+} from '@drover/protocol';
+import { ForbiddenError } from '../common/errors/domain-errors';
 import type { Principal } from '../common/auth/principal';
 
 /** How many of the hosts outside a token's bounds a 403 names before it just counts the rest. */

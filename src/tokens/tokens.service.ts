@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { z } from 'zod';
 import { ForbiddenError, RequestValidationError } from '../common/errors/domain-errors';
 import { decodeCursor, Page, toPage } from '../common/pagination/cursor';
-import { parseSelector } from '../common/selector/selector';
+import { parseSelector, unitGlobProblem } from '@drover/protocol';
 import type { Principal } from '../common/auth/principal';
 import { TokenRejectedError } from './auth-failures';
 import type { CreatedTokenResponse, CreateTokenRequest, ListTokensQuery, TokenResponse } from './dto/token.dto';
@@ -10,7 +10,6 @@ import { generateTokenSecret, hashTokenSecret, isWellFormedTokenSecret } from '.
 import { TokenScope } from './token-scope';
 import { lostStanding } from './token-standing';
 import { StoredToken, TokenAuditActor, TokensRepository } from './tokens.repository';
-import { unitGlobProblem } from './unit-glob';
 
 export type { TokenAuditActor };
 

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { ResourceNotFoundError } from '../common/errors/domain-errors';
-import type { Selector } from '../common/selector/selector';
+import { type Selector } from '@drover/protocol';
 import { Prisma, Unit } from '../generated/prisma/client';
 import { PrismaService } from '../infra/prisma/prisma.service';
 import { selectorSql } from '../infra/prisma/selector-sql';

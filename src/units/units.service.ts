@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { z } from 'zod';
 import { decodeCursor, Page, toPage } from '../common/pagination/cursor';
-import { parseSelector } from '../common/selector/selector';
+import { parseSelector } from '@drover/protocol';
 import type { UnitResponse } from './dto/unit.dto';
 import type { AuditActor } from '../audit/audit-actor';
 import { AuditRepository } from '../audit/audit.repository';

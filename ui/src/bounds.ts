@@ -1,5 +1,4 @@
-import { matchesSelector, parseSelector } from '../../src/common/selector/selector';
-import { matchesUnitGlob } from '../../src/tokens/unit-glob';
+import { matchesSelector, matchesUnitGlob, parseSelector } from '@drover/protocol';
 import { may, type Me } from './api';
 
 /**

@@ -1,2 +1,5 @@
 export * from './unit-snapshot';
 export * from './verbs';
+export * from './label-syntax';
+export * from './selector';
+export * from './unit-glob';

@@ -54,21 +54,6 @@ export class PayloadTooLargeError extends DomainError {
   }
 }
 
-export class SelectorSyntaxError extends DomainError {
-  readonly status = 400;
-  readonly code = 'selector_invalid';
-  readonly title = 'Malformed label selector';
-
-  constructor(
-    readonly reason: string,
-    /** Zero-based offset in the selector text where parsing failed. */
-    readonly position: number,
-    field = 'selector',
-  ) {
-    super(`${reason} at position ${position}`, [{ field, message: `${reason} at position ${position}` }]);
-  }
-}
-
 export class InvalidCursorError extends DomainError {
   readonly status = 400;
   readonly code = 'cursor_invalid';

@@ -1,5 +1,6 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, HttpStatus, Logger } from '@nestjs/common';
 import type { Request, Response } from 'express';
+import { SelectorSyntaxError } from '@drover/protocol';
 import { DomainError, FieldError } from './domain-errors';
 import type { Principal } from '../auth/principal';
 import type { Problem } from './problem';
@@ -61,7 +62,9 @@ export class ProblemFilter implements ExceptionFilter {
   }
 
   private describe(exception: unknown): ProblemParts {
-    if (exception instanceof DomainError) {
+    // A selector that does not parse is the caller's mistake wherever it is read (the protocol's
+    // parser, shared with the dashboard, cannot extend DomainError).
+    if (exception instanceof DomainError || exception instanceof SelectorSyntaxError) {
       const { status, code, title, message, errors } = exception;
       return { status, code, title, detail: message, errors };
     }

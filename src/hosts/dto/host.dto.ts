@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { pageQueryShape, pageSchema } from '../../common/pagination/cursor';
-import { labelKeyProblem, labelValueProblem } from '../../common/selector/label-syntax';
+import { labelKeyProblem, labelValueProblem } from '@drover/protocol';
 import { selectorQueryField } from '../../common/selector/selector.schema';
 import { hostNameSchema } from '../../common/validation/names';
 import { createZodDto } from '../../common/validation/zod-dto';

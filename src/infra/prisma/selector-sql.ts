@@ -1,4 +1,4 @@
-import type { Requirement, Selector } from '../../common/selector/selector';
+import { type Requirement, type Selector } from '@drover/protocol';
 import { Prisma } from '../../generated/prisma/client';
 
 function hasLabel(column: Prisma.Sql, key: string, value: string): Prisma.Sql {

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { pageQueryShape, pageSchema } from '../../common/pagination/cursor';
 import { createZodDto } from '../../common/validation/zod-dto';
-import { UNIT_GLOB_MAX_LENGTH, unitGlobProblem } from '../../tokens/unit-glob';
+import { UNIT_GLOB_MAX_LENGTH, unitGlobProblem } from '@drover/protocol';
 
 export const PROBE_NAME = /^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$/;
 

@@ -1,12 +1,10 @@
 import { z } from 'zod';
 import { pageQueryShape, pageSchema } from '../../common/pagination/cursor';
-import { labelKeyProblem, labelValueProblem } from '../../common/selector/label-syntax';
+import { labelKeyProblem, labelValueProblem, unitGlobProblem, VERBS } from '@drover/protocol';
 import { createZodDto } from '../../common/validation/zod-dto';
 import { daemonReloadSchema } from '../../operations/dto/operation.dto';
 import { probeNameSchema } from '../../probes/dto/probe.dto';
-import { VERBS } from '@drover/protocol';
 import { normaliseUnitName, UNIT_TYPES } from '@drover/systemd';
-import { unitGlobProblem } from '../../tokens/unit-glob';
 import { unitNameSchema } from '../../common/validation/names';
 import { globLiteralBounds, isUnitGlob } from '../planner';
 

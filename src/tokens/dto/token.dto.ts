@@ -1,10 +1,8 @@
 import { z } from 'zod';
-import { SelectorSyntaxError } from '../../common/errors/domain-errors';
+import { parseSelector, SelectorSyntaxError, UNIT_GLOB_MAX_LENGTH, unitGlobProblem } from '@drover/protocol';
 import { pageQueryShape, pageSchema } from '../../common/pagination/cursor';
-import { parseSelector } from '../../common/selector/selector';
 import { createZodDto } from '../../common/validation/zod-dto';
 import { TokenScope } from '../token-scope';
-import { UNIT_GLOB_MAX_LENGTH, unitGlobProblem } from '../unit-glob';
 
 export const tokenNameSchema = z
   .string()

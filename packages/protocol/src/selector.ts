@@ -1,5 +1,26 @@
-import { SelectorSyntaxError } from '../errors/domain-errors';
 import { labelKeyProblem, labelValueProblem } from './label-syntax';
+
+/**
+ * A selector that does not parse, with the offset where parsing failed. The API answers it with a 400
+ * problem (`selector_invalid`) naming `errors[0].field`; the dashboard shows it under the input.
+ */
+export class SelectorSyntaxError extends Error {
+  readonly status = 400;
+  readonly code = 'selector_invalid';
+  readonly title = 'Malformed label selector';
+  readonly errors: { field: string; message: string }[];
+
+  constructor(
+    readonly reason: string,
+    /** Zero-based offset in the selector text where parsing failed. */
+    readonly position: number,
+    field = 'selector',
+  ) {
+    super(`${reason} at position ${position}`);
+    this.name = 'SelectorSyntaxError';
+    this.errors = [{ field, message: this.message }];
+  }
+}
 
 /**
  * Kubernetes label selector syntax, e.g. `role=web,env in (prod,staging),!canary,tier!=db`.

@@ -1,8 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { SelectorSyntaxError } from '../errors/domain-errors';
-import { formatSelector, matchesSelector, parseSelector, Requirement, Selector } from './selector';
+import { formatSelector, matchesSelector, parseSelector, Requirement, Selector, SelectorSyntaxError } from './selector';
 
 /** Asserts that parsing `input` fails with SelectorSyntaxError at `position`, returning the error. */
 function assertSyntaxError(input: string, position: number, reason?: RegExp): SelectorSyntaxError {
