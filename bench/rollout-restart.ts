@@ -39,7 +39,7 @@ import Redis from 'ioredis';
 import { Client as PgClient } from 'pg';
 import { format, resolveConfig } from 'prettier';
 import { Client as SshClient } from 'ssh2';
-import { QueueName } from '../src/infra/queue/queue.constants';
+import { QueueName } from '@drover/protocol';
 import { sha256Fingerprint } from '../src/infra/ssh/host-key';
 
 const ROOT = path.resolve(__dirname, '..', '..');

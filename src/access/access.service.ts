@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { AUDIT_ACTION } from '@drover/protocol';
 import type { AuditActor } from '../audit/audit-actor';
 import { AuditRepository } from '../audit/audit.repository';
 import { UnprocessableError } from '../common/errors/domain-errors';
@@ -35,7 +36,7 @@ export class AccessService {
     // Who was handed which root rules is part of the history, even though drover installs nothing.
     await this.audit.append({
       ...actor,
-      action: 'access.sudoers_generate',
+      action: AUDIT_ACTION.sudoersGenerate,
       result: 'succeeded',
       parameters: { ...request, path, hosts: hosts ?? null },
     });

@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { AUDIT_ACTION } from '@drover/protocol';
 import { Refusal, RefusalRecorder } from '../common/errors/refusal-recorder';
 import { AuditRepository } from './audit.repository';
 
@@ -13,7 +14,7 @@ export class AuditRefusalRecorder implements RefusalRecorder {
       actorName: refusal.principal.tokenName,
       requestId: refusal.requestId,
       sourceAddress: refusal.sourceAddress,
-      action: 'access.denied',
+      action: AUDIT_ACTION.accessDenied,
       result: 'denied',
       parameters: { method: refusal.method, path: refusal.path },
       reason: refusal.reason,

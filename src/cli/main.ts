@@ -2,7 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { allPages, ApiError, createDroverClient, DroverClient, Schemas, unwrap } from '../client';
-import { VERBS } from '@drover/protocol';
+import { FINISHED_OPERATION_STATUSES, VERBS } from '@drover/protocol';
 import { daemonReloadOf, RolloutUsageError, rolloutCommand } from './rollout';
 import { renderTable } from './table';
 
@@ -232,13 +232,11 @@ function printOperation(operation: Operation): void {
   process.stdout.write(`operation ${operation.id}: ${operation.status} (${counts})\n`);
 }
 
-const FINISHED = new Set(['succeeded', 'failed', 'cancelled']);
-
 async function waitForOperation(api: DroverClient, created: Operation, json: boolean): Promise<Operation> {
   const tty = process.stderr.isTTY && !json;
   let operation = created;
   let lastLine = '';
-  while (!FINISHED.has(operation.status)) {
+  while (!FINISHED_OPERATION_STATUSES.includes(operation.status)) {
     await new Promise((resolve) => setTimeout(resolve, 500));
     operation = unwrap(await api.GET('/v1/operations/{id}', { params: { path: { id: operation.id } } }));
     const { queued = 0, running = 0, succeeded = 0 } = operation.counts;

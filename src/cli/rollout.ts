@@ -1,5 +1,5 @@
 import { ApiError, DroverClient, Schemas, unwrap } from '../client';
-import { VERBS } from '@drover/protocol';
+import { ROLLOUT_CONTROLS, VERBS } from '@drover/protocol';
 import { renderTable } from './table';
 
 /** Exit codes of `drover rollout ... --wait` (and watch), documented in the usage text and README. */
@@ -301,7 +301,7 @@ export async function rolloutCommand(
     await finish(api, baseUrl, token, rollout, { ...values, wait: action === 'watch' });
     return;
   }
-  if (['pause', 'resume', 'approve', 'cancel', 'retry'].includes(action)) {
+  if ((ROLLOUT_CONTROLS as readonly string[]).includes(action)) {
     if (!target) throw new RolloutUsageError(`rollout ${action} needs a rollout ID`);
     const path = `/v1/rollouts/{id}/${action}` as '/v1/rollouts/{id}/pause';
     const body = {

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { ResourceConflictError, ResourceNotFoundError } from '../common/errors/domain-errors';
-import { type Selector } from '@drover/protocol';
+import { AUDIT_ACTION, type Selector } from '@drover/protocol';
 import { Host, Prisma } from '../generated/prisma/client';
 import { isRecordNotFound, isUniqueViolation } from '../infra/prisma/prisma-errors';
 import { PrismaService } from '../infra/prisma/prisma.service';
@@ -26,7 +26,7 @@ export class HostsRepository {
         await tx.auditEvent.create({
           data: {
             ...actor,
-            action: 'host.create',
+            action: AUDIT_ACTION.hostCreate,
             result: 'succeeded',
             hostId: created.id,
             hostName: created.name,
@@ -54,7 +54,7 @@ export class HostsRepository {
         await tx.auditEvent.create({
           data: {
             ...actor,
-            action: 'host.update',
+            action: AUDIT_ACTION.hostUpdate,
             result: 'succeeded',
             hostId: updated.id,
             hostName: name,
@@ -76,7 +76,7 @@ export class HostsRepository {
         await tx.auditEvent.create({
           data: {
             ...actor,
-            action: 'host.delete',
+            action: AUDIT_ACTION.hostDelete,
             result: 'succeeded',
             hostId: deleted.id,
             hostName: name,
@@ -154,7 +154,7 @@ export class HostsRepository {
       await tx.auditEvent.create({
         data: {
           ...audit,
-          action: 'host.trust_first_key',
+          action: AUDIT_ACTION.hostTrustFirstKey,
           result: 'succeeded',
           hostId: id,
           hostName: host.name,
@@ -204,7 +204,7 @@ export class HostsRepository {
       await tx.auditEvent.create({
         data: {
           ...actor,
-          action: 'host.bulk_upsert',
+          action: AUDIT_ACTION.hostBulkUpsert,
           result: 'succeeded',
           parameters: { total: hosts.length, created, updated, unchanged: hosts.length - written.length },
         },

@@ -1,3 +1,4 @@
+import { JOB_NAMES, JobName, JobPayloads, QueueName } from '@drover/protocol';
 import { Inject, Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import { DelayedError, Job, Worker } from 'bullmq';
 import { APP_CONFIG } from '../config/config.module';
@@ -8,7 +9,6 @@ import { RolloutRunnerService } from '../rollouts/rollout-runner.service';
 import { DiscoveryService } from '../units/discovery.service';
 import { JobDeferred } from '../infra/queue/job-deferred';
 import { JobProducer } from '../infra/queue/job-producer';
-import { JOB_NAMES, JobName, JobPayloads, QueueName } from '../infra/queue/queue.constants';
 
 type Handlers = { [Name in JobName]: (payload: JobPayloads[Name]) => Promise<unknown> };
 

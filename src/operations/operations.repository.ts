@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { AUDIT_ACTION, FAILED_TASK_STATES, TERMINAL_TASK_STATES, unitAction, type Verb } from '@drover/protocol';
 import { ResourceNotFoundError } from '../common/errors/domain-errors';
 import type { AuditActor } from '../audit/audit-actor';
 import { Operation, Prisma, Task, TaskState } from '../generated/prisma/client';
@@ -10,17 +11,6 @@ import { storableText } from './task-output';
 
 export type { Operation, Task, TaskState };
 
-/** Task ends that make their operation failed. */
-const FAILED_TASK_STATES: readonly TaskState[] = ['failed', 'timed_out', 'unreachable'];
-
-export const TERMINAL_TASK_STATES: readonly TaskState[] = [
-  'succeeded',
-  'failed',
-  'timed_out',
-  'unreachable',
-  'cancelled',
-  'skipped',
-];
 const ACTIVE_TASK_STATES: TaskState[] = ['queued', 'running'];
 
 export interface NewOperation {
@@ -118,7 +108,7 @@ export class OperationsRepository {
     await tx.auditEvent.create({
       data: {
         ...actor,
-        action: 'operation.create',
+        action: AUDIT_ACTION.operationCreate,
         result: 'accepted',
         unit: operation.unit,
         operationId: created.id,
@@ -326,7 +316,8 @@ export class OperationsRepository {
       await tx.auditEvent.create({
         data: {
           ...actor,
-          action: `unit.${task.verb}`,
+          // The verb was checked against VERBS when the task was created.
+          action: unitAction(task.verb as Verb),
           result: outcome.state,
           hostId: task.hostId,
           hostName: task.hostName,

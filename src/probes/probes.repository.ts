@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { AUDIT_ACTION } from '@drover/protocol';
 import { AuditActor, auditActorColumns } from '../audit/audit-actor';
 import { ResourceNotFoundError, StateConflictError } from '../common/errors/domain-errors';
 import { Prisma, ProbeCommand } from '../generated/prisma/client';
@@ -68,7 +69,7 @@ export class ProbesRepository {
         await tx.auditEvent.create({
           data: {
             ...auditActorColumns(actor),
-            action: existing ? 'probe.update' : 'probe.create',
+            action: existing ? AUDIT_ACTION.probeUpdate : AUDIT_ACTION.probeCreate,
             result: 'succeeded',
             parameters: { name },
             ...(existing ? { before: definitionOf(existing) } : {}),
@@ -99,7 +100,7 @@ export class ProbesRepository {
       await tx.auditEvent.create({
         data: {
           ...auditActorColumns(actor),
-          action: 'probe.delete',
+          action: AUDIT_ACTION.probeDelete,
           result: 'succeeded',
           parameters: { name },
           before: definitionOf(deleted),

@@ -1,4 +1,5 @@
-import type { OnOverlap, RolloutStatus } from './dto/rollout.dto';
+import { type RolloutStatus, UNFINISHED_ROLLOUT_STATUSES } from '@drover/protocol';
+import type { OnOverlap } from './dto/rollout.dto';
 
 /** An unfinished rollout (or one with hosts still in flight) acting on some of the same hosts and units. */
 export interface Overlap {
@@ -20,14 +21,16 @@ export type Admission =
   /** Cancel `cancel` first; start at once unless some of them still have hosts in flight. */
   | { kind: 'supersede'; cancel: Overlap[] };
 
-const UNFINISHED: readonly RolloutStatus[] = ['queued', 'running', 'paused', 'awaiting_approval'];
 const NAMED = 3;
 
 export function admit(onOverlap: OnOverlap, overlaps: readonly Overlap[]): Admission {
   if (overlaps.length === 0) return { kind: 'start' };
   if (onOverlap === 'reject') return { kind: 'reject', blockers: [...overlaps] };
   if (onOverlap === 'queue') return { kind: 'queue', blockers: [...overlaps] };
-  return { kind: 'supersede', cancel: overlaps.filter((overlap) => UNFINISHED.includes(overlap.status)) };
+  return {
+    kind: 'supersede',
+    cancel: overlaps.filter((overlap) => UNFINISHED_ROLLOUT_STATUSES.includes(overlap.status)),
+  };
 }
 
 /**
@@ -36,7 +39,8 @@ export function admit(onOverlap: OnOverlap, overlaps: readonly Overlap[]): Admis
  */
 export function blockersOf(admissionSeq: bigint, overlaps: readonly Overlap[]): Overlap[] {
   return overlaps.filter(
-    (overlap) => overlap.inFlight || (overlap.admissionSeq < admissionSeq && UNFINISHED.includes(overlap.status)),
+    (overlap) =>
+      overlap.inFlight || (overlap.admissionSeq < admissionSeq && UNFINISHED_ROLLOUT_STATUSES.includes(overlap.status)),
   );
 }
 
@@ -49,7 +53,9 @@ function some(names: readonly string[]): string {
 /** "rollout 1f… (running; nginx.service on web-1, web-2)" */
 export function describeOverlap(overlap: Overlap): string {
   const state =
-    overlap.inFlight && !UNFINISHED.includes(overlap.status) ? `${overlap.status}, hosts in flight` : overlap.status;
+    overlap.inFlight && !UNFINISHED_ROLLOUT_STATUSES.includes(overlap.status)
+      ? `${overlap.status}, hosts in flight`
+      : overlap.status;
   return `rollout ${overlap.rolloutId} (${state}; ${some(overlap.units)} on ${some(overlap.hosts)})`;
 }
 

@@ -8,13 +8,12 @@ import {
   UnprocessableError,
 } from '../common/errors/domain-errors';
 import type { Principal } from '../common/auth/principal';
-import { type RolloutResponse, type RolloutStrategy, UNFINISHED_ROLLOUT_STATUSES } from './dto/rollout.dto';
+import { isUnfinishedRollout, rolloutControlAction, type RolloutControl } from '@drover/protocol';
+import type { RolloutResponse, RolloutStrategy } from './dto/rollout.dto';
 import { describeOverlaps, queuedReason } from './rollout-admission';
 import { LockedRollout, RolloutsRepository } from './rollouts.repository';
 import { RolloutAuthorityService } from './rollout-authority.service';
 import { RolloutsService } from './rollouts.service';
-
-export type ControlAction = 'pause' | 'resume' | 'approve' | 'cancel' | 'retry';
 
 export interface ControlOptions {
   reason?: string | undefined;
@@ -23,7 +22,7 @@ export interface ControlOptions {
 }
 
 /** Control actions after which the rollout acts on hosts again. */
-const GOES_ON: readonly ControlAction[] = ['resume', 'approve', 'retry'];
+const GOES_ON: readonly RolloutControl[] = ['resume', 'approve', 'retry'];
 
 /**
  * Pause, resume, approve, cancel and retry. Each is a state change made holding the rollout's row
@@ -40,7 +39,7 @@ export class RolloutControlService {
 
   async control(
     id: string,
-    action: ControlAction,
+    action: RolloutControl,
     { reason, onOverlap }: ControlOptions,
     actor: RequestActor,
     principal: Principal,
@@ -66,7 +65,13 @@ export class RolloutControlService {
           status: locked.rollout.status,
           ...(locked.rollout.status === 'queued' ? { blockedBy: locked.rollout.blockedBy } : {}),
         });
-        await locked.audit(auditActorOf(actor), `rollout.${action}`, 'ok', { status: locked.rollout.status }, reason);
+        await locked.audit(
+          auditActorOf(actor),
+          rolloutControlAction(action),
+          'ok',
+          { status: locked.rollout.status },
+          reason,
+        );
         return detail;
       },
       // A retry is admitted again, in order with new rollouts.
@@ -83,7 +88,7 @@ export class RolloutControlService {
    * token must still be allowed to act on the hosts left. Pause and cancel only stop things, so they
    * are never refused for this (a rollout whose token was revoked can always be cancelled).
    */
-  private async assertMayGoOn(locked: LockedRollout, action: ControlAction): Promise<void> {
+  private async assertMayGoOn(locked: LockedRollout, action: RolloutControl): Promise<void> {
     if (!GOES_ON.includes(action)) return;
     const left = await locked.hosts(
       action === 'retry' ? ['pending', 'failed', 'cancelled', 'interrupted'] : ['pending'],
@@ -99,7 +104,7 @@ export class RolloutControlService {
 
   private async apply(
     locked: LockedRollout,
-    action: ControlAction,
+    action: RolloutControl,
     actor: RequestActor,
     reason: string | undefined,
     onOverlap: 'queue' | 'reject',
@@ -135,14 +140,14 @@ export class RolloutControlService {
         return { event: 'approved' };
       }
       case 'cancel': {
-        if (!UNFINISHED_ROLLOUT_STATUSES.includes(rollout.status)) refuse(`it already ended ${rollout.status}`);
+        if (!isUnfinishedRollout(rollout.status)) refuse(`it already ended ${rollout.status}`);
         // With hosts in flight, the step that sees the last of them end queues the discoveries.
         const quiesced = await locked.cancel(`cancelled ${by}`);
         return { event: 'finished', quiesced };
       }
       case 'retry': {
         const failed = await locked.countHosts(['failed', 'cancelled', 'interrupted']);
-        if (UNFINISHED_ROLLOUT_STATUSES.includes(rollout.status)) refuse(`it is ${rollout.status}`);
+        if (isUnfinishedRollout(rollout.status)) refuse(`it is ${rollout.status}`);
         if (failed === 0) refuse('every host already succeeded');
         if ((await locked.countHosts(['acting'])) > 0) refuse('tasks of its last batch still run; retry once they end');
         const blockers = await locked.overlaps();

@@ -8,10 +8,10 @@ import { JobProducer } from '../infra/queue/job-producer';
 import { SshError } from '../infra/ssh/ssh-errors';
 import { SshExecutor, SshTarget } from '../infra/ssh/ssh-executor';
 import { DispatcherService } from '../operations/dispatcher.service';
-import { UnitSnapshot } from '@drover/protocol';
+import { AUDIT_ACTION, isActingRollout, type RolloutStatus, type UnitSnapshot } from '@drover/protocol';
 import { parseSnapshot, snapshotArgv } from '@drover/systemd';
 import { ProbeCommand, ProbesRepository } from '../probes/probes.repository';
-import { ACTING_ROLLOUT_STATUSES, type RolloutStatus, type RolloutStrategy } from './dto/rollout.dto';
+import type { RolloutStrategy } from './dto/rollout.dto';
 import { blockersOf, queuedReason } from './rollout-admission';
 import { runNetworkProbe } from './probes';
 import {
@@ -63,10 +63,6 @@ interface Advance {
   quiesced?: boolean;
   /** The operation of a batch planned under the lock, to dispatch once it is committed. */
   operationId?: string;
-}
-
-function isActive(status: RolloutStatus): boolean {
-  return ACTING_ROLLOUT_STATUSES.includes(status);
 }
 
 function requesterOf(rollout: Rollout): AuditActor {
@@ -142,7 +138,7 @@ export class RolloutRunnerService {
     const strategy = rollout.strategy as unknown as RolloutStrategy;
 
     const ended = await this.endedHosts(rolloutId);
-    const active = isActive(rollout.status);
+    const active = isActingRollout(rollout.status);
     const gating = active ? await this.rollouts.hostsIn(rolloutId, ['gating']) : [];
     // Hosts whose tasks all succeeded enter their gate in this step: their first check is made
     // now too, so a healthy host goes from acting to done in one locked section.
@@ -259,7 +255,7 @@ export class RolloutRunnerService {
       locked.event('host.failed', { host: host.hostName, batch: host.batch, reason });
       return;
     }
-    if (!isActive(locked.rollout.status)) {
+    if (!isActingRollout(locked.rollout.status)) {
       const reason = `acted on, but the rollout was ${locked.rollout.status} before its health gate`;
       await locked.updateHost(host.id, { state: 'interrupted', reason, finishedAt: new Date() });
       locked.event('host.interrupted', { host: host.hostName, reason });
@@ -350,12 +346,12 @@ export class RolloutRunnerService {
   ): Promise<Advance> {
     const now = Date.now();
     const gating = await locked.hosts(['gating']);
-    const wasActive = isActive(locked.rollout.status);
+    const wasActive = isActingRollout(locked.rollout.status);
     // A host that just entered its gate is checked at once; one that passes its checks, when its
     // minHealthyTime is up (or sooner, to catch a crash).
     let nextCheckInMs = GATE_CHECK_INTERVAL_MS;
     for (const host of gating) {
-      if (!isActive(locked.rollout.status)) {
+      if (!isActingRollout(locked.rollout.status)) {
         const reason = `acted on, but the rollout was ${locked.rollout.status} before its health gate passed`;
         await locked.updateHost(host.id, { state: 'interrupted', reason, finishedAt: new Date() });
         locked.event('host.interrupted', { host: host.hostName, reason });
@@ -366,7 +362,7 @@ export class RolloutRunnerService {
       if (recheckInMs !== null) nextCheckInMs = Math.min(nextCheckInMs, recheckInMs);
     }
 
-    if (isActive(locked.rollout.status)) {
+    if (isActingRollout(locked.rollout.status)) {
       const failed = await locked.countHosts(['failed']);
       if (failureBudgetExceeded(failed, locked.rollout.maxFailures)) {
         const names = (await locked.hosts(['failed'])).map((host) => `${host.hostName} (${host.reason ?? 'failed'})`);
@@ -391,7 +387,7 @@ export class RolloutRunnerService {
     const status = locked.rollout.status;
     if (status !== 'running') {
       const cameToRest = wasActive || hostsSettled > 0 || gating.length > 0;
-      return { wantsBatch: false, nextStepInMs: null, quiesced: !isActive(status) && cameToRest };
+      return { wantsBatch: false, nextStepInMs: null, quiesced: !isActingRollout(status) && cameToRest };
     }
     if (pending === 0) {
       const failed = await locked.countHosts(['failed']);
@@ -516,7 +512,7 @@ export class RolloutRunnerService {
     locked.event('rollout.finished', { status, reason });
     await locked.audit(
       requesterOf(locked.rollout),
-      'rollout.finish',
+      AUDIT_ACTION.rolloutFinish,
       status,
       { runs: locked.rollout.runs },
       reason ?? undefined,

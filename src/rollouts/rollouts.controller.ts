@@ -1,3 +1,4 @@
+import type { RolloutControl } from '@drover/protocol';
 import { Body, Controller, Get, Headers, HttpCode, Param, Post, Query, Res } from '@nestjs/common';
 import { ApiHeader, ApiOperation, ApiProduces, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
@@ -20,7 +21,7 @@ import {
   RolloutStrategyDto,
   RolloutSummary,
 } from './dto/rollout.dto';
-import { ControlAction, RolloutControlService } from './rollout-control.service';
+import { RolloutControlService } from './rollout-control.service';
 import { RolloutsService } from './rollouts.service';
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
@@ -37,7 +38,7 @@ function idempotencyKeyOf(header: string | undefined): string | undefined {
   return header;
 }
 
-function controlRoute(action: ControlAction, summary: string): MethodDecorator {
+function controlRoute(action: RolloutControl, summary: string): MethodDecorator {
   const decorators: MethodDecorator[] = [
     Post(`:id/${action}`),
     HttpCode(200),

@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { AUDIT_ACTION, rolloutControlAction } from '@drover/protocol';
 import type { AuditActor } from '../audit/audit-actor';
 import { ResourceNotFoundError } from '../common/errors/domain-errors';
 import {
@@ -373,7 +374,13 @@ export class RolloutsRepository {
             const reason = describe.superseded(created.id);
             const quiet = await older.cancel(reason);
             older.event('rollout.finished', { status: 'cancelled', reason, supersededBy: created.id });
-            await older.audit(actor, 'rollout.cancel', 'ok', { status: 'cancelled', supersededBy: created.id }, reason);
+            await older.audit(
+              actor,
+              rolloutControlAction('cancel'),
+              'ok',
+              { status: 'cancelled', supersededBy: created.id },
+              reason,
+            );
             return quiet;
           });
           if (quiesced !== null) superseded.push({ id: overlap.rolloutId, quiesced });
@@ -414,7 +421,7 @@ export class RolloutsRepository {
       await tx.auditEvent.create({
         data: {
           ...actor,
-          action: 'rollout.create',
+          action: AUDIT_ACTION.rolloutCreate,
           result: 'accepted',
           unit: rollout.unit,
           parameters: {
@@ -467,9 +474,9 @@ export class RolloutsRepository {
   }
 
   /** Hosts of a rollout in the given states, with how to reach them. */
-  hostsIn(rolloutId: string, states: RolloutHostState[]): Promise<RolloutHostWithHost[]> {
+  hostsIn(rolloutId: string, states: readonly RolloutHostState[]): Promise<RolloutHostWithHost[]> {
     return this.prisma.rolloutHost.findMany({
-      where: { rolloutId, state: { in: states } },
+      where: { rolloutId, state: { in: [...states] } },
       orderBy: { position: 'asc' },
       include: { host: { select: SSH_HOST_FIELDS } },
     });

@@ -13,11 +13,15 @@ import { HostsService } from '../hosts/hosts.service';
 import { ProbesRepository } from '../probes/probes.repository';
 import { assertMayActOn, BoundsTarget, reloadFirstAction } from '../tokens/token-bounds';
 import type { Principal } from '../common/auth/principal';
-import { compileUnitGlob, matchesUnitGlob } from '@drover/protocol';
 import {
+  ACTED_ROLLOUT_HOST_STATES,
+  compileUnitGlob,
+  matchesUnitGlob,
   ROLLOUT_HOST_STATES,
-  type ListRolloutsQuery,
   type RolloutHostState,
+} from '@drover/protocol';
+import {
+  type ListRolloutsQuery,
   type RolloutPlan,
   type RolloutResponse,
   type RolloutStrategy,
@@ -254,7 +258,7 @@ export class RolloutsService {
    */
   async cameToRest(id: string): Promise<void> {
     for (const queued of await this.rollouts.queuedBehind(id)) await this.wake(queued);
-    const acted = await this.rollouts.hostsIn(id, ['succeeded', 'failed', 'interrupted']);
+    const acted = await this.rollouts.hostsIn(id, ACTED_ROLLOUT_HOST_STATES);
     for (const host of acted) if (host.host) await this.producer.discoverHost(host.host.id);
   }
 

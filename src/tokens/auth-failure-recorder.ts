@@ -1,12 +1,10 @@
 import { Inject, Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
+import { AUDIT_ACTION } from '@drover/protocol';
 import { AuditRepository } from '../audit/audit.repository';
 import { APP_CONFIG } from '../config/config.module';
 import type { AppConfig } from '../config/config.schema';
 import { MetricsService } from '../infra/metrics/metrics.service';
 import { AuthFailure, AuthFailureRecord, AuthFailureWindows } from './auth-failures';
-
-/** The audit action of coalesced failed authentications. */
-export const AUTH_FAILED_ACTION = 'auth.failed';
 
 /**
  * Counts every failed authentication (metric) and records them in the audit trail coalesced by
@@ -52,7 +50,7 @@ export class AuthFailureRecorder implements OnModuleDestroy {
           actorName: '(unauthenticated)',
           requestId: record.requestId,
           sourceAddress: record.sourceAddress,
-          action: AUTH_FAILED_ACTION,
+          action: AUDIT_ACTION.authFailed,
           result: 'denied',
           parameters: {
             reason: record.reason,

@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { AUDIT_ACTION } from '@drover/protocol';
 import { ResourceConflictError, ResourceNotFoundError } from '../common/errors/domain-errors';
 import { isUniqueViolation } from '../infra/prisma/prisma-errors';
 import { PrismaService } from '../infra/prisma/prisma.service';
@@ -63,7 +64,7 @@ export class TokensRepository {
         await tx.auditEvent.create({
           data: {
             ...actorColumns(actor),
-            action: 'token.create',
+            action: AUDIT_ACTION.tokenCreate,
             result: 'succeeded',
             parameters: auditParameters(created),
           },
@@ -114,7 +115,7 @@ export class TokensRepository {
       await tx.auditEvent.create({
         data: {
           ...actorColumns(actor),
-          action: 'token.revoke',
+          action: AUDIT_ACTION.tokenRevoke,
           result: 'succeeded',
           parameters: { ...auditParameters(token), alreadyRevoked: revoked === undefined },
         },

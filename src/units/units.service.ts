@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { z } from 'zod';
 import { decodeCursor, Page, toPage } from '../common/pagination/cursor';
-import { parseSelector } from '@drover/protocol';
+import { AUDIT_ACTION, parseSelector } from '@drover/protocol';
 import type { UnitResponse } from './dto/unit.dto';
 import type { AuditActor } from '../audit/audit-actor';
 import { AuditRepository } from '../audit/audit.repository';
@@ -49,7 +49,7 @@ export class UnitsService {
     });
     await this.audit.append({
       ...actor,
-      action: 'host.discover',
+      action: AUDIT_ACTION.hostDiscover,
       result: 'queued',
       hostId: host.id,
       hostName: host.name,

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { Queue } from 'bullmq';
-import { QueueName } from '../../src/infra/queue/queue.constants';
+import { QueueName } from '@drover/protocol';
 import { createTestDatabase, TestDatabase } from '../support/database';
 import { testEnv } from '../support/env';
 import { startNodeProcess } from '../support/process';

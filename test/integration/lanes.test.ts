@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { Queue } from 'bullmq';
 import type { DroverClient } from '../../src/client';
 import { JobProducer } from '../../src/infra/queue/job-producer';
-import { QueueName } from '../../src/infra/queue/queue.constants';
+import { QueueName } from '@drover/protocol';
 import { startTestApi, TestApi } from '../support/api';
 import { testEnv } from '../support/env';
 import { FleetInventory, readFleetInventory } from '../support/fleet';

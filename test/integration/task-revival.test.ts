@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { Queue, UnrecoverableError, Worker } from 'bullmq';
-import { QueueName } from '../../src/infra/queue/queue.constants';
+import { QueueName } from '@drover/protocol';
 import { startTestApi, TestApi } from '../support/api';
 import { query } from '../support/database';
 import { testEnv } from '../support/env';

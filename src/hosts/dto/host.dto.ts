@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { pageQueryShape, pageSchema } from '../../common/pagination/cursor';
-import { labelKeyProblem, labelValueProblem } from '@drover/protocol';
+import { HOST_STATUSES, HOST_TRANSPORTS, labelKeyProblem, labelValueProblem } from '@drover/protocol';
 import { selectorQueryField } from '../../common/selector/selector.schema';
 import { hostNameSchema } from '../../common/validation/names';
 import { createZodDto } from '../../common/validation/zod-dto';
@@ -27,7 +27,7 @@ export const labelsSchema = z
   .describe('Label map; keys and values follow Kubernetes label syntax');
 
 const portSchema = z.number().int().min(1).max(65535);
-const transportSchema = z.enum(['ssh', 'agent']).describe('How drover reaches the host');
+const transportSchema = z.enum(HOST_TRANSPORTS).describe('How drover reaches the host');
 const sshUserSchema = z
   .string()
   .regex(/^[a-z_][a-z0-9_-]{0,31}$/, { error: 'must be a POSIX user name' })
@@ -102,11 +102,11 @@ export const hostResponseSchema = z.object({
   name: z.string(),
   address: z.string(),
   port: z.number().int(),
-  transport: z.enum(['ssh', 'agent']),
+  transport: z.enum(HOST_TRANSPORTS),
   sshUser: z.string(),
   hostKeyFingerprint: z.string().nullable(),
   labels: z.record(z.string(), z.string()),
-  status: z.enum(['unknown', 'reachable', 'unreachable']),
+  status: z.enum(HOST_STATUSES),
   lastSeenAt: z.iso.datetime().nullable(),
   createdAt: z.iso.datetime(),
   updatedAt: z.iso.datetime(),

@@ -1,3 +1,4 @@
+import { JobName, JobPayloads, QUEUE_OF, QueueName } from '@drover/protocol';
 import { InjectQueue } from '@nestjs/bullmq';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { JobsOptions, Queue } from 'bullmq';
@@ -5,7 +6,6 @@ import type Redis from 'ioredis';
 import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config.schema';
 import { REDIS } from '../redis/redis.module';
-import { JobName, JobPayloads, QUEUE_OF, QueueName } from './queue.constants';
 
 /** A wake signal outlives any step that could miss it; it only expires for rollouts nobody steps any more. */
 const WAKE_SIGNAL_TTL_MS = 10 * 60_000;

@@ -1,9 +1,9 @@
+import { QueueName } from '@drover/protocol';
 import { BullModule } from '@nestjs/bullmq';
 import { Module } from '@nestjs/common';
 import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config.schema';
 import { JobProducer } from './job-producer';
-import { QueueName } from './queue.constants';
 
 /** BullMQ connection, the queues (lanes), and the one producer; shared by the API and the worker. */
 @Module({

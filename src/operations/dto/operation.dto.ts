@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { pageQueryShape, pageSchema } from '../../common/pagination/cursor';
 import { createZodDto } from '../../common/validation/zod-dto';
 import { hostNameSchema, unitNameSchema } from '../../common/validation/names';
-import { HOST_LEVEL_VERBS, unitSnapshotSchema, VERBS } from '@drover/protocol';
+import { HOST_LEVEL_VERBS, OPERATION_STATUSES, TASK_STATES, unitSnapshotSchema, VERBS } from '@drover/protocol';
 import { DAEMON_RELOAD_POLICIES } from '@drover/systemd';
 
 const verbSchema = z.enum(VERBS).describe('The systemctl verb');
@@ -72,16 +72,7 @@ export class HostActionDto extends createZodDto(
   z.strictObject(actionFields).superRefine(unitRequiredUnlessHostLevel).describe('Apply a verb to a unit of this host'),
 ) {}
 
-export const taskStateSchema = z.enum([
-  'queued',
-  'running',
-  'succeeded',
-  'failed',
-  'timed_out',
-  'unreachable',
-  'cancelled',
-  'skipped',
-]);
+export const taskStateSchema = z.enum(TASK_STATES);
 
 const snapshotSchema = unitSnapshotSchema.nullable();
 
@@ -111,7 +102,7 @@ export const taskResponseSchema = z.object({
     .describe('Set while the task may not act yet; null once it acted (or never had to wait)'),
 });
 
-const operationStatusSchema = z.enum(['queued', 'running', 'succeeded', 'failed', 'cancelled']);
+const operationStatusSchema = z.enum(OPERATION_STATUSES);
 
 export const operationSummarySchema = z.object({
   id: z.uuid(),

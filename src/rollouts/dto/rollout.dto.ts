@@ -1,6 +1,13 @@
 import { z } from 'zod';
 import { pageQueryShape, pageSchema } from '../../common/pagination/cursor';
-import { labelKeyProblem, labelValueProblem, unitGlobProblem, VERBS } from '@drover/protocol';
+import {
+  labelKeyProblem,
+  labelValueProblem,
+  ROLLOUT_HOST_STATES,
+  ROLLOUT_STATUSES,
+  unitGlobProblem,
+  VERBS,
+} from '@drover/protocol';
 import { createZodDto } from '../../common/validation/zod-dto';
 import { daemonReloadSchema } from '../../operations/dto/operation.dto';
 import { probeNameSchema } from '../../probes/dto/probe.dto';
@@ -340,29 +347,6 @@ export class RolloutPlanDto extends createZodDto(
 export type RolloutStrategy = z.output<typeof rolloutStrategySchema>;
 export type RolloutPlan = z.output<typeof RolloutPlanDto.schema>;
 
-export const ROLLOUT_STATUSES = [
-  'queued',
-  'running',
-  'paused',
-  'awaiting_approval',
-  'succeeded',
-  'aborted',
-  'cancelled',
-] as const;
-/** Statuses in which a rollout's steps act on hosts and judge their health gates. */
-export const ACTING_ROLLOUT_STATUSES: readonly RolloutStatus[] = ['running', 'paused', 'awaiting_approval'];
-/** Statuses of a rollout that has not ended: acting, or queued behind overlapping ones. */
-export const UNFINISHED_ROLLOUT_STATUSES: readonly RolloutStatus[] = ['queued', ...ACTING_ROLLOUT_STATUSES];
-export const ROLLOUT_HOST_STATES = [
-  'pending',
-  'acting',
-  'gating',
-  'succeeded',
-  'failed',
-  'interrupted',
-  'cancelled',
-] as const;
-
 const rolloutStatusSchema = z
   .enum(ROLLOUT_STATUSES)
   .describe(
@@ -490,8 +474,6 @@ export class RolloutEventsQueryDto extends createZodDto(
   }),
 ) {}
 
-export type RolloutStatus = (typeof ROLLOUT_STATUSES)[number];
-export type RolloutHostState = (typeof ROLLOUT_HOST_STATES)[number];
 export type RolloutResponse = z.output<typeof RolloutDto.schema>;
 export type RolloutSummary = z.output<typeof rolloutSummarySchema>;
 export type ListRolloutsQuery = z.output<typeof ListRolloutsQueryDto.schema>;

@@ -1,8 +1,7 @@
 /**
  * Every BullMQ queue and job name, with the payload each job carries. Producers and processors
  * import names from here only, so a typo cannot create a queue nobody consumes.
- */
-/**
+ *
  * Two lanes, each with its own workers and concurrency, so work someone waits for (tasks, rollout
  * steps, the reconciler that revives them) never queues behind background work (discoveries).
  */
