@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { AUDIT_ACTION, FAILED_TASK_STATES, TERMINAL_TASK_STATES, unitAction, type Verb } from '@drover/protocol';
+import { ACTIVE_TASK_STATES, AUDIT_ACTION, FAILED_TASK_STATES, unitAction, type Verb } from '@drover/protocol';
 import { ResourceNotFoundError } from '../common/errors/domain-errors';
 import type { AuditActor } from '../audit/audit-actor';
 import { Operation, Prisma, Task, TaskState } from '../generated/prisma/client';
@@ -10,8 +10,6 @@ import type { DaemonReloadPolicy } from '@drover/systemd';
 import { storableText } from './task-output';
 
 export type { Operation, Task, TaskState };
-
-const ACTIVE_TASK_STATES: TaskState[] = ['queued', 'running'];
 
 export interface NewOperation {
   verb: string;
@@ -154,7 +152,7 @@ export class OperationsRepository {
         return { claimed: [], inFlight: [], rolloutId };
       }
       const dispatched = await tx.task.findMany({
-        where: { operationId, dispatchedAt: { not: null }, state: { in: ACTIVE_TASK_STATES } },
+        where: { operationId, dispatchedAt: { not: null }, state: { in: [...ACTIVE_TASK_STATES] } },
         orderBy: { position: 'asc' },
         select: { id: true },
       });
@@ -299,7 +297,7 @@ export class OperationsRepository {
   async finish(task: TaskWithContext, outcome: TaskOutcome, actor: AuditActor): Promise<boolean> {
     return this.prisma.$transaction(async (tx) => {
       const ended = await tx.task.updateMany({
-        where: { id: task.id, state: { in: ACTIVE_TASK_STATES }, attempts: task.attempts },
+        where: { id: task.id, state: { in: [...ACTIVE_TASK_STATES] }, attempts: task.attempts },
         data: {
           state: outcome.state,
           reason: storableText(outcome.reason),
@@ -343,7 +341,7 @@ export class OperationsRepository {
   }
 
   private async closeOperationIfDone(tx: Prisma.TransactionClient, operationId: string): Promise<void> {
-    const remaining = await tx.task.count({ where: { operationId, state: { in: ACTIVE_TASK_STATES } } });
+    const remaining = await tx.task.count({ where: { operationId, state: { in: [...ACTIVE_TASK_STATES] } } });
     if (remaining > 0) return;
     const ended = await tx.task.groupBy({ by: ['state'], where: { operationId }, _count: { _all: true } });
     const states = ended.map((group) => group.state);

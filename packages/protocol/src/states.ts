@@ -28,10 +28,8 @@ export const TASK_STATES = [
 export type TaskState = (typeof TASK_STATES)[number];
 /** Task ends that make their operation failed. */
 export const FAILED_TASK_STATES: readonly TaskState[] = ['failed', 'timed_out', 'unreachable'];
-/** States a task never leaves. */
-export const TERMINAL_TASK_STATES: readonly TaskState[] = TASK_STATES.filter(
-  (state) => state !== 'queued' && state !== 'running',
-);
+/** States of a task that may still act; it leaves them for good. */
+export const ACTIVE_TASK_STATES: readonly TaskState[] = ['queued', 'running'];
 
 export const ROLLOUT_STATUSES = [
   'queued',
