@@ -16,9 +16,8 @@ import { DispatcherService } from './dispatcher.service';
 import { TaskOutputStream } from './task-output';
 import type { AuditActor } from '../audit/audit-actor';
 import { OperationsRepository, StartedAttempt, TaskState, TaskWithContext, UnitHold } from './operations.repository';
-import { UnitSnapshot, type Verb } from '@drover/protocol';
+import { type DaemonReloadPolicy, UnitSnapshot, type Verb, type Verdict } from '@drover/protocol';
 import {
-  DaemonReloadPolicy,
   describeSnapshot,
   HOST_CLOCK_ARGV,
   interlock,
@@ -36,7 +35,6 @@ import {
   StartLimitVerdict,
   SYSTEMD_PROBE_ARGV,
   verbArgv,
-  Verdict,
   verifyOutcome,
 } from '@drover/systemd';
 

@@ -1,2 +1,3 @@
 export * from './unit-snapshot';
 export * from './verbs';
+export * from './unit-action';

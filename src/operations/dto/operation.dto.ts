@@ -3,8 +3,7 @@ import { pageQueryShape, pageSchema } from '../../common/pagination/cursor';
 import { createZodDto } from '../../common/validation/zod-dto';
 import { hostNameSchema } from '../../hosts/dto/host.dto';
 import { unitNameSchema } from '../../units/dto/unit.dto';
-import { HOST_LEVEL_VERBS, unitSnapshotSchema, VERBS } from '@drover/protocol';
-import { DAEMON_RELOAD_POLICIES } from '@drover/systemd';
+import { DAEMON_RELOAD_POLICIES, HOST_LEVEL_VERBS, unitSnapshotSchema, VERBS } from '@drover/protocol';
 
 const verbSchema = z.enum(VERBS).describe('The systemctl verb');
 
