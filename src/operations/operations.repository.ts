@@ -6,7 +6,7 @@ import { Operation, Prisma, Task, TaskState } from '../generated/prisma/client';
 import { createdBefore, CreatedKey } from '../common/pagination/cursor';
 import { PrismaService } from '../infra/prisma/prisma.service';
 import { countsByOwner } from '../infra/prisma/state-counts';
-import type { DaemonReloadPolicy } from '@drover/systemd';
+import type { DaemonReloadPolicy } from '@drover/protocol';
 import { storableText } from './task-output';
 
 export type { Operation, Task, TaskState };

@@ -7,9 +7,10 @@ import { JobDeferred } from '../infra/queue/job-deferred';
 import { JobProducer } from '../infra/queue/job-producer';
 import { SshError } from '../infra/ssh/ssh-errors';
 import { SshExecutor, SshTarget } from '../infra/ssh/ssh-executor';
+import { SshHostAdapter } from '../infra/ssh/ssh-host-adapter';
 import { DispatcherService } from '../operations/dispatcher.service';
 import { AUDIT_ACTION, isActingRollout, type RolloutStatus, type UnitSnapshot } from '@drover/protocol';
-import { parseSnapshot, snapshotArgv } from '@drover/systemd';
+import { readUnit } from '@drover/systemd';
 import { ProbeCommand, ProbesRepository } from '../probes/probes.repository';
 import type { RolloutStrategy } from './dto/rollout.dto';
 import { blockersOf, queuedReason } from './rollout-admission';
@@ -329,9 +330,7 @@ export class RolloutRunnerService {
   }
 
   private async show(target: SshTarget, unit: string): Promise<UnitSnapshot> {
-    const shown = await this.ssh.exec(target, snapshotArgv(unit), { timeoutMs: CHECK_TIMEOUT_MS });
-    if (shown.exitCode !== 0) throw new Error(`systemctl show exited ${shown.exitCode}: ${shown.stderr.trim()}`);
-    return parseSnapshot(shown.stdout);
+    return readUnit(new SshHostAdapter(this.ssh, target), unit, CHECK_TIMEOUT_MS);
   }
 
   /**

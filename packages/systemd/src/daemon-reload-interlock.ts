@@ -1,12 +1,5 @@
-import type { UnitSnapshot } from '@drover/protocol';
+import type { DaemonReloadPolicy, UnitSnapshot } from '@drover/protocol';
 import type { Verb } from '@drover/protocol';
-
-/**
- * What a task does when its unit's definition changed on disk since systemd loaded it
- * (NeedDaemonReload=yes): systemctl would then act on the OLD definition and only warn.
- */
-export const DAEMON_RELOAD_POLICIES = ['refuse', 'auto', 'ignore'] as const;
-export type DaemonReloadPolicy = (typeof DAEMON_RELOAD_POLICIES)[number];
 
 /** Verbs that run the unit's definition (its Exec lines, environment, limits...). */
 const RUNS_DEFINITION: readonly Verb[] = ['start', 'restart', 'try-restart', 'reload', 'reload-or-restart'];

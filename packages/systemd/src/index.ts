@@ -6,3 +6,5 @@ export * from './unit-name';
 export * from './unit-names';
 export * from './unit-snapshot';
 export * from './verify';
+export * from './host';
+export * from './unit-action';

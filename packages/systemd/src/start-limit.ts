@@ -1,3 +1,4 @@
+import type { CommandResult } from './host';
 import { assertUnitName } from './unit-names';
 import type { UnitSnapshot } from '@drover/protocol';
 import type { Verb } from '@drover/protocol';
@@ -166,12 +167,8 @@ export function describeStartLimit(snapshot: UnitSnapshot | null): string | null
   return `StartLimitBurst=${snapshot.startLimitBurst} within StartLimitIntervalSec=${describeSpan(snapshot.startLimitIntervalUSec)}`;
 }
 
-/** What one read of the journal and the clock gave, as the task runner hands it over. */
-export interface StepOutput {
-  exitCode: number | null;
-  stdout: string;
-  stderr: string;
-}
+/** What one read of the journal and the clock gave, as the unit action hands it over. */
+export type StepOutput = CommandResult;
 
 export type StartLimitVerdict =
   /** Go ahead; `note` (when not null) belongs in the task's reason. */

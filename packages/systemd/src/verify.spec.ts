@@ -1,9 +1,9 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { TRANSITIONAL_STATES, type UnitSnapshot } from '@drover/protocol';
+import { TRANSITIONAL_STATES, type UnitSnapshot, type Verdict } from '@drover/protocol';
 import { parseSnapshot } from './unit-snapshot';
-import { describeSnapshot, Verdict, verifyOutcome } from './verify';
+import { describeSnapshot, verifyOutcome } from './verify';
 import { Verb, VERBS } from '@drover/protocol';
 import {
   ACTIVATING as SLOW_ACTIVATING,

@@ -1,8 +1,5 @@
-import { TRANSITIONAL_STATES, type UnitSnapshot } from '@drover/protocol';
+import { TRANSITIONAL_STATES, type UnitSnapshot, type Verdict } from '@drover/protocol';
 import type { Verb } from '@drover/protocol';
-
-export type Verdict =
-  { outcome: 'ok'; detail: string } | { outcome: 'failed'; reason: string } | { outcome: 'settling'; reason: string };
 
 /** Verbs judged by ActiveState, which passes through transitional states on its way. */
 const RUNTIME_VERBS: readonly Verb[] = ['start', 'stop', 'restart', 'try-restart', 'reload', 'reload-or-restart'];

@@ -2,8 +2,14 @@ import { z } from 'zod';
 import { pageQueryShape, pageSchema } from '../../common/pagination/cursor';
 import { createZodDto } from '../../common/validation/zod-dto';
 import { hostNameSchema, unitNameSchema } from '../../common/validation/names';
-import { HOST_LEVEL_VERBS, OPERATION_STATUSES, TASK_STATES, unitSnapshotSchema, VERBS } from '@drover/protocol';
-import { DAEMON_RELOAD_POLICIES } from '@drover/systemd';
+import {
+  DAEMON_RELOAD_POLICIES,
+  HOST_LEVEL_VERBS,
+  OPERATION_STATUSES,
+  TASK_STATES,
+  unitSnapshotSchema,
+  VERBS,
+} from '@drover/protocol';
 
 const verbSchema = z.enum(VERBS).describe('The systemctl verb');
 

@@ -1,0 +1,564 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  MAX_OUTCOME_OUTPUT_CHARS,
+  type UnitActionOutcome,
+  type UnitSnapshot,
+  type UnitTaskSpec,
+  type Verb,
+  type Verdict,
+} from '@drover/protocol';
+import { legacySucceeded, legacyVerbArgv, SYSTEMD_PROBE_ARGV, verbArgv } from './commands';
+import { interlock, type Interlock, interlockNote } from './daemon-reload-interlock';
+import type { CommandResult, Host } from './host';
+import {
+  HOST_CLOCK_ARGV,
+  judgeStartLimit,
+  parseStartJournal,
+  START_LIKE_VERBS,
+  startJournalArgv,
+  startLimitRefusal,
+  type StartLimitVerdict,
+} from './start-limit';
+import { parseSnapshot, snapshotArgv } from './unit-snapshot';
+import { describeSnapshot, verifyOutcome } from './verify';
+
+/** Verbs whose repetition is not harmless: a second restart is a second outage. */
+const NOT_REPEATABLE: readonly Verb[] = ['restart', 'try-restart', 'reload-or-restart'];
+const SETTLE_POLL_MS = 250;
+/** While waiting out an earlier attempt's window, how often the unit is read for a sign of its action. */
+const TAKEOVER_POLL_MS = 1_000;
+/** On top of that window: a "go" sent at its very end, still on its way, reaches the host. */
+const TAKEOVER_MARGIN_MS = 1_000;
+
+/** What the action learnt before acting, kept for the caller when the host fails mid-way. */
+export interface ActionProgress {
+  before: UnitSnapshot | null;
+  /** It ran daemon-reload first. */
+  reloaded: boolean;
+}
+
+/** What an earlier attempt at the same task left, when its worker was lost. */
+export interface EarlierAttempt {
+  /** The unit as it recorded it before acting; null when it recorded none. */
+  before: UnitSnapshot | null;
+  /** How long ago it was cleared to act; null when it never was. */
+  clearedMsAgo: number | null;
+}
+
+/** What the action asks of whoever runs it (the task runner: its database; an agent: its controller). */
+export interface UnitActionHooks {
+  /**
+   * Stores the state read before acting (null: none) while the host waits, so a successor can tell
+   * whether the action happened. Resolving clears the action to send its verb; throwing stops it
+   * before anything was sent (and the error reaches the action's caller).
+   */
+  clearToAct(before: UnitSnapshot | null): Promise<void>;
+  /** The action waits for systemd's start limit before acting, for the reason given (for people). */
+  waitingForStartLimit(reason: string): Promise<void>;
+  /** After such a wait: why the action must not act any more (e.g. "cancelled"), or null. */
+  stoppedMeanwhile(): Promise<string | null>;
+  /** The output of a command streamed as it runs (an init script's; systemctl prints at the end). */
+  onOutput?: (chunk: string) => void;
+  log?: (level: 'info' | 'warn', fields: Record<string, unknown>, message: string) => void;
+}
+
+/** Time as the action sees it: real by default, scripted in specs. */
+export interface Clock {
+  now(): number;
+  sleep(ms: number): Promise<void>;
+}
+
+const REAL_CLOCK: Clock = { now: () => Date.now(), sleep: (ms) => sleep(ms) };
+
+export interface UnitActionInput {
+  host: Host;
+  spec: UnitTaskSpec;
+  earlier: EarlierAttempt;
+  /** Filled in as the action learns; the caller keeps it when the host throws. */
+  progress: ActionProgress;
+  hooks: UnitActionHooks;
+  clock?: Clock;
+}
+
+/** What the start-limit check of one action found so far (systemd's start limit, see start-limit.ts). */
+interface StartLimitProgress {
+  /** How long the action waited for it in all: bounded by the spec's timeout. */
+  waitedMs: number;
+  /** The host's clock (µs) read just before acting, to tell a refusal of this start from older ones. */
+  hostClock: number | null;
+  /** What the reason should say about it (a wait, or starts that could not be counted). */
+  note: string | null;
+}
+
+type Outcome = Omit<UnitActionOutcome, 'daemonReloaded' | 'verdict'> & { verdict?: Verdict | null };
+
+function sameProcess(before: UnitSnapshot, now: UnitSnapshot): boolean {
+  return (
+    before.invocationId === now.invocationId && before.mainPid === now.mainPid && before.activeState === now.activeState
+  );
+}
+
+/** stdout then stderr, without trailing blank lines; its tail when longer than the outcome's bound. */
+export function joinOutput(stdout: string, stderr: string): string | null {
+  const text = [stdout.trimEnd(), stderr.trimEnd()].filter((part) => part !== '').join('\n');
+  if (text === '') return null;
+  return text.length > MAX_OUTCOME_OUTPUT_CHARS ? `…${text.slice(-MAX_OUTCOME_OUTPUT_CHARS)}` : text;
+}
+
+/** The unit as `systemctl show` printed it; `hostName` (when given) names the host in the error. */
+function snapshotFrom(shown: CommandResult, hostName?: string): UnitSnapshot {
+  if (shown.exitCode !== 0) {
+    const where = hostName === undefined ? '' : ` on ${hostName}`;
+    throw new Error(`systemctl show exited ${shown.exitCode}${where}: ${shown.stderr.trim()}`);
+  }
+  return parseSnapshot(shown.stdout);
+}
+
+/** A read of a unit on a host, e.g. for a rollout's health gate; throws when systemctl fails. */
+export async function readUnit(host: Host, unit: string, timeoutMs: number): Promise<UnitSnapshot> {
+  return snapshotFrom(await host.run(snapshotArgv(unit), { timeoutMs }));
+}
+
+function notActed(result: 'failed' | 'cancelled', reason: string, before: UnitSnapshot | null = null): Outcome {
+  return { result, reason, exitCode: null, before, after: null, output: null };
+}
+
+function outcomeOf(
+  before: UnitSnapshot | null,
+  after: UnitSnapshot,
+  verdict: Verdict,
+  exitCode: number | null,
+  note: string | null,
+  output: string | null,
+): Outcome {
+  const result = verdict.outcome === 'ok' ? 'succeeded' : 'failed';
+  const reason =
+    verdict.outcome === 'ok'
+      ? verdict.detail
+      : verdict.outcome === 'failed'
+        ? verdict.reason
+        : `did not settle: ${verdict.reason}`;
+  return { result, reason: note ? `${reason}; ${note}` : reason, exitCode, before, after, output, verdict };
+}
+
+/**
+ * Carries out a task spec on a host: the state before, the verb, the state after until it settles,
+ * and a verdict on whether the unit reached what the verb promises. When an earlier attempt at the
+ * same task was lost mid-way, it finds out from the unit whether that one acted instead of acting
+ * twice. Hosts without systemd are acted on through their init scripts (`service`).
+ */
+export async function carryOut(input: UnitActionInput): Promise<UnitActionOutcome> {
+  const { spec, progress } = input;
+  const outcome = await new UnitAction(input).act();
+  const note = interlockNote(spec.daemonReload, spec.verb, progress.before, progress.reloaded);
+  return {
+    ...outcome,
+    reason: note ? `${outcome.reason}; ${note}` : outcome.reason,
+    verdict: outcome.verdict ?? null,
+    daemonReloaded: note !== null && progress.reloaded,
+  };
+}
+
+class UnitAction {
+  private readonly host: Host;
+  private readonly spec: UnitTaskSpec;
+  private readonly verb: Verb;
+  private readonly unit: string | null;
+  private readonly earlier: EarlierAttempt;
+  private readonly progress: ActionProgress;
+  private readonly hooks: UnitActionHooks;
+  private readonly clock: Clock;
+  private readonly limit: StartLimitProgress = { waitedMs: 0, hostClock: null, note: null };
+  /** Before a verb that may start the unit, its recent starts are counted (the host's clock, then its journal). */
+  private readonly counting: (readonly string[])[];
+
+  constructor(input: UnitActionInput) {
+    this.host = input.host;
+    this.spec = input.spec;
+    this.verb = input.spec.verb;
+    this.unit = input.spec.unit;
+    this.earlier = input.earlier;
+    this.progress = input.progress;
+    this.hooks = input.hooks;
+    this.clock = input.clock ?? REAL_CLOCK;
+    // Reads drover can do without, so a sudo refusal only skips the check.
+    this.counting =
+      this.unit && START_LIKE_VERBS.includes(this.verb) ? [HOST_CLOCK_ARGV, startJournalArgv(this.unit)] : [];
+  }
+
+  private exec(argv: readonly string[], onData?: (chunk: string) => void): Promise<CommandResult> {
+    return this.host.run(argv, { timeoutMs: this.spec.timeoutMs, ...(onData ? { onData } : {}) });
+  }
+
+  private readonly snapshot = async (): Promise<UnitSnapshot | null> =>
+    this.unit ? snapshotFrom(await this.exec(snapshotArgv(this.unit)), this.host.name) : null;
+
+  /** Whether the start limit lets this action act now; records what the reason should say. */
+  private withinLimit(current: UnitSnapshot | null, counted: CommandResult[]): StartLimitVerdict {
+    const verdict = judgeStartLimit({
+      verb: this.verb,
+      unit: this.unit ?? '',
+      before: current,
+      clock: counted[0],
+      journal: counted[1],
+      waitedMs: this.limit.waitedMs,
+      budgetMs: this.spec.timeoutMs,
+    });
+    if (verdict.action === 'act') Object.assign(this.limit, { hostClock: verdict.hostClock, note: verdict.note });
+    return verdict;
+  }
+
+  /** Whether the unit's definition changed on disk stops this action, or needs a daemon-reload first. */
+  private interlockOf(before: UnitSnapshot | null): Interlock {
+    return this.unit ? interlock(this.spec.daemonReload, this.verb, this.unit, before) : { kind: 'act' };
+  }
+
+  /**
+   * One session when nothing is in transition: it reads whether the host runs systemd and the
+   * unit's state, pauses while that state is stored (so a lost worker's successor can tell whether
+   * the action happened), then runs the verb and reads the state again. After a lost attempt, and
+   * before the host's identity is settled, the reading and the action are separate round trips.
+   */
+  async act(): Promise<Outcome> {
+    const { verb, unit, counting, progress, host } = this;
+    const look = unit ? [SYSTEMD_PROBE_ARGV, snapshotArgv(unit), ...counting] : [SYSTEMD_PROBE_ARGV];
+    const action = unit ? [verbArgv(verb, unit), snapshotArgv(unit)] : [verbArgv(verb, unit)];
+    const recorded = this.earlier.before;
+    const commandSentMsAgo = this.earlier.clearedMsAgo;
+    const timeoutMs = this.spec.timeoutMs;
+
+    let before: UnitSnapshot | null = null;
+    let acted: CommandResult[] | null = null;
+    if (!recorded && commandSentMsAgo === null && host.identified) {
+      for (;;) {
+        // Set when the unit's changed definition or the start limit stops the session before the "go".
+        const held: { verdict?: StartLimitVerdict; interlock?: Exclude<Interlock, { kind: 'act' }> } = {};
+        const ran = await host.runSequence([...look, ...action], {
+          timeoutMs,
+          optional: counting.map((_, index) => 2 + index),
+          pause: {
+            after: look.length,
+            proceed: async ([probe, shown, ...counted]) => {
+              if (probe!.exitCode !== 0) return false;
+              progress.before = shown ? snapshotFrom(shown, host.name) : null;
+              const decision = this.interlockOf(progress.before);
+              if (decision.kind !== 'act') {
+                held.interlock = decision;
+                return false;
+              }
+              held.verdict = this.withinLimit(progress.before, counted);
+              if (held.verdict.action !== 'act') return false;
+              await this.hooks.clearToAct(progress.before);
+              return true;
+            },
+          },
+        });
+        if (ran.proceeded) {
+          before = progress.before;
+          acted = ran.steps.slice(look.length);
+          break;
+        }
+        if (held.interlock) {
+          // Nothing was sent; what follows reads the unit again in separate round trips.
+          const stop = await this.applyInterlock(held.interlock);
+          if (stop) return stop;
+          break;
+        }
+        if (!held.verdict) return this.withoutSystemd(ran.steps[0]!);
+        const stopped = await this.holdForStartLimit(held.verdict, progress.before);
+        if (stopped) return stopped;
+      }
+    }
+    if (acted === null) {
+      const looked = await host.runSequence(look, { timeoutMs });
+      const probe = looked.steps[0]!;
+      if (probe.exitCode !== 0) return this.withoutSystemd(probe);
+      const current = unit ? snapshotFrom(looked.steps[1]!, host.name) : null;
+      if (recorded) {
+        const settled = await this.recover(recorded, current);
+        if (settled) return settled;
+      }
+      if (commandSentMsAgo !== null) {
+        const settled = await this.waitOutEarlierAttempt(recorded, commandSentMsAgo);
+        if (settled) return settled;
+      }
+      if (!progress.reloaded) {
+        const decision = this.interlockOf(current);
+        if (decision.kind !== 'act') {
+          progress.before = recorded ?? current;
+          const stop = await this.applyInterlock(decision);
+          if (stop) return stop;
+        }
+      }
+      // (An earlier attempt cleared to act always recorded the state before, when there is a unit.)
+      // After a daemon-reload the state before is still the reading that showed the changed unit.
+      before = recorded ?? (progress.reloaded && progress.before ? progress.before : current);
+      progress.before = before;
+      let now = current;
+      for (;;) {
+        const held: { verdict?: StartLimitVerdict } = {};
+        // Cleared by the caller's write while the host waits, like the single-session path above.
+        const ran = await host.runSequence([SYSTEMD_PROBE_ARGV, ...counting, ...action], {
+          timeoutMs,
+          optional: counting.map((_, index) => 1 + index),
+          pause: {
+            after: 1 + counting.length,
+            proceed: async ([, ...counted]) => {
+              held.verdict = this.withinLimit(now, counted);
+              if (held.verdict.action !== 'act') return false;
+              await this.hooks.clearToAct(recorded ? null : before);
+              return true;
+            },
+          },
+        });
+        if (ran.proceeded) {
+          acted = ran.steps.slice(1 + counting.length);
+          break;
+        }
+        if (!held.verdict) throw new Error(`the session on ${host.name} ended before drover decided to act`);
+        const stopped = await this.holdForStartLimit(held.verdict, before);
+        if (stopped) return stopped;
+        now = await this.snapshot();
+      }
+    }
+    return this.judge(before, acted);
+  }
+
+  /** What the verb's command and the unit read after it say, once the unit settled. */
+  private async judge(before: UnitSnapshot | null, acted: CommandResult[]): Promise<Outcome> {
+    const { verb, unit, limit } = this;
+    // systemctl prints nothing until its job is done, so its output is kept for the end rather
+    // than streamed (the steps of one session are told apart only once it ends).
+    const result = acted[0]!;
+    const output = joinOutput(result.stdout, result.stderr);
+    const failedCommand = verb !== 'status' && result.exitCode !== 0;
+
+    const settled = await this.settle(before, acted[1] ? snapshotFrom(acted[1], this.host.name) : null);
+    if (failedCommand) {
+      const refused =
+        this.counting.length > 0 ? await this.refusedByStartLimit(before, settled?.after ?? null, result.stderr) : null;
+      const why = refused ?? (result.stderr.trim().split('\n').slice(-3).join(' ') || 'no error output');
+      return {
+        result: 'failed',
+        reason: `systemctl ${verb} exited ${result.exitCode}: ${why}${limit.note ? `; ${limit.note}` : ''}`,
+        exitCode: result.exitCode,
+        before,
+        after: settled?.after ?? null,
+        output,
+      };
+    }
+    if (!settled) {
+      const reason = `${verb} done${limit.note ? `; ${limit.note}` : ''}`;
+      return { result: 'succeeded', reason, exitCode: result.exitCode, before, after: null, output };
+    }
+    if (verb === 'mask' && settled.verdict.outcome === 'ok' && unit) {
+      const start = await this.exec(verbArgv('start', unit));
+      if (start.exitCode === 0) {
+        return outcomeOf(
+          before,
+          settled.after,
+          { outcome: 'failed', reason: 'the unit is masked but a start attempt succeeded' },
+          result.exitCode,
+          null,
+          output,
+        );
+      }
+    }
+    return outcomeOf(before, settled.after, settled.verdict, result.exitCode, limit.note, output);
+  }
+
+  /**
+   * The start limit says not now. Either the wait would outlast the action (it fails, saying what
+   * to do) or it waits here and says so (hooks.waitingForStartLimit). Returns the outcome when it
+   * must not act any more.
+   */
+  private async holdForStartLimit(verdict: StartLimitVerdict, before: UnitSnapshot | null): Promise<Outcome | null> {
+    if (verdict.action === 'fail') return notActed('failed', verdict.reason, before);
+    if (verdict.action !== 'wait') return null;
+    await this.hooks.waitingForStartLimit(verdict.reason);
+    this.hooks.log?.('info', { waitMs: verdict.waitMs }, verdict.reason);
+    await this.clock.sleep(verdict.waitMs);
+    this.limit.waitedMs += verdict.waitMs;
+    // A rollout cancelled or aborted meanwhile starts nothing new: this action has not acted yet.
+    const stopped = await this.hooks.stoppedMeanwhile();
+    if (stopped) {
+      return notActed(
+        'cancelled',
+        `not acted: the rollout was ${stopped} while this task waited for systemd's start limit`,
+        before,
+      );
+    }
+    return null;
+  }
+
+  /**
+   * Whether systemd refused the verb's start because of the start limit, in words for the reason.
+   * systemctl and Result= usually say so; when the unit's last run had failed, systemd 252 keeps
+   * that Result and only the journal shows the refusal, so it is read once more then.
+   */
+  private async refusedByStartLimit(
+    before: UnitSnapshot | null,
+    after: UnitSnapshot | null,
+    stderr: string,
+  ): Promise<string | null> {
+    const unit = this.unit!;
+    const said = startLimitRefusal({ unit, before, after, stderr });
+    if (said !== null || this.limit.hostClock === null) return said;
+    try {
+      const read = await this.exec(startJournalArgv(unit));
+      if (read.exitCode !== 0) return null;
+      return startLimitRefusal({
+        unit,
+        before,
+        after,
+        stderr,
+        journal: parseStartJournal(read.stdout),
+        since: this.limit.hostClock,
+      });
+    } catch (error) {
+      // It failed either way; a second look that fails only leaves its reason as systemctl gave it.
+      this.hooks.log?.(
+        'warn',
+        { err: error },
+        'could not read the journal to tell whether the start limit refused the start',
+      );
+      return null;
+    }
+  }
+
+  /**
+   * A changed definition stopped the action before acting: the outcome that ends it (refused, or a
+   * daemon-reload that failed), or null once daemon-reload ran and it may act.
+   */
+  private async applyInterlock(decision: Exclude<Interlock, { kind: 'act' }>): Promise<Outcome | null> {
+    const { progress } = this;
+    if (decision.kind === 'refuse') return notActed('failed', decision.reason, progress.before);
+    // Re-reading unit files is harmless to repeat, so it needs no fencing of its own.
+    const reloaded = await this.exec(verbArgv('daemon-reload', null));
+    if (reloaded.exitCode !== 0) {
+      return {
+        result: 'failed',
+        reason: `not acted on: the unit changed on disk and daemon-reload, run first (daemonReload 'auto'), exited ${reloaded.exitCode}: ${reloaded.stderr.trim() || 'no error output'}`,
+        exitCode: reloaded.exitCode,
+        before: progress.before,
+        after: null,
+        output: joinOutput(reloaded.stdout, reloaded.stderr),
+      };
+    }
+    progress.reloaded = true;
+    return null;
+  }
+
+  /**
+   * An earlier attempt recorded the state before acting and then was lost: finds out whether its
+   * action took effect. Returns the outcome when it must not act again, null when it should act.
+   */
+  private async recover(recorded: UnitSnapshot, current: UnitSnapshot | null): Promise<Outcome | null> {
+    const { verb } = this;
+    const now = await this.settle(recorded, current);
+    // A verb whose check the old state already passes (a reload keeps the PID) cannot show
+    // whether the lost attempt acted: run it again rather than claim it happened.
+    const provable = verifyOutcome(verb, recorded, recorded).outcome !== 'ok';
+    if (now && provable && now.verdict.outcome === 'ok' && verb !== 'status') {
+      return outcomeOf(
+        recorded,
+        now.after,
+        now.verdict,
+        null,
+        'completed by an earlier attempt whose worker was lost; not repeated',
+        null,
+      );
+    }
+    if (now && NOT_REPEATABLE.includes(verb) && !sameProcess(recorded, now.after)) {
+      return {
+        result: 'failed',
+        reason: `an earlier attempt was interrupted and the unit changed since (${describeSnapshot(recorded)} → ${describeSnapshot(now.after)}); not repeating ${verb}`,
+        exitCode: null,
+        before: recorded,
+        after: now.after,
+        output: null,
+      };
+    }
+    return null;
+  }
+
+  /**
+   * An earlier attempt was cleared to act and may still be live (a paused or cut-off worker): the
+   * host accepts its "go" until goWindowMs after its sequence began, which was before it was
+   * cleared. Until that has passed, watches the unit for its action (recover): returns the
+   * outcome if it shows, null once acting cannot race it any more.
+   */
+  private async waitOutEarlierAttempt(
+    recorded: UnitSnapshot | null,
+    commandSentMsAgo: number,
+  ): Promise<Outcome | null> {
+    const remainingMs = this.host.goWindowMs(this.spec.timeoutMs) + TAKEOVER_MARGIN_MS - Math.max(0, commandSentMsAgo);
+    if (remainingMs <= 0) return null;
+    this.hooks.log?.(
+      'warn',
+      { remainingMs },
+      'an earlier attempt was cleared to act and may still be live; waiting out its window before acting',
+    );
+    const until = this.clock.now() + remainingMs;
+    while (this.clock.now() < until) {
+      await this.clock.sleep(Math.min(TAKEOVER_POLL_MS, until - this.clock.now()));
+      if (recorded) {
+        const settled = await this.recover(recorded, await this.snapshot());
+        if (settled) return settled;
+      }
+    }
+    return null;
+  }
+
+  /** The systemd probe said no (exit 1: act through the init script) or could not tell. */
+  private async withoutSystemd(probe: CommandResult): Promise<Outcome> {
+    if (probe.exitCode === 1) return this.actWithoutSystemd();
+    return {
+      result: 'failed',
+      reason: `could not tell whether ${this.host.name} runs systemd (probe exit ${probe.exitCode}: ${probe.stderr.trim() || 'no output'})`,
+      exitCode: probe.exitCode,
+      before: null,
+      after: null,
+      output: null,
+    };
+  }
+
+  /** Reads the unit until it leaves transitional states (activating, reloading...) or time runs out. */
+  private async settle(
+    before: UnitSnapshot | null,
+    first: UnitSnapshot | null,
+  ): Promise<{ after: UnitSnapshot; verdict: Verdict } | null> {
+    const deadline = this.clock.now() + this.spec.settleTimeoutMs;
+    for (let after = first; after; after = await this.snapshot()) {
+      const verdict = verifyOutcome(this.verb, before, after);
+      if (verdict.outcome !== 'settling' || this.clock.now() >= deadline) return { after, verdict };
+      await this.clock.sleep(SETTLE_POLL_MS);
+    }
+    return null;
+  }
+
+  private async actWithoutSystemd(): Promise<Outcome> {
+    const { verb, unit } = this;
+    const plan = unit ? legacyVerbArgv(verb, unit) : { supported: false as const, reason: `${verb} needs systemd` };
+    if (!plan.supported) return notActed('failed', plan.reason);
+    // An init script leaves no state to compare: whether an earlier attempt's command took effect
+    // cannot be told, and sending it again could be a second outage. Only status is harmless.
+    if (this.earlier.clearedMsAgo !== null && verb !== 'status') {
+      return notActed(
+        'failed',
+        `an earlier attempt sent \`${plan.argv.join(' ')}\` and its result was lost; not repeated (a host without systemd cannot show whether it took effect)`,
+      );
+    }
+    await this.hooks.clearToAct(null);
+    const result = await this.exec(plan.argv, this.hooks.onOutput);
+    const verdict = legacySucceeded(verb, result.exitCode);
+    return {
+      result: verdict.ok ? 'succeeded' : 'failed',
+      reason: verdict.ok ? `service ${verb} done (host without systemd)` : verdict.reason,
+      exitCode: result.exitCode,
+      before: null,
+      after: null,
+      output: joinOutput(result.stdout, result.stderr),
+    };
+  }
+}
