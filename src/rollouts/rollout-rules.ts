@@ -7,13 +7,13 @@ import type { UnitSnapshot, Verb } from '@drover/protocol';
 import { type Amount, resolvePercent } from './planner';
 
 /** What a unit looked like right after the action: the gate holds it to this. */
-export interface UnitBaseline {
+export type UnitBaseline = {
   unit: string;
   activeState: string;
   subState: string;
   mainPid: number | null;
   nRestarts: number | null;
-}
+};
 
 /** What the gate reads of a unit at each check. */
 export type UnitReading = Pick<UnitSnapshot, 'activeState' | 'subState' | 'mainPid' | 'nRestarts'>;
