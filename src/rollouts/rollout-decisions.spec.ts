@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { UnitSnapshot } from '@drover/protocol';
+import { unitSnapshot } from '../../test/factories/unit-snapshot.factory';
 import { type RolloutHostState, rolloutStrategySchema } from './dto/rollout.dto';
 import type { Overlap } from './rollout-admission';
 import {
@@ -100,6 +101,11 @@ function batch(index: number, hosts: string[], run = 1, finished = false) {
   return { id: `b${index}`, index, run, hosts, finishedAt: finished ? new Date(T0 - 1_000) : null };
 }
 
+/** A running rollout acting on nginx.service on web-1 too. */
+function overlap(rolloutId: string, admissionSeq: bigint, inFlight: boolean): Overlap {
+  return { rolloutId, status: 'running', admissionSeq, hosts: ['web-1'], units: ['nginx.service'], inFlight };
+}
+
 function eventTypes(decision: Decision): string[] {
   return decision.events.map((event) => event.type);
 }
@@ -120,26 +126,7 @@ function canaryHealthy(options: Parameters<typeof rolloutState>[0] = {}) {
 }
 
 function snapshot(mainPid: number): UnitSnapshot {
-  return {
-    id: 'nginx.service',
-    loadState: 'loaded',
-    activeState: 'active',
-    subState: 'running',
-    mainPid,
-    nRestarts: 0,
-    unitFileState: 'enabled',
-    needDaemonReload: false,
-    activeEnterTimestamp: null,
-    activeEnterTimestampMonotonic: '0',
-    invocationId: 'a',
-    canReload: true,
-    canStart: true,
-    canStop: true,
-    result: 'success',
-    description: null,
-    startLimitBurst: 5,
-    startLimitIntervalUSec: '10000000',
-  };
+  return unitSnapshot({ mainPid });
 }
 
 describe('advance: batches, gates and completion', () => {
@@ -472,14 +459,7 @@ describe('the deadline', () => {
 });
 
 describe('the queue', () => {
-  const blocker: Overlap = {
-    rolloutId: 'r0',
-    status: 'running',
-    admissionSeq: 4n,
-    hosts: ['web-1'],
-    units: ['nginx.service'],
-    inFlight: true,
-  };
+  const blocker = overlap('r0', 4n, true);
 
   it('stays queued behind a rollout admitted before it, and starts once there is none', () => {
     const state = rolloutState({ rollout: { status: 'queued', blockedBy: ['r0'], reason: 'queued' } });
@@ -544,14 +524,7 @@ describe('retry', () => {
   });
 
   it('queues behind rollouts admitted since, leaving interrupted hosts for when it starts', () => {
-    const blocker: Overlap = {
-      rolloutId: 'r9',
-      status: 'running',
-      admissionSeq: 9n,
-      hosts: ['web-2'],
-      units: ['nginx.service'],
-      inFlight: false,
-    };
+    const blocker = overlap('r9', 9n, false);
     const retried = decided(control(aborted(), 'retry', { by: 'ops', blockers: [blocker] }));
     assert.equal(retried.state.rollout.status, 'queued');
     assert.deepEqual(retried.state.rollout.blockedBy, ['r9']);

@@ -1,33 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { UnitSnapshot } from '@drover/protocol';
+import { unitSnapshot } from '../../test/factories/unit-snapshot.factory';
 import { failureBudgetExceeded, judgeGate, nextBatchSize, unitGateProblem } from './rollout-rules';
 
 const baseline = { unit: 'nginx.service', activeState: 'active', subState: 'running', mainPid: 100, nRestarts: 0 };
 
-function snapshot(overrides: Partial<UnitSnapshot>): UnitSnapshot {
-  return {
-    id: 'nginx.service',
-    loadState: 'loaded',
-    activeState: 'active',
-    subState: 'running',
-    mainPid: 100,
-    nRestarts: 0,
-    unitFileState: 'enabled',
-    needDaemonReload: false,
-    activeEnterTimestamp: null,
-    activeEnterTimestampMonotonic: '0',
-    invocationId: 'a',
-    canReload: true,
-    canStart: true,
-    canStop: true,
-    result: 'success',
-    description: null,
-    startLimitBurst: 5,
-    startLimitIntervalUSec: '10000000',
-    ...overrides,
-  };
-}
+const snapshot = unitSnapshot;
 
 describe('unitGateProblem', () => {
   it('passes a unit that kept its process and restart count', () => {
