@@ -376,16 +376,24 @@ describe('the failure budget (maxFailures)', () => {
 describe('the availability budget (maxUnavailable)', () => {
   const limited = { rollout: { maxUnavailable: 2 }, strategy: { batches: { size: 2 } } };
 
+  /** web-3 and web-4 done in batch 0 (their units may have gone down since). */
+  const halfDone = () =>
+    rolloutState({
+      ...limited,
+      hosts: [host('web-3', 'succeeded', 0), host('web-4', 'succeeded', 0)],
+      batches: [batch(0, ['web-3', 'web-4'], 1, true)],
+    });
+
   it('asks for a census before a batch, then cuts the batch to what the budget leaves', () => {
-    const first = advance(rolloutState(limited), NOTHING);
+    const first = advance(halfDone(), NOTHING);
     assert.equal(first.wantsCensus, true);
     assert.equal(first.proposal, undefined);
     const decision = planBatch(first.state, new Set(['id-web-4']));
-    assert.deepEqual(decision.proposal, { hostIds: ['id-web-1'], index: 0, run: 1, unavailableAtStart: 1 });
+    assert.deepEqual(decision.proposal, { hostIds: ['id-web-1'], index: 1, run: 1, unavailableAtStart: 1 });
   });
 
   it('waits while the budget is spent, says so once, and clears the reason when a batch starts', () => {
-    const state = rolloutState(limited);
+    const state = halfDone();
     const waiting = planBatch(state, new Set(['id-web-3', 'id-web-4']));
     assert.equal(waiting.proposal, undefined);
     assert.equal(waiting.nextStepInMs, AVAILABILITY_POLL_MS);
@@ -402,9 +410,28 @@ describe('the availability budget (maxUnavailable)', () => {
     assert.deepEqual(started.events, [
       {
         type: 'batch.started',
-        data: { index: 0, run: 1, hosts: ['web-1', 'web-2'], unavailableAtStart: 0, operationId: 'op-9' },
+        data: { index: 1, run: 1, hosts: ['web-1', 'web-2'], unavailableAtStart: 0, operationId: 'op-9' },
       },
     ]);
+  });
+
+  it('acts first on hosts whose unit is already down, without counting them twice', () => {
+    // maxUnavailable 1 and web-3 down: waiting for it to come back would wait forever.
+    const one = rolloutState({ rollout: { maxUnavailable: 1 }, strategy: { batches: { size: 2 } } });
+    const first = planBatch(one, new Set(['id-web-3']));
+    assert.deepEqual(first.proposal, { hostIds: ['id-web-3'], index: 0, run: 1, unavailableAtStart: 1 });
+    assert.deepEqual(first.events, []);
+    // With room for one more, the down host and the first up host.
+    const two = planBatch(rolloutState(limited), new Set(['id-web-3']));
+    assert.deepEqual(two.proposal?.hostIds, ['id-web-3', 'id-web-1']);
+    // A host down that this rollout is done with (failed) still takes room: only down hosts left may go.
+    const failed = rolloutState({
+      hosts: [host('web-1', 'failed', 0)],
+      batches: [batch(0, ['web-1'], 1, true)],
+      rollout: { maxUnavailable: 1, maxFailures: 1 },
+    });
+    assert.equal(planBatch(failed, new Set(['id-web-1'])).proposal, undefined);
+    assert.deepEqual(planBatch(failed, new Set(['id-web-1', 'id-web-4'])).proposal?.hostIds, ['id-web-4']);
   });
 
   it('plans nothing while a batch is in flight or the rollout is not running', () => {

@@ -15,7 +15,14 @@ import {
 } from './dto/rollout.dto';
 import { blockersOf, type Overlap, queuedReason } from './rollout-admission';
 import type { CheckedUnit, RolloutEventInput } from './rollout-events';
-import { baselineOf, failureBudgetExceeded, judgeGate, nextBatchSize, type UnitBaseline } from './rollout-rules';
+import {
+  baselineOf,
+  downFirst,
+  failureBudgetExceeded,
+  judgeGate,
+  nextBatchSize,
+  type UnitBaseline,
+} from './rollout-rules';
 
 /** How often hosts in their health gate are checked. */
 export const GATE_CHECK_INTERVAL_MS = 1_000;
@@ -542,7 +549,8 @@ function planIn(draft: Draft, down: ReadonlySet<string>): Decision {
     return draft.decide({ nextStepInMs: ACTING_POLL_MS });
   }
   if (draft.hosts(['acting', 'gating']).length > 0) return draft.decide({ nextStepInMs: ACTING_POLL_MS });
-  const pending = draft.hosts(['pending']);
+  // Hosts whose unit is down already go first: acting on them cannot take anything more down.
+  const pending = downFirst(draft.hosts(['pending']), (host) => down.has(host.id));
   const downNow = draft.hosts().filter((host) => down.has(host.id)).length;
   const size = nextBatchSize({
     sizes: rollout.strategy.batches.sizes ?? [rollout.strategy.batches.size ?? 1],
@@ -551,6 +559,7 @@ function planIn(draft: Draft, down: ReadonlySet<string>): Decision {
     remaining: pending.length,
     maxUnavailable: rollout.maxUnavailable,
     downNow,
+    downPending: pending.filter((host) => down.has(host.id)).length,
   });
   if (size === 0) {
     const reason =

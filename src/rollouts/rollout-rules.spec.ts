@@ -77,4 +77,11 @@ describe('failure budget and batch size', () => {
     assert.equal(nextBatchSize({ ...input, downNow: 3 }), 0);
     assert.equal(nextBatchSize({ ...input, downNow: 5 }), 0);
   });
+  it('lets hosts left whose unit is already down in without counting them twice', () => {
+    const input = { sizes: [5], batchOfRun: 0, total: 10, remaining: 10, maxUnavailable: 1 };
+    assert.equal(nextBatchSize({ ...input, downNow: 1, downPending: 1 }), 1, 'the down host, no other');
+    assert.equal(nextBatchSize({ ...input, maxUnavailable: 3, downNow: 1, downPending: 1 }), 3, 'it and 2 more');
+    assert.equal(nextBatchSize({ ...input, downNow: 3, downPending: 2 }), 2, 'only the down ones while 3 are down');
+    assert.equal(nextBatchSize({ ...input, sizes: [1], downNow: 3, downPending: 3 }), 1, 'within the batch size');
+  });
 });
