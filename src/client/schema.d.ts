@@ -1549,8 +1549,9 @@ export interface components {
             maxUnavailable: {
                 /** @description maxUnavailable as a number of hosts; null when not limited */
                 allowed: number | null;
+                /** @description Hosts whose unit is not active (or never discovered) now */
                 alreadyDown: number;
-                /** @description allowed - alreadyDown: no batch is larger; null when not limited */
+                /** @description allowed - alreadyDown: how many hosts whose unit is up may go down at once while the hosts already down are (those are acted on first and take no room: acting on them cannot take anything more down); null when not limited */
                 effectiveBatchCap: number | null;
             };
             healthGate: {

@@ -70,6 +70,29 @@ describe('planBatches', () => {
     );
   });
 
+  it('puts hosts already down first; they take no room under the cap while they are down', () => {
+    const hosts = names(5);
+    const down = new Set(['h-0001', 'h-0003']);
+    // maxUnavailable 1 with 2 down: only the down ones until both were acted on, then one at a time.
+    assert.deepEqual(
+      planBatches(hosts, { batches: { size: 3 }, cap: 1, down }).batches.map((batch) => batch.hosts),
+      [['h-0001', 'h-0003'], ['h-0000'], ['h-0002'], ['h-0004']],
+    );
+    // maxUnavailable 3 with 2 down: they and one more, then batches of 3.
+    assert.deepEqual(
+      planBatches(hosts, { batches: { size: 5 }, cap: 3, down }).batches.map((batch) => batch.hosts),
+      [
+        ['h-0001', 'h-0003', 'h-0000'],
+        ['h-0002', 'h-0004'],
+      ],
+    );
+    // The batch size still bounds a batch of down hosts.
+    assert.deepEqual(
+      planBatches(hosts, { batches: { size: 1 }, cap: 1, down }).batches.map((batch) => batch.hosts[0]),
+      ['h-0001', 'h-0003', 'h-0000', 'h-0002', 'h-0004'],
+    );
+  });
+
   it('refuses a cap that admits no host', () => {
     assert.throws(() => planBatches(names(3), { batches: { size: 1 }, cap: 0 }), RangeError);
   });

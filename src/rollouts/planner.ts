@@ -35,7 +35,7 @@ export interface UnavailabilityCap {
   /** maxUnavailable in hosts; null when not limited. */
   allowed: number | null;
   alreadyDown: number;
-  /** The largest batch that keeps `allowed` hosts down at most; null when not limited. */
+  /** How many hosts whose unit is up may go down while those already down are; null when not limited. */
   effectiveBatchCap: number | null;
 }
 
@@ -116,25 +116,33 @@ export function unavailabilityCap(
 
 /**
  * Cuts ordered hosts into batches: the sizes in turn, the last repeating until every host is in
- * one, each at most `cap` hosts (the unavailability limit). Every host lands in exactly one batch,
- * in order. `cap` must be at least 1: a rollout that may take no host down cannot start at all.
+ * one, each at most `cap` hosts (the unavailability limit). Every host lands in exactly one batch.
+ * Hosts in `down` (their unit is not active already) go first, and take no room under the cap
+ * while they are down: acting on them cannot take anything more down. So a batch is cut to the
+ * cap minus the hosts still down that no batch took yet, plus those it takes; the rest keep their
+ * order. `cap` must be at least 1: a rollout that may take no host down cannot start at all.
  */
 export function planBatches(
   hosts: readonly string[],
-  strategy: { batches: BatchSizes; cap: number | null },
+  strategy: { batches: BatchSizes; cap: number | null; down?: ReadonlySet<string> | undefined },
 ): { batches: Batch[] } {
   const { batches: spec, cap } = strategy;
+  const down = strategy.down ?? new Set<string>();
   if (cap !== null && cap < 1) throw new RangeError(`a batch cap of ${cap} admits no host`);
   const sizes = spec.sizes ?? (spec.size === undefined ? [] : [spec.size]);
   const last = sizes[sizes.length - 1];
   if (last === undefined) throw new RangeError('no batch size given');
+  const ordered = [...hosts.filter((host) => down.has(host)), ...hosts.filter((host) => !down.has(host))];
+  const downCount = ordered.length - hosts.filter((host) => !down.has(host)).length;
   const batches: Batch[] = [];
   let next = 0;
-  while (next < hosts.length) {
-    const wanted = resolvePercent(sizes[batches.length] ?? last, hosts.length);
+  while (next < ordered.length) {
+    const wanted = resolvePercent(sizes[batches.length] ?? last, ordered.length);
     if (wanted < 1) throw new RangeError('a batch size must be at least 1');
-    const size = Math.min(wanted, cap ?? wanted, hosts.length - next);
-    batches.push({ index: batches.length, size, hosts: hosts.slice(next, next + size) });
+    const downLeft = Math.max(0, downCount - next);
+    const room = cap === null ? wanted : Math.max(0, cap - downLeft) + downLeft;
+    const size = Math.min(wanted, room, ordered.length - next);
+    batches.push({ index: batches.length, size, hosts: ordered.slice(next, next + size) });
     next += size;
   }
   return { batches };

@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { rolloutControlAction, type RolloutControl } from '@drover/protocol';
 import { auditActorOf } from '../audit/audit-actor';
 import type { RequestActor } from '../common/auth/auth.decorators';
 import {
@@ -8,9 +9,9 @@ import {
   UnprocessableError,
 } from '../common/errors/domain-errors';
 import type { Principal } from '../common/auth/principal';
-import { isUnfinishedRollout, rolloutControlAction, type RolloutControl } from '@drover/protocol';
-import type { RolloutResponse, RolloutStrategy } from './dto/rollout.dto';
-import { describeOverlaps, queuedReason } from './rollout-admission';
+import type { RolloutResponse } from './dto/rollout.dto';
+import { describeOverlaps } from './rollout-admission';
+import { control } from './rollout-decisions';
 import { LockedRollout, RolloutsRepository } from './rollouts.repository';
 import { RolloutAuthorityService } from './rollout-authority.service';
 import { RolloutsService } from './rollouts.service';
@@ -58,13 +59,26 @@ export class RolloutControlService {
           );
         }
         await this.assertMayGoOn(locked, action);
-        const detail = await this.apply(locked, action, actor, reason, onOverlap ?? 'reject');
-        locked.event(`rollout.${detail.event}`, {
-          by: actor.tokenName,
-          reason: reason ?? null,
-          status: locked.rollout.status,
-          ...(locked.rollout.status === 'queued' ? { blockedBy: locked.rollout.blockedBy } : {}),
-        });
+        // A retry queues behind (or is refused for) the overlapping rollouts admitted since.
+        const blockers = action === 'retry' ? await locked.overlaps() : [];
+        const decision = control(await locked.state(), action, { by: actor.tokenName, reason, blockers });
+        if ('refused' in decision) {
+          throw new StateConflictError(
+            `rollout_cannot_${action}`,
+            `cannot ${action} rollout ${id}: ${decision.refused}`,
+          );
+        }
+        if (blockers.length > 0 && (onOverlap ?? 'reject') === 'reject') {
+          throw new StateConflictError(
+            'rollout_overlaps',
+            `cannot retry rollout ${id}: a rollout admitted since acts on some of the same hosts and units: ` +
+              `${describeOverlaps(blockers)}; retrying now could undo it. Send onOverlap 'queue' to run the retry after it`,
+            'onOverlap',
+          );
+        }
+        // A retry is admitted again: it takes a new place at the end of the order of admission.
+        if (action === 'retry') await locked.readmit();
+        await locked.apply(decision);
         await locked.audit(
           auditActorOf(actor),
           rolloutControlAction(action),
@@ -72,7 +86,7 @@ export class RolloutControlService {
           { status: locked.rollout.status },
           reason,
         );
-        return detail;
+        return decision;
       },
       // A retry is admitted again, in order with new rollouts.
       { admission: action === 'retry' },
@@ -99,85 +113,6 @@ export class RolloutControlService {
         'rollout_authority_lost',
         `cannot ${action} rollout ${locked.rollout.id}: ${lost}. Start a new rollout with a token that may act on these hosts`,
       );
-    }
-  }
-
-  private async apply(
-    locked: LockedRollout,
-    action: RolloutControl,
-    actor: RequestActor,
-    reason: string | undefined,
-    onOverlap: 'queue' | 'reject',
-  ): Promise<{ event: string; quiesced?: boolean }> {
-    const { rollout } = locked;
-    const refuse = (why: string): never => {
-      throw new StateConflictError(`rollout_cannot_${action}`, `cannot ${action} rollout ${rollout.id}: ${why}`);
-    };
-    const by = `by ${actor.tokenName}${reason ? `: ${reason}` : ''}`;
-    switch (action) {
-      case 'pause':
-        if (rollout.status !== 'running') refuse(`it is ${rollout.status}`);
-        await locked.update({ status: 'paused', reason: `paused ${by}` });
-        return { event: 'paused' };
-      case 'resume':
-        if (rollout.status !== 'paused') {
-          refuse(
-            rollout.status === 'awaiting_approval' ? 'it awaits approval (approve it)' : `it is ${rollout.status}`,
-          );
-        }
-        await locked.update({ status: 'running', reason: null });
-        return { event: 'resumed' };
-      case 'approve': {
-        const strategy = rollout.strategy as unknown as RolloutStrategy;
-        const early = rollout.status === 'running' && strategy.approveAfterCanary && rollout.approvedAt === null;
-        if (rollout.status !== 'awaiting_approval' && !early) refuse(`it is ${rollout.status} and awaits no approval`);
-        await locked.update({
-          status: 'running',
-          reason: null,
-          approvedAt: new Date(),
-          approvedBy: actor.tokenName,
-        });
-        return { event: 'approved' };
-      }
-      case 'cancel': {
-        if (!isUnfinishedRollout(rollout.status)) refuse(`it already ended ${rollout.status}`);
-        // With hosts in flight, the step that sees the last of them end queues the discoveries.
-        const quiesced = await locked.cancel(`cancelled ${by}`);
-        return { event: 'finished', quiesced };
-      }
-      case 'retry': {
-        const failed = await locked.countHosts(['failed', 'cancelled', 'interrupted']);
-        if (isUnfinishedRollout(rollout.status)) refuse(`it is ${rollout.status}`);
-        if (failed === 0) refuse('every host already succeeded');
-        if ((await locked.countHosts(['acting'])) > 0) refuse('tasks of its last batch still run; retry once they end');
-        const blockers = await locked.overlaps();
-        if (blockers.length > 0 && onOverlap === 'reject') {
-          throw new StateConflictError(
-            'rollout_overlaps',
-            `cannot retry rollout ${rollout.id}: a rollout admitted since acts on some of the same hosts and units: ` +
-              `${describeOverlaps(blockers)}; retrying now could undo it. Send onOverlap 'queue' to run the retry after it`,
-            'onOverlap',
-          );
-        }
-        await locked.readmit();
-        const strategy = rollout.strategy as unknown as RolloutStrategy;
-        // Done hosts stay done; hosts acted on but not yet proven healthy are checked, not acted on
-        // again (once it runs: a queued rollout's gate would hold units its blockers act on).
-        if (blockers.length === 0) await locked.regateInterrupted();
-        await locked.updateHosts(['failed', 'cancelled'], { state: 'pending', reason: null, finishedAt: null });
-        await locked.update({
-          status: blockers.length > 0 ? 'queued' : 'running',
-          reason: blockers.length > 0 ? queuedReason(blockers) : null,
-          blockedBy: blockers.map((blocker) => blocker.rolloutId),
-          runs: { increment: 1 },
-          finishedAt: null,
-          nextBatchAt: null,
-          approvedAt: null,
-          approvedBy: null,
-          deadlineAt: strategy.deadlineMs === undefined ? null : new Date(Date.now() + strategy.deadlineMs),
-        });
-        return { event: 'retried' };
-      }
     }
   }
 }

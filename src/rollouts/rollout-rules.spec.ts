@@ -1,33 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { UnitSnapshot } from '@drover/protocol';
+import { unitSnapshot } from '../../test/factories/unit-snapshot.factory';
 import { failureBudgetExceeded, judgeGate, nextBatchSize, unitGateProblem } from './rollout-rules';
 
 const baseline = { unit: 'nginx.service', activeState: 'active', subState: 'running', mainPid: 100, nRestarts: 0 };
 
-function snapshot(overrides: Partial<UnitSnapshot>): UnitSnapshot {
-  return {
-    id: 'nginx.service',
-    loadState: 'loaded',
-    activeState: 'active',
-    subState: 'running',
-    mainPid: 100,
-    nRestarts: 0,
-    unitFileState: 'enabled',
-    needDaemonReload: false,
-    activeEnterTimestamp: null,
-    activeEnterTimestampMonotonic: '0',
-    invocationId: 'a',
-    canReload: true,
-    canStart: true,
-    canStop: true,
-    result: 'success',
-    description: null,
-    startLimitBurst: 5,
-    startLimitIntervalUSec: '10000000',
-    ...overrides,
-  };
-}
+const snapshot = unitSnapshot;
 
 describe('unitGateProblem', () => {
   it('passes a unit that kept its process and restart count', () => {
@@ -98,5 +76,12 @@ describe('failure budget and batch size', () => {
     assert.equal(nextBatchSize({ ...input, downNow: 2 }), 1);
     assert.equal(nextBatchSize({ ...input, downNow: 3 }), 0);
     assert.equal(nextBatchSize({ ...input, downNow: 5 }), 0);
+  });
+  it('lets hosts left whose unit is already down in without counting them twice', () => {
+    const input = { sizes: [5], batchOfRun: 0, total: 10, remaining: 10, maxUnavailable: 1 };
+    assert.equal(nextBatchSize({ ...input, downNow: 1, downPending: 1 }), 1, 'the down host, no other');
+    assert.equal(nextBatchSize({ ...input, maxUnavailable: 3, downNow: 1, downPending: 1 }), 3, 'it and 2 more');
+    assert.equal(nextBatchSize({ ...input, downNow: 3, downPending: 2 }), 2, 'only the down ones while 3 are down');
+    assert.equal(nextBatchSize({ ...input, sizes: [1], downNow: 3, downPending: 3 }), 1, 'within the batch size');
   });
 });

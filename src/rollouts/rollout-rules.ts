@@ -7,13 +7,13 @@ import type { UnitSnapshot, Verb } from '@drover/protocol';
 import { type Amount, resolvePercent } from './planner';
 
 /** What a unit looked like right after the action: the gate holds it to this. */
-export interface UnitBaseline {
+export type UnitBaseline = {
   unit: string;
   activeState: string;
   subState: string;
   mainPid: number | null;
   nRestarts: number | null;
-}
+};
 
 /** What the gate reads of a unit at each check. */
 export type UnitReading = Pick<UnitSnapshot, 'activeState' | 'subState' | 'mainPid' | 'nRestarts'>;
@@ -103,7 +103,9 @@ export function failureBudgetExceeded(failed: number, maxFailures: number): bool
 /**
  * The size of the next batch: the strategy's size for this batch of the run (the last size
  * repeats), no more than the hosts left, and no more than the availability limit leaves room for
- * given how many units are down right now. 0 means the batch must wait.
+ * given how many units are down right now. Hosts left whose unit is already down (`downPending`,
+ * counted in `downNow` too) go first and take no room: acting on them cannot take anything more
+ * down. 0 means the batch must wait.
  */
 export function nextBatchSize(input: {
   sizes: readonly Amount[];
@@ -112,10 +114,19 @@ export function nextBatchSize(input: {
   remaining: number;
   maxUnavailable: number | null;
   downNow: number;
+  downPending?: number;
 }): number {
   const last = input.sizes[input.sizes.length - 1];
   if (last === undefined) throw new RangeError('no batch size given');
   const wanted = resolvePercent(input.sizes[input.batchOfRun] ?? last, input.total);
-  const room = input.maxUnavailable === null ? wanted : Math.max(0, input.maxUnavailable - input.downNow);
+  const room =
+    input.maxUnavailable === null
+      ? wanted
+      : Math.max(0, input.maxUnavailable - input.downNow) + (input.downPending ?? 0);
   return Math.min(wanted, room, input.remaining);
+}
+
+/** Hosts whose unit is already down first (acting on them takes nothing more down), each part in order. */
+export function downFirst<H>(hosts: readonly H[], isDown: (host: H) => boolean): H[] {
+  return [...hosts.filter(isDown), ...hosts.filter((host) => !isDown(host))];
 }

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { AUDIT_ACTION, rolloutControlAction } from '@drover/protocol';
+import { AUDIT_ACTION, type AuditAction, rolloutControlAction } from '@drover/protocol';
 import type { AuditActor } from '../audit/audit-actor';
 import { ResourceNotFoundError } from '../common/errors/domain-errors';
 import {
@@ -16,6 +16,10 @@ import { PrismaService } from '../infra/prisma/prisma.service';
 import { countsByOwner } from '../infra/prisma/state-counts';
 import { NewOperation, OperationsRepository } from '../operations/operations.repository';
 import { Admission, Overlap } from './rollout-admission';
+import type { RolloutStrategy } from './dto/rollout.dto';
+import { type HostPatch, type LastCheck, type RolloutChange, type RolloutState, supersede } from './rollout-decisions';
+import type { RolloutEventInput } from './rollout-events';
+import type { UnitBaseline } from './rollout-rules';
 
 export type { Rollout, RolloutBatch, RolloutEvent, RolloutHost, RolloutHostState, RolloutStatus };
 
@@ -138,6 +142,16 @@ async function findOverlaps(
   return [...byRollout.values()];
 }
 
+/** A host patch of a decision as Prisma writes it (a JSON column set to null is SQL NULL). */
+function hostData(set: HostPatch): Prisma.RolloutHostUpdateManyMutationInput {
+  const { baseline, lastCheck, ...plain } = set;
+  return {
+    ...plain,
+    ...(baseline === undefined ? {} : { baseline: baseline ?? Prisma.DbNull }),
+    ...(lastCheck === undefined ? {} : { lastCheck: lastCheck ?? Prisma.DbNull }),
+  };
+}
+
 /**
  * What a rollout's step may do while it holds the rollout's row lock. Every change of a rollout
  * goes through one of these, so steps of any number of workers and control requests never
@@ -151,6 +165,66 @@ export class LockedRollout {
     private readonly operations: OperationsRepository,
     readonly rollout: Rollout,
   ) {}
+
+  /** The rollout, its hosts and its batches as the decisions read them (rollout-decisions.ts). */
+  async state(now = Date.now()): Promise<RolloutState> {
+    const [hosts, batches] = await Promise.all([
+      this.hosts(),
+      this.tx.rolloutBatch.findMany({
+        where: { rolloutId: this.rollout.id },
+        orderBy: { index: 'asc' },
+        select: { id: true, index: true, run: true, hosts: true, finishedAt: true },
+      }),
+    ]);
+    return {
+      now,
+      rollout: { ...this.rollout, strategy: this.rollout.strategy as unknown as RolloutStrategy },
+      hosts: hosts.map((host) => ({
+        ...host,
+        baseline: host.baseline as unknown as UnitBaseline[] | null,
+        lastCheck: host.lastCheck as unknown as LastCheck | null,
+      })),
+      batches,
+    };
+  }
+
+  /** Writes a decision's changes in order, and appends its events. */
+  async apply(decision: { changes: readonly RolloutChange[]; events: readonly RolloutEventInput[] }): Promise<void> {
+    for (const change of decision.changes) {
+      switch (change.kind) {
+        case 'rollout':
+          await this.update(change.set);
+          break;
+        case 'host':
+          await this.tx.rolloutHost.update({ where: { id: change.id }, data: hostData(change.set) });
+          break;
+        case 'hosts':
+          await this.updateHosts(change.in, hostData(change.set));
+          break;
+        case 'finishBatch':
+          await this.finishBatch(change.batchId);
+          break;
+        case 'cancelQueuedTasks':
+          await this.cancelQueuedTasks(change.operationIds, change.reason);
+          break;
+        case 'audit':
+          await this.audit(
+            {
+              actorTokenId: this.rollout.requestedByTokenId,
+              actorName: this.rollout.requestedBy,
+              requestId: this.rollout.requestId,
+              sourceAddress: null,
+            },
+            change.action,
+            change.result,
+            change.parameters,
+            change.reason ?? undefined,
+          );
+          break;
+      }
+    }
+    for (const event of decision.events) this.event(event);
+  }
 
   hosts(states?: RolloutHostState[]): Promise<RolloutHost[]> {
     return this.tx.rolloutHost.findMany({
@@ -195,7 +269,7 @@ export class LockedRollout {
   }
 
   /** Appends an event; the events of one locked section are written together when it ends. */
-  event(type: string, data: Prisma.InputJsonObject): void {
+  event({ type, data }: RolloutEventInput): void {
     this.pendingEvents.push({ rolloutId: this.rollout.id, type, data });
   }
 
@@ -205,7 +279,13 @@ export class LockedRollout {
     await this.tx.rolloutEvent.createMany({ data: this.pendingEvents.splice(0) });
   }
 
-  async audit(actor: AuditActor, action: string, result: string, parameters: Prisma.InputJsonObject, reason?: string) {
+  async audit(
+    actor: AuditActor,
+    action: AuditAction,
+    result: string,
+    parameters: Prisma.InputJsonObject,
+    reason?: string,
+  ) {
     await this.tx.auditEvent.create({
       data: {
         ...actor,
@@ -221,22 +301,6 @@ export class LockedRollout {
   /** The tasks of the given operations not started by any worker yet end as cancelled. */
   cancelQueuedTasks(operationIds: string[], reason: string): Promise<number> {
     return this.operations.cancelQueuedTasks(this.tx, operationIds, reason);
-  }
-
-  /**
-   * Ends the rollout as cancelled: hosts not started are cancelled, tasks no worker took yet too;
-   * tasks running finish (their hosts are then interrupted, not gated). Returns whether it came to
-   * rest at once (no host in flight).
-   */
-  async cancel(reason: string): Promise<boolean> {
-    await this.update({ status: 'cancelled', reason, finishedAt: new Date(), nextBatchAt: null, blockedBy: [] });
-    await this.updateHosts(['pending'], { state: 'cancelled', reason: 'not started: the rollout was cancelled' });
-    const acting = await this.hosts(['acting']);
-    await this.cancelQueuedTasks(
-      [...new Set(acting.flatMap((host) => (host.operationId ? [host.operationId] : [])))],
-      `the rollout was ${reason}`,
-    );
-    return acting.length === 0 && (await this.countHosts(['gating'])) === 0;
   }
 
   /** Other rollouts overlapping this one's hosts and units (see findOverlaps). */
@@ -258,28 +322,11 @@ export class LockedRollout {
   }
 
   /**
-   * Hosts acted on but not proven healthy (interrupted) go back to their health gate, without
-   * acting again. Their baseline is as old as their action: the gate reads the units again (a
-   * lastCheck set means the next check reads the hosts instead of taking the baseline as it).
-   */
-  async regateInterrupted(): Promise<void> {
-    const now = new Date();
-    await this.updateHosts(['interrupted'], {
-      state: 'gating',
-      reason: null,
-      gateStartedAt: now,
-      healthySince: null,
-      lastCheck: { at: now.toISOString(), healthy: false, problems: ['not checked since the retry'], units: {} },
-      finishedAt: null,
-    });
-  }
-
-  /**
    * Starts a batch: its operation (one task per host and unit, all at once, audited as any
    * operation), the batch row, and the hosts marked acting — in one transaction.
    */
   async startBatch(
-    hosts: RolloutHost[],
+    hosts: Pick<RolloutHost, 'id' | 'hostId' | 'hostName' | 'units'>[],
     batch: { index: number; run: number; unavailableAtStart: number },
     operation: NewOperation,
     actor: AuditActor,
@@ -372,8 +419,8 @@ export class RolloutsRepository {
         for (const overlap of [...admission.cancel].sort((a, b) => (a.rolloutId < b.rolloutId ? -1 : 1))) {
           const quiesced = await this.lockedIn(tx, overlap.rolloutId, async (older) => {
             const reason = describe.superseded(created.id);
-            const quiet = await older.cancel(reason);
-            older.event('rollout.finished', { status: 'cancelled', reason, supersededBy: created.id });
+            const decision = supersede(await older.state(), reason, created.id);
+            await older.apply(decision);
             await older.audit(
               actor,
               rolloutControlAction('cancel'),
@@ -381,7 +428,7 @@ export class RolloutsRepository {
               { status: 'cancelled', supersededBy: created.id },
               reason,
             );
-            return quiet;
+            return decision.quiesced;
           });
           if (quiesced !== null) superseded.push({ id: overlap.rolloutId, quiesced });
         }

@@ -126,9 +126,6 @@ function toEventMessage(event: RolloutEvent): RolloutEventMessage {
   };
 }
 
-/** How many host names a problem spells out before it just counts the rest. */
-const HOSTS_NAMED = 5;
-
 interface TargetHost {
   id: string;
   name: string;
@@ -142,11 +139,6 @@ function boundsTarget(host: Host): BoundsTarget {
 
 function byName(a: { name: string }, b: { name: string }): number {
   return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
-}
-
-function nameSome(names: readonly string[]): string {
-  const more = names.length > HOSTS_NAMED ? ` and ${names.length - HOSTS_NAMED} more` : '';
-  return `${names.slice(0, HOSTS_NAMED).join(', ')}${more}`;
 }
 
 /** A host's units summed up: active only when all are; a unit never discovered is `unknown`. */
@@ -371,19 +363,16 @@ export class RolloutsService {
 
     const problems = probeProblems(strategy.healthGate.probes, catalogue, actedUnits);
     if (total === 0) problems.push(`no selected host has a discovered unit matching '${strategy.unit}'`);
-    const cannotStart = cap.effectiveBatchCap !== null && cap.effectiveBatchCap < 1;
-    if (cannotStart) {
-      problems.push(
-        `maxUnavailable allows ${cap.allowed} host(s) down at once and ${cap.alreadyDown} already are ` +
-          `(${nameSome(alreadyUnavailable)}), so no batch can start until their units are active again`,
-      );
-    }
-    const { batches } = cannotStart
-      ? { batches: [] }
-      : planBatches(
-          ordered.map((host) => host.name),
-          { batches: strategy.batches, cap: cap.effectiveBatchCap },
-        );
+    // Hosts already down are acted on first and take no room under maxUnavailable (acting on them
+    // cannot take anything more down), as a run does; without a limit the run counts nothing first.
+    const { batches } = planBatches(
+      ordered.map((host) => host.name),
+      {
+        batches: strategy.batches,
+        cap: cap.allowed,
+        down: cap.allowed === null ? undefined : new Set(alreadyUnavailable),
+      },
+    );
     const estimate = estimatedMinimumDurationMs(
       batches.length,
       strategy.healthGate.minHealthyTimeMs,

@@ -103,7 +103,7 @@ describe('rollout plan (dry run)', () => {
     });
   });
 
-  it('caps batches at maxUnavailable minus the units already down, and says when nothing can start', async () => {
+  it('puts hosts already down first, then caps batches at maxUnavailable minus the units still down', async () => {
     const hosts = await addHosts(5, () => ({ suite: 'down' }));
     const [first, second, third, fourth, fifth] = hosts.map((host) => host.name).sort() as [
       string,
@@ -123,22 +123,22 @@ describe('rollout plan (dry run)', () => {
     assert.equal(capped.ok, true);
     assert.deepEqual(capped.maxUnavailable, { allowed: 2, alreadyDown: 1, effectiveBatchCap: 1 });
     assert.deepEqual(capped.alreadyUnavailable, [second]);
+    // The down host first and one more (2 - 1 down); once it was acted on, batches of 2.
     assert.deepEqual(
-      capped.batches.map((batch) => batch.size),
-      [1, 1, 1, 1, 1],
+      capped.batches.map((batch) => batch.hosts),
+      [[second, first], [third, fourth], [fifth]],
     );
     const down = capped.hosts.find((host) => host.name === second)!;
-    assert.deepEqual([down.unitState, down.available], ['failed', false]);
+    assert.deepEqual([down.unitState, down.available, down.batch], ['failed', false, 0]);
 
-    const blocked = await plan({ ...base, maxUnavailable: '20%' });
-    assert.equal(blocked.ok, false);
-    assert.deepEqual(blocked.maxUnavailable, { allowed: 1, alreadyDown: 1, effectiveBatchCap: 0 });
-    assert.deepEqual(blocked.batches, []);
-    assert.ok(blocked.hosts.every((host) => host.batch === null));
-    assert.equal(blocked.problems.length, 1);
-    assert.match(
-      blocked.problems[0]!,
-      new RegExp(`allows 1 host\\(s\\) down at once and 1 already are \\(${second}\\)`),
+    // maxUnavailable 1 with one unit down: that host first, alone, then one at a time (it used to
+    // be refused: no batch could start until the unit came back, which only this rollout would do).
+    const one = await plan({ ...base, maxUnavailable: '20%' });
+    assert.equal(one.ok, true, one.problems.join('; '));
+    assert.deepEqual(one.maxUnavailable, { allowed: 1, alreadyDown: 1, effectiveBatchCap: 0 });
+    assert.deepEqual(
+      one.batches.map((batch) => batch.hosts),
+      [[second], [first], [third], [fourth], [fifth]],
     );
 
     // A unit never discovered on a host is unknown, and counts as down.

@@ -212,11 +212,17 @@ describe('rollouts on a booted fleet', () => {
     const rollout = await waitForSettled(client, created.id);
     assert.equal(rollout.status, 'succeeded', rollout.reason ?? '');
     assert.equal(rollout.batches[0]!.unavailableAtStart, 1, 'the stopped unit counted from the start');
-    assert.equal(rollout.batches[0]!.hosts.length, 1, 'batch cut to 2 - 1 down = 1');
+    assert.deepEqual(
+      [...rollout.batches[0]!.hosts].sort(),
+      [hosts[0]!.name, hosts[2]!.name],
+      'the host already down first (it takes nothing more down), and 2 - 1 down = 1 more',
+    );
     for (const batch of rollout.batches) {
+      // Hosts of the batch already down at its start are counted in unavailableAtStart already.
+      const wereUp = batch.hosts.length - (batch.index === 0 ? 1 : 0);
       assert.ok(
-        batch.hosts.length + batch.unavailableAtStart <= 2,
-        `batch ${batch.index}: ${batch.hosts.length} acting + ${batch.unavailableAtStart} down > 2`,
+        wereUp + batch.unavailableAtStart <= 2,
+        `batch ${batch.index}: ${wereUp} taken down + ${batch.unavailableAtStart} down > 2`,
       );
     }
     assert.ok(
@@ -232,6 +238,28 @@ describe('rollouts on a booted fleet', () => {
     const peak = peakOverlap(downs);
     assert.ok(peak <= 2, `${peak} units were down at once on the hosts`);
     assert.ok(peak >= 2, 'the limit was used (the stopped unit and a restart overlapped)');
+  });
+
+  it('acts first on a host whose unit is already down: maxUnavailable 1 does not wait for it forever', async () => {
+    await onHost(hosts[3]!, `systemctl stop ${UNIT}`);
+    const created = await startRollout(client, {
+      unit: UNIT,
+      selector: SIX,
+      batches: { size: 2 },
+      maxUnavailable: 1,
+      healthGate: { minHealthyTimeMs: 0 },
+    });
+    const rollout = await waitForSettled(client, created.id);
+    assert.equal(rollout.status, 'succeeded', rollout.reason ?? '');
+    assert.deepEqual(rollout.batches[0]!.hosts, [hosts[3]!.name], 'the stopped host first, alone');
+    assert.equal(rollout.batches[0]!.unavailableAtStart, 1);
+    assert.deepEqual(
+      rollout.batches.slice(1).map((batch) => [batch.hosts.length, batch.unavailableAtStart]),
+      rollout.batches.slice(1).map(() => [1, 0]),
+      'then one at a time, with nothing else down',
+    );
+    assert.equal(rollout.batches.length, 6);
+    assert.equal(await onHost(hosts[3]!, `systemctl is-active ${UNIT}`), 'active');
   });
 
   it('pauses (nothing new starts), resumes, and waits for approval after the canary', async () => {

@@ -303,12 +303,16 @@ export class RolloutPlanDto extends createZodDto(
       .describe('maxFailures as a number of hosts'),
     maxUnavailable: z.object({
       allowed: z.number().int().nullable().describe('maxUnavailable as a number of hosts; null when not limited'),
-      alreadyDown: z.number().int(),
+      alreadyDown: z.number().int().describe('Hosts whose unit is not active (or never discovered) now'),
       effectiveBatchCap: z
         .number()
         .int()
         .nullable()
-        .describe('allowed - alreadyDown: no batch is larger; null when not limited'),
+        .describe(
+          'allowed - alreadyDown: how many hosts whose unit is up may go down at once while the hosts already ' +
+            'down are (those are acted on first and take no room: acting on them cannot take anything more ' +
+            'down); null when not limited',
+        ),
     }),
     healthGate: z.object({
       minHealthyTimeMs: z.number().int(),
