@@ -13,6 +13,7 @@ import { RolloutsModule } from './rollouts/rollouts.module';
 import { TaskRunnerService } from './operations/task-runner.service';
 import { DiscoveryService } from './units/discovery.service';
 import { UnitsModule } from './units/units.module';
+import { WebhookDeliveryModule } from './webhooks/webhooks.module';
 
 /** The worker process: the same domain modules as the API, queue consumers instead of HTTP. */
 @Module({})
@@ -31,6 +32,7 @@ export class WorkerModule {
         OperationsModule,
         RolloutsModule,
         AuditModule,
+        WebhookDeliveryModule,
       ],
       providers: [TaskRunnerService, DiscoveryService, LifecycleProcessor],
     };
