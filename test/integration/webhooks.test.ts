@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -20,6 +21,7 @@ type FleetHost = FleetInventory['hosts'][number];
 type Delivery = Schemas['WebhookDelivery'];
 
 const WORKER = path.resolve(__dirname, '../../src/worker.js');
+const CLI = path.resolve(__dirname, '../../src/cli/main.js');
 const UNIT = 'drover-probe.service';
 const SELECTOR = 'fleet=nspawn';
 /** Bounds for state that settles asynchronously (a rollout, retries), not claims about speed. */
@@ -147,6 +149,17 @@ async function eventIdsOfRollout(api: TestApi, rolloutId: string): Promise<strin
   return rows.map((row) => row.id);
 }
 
+/** The webhook event about an operation (its end). */
+async function eventIdOfOperation(api: TestApi, operationId: string): Promise<string> {
+  const [row] = await query<{ id: string }>(
+    api.database.url,
+    `SELECT id::text AS id FROM webhook_events WHERE subject_id = $1`,
+    [operationId],
+  );
+  assert.ok(row, `operation ${operationId} wrote its event`);
+  return row.id;
+}
+
 /** Accepted ids, first arrival of each, in arrival order. */
 function firstArrivals(receiver: Receiver): string[] {
   return [...new Set(receiver.acceptedIds())];
@@ -170,6 +183,10 @@ describe('webhooks', () => {
   let env: Record<string, string>;
   const receiver = new Receiver();
   let subscriptionId = '';
+
+  /** A rolling restart of the probe unit on the four hosts, batch sizes as given. */
+  const restartProbes = (sizes: number[], minHealthyTimeMs: number) =>
+    startRollout(client, { unit: UNIT, selector: SELECTOR, batches: { sizes }, healthGate: { minHealthyTimeMs } });
 
   before(async () => {
     const inventory = await readFleetInventory();
@@ -259,26 +276,16 @@ describe('webhooks', () => {
   });
 
   it('delivers a rollout and an operation on booted hosts, signed, each event once, in order', async () => {
-    const created = await startRollout(client, {
-      unit: UNIT,
-      selector: SELECTOR,
-      batches: { sizes: [1, 2] },
-      healthGate: { minHealthyTimeMs: 500 },
-    });
+    const created = await restartProbes([1, 2], 500);
     const rollout = await waitForSettled(client, created.id, SETTLE_MS);
     assert.equal(rollout.status, 'succeeded', rollout.reason ?? '');
     const operation = await actOnHost(client, hosts[0]!.name, { verb: 'restart', unit: UNIT });
     assert.equal(operation.status, 'succeeded');
 
-    const [operationEvent] = await query<{ id: string }>(
-      api.database.url,
-      `SELECT id::text AS id FROM webhook_events WHERE subject_id = $1`,
-      [operation.id],
-    );
-    assert.ok(operationEvent, 'the operation wrote its event');
-    await waitUntil(() => receiver.acceptedIds().includes(operationEvent.id), 'the operation event arrived', SETTLE_MS);
+    const operationEvent = await eventIdOfOperation(api, operation.id);
+    await waitUntil(() => receiver.acceptedIds().includes(operationEvent), 'the operation event arrived', SETTLE_MS);
 
-    const expected = [...(await eventIdsOfRollout(api, created.id)), operationEvent.id];
+    const expected = [...(await eventIdsOfRollout(api, created.id)), operationEvent];
     assert.deepEqual(receiver.badSignatures, []);
     assert.deepEqual(receiver.acceptedIds(), firstArrivals(receiver), 'no event arrived twice');
     assert.deepEqual(new Set(receiver.acceptedIds()), new Set(expected), 'every event arrived');
@@ -328,12 +335,7 @@ describe('webhooks', () => {
 
   it('loses nothing while the receiver is down (closed port, then 500s) in the middle of a rollout', async () => {
     const before = receiver.accepted.length;
-    const created = await startRollout(client, {
-      unit: UNIT,
-      selector: SELECTOR,
-      batches: { sizes: [1, 1, 1, 1] },
-      healthGate: { minHealthyTimeMs: 1_000 },
-    });
+    const created = await restartProbes([1, 1, 1, 1], 1_000);
     await waitUntil(
       () => receiver.accepted.slice(before).some((item) => item.type === 'rollout.batch.started'),
       'the first batch was announced',
@@ -385,12 +387,7 @@ describe('webhooks', () => {
   it('a slow receiver does not hold a rollout back', async () => {
     const before = receiver.seen.length;
     receiver.mode = 'hold';
-    const created = await startRollout(client, {
-      unit: UNIT,
-      selector: SELECTOR,
-      batches: { sizes: [2, 2] },
-      healthGate: { minHealthyTimeMs: 500 },
-    });
+    const created = await restartProbes([2, 2], 500);
     const rollout = await waitForSettled(client, created.id, SETTLE_MS);
     assert.equal(rollout.status, 'succeeded', rollout.reason ?? '');
     // The rollout finished while its first event was still waiting for the receiver's answer.
@@ -423,15 +420,11 @@ describe('webhooks', () => {
     const doomed = startNodeProcess(WORKER, { ...env, LOG_LEVEL: 'info' });
     await doomed.waitForLine((line) => line.includes('drover worker connected'));
     const first = await actOnHost(client, hosts[1]!.name, { verb: 'restart', unit: UNIT });
-    const [firstEvent] = await query<{ id: string }>(
-      api.database.url,
-      `SELECT id::text AS id FROM webhook_events WHERE subject_id = $1`,
-      [first.id],
-    );
+    const firstEvent = await eventIdOfOperation(api, first.id);
     await waitUntil(() => receiver.heldCount() > 0, 'a delivery is in flight', SETTLE_MS);
     const killed = await doomed.stop('SIGKILL');
     assert.equal(killed.signal, 'SIGKILL');
-    const midway = (await deliveriesOf(client, subscriptionId)).find((d) => d.eventId === firstEvent!.id)!;
+    const midway = (await deliveriesOf(client, subscriptionId)).find((d) => d.eventId === firstEvent)!;
     assert.equal(midway.status, 'pending', 'the delivery was in flight when its worker died');
     assert.equal(midway.attempts, 1);
 
@@ -439,21 +432,17 @@ describe('webhooks', () => {
     receiver.release();
     worker = await startTestWorker({ ...env, WEBHOOK_MAX_ATTEMPTS: '3' });
     const second = await actOnHost(client, hosts[2]!.name, { verb: 'restart', unit: UNIT });
-    const [secondEvent] = await query<{ id: string }>(
-      api.database.url,
-      `SELECT id::text AS id FROM webhook_events WHERE subject_id = $1`,
-      [second.id],
-    );
-    await waitUntil(() => receiver.acceptedIds().includes(secondEvent!.id), 'both events arrived', SETTLE_MS);
+    const secondEvent = await eventIdOfOperation(api, second.id);
+    await waitUntil(() => receiver.acceptedIds().includes(secondEvent), 'both events arrived', SETTLE_MS);
     const arrivals = firstArrivals(receiver);
-    assert.ok(arrivals.indexOf(firstEvent!.id) >= 0, 'the interrupted event arrived');
-    assert.ok(arrivals.indexOf(firstEvent!.id) < arrivals.indexOf(secondEvent!.id), 'in order');
+    assert.ok(arrivals.indexOf(firstEvent) >= 0, 'the interrupted event arrived');
+    assert.ok(arrivals.indexOf(firstEvent) < arrivals.indexOf(secondEvent), 'in order');
     assertDuplicatesAreSameEvent(receiver);
     const log = await deliveriesOf(client, subscriptionId);
-    const rescued = log.find((d) => d.eventId === firstEvent!.id)!;
+    const rescued = log.find((d) => d.eventId === firstEvent)!;
     assert.equal(rescued.status, 'delivered');
     assert.equal(rescued.attempts, 2, 'the lost attempt was made again');
-    assert.ok(receiver.seen.filter((item) => item.eventId === firstEvent!.id).every((item) => item.attempt <= 2));
+    assert.ok(receiver.seen.filter((item) => item.eventId === firstEvent).every((item) => item.attempt <= 2));
   });
 
   it('gives up after the last attempt, and a failed delivery can be sent again by hand', async () => {
@@ -508,6 +497,43 @@ describe('webhooks', () => {
       ['webhook.create', 'webhook.create', 'webhook.redeliver', 'webhook.delete'],
     );
     await down.stop();
+  });
+
+  it('drover webhooks: create, list, deliveries, delete from the CLI', async () => {
+    const token = await api.token();
+    const drover = (args: string[]) =>
+      new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+        execFile(
+          process.execPath,
+          [CLI, 'webhooks', ...args],
+          { env: { PATH: process.env.PATH ?? '', DROVER_URL: api.baseUrl, DROVER_TOKEN: token } },
+          (error, stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
+        );
+      });
+    const created = await drover([
+      'create',
+      'cli-made',
+      receiver.url,
+      '--events',
+      'rollout.finished, operation.failed',
+    ]);
+    assert.equal(created.code, 0, created.stderr);
+    assert.match(created.stdout, /cli-made/);
+    assert.match(created.stdout, /shown only now[^\n]*\nwhsec_[A-Za-z0-9_-]{43}\n/);
+    const listed = await drover(['list']);
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.match(listed.stdout, /^NAME +ID +URL +EVENTS +PENDING +DELIVERED +FAILED$/m);
+    assert.match(listed.stdout, /^cli-made .* rollout\.finished,operation\.failed +0 +0 +0$/m);
+    const deliveries = await drover(['deliveries', 'ci', '--status', 'delivered', '--json']);
+    assert.equal(deliveries.code, 0, deliveries.stderr);
+    const items = JSON.parse(deliveries.stdout) as Delivery[];
+    assert.ok(items.length > 0 && items.every((item) => item.status === 'delivered'));
+    const table = await drover(['deliveries', 'ci']);
+    assert.match(table.stdout, /^DELIVERY +EVENT +TYPE +STATUS +ATTEMPTS +HTTP +MS +LAST ATTEMPT +ERROR$/m);
+    assert.equal((await drover(['create', 'no-events', receiver.url])).code, 64);
+    const deleted = await drover(['delete', 'cli-made']);
+    assert.equal(deleted.code, 0, deleted.stderr);
+    assert.match(deleted.stdout, /webhook cli-made deleted/);
   });
 });
 
