@@ -22,13 +22,17 @@ describe('addressProblem', () => {
       'fd00:ec2::254',
       '::ffff:169.254.169.254',
       '::ffff:a9fe:a9fe',
+      '64:ff9b::169.254.169.254',
+      '64:ff9b::a9fe:a9fe',
+      '::7f00:1',
+      '::127.0.0.1',
     ]) {
       assert.match(addressProblem(address, TESTS) ?? '', /link-local|metadata|reserved/, address);
     }
   });
 
   it('refuses loopback unless allowed, in every spelling', () => {
-    for (const address of ['127.0.0.1', '127.1.2.3', '::1', '::ffff:127.0.0.1', '::ffff:7f00:1']) {
+    for (const address of ['127.0.0.1', '127.1.2.3', '::1', '::ffff:127.0.0.1', '::ffff:7f00:1', '64:ff9b::7f00:1']) {
       assert.match(addressProblem(address, DEFAULT) ?? '', /loopback/, address);
       assert.equal(addressProblem(address, TESTS), null, address);
     }
@@ -42,7 +46,7 @@ describe('addressProblem', () => {
   });
 
   it('allows public addresses', () => {
-    for (const address of ['93.184.216.34', '172.32.0.1', '2606:4700::1111', '::ffff:8.8.8.8']) {
+    for (const address of ['93.184.216.34', '172.32.0.1', '2606:4700::1111', '::ffff:8.8.8.8', '64:ff9b::808:808']) {
       assert.equal(addressProblem(address, STRICT), null, address);
     }
   });

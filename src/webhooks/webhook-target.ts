@@ -14,7 +14,8 @@ function blockList(ranges: readonly (readonly [string, number])[]): BlockList {
 
 /**
  * Never reachable: link-local (169.254.0.0/16 holds the cloud metadata services, fe80::/10),
- * "this network", IETF assignments, multicast, reserved and broadcast, the IPv4-compatible block,
+ * "this network", IETF assignments, multicast, reserved and broadcast, ::/96 (unspecified and the
+ * deprecated IPv4-compatible addresses; ::1 is loopback and checked first),
  * and the metadata addresses that sit inside otherwise private ranges (AWS's fd00:ec2::254,
  * Alibaba's 100.100.100.200).
  */
@@ -25,7 +26,7 @@ const FORBIDDEN = blockList([
   ['224.0.0.0', 4],
   ['240.0.0.0', 4],
   ['100.100.100.200', 32],
-  ['::', 128],
+  ['::', 96],
   ['fe80::', 10],
   ['ff00::', 8],
   ['fd00:ec2::254', 128],
@@ -42,18 +43,18 @@ const PRIVATE = blockList([
   ['fc00::', 7],
 ]);
 
-/** An IPv4 address written as IPv6 (::ffff:a.b.c.d, ::ffff:7f00:1) as the IPv4 address it reaches. */
+/**
+ * An IPv4 address written as IPv6 as the IPv4 address it reaches: IPv4-mapped (::ffff:a.b.c.d,
+ * ::ffff:7f00:1) and NAT64 (64:ff9b::a.b.c.d, which a NAT64 gateway forwards to a.b.c.d).
+ */
 function unmapped(address: string): string {
   const lower = address.toLowerCase();
-  const dotted = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(lower);
-  if (dotted?.[1]) return dotted[1];
-  const hex = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(lower);
-  if (hex?.[1] && hex[2]) {
-    const high = parseInt(hex[1], 16);
-    const low = parseInt(hex[2], 16);
-    return [high >> 8, high & 255, low >> 8, low & 255].join('.');
-  }
-  return address;
+  const match = /^(?:::ffff:|64:ff9b::)(?:(\d+\.\d+\.\d+\.\d+)|([0-9a-f]{1,4}):([0-9a-f]{1,4}))$/.exec(lower);
+  if (!match) return address;
+  if (match[1]) return match[1];
+  const high = parseInt(match[2] ?? '0', 16);
+  const low = parseInt(match[3] ?? '0', 16);
+  return [high >> 8, high & 255, low >> 8, low & 255].join('.');
 }
 
 /** Why a webhook may not connect to this IP address, or null when it may. */
