@@ -19,6 +19,7 @@ import { RolloutsModule } from './rollouts/rollouts.module';
 import { TOKEN_RATE_LIMIT_PER_MINUTE } from './tokens/rate-limit';
 import { TokensModule } from './tokens/tokens.module';
 import { UnitsModule } from './units/units.module';
+import { WebhooksModule } from './webhooks/webhooks.module';
 
 /**
  * The HTTP API: every domain module, one validation pipe, one auth guard, one body reader after it,
@@ -43,6 +44,7 @@ export class AppModule {
         AuditModule,
         ProbesModule,
         RolloutsModule,
+        WebhooksModule,
       ],
       providers: [
         { provide: APP_PIPE, useClass: ZodValidationPipe },

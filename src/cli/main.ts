@@ -5,6 +5,7 @@ import { allPages, ApiError, createDroverClient, DroverClient, Schemas, unwrap }
 import { FINISHED_OPERATION_STATUSES, VERBS } from '@drover/protocol';
 import { daemonReloadOf, RolloutUsageError, rolloutCommand } from './rollout';
 import { renderTable } from './table';
+import { webhooksCommand, WebhooksUsageError } from './webhooks';
 
 const USAGE = `drover — fleet controller for systemd services
 
@@ -48,6 +49,14 @@ usage: drover <command> [options]
   rollout list [--json]                    recent rollouts, newest first
   ops list [--json]                        recent operations, newest first
   ops get ID [--json]                      one operation with every task
+  webhooks list [--json]                   webhook subscriptions with their delivery counts
+  webhooks create NAME URL --events PATTERNS [--description TEXT]
+                                           POST signed rollout/operation events to URL, e.g.
+                                           --events 'rollout.*,operation.failed' (prints the secret once)
+  webhooks deliveries NAME|ID [--status pending|delivered|failed] [--json]
+                                           the delivery log, newest first: attempts, HTTP status, latency, error
+  webhooks redeliver NAME|ID DELIVERY_ID   send a delivered or failed event again (same event id)
+  webhooks delete NAME|ID                  remove a subscription and its delivery log
 
 environment:
   DROVER_URL     API base URL (default http://127.0.0.1:8080)
@@ -459,6 +468,8 @@ async function main(argv: string[]): Promise<void> {
       'idempotency-key': { type: 'string' },
       'on-overlap': { type: 'string' },
       'daemon-reload': { type: 'string' },
+      events: { type: 'string' },
+      status: { type: 'string' },
       reason: { type: 'string' },
       'dry-run': { type: 'boolean', default: false },
       wait: { type: 'boolean', default: false },
@@ -480,6 +491,7 @@ async function main(argv: string[]): Promise<void> {
   else if (group === 'probes') await probesCommand(api, rest, values);
   else if (group === 'rollout') await rolloutCommand(api, baseUrl, process.env.DROVER_TOKEN, rest, values);
   else if (group === 'audit') await auditCommand(api, baseUrl, process.env.DROVER_TOKEN, rest, values);
+  else if (group === 'webhooks') await webhooksCommand(api, rest, values);
   else if (VERB_COMMANDS.has(group)) await actCommand(api, group, rest, values);
   else throw new UsageError(`unknown command '${group}'`);
 }
@@ -488,6 +500,7 @@ main(process.argv.slice(2)).catch((error: unknown) => {
   const usage =
     error instanceof UsageError ||
     error instanceof RolloutUsageError ||
+    error instanceof WebhooksUsageError ||
     (error instanceof TypeError && 'code' in error && String(error.code).startsWith('ERR_PARSE_ARGS'));
   process.stderr.write(`drover: ${error instanceof Error ? error.message : String(error)}\n`);
   if (usage) process.stderr.write(`\n${USAGE}\n`);

@@ -61,6 +61,22 @@ export const configSchema = z.object({
   AUTH_FAILURE_AUDIT_WINDOW_MS: integerString(1_000, 86_400_000).default(60_000),
   /** Rollout event streams (GET /v1/rollouts/{id}/events) one token may hold open per API process. */
   ROLLOUT_EVENT_STREAMS_PER_TOKEN: integerString(1, 10_000).default(20),
+  /** Attempts of one webhook delivery before it is marked failed (it can then be redelivered by hand). */
+  WEBHOOK_MAX_ATTEMPTS: integerString(1, 100).default(8),
+  /** Wait before a delivery's first retry; each further retry waits twice as long as the last. */
+  WEBHOOK_RETRY_BASE_MS: integerString(10, 3_600_000).default(10_000),
+  /** The longest wait between two attempts of a delivery. */
+  WEBHOOK_RETRY_MAX_MS: integerString(10, 86_400_000).default(3_600_000),
+  /** How long one delivery attempt may take (connect, send, response status) before it counts as failed. */
+  WEBHOOK_TIMEOUT_MS: integerString(100, 120_000).default(10_000),
+  /**
+   * Webhook URLs resolving to loopback addresses (127.0.0.0/8, ::1) are refused unless this is true
+   * (tests, or a receiver on the worker's own machine). Link-local addresses (169.254.0.0/16 with the
+   * cloud metadata services, fe80::/10), unspecified, multicast and broadcast addresses always are.
+   */
+  WEBHOOK_ALLOW_LOOPBACK: booleanString.default(false),
+  /** Whether webhook URLs may resolve to private networks (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7). */
+  WEBHOOK_ALLOW_PRIVATE_NETWORKS: booleanString.default(true),
   /** Prefix of every BullMQ key, so several drover installations can share one Redis. */
   QUEUE_PREFIX: z
     .string()

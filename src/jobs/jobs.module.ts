@@ -9,6 +9,7 @@ import { RolloutRunnerService } from '../rollouts/rollout-runner.service';
 import { RolloutsModule } from '../rollouts/rollouts.module';
 import { DiscoveryService } from '../units/discovery.service';
 import { UnitsModule } from '../units/units.module';
+import { WebhookDeliveryModule } from '../webhooks/webhooks.module';
 import { LifecycleProcessor } from './lifecycle.processor';
 
 /**
@@ -17,7 +18,16 @@ import { LifecycleProcessor } from './lifecycle.processor';
  * executor and no runner.
  */
 @Module({
-  imports: [QueueModule, SshModule, HostsModule, UnitsModule, OperationsModule, ProbesModule, RolloutsModule],
+  imports: [
+    QueueModule,
+    SshModule,
+    HostsModule,
+    UnitsModule,
+    OperationsModule,
+    ProbesModule,
+    RolloutsModule,
+    WebhookDeliveryModule,
+  ],
   providers: [TaskRunnerService, DiscoveryService, RolloutRunnerService, LifecycleProcessor],
   exports: [LifecycleProcessor],
 })

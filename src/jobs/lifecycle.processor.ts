@@ -7,6 +7,7 @@ import { DispatcherService } from '../operations/dispatcher.service';
 import { TaskRunnerService } from '../operations/task-runner.service';
 import { RolloutRunnerService } from '../rollouts/rollout-runner.service';
 import { DiscoveryService } from '../units/discovery.service';
+import { WebhookDeliveryService } from '../webhooks/webhook-delivery.service';
 import { JobDeferred } from '../infra/queue/job-deferred';
 import { JobProducer } from '../infra/queue/job-producer';
 
@@ -30,6 +31,7 @@ export class LifecycleProcessor implements OnModuleInit, OnModuleDestroy {
     discovery: DiscoveryService,
     dispatcher: DispatcherService,
     rolloutRunner: RolloutRunnerService,
+    webhooks: WebhookDeliveryService,
     private readonly producer: JobProducer,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {
@@ -40,8 +42,10 @@ export class LifecycleProcessor implements OnModuleInit, OnModuleDestroy {
       [JobName.ReconcileOperations]: async () => ({
         operations: await dispatcher.reconcile(),
         rollouts: await rolloutRunner.reconcile(),
+        webhookSubscriptions: await webhooks.reconcile(),
       }),
       [JobName.RolloutStep]: ({ rolloutId }) => rolloutRunner.step(rolloutId),
+      [JobName.DeliverWebhooks]: ({ subscriptionId }) => webhooks.deliver(subscriptionId),
     };
     const missing = JOB_NAMES.filter((name) => typeof this.handlers[name] !== 'function');
     if (missing.length > 0) throw new Error(`no handler for job names: ${missing.join(', ')}`);
@@ -113,17 +117,44 @@ export class LifecycleProcessor implements OnModuleInit, OnModuleDestroy {
   private async process(job: Job, token?: string): Promise<unknown> {
     const handler = this.handlers[job.name as JobName] as ((payload: unknown) => Promise<unknown>) | undefined;
     if (!handler) throw new Error(`no handler for job '${job.name}'`);
+    const keepLock = token ? this.keepLock(job, token) : undefined;
     try {
-      return await handler(job.data);
-    } catch (error) {
-      if (error instanceof JobDeferred && token) {
-        await job.moveToDelayed(Date.now() + error.delayMs, token);
-        // Checked only now that the job is delayed: a wake-up setting the signal from here on
-        // finds it delayed and promotes it itself, so none is lost between the two.
-        if (error.wakeSignal && (await this.producer.takeWakeSignal(error.wakeSignal))) await job.promote();
-        throw new DelayedError();
+      for (;;) {
+        try {
+          return await handler(job.data);
+        } catch (error) {
+          if (!(error instanceof JobDeferred) || !token) throw error;
+          // Woken while it ran: run again at once, in this same processing.
+          if (error.wakeSignal && (await this.producer.takeWakeSignal(error.wakeSignal))) continue;
+          await job.moveToDelayed(Date.now() + error.delayMs, token);
+          // Checked only now that the job is delayed: a wake-up setting the signal from here on
+          // finds it delayed and promotes it itself, so none is lost between the two. That wake-up
+          // may also have promoted it already: then promoting fails, and must not fail this run.
+          if (error.wakeSignal && (await this.producer.takeWakeSignal(error.wakeSignal))) {
+            await job.promote().catch(() => undefined);
+          }
+          throw new DelayedError();
+        }
       }
-      throw error;
+    } finally {
+      clearInterval(keepLock);
     }
+  }
+
+  /**
+   * Renews the job's lock while this run lasts. BullMQ renews locks too, but tracks them by job
+   * id: a job promoted the moment it was deferred can start in another slot before BullMQ stops
+   * tracking the previous run, which then stops renewing the new run's lock as well. A long run
+   * (a webhook delivery waiting on a slow receiver) would lose its lock and be started again.
+   */
+  private keepLock(job: Job, token: string): NodeJS.Timeout {
+    const duration = this.config.JOB_LOCK_DURATION_MS;
+    const timer = setInterval(() => {
+      job.extendLock(token, duration).catch((error: unknown) => {
+        this.logger.warn({ jobId: job.id, err: error }, 'could not renew a job lock');
+      });
+    }, duration / 2);
+    timer.unref();
+    return timer;
   }
 }

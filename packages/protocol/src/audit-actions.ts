@@ -26,6 +26,10 @@ export const AUDIT_ACTION = {
   rolloutFinish: 'rollout.finish',
   tokenCreate: 'token.create',
   tokenRevoke: 'token.revoke',
+  webhookCreate: 'webhook.create',
+  webhookDelete: 'webhook.delete',
+  /** A failed (or any) delivery sent again by hand. */
+  webhookRedeliver: 'webhook.redeliver',
 } as const;
 
 /** A task's verb on a unit: `unit.restart`, `unit.mask`, ... */

@@ -21,6 +21,8 @@ export enum JobName {
   ReconcileOperations = 'operations.reconcile',
   /** Take a rollout's next step (settle finished tasks, gate, advance, start a batch). */
   RolloutStep = 'rollout.step',
+  /** Deliver a webhook subscription's pending events, one at a time in order (re-delays itself while idle). */
+  DeliverWebhooks = 'webhooks.deliver',
 }
 
 export interface JobPayloads {
@@ -29,6 +31,7 @@ export interface JobPayloads {
   [JobName.DiscoverySweep]: Record<string, never>;
   [JobName.ReconcileOperations]: Record<string, never>;
   [JobName.RolloutStep]: { rolloutId: string };
+  [JobName.DeliverWebhooks]: { subscriptionId: string };
 }
 
 /** Every job name, so start-up can check each has exactly one handler. */
@@ -41,4 +44,5 @@ export const QUEUE_OF: Readonly<Record<JobName, QueueName>> = {
   [JobName.ReconcileOperations]: QueueName.Lifecycle,
   [JobName.DiscoverHost]: QueueName.Background,
   [JobName.DiscoverySweep]: QueueName.Background,
+  [JobName.DeliverWebhooks]: QueueName.Background,
 };

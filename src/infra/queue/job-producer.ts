@@ -84,25 +84,55 @@ export class JobProducer {
    * makes it run again as soon as it ends (see JobDeferred), so no wake-up is lost.
    */
   async wakeRollout(rolloutId: string): Promise<void> {
-    await this.redis.set(this.rolloutWakeSignal(rolloutId), '1', 'PX', WAKE_SIGNAL_TTL_MS);
-    const jobId = `rollout-${rolloutId}`;
-    const existing = await this.lane(JobName.RolloutStep).getJob(jobId);
+    await this.wakeSteppedJob(
+      JobName.RolloutStep,
+      `rollout-${rolloutId}`,
+      { rolloutId },
+      this.rolloutWakeSignal(rolloutId),
+      500,
+    );
+  }
+
+  /**
+   * Makes a webhook subscription's delivery job look for due deliveries now: the same one-job,
+   * re-delaying, wake-signal pattern as a rollout's steps (see wakeRollout).
+   */
+  async wakeWebhookSubscription(subscriptionId: string): Promise<void> {
+    await this.wakeSteppedJob(
+      JobName.DeliverWebhooks,
+      `webhooks-${subscriptionId}`,
+      { subscriptionId },
+      this.webhookWakeSignal(subscriptionId),
+      1_000,
+    );
+  }
+
+  /** The key wake-ups of a webhook subscription set; its delivery job clears it as it starts reading. */
+  webhookWakeSignal(subscriptionId: string): string {
+    return `${this.config.QUEUE_PREFIX}:webhook-wake:${subscriptionId}`;
+  }
+
+  private async wakeSteppedJob<Name extends JobName.RolloutStep | JobName.DeliverWebhooks>(
+    name: Name,
+    jobId: string,
+    data: JobPayloads[Name],
+    wakeSignal: string,
+    retryDelayMs: number,
+  ): Promise<void> {
+    await this.redis.set(wakeSignal, '1', 'PX', WAKE_SIGNAL_TTL_MS);
+    const existing = await this.lane(name).getJob(jobId);
     if (existing) {
       if (await existing.isDelayed()) await existing.promote().catch(() => undefined);
       return;
     }
-    await this.lane(JobName.RolloutStep).add(
-      JobName.RolloutStep,
-      { rolloutId } satisfies JobPayloads[JobName.RolloutStep],
-      {
-        jobId,
-        // Freed at once so the next wake-up can queue it again; the reconciler re-queues a lost one.
-        removeOnComplete: true,
-        removeOnFail: true,
-        attempts: 5,
-        backoff: { type: 'exponential', delay: 500 },
-      },
-    );
+    await this.lane(name).add(name, data, {
+      jobId,
+      // Freed at once so the next wake-up can queue it again; the reconciler re-queues a lost one.
+      removeOnComplete: true,
+      removeOnFail: true,
+      attempts: 5,
+      backoff: { type: 'exponential', delay: retryDelayMs },
+    });
   }
 
   /** The key wake-ups of a rollout set; its step clears it as it starts reading. */
