@@ -14,7 +14,8 @@
  *
  * Options: --hosts N (400), --loads N (cold loads per page, 7), --keep-fleet (reuse a fleet of N hosts
  * that is up and leave it up), --out FILE (bench/results/dashboard.md), --port N (8092), --database NAME
- * (drover_bench_dashboard, also the Redis key prefix). DROVER_FLEET_STATE and DROVER_FLEET_BOOT_PARALLEL
+ * (drover_bench_dashboard, also the Redis key prefix), --inventory FILE (run on the hosts of this
+ * inventory, up already: neither booted nor torn down). DROVER_FLEET_STATE and DROVER_FLEET_BOOT_PARALLEL
  * are fleet.sh's; DROVER_CHROMIUM names the browser (/usr/bin/chromium). Needs root (the fleet),
  * PostgreSQL and Redis on 127.0.0.1 (started when absent), and `npm run build:ui` done.
  */
@@ -27,7 +28,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { brotliCompressSync, constants as zlib, gzipSync } from 'node:zlib';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { call, Drover, ensureServices, finishedEvent, machine, Rollout, startDrover } from './lib/drover';
-import { provideFleet } from './lib/fleet';
+import { FleetHost, provideFleet } from './lib/fleet';
 import {
   fail,
   positiveInteger,
@@ -76,6 +77,8 @@ interface Options {
   out: string;
   port: number;
   database: string;
+  /** Hosts that are up already (a fleet.sh inventory.json, or part of one): neither booted nor torn down. */
+  inventory: string | null;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -86,12 +89,14 @@ function parseOptions(argv: string[]): Options {
     out: DEFAULT_OUT,
     port: 8092,
     database: 'drover_bench_dashboard',
+    inventory: null,
   };
   for (let i = 0; i < argv.length; i += 1) {
     const arg = argv[i]!;
     if (arg === '--keep-fleet') options.keepFleet = true;
     else if (arg === '--out') options.out = path.resolve(argv[++i] ?? fail('--out needs a file'));
     else if (arg === '--database') options.database = argv[++i] ?? fail('--database needs a name');
+    else if (arg === '--inventory') options.inventory = path.resolve(argv[++i] ?? fail('--inventory needs a file'));
     else if (arg === '--hosts' || arg === '--loads' || arg === '--port') {
       options[arg.slice(2) as 'hosts' | 'loads' | 'port'] = positiveInteger(arg, argv[++i]);
     } else fail(`unknown option ${arg}`);
@@ -441,7 +446,9 @@ function report(m: Measurements): string {
     '',
     '## Run',
     '',
-    `- date: ${new Date().toISOString()}; \`node dist/bench/dashboard.js --hosts ${options.hosts} --loads ${options.loads}\``,
+    `- date: ${new Date().toISOString()}; \`node dist/bench/dashboard.js ${
+      options.inventory === null ? `--hosts ${options.hosts}` : `--inventory ${options.inventory}`
+    } --loads ${options.loads}\``,
     ...m.machine,
     `- browser: ${m.chromium} (Debian's chromium, headless, driven by playwright-core); every load in a new browser context (cold cache, no storage)`,
     `- fleet: ${options.hosts} systemd-nspawn hosts of \`test/fleet/fleet.sh\` (${m.fleet}); drover's API and one worker on this machine, as \`npm run bench:rollout\` runs them`,
@@ -516,11 +523,22 @@ function report(m: Measurements): string {
 // ---------------------------------------------------------------------------------------------
 // the run
 
+/** The hosts of an inventory file, up already (their SSH key is the fleet's, in DROVER_FLEET_STATE). */
+async function givenHosts(file: string): Promise<{ hosts: FleetHost[]; fleet: string }> {
+  const { hosts } = JSON.parse(await readFile(file, 'utf8')) as { hosts: FleetHost[] };
+  progress(`using the ${hosts.length} hosts of ${file}, up already`);
+  return { hosts, fleet: `the ${hosts.length} hosts of an inventory given with --inventory, up already` };
+}
+
 async function benchmark(options: Options, teardown: Teardown): Promise<void> {
   const workDir = await mkdtemp(path.join(os.tmpdir(), 'drover-bench-dashboard-'));
   progress(`logs in ${workDir} (kept if the run fails)`);
   await ensureServices();
-  const { hosts, fleet } = await provideFleet(options.hosts, options.keepFleet, teardown);
+  const { hosts, fleet } =
+    options.inventory === null
+      ? await provideFleet(options.hosts, options.keepFleet, teardown)
+      : await givenHosts(options.inventory);
+  options.hosts = hosts.length;
   const drover = await startDrover(
     hosts,
     { database: options.database, queuePrefix: options.database, port: options.port, workDir },
