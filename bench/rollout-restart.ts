@@ -24,47 +24,56 @@
  * MainPID changed and that the journal logged exactly one start of nginx.service since the run
  * began: a contender that restarted nothing, or restarted twice, fails the benchmark.
  */
-import { ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { closeSync, openSync, readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { connect } from 'node:net';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { Queue } from 'bullmq';
-import Redis from 'ioredis';
-import { Client as PgClient } from 'pg';
-import { format, resolveConfig } from 'prettier';
 import { Client as SshClient } from 'ssh2';
-import { QueueName } from '@drover/protocol';
-import { sha256Fingerprint } from '../src/infra/ssh/host-key';
+import {
+  call,
+  Drover,
+  ensureServices,
+  finishedEvent,
+  machine,
+  Rollout,
+  startDrover,
+  waitForIdleQueue,
+} from './lib/drover';
+import { FLEET_KEY, FLEET_STATE, FleetHost, provideFleet, sshConnect, sshExec } from './lib/fleet';
+import {
+  cpuSeconds,
+  errorText,
+  fail,
+  mib,
+  peakRssBytes,
+  positiveInteger,
+  progress,
+  ROOT,
+  run,
+  runBenchmark,
+  runOrFail,
+  secs,
+  Stats,
+  stats,
+  Teardown,
+  writeReport,
+} from './lib/harness';
 
-const ROOT = path.resolve(__dirname, '..', '..');
-const FLEET_SH = path.join(ROOT, 'test/fleet/fleet.sh');
 const PLAYBOOK = path.join(ROOT, 'bench/ansible/rolling-restart.yml');
 const ANSIBLE_CONFIG = path.join(ROOT, 'bench/ansible/ansible.cfg');
 const DEFAULT_OUT = path.join(ROOT, 'bench/results/rollout-restart.md');
-const FLEET_STATE = process.env.DROVER_FLEET_STATE ?? '/var/lib/drover-fleet/state';
-const FLEET_KEY = path.join(FLEET_STATE, 'ssh/id_ed25519');
 
 const DATABASE = 'drover_bench';
-const SERVER_URL = 'postgresql://drover:drover@127.0.0.1:5432/postgres';
-const DATABASE_URL = `postgresql://drover:drover@127.0.0.1:5432/${DATABASE}`;
-const REDIS_URL = 'redis://127.0.0.1:6379';
 const QUEUE_PREFIX = 'drover-bench';
 const API_PORT = 8091;
-const API_URL = `http://127.0.0.1:${API_PORT}`;
-const POLL_MS = 100;
 const MAX_FAILURES = 1;
+const execFileAsync = promisify(execFile);
 const PROBE_TIMEOUT_MS = 2_000;
-const START_TIMEOUT_MS = 60_000;
 /** systemd's "unit started" journal message (SD_MESSAGE_UNIT_STARTED): one per start or restart. */
 const UNIT_STARTED = '39f53479d3a045ac8e11786248231fbf';
-const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }));
-const execFileAsync = promisify(execFile);
 
 /** The rollout drover runs; the other contenders do the same steps, with the same budget as far as each can. */
 const ROLLOUT = {
@@ -124,39 +133,11 @@ function parseOptions(argv: string[]): Options {
       if (unknown.length > 0 || names.length === 0) fail(`--only takes a list of ${CONTENDERS.join(', ')}`);
       options.only = names as Contender[];
     } else if (arg === '--hosts' || arg === '--runs') {
-      const value = Number(argv[++i]);
-      if (!Number.isInteger(value) || value < 1) fail(`${arg} needs a positive whole number`);
-      options[arg === '--hosts' ? 'hosts' : 'runs'] = value;
+      options[arg === '--hosts' ? 'hosts' : 'runs'] = positiveInteger(arg, argv[++i]);
     } else fail(`unknown option ${arg}`);
   }
   if (options.hosts > 1_000) fail('--hosts must be at most 1000 (the most fleet.sh boots)');
   return options;
-}
-
-function fail(message: string): never {
-  throw new Error(message);
-}
-
-/** Progress goes to stderr; the Markdown report goes to stdout (and --out). */
-function progress(message: string): void {
-  process.stderr.write(`[bench:rollout] ${message}\n`);
-}
-
-const secs = (value: number): string => value.toFixed(2);
-const mib = (bytes: number): string => `${(bytes / 1_048_576).toFixed(0)} MiB`;
-const errorText = (error: unknown): string => (error instanceof Error ? error.message : String(error));
-
-interface Stats {
-  median: number;
-  min: number;
-  max: number;
-}
-
-function stats(values: number[]): Stats {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  const median = sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
-  return { median, min: sorted[0]!, max: sorted[sorted.length - 1]! };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -177,186 +158,6 @@ function batchSizes(hosts: number): number[] {
  */
 function maxFailPercent(largestBatch: number): number {
   return Math.min(100, Number(((100 * (MAX_FAILURES + 0.5)) / largestBatch).toFixed(2)));
-}
-
-// ---------------------------------------------------------------------------------------------
-// processes
-
-/** Runs a command to its end, its output appended to logFile (or on our stderr); resolves its exit code. */
-async function run(command: string, args: string[], logFile?: string, env = process.env): Promise<number | null> {
-  const log = logFile === undefined ? null : openSync(logFile, 'a');
-  try {
-    const child = spawn(command, args, { cwd: ROOT, env, stdio: ['ignore', log ?? 2, log ?? 2] });
-    const [code] = (await once(child, 'exit')) as [number | null];
-    return code;
-  } finally {
-    if (log !== null) closeSync(log);
-  }
-}
-
-async function runOrFail(command: string, args: string[], logFile?: string, env = process.env): Promise<void> {
-  const code = await run(command, args, logFile, env);
-  if (code !== 0)
-    throw new Error(`${command} ${args.join(' ')} exited with ${code}${logFile ? `: see ${logFile}` : ''}`);
-}
-
-function startNode(script: string, env: NodeJS.ProcessEnv, logFile: string, profileDir: string | null): ChildProcess {
-  const log = openSync(logFile, 'a');
-  const profile = profileDir === null ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`];
-  try {
-    return spawn(process.execPath, [...profile, path.join(ROOT, script)], {
-      cwd: ROOT,
-      env,
-      stdio: ['ignore', log, log],
-    });
-  } finally {
-    closeSync(log);
-  }
-}
-
-/** SIGTERM (a graceful shutdown), SIGKILL if it has not exited after 15 s. */
-async function stopProcess(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, 'exit');
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-  await exited;
-  clearTimeout(timer);
-}
-
-async function waitUntil(what: string, ready: () => Promise<boolean>, watched: ChildProcess[]): Promise<void> {
-  const deadline = Date.now() + START_TIMEOUT_MS;
-  while (!(await ready())) {
-    const exited = watched.find((child) => child.exitCode !== null || child.signalCode !== null);
-    if (exited) throw new Error(`${what}: a process exited (${exited.spawnargs.join(' ')})`);
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${START_TIMEOUT_MS / 1000} s`);
-    await sleep(100);
-  }
-}
-
-/**
- * CPU seconds from /proc/PID/stat: the process's own (utime + stime), or that of its children it
- * has waited for (cutime + cstime).
- */
-function cpuSeconds(pid: number | 'self', of: 'own' | 'children' = 'own'): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // The command name may contain spaces; after it, [0] is field 3, so utime (field 14) is [11].
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const first = of === 'own' ? 11 : 13;
-  return (Number(fields[first]) + Number(fields[first + 1])) / CLK_TCK;
-}
-
-function peakRssBytes(pid: number): number {
-  const match = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return Number(match?.[1] ?? 0) * 1024;
-}
-
-function portTaken(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port })
-      .once('connect', () => {
-        socket.destroy();
-        resolve(true);
-      })
-      .once('error', () => resolve(false));
-  });
-}
-
-/** Cleanups run once, newest first, on every way out (the end, an error, SIGINT or SIGTERM). */
-class Teardown {
-  private readonly steps: { what: string; step: () => Promise<void> | void }[] = [];
-  private done: Promise<void> | null = null;
-
-  add(what: string, step: () => Promise<void> | void): void {
-    this.steps.push({ what, step });
-  }
-
-  run(): Promise<void> {
-    this.done ??= (async () => {
-      // pop, not a copy: a step added while an earlier one runs (a signal mid-start) runs too.
-      for (let next = this.steps.pop(); next; next = this.steps.pop()) {
-        try {
-          await next.step();
-        } catch (error) {
-          progress(`cleanup: ${next.what} failed: ${errorText(error)}`);
-        }
-      }
-    })();
-    return this.done;
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// the fleet
-
-interface FleetHost {
-  name: string;
-  address: string;
-  port: number;
-  sshUser: string;
-  hostKeyFingerprint: string;
-  labels: Record<string, string>;
-}
-
-async function readInventory(): Promise<FleetHost[] | null> {
-  try {
-    const inventory = JSON.parse(await readFile(path.join(FLEET_STATE, 'inventory.json'), 'utf8')) as {
-      hosts: FleetHost[];
-    };
-    return inventory.hosts;
-  } catch {
-    return null;
-  }
-}
-
-/** Whether a fleet of exactly `hosts` hosts is up and every one of them answers over SSH. */
-async function fleetIsUp(hosts: number): Promise<boolean> {
-  const inventory = await readInventory();
-  if (inventory?.length !== hosts) return false;
-  const { stdout } = await execFileAsync('bash', [FLEET_SH, 'status'], { cwd: ROOT });
-  const reachable = new Set(
-    stdout
-      .split('\n')
-      .map((line) => /^(\S+)\s+\S+\s+yes$/.exec(line)?.[1])
-      .filter((name) => name !== undefined),
-  );
-  return inventory.every((host) => reachable.has(host.name));
-}
-
-/** Resolves when the client authenticated; the host must present its pinned key, or nothing is sent. */
-function sshConnect(host: FleetHost, privateKey: Buffer): Promise<SshClient> {
-  return new Promise((resolve, reject) => {
-    const client = new SshClient();
-    client
-      .once('ready', () => resolve(client))
-      // Stays attached after 'ready': an unhandled 'error' would crash the benchmark.
-      .on('error', reject)
-      .connect({
-        host: host.address,
-        port: host.port,
-        username: host.sshUser,
-        privateKey,
-        readyTimeout: 15_000,
-        hostVerifier: (key: Buffer) => sha256Fingerprint(key) === host.hostKeyFingerprint,
-      });
-  });
-}
-
-function sshExec(
-  client: SshClient,
-  command: string,
-): Promise<{ code: number | undefined; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    client.exec(command, (error, channel) => {
-      if (error) return reject(error);
-      let stdout = '';
-      let stderr = '';
-      channel.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-      channel.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-      // No code when the connection dropped before the command exited.
-      channel.on('close', (code: number | undefined) => resolve({ code, stdout, stderr }));
-    });
-  });
 }
 
 interface NginxState {
@@ -437,33 +238,6 @@ interface Measured {
   auditEvents?: Record<string, number>;
 }
 
-interface Drover {
-  api: ChildProcess;
-  worker: ChildProcess;
-  token: string;
-  db: PgClient;
-  /** drover's job queue, to see it idle again after a run. */
-  queue: Queue;
-}
-
-interface Rollout {
-  id: string;
-  status: string;
-  reason?: string | null;
-  hosts: { name: string; state: string }[];
-}
-
-async function call<T>(token: string, method: string, route: string, body: unknown, expect: number): Promise<T> {
-  const response = await fetch(`${API_URL}${route}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  if (response.status !== expect) throw new Error(`${method} ${route}: ${response.status} ${text.slice(0, 1000)}`);
-  return JSON.parse(text) as T;
-}
-
 async function droverRun(drover: Drover): Promise<Measured> {
   const { rows } = await drover.db.query<{ seq: string }>(
     'SELECT coalesce(max(seq), 0)::text AS seq FROM audit_events',
@@ -471,10 +245,10 @@ async function droverRun(drover: Drover): Promise<Measured> {
   const api = cpuSeconds(drover.api.pid!);
   const worker = cpuSeconds(drover.worker.pid!);
   const started = performance.now();
-  const created = await call<Rollout>(drover.token, 'POST', '/v1/rollouts', ROLLOUT, 201);
-  await finishedEvent(drover.token, created.id);
+  const created = await call<Rollout>(drover, 'POST', '/v1/rollouts', ROLLOUT, 201);
+  await finishedEvent(drover, created.id);
   const seconds = (performance.now() - started) / 1000;
-  const rollout = await call<Rollout>(drover.token, 'GET', `/v1/rollouts/${created.id}`, undefined, 200);
+  const rollout = await call<Rollout>(drover, 'GET', `/v1/rollouts/${created.id}`, undefined, 200);
   // The discoveries a finished rollout queues for its hosts are work it caused: they count in
   // drover's CPU, and the next contender starts only once they are done.
   await waitForIdleQueue(drover.queue);
@@ -496,35 +270,6 @@ async function droverRun(drover: Drover): Promise<Measured> {
     droverCpu,
     auditEvents: Object.fromEntries(audit.rows.map((row) => [row.action, Number(row.count)])),
   };
-}
-
-/** Follows the rollout's event stream, as `drover rollout --wait` does, until its finished event. */
-async function finishedEvent(token: string, rolloutId: string): Promise<void> {
-  const response = await fetch(`${API_URL}/v1/rollouts/${rolloutId}/events`, {
-    headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream' },
-  });
-  if (!response.ok || !response.body) throw new Error(`events of rollout ${rolloutId}: ${response.status}`);
-  const reader = response.body.getReader();
-  const decoder = new TextDecoder();
-  let text = '';
-  for (let read = await reader.read(); !read.done; read = await reader.read()) {
-    text += decoder.decode(read.value as Uint8Array, { stream: true });
-    if (/^event: rollout\.finished$/m.test(text)) {
-      await reader.cancel();
-      return;
-    }
-  }
-  throw new Error(`the event stream of rollout ${rolloutId} ended before its finished event`);
-}
-
-async function waitForIdleQueue(queue: Queue): Promise<void> {
-  const deadline = Date.now() + START_TIMEOUT_MS;
-  for (;;) {
-    const counts = await queue.getJobCounts('wait', 'active', 'prioritized');
-    if (Object.values(counts).every((count) => count === 0)) return;
-    if (Date.now() > deadline) throw new Error(`drover's queue still busy after a run: ${JSON.stringify(counts)}`);
-    await sleep(POLL_MS);
-  }
 }
 
 interface AnsibleSetup {
@@ -641,109 +386,6 @@ async function ensureAnsible(): Promise<string> {
 }
 
 /** PostgreSQL with the drover role and Redis, started or installed when absent (scripts/lib/stack.sh). */
-async function ensureServices(): Promise<void> {
-  await runOrFail('bash', [
-    '-c',
-    'source scripts/lib/stack.sh && ensure_postgres && ensure_postgres_role drover drover && ensure_redis',
-  ]);
-}
-
-async function recreateDatabase(): Promise<void> {
-  const server = new PgClient({ connectionString: SERVER_URL });
-  await server.connect();
-  try {
-    await server.query(`DROP DATABASE IF EXISTS ${DATABASE} WITH (FORCE)`);
-    await server.query(`CREATE DATABASE ${DATABASE}`);
-  } finally {
-    await server.end();
-  }
-}
-
-/** Queue keys an earlier run left behind would hand its jobs to this run's worker. */
-async function clearQueues(): Promise<number> {
-  const redis = new Redis(REDIS_URL);
-  try {
-    let removed = 0;
-    for await (const keys of redis.scanStream({ match: `${QUEUE_PREFIX}:*`, count: 1000 })) {
-      const batch = keys as string[];
-      if (batch.length > 0) removed += await redis.unlink(...batch);
-    }
-    return removed;
-  } finally {
-    redis.disconnect();
-  }
-}
-
-async function startDrover(
-  hosts: FleetHost[],
-  workDir: string,
-  teardown: Teardown,
-  profileDir: string | null,
-): Promise<Drover> {
-  if (await portTaken(API_PORT)) throw new Error(`port ${API_PORT} is taken by another program`);
-  const env = {
-    ...process.env,
-    DATABASE_URL,
-    REDIS_URL,
-    QUEUE_PREFIX,
-    HOST: '127.0.0.1',
-    PORT: String(API_PORT),
-    SSH_PRIVATE_KEY_PATH: FLEET_KEY,
-    WORKER_CONCURRENCY: '64',
-    // One pooled connection per host at least, so no run waits for one to close to open another.
-    SSH_POOL_MAX_CONNECTIONS: String(Math.max(1_000, hosts.length)),
-    // Discovery sweeps would compete with the runs they are not part of.
-    DISCOVERY_INTERVAL_MS: '0',
-    // The rounds follow one another faster than a person would: no per-token rate limit.
-    TOKEN_RATE_LIMIT_PER_MINUTE: '0',
-  };
-  const apiLog = path.join(workDir, 'api.log');
-  const workerLog = path.join(workDir, 'worker.log');
-  const api = startNode('dist/src/main.js', env, apiLog, profileDir);
-  teardown.add('stopping the drover API', () => stopProcess(api));
-  const worker = startNode('dist/src/worker.js', env, workerLog, profileDir);
-  teardown.add('stopping the drover worker', () => stopProcess(worker));
-  await waitUntil(
-    `the API (see ${apiLog})`,
-    () =>
-      fetch(`${API_URL}/healthz/ready`).then(
-        (response) => response.ok,
-        () => false,
-      ),
-    [api, worker],
-  );
-  await waitUntil(
-    `the worker (see ${workerLog})`,
-    () => readFile(workerLog, 'utf8').then((text) => text.includes('connected and consuming')),
-    [api, worker],
-  );
-  const { stdout } = await execFileAsync(
-    process.execPath,
-    [path.join(ROOT, 'dist/src/admin.js'), 'create-token', '--name', 'bench', '--scope', 'admin'],
-    { cwd: ROOT, env },
-  );
-  const token = stdout.trim();
-  const db = new PgClient({ connectionString: DATABASE_URL });
-  await db.connect();
-  teardown.add('closing the database connection', () => db.end());
-  const imported = await call<{ total: number }>(token, 'POST', '/v1/hosts/bulk-upsert', { hosts }, 200);
-  progress(`drover is up on ${API_URL}; imported ${imported.total} hosts with their pinned host keys`);
-  const queue = new Queue(QueueName.Lifecycle, { connection: { url: REDIS_URL }, prefix: QUEUE_PREFIX });
-  teardown.add('closing the queue connection', () => queue.close());
-  return { api, worker, token, db, queue };
-}
-
-async function machine(db: PgClient, ansibleVersion: string): Promise<string[]> {
-  const cpu = os.cpus();
-  const debian = await readFile('/etc/debian_version', 'utf8').catch(() => 'unknown');
-  const { rows } = await db.query<{ version: string }>(`SELECT current_setting('server_version') AS version`);
-  return [
-    `- CPU: ${cpu.length} × ${cpu[0]?.model.trim() ?? 'unknown'}; memory ${(os.totalmem() / 1024 ** 3).toFixed(1)} GiB`,
-    `- ${os.type()} ${os.release()}, Debian ${debian.trim()}; Node.js ${process.version}; ${ansibleVersion}; ` +
-      `PostgreSQL ${rows[0]?.version ?? 'unknown'} and Redis on the same machine`,
-  ];
-}
-
 // ---------------------------------------------------------------------------------------------
 // the report
 
@@ -870,26 +512,16 @@ async function benchmark(options: Options, teardown: Teardown): Promise<void> {
   const ansibleVersion = await ensureAnsible();
   await ensureServices();
 
-  let fleet: string;
-  if (options.keepFleet && (await fleetIsUp(options.hosts))) {
-    fleet = 'reused: already up';
-    progress(`reusing the fleet of ${options.hosts} hosts that is up`);
-  } else {
-    progress(`booting a fleet of ${options.hosts} hosts (fleet.sh up tears down any earlier fleet)`);
-    if (!options.keepFleet) teardown.add('tearing the fleet down', () => runOrFail('bash', [FLEET_SH, 'down']));
-    const started = performance.now();
-    await runOrFail('bash', [FLEET_SH, 'up', '--hosts', String(options.hosts)]);
-    fleet = `booted for this run in ${((performance.now() - started) / 1000).toFixed(0)} s`;
-  }
-  const hosts = (await readInventory()) ?? fail(`no ${path.join(FLEET_STATE, 'inventory.json')}`);
+  const { hosts, fleet } = await provideFleet(options.hosts, options.keepFleet, teardown);
   const privateKey = await readFile(FLEET_KEY);
   const checker = await FleetChecker.open(hosts, privateKey);
   teardown.add('closing the check connections', () => checker.close());
 
-  await recreateDatabase();
-  const stale = await clearQueues();
-  progress(`recreated database ${DATABASE}; removed ${stale} stale queue keys under ${QUEUE_PREFIX}:`);
-  const drover = await startDrover(hosts, workDir, teardown, options.cpuProfileDir);
+  const drover = await startDrover(
+    hosts,
+    { database: DATABASE, queuePrefix: QUEUE_PREFIX, port: API_PORT, workDir, profileDir: options.cpuProfileDir },
+    teardown,
+  );
 
   const batches = batchSizes(hosts.length);
   const failPercent = maxFailPercent(Math.max(...batches));
@@ -936,40 +568,14 @@ async function benchmark(options: Options, teardown: Teardown): Promise<void> {
     return;
   }
   const markdown = report(options, records, {
-    machine: await machine(drover.db, ansibleVersion),
+    machine: await machine(drover.db, [ansibleVersion]),
     fleet,
     batches,
     failPercent,
     rss,
   });
-  const formatted = await format(markdown, { ...(await resolveConfig(options.out)), parser: 'markdown' });
-  process.stdout.write(formatted);
-  await mkdir(path.dirname(options.out), { recursive: true });
-  await writeFile(options.out, formatted);
-  progress(`report written to ${options.out}`);
+  await writeReport(markdown, options.out);
   await rm(workDir, { recursive: true, force: true });
 }
 
-async function main(): Promise<void> {
-  const options = parseOptions(process.argv.slice(2));
-  const teardown = new Teardown();
-  for (const [signal, code] of [
-    ['SIGINT', 130],
-    ['SIGTERM', 143],
-  ] as const) {
-    process.once(signal, () => {
-      progress(`${signal}: cleaning up`);
-      void teardown.run().finally(() => process.exit(code));
-    });
-  }
-  try {
-    await benchmark(options, teardown);
-  } finally {
-    await teardown.run();
-  }
-}
-
-main().catch((error: unknown) => {
-  progress(`failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
-  process.exitCode = 1;
-});
+runBenchmark('rollout', (teardown) => benchmark(parseOptions(process.argv.slice(2)), teardown));

@@ -347,6 +347,36 @@ describe('web dashboard in Chromium', { timeout: 600_000 }, () => {
     await context.close();
   });
 
+  it('shows every event of a rollout with thousands of them: its log leaves none out', async () => {
+    const created = await startRollout(admin, {
+      unit,
+      selector: `dash=${label}`,
+      batches: { size: hosts.length },
+      healthGate: { minHealthyTimeMs: 0 },
+    });
+    await waitForSettled(admin, created.id, LONG);
+    // More events than a 400-host rollout writes (about 4 per host), added to its table as the
+    // gate checks of a long rollout: the page must show every one, from the first, once, in order.
+    const extra = Array.from({ length: 2_500 }, (_, index) => ({
+      rolloutId: created.id,
+      type: 'gate.check',
+      data: { host: hosts[index % hosts.length]!.name, healthy: index % 2 === 0, problems: [] },
+    }));
+    await api.prisma.rolloutEvent.createMany({ data: extra });
+    const { context, page } = await newPage();
+    await signIn(page, adminToken);
+    await page.goto(`${api.baseUrl}/ui/#/rollouts/${created.id}`);
+    await page.locator('[data-testid=stream-state]', { hasText: 'ended' }).waitFor({ timeout: LONG });
+    const shown = await attributes(page, '[data-testid=events] li', 'data-event-id');
+    const stored = await api.prisma.rolloutEvent.findMany({ where: { rolloutId: created.id }, orderBy: { id: 'asc' } });
+    assert.ok(stored.length > 2_500, `${stored.length} events`);
+    assert.deepEqual(
+      shown,
+      stored.map((event) => event.id.toString()),
+    );
+    await context.close();
+  });
+
   it('shows a bounded or read-only token no control it may not use (the API still refuses); cancel, retry and approve work', async () => {
     const rollout = await startRollout(admin, {
       unit,

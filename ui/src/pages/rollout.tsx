@@ -1,3 +1,4 @@
+import { Component } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { describeError, mayControl, unwrapResult, type Rollout, type Schemas, type Session } from '../api';
 import { duration, time } from '../format';
@@ -10,7 +11,6 @@ type Task = Schemas['Operation']['tasks'][number];
 type Control = 'pause' | 'resume' | 'approve' | 'cancel' | 'retry';
 
 const ACTIVE = new Set(['queued', 'running', 'paused', 'awaiting_approval']);
-const MAX_LOG = 2_000;
 
 /** Which controls apply to a rollout in this status (the API refuses the others anyway). */
 export function controlsFor(rollout: Rollout): Control[] {
@@ -45,6 +45,26 @@ function summary(event: StreamEvent): string {
     parts.push(`${key}=${text}`);
   }
   return parts.join(' ');
+}
+
+/**
+ * One entry of the event log. An event never changes once shown, so a row renders once: a log of
+ * thousands of events costs a re-render of the page no more than a short one.
+ */
+class EventRow extends Component<{ event: StreamEvent }> {
+  override shouldComponentUpdate(next: { event: StreamEvent }): boolean {
+    return next.event !== this.props.event;
+  }
+
+  override render() {
+    const { event } = this.props;
+    return (
+      <li data-event-id={event.id} data-event-type={event.type}>
+        <span class="muted">{typeof event.data.at === 'string' ? time(event.data.at) : ''}</span>{' '}
+        <strong>{event.type}</strong> {summary(event)}
+      </li>
+    );
+  }
 }
 
 function HostCell({ host, selected, onSelect }: { host: RolloutHost; selected: boolean; onSelect: () => void }) {
@@ -95,7 +115,11 @@ function HostDetail({ session, host }: { session: Session; host: RolloutHost }) 
 
 export function RolloutPage({ session, id }: { session: Session; id: string }) {
   const [rollout, setRollout] = useState<Rollout | null>(null);
-  const [events, setEvents] = useState<StreamEvent[]>([]);
+  // Every event of the rollout, in order, none left out: the page shows what the table holds. The
+  // array only grows (appending is O(1) however long the log); `logged` is its length, so that an
+  // append re-renders the page.
+  const events = useRef<StreamEvent[]>([]);
+  const [, setLogged] = useState(0);
   const [stream, setStream] = useState<StreamState>('connecting');
   const [error, setError] = useState<string | null>(null);
   const [controlError, setControlError] = useState<string | null>(null);
@@ -157,7 +181,8 @@ export function RolloutPage({ session, id }: { session: Session; id: string }) {
         if (event.id !== '' && seen.has(event.id)) return;
         seen.add(event.id);
         if (event.id !== '') lastEventId.current = event.id;
-        setEvents((previous) => (previous.length >= MAX_LOG ? [...previous.slice(1), event] : [...previous, event]));
+        events.current.push(event);
+        setLogged(events.current.length);
         refresh.current();
       },
       onState: (state) => {
@@ -324,11 +349,8 @@ export function RolloutPage({ session, id }: { session: Session; id: string }) {
       {chosen && <HostDetail session={session} host={chosen} />}
       <h2>Events</h2>
       <ol class="events" data-testid="events" aria-live="off">
-        {events.map((event) => (
-          <li key={event.id} data-event-id={event.id} data-event-type={event.type}>
-            <span class="muted">{typeof event.data.at === 'string' ? time(event.data.at) : ''}</span>{' '}
-            <strong>{event.type}</strong> {summary(event)}
-          </li>
+        {events.current.map((event) => (
+          <EventRow key={event.id} event={event} />
         ))}
       </ol>
     </>

@@ -1,0 +1,228 @@
+/**
+ * drover as a benchmark runs it: PostgreSQL and Redis ready, a scratch database and queue prefix
+ * of its own, one API and one worker started from dist/ with an admin token, the fleet imported;
+ * calls to its HTTP API and its rollout event stream.
+ */
+import { ChildProcess, execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import { Queue } from 'bullmq';
+import Redis from 'ioredis';
+import { Client as PgClient } from 'pg';
+import { QueueName } from '@drover/protocol';
+import { FLEET_KEY, FleetHost } from './fleet';
+import {
+  portTaken,
+  progress,
+  ROOT,
+  runOrFail,
+  START_TIMEOUT_MS,
+  startNode,
+  stopProcess,
+  Teardown,
+  waitUntil,
+} from './harness';
+
+const SERVER_URL = 'postgresql://drover:drover@127.0.0.1:5432/postgres';
+export const REDIS_URL = 'redis://127.0.0.1:6379';
+const POLL_MS = 100;
+const execFileAsync = promisify(execFile);
+
+export const databaseUrl = (database: string): string => `postgresql://drover:drover@127.0.0.1:5432/${database}`;
+
+/** Where and how a benchmark runs its drover. */
+export interface DroverSetup {
+  /** The scratch database, dropped and created first. */
+  database: string;
+  /** The Redis key prefix of its queues, cleared first. */
+  queuePrefix: string;
+  port: number;
+  /** api.log and worker.log go here. */
+  workDir: string;
+  /** A directory for V8 CPU profiles of the API and worker (written when they stop), or null. */
+  profileDir?: string | null;
+  /** Settings on top of the benchmark's defaults (WORKER_CONCURRENCY 64, no discovery sweeps, no rate limit). */
+  env?: Record<string, string>;
+}
+
+export interface Drover {
+  api: ChildProcess;
+  worker: ChildProcess;
+  /** The API's base URL, http://127.0.0.1:PORT. */
+  url: string;
+  /** An admin token. */
+  token: string;
+  db: PgClient;
+  /** drover's job queue, to see it idle again after a run. */
+  queue: Queue;
+}
+
+export interface Rollout {
+  id: string;
+  status: string;
+  reason?: string | null;
+  hosts: { name: string; state: string }[];
+}
+
+/** PostgreSQL with the drover role and Redis, started or installed when absent (scripts/lib/stack.sh). */
+export async function ensureServices(): Promise<void> {
+  await runOrFail('bash', [
+    '-c',
+    'source scripts/lib/stack.sh && ensure_postgres && ensure_postgres_role drover drover && ensure_redis',
+  ]);
+}
+
+async function recreateDatabase(database: string): Promise<void> {
+  if (!/^[a-z_][a-z0-9_]*$/.test(database)) throw new Error(`database name ${database}: a-z, 0-9 and _ only`);
+  const server = new PgClient({ connectionString: SERVER_URL });
+  await server.connect();
+  try {
+    await server.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
+    await server.query(`CREATE DATABASE ${database}`);
+  } finally {
+    await server.end();
+  }
+}
+
+/** Queue keys an earlier run left behind would hand its jobs to this run's worker. */
+async function clearQueues(prefix: string): Promise<number> {
+  const redis = new Redis(REDIS_URL);
+  try {
+    let removed = 0;
+    for await (const keys of redis.scanStream({ match: `${prefix}:*`, count: 1000 })) {
+      const batch = keys as string[];
+      if (batch.length > 0) removed += await redis.unlink(...batch);
+    }
+    return removed;
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/**
+ * Recreates the database, clears the queues, starts the API (which applies the migrations) and a
+ * worker, creates an admin token and imports `hosts` with their pinned host keys. Both processes
+ * stop, and the connections close, on the teardown.
+ */
+export async function startDrover(hosts: FleetHost[], setup: DroverSetup, teardown: Teardown): Promise<Drover> {
+  if (await portTaken(setup.port)) throw new Error(`port ${setup.port} is taken by another program`);
+  await recreateDatabase(setup.database);
+  const stale = await clearQueues(setup.queuePrefix);
+  progress(`recreated database ${setup.database}; removed ${stale} stale queue keys under ${setup.queuePrefix}:`);
+  const env = {
+    ...process.env,
+    DATABASE_URL: databaseUrl(setup.database),
+    REDIS_URL,
+    QUEUE_PREFIX: setup.queuePrefix,
+    HOST: '127.0.0.1',
+    PORT: String(setup.port),
+    SSH_PRIVATE_KEY_PATH: FLEET_KEY,
+    WORKER_CONCURRENCY: '64',
+    // One pooled connection per host at least, so no run waits for one to close to open another.
+    SSH_POOL_MAX_CONNECTIONS: String(Math.max(1_000, hosts.length)),
+    // Discovery sweeps would compete with the runs they are not part of.
+    DISCOVERY_INTERVAL_MS: '0',
+    // A benchmark calls faster than a person would: no per-token rate limit.
+    TOKEN_RATE_LIMIT_PER_MINUTE: '0',
+    ...setup.env,
+  };
+  const url = `http://127.0.0.1:${setup.port}`;
+  const profileDir = setup.profileDir ?? null;
+  const apiLog = path.join(setup.workDir, 'api.log');
+  const workerLog = path.join(setup.workDir, 'worker.log');
+  const api = startNode('dist/src/main.js', env, apiLog, profileDir);
+  teardown.add('stopping the drover API', () => stopProcess(api));
+  const worker = startNode('dist/src/worker.js', env, workerLog, profileDir);
+  teardown.add('stopping the drover worker', () => stopProcess(worker));
+  await waitUntil(
+    `the API (see ${apiLog})`,
+    () =>
+      fetch(`${url}/healthz/ready`).then(
+        (response) => response.ok,
+        () => false,
+      ),
+    [api, worker],
+  );
+  await waitUntil(
+    `the worker (see ${workerLog})`,
+    () => readFile(workerLog, 'utf8').then((text) => text.includes('connected and consuming')),
+    [api, worker],
+  );
+  const { stdout } = await execFileAsync(
+    process.execPath,
+    [path.join(ROOT, 'dist/src/admin.js'), 'create-token', '--name', 'bench', '--scope', 'admin'],
+    { cwd: ROOT, env },
+  );
+  const token = stdout.trim();
+  const db = new PgClient({ connectionString: env.DATABASE_URL });
+  await db.connect();
+  teardown.add('closing the database connection', () => db.end());
+  const queue = new Queue(QueueName.Lifecycle, { connection: { url: REDIS_URL }, prefix: setup.queuePrefix });
+  teardown.add('closing the queue connection', () => queue.close());
+  const drover: Drover = { api, worker, url, token, db, queue };
+  const imported = await call<{ total: number }>(drover, 'POST', '/v1/hosts/bulk-upsert', { hosts }, 200);
+  progress(`drover is up on ${url}; imported ${imported.total} hosts with their pinned host keys`);
+  return drover;
+}
+
+/** One call to drover's API with the admin token; any status but `expect` is an error. */
+export async function call<T>(
+  drover: Pick<Drover, 'url' | 'token'>,
+  method: string,
+  route: string,
+  body: unknown,
+  expect: number,
+): Promise<T> {
+  const response = await fetch(`${drover.url}${route}`, {
+    method,
+    headers: { authorization: `Bearer ${drover.token}`, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  if (response.status !== expect) throw new Error(`${method} ${route}: ${response.status} ${text.slice(0, 1000)}`);
+  return JSON.parse(text) as T;
+}
+
+/** Follows the rollout's event stream, as `drover rollout --wait` does, until its finished event. */
+export async function finishedEvent(drover: Pick<Drover, 'url' | 'token'>, rolloutId: string): Promise<void> {
+  const response = await fetch(`${drover.url}/v1/rollouts/${rolloutId}/events`, {
+    headers: { authorization: `Bearer ${drover.token}`, accept: 'text/event-stream' },
+  });
+  if (!response.ok || !response.body) throw new Error(`events of rollout ${rolloutId}: ${response.status}`);
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let text = '';
+  for (let read = await reader.read(); !read.done; read = await reader.read()) {
+    text += decoder.decode(read.value as Uint8Array, { stream: true });
+    if (/^event: rollout\.finished$/m.test(text)) {
+      await reader.cancel();
+      return;
+    }
+  }
+  throw new Error(`the event stream of rollout ${rolloutId} ended before its finished event`);
+}
+
+export async function waitForIdleQueue(queue: Queue): Promise<void> {
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  for (;;) {
+    const counts = await queue.getJobCounts('wait', 'active', 'prioritized');
+    if (Object.values(counts).every((count) => count === 0)) return;
+    if (Date.now() > deadline) throw new Error(`drover's queue still busy after a run: ${JSON.stringify(counts)}`);
+    await sleep(POLL_MS);
+  }
+}
+
+/** The machine, for a report: CPU, memory, OS, Node.js, PostgreSQL, and `tools` (e.g. Ansible's version). */
+export async function machine(db: PgClient, tools: string[] = []): Promise<string[]> {
+  const cpu = os.cpus();
+  const debian = await readFile('/etc/debian_version', 'utf8').catch(() => 'unknown');
+  const { rows } = await db.query<{ version: string }>(`SELECT current_setting('server_version') AS version`);
+  return [
+    `- CPU: ${cpu.length} × ${cpu[0]?.model.trim() ?? 'unknown'}; memory ${(os.totalmem() / 1024 ** 3).toFixed(1)} GiB`,
+    `- ${os.type()} ${os.release()}, Debian ${debian.trim()}; Node.js ${process.version}; ${[...tools, ''].join('; ')}` +
+      `PostgreSQL ${rows[0]?.version ?? 'unknown'} and Redis on the same machine`,
+  ];
+}

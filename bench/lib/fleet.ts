@@ -1,0 +1,112 @@
+/**
+ * The fleet of real systemd hosts a benchmark runs on (test/fleet/fleet.sh, systemd-nspawn): boot
+ * or reuse it, read its inventory, and reach its hosts over ssh2 with their pinned host keys.
+ */
+import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { promisify } from 'node:util';
+import { Client as SshClient } from 'ssh2';
+import { sha256Fingerprint } from '../../src/infra/ssh/host-key';
+import { fail, progress, ROOT, runOrFail, Teardown } from './harness';
+
+export const FLEET_SH = path.join(ROOT, 'test/fleet/fleet.sh');
+export const FLEET_STATE = process.env.DROVER_FLEET_STATE ?? '/var/lib/drover-fleet/state';
+export const FLEET_KEY = path.join(FLEET_STATE, 'ssh/id_ed25519');
+const execFileAsync = promisify(execFile);
+
+export interface FleetHost {
+  name: string;
+  address: string;
+  port: number;
+  sshUser: string;
+  hostKeyFingerprint: string;
+  labels: Record<string, string>;
+}
+
+export async function readInventory(): Promise<FleetHost[] | null> {
+  try {
+    const inventory = JSON.parse(await readFile(path.join(FLEET_STATE, 'inventory.json'), 'utf8')) as {
+      hosts: FleetHost[];
+    };
+    return inventory.hosts;
+  } catch {
+    return null;
+  }
+}
+
+/** Whether a fleet of exactly `hosts` hosts is up and every one of them answers over SSH. */
+export async function fleetIsUp(hosts: number): Promise<boolean> {
+  const inventory = await readInventory();
+  if (inventory?.length !== hosts) return false;
+  const { stdout } = await execFileAsync('bash', [FLEET_SH, 'status'], { cwd: ROOT });
+  const reachable = new Set(
+    stdout
+      .split('\n')
+      .map((line) => /^(\S+)\s+\S+\s+yes$/.exec(line)?.[1])
+      .filter((name) => name !== undefined),
+  );
+  return inventory.every((host) => reachable.has(host.name));
+}
+
+/**
+ * A fleet of `size` hosts: the one that is up when `keep` and it has that size (left up at the
+ * end), else a fresh one booted with `fleet.sh up` (replacing this fleet's earlier hosts), torn
+ * down on every way out unless `keep`. Resolves the hosts and how the fleet came to be.
+ */
+export async function provideFleet(
+  size: number,
+  keep: boolean,
+  teardown: Teardown,
+): Promise<{ hosts: FleetHost[]; fleet: string }> {
+  let fleet: string;
+  if (keep && (await fleetIsUp(size))) {
+    fleet = 'reused: already up';
+    progress(`reusing the fleet of ${size} hosts that is up`);
+  } else {
+    progress(`booting a fleet of ${size} hosts (fleet.sh up replaces this fleet's earlier hosts)`);
+    if (!keep) teardown.add('tearing the fleet down', () => runOrFail('bash', [FLEET_SH, 'down']));
+    const started = performance.now();
+    await runOrFail('bash', [FLEET_SH, 'up', '--hosts', String(size)]);
+    fleet = `booted for this run in ${((performance.now() - started) / 1000).toFixed(0)} s`;
+  }
+  const hosts = (await readInventory()) ?? fail(`no ${path.join(FLEET_STATE, 'inventory.json')}`);
+  return { hosts, fleet };
+}
+
+/** Resolves when the client authenticated; the host must present its pinned key, or nothing is sent. */
+export function sshConnect(host: FleetHost, privateKey: Buffer): Promise<SshClient> {
+  return new Promise((resolve, reject) => {
+    const client = new SshClient();
+    client
+      .once('ready', () => resolve(client))
+      // Stays attached after 'ready': an unhandled 'error' would crash the benchmark.
+      .on('error', reject)
+      .connect({
+        host: host.address,
+        port: host.port,
+        username: host.sshUser,
+        privateKey,
+        readyTimeout: 15_000,
+        hostVerifier: (key: Buffer) => sha256Fingerprint(key) === host.hostKeyFingerprint,
+      });
+  });
+}
+
+export function sshExec(
+  client: SshClient,
+  command: string,
+): Promise<{ code: number | undefined; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    client.exec(command, (error, channel) => {
+      if (error) return reject(error);
+      let stdout = '';
+      let stderr = '';
+      channel.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+      channel.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      // No code when the connection dropped before the command exited.
+      channel.on('close', (code: number | undefined) => resolve({ code, stdout, stderr }));
+    });
+  });
+}
