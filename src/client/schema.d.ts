@@ -478,7 +478,7 @@ export interface paths {
         };
         /**
          * Progress as server-sent events, resumable with Last-Event-ID
-         * @description Every event of the rollout from the first (or after Last-Event-ID / `after`), then new ones as they happen; the stream ends after `rollout.finished` once no host is in flight. Event types: rollout.created, rollout.queued (blockedBy, reason), rollout.started (waitedFor), batch.started, task.waiting (host, unit, waitingFor, heldByRolloutId), task.finished, host.gating, gate.check, host.succeeded, host.failed, host.interrupted, host.cancelled, batch.finished, rollout.waiting, rollout.pausing_between_batches, rollout.awaiting_approval, rollout.paused, rollout.resumed, rollout.approved, rollout.retried, rollout.finished. `data` is a JSON object with an `at` timestamp; `id` grows with every event. One token may hold ROLLOUT_EVENT_STREAMS_PER_TOKEN streams open per API process (429 too_many_streams beyond).
+         * @description Every event of the rollout from the first (or after Last-Event-ID / `after`), then new ones as they happen; the stream ends after `rollout.finished` once no host is in flight. Event types (the RolloutEvent schema gives each one's data): rollout.created, rollout.queued, rollout.started, batch.started, task.waiting, task.finished, host.gating, gate.check, host.succeeded, host.failed, host.interrupted, host.cancelled, batch.finished, rollout.waiting, rollout.pausing_between_batches, rollout.awaiting_approval, rollout.paused, rollout.resumed, rollout.approved, rollout.retried, rollout.finished. `data` is a JSON object with an `at` timestamp; `id` grows with every event. One token may hold ROLLOUT_EVENT_STREAMS_PER_TOKEN streams open per API process (429 too_many_streams beyond).
          */
         get: operations["followRollout"];
         put?: never;
@@ -1575,6 +1575,224 @@ export interface components {
              * @enum {string}
              */
             onOverlap?: "queue" | "reject";
+        };
+        /** @description One event of a rollout: sent as `event: <type>` and `data: <data as JSON, with an "at" timestamp>`; the `id:` of each grows with every event */
+        RolloutEvent: {
+            /** @enum {string} */
+            type: "rollout.created";
+            data: {
+                /** @enum {string} */
+                status: "queued" | "running" | "paused" | "awaiting_approval" | "succeeded" | "aborted" | "cancelled";
+                total: number;
+                hosts: string[];
+                superseded?: string[];
+            };
+        } | {
+            /** @enum {string} */
+            type: "rollout.queued";
+            data: {
+                blockedBy: string[];
+                reason: string | null;
+            };
+        } | {
+            /** @enum {string} */
+            type: "rollout.started";
+            data: {
+                waitedFor: string[];
+            };
+        } | {
+            /** @enum {string} */
+            type: "batch.started";
+            data: {
+                index: number;
+                run: number;
+                hosts: string[];
+                unavailableAtStart: number;
+                /** Format: uuid */
+                operationId: string;
+            };
+        } | {
+            /** @enum {string} */
+            type: "task.waiting";
+            data: {
+                /** @description The host, by inventory name */
+                host: string;
+                unit: string | null;
+                /** Format: uuid */
+                taskId: string;
+                waitingFor: string;
+                /** Format: uuid */
+                heldByRolloutId: string | null;
+            };
+        } | {
+            /** @enum {string} */
+            type: "task.finished";
+            data: {
+                /** @description The host, by inventory name */
+                host: string;
+                unit: string | null;
+                /** Format: uuid */
+                taskId: string;
+                state: string;
+                reason: string | null;
+                mainPidBefore: number | null;
+                mainPidAfter: number | null;
+            };
+        } | {
+            /** @enum {string} */
+            type: "host.gating";
+            data: {
+                /** @description The host, by inventory name */
+                host: string;
+                /** @description Its batch index; null before it was given one */
+                batch: number | null;
+                baseline: {
+                    unit: string;
+                    activeState: string;
+                    subState: string;
+                    mainPid: number | null;
+                    nRestarts: number | null;
+                }[];
+            };
+        } | {
+            /** @enum {string} */
+            type: "gate.check";
+            data: {
+                /** @description The host, by inventory name */
+                host: string;
+                healthy: boolean;
+                problems: string[];
+            };
+        } | {
+            /** @enum {string} */
+            type: "host.succeeded";
+            data: {
+                /** @description The host, by inventory name */
+                host: string;
+                /** @description Its batch index; null before it was given one */
+                batch: number | null;
+                units: {
+                    [key: string]: {
+                        activeState: string;
+                        subState: string;
+                        mainPid: number | null;
+                        nRestarts: number | null;
+                    };
+                };
+            };
+        } | {
+            /** @enum {string} */
+            type: "host.failed";
+            data: {
+                /** @description The host, by inventory name */
+                host: string;
+                /** @description Its batch index; null before it was given one */
+                batch: number | null;
+                reason: string;
+            };
+        } | {
+            /** @enum {string} */
+            type: "host.interrupted";
+            data: {
+                /** @description The host, by inventory name */
+                host: string;
+                reason: string;
+            };
+        } | {
+            /** @enum {string} */
+            type: "host.cancelled";
+            data: {
+                /** @description The host, by inventory name */
+                host: string;
+                /** @description Its batch index; null before it was given one */
+                batch: number | null;
+                reason: string;
+            };
+        } | {
+            /** @enum {string} */
+            type: "batch.finished";
+            data: {
+                index: number;
+                run: number;
+                succeeded: string[];
+                failed: string[];
+            };
+        } | {
+            /** @enum {string} */
+            type: "rollout.waiting";
+            data: {
+                reason: string;
+                downNow: number;
+            };
+        } | {
+            /** @enum {string} */
+            type: "rollout.pausing_between_batches";
+            data: {
+                /** Format: date-time */
+                until: string;
+            };
+        } | {
+            /** @enum {string} */
+            type: "rollout.awaiting_approval";
+            data: {
+                reason: string;
+            };
+        } | {
+            /** @enum {string} */
+            type: "rollout.paused";
+            data: {
+                /** @description The token that steered it */
+                by: string;
+                reason: string | null;
+                /** @enum {string} */
+                status: "queued" | "running" | "paused" | "awaiting_approval" | "succeeded" | "aborted" | "cancelled";
+                blockedBy?: string[];
+            };
+        } | {
+            /** @enum {string} */
+            type: "rollout.resumed";
+            data: {
+                /** @description The token that steered it */
+                by: string;
+                reason: string | null;
+                /** @enum {string} */
+                status: "queued" | "running" | "paused" | "awaiting_approval" | "succeeded" | "aborted" | "cancelled";
+                blockedBy?: string[];
+            };
+        } | {
+            /** @enum {string} */
+            type: "rollout.approved";
+            data: {
+                /** @description The token that steered it */
+                by: string;
+                reason: string | null;
+                /** @enum {string} */
+                status: "queued" | "running" | "paused" | "awaiting_approval" | "succeeded" | "aborted" | "cancelled";
+                blockedBy?: string[];
+            };
+        } | {
+            /** @enum {string} */
+            type: "rollout.retried";
+            data: {
+                /** @description The token that steered it */
+                by: string;
+                reason: string | null;
+                /** @enum {string} */
+                status: "queued" | "running" | "paused" | "awaiting_approval" | "succeeded" | "aborted" | "cancelled";
+                blockedBy?: string[];
+            };
+        } | {
+            /** @enum {string} */
+            type: "rollout.finished";
+            data: {
+                /** @enum {string} */
+                status: "queued" | "running" | "paused" | "awaiting_approval" | "succeeded" | "aborted" | "cancelled";
+                reason: string | null;
+                /** Format: uuid */
+                supersededBy?: string;
+                by?: string;
+                blockedBy?: string[];
+            };
         };
         RolloutPage: {
             items: {
@@ -3964,7 +4182,9 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "text/event-stream": components["schemas"]["RolloutEvent"];
+                };
             };
             /** @description Invalid input; `errors` names each bad field */
             400: {

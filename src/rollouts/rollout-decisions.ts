@@ -7,24 +7,19 @@
  */
 import {
   AUDIT_ACTION,
+  type CheckedUnit,
   isActingRollout,
   isUnfinishedRollout,
   type RolloutControl,
+  type RolloutEventInput,
   type RolloutHostState,
   type RolloutStatus,
+  type UnitBaseline,
   type UnitSnapshot,
 } from '@drover/protocol';
 import type { RolloutStrategy } from './dto/rollout.dto';
 import { blockersOf, type Overlap, queuedReason } from './rollout-admission';
-import type { CheckedUnit, RolloutEventInput } from './rollout-events';
-import {
-  baselineOf,
-  downFirst,
-  failureBudgetExceeded,
-  judgeGate,
-  nextBatchSize,
-  type UnitBaseline,
-} from './rollout-rules';
+import { baselineOf, downFirst, failureBudgetExceeded, judgeGate, nextBatchSize } from './rollout-rules';
 
 /** How often hosts in their health gate are checked. */
 export const GATE_CHECK_INTERVAL_MS = 1_000;

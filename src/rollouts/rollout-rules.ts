@@ -3,17 +3,8 @@
  * how big the next batch may be, when the failure budget is spent. The runner feeds them what it
  * read from the database and the hosts; the unit tests feed them edge cases.
  */
-import type { UnitSnapshot, Verb } from '@drover/protocol';
+import { type UnitBaseline, type UnitSnapshot, type Verb } from '@drover/protocol';
 import { type Amount, resolvePercent } from './planner';
-
-/** What a unit looked like right after the action: the gate holds it to this. */
-export type UnitBaseline = {
-  unit: string;
-  activeState: string;
-  subState: string;
-  mainPid: number | null;
-  nRestarts: number | null;
-};
 
 /** What the gate reads of a unit at each check. */
 export type UnitReading = Pick<UnitSnapshot, 'activeState' | 'subState' | 'mainPid' | 'nRestarts'>;

@@ -1,5 +1,5 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { isActingRollout, type UnitSnapshot } from '@drover/protocol';
+import { isActingRollout, type UnitBaseline, type UnitSnapshot } from '@drover/protocol';
 import { APP_CONFIG } from '../config/config.module';
 import type { AppConfig } from '../config/config.schema';
 import { JobDeferred } from '../infra/queue/job-deferred';
@@ -23,7 +23,7 @@ import {
   leaveQueue,
   planBatch,
 } from './rollout-decisions';
-import { type UnitBaseline, unitGateProblem, type UnitReading } from './rollout-rules';
+import { unitGateProblem, type UnitReading } from './rollout-rules';
 import { BatchTask, LockedRollout, RolloutHostWithHost, RolloutsRepository, SshHost } from './rollouts.repository';
 import { RolloutsService } from './rollouts.service';
 import { commandProbeNames } from './rollout-authority';

@@ -1,10 +1,17 @@
-import type { RolloutControl } from '@drover/protocol';
+import { ROLLOUT_EVENT_TYPES, type RolloutControl } from '@drover/protocol';
 import { Body, Controller, Get, Headers, HttpCode, Param, Post, Query, Res } from '@nestjs/common';
-import { ApiHeader, ApiOperation, ApiProduces, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiHeader, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { Actor, RequestActor, RequireScope } from '../common/auth/auth.decorators';
 import { RequestValidationError } from '../common/errors/domain-errors';
-import { ApiProblems, ApiZodBody, ApiZodParams, ApiZodQuery, ApiZodResponse } from '../common/openapi/zod-openapi';
+import {
+  ApiProblems,
+  ApiZodBody,
+  ApiZodEventStream,
+  ApiZodParams,
+  ApiZodQuery,
+  ApiZodResponse,
+} from '../common/openapi/zod-openapi';
 import type { Page } from '../common/pagination/cursor';
 import { CurrentPrincipal } from '../tokens/current-principal.decorator';
 import type { Principal } from '../common/auth/principal';
@@ -12,6 +19,7 @@ import {
   ListRolloutsQueryDto,
   RolloutControlDto,
   RolloutDto,
+  RolloutEventDto,
   RolloutEventsQueryDto,
   RolloutPageDto,
   RolloutParamsDto,
@@ -137,20 +145,16 @@ export class RolloutsController {
     summary: 'Progress as server-sent events, resumable with Last-Event-ID',
     description:
       'Every event of the rollout from the first (or after Last-Event-ID / `after`), then new ones as they ' +
-      'happen; the stream ends after `rollout.finished` once no host is in flight. Event types: ' +
-      'rollout.created, rollout.queued (blockedBy, reason), rollout.started (waitedFor), batch.started, ' +
-      'task.waiting (host, unit, waitingFor, heldByRolloutId), task.finished, host.gating, gate.check, ' +
-      'host.succeeded, host.failed, host.interrupted, host.cancelled, batch.finished, rollout.waiting, ' +
-      'rollout.pausing_between_batches, ' +
-      'rollout.awaiting_approval, rollout.paused, rollout.resumed, rollout.approved, rollout.retried, ' +
-      'rollout.finished. `data` is a JSON object with an `at` timestamp; `id` grows with every event. One token ' +
+      'happen; the stream ends after `rollout.finished` once no host is in flight. Event types (the RolloutEvent ' +
+      `schema gives each one's data): ${ROLLOUT_EVENT_TYPES.join(', ')}. ` +
+      '`data` is a JSON object with an `at` timestamp; `id` grows with every event. One token ' +
       'may hold ROLLOUT_EVENT_STREAMS_PER_TOKEN streams open per API process (429 too_many_streams beyond).',
   })
   @ApiZodParams(RolloutParamsDto)
   @ApiZodQuery(RolloutEventsQueryDto)
   @ApiHeader({ name: 'Last-Event-ID', required: false, description: 'Resume after this event id' })
   @ApiProduces('text/event-stream')
-  @ApiResponse({ status: 200, description: 'The event stream (text/event-stream)' })
+  @ApiZodEventStream('The event stream (text/event-stream)', RolloutEventDto)
   @ApiProblems(400, 401, 404, 429)
   async events(
     @Param() params: RolloutParamsDto,

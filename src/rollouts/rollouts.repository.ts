@@ -1,5 +1,11 @@
 import { Injectable } from '@nestjs/common';
-import { AUDIT_ACTION, type AuditAction, rolloutControlAction } from '@drover/protocol';
+import {
+  AUDIT_ACTION,
+  type AuditAction,
+  rolloutControlAction,
+  type RolloutEventInput,
+  type UnitBaseline,
+} from '@drover/protocol';
 import type { AuditActor } from '../audit/audit-actor';
 import { ResourceNotFoundError } from '../common/errors/domain-errors';
 import {
@@ -18,8 +24,6 @@ import { NewOperation, OperationsRepository } from '../operations/operations.rep
 import { Admission, Overlap } from './rollout-admission';
 import type { RolloutStrategy } from './dto/rollout.dto';
 import { type HostPatch, type LastCheck, type RolloutChange, type RolloutState, supersede } from './rollout-decisions';
-import type { RolloutEventInput } from './rollout-events';
-import type { UnitBaseline } from './rollout-rules';
 
 export type { Rollout, RolloutBatch, RolloutEvent, RolloutHost, RolloutHostState, RolloutStatus };
 

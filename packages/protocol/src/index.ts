@@ -1,6 +1,7 @@
 export * from './audit-actions';
 export * from './jobs';
 export * from './label-syntax';
+export * from './rollout-events';
 export * from './selector';
 export * from './states';
 export * from './unit-action';

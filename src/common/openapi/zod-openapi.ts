@@ -63,6 +63,15 @@ export function ApiZodResponse(status: number, description: string, dto?: ZodDto
   return ApiResponse({ status, description, ...(dto ? { schema: register(dto, 'output') } : {}) });
 }
 
+/** A server-sent event stream whose events each have the DTO's shape. */
+export function ApiZodEventStream(description: string, dto: ZodDtoClass): MethodDecorator {
+  return ApiResponse({
+    status: 200,
+    description,
+    content: { 'text/event-stream': { schema: register(dto, 'output') } },
+  });
+}
+
 const problemDescriptions: Record<number, string> = {
   400: 'Invalid input; `errors` names each bad field',
   401: 'Missing, unknown, expired or revoked bearer token',

@@ -5,10 +5,11 @@ import {
   labelValueProblem,
   ROLLOUT_HOST_STATES,
   ROLLOUT_STATUSES,
+  rolloutEventSchema,
   unitGlobProblem,
   VERBS,
 } from '@drover/protocol';
-import { createZodDto } from '../../common/validation/zod-dto';
+import { createZodDto, type ZodDtoClass } from '../../common/validation/zod-dto';
 import { daemonReloadSchema } from '../../operations/dto/operation.dto';
 import { probeNameSchema } from '../../probes/dto/probe.dto';
 import { normaliseUnitName, UNIT_TYPES } from '@drover/systemd';
@@ -466,6 +467,9 @@ export class RolloutControlDto extends createZodDto(
     })
     .prefault({}),
 ) {}
+
+// A union has no class shape of its own: the DTO is typed as any object, for the document only.
+export class RolloutEventDto extends (createZodDto(rolloutEventSchema) as ZodDtoClass<z.ZodType<object>>) {}
 
 export class RolloutEventsQueryDto extends createZodDto(
   z.object({
