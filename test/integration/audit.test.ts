@@ -44,7 +44,8 @@ describe('audit trail', () => {
   }
 
   before(async () => {
-    api = await startTestApi();
+    // Webhooks to a local address are allowed only with this switch.
+    api = await startTestApi({ WEBHOOK_ALLOW_LOOPBACK: 'true' });
     admin = await api.client({ name: 'audit-admin' });
     auditor = await api.client({ scopes: ['audit'] });
   });
@@ -62,6 +63,7 @@ describe('audit trail', () => {
     const host = buildHost({ labels: { audit: 'walk' } });
     let tokenId = '';
     let rolloutId = '';
+    let subscriptionId = '';
     const steer = (action: 'pause' | 'resume' | 'approve' | 'cancel' | 'retry') => () =>
       admin.POST(`/v1/rollouts/{id}/${action}` as '/v1/rollouts/{id}/pause', {
         params: { path: { id: rolloutId } },
@@ -106,6 +108,31 @@ describe('audit trail', () => {
       'PUT /v1/probes/{name}': () =>
         admin.PUT('/v1/probes/{name}', { params: { path: { name: 'walked' } }, body: { argv: ['/usr/bin/true'] } }),
       'DELETE /v1/probes/{name}': () => admin.DELETE('/v1/probes/{name}', { params: { path: { name: 'walked' } } }),
+      'POST /v1/webhooks': async () => {
+        const created = await admin.POST('/v1/webhooks', {
+          body: { name: 'walked', url: 'http://127.0.0.1:9/hook', events: ['rollout.*'] },
+        });
+        subscriptionId = created.data?.id ?? '';
+        return created;
+      },
+      'POST /v1/webhooks/{id}/deliveries/{deliveryId}/redeliver': async () => {
+        // No worker runs here to deliver anything: a delivery that failed for good, as one would.
+        const [event] = await query<{ id: string }>(
+          api.database.url,
+          `INSERT INTO webhook_events (type, subject_id, data) VALUES ('rollout.finished', gen_random_uuid(), '{}')
+           RETURNING id`,
+        );
+        const [delivery] = await query<{ id: string }>(
+          api.database.url,
+          `INSERT INTO webhook_deliveries (id, subscription_id, event_id, status, attempts)
+           VALUES (gen_random_uuid(), $1, $2, 'failed', 8) RETURNING id`,
+          [subscriptionId, event!.id],
+        );
+        return admin.POST('/v1/webhooks/{id}/deliveries/{deliveryId}/redeliver', {
+          params: { path: { id: subscriptionId, deliveryId: delivery!.id } },
+        });
+      },
+      'DELETE /v1/webhooks/{id}': () => admin.DELETE('/v1/webhooks/{id}', { params: { path: { id: subscriptionId } } }),
       'POST /v1/access/sudoers': () =>
         admin.POST('/v1/access/sudoers', {
           body: { user: 'drover', verbs: ['status', 'restart'], units: ['nginx.service'] },
