@@ -61,11 +61,19 @@ module.exports = {
       to: { pathNot: '^packages/(systemd|protocol)/', dependencyTypesNot: ['core'] },
     },
     {
-      name: 'dashboard-and-agent-use-protocol-and-client-only',
+      name: 'dashboard-uses-protocol-and-client-only',
       severity: 'error',
-      comment: 'ui/ and agents/ talk to the control plane through the API: the protocol and src/client only.',
-      from: { path: '^(ui|agents)/' },
-      to: { path: '^(src|test|bench|packages/systemd)/', pathNot: '^src/client/' },
+      comment: 'ui/ talks to the control plane through the API: the protocol and src/client only.',
+      from: { path: '^ui/' },
+      to: { path: '^(src|test|bench|packages/systemd|agents)/', pathNot: '^src/client/' },
+    },
+    {
+      name: 'agent-uses-protocol-systemd-and-client-only',
+      severity: 'error',
+      comment:
+        'agents/ runs on hosts: it carries out tasks with packages/systemd (the code the SSH worker runs) and talks to the control plane through the API (the protocol, src/client), never the server code.',
+      from: { path: '^agents/' },
+      to: { path: '^(src|test|bench|ui)/', pathNot: '^src/client/' },
     },
     {
       name: 'client-is-generated-only',

@@ -186,13 +186,13 @@ check shellcheck shell_scripts_clean
 
 # --- unit and integration tests ---
 log "unit and integration tests"
-mapfile -t unit_files < <(find dist/src packages/*/dist -name '*.spec.js' | sort)
+mapfile -t unit_files < <(find dist/src packages/*/dist agents/dist -name '*.spec.js' | sort)
 mapfile -t integration_files < <(find dist/test -name '*.test.js' | sort)
 # A floor, so a suite that shrank cannot pass: every test file of the tree compiled and ran, and at
 # least as many tests ran as there are it()/test() call sites in them (loops only add to that).
-source_files=$(find src packages/*/src -name '*.spec.ts' | wc -l)
+source_files=$(find src packages/*/src agents/src -name '*.spec.ts' | wc -l)
 source_files=$((source_files + $(find test -name '*.test.ts' | wc -l)))
-test_sites=$(grep -rhoE '^\s*(it|test)\(' src packages test --include='*.spec.ts' --include='*.test.ts' | wc -l)
+test_sites=$(grep -rhoE '^\s*(it|test)\(' src packages agents/src test --include='*.spec.ts' --include='*.test.ts' | wc -l)
 mkdir -p "$RESULTS/tap"
 
 # One node --test per batch, with a time limit per test and what is left of the run's time limit

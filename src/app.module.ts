@@ -1,6 +1,7 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { APP_FILTER, APP_GUARD, APP_INTERCEPTOR, APP_PIPE } from '@nestjs/core';
 import { AccessModule } from './access/access.module';
+import { AgentsModule } from './agents/agents.module';
 import { AuditModule } from './audit/audit.module';
 import { BearerAuthGuard } from './tokens/bearer-auth.guard';
 import { JsonBodyInterceptor } from './common/http/json-body.interceptor';
@@ -45,6 +46,7 @@ export class AppModule {
         ProbesModule,
         RolloutsModule,
         WebhooksModule,
+        AgentsModule,
       ],
       providers: [
         { provide: APP_PIPE, useClass: ZodValidationPipe },

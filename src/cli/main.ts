@@ -6,6 +6,7 @@ import { FINISHED_OPERATION_STATUSES, VERBS } from '@drover/protocol';
 import { daemonReloadOf, RolloutUsageError, rolloutCommand } from './rollout';
 import { renderTable } from './table';
 import { webhooksCommand, WebhooksUsageError } from './webhooks';
+import { agentsCommand, AgentsUsageError } from './agents';
 
 const USAGE = `drover — fleet controller for systemd services
 
@@ -57,6 +58,12 @@ usage: drover <command> [options]
                                            the delivery log, newest first: attempts, HTTP status, latency, error
   webhooks redeliver NAME|ID DELIVERY_ID   send a delivered or failed event again (same event id)
   webhooks delete NAME|ID                  remove a subscription and its delivery log
+  agent install-command [-l KEY=VALUE,...] [--host NAME] [--expires-in MINUTES]
+                                           create a one-time join token (30 min) and print the line to
+                                           run as root on a host with Node: it installs and enrols the agent
+  agent join-token [same options]          only the join token (for your own installer)
+  agent list [--json]                      enrolled agents: online/offline, facts, protocol version
+  agent revoke HOST|ID                     the agent is refused from its next request on
 
 environment:
   DROVER_URL     API base URL (default http://127.0.0.1:8080)
@@ -470,6 +477,7 @@ async function main(argv: string[]): Promise<void> {
       'daemon-reload': { type: 'string' },
       events: { type: 'string' },
       status: { type: 'string' },
+      'expires-in': { type: 'string' },
       reason: { type: 'string' },
       'dry-run': { type: 'boolean', default: false },
       wait: { type: 'boolean', default: false },
@@ -492,6 +500,7 @@ async function main(argv: string[]): Promise<void> {
   else if (group === 'rollout') await rolloutCommand(api, baseUrl, process.env.DROVER_TOKEN, rest, values);
   else if (group === 'audit') await auditCommand(api, baseUrl, process.env.DROVER_TOKEN, rest, values);
   else if (group === 'webhooks') await webhooksCommand(api, rest, values);
+  else if (group === 'agent') await agentsCommand(api, baseUrl, rest, values);
   else if (VERB_COMMANDS.has(group)) await actCommand(api, group, rest, values);
   else throw new UsageError(`unknown command '${group}'`);
 }
@@ -501,6 +510,7 @@ main(process.argv.slice(2)).catch((error: unknown) => {
     error instanceof UsageError ||
     error instanceof RolloutUsageError ||
     error instanceof WebhooksUsageError ||
+    error instanceof AgentsUsageError ||
     (error instanceof TypeError && 'code' in error && String(error.code).startsWith('ERR_PARSE_ARGS'));
   process.stderr.write(`drover: ${error instanceof Error ? error.message : String(error)}\n`);
   if (usage) process.stderr.write(`\n${USAGE}\n`);

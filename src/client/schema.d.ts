@@ -653,10 +653,363 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/agents": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List enrolled agents: online or not, their facts, their protocol */
+        get: operations["listAgents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/agents/{id}/revoke": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Revoke an agent: its next request is refused and it claims no more work (enrol again to replace it) */
+        post: operations["revokeAgent"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/agent-join-tokens": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List the join tokens not used, revoked or expired yet */
+        get: operations["listJoinTokens"];
+        put?: never;
+        /** Create a one-time join token an agent enrols with (its secret is shown in this response only) */
+        post: operations["createJoinToken"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/agent-join-tokens/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Revoke a join token that was not used yet */
+        delete: operations["revokeJoinToken"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/agent/v1/enroll": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** An agent spends a join token and registers its public key */
+        post: operations["agentEnroll"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/agent/v1/challenge": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A one-time challenge for an agent to sign (60 s) */
+        post: operations["agentChallenge"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/agent/v1/sessions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Exchange a signed challenge for a short-lived credential */
+        post: operations["agentSession"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/agent/v1/bundle": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The agent program: one JavaScript file run by Node */
+        get: operations["agentBundle"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/agent/v1/install.sh": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The install script (`drover agent install-command` prints the line that runs it) */
+        get: operations["agentInstallScript"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/agent/v1/unit-file": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The systemd unit the install script installs */
+        get: operations["agentUnitFile"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/agent/v1/heartbeat": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** The agent is alive; its host’s facts */
+        post: operations["agentHeartbeat"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/agent/v1/commands/next": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The agent’s next command; held open until there is one or the wait ends (long poll) */
+        get: operations["agentNextCommand"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/agent/v1/tasks/{taskId}/attempts/{attempt}/lease": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Keep the claim of a running attempt */
+        post: operations["agentRenewLease"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/agent/v1/tasks/{taskId}/attempts/{attempt}/clear": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Store the unit as read before acting and be cleared to act (409: a newer attempt owns the task) */
+        post: operations["agentClearToAct"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/agent/v1/tasks/{taskId}/attempts/{attempt}/waiting": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** The attempt waits (systemd’s start limit) before acting */
+        post: operations["agentWaiting"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/agent/v1/tasks/{taskId}/attempts/{attempt}/stopped": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Whether the task’s rollout stopped meanwhile (do not act) */
+        get: operations["agentStopped"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/agent/v1/tasks/{taskId}/attempts/{attempt}/output": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** One chunk of the attempt’s output, numbered (stored once) */
+        post: operations["agentOutput"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/agent/v1/tasks/{taskId}/attempts/{attempt}/result": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** The attempt’s outcome: recorded with its audit event once; false when the attempt no longer holds the task */
+        post: operations["agentTaskResult"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/agent/v1/reads/{requestId}/result": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** The answers to a read the server asked for */
+        post: operations["agentReadResult"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        AgentList: {
+            items: {
+                /** Format: uuid */
+                id: string;
+                /** Format: uuid */
+                hostId: string;
+                hostName: string;
+                /** @description Heard of within AGENT_OFFLINE_AFTER_MS */
+                online: boolean;
+                lastSeenAt: string | null;
+                enrolledAt: string;
+                revokedAt: string | null;
+                protocolVersion: number;
+                /** @description Speaks an older (still accepted) protocol: upgrade it */
+                outdated: boolean;
+                /** @description Facts an agent reports about its host */
+                facts: {
+                    hostname: string;
+                    /** @description PRETTY_NAME of /etc/os-release */
+                    os: string;
+                    kernel: string;
+                    systemdVersion: string | null;
+                    uptimeSeconds: number;
+                    agentVersion: string;
+                    protocolVersion: number;
+                    runsAsRoot: boolean;
+                } | null;
+            }[];
+        };
         AuditEventPage: {
             items: {
                 seq: number;
@@ -823,6 +1176,71 @@ export interface components {
             /** @description Hosts already exactly as given: untouched, updatedAt kept */
             unchanged: number;
         };
+        Challenge: {
+            /** Format: uuid */
+            agentId: string;
+        };
+        ChallengeResponse: {
+            challenge: string;
+            expiresInMs: number;
+            serverTime: string;
+        };
+        Clear: {
+            /** @description The unit as read right before acting */
+            before: {
+                /** @description Id: the unit name systemd resolved, e.g. nginx.service */
+                id: string;
+                /** @description LoadState, e.g. loaded, not-found, masked */
+                loadState: string;
+                /** @description ActiveState, e.g. active, inactive, failed, activating */
+                activeState: string;
+                /** @description SubState, e.g. running, dead, exited */
+                subState: string;
+                /** @description MainPID; null when no process runs (systemd reports 0) and for unit types without processes */
+                mainPid: number | null;
+                /** @description NRestarts; null for unit types other than services, which have no restart counter */
+                nRestarts: number | null;
+                /** @description UnitFileState, e.g. enabled, disabled, masked; null when no unit file backs the unit */
+                unitFileState: string | null;
+                /** @description NeedDaemonReload: the unit file changed since systemd loaded it */
+                needDaemonReload: boolean;
+                /** @description ActiveEnterTimestamp as systemd prints it, e.g. "Sat 2026-11-21 06:29:25 UTC"; null when never active */
+                activeEnterTimestamp: string | null;
+                /** @description ActiveEnterTimestampMonotonic: microseconds since boot as a decimal string (it can exceed the largest exact JSON number); "0" when never active */
+                activeEnterTimestampMonotonic: string;
+                /** @description InvocationID: a fresh random id per start of the unit; null when it never started since loaded */
+                invocationId: string | null;
+                /** @description CanReload */
+                canReload: boolean;
+                /** @description CanStart */
+                canStart: boolean;
+                /** @description CanStop */
+                canStop: boolean;
+                /** @description Result: how the last run ended (success, exit-code, timeout...); null for types without one */
+                result: string | null;
+                /** @description Description; null when the unit sets none (systemd then shows the unit name instead) */
+                description: string | null;
+                /** @description FragmentPath: the unit file systemd loaded it from; null when none (absent in older records) */
+                fragmentPath?: string | null;
+                /** @description DropInPaths: its drop-in files, in the order systemd applies them (absent in older records) */
+                dropInPaths?: string[];
+                /** @description StartLimitBurst: how many starts systemd allows within startLimitIntervalUSec before it refuses the next (0: no limit); null when systemctl does not report it, absent from states recorded before drover read it */
+                startLimitBurst?: number | null;
+                /** @description StartLimitIntervalSec in microseconds as a decimal string ("infinity": the count never resets, "0": no limit); null when systemctl does not report it, absent from states recorded before drover read it */
+                startLimitIntervalUSec?: string | null;
+            } | null;
+        };
+        CreatedJoinToken: {
+            /** Format: uuid */
+            id: string;
+            hostName: string | null;
+            labels: {
+                [key: string]: string;
+            };
+            expiresAt: string;
+            /** @description The secret (drj_...): shown in this response only; it enrols one agent once */
+            joinToken: string;
+        };
         /** @description The created token with its secret */
         CreatedToken: {
             /** Format: uuid */
@@ -892,6 +1310,17 @@ export interface components {
                 [key: string]: string;
             };
         };
+        /** @description A one-time join token for one agent */
+        CreateJoinToken: {
+            /** @description The host name the agent enrols as (needed to bind an existing host); default: its own hostname */
+            hostName?: string | null;
+            /** @description Labels the enrolled host gets (merged into an existing host’s) */
+            labels?: {
+                [key: string]: string;
+            };
+            /** @description Default 30 */
+            expiresInMinutes?: number;
+        };
         /** @description Apply a verb to a unit on every host a selector matches */
         CreateOperation: {
             /**
@@ -960,6 +1389,53 @@ export interface components {
             hostName: string;
             /** @enum {boolean} */
             queued: true;
+        };
+        /** @description An agent presents a join token once and registers its key */
+        Enroll: {
+            /** @description The one-time join token an operator created */
+            joinToken: string;
+            /** @description The agent’s Ed25519 public key, SPKI DER in base64 (the private key never leaves the host) */
+            publicKey: string;
+            /** @description Facts an agent reports about its host */
+            facts: {
+                hostname: string;
+                /** @description PRETTY_NAME of /etc/os-release */
+                os: string;
+                kernel: string;
+                systemdVersion: string | null;
+                uptimeSeconds: number;
+                agentVersion: string;
+                protocolVersion: number;
+                runsAsRoot: boolean;
+            };
+        };
+        EnrollResponse: {
+            /** Format: uuid */
+            agentId: string;
+            /** Format: uuid */
+            hostId: string;
+            hostName: string;
+            /** @description The server’s clock (ISO 8601), to measure skew against */
+            serverTime: string;
+        };
+        Heartbeat: {
+            /** @description Facts an agent reports about its host */
+            facts: {
+                hostname: string;
+                /** @description PRETTY_NAME of /etc/os-release */
+                os: string;
+                kernel: string;
+                systemdVersion: string | null;
+                uptimeSeconds: number;
+                agentVersion: string;
+                protocolVersion: number;
+                runsAsRoot: boolean;
+            };
+        };
+        HeartbeatResponse: {
+            serverTime: string;
+            /** @description The agent speaks an older protocol than the server; upgrade it */
+            outdated: boolean;
         };
         Host: {
             /** Format: uuid */
@@ -1038,9 +1514,116 @@ export interface components {
             /** @description Pass as cursor to get the next page; null on the last page */
             nextCursor: string | null;
         };
+        JoinTokenList: {
+            items: {
+                /** Format: uuid */
+                id: string;
+                hostName: string | null;
+                labels: {
+                    [key: string]: string;
+                };
+                expiresAt: string;
+            }[];
+        };
         Liveness: {
             /** @enum {string} */
             status: "alive";
+        };
+        NextCommandResponse: {
+            /** @description null: nothing to do within the wait */
+            command: ({
+                /** @enum {string} */
+                kind: "task";
+                /** Format: uuid */
+                taskId: string;
+                /** @description The attempt number: the fencing token of every later call */
+                attempt: number;
+                /** @description What a host must do: run the verb and read the unit until it reaches what the verb promises (VERB_PROMISES) */
+                spec: {
+                    /**
+                     * @description The systemctl verb
+                     * @enum {string}
+                     */
+                    verb: "status" | "start" | "stop" | "restart" | "try-restart" | "reload" | "reload-or-restart" | "enable" | "disable" | "mask" | "unmask" | "daemon-reload";
+                    /** @description The unit to act on; null only for host-level verbs (daemon-reload) */
+                    unit: string | null;
+                    /** @description Upper bound for each command on the host; also the most the task may wait for systemd’s start limit */
+                    timeoutMs: number;
+                    /** @description How long the unit is read again after acting while it is still in transition (activating...) */
+                    settleTimeoutMs: number;
+                    /**
+                     * @description What to do when the unit changed on disk
+                     * @enum {string}
+                     */
+                    daemonReload: "refuse" | "auto" | "ignore";
+                };
+                /** @description What an earlier attempt at this task left (its agent was lost mid-way) */
+                earlier: {
+                    /** @description A unit as `systemctl show` reported it */
+                    before: {
+                        /** @description Id: the unit name systemd resolved, e.g. nginx.service */
+                        id: string;
+                        /** @description LoadState, e.g. loaded, not-found, masked */
+                        loadState: string;
+                        /** @description ActiveState, e.g. active, inactive, failed, activating */
+                        activeState: string;
+                        /** @description SubState, e.g. running, dead, exited */
+                        subState: string;
+                        /** @description MainPID; null when no process runs (systemd reports 0) and for unit types without processes */
+                        mainPid: number | null;
+                        /** @description NRestarts; null for unit types other than services, which have no restart counter */
+                        nRestarts: number | null;
+                        /** @description UnitFileState, e.g. enabled, disabled, masked; null when no unit file backs the unit */
+                        unitFileState: string | null;
+                        /** @description NeedDaemonReload: the unit file changed since systemd loaded it */
+                        needDaemonReload: boolean;
+                        /** @description ActiveEnterTimestamp as systemd prints it, e.g. "Sat 2026-11-21 06:29:25 UTC"; null when never active */
+                        activeEnterTimestamp: string | null;
+                        /** @description ActiveEnterTimestampMonotonic: microseconds since boot as a decimal string (it can exceed the largest exact JSON number); "0" when never active */
+                        activeEnterTimestampMonotonic: string;
+                        /** @description InvocationID: a fresh random id per start of the unit; null when it never started since loaded */
+                        invocationId: string | null;
+                        /** @description CanReload */
+                        canReload: boolean;
+                        /** @description CanStart */
+                        canStart: boolean;
+                        /** @description CanStop */
+                        canStop: boolean;
+                        /** @description Result: how the last run ended (success, exit-code, timeout...); null for types without one */
+                        result: string | null;
+                        /** @description Description; null when the unit sets none (systemd then shows the unit name instead) */
+                        description: string | null;
+                        /** @description FragmentPath: the unit file systemd loaded it from; null when none (absent in older records) */
+                        fragmentPath?: string | null;
+                        /** @description DropInPaths: its drop-in files, in the order systemd applies them (absent in older records) */
+                        dropInPaths?: string[];
+                        /** @description StartLimitBurst: how many starts systemd allows within startLimitIntervalUSec before it refuses the next (0: no limit); null when systemctl does not report it, absent from states recorded before drover read it */
+                        startLimitBurst?: number | null;
+                        /** @description StartLimitIntervalSec in microseconds as a decimal string ("infinity": the count never resets, "0": no limit); null when systemctl does not report it, absent from states recorded before drover read it */
+                        startLimitIntervalUSec?: string | null;
+                    } | null;
+                    clearedMsAgo: number | null;
+                };
+                /** @description Renew the claim well within this (the server renews it on each call) */
+                leaseMs: number;
+            } | {
+                /** @enum {string} */
+                kind: "read";
+                requestId: string;
+                items: ({
+                    /** @enum {string} */
+                    kind: "unit";
+                    unit: string;
+                } | {
+                    /** @enum {string} */
+                    kind: "probe";
+                    name: string;
+                    argv: string[];
+                    timeoutMs: number;
+                })[];
+                timeoutMs: number;
+            }) | null;
+            serverTime: string;
         };
         Operation: {
             /** Format: uuid */
@@ -1235,6 +1818,11 @@ export interface components {
             /** @description Pass as cursor to get the next page; null on the last page */
             nextCursor: string | null;
         };
+        OutputChunk: {
+            /** @description 0, 1, 2, ... per attempt: a chunk sent twice is stored once */
+            seq: number;
+            text: string;
+        };
         /** @description A probe command of the catalogue */
         Probe: {
             name: string;
@@ -1324,6 +1912,67 @@ export interface components {
                     error?: string;
                 };
             };
+        };
+        ReadResults: {
+            results: ({
+                /** @enum {string} */
+                kind: "unit";
+                unit: string;
+                /** @description A unit as `systemctl show` reported it */
+                snapshot: {
+                    /** @description Id: the unit name systemd resolved, e.g. nginx.service */
+                    id: string;
+                    /** @description LoadState, e.g. loaded, not-found, masked */
+                    loadState: string;
+                    /** @description ActiveState, e.g. active, inactive, failed, activating */
+                    activeState: string;
+                    /** @description SubState, e.g. running, dead, exited */
+                    subState: string;
+                    /** @description MainPID; null when no process runs (systemd reports 0) and for unit types without processes */
+                    mainPid: number | null;
+                    /** @description NRestarts; null for unit types other than services, which have no restart counter */
+                    nRestarts: number | null;
+                    /** @description UnitFileState, e.g. enabled, disabled, masked; null when no unit file backs the unit */
+                    unitFileState: string | null;
+                    /** @description NeedDaemonReload: the unit file changed since systemd loaded it */
+                    needDaemonReload: boolean;
+                    /** @description ActiveEnterTimestamp as systemd prints it, e.g. "Sat 2026-11-21 06:29:25 UTC"; null when never active */
+                    activeEnterTimestamp: string | null;
+                    /** @description ActiveEnterTimestampMonotonic: microseconds since boot as a decimal string (it can exceed the largest exact JSON number); "0" when never active */
+                    activeEnterTimestampMonotonic: string;
+                    /** @description InvocationID: a fresh random id per start of the unit; null when it never started since loaded */
+                    invocationId: string | null;
+                    /** @description CanReload */
+                    canReload: boolean;
+                    /** @description CanStart */
+                    canStart: boolean;
+                    /** @description CanStop */
+                    canStop: boolean;
+                    /** @description Result: how the last run ended (success, exit-code, timeout...); null for types without one */
+                    result: string | null;
+                    /** @description Description; null when the unit sets none (systemd then shows the unit name instead) */
+                    description: string | null;
+                    /** @description FragmentPath: the unit file systemd loaded it from; null when none (absent in older records) */
+                    fragmentPath?: string | null;
+                    /** @description DropInPaths: its drop-in files, in the order systemd applies them (absent in older records) */
+                    dropInPaths?: string[];
+                    /** @description StartLimitBurst: how many starts systemd allows within startLimitIntervalUSec before it refuses the next (0: no limit); null when systemctl does not report it, absent from states recorded before drover read it */
+                    startLimitBurst?: number | null;
+                    /** @description StartLimitIntervalSec in microseconds as a decimal string ("infinity": the count never resets, "0": no limit); null when systemctl does not report it, absent from states recorded before drover read it */
+                    startLimitIntervalUSec?: string | null;
+                };
+            } | {
+                /** @enum {string} */
+                kind: "probe";
+                name: string;
+                exitCode: number | null;
+                output: string;
+            } | {
+                /** @enum {string} */
+                kind: "error";
+                item: number;
+                message: string;
+            })[];
         };
         /** @description A rollout with its hosts and batches */
         Rollout: {
@@ -2112,6 +2761,23 @@ export interface components {
              */
             onOverlap?: "queue" | "reject" | "supersede";
         };
+        /** @description An agent proves it holds its key and receives a short-lived credential */
+        Session: {
+            /** Format: uuid */
+            agentId: string;
+            challenge: string;
+            /** @description Ed25519 signature (base64) of sessionSigningText(agentId, challenge) */
+            signature: string;
+        };
+        SessionResponse: {
+            credential: string;
+            /** @description How long the credential is valid; agents refresh at half of it */
+            ttlMs: number;
+            serverTime: string;
+        };
+        StoppedResponse: {
+            stopped: string | null;
+        };
         SudoersFile: {
             /** @description Where the file goes on each host, e.g. /etc/sudoers.d/drover-web */
             path: string;
@@ -2142,6 +2808,125 @@ export interface components {
             group?: string;
             /** @description Label selector of the hosts the file is for; they are listed in the answer (must match one) */
             selector?: string;
+        };
+        TaskResult: {
+            /** @description What a host reports about one task spec */
+            outcome: {
+                /** @enum {string} */
+                result: "succeeded" | "failed" | "cancelled";
+                /** @description Why it ended as it did, in words */
+                reason: string;
+                /** @description The exit status of the verb’s command; null when none ran */
+                exitCode: number | null;
+                /** @description The unit before the verb; null when it was never read */
+                before: {
+                    /** @description Id: the unit name systemd resolved, e.g. nginx.service */
+                    id: string;
+                    /** @description LoadState, e.g. loaded, not-found, masked */
+                    loadState: string;
+                    /** @description ActiveState, e.g. active, inactive, failed, activating */
+                    activeState: string;
+                    /** @description SubState, e.g. running, dead, exited */
+                    subState: string;
+                    /** @description MainPID; null when no process runs (systemd reports 0) and for unit types without processes */
+                    mainPid: number | null;
+                    /** @description NRestarts; null for unit types other than services, which have no restart counter */
+                    nRestarts: number | null;
+                    /** @description UnitFileState, e.g. enabled, disabled, masked; null when no unit file backs the unit */
+                    unitFileState: string | null;
+                    /** @description NeedDaemonReload: the unit file changed since systemd loaded it */
+                    needDaemonReload: boolean;
+                    /** @description ActiveEnterTimestamp as systemd prints it, e.g. "Sat 2026-11-21 06:29:25 UTC"; null when never active */
+                    activeEnterTimestamp: string | null;
+                    /** @description ActiveEnterTimestampMonotonic: microseconds since boot as a decimal string (it can exceed the largest exact JSON number); "0" when never active */
+                    activeEnterTimestampMonotonic: string;
+                    /** @description InvocationID: a fresh random id per start of the unit; null when it never started since loaded */
+                    invocationId: string | null;
+                    /** @description CanReload */
+                    canReload: boolean;
+                    /** @description CanStart */
+                    canStart: boolean;
+                    /** @description CanStop */
+                    canStop: boolean;
+                    /** @description Result: how the last run ended (success, exit-code, timeout...); null for types without one */
+                    result: string | null;
+                    /** @description Description; null when the unit sets none (systemd then shows the unit name instead) */
+                    description: string | null;
+                    /** @description FragmentPath: the unit file systemd loaded it from; null when none (absent in older records) */
+                    fragmentPath?: string | null;
+                    /** @description DropInPaths: its drop-in files, in the order systemd applies them (absent in older records) */
+                    dropInPaths?: string[];
+                    /** @description StartLimitBurst: how many starts systemd allows within startLimitIntervalUSec before it refuses the next (0: no limit); null when systemctl does not report it, absent from states recorded before drover read it */
+                    startLimitBurst?: number | null;
+                    /** @description StartLimitIntervalSec in microseconds as a decimal string ("infinity": the count never resets, "0": no limit); null when systemctl does not report it, absent from states recorded before drover read it */
+                    startLimitIntervalUSec?: string | null;
+                } | null;
+                /** @description The unit after the verb settled; null when it was never read */
+                after: {
+                    /** @description Id: the unit name systemd resolved, e.g. nginx.service */
+                    id: string;
+                    /** @description LoadState, e.g. loaded, not-found, masked */
+                    loadState: string;
+                    /** @description ActiveState, e.g. active, inactive, failed, activating */
+                    activeState: string;
+                    /** @description SubState, e.g. running, dead, exited */
+                    subState: string;
+                    /** @description MainPID; null when no process runs (systemd reports 0) and for unit types without processes */
+                    mainPid: number | null;
+                    /** @description NRestarts; null for unit types other than services, which have no restart counter */
+                    nRestarts: number | null;
+                    /** @description UnitFileState, e.g. enabled, disabled, masked; null when no unit file backs the unit */
+                    unitFileState: string | null;
+                    /** @description NeedDaemonReload: the unit file changed since systemd loaded it */
+                    needDaemonReload: boolean;
+                    /** @description ActiveEnterTimestamp as systemd prints it, e.g. "Sat 2026-11-21 06:29:25 UTC"; null when never active */
+                    activeEnterTimestamp: string | null;
+                    /** @description ActiveEnterTimestampMonotonic: microseconds since boot as a decimal string (it can exceed the largest exact JSON number); "0" when never active */
+                    activeEnterTimestampMonotonic: string;
+                    /** @description InvocationID: a fresh random id per start of the unit; null when it never started since loaded */
+                    invocationId: string | null;
+                    /** @description CanReload */
+                    canReload: boolean;
+                    /** @description CanStart */
+                    canStart: boolean;
+                    /** @description CanStop */
+                    canStop: boolean;
+                    /** @description Result: how the last run ended (success, exit-code, timeout...); null for types without one */
+                    result: string | null;
+                    /** @description Description; null when the unit sets none (systemd then shows the unit name instead) */
+                    description: string | null;
+                    /** @description FragmentPath: the unit file systemd loaded it from; null when none (absent in older records) */
+                    fragmentPath?: string | null;
+                    /** @description DropInPaths: its drop-in files, in the order systemd applies them (absent in older records) */
+                    dropInPaths?: string[];
+                    /** @description StartLimitBurst: how many starts systemd allows within startLimitIntervalUSec before it refuses the next (0: no limit); null when systemctl does not report it, absent from states recorded before drover read it */
+                    startLimitBurst?: number | null;
+                    /** @description StartLimitIntervalSec in microseconds as a decimal string ("infinity": the count never resets, "0": no limit); null when systemctl does not report it, absent from states recorded before drover read it */
+                    startLimitIntervalUSec?: string | null;
+                } | null;
+                /** @description What the command printed (stdout then stderr), its tail when longer than the bound */
+                output: string | null;
+                /** @description The check of the unit after acting against what the verb promises; null when not reached */
+                verdict: ({
+                    /** @enum {string} */
+                    outcome: "ok";
+                    detail: string;
+                } | {
+                    /** @enum {string} */
+                    outcome: "failed";
+                    reason: string;
+                } | {
+                    /** @enum {string} */
+                    outcome: "settling";
+                    reason: string;
+                }) | null;
+                /** @description daemon-reload ran before the verb (daemonReload auto) */
+                daemonReloaded: boolean;
+            };
+        };
+        TaskResultResponse: {
+            /** @description false: the task had ended or a newer attempt owns it (nothing was recorded) */
+            recorded: boolean;
         };
         /** @description An API token; its secret is never shown again after creation */
         Token: {
@@ -2231,6 +3016,9 @@ export interface components {
             labels?: {
                 [key: string]: string;
             };
+        };
+        Waiting: {
+            reason: string;
         };
         /** @description A webhook subscription (its secret is shown only when it is created) */
         Webhook: {
@@ -4934,6 +5722,1046 @@ export interface operations {
             };
             /** @description The resource conflicts with an existing one */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listAgents: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every agent, by host name */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentList"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    revokeAgent: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The agent id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Revoked */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The named resource does not exist */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The resource conflicts with an existing one */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listJoinTokens: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The usable join tokens, newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JoinTokenList"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createJoinToken: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateJoinToken"];
+            };
+        };
+        responses: {
+            /** @description The join token with its secret */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreatedJoinToken"];
+                };
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    revokeJoinToken: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The join token id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Revoked */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The named resource does not exist */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The resource conflicts with an existing one */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    agentEnroll: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Enroll"];
+            };
+        };
+        responses: {
+            /** @description Enrolled */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EnrollResponse"];
+                };
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The resource conflicts with an existing one */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    agentChallenge: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Challenge"];
+            };
+        };
+        responses: {
+            /** @description The challenge */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChallengeResponse"];
+                };
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    agentSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Session"];
+            };
+        };
+        responses: {
+            /** @description The credential */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionResponse"];
+                };
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    agentBundle: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The bundle */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The named resource does not exist */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    agentInstallScript: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The script */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The named resource does not exist */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    agentUnitFile: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The unit file */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The named resource does not exist */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    agentHeartbeat: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Heartbeat"];
+            };
+        };
+        responses: {
+            /** @description Seen */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HeartbeatResponse"];
+                };
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    agentNextCommand: {
+        parameters: {
+            query?: {
+                /** @description How long to hold the request when there is nothing to do (capped by the server) */
+                waitMs?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A task to carry out, a read to answer, or nothing */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NextCommandResponse"];
+                };
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    agentRenewLease: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                taskId: string;
+                /** @description The attempt number the claim gave (the fencing token) */
+                attempt: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Renewed */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The named resource does not exist */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The resource conflicts with an existing one */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    agentClearToAct: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                taskId: string;
+                /** @description The attempt number the claim gave (the fencing token) */
+                attempt: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Clear"];
+            };
+        };
+        responses: {
+            /** @description Cleared: act now */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The named resource does not exist */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The resource conflicts with an existing one */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    agentWaiting: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                taskId: string;
+                /** @description The attempt number the claim gave (the fencing token) */
+                attempt: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Waiting"];
+            };
+        };
+        responses: {
+            /** @description Recorded */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The named resource does not exist */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The resource conflicts with an existing one */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    agentStopped: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                taskId: string;
+                /** @description The attempt number the claim gave (the fencing token) */
+                attempt: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Why it must not act, or null */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StoppedResponse"];
+                };
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The named resource does not exist */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The resource conflicts with an existing one */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    agentOutput: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                taskId: string;
+                /** @description The attempt number the claim gave (the fencing token) */
+                attempt: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OutputChunk"];
+            };
+        };
+        responses: {
+            /** @description Stored (or already stored) */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The named resource does not exist */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The resource conflicts with an existing one */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    agentTaskResult: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                taskId: string;
+                /** @description The attempt number the claim gave (the fencing token) */
+                attempt: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TaskResult"];
+            };
+        };
+        responses: {
+            /** @description Whether it was recorded */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TaskResultResponse"];
+                };
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The named resource does not exist */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    agentReadResult: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                requestId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReadResults"];
+            };
+        };
+        responses: {
+            /** @description Stored */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The named resource does not exist */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

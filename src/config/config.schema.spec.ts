@@ -49,6 +49,11 @@ describe('parseConfig', () => {
       WEBHOOK_TIMEOUT_MS: 10_000,
       WEBHOOK_ALLOW_LOOPBACK: false,
       WEBHOOK_ALLOW_PRIVATE_NETWORKS: true,
+      AGENT_CREDENTIAL_TTL_MS: 900_000,
+      AGENT_OFFLINE_AFTER_MS: 60_000,
+      AGENT_TASK_LEASE_MS: 30_000,
+      AGENT_POLL_MAX_WAIT_MS: 25_000,
+      AGENT_BUNDLE_DIR: 'dist/agent',
       QUEUE_PREFIX: 'drover',
     });
   });
@@ -89,6 +94,11 @@ describe('parseConfig', () => {
       WEBHOOK_TIMEOUT_MS: '2000',
       WEBHOOK_ALLOW_LOOPBACK: 'true',
       WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'false',
+      AGENT_CREDENTIAL_TTL_MS: '60000',
+      AGENT_OFFLINE_AFTER_MS: '30000',
+      AGENT_TASK_LEASE_MS: '10000',
+      AGENT_POLL_MAX_WAIT_MS: '20000',
+      AGENT_BUNDLE_DIR: '/opt/drover/agent',
       QUEUE_PREFIX: 'drover:staging',
     });
     assert.deepEqual(config, {
@@ -122,6 +132,11 @@ describe('parseConfig', () => {
       WEBHOOK_TIMEOUT_MS: 2_000,
       WEBHOOK_ALLOW_LOOPBACK: true,
       WEBHOOK_ALLOW_PRIVATE_NETWORKS: false,
+      AGENT_CREDENTIAL_TTL_MS: 60_000,
+      AGENT_OFFLINE_AFTER_MS: 30_000,
+      AGENT_TASK_LEASE_MS: 10_000,
+      AGENT_POLL_MAX_WAIT_MS: 20_000,
+      AGENT_BUNDLE_DIR: '/opt/drover/agent',
       QUEUE_PREFIX: 'drover:staging',
     });
   });

@@ -77,6 +77,16 @@ export const configSchema = z.object({
   WEBHOOK_ALLOW_LOOPBACK: booleanString.default(false),
   /** Whether webhook URLs may resolve to private networks (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7). */
   WEBHOOK_ALLOW_PRIVATE_NETWORKS: booleanString.default(true),
+  /** How long an agent's credential is valid; agents obtain a new one at half of it. */
+  AGENT_CREDENTIAL_TTL_MS: integerString(10_000, 86_400_000).default(900_000),
+  /** An agent not heard of for this long is shown offline. */
+  AGENT_OFFLINE_AFTER_MS: integerString(1_000, 86_400_000).default(60_000),
+  /** How long an agent's claim of a running task holds without renewal (the agent renews it every third of this). */
+  AGENT_TASK_LEASE_MS: integerString(1_000, 600_000).default(30_000),
+  /** The longest an agent's request for its next command is held open (under a proxy's idle timeout). */
+  AGENT_POLL_MAX_WAIT_MS: integerString(0, 120_000).default(25_000),
+  /** Where the API finds the agent's bundle and packaging files (built by `npm run build`). */
+  AGENT_BUNDLE_DIR: z.string().min(1).default('dist/agent'),
   /** Prefix of every BullMQ key, so several drover installations can share one Redis. */
   QUEUE_PREFIX: z
     .string()

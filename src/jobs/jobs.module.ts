@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+import { AgentReads } from '../agents/agent-reads';
 import { HostsModule } from '../hosts/hosts.module';
 import { QueueModule } from '../infra/queue/queue.module';
 import { SshModule } from '../infra/ssh/ssh.module';
@@ -28,7 +29,7 @@ import { LifecycleProcessor } from './lifecycle.processor';
     RolloutsModule,
     WebhookDeliveryModule,
   ],
-  providers: [TaskRunnerService, DiscoveryService, RolloutRunnerService, LifecycleProcessor],
+  providers: [AgentReads, TaskRunnerService, DiscoveryService, RolloutRunnerService, LifecycleProcessor],
   exports: [LifecycleProcessor],
 })
 export class JobsModule {}

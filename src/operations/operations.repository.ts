@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { ACTIVE_TASK_STATES, AUDIT_ACTION, FAILED_TASK_STATES, unitAction, type Verb } from '@drover/protocol';
 import { ResourceNotFoundError } from '../common/errors/domain-errors';
 import type { AuditActor } from '../audit/audit-actor';
-import { Operation, Prisma, Task, TaskState } from '../generated/prisma/client';
+import { HostTransport, Operation, Prisma, Task, TaskState } from '../generated/prisma/client';
 import { createdBefore, CreatedKey } from '../common/pagination/cursor';
 import { PrismaService } from '../infra/prisma/prisma.service';
 import { countsByOwner } from '../infra/prisma/state-counts';
@@ -46,6 +46,7 @@ export type TaskWithContext = Task & {
     port: number;
     sshUser: string;
     hostKeyFingerprint: string | null;
+    transport: HostTransport;
   } | null;
 };
 
@@ -188,7 +189,17 @@ export class OperationsRepository {
       where: { id: taskId },
       include: {
         operation: true,
-        host: { select: { id: true, name: true, address: true, port: true, sshUser: true, hostKeyFingerprint: true } },
+        host: {
+          select: {
+            id: true,
+            name: true,
+            address: true,
+            port: true,
+            sshUser: true,
+            hostKeyFingerprint: true,
+            transport: true,
+          },
+        },
       },
     });
   }
@@ -270,6 +281,37 @@ export class OperationsRepository {
   }
 
   /** Appends output to a running task (streamed while its command runs), unless another attempt took it. */
+  /** Makes a task claimable by its host's agent (once); false when it was offered already or ended. */
+  async offer(taskId: string): Promise<boolean> {
+    const offered = await this.prisma.$executeRaw`
+      UPDATE tasks SET offered_at = now() WHERE id = ${taskId}::uuid AND offered_at IS NULL AND state = 'queued'`;
+    return offered === 1;
+  }
+
+  /**
+   * What the worker watching an offered task needs (database clock): how long ago it was offered,
+   * how long ago its agent's lease lapsed (negative: still held), how long ago its agent was heard of.
+   */
+  async agentTaskWatch(
+    taskId: string,
+  ): Promise<{ offeredMsAgo: number | null; leaseLapsedMsAgo: number | null; agentSeenMsAgo: number | null } | null> {
+    const [row] = await this.prisma.$queryRaw<
+      { offered_ms_ago: number | null; lease_lapsed_ms_ago: number | null; agent_seen_ms_ago: number | null }[]
+    >`
+      SELECT (EXTRACT(EPOCH FROM now() - t.offered_at) * 1000)::float8 AS offered_ms_ago,
+        (EXTRACT(EPOCH FROM now() - t.lease_expires_at) * 1000)::float8 AS lease_lapsed_ms_ago,
+        (EXTRACT(EPOCH FROM now() - a.last_seen_at) * 1000)::float8 AS agent_seen_ms_ago
+      FROM tasks t LEFT JOIN agents a ON a.host_id = t.host_id AND a.revoked_at IS NULL
+      WHERE t.id = ${taskId}::uuid`;
+    return row
+      ? {
+          offeredMsAgo: row.offered_ms_ago,
+          leaseLapsedMsAgo: row.lease_lapsed_ms_ago,
+          agentSeenMsAgo: row.agent_seen_ms_ago,
+        }
+      : null;
+  }
+
   async appendOutput(taskId: string, attempt: number, text: string): Promise<void> {
     await this.prisma.$executeRaw`
       UPDATE tasks SET output = COALESCE(output, '') || ${storableText(text)}

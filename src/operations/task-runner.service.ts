@@ -6,6 +6,7 @@ import type { AppConfig } from '../config/config.schema';
 import { HostsRepository } from '../hosts/hosts.repository';
 import { JobDeferred } from '../infra/queue/job-deferred';
 import { JobProducer } from '../infra/queue/job-producer';
+import { AgentWake } from '../infra/redis/agent-wake';
 import { REDIS } from '../infra/redis/redis.module';
 import { RedisLease } from '../infra/redis/redis-lock';
 import { HostKeyMismatchError, SshError } from '../infra/ssh/ssh-errors';
@@ -21,6 +22,8 @@ import { ActionProgress, carryOut, UnitActionHooks } from '@drover/systemd';
 
 /** How often a task whose unit another rollout holds looks again (gates last seconds to minutes). */
 const HOLD_POLL_MS = 1_000;
+/** How often the job of a task offered to an agent looks whether it was delivered, or is still reported on. */
+const AGENT_WATCH_MIN_MS = 1_000;
 /** The longest a unit is read again after acting while it is still in transition. */
 const MAX_SETTLE_MS = 30_000;
 
@@ -71,6 +74,7 @@ export class TaskRunnerService {
     private readonly dispatcher: DispatcherService,
     private readonly producer: JobProducer,
     private readonly ssh: SshExecutor,
+    private readonly agentWake: AgentWake,
     @Inject(REDIS) private readonly redis: Redis,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
@@ -78,6 +82,10 @@ export class TaskRunnerService {
   async run(taskId: string): Promise<void> {
     const task = await this.operations.findForRun(taskId);
     if (!task) return;
+    if (task.host?.transport === 'agent') {
+      await this.viaAgent(task);
+      return;
+    }
     // One owner per delivery: a redelivered job never shares the unit with a worker that may still
     // be acting (a long pause, not a crash). A dead worker's lease lapses as fast as its job lock.
     const owner = `${task.id}:${randomUUID()}`;
@@ -124,6 +132,59 @@ export class TaskRunnerService {
       after: null,
       output: null,
     });
+    await this.dispatcher.dispatch(task.operationId);
+  }
+
+  /**
+   * A task of an agent host: once no other rollout holds its unit, it is offered to the host's agent,
+   * which claims it (the API fences its attempts; never two on one unit of the host at once) and
+   * reports its outcome. This job only watches the offer: a task its agent never fetched ends
+   * unreachable ("not delivered"); one whose agent stopped renewing its claim ends timed_out, unless
+   * the agent is back in time to claim it again and settle it by reading the unit.
+   */
+  private async viaAgent(task: TaskWithContext): Promise<void> {
+    if (task.state !== 'queued' && task.state !== 'running') return;
+    const watchEveryMs = Math.max(AGENT_WATCH_MIN_MS, Math.floor(this.config.AGENT_OFFLINE_AFTER_MS / 4));
+    if (task.offeredAt === null) {
+      const hold = await this.operations.unitHolder(task);
+      if (hold) {
+        await this.heldByRollout(task, hold);
+        return;
+      }
+      if (await this.operations.offer(task.id)) await this.agentWake.wake(task.host?.id ?? '');
+      throw new JobDeferred(watchEveryMs);
+    }
+    const watch = await this.operations.agentTaskWatch(task.id);
+    if (!watch) return;
+    const limitMs = task.operation.commandTimeoutMs;
+    const seen =
+      watch.agentSeenMsAgo === null
+        ? 'has never been heard of'
+        : `was last heard of ${Math.round(watch.agentSeenMsAgo / 1000)} s ago`;
+    let end: { state: TaskState; reason: string } | null = null;
+    if (task.state === 'queued' && (watch.offeredMsAgo ?? 0) > Math.max(limitMs, this.config.AGENT_OFFLINE_AFTER_MS)) {
+      end = {
+        state: 'unreachable',
+        reason: `not delivered: the agent of ${task.hostName} did not fetch the task within ${Math.round((watch.offeredMsAgo ?? 0) / 1000)} s (it ${seen})`,
+      };
+    } else if (task.state === 'running' && watch.leaseLapsedMsAgo !== null && watch.leaseLapsedMsAgo > limitMs) {
+      end = {
+        state: 'timed_out',
+        reason: `timed out while running: the agent of ${task.hostName} stopped reporting on attempt ${task.attempts} (it ${seen}); whether it acted is unknown: read the unit`,
+      };
+    }
+    if (!end) throw new JobDeferred(watchEveryMs);
+    const started = await this.operations.startAttempt(task);
+    if (started === null) return;
+    const recorded = attemptAt(task, started);
+    await this.finish(recorded, {
+      ...end,
+      exitCode: null,
+      before: recorded.before ? (recorded.before as unknown as UnitSnapshot) : null,
+      after: null,
+      output: undefined,
+    });
+    if (end.state === 'unreachable' && task.host) await this.hosts.recordContact(task.host.id, false);
     await this.dispatcher.dispatch(task.operationId);
   }
 

@@ -1,5 +1,6 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { isActingRollout, type UnitBaseline, type UnitSnapshot } from '@drover/protocol';
+import { isActingRollout, type ReadItem, type UnitBaseline, type UnitSnapshot } from '@drover/protocol';
+import { AgentReads } from '../agents/agent-reads';
 import { APP_CONFIG } from '../config/config.module';
 import type { AppConfig } from '../config/config.schema';
 import { JobDeferred } from '../infra/queue/job-deferred';
@@ -43,6 +44,22 @@ function targetOf(host: SshHost): SshTarget {
   return { hostId: host.id, ...host };
 }
 
+/** What a probe command printed and how it exited, as the gate judges it. */
+interface ProbeRun {
+  exitCode: number | null;
+  said: string;
+}
+
+/** How the gate and the census read a host, whatever reaches it: units and catalogue probes. */
+interface HostReader {
+  unit(unit: string): Promise<UnitSnapshot>;
+  probe(entry: ProbeCommand): Promise<ProbeRun>;
+}
+
+function lastLine(text: string): string {
+  return text.trim().split('\n').slice(-1)[0] ?? '';
+}
+
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
@@ -75,6 +92,7 @@ export class RolloutRunnerService {
     private readonly ssh: SshExecutor,
     private readonly authority: RolloutAuthorityService,
     private readonly probes: ProbesRepository,
+    private readonly agentReads: AgentReads,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
@@ -228,15 +246,21 @@ export class RolloutRunnerService {
       result.fatal.push(`${host.hostName} was removed from the inventory`);
       return result;
     }
-    const target = targetOf(host.host);
     const baselines = (host.baseline ?? []) as unknown as UnitBaseline[];
     // The gate's first check takes the units as their task read them right after acting (that
     // reading is the baseline, moments old); every later check reads them on the host again.
-    const readUnit = (baseline: UnitBaseline): Promise<UnitReading> =>
-      host.lastCheck === null ? Promise.resolve(baseline) : this.show(target, baseline.unit);
+    const commandProbes = strategy.healthGate.probes.flatMap((probe) => {
+      const entry = probe.type === 'command' ? catalogue.get(probe.name) : undefined;
+      return entry ? [entry] : [];
+    });
+    const reader = this.readerFor(
+      host.host,
+      host.lastCheck === null ? [] : baselines.map((b) => b.unit),
+      commandProbes,
+    );
     for (const baseline of baselines) {
       try {
-        const now = await readUnit(baseline);
+        const now: UnitReading = host.lastCheck === null ? baseline : await reader.unit(baseline.unit);
         result.units[baseline.unit] = {
           activeState: now.activeState,
           subState: now.subState,
@@ -257,10 +281,11 @@ export class RolloutRunnerService {
           continue;
         }
         try {
-          const ran = await this.ssh.exec(target, entry.argv, { timeoutMs: entry.timeoutMs });
+          const ran = await reader.probe(entry);
           if (ran.exitCode !== 0) {
-            const said = (ran.stderr.trim() || ran.stdout.trim()).split('\n').slice(-1)[0] ?? '';
-            result.failing.push(`probe '${probe.name}' exited ${ran.exitCode ?? ran.signal}${said ? `: ${said}` : ''}`);
+            result.failing.push(
+              `probe '${probe.name}' exited ${ran.exitCode ?? 'by a signal'}${ran.said ? `: ${ran.said}` : ''}`,
+            );
           }
         } catch (error) {
           result.failing.push(`probe '${probe.name}': ${messageOf(error)}`);
@@ -271,6 +296,59 @@ export class RolloutRunnerService {
       }
     }
     return result;
+  }
+
+  /**
+   * Reads a host over SSH one command at a time, or asks its agent for everything at once (units
+   * to read, probes to run) and answers from its reply: the gate is judged here either way.
+   */
+  private readerFor(host: SshHost, units: string[], probes: ProbeCommand[]): HostReader {
+    if (host.transport === 'ssh') {
+      const target = targetOf(host);
+      return {
+        unit: (unit) => this.show(target, unit),
+        probe: async (entry) => {
+          const ran = await this.ssh.exec(target, entry.argv, { timeoutMs: entry.timeoutMs });
+          return { exitCode: ran.exitCode, said: lastLine(ran.stderr) || lastLine(ran.stdout) };
+        },
+      };
+    }
+    const items: ReadItem[] = [
+      ...units.map((unit): ReadItem => ({ kind: 'unit', unit })),
+      ...probes.map((entry): ReadItem => ({
+        kind: 'probe',
+        name: entry.name,
+        argv: entry.argv,
+        timeoutMs: entry.timeoutMs,
+      })),
+    ];
+    const longestMs = Math.max(CHECK_TIMEOUT_MS, ...probes.map((entry) => entry.timeoutMs));
+    const answers =
+      items.length === 0
+        ? Promise.resolve([])
+        : this.agentReads.read(host.id, host.name, items, longestMs + CHECK_TIMEOUT_MS);
+    // Not awaited here: a host that does not answer fails each read that needed it, not the check.
+    answers.catch(() => undefined);
+    const answered = async <T>(pick: (results: Awaited<typeof answers>) => T | undefined, what: string): Promise<T> => {
+      const results = await answers;
+      const found = pick(results);
+      if (found !== undefined) return found;
+      const index = items.findIndex((item) => (item.kind === 'unit' ? item.unit : item.name) === what);
+      const failed = results.find((result) => result.kind === 'error' && result.item === index);
+      throw new Error(failed?.kind === 'error' ? failed.message : `the agent of ${host.name} did not report ${what}`);
+    };
+    return {
+      unit: (unit) =>
+        answered((results) => {
+          const found = results.find((result) => result.kind === 'unit' && result.unit === unit);
+          return found?.kind === 'unit' ? found.snapshot : undefined;
+        }, unit),
+      probe: (entry) =>
+        answered((results) => {
+          const found = results.find((result) => result.kind === 'probe' && result.name === entry.name);
+          return found?.kind === 'probe' ? { exitCode: found.exitCode, said: lastLine(found.output) } : undefined;
+        }, entry.name),
+    };
   }
 
   private async show(target: SshTarget, unit: string): Promise<UnitSnapshot> {
@@ -292,10 +370,10 @@ export class RolloutRunnerService {
     const down = await Promise.all(
       hosts.map(async (host) => {
         if (!host.host) return true;
-        const target = targetOf(host.host);
+        const reader = this.readerFor(host.host, host.units, []);
         for (const unit of host.units) {
           try {
-            if ((await this.show(target, unit)).activeState !== 'active') return true;
+            if ((await reader.unit(unit)).activeState !== 'active') return true;
           } catch (error) {
             if (!(error instanceof SshError)) this.logger.warn({ err: error, host: host.hostName }, 'census failed');
             return true;

@@ -43,6 +43,8 @@ export interface SshHost {
   port: number;
   sshUser: string;
   hostKeyFingerprint: string | null;
+  /** ssh: read over SSH by the worker; agent: read by the host's agent when asked. */
+  transport: 'ssh' | 'agent';
 }
 
 export type RolloutHostWithHost = RolloutHost & { host: SshHost | null };
@@ -84,6 +86,7 @@ const SSH_HOST_FIELDS = {
   port: true,
   sshUser: true,
   hostKeyFingerprint: true,
+  transport: true,
 } as const;
 
 /** Admissions (creations and retries of rollouts) hold this advisory lock: one at a time, in order. */

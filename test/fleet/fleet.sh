@@ -47,6 +47,9 @@ while [[ $STATE == ?*/ ]]; do STATE=${STATE%/}; done
 readonly STATE
 readonly MAX_HOSTS=1000 MAX_SCALE_HOSTS=2000
 readonly BOOT_PARALLEL=${DROVER_FLEET_BOOT_PARALLEL:-8}
+NODE_BIN=$(command -v node || true)
+[ -z "$NODE_BIN" ] || NODE_BIN=$(readlink -f "$NODE_BIN")
+readonly NODE_BIN
 readonly BOOT_TIMEOUT=${DROVER_FLEET_BOOT_TIMEOUT:-180}
 readonly STOP_TIMEOUT=${DROVER_FLEET_STOP_TIMEOUT:-10}
 readonly LOCK_TIMEOUT=${DROVER_FLEET_LOCK_TIMEOUT:-900}
@@ -718,6 +721,8 @@ start_launcher() { # NAME
   local name=$1 hd=$HOSTS_DIR/$1 cgs=() extra=() r
   for r in "${CG_ROOTS[@]}"; do cgs+=("$r/$CG_PARENT/$name"); done
   read -ra extra <<<"${DROVER_FLEET_NSPAWN_ARGS:-}"
+  # The machine's Node, read-only, so a host can run the drover agent (tests install it there).
+  if [ -n "$NODE_BIN" ]; then extra=("--bind-ro=$NODE_BIN:/usr/local/bin/node" "${extra[@]}"); fi
   # Detached (own session, not a job of this shell, lock fds closed) so `up` can return.
   # shellcheck disable=SC2016 # expanded by the inner bash
   (setsid bash -c 'exec -a "$0" bash "$@"' "$LAUNCHER_MARK" "$FLEET_DIR/launcher.sh" "$name" \

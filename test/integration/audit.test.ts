@@ -8,6 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import type { DroverClient, Schemas } from '../../src/client';
 import { MetricsService } from '../../src/infra/metrics/metrics.service';
 import { buildHost, buildHosts } from '../factories/host.factory';
+import { ProtocolAgent } from '../support/agent-client';
 import { startTestApi, TestApi } from '../support/api';
 import { query } from '../support/database';
 import { waitUntil } from '../support/wait';
@@ -55,15 +56,20 @@ describe('audit trail', () => {
     const spec = JSON.parse(await readFile(path.resolve(__dirname, '../../../openapi.json'), 'utf8')) as {
       paths: Record<string, Record<string, unknown>>;
     };
+    // The agent's own routes after enrolment (its credential, heartbeats, a task's progress) change
+    // no inventory: the end of a task they report is audited once, as agent-protocol.test.ts checks.
+    const agentProtocol = (route: string) => route.startsWith('/agent/v1/') && route !== '/agent/v1/enroll';
     const mutating = Object.entries(spec.paths).flatMap(([route, item]) =>
       Object.keys(item)
-        .filter((method) => ['post', 'put', 'patch', 'delete'].includes(method))
+        .filter((method) => ['post', 'put', 'patch', 'delete'].includes(method) && !agentProtocol(route))
         .map((method) => `${method.toUpperCase()} ${route}`),
     );
     const host = buildHost({ labels: { audit: 'walk' } });
     let tokenId = '';
     let rolloutId = '';
     let subscriptionId = '';
+    let joinToken = '';
+    const walkingAgent = new ProtocolAgent(api.baseUrl);
     const steer = (action: 'pause' | 'resume' | 'approve' | 'cancel' | 'retry') => () =>
       admin.POST(`/v1/rollouts/{id}/${action}` as '/v1/rollouts/{id}/pause', {
         params: { path: { id: rolloutId } },
@@ -133,6 +139,25 @@ describe('audit trail', () => {
         });
       },
       'DELETE /v1/webhooks/{id}': () => admin.DELETE('/v1/webhooks/{id}', { params: { path: { id: subscriptionId } } }),
+      'POST /v1/agent-join-tokens': async () => {
+        const created = await admin.POST('/v1/agent-join-tokens', { body: { labels: { audit: 'walk' } } });
+        joinToken = created.data?.joinToken ?? '';
+        return created;
+      },
+      'DELETE /v1/agent-join-tokens/{id}': async () => {
+        const [unused] = await query<{ id: string }>(
+          api.database.url,
+          `INSERT INTO agent_join_tokens (id, secret_hash, created_by, expires_at)
+           VALUES (gen_random_uuid(), repeat('0', 64), 'audit walk', now() + interval '1 hour') RETURNING id::text`,
+        );
+        return admin.DELETE('/v1/agent-join-tokens/{id}', { params: { path: { id: unused!.id } } });
+      },
+      'POST /agent/v1/enroll': async () => {
+        const { status } = await walkingAgent.enrol(joinToken, 'walked-agent');
+        return { response: new Response(null, { status }) };
+      },
+      'POST /v1/agents/{id}/revoke': () =>
+        admin.POST('/v1/agents/{id}/revoke', { params: { path: { id: walkingAgent.agentId } } }),
       'POST /v1/access/sudoers': () =>
         admin.POST('/v1/access/sudoers', {
           body: { user: 'drover', verbs: ['status', 'restart'], units: ['nginx.service'] },

@@ -77,9 +77,27 @@ describe('the layering check', () => {
     assert.match(output, /protocol-is-zod-only: packages\/protocol\/src\/clock\.ts → (node:)?process/);
     assert.match(
       output,
-      /dashboard-and-agent-use-protocol-and-client-only: ui\/src\/bounds\.ts → src\/hosts\/hosts\.service\.ts/,
+      /dashboard-uses-protocol-and-client-only: ui\/src\/bounds\.ts → src\/hosts\/hosts\.service\.ts/,
     );
     assert.doesNotMatch(output, /ui\/src\/api\.ts/, 'the generated client is allowed');
+  });
+
+  it('fails when the agent imports server code; the systemd package and the client are its to use', async () => {
+    const { status, output } = await check({
+      ...KEEPS_THE_LAYERS,
+      'src/client/index.ts': 'export const client = 1;\n',
+      'packages/systemd/src/index.ts': 'export const carryOut = 1;\n',
+      'agents/src/task.ts':
+        "import { carryOut } from '../../packages/systemd/src/index';\nimport { client } from '../../src/client/index';\nexport const task = [carryOut, client];\n",
+      'agents/src/shortcut.ts':
+        "import { verb } from '../../src/hosts/hosts.service';\nexport const shortcut = verb;\n",
+    });
+    assert.equal(status, 1, output);
+    assert.match(
+      output,
+      /agent-uses-protocol-systemd-and-client-only: agents\/src\/shortcut\.ts → src\/hosts\/hosts\.service\.ts/,
+    );
+    assert.doesNotMatch(output, /agents\/src\/task\.ts/, 'the systemd package and the generated client are allowed');
   });
 
   it('fails when the systemd package imports application code', async () => {

@@ -24,8 +24,11 @@ export interface TestApi {
 
 let tokenSequence = 0;
 
-/** The real HTTP API on an ephemeral port, over its own migrated database and the real Redis. */
-export async function startTestApi(env: Record<string, string> = {}): Promise<TestApi> {
+/**
+ * The real HTTP API on an ephemeral port, over its own migrated database and the real Redis; on
+ * 127.0.0.1 unless `listenAddress` is given (e.g. the fleet bridge's, for agents on its hosts).
+ */
+export async function startTestApi(env: Record<string, string> = {}, listenAddress = '127.0.0.1'): Promise<TestApi> {
   const database = await createTestDatabase();
   const config = parseConfig({
     DATABASE_URL: database.url,
@@ -43,7 +46,7 @@ export async function startTestApi(env: Record<string, string> = {}): Promise<Te
     bodyParser: false,
   });
   configureHttpApp(app, logger);
-  await app.listen(0, '127.0.0.1');
+  await app.listen(0, listenAddress);
   const baseUrl = (await app.getUrl()).replace('[::1]', '127.0.0.1');
   const token = async (input: Partial<CreateTokenInput> = {}) => {
     tokenSequence += 1;

@@ -1,3 +1,4 @@
+import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Client } from 'ssh2';
@@ -54,6 +55,41 @@ export async function hostCgroup(host: { name: string }, hierarchy: string): Pro
   if (!root)
     throw new Error(`fleet ${fleet.name} has no ${hierarchy} cgroup hierarchy (${fleet.cgroupRoots.join(', ')})`);
   return path.join(root, fleet.cgroupParent, host.name);
+}
+
+/**
+ * Runs a shell command as root inside a host's namespaces (nsenter into its init), without SSH: for
+ * hosts whose sshd is stopped, such as agent hosts. Resolves with what it printed and its status.
+ */
+export async function inHost(
+  host: { name: string },
+  command: string,
+  timeoutMs = 60_000,
+): Promise<Omit<ExecResult, 'presentedFingerprint'>> {
+  const procs = await readFile(
+    path.join(await hostCgroup(host, 'systemd'), 'payload', 'init.scope', 'cgroup.procs'),
+    'utf8',
+  );
+  const init = procs.split('\n')[0]?.trim();
+  if (!init) throw new Error(`${host.name} is not running (no init process in its cgroup)`);
+  return new Promise((resolve, reject) => {
+    execFile(
+      'nsenter',
+      ['-t', init, '-m', '-u', '-i', '-n', '-p', '--', '/bin/sh', '-c', command],
+      {
+        timeout: timeoutMs,
+        maxBuffer: 16 * 1024 * 1024,
+        env: { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' },
+      },
+      (error, stdout, stderr) => {
+        if (error && typeof error.code !== 'number') {
+          reject(new Error(`nsenter into ${host.name}: ${error.message}`));
+          return;
+        }
+        resolve({ stdout, stderr, code: error ? (error.code as number) : 0 });
+      },
+    );
+  });
 }
 
 /** This machine's end of a host's link to the fleet bridge. */

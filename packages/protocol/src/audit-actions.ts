@@ -6,6 +6,11 @@ import { VERBS, type Verb } from './verbs';
  * event takes its action from here, and auditors filter by these names.
  */
 export const AUDIT_ACTION = {
+  /** An agent presented a join token and was registered (or re-registered) for its host. */
+  agentEnroll: 'agent.enroll',
+  agentRevoke: 'agent.revoke',
+  agentJoinTokenCreate: 'agent.join_token_create',
+  agentJoinTokenRevoke: 'agent.join_token_revoke',
   /** A request refused (403) after its token was accepted. */
   accessDenied: 'access.denied',
   sudoersGenerate: 'access.sudoers_generate',

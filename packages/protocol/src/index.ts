@@ -1,3 +1,4 @@
+export * from './agent';
 export * from './audit-actions';
 export * from './jobs';
 export * from './label-syntax';

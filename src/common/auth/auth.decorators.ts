@@ -12,6 +12,15 @@ export const PUBLIC_OPERATION_EXTENSION = 'x-drover-public';
 export const Public = () =>
   applyDecorators(SetMetadata(PUBLIC_ROUTE, true), ApiExtension(PUBLIC_OPERATION_EXTENSION, true));
 
+export const AGENT_OPERATION_EXTENSION = 'x-drover-agent';
+
+/**
+ * Marks a route a per-host agent calls with its own short-lived credential (dra_...), never with an
+ * API token: the bearer guard leaves it to the agents module's guard, and the OpenAPI document says so.
+ */
+export const AgentCredentialRoute = () =>
+  applyDecorators(SetMetadata(PUBLIC_ROUTE, true), ApiExtension(AGENT_OPERATION_EXTENSION, true));
+
 export const UNBOUNDED_ONLY = 'drover:unbounded-only';
 
 /**

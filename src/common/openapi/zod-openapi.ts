@@ -21,8 +21,34 @@ function register(dto: ZodDtoClass, io: Direction): { $ref: string } {
   return { $ref: `#/components/schemas/${name}` };
 }
 
+/**
+ * OpenAPI 3.0 allows `nullable` only beside a `type`: a nullable union of objects (zod renders it as
+ * anyOf/oneOf plus nullable) gets the type its alternatives share.
+ */
+function typeNullableUnions(node: unknown): void {
+  if (Array.isArray(node)) {
+    node.forEach(typeNullableUnions);
+    return;
+  }
+  if (node === null || typeof node !== 'object') return;
+  const schema = node as Record<string, unknown>;
+  const alternatives = schema.anyOf ?? schema.oneOf;
+  if (schema.nullable === true && schema.type === undefined && Array.isArray(alternatives)) {
+    const objects = alternatives.every(
+      (alternative) =>
+        typeof alternative === 'object' &&
+        alternative !== null &&
+        (alternative as { type?: unknown }).type === 'object',
+    );
+    if (objects) schema.type = 'object';
+  }
+  Object.values(schema).forEach(typeNullableUnions);
+}
+
 function toOpenApi(schema: z.ZodType, io: Direction): Record<string, unknown> {
-  return z.toJSONSchema(schema, { target: 'openapi-3.0', io, unrepresentable: 'any' });
+  const rendered = z.toJSONSchema(schema, { target: 'openapi-3.0', io, unrepresentable: 'any' });
+  typeNullableUnions(rendered);
+  return rendered;
 }
 
 function objectShape(dto: ZodDtoClass): Record<string, z.ZodType> {

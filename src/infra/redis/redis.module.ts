@@ -2,8 +2,10 @@ import { Global, Inject, Logger, Module, OnModuleDestroy } from '@nestjs/common'
 import Redis from 'ioredis';
 import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config.schema';
+import { AgentWake } from './agent-wake';
+import { REDIS } from './redis.token';
 
-export const REDIS = Symbol('REDIS');
+export { REDIS };
 
 /** A shared ioredis connection for health checks and small commands (BullMQ keeps its own). */
 @Global()
@@ -24,8 +26,9 @@ export const REDIS = Symbol('REDIS');
         return redis;
       },
     },
+    AgentWake,
   ],
-  exports: [REDIS],
+  exports: [REDIS, AgentWake],
 })
 export class RedisModule implements OnModuleDestroy {
   constructor(@Inject(REDIS) private readonly redis: Redis) {}

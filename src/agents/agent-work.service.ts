@@ -1,0 +1,194 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import {
+  AGENT_PROTOCOL_VERSION,
+  type AgentCommand,
+  type DaemonReloadPolicy,
+  type HostFacts,
+  type OutputChunk,
+  type ReadResult,
+  type UnitActionOutcome,
+  type UnitSnapshot,
+  type Verb,
+} from '@drover/protocol';
+import type { AuditActor } from '../audit/audit-actor';
+import { ResourceNotFoundError, StateConflictError } from '../common/errors/domain-errors';
+import { APP_CONFIG } from '../config/config.module';
+import type { AppConfig } from '../config/config.schema';
+import { DispatcherService } from '../operations/dispatcher.service';
+import { OperationsRepository, type TaskWithContext } from '../operations/operations.repository';
+import { UnitsRepository } from '../units/units.repository';
+import { AgentReads } from './agent-reads';
+import { AgentWake } from '../infra/redis/agent-wake';
+import { AgentsRepository, type AgentIdentity, type ClaimedTask } from './agents.repository';
+
+/** After a claim's lapse, so that the database sees it lapsed when the request looks again. */
+const LAPSE_MARGIN_MS = 50;
+/** The most the unit is read again after acting while it is still in transition (as over SSH). */
+const MAX_SETTLE_MS = 30_000;
+
+/**
+ * What an agent does for its host through the API: ask for its next command (held open until there
+ * is one), and for a task it claimed: keep its claim, store the state before acting (its fenced
+ * clearance), stream output, report the outcome. Every call is checked against the agent's own host
+ * and the attempt it holds; the outcome and its audit event are written by the server, in one
+ * transaction, once per attempt.
+ */
+@Injectable()
+export class AgentWorkService {
+  private readonly logger = new Logger(AgentWorkService.name);
+
+  constructor(
+    private readonly agents: AgentsRepository,
+    private readonly operations: OperationsRepository,
+    private readonly units: UnitsRepository,
+    private readonly dispatcher: DispatcherService,
+    private readonly reads: AgentReads,
+    private readonly wake: AgentWake,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  async heartbeat(agent: AgentIdentity, facts: HostFacts): Promise<{ serverTime: string; outdated: boolean }> {
+    await this.agents.recordSeen(agent, facts);
+    return { serverTime: new Date().toISOString(), outdated: facts.protocolVersion < AGENT_PROTOCOL_VERSION };
+  }
+
+  /** The agent's next command: a read the server waits for first, then a task; null after `waitMs`. */
+  async next(agent: AgentIdentity, waitMs: number, signal: AbortSignal): Promise<AgentCommand | null> {
+    const deadline = Date.now() + Math.min(waitMs, this.config.AGENT_POLL_MAX_WAIT_MS);
+    for (;;) {
+      const command = await this.take(agent);
+      if (command || signal.aborted) return command;
+      const left = deadline - Date.now();
+      if (left <= 0) return null;
+      // A claim lapsing (its agent died or was cut off) makes its task claimable without a wake-up.
+      const lapse = await this.agents.nextLapseInMs(agent.hostId);
+      await this.wake.waitForWork(
+        agent.hostId,
+        lapse === null ? left : Math.min(left, lapse + LAPSE_MARGIN_MS),
+        signal,
+      );
+    }
+  }
+
+  async renew(agent: AgentIdentity, taskId: string, attempt: number): Promise<void> {
+    await this.held(agent, taskId, attempt);
+  }
+
+  async clear(agent: AgentIdentity, taskId: string, attempt: number, before: UnitSnapshot | null): Promise<void> {
+    await this.held(agent, taskId, attempt);
+    if (!(await this.operations.clearToAct(taskId, attempt, before))) throw this.lost(taskId, attempt);
+  }
+
+  async waiting(agent: AgentIdentity, taskId: string, attempt: number, reason: string): Promise<void> {
+    const task = await this.held(agent, taskId, attempt);
+    await this.operations.markWaiting(task, reason, null);
+  }
+
+  async stopped(agent: AgentIdentity, taskId: string, attempt: number): Promise<string | null> {
+    return this.operations.rolloutStopped(await this.held(agent, taskId, attempt));
+  }
+
+  async output(agent: AgentIdentity, taskId: string, attempt: number, chunk: OutputChunk): Promise<void> {
+    await this.held(agent, taskId, attempt);
+    await this.agents.appendOutputChunk(taskId, attempt, chunk.seq, chunk.text);
+  }
+
+  /**
+   * Records an attempt's outcome with its audit event, once: a second report of the same attempt, or
+   * one from an attempt a newer one took over, records nothing and says so.
+   */
+  async result(agent: AgentIdentity, taskId: string, attempt: number, outcome: UnitActionOutcome): Promise<boolean> {
+    const task = await this.ownTask(agent, taskId);
+    const fenced: TaskWithContext = { ...task, attempts: attempt };
+    const actor: AuditActor = {
+      actorTokenId: task.operation.requestedByTokenId,
+      actorName: task.operation.requestedBy,
+      requestId: task.operation.requestId,
+      sourceAddress: null,
+    };
+    const recorded = await this.operations.finish(
+      fenced,
+      {
+        state: outcome.result,
+        reason: outcome.reason,
+        exitCode: outcome.exitCode,
+        before: outcome.before,
+        after: outcome.after,
+        // Streamed chunks are in the row already; an outcome's own output only when none were.
+        output: task.output === null ? outcome.output : undefined,
+        ...(outcome.daemonReloaded ? { daemonReloaded: true } : {}),
+      },
+      actor,
+    );
+    if (!recorded) return false;
+    this.logger.log(
+      { taskId, host: agent.hostName, unit: task.unit, verb: task.verb, state: outcome.result, attempt },
+      `${task.verb} ${task.unit ?? ''} on ${agent.hostName} (agent): ${outcome.result} (${outcome.reason})`,
+    );
+    await this.dispatcher.dispatch(task.operationId);
+    if (outcome.after && task.unit) {
+      await this.units.upsertOne(agent.hostId, {
+        name: task.unit,
+        description: outcome.after.description,
+        loadState: outcome.after.loadState,
+        activeState: outcome.after.activeState,
+        subState: outcome.after.subState,
+        unitFileState: outcome.after.unitFileState,
+        mainPid: outcome.after.mainPid,
+      });
+    }
+    return true;
+  }
+
+  async readResults(agent: AgentIdentity, requestId: string, results: ReadResult[]): Promise<void> {
+    if (!(await this.reads.answer(agent.hostId, requestId, results)))
+      throw new ResourceNotFoundError('read request', requestId);
+  }
+
+  private async take(agent: AgentIdentity): Promise<AgentCommand | null> {
+    const read = await this.reads.next(agent.hostId);
+    if (read) return read;
+    const claimed = await this.agents.claimNext(agent.hostId, this.config.AGENT_TASK_LEASE_MS);
+    return claimed ? this.taskCommand(claimed) : null;
+  }
+
+  private taskCommand(task: ClaimedTask): AgentCommand {
+    return {
+      kind: 'task',
+      taskId: task.id,
+      attempt: task.attempt,
+      spec: {
+        verb: task.verb as Verb,
+        unit: task.unit,
+        timeoutMs: task.commandTimeoutMs,
+        settleTimeoutMs: Math.min(MAX_SETTLE_MS, task.commandTimeoutMs),
+        daemonReload: task.daemonReload as DaemonReloadPolicy,
+      },
+      earlier: { before: task.before as UnitSnapshot | null, clearedMsAgo: task.commandSentMsAgo },
+      leaseMs: this.config.AGENT_TASK_LEASE_MS,
+    };
+  }
+
+  /** The agent's own task (404 for any other host's: it learns nothing of them). */
+  private async ownTask(agent: AgentIdentity, taskId: string): Promise<TaskWithContext> {
+    const task = await this.operations.findForRun(taskId);
+    if (!task || task.hostId !== agent.hostId) throw new ResourceNotFoundError('task', taskId);
+    return task;
+  }
+
+  /** The agent's task while `attempt` still holds it: renews the claim, or 409 when it was lost. */
+  private async held(agent: AgentIdentity, taskId: string, attempt: number): Promise<TaskWithContext> {
+    const task = await this.ownTask(agent, taskId);
+    if (!(await this.agents.renewLease(agent.hostId, taskId, attempt, this.config.AGENT_TASK_LEASE_MS))) {
+      throw this.lost(taskId, attempt);
+    }
+    return { ...task, attempts: attempt };
+  }
+
+  private lost(taskId: string, attempt: number): StateConflictError {
+    return new StateConflictError(
+      'attempt_superseded',
+      `attempt ${attempt} of task ${taskId} no longer holds it (it ended, or a newer attempt took it over): do not act`,
+    );
+  }
+}

@@ -1,0 +1,340 @@
+import { Injectable } from '@nestjs/common';
+import { AUDIT_ACTION, type HostFacts } from '@drover/protocol';
+import { AuditActor, auditActorColumns } from '../audit/audit-actor';
+import { ResourceNotFoundError, StateConflictError, UnauthenticatedError } from '../common/errors/domain-errors';
+import { Agent, JoinToken, Prisma } from '../generated/prisma/client';
+import { PrismaService } from '../infra/prisma/prisma.service';
+import { storableText } from '../operations/task-output';
+
+export type { Agent, JoinToken };
+
+/** An agent as its credential's guard sees it on every request. */
+export interface AgentIdentity {
+  agentId: string;
+  hostId: string;
+  hostName: string;
+  revokedAt: Date | null;
+  lastSeenAt: Date | null;
+}
+
+export interface AgentWithHost extends Agent {
+  host: { name: string; labels: Prisma.JsonValue };
+}
+
+export interface NewJoinToken {
+  secretHash: string;
+  hostName: string | null;
+  labels: Record<string, string>;
+  expiresAt: Date;
+}
+
+export interface Enrolment {
+  secretHash: string;
+  publicKey: string;
+  facts: HostFacts;
+  sourceAddress: string | null;
+  requestId: string | null;
+}
+
+/** A task an agent claimed: what it carries out, and what an earlier attempt left. */
+export interface ClaimedTask {
+  id: string;
+  attempt: number;
+  verb: string;
+  unit: string | null;
+  commandTimeoutMs: number;
+  daemonReload: string;
+  before: Prisma.JsonValue | null;
+  commandSentMsAgo: number | null;
+}
+
+/** The agent-facing and operator-facing persistence of agents: join tokens, agents, claims. */
+@Injectable()
+export class AgentsRepository {
+  constructor(private readonly prisma: PrismaService) {}
+
+  async createJoinToken(token: NewJoinToken, actor: AuditActor): Promise<JoinToken> {
+    return this.prisma.$transaction(async (tx) => {
+      const created = await tx.joinToken.create({
+        data: { ...token, createdBy: actor.actorName },
+      });
+      await tx.auditEvent.create({
+        data: {
+          ...auditActorColumns(actor),
+          action: AUDIT_ACTION.agentJoinTokenCreate,
+          result: 'succeeded',
+          hostName: token.hostName,
+          parameters: {
+            joinTokenId: created.id,
+            hostName: token.hostName,
+            labels: token.labels,
+            expiresAt: token.expiresAt.toISOString(),
+          },
+        },
+      });
+      return created;
+    });
+  }
+
+  listJoinTokens(): Promise<JoinToken[]> {
+    return this.prisma.joinToken.findMany({
+      where: { usedAt: null, revokedAt: null, expiresAt: { gt: new Date() } },
+      orderBy: { createdAt: 'desc' },
+      take: 1_000,
+    });
+  }
+
+  async revokeJoinToken(id: string, actor: AuditActor): Promise<void> {
+    await this.prisma.$transaction(async (tx) => {
+      const revoked = await tx.joinToken.updateMany({
+        where: { id, usedAt: null, revokedAt: null },
+        data: { revokedAt: new Date() },
+      });
+      if (revoked.count === 0) {
+        if (!(await tx.joinToken.findUnique({ where: { id } }))) throw new ResourceNotFoundError('join token', id);
+        throw new StateConflictError('join_token_ended', `join token ${id} was already used or revoked`);
+      }
+      await tx.auditEvent.create({
+        data: {
+          ...auditActorColumns(actor),
+          action: AUDIT_ACTION.agentJoinTokenRevoke,
+          result: 'succeeded',
+          parameters: { joinTokenId: id },
+        },
+      });
+    });
+  }
+
+  /**
+   * Spends a join token and registers the agent of its host, atomically: the token's row is locked,
+   * so of two agents presenting one token exactly one enrols. A host already in the inventory is
+   * bound to the agent only when the token names it (an unbound token cannot take over a host by
+   * claiming its hostname); binding replaces that host's earlier agent and its credentials.
+   */
+  async enrol(enrolment: Enrolment, hostName: (token: JoinToken) => string): Promise<AgentWithHost> {
+    return this.prisma.$transaction(async (tx) => {
+      const [locked] = await tx.$queryRaw<{ id: string }[]>`
+        SELECT id::text FROM agent_join_tokens WHERE secret_hash = ${enrolment.secretHash} FOR UPDATE`;
+      const token = locked ? await tx.joinToken.findUnique({ where: { id: locked.id } }) : null;
+      if (!token) throw new UnauthenticatedError('unknown join token: ask an operator for a new one');
+      if (token.usedAt) throw new UnauthenticatedError('this join token was already used: ask for a new one');
+      if (token.revokedAt) throw new UnauthenticatedError('this join token was revoked');
+      if (token.expiresAt.getTime() <= Date.now()) throw new UnauthenticatedError('this join token expired');
+      const name = hostName(token);
+      const labels = token.labels as Record<string, string>;
+      const existing = await tx.host.findUnique({ where: { name }, include: { agent: true } });
+      if (existing && token.hostName === null) {
+        throw new StateConflictError(
+          'host_exists',
+          `host ${name} is already in the inventory: enrol it with a join token bound to that host name`,
+        );
+      }
+      const host = existing
+        ? await tx.host.update({
+            where: { id: existing.id },
+            data: {
+              transport: 'agent',
+              labels: { ...(existing.labels as Record<string, string>), ...labels },
+            },
+          })
+        : await tx.host.create({
+            data: {
+              name,
+              address: name,
+              port: 0,
+              transport: 'agent',
+              labels,
+              status: 'reachable',
+              lastSeenAt: new Date(),
+            },
+          });
+      if (existing?.agent) await tx.agent.delete({ where: { id: existing.agent.id } });
+      const agent = await tx.agent.create({
+        data: {
+          hostId: host.id,
+          publicKey: enrolment.publicKey,
+          facts: enrolment.facts,
+          protocolVersion: enrolment.facts.protocolVersion,
+          lastSeenAt: new Date(),
+        },
+      });
+      await tx.joinToken.update({ where: { id: token.id }, data: { usedAt: new Date(), usedByAgentId: agent.id } });
+      await tx.auditEvent.create({
+        data: {
+          actorTokenId: null,
+          actorName: storableText(`agent of ${name} (join token of ${token.createdBy})`).slice(0, 100),
+          requestId: enrolment.requestId,
+          sourceAddress: enrolment.sourceAddress,
+          action: AUDIT_ACTION.agentEnroll,
+          result: 'succeeded',
+          hostId: host.id,
+          hostName: name,
+          parameters: {
+            agentId: agent.id,
+            joinTokenId: token.id,
+            replacedAgentId: existing?.agent?.id ?? null,
+            newHost: existing === null,
+          },
+          after: { publicKey: enrolment.publicKey, facts: enrolment.facts },
+        },
+      });
+      return { ...agent, host: { name: host.name, labels: host.labels } };
+    });
+  }
+
+  async identity(agentId: string): Promise<AgentIdentity | null> {
+    const agent = await this.prisma.agent.findUnique({
+      where: { id: agentId },
+      select: { id: true, hostId: true, revokedAt: true, lastSeenAt: true, host: { select: { name: true } } },
+    });
+    return agent
+      ? {
+          agentId: agent.id,
+          hostId: agent.hostId,
+          hostName: agent.host.name,
+          revokedAt: agent.revokedAt,
+          lastSeenAt: agent.lastSeenAt,
+        }
+      : null;
+  }
+
+  findById(agentId: string): Promise<Agent | null> {
+    return this.prisma.agent.findUnique({ where: { id: agentId } });
+  }
+
+  list(): Promise<AgentWithHost[]> {
+    return this.prisma.agent.findMany({
+      include: { host: { select: { name: true, labels: true } } },
+      orderBy: { host: { name: 'asc' } },
+      take: 10_000,
+    });
+  }
+
+  /** The agent was heard of: it and its host are seen now (with its facts when it sent them). */
+  async recordSeen(agent: AgentIdentity, facts: HostFacts | null): Promise<void> {
+    await this.prisma.$transaction([
+      this.prisma.agent.update({
+        where: { id: agent.agentId },
+        data: {
+          lastSeenAt: new Date(),
+          ...(facts
+            ? { facts: facts, protocolVersion: facts.protocolVersion }
+            : {}),
+        },
+      }),
+      this.prisma.host.update({
+        where: { id: agent.hostId },
+        data: { status: 'reachable', lastSeenAt: new Date() },
+      }),
+    ]);
+  }
+
+  async revoke(agentId: string, actor: AuditActor): Promise<void> {
+    await this.prisma.$transaction(async (tx) => {
+      const agent = await tx.agent.findUnique({ where: { id: agentId }, include: { host: true } });
+      if (!agent) throw new ResourceNotFoundError('agent', agentId);
+      if (agent.revokedAt) throw new StateConflictError('agent_revoked', `agent ${agentId} was already revoked`);
+      await tx.agent.update({ where: { id: agentId }, data: { revokedAt: new Date() } });
+      await tx.auditEvent.create({
+        data: {
+          ...auditActorColumns(actor),
+          action: AUDIT_ACTION.agentRevoke,
+          result: 'succeeded',
+          hostId: agent.hostId,
+          hostName: agent.host.name,
+          parameters: { agentId },
+        },
+      });
+    });
+  }
+
+  /**
+   * Claims the host's next offered task for its agent, as a new attempt (the fencing token): a
+   * queued one, or a running one whose agent's lease lapsed (the agent lost it, or is back after a
+   * partition). Claims of one host are serialised, and never two tasks on one unit run at once.
+   */
+  async claimNext(hostId: string, leaseMs: number): Promise<ClaimedTask | null> {
+    return this.prisma.$transaction(async (tx) => {
+      await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtextextended(${hostId}, 7))`;
+      const [claimed] = await tx.$queryRaw<
+        {
+          id: string;
+          operation_id: string;
+          attempts: number;
+          verb: string;
+          unit: string | null;
+          before: Prisma.JsonValue | null;
+          command_sent_ms_ago: number | null;
+        }[]
+      >`
+        UPDATE tasks SET state = 'running', attempts = attempts + 1, started_at = COALESCE(started_at, now()),
+          lease_expires_at = now() + ${leaseMs} * interval '1 millisecond', output_seq = 0
+        WHERE id = (
+          SELECT t.id FROM tasks t
+          WHERE t.host_id = ${hostId}::uuid AND t.offered_at IS NOT NULL
+            AND (t.state = 'queued' OR (t.state = 'running' AND t.lease_expires_at < now()))
+            AND NOT EXISTS (
+              SELECT 1 FROM tasks other
+              WHERE other.host_id = t.host_id AND other.id <> t.id AND other.state = 'running'
+                AND other.offered_at IS NOT NULL AND other.lease_expires_at >= now()
+                AND other.unit IS NOT DISTINCT FROM t.unit)
+          ORDER BY t.offered_at, t.position
+          LIMIT 1
+          FOR UPDATE SKIP LOCKED)
+        RETURNING id::text, operation_id::text, attempts, verb, unit, before,
+          (EXTRACT(EPOCH FROM now() - command_sent_at) * 1000)::float8 AS command_sent_ms_ago`;
+      if (!claimed) return null;
+      const operation = await tx.operation.findUniqueOrThrow({
+        where: { id: claimed.operation_id },
+        select: { commandTimeoutMs: true, daemonReload: true },
+      });
+      await tx.operation.updateMany({
+        where: { id: claimed.operation_id, status: 'queued' },
+        data: { status: 'running' },
+      });
+      return {
+        id: claimed.id,
+        attempt: claimed.attempts,
+        verb: claimed.verb,
+        unit: claimed.unit,
+        commandTimeoutMs: operation.commandTimeoutMs,
+        daemonReload: operation.daemonReload,
+        before: claimed.before,
+        commandSentMsAgo: claimed.command_sent_ms_ago === null ? null : Math.round(claimed.command_sent_ms_ago),
+      };
+    });
+  }
+
+  /**
+   * In how many milliseconds the first claim of the host's running tasks lapses (then the task can
+   * be claimed again), or null when none runs: a waiting request looks again at that moment.
+   */
+  async nextLapseInMs(hostId: string): Promise<number | null> {
+    const [row] = await this.prisma.$queryRaw<{ in_ms: number | null }[]>`
+      SELECT (EXTRACT(EPOCH FROM min(lease_expires_at) - now()) * 1000)::float8 AS in_ms
+      FROM tasks WHERE host_id = ${hostId}::uuid AND state = 'running' AND offered_at IS NOT NULL`;
+    return row?.in_ms === null || row?.in_ms === undefined ? null : Math.max(0, Math.ceil(row.in_ms));
+  }
+
+  /** Renews the agent's claim of an attempt; false when it is no longer that attempt's (or its host's). */
+  async renewLease(hostId: string, taskId: string, attempt: number, leaseMs: number): Promise<boolean> {
+    const renewed = await this.prisma.$executeRaw`
+      UPDATE tasks SET lease_expires_at = now() + ${leaseMs} * interval '1 millisecond'
+      WHERE id = ${taskId}::uuid AND host_id = ${hostId}::uuid AND state = 'running' AND attempts = ${attempt}
+        AND offered_at IS NOT NULL`;
+    return renewed === 1;
+  }
+
+  /** Whether the task is this host's (an agent never learns anything of another host's tasks). */
+  async ownsTask(hostId: string, taskId: string): Promise<boolean> {
+    const task = await this.prisma.task.findFirst({ where: { id: taskId, hostId }, select: { id: true } });
+    return task !== null;
+  }
+
+  /** Stores one output chunk of an attempt once: chunk `seq` only when it is the next one expected. */
+  async appendOutputChunk(taskId: string, attempt: number, seq: number, text: string): Promise<void> {
+    await this.prisma.$executeRaw`
+      UPDATE tasks SET output = COALESCE(output, '') || ${storableText(text)}, output_seq = output_seq + 1
+      WHERE id = ${taskId}::uuid AND state = 'running' AND attempts = ${attempt} AND output_seq = ${seq}`;
+  }
+}

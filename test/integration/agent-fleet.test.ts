@@ -1,0 +1,258 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { DroverClient } from '../../src/client';
+import { installCommandLine } from '../../src/cli/agents';
+import { startTestApi, TestApi } from '../support/api';
+import { query } from '../support/database';
+import { FleetInventory, inHost, readFleetInstance, readFleetInventory } from '../support/fleet';
+import { actOnHost, onlyTask } from '../support/operations';
+import { startNodeProcess } from '../support/process';
+import { resetProbe, startRollout, waitForSettled } from '../support/rollouts';
+import { waitUntil } from '../support/wait';
+import { workerEnv } from '../support/worker';
+
+type FleetHost = FleetInventory['hosts'][number];
+
+const WORKER = path.resolve(__dirname, '../../src/worker.js');
+const UNIT = 'drover-probe.service';
+const SETTLE_MS = 120_000;
+
+/** Runs a command inside an agent host (no SSH there); fails the test when it exits non-zero. */
+async function onAgentHost(host: FleetHost, command: string): Promise<string> {
+  const result = await inHost(host, command);
+  assert.equal(result.code, 0, `${host.name}: ${command}: ${result.stderr}`);
+  return result.stdout.trim();
+}
+
+async function show(host: FleetHost, property: string): Promise<string> {
+  return onAgentHost(host, `systemctl show -p ${property} --value ${UNIT}`);
+}
+
+/** Lines drover-probe.service appended to its record of starts or reloads (one per start/reload). */
+async function recorded(host: FleetHost, file: 'starts' | 'reloads'): Promise<number> {
+  const text = await onAgentHost(host, `cat /var/lib/drover-probe/${file} 2>/dev/null || true`);
+  return text === '' ? 0 : text.split('\n').length;
+}
+
+/** Puts an agent host back as the fleet had it: no agent, sshd running, the probe unit as shipped. */
+async function uninstallAgent(host: FleetHost): Promise<void> {
+  await inHost(
+    host,
+    'systemctl disable --now drover-agent.service 2>/dev/null; ' +
+      'rm -rf /opt/drover-agent /etc/drover-agent /var/lib/drover-agent /etc/systemd/system/drover-agent.service; ' +
+      'systemctl daemon-reload; systemctl unmask --quiet drover-probe.service; systemctl enable --quiet drover-probe.service; ' +
+      'systemctl start ssh.service drover-probe.service',
+  );
+}
+
+/**
+ * The per-host agent on booted hosts: installed by its own install script (fetched from the API)
+ * as a real systemd service, with sshd stopped so nothing can reach the host but the agent calling
+ * out. Every verb through it; a rolling restart across SSH and agent hosts as one fleet; an agent
+ * and a worker killed mid-rollout.
+ */
+describe('agents on real hosts', () => {
+  let api: TestApi;
+  let admin: DroverClient;
+  let sshHosts: FleetHost[];
+  let agentHosts: FleetHost[];
+  let prefix: string;
+  const workers: ReturnType<typeof startNodeProcess>[] = [];
+
+  async function startWorker(): Promise<void> {
+    const worker = startNodeProcess(WORKER, {
+      ...workerEnv(api.database.url, prefix),
+      AGENT_OFFLINE_AFTER_MS: '20000',
+      LOG_LEVEL: 'info',
+    });
+    await worker.waitForLine((line) => line.includes('drover worker connected'));
+    workers.push(worker);
+  }
+
+  before(async () => {
+    const inventory = await readFleetInventory();
+    assert.ok(inventory.hosts.length >= 4, 'the fleet has at least 4 hosts');
+    sshHosts = inventory.hosts.slice(0, 2);
+    agentHosts = inventory.hosts.slice(-2);
+    prefix = `drover-test-${randomBytes(4).toString('hex')}`;
+    // Listening on the fleet bridge: the hosts call the API there.
+    api = await startTestApi(
+      { QUEUE_PREFIX: prefix, AGENT_BUNDLE_DIR: path.resolve(__dirname, '../../agent'), AGENT_TASK_LEASE_MS: '5000' },
+      (await readFleetInstance()).gateway,
+    );
+    admin = await api.client();
+    await startWorker();
+    const imported = await admin.POST('/v1/hosts/bulk-upsert', {
+      body: { hosts: sshHosts.map((host) => ({ ...host, labels: { ...host.labels, mixed: 'yes' } })) },
+    });
+    assert.equal(imported.response.status, 200, JSON.stringify(imported.error));
+    await Promise.all(sshHosts.map(resetProbe));
+    for (const host of agentHosts) {
+      await uninstallAgent(host);
+      const token = await admin.POST('/v1/agent-join-tokens', {
+        body: { hostName: host.name, labels: { mixed: 'yes', transport: 'agent' } },
+      });
+      assert.equal(token.response.status, 201, JSON.stringify(token.error));
+      const installed = await inHost(host, installCommandLine(api.baseUrl, token.data!.joinToken), 120_000);
+      assert.equal(installed.code, 0, `install on ${host.name}: ${installed.stdout}\n${installed.stderr}`);
+      // From here on nothing reaches the host from outside: only the agent calls out.
+      await onAgentHost(host, 'systemctl stop ssh.service ssh.socket 2>/dev/null || systemctl stop ssh.service');
+    }
+  });
+
+  after(async () => {
+    await Promise.all(workers.map((worker) => worker.stop('SIGTERM')));
+    for (const host of agentHosts ?? []) await uninstallAgent(host);
+    await api?.close();
+  });
+
+  it('runs as a systemd service installed by its install script, ready once it reached the server, sshd stopped', async () => {
+    for (const host of agentHosts) {
+      assert.equal(await onAgentHost(host, 'systemctl is-active drover-agent.service'), 'active');
+      assert.equal(await onAgentHost(host, 'systemctl show -p Type --value drover-agent.service'), 'notify');
+      assert.equal((await inHost(host, 'systemctl is-active ssh.service')).stdout.trim(), 'inactive');
+    }
+    const agents = (await admin.GET('/v1/agents')).data!.items;
+    for (const host of agentHosts) {
+      const agent = agents.find((candidate) => candidate.hostName === host.name);
+      assert.equal(agent?.online, true, `${host.name} is online`);
+      assert.match(agent?.facts?.systemdVersion ?? '', /^systemd \d+/);
+      assert.equal(agent?.facts?.runsAsRoot, true);
+    }
+  });
+
+  it('carries out every verb on an agent host, each checked on the host and audited once', async () => {
+    const host = agentHosts[0]!;
+    const act = async (verb: string) => {
+      const operation = await actOnHost(admin, host.name, { verb: verb as 'restart', unit: UNIT }, SETTLE_MS);
+      const task = onlyTask(operation);
+      assert.equal(task.state, 'succeeded', `${verb}: ${task.reason}`);
+      return task;
+    };
+    const pid = () => show(host, 'MainPID');
+    await act('status');
+    const [startsBefore, pidBefore] = [await recorded(host, 'starts'), await pid()];
+    await act('restart');
+    assert.notEqual(await pid(), pidBefore);
+    assert.equal(await recorded(host, 'starts'), startsBefore + 1);
+    const [reloadsBefore, pidAfterRestart] = [await recorded(host, 'reloads'), await pid()];
+    await act('reload');
+    assert.equal(await pid(), pidAfterRestart, 'a reload keeps the main process');
+    assert.equal(await recorded(host, 'reloads'), reloadsBefore + 1);
+    await act('stop');
+    assert.equal(await show(host, 'ActiveState'), 'inactive');
+    await act('try-restart');
+    assert.equal(await show(host, 'ActiveState'), 'inactive', 'try-restart leaves a stopped unit alone');
+    await act('start');
+    assert.equal(await show(host, 'ActiveState'), 'active');
+    await act('reload-or-restart');
+    await act('disable');
+    assert.equal(await show(host, 'UnitFileState'), 'disabled');
+    await act('enable');
+    assert.equal(await show(host, 'UnitFileState'), 'enabled');
+    await act('mask');
+    assert.equal(await show(host, 'UnitFileState'), 'masked');
+    await act('unmask');
+    assert.notEqual(await show(host, 'UnitFileState'), 'masked');
+    const reload = onlyTask(await actOnHost(admin, host.name, { verb: 'daemon-reload' }, SETTLE_MS));
+    assert.equal(reload.state, 'succeeded', reload.reason ?? '');
+    const audited = await query<{ action: string; n: number }>(
+      api.database.url,
+      `SELECT action, count(*)::int AS n FROM audit_events WHERE host_name = $1 AND action LIKE 'unit.%' GROUP BY action`,
+      [host.name],
+    );
+    const counts = Object.fromEntries(audited.map((row) => [row.action, row.n]));
+    assert.deepEqual(counts, {
+      'unit.status': 1,
+      'unit.restart': 1,
+      'unit.reload': 1,
+      'unit.stop': 1,
+      'unit.try-restart': 1,
+      'unit.start': 1,
+      'unit.reload-or-restart': 1,
+      'unit.disable': 1,
+      'unit.enable': 1,
+      'unit.mask': 1,
+      'unit.unmask': 1,
+      'unit.daemon-reload': 1,
+    });
+  });
+
+  it('rolls a restart across SSH and agent hosts as one fleet, its health gate judged on agent reads and probes', async () => {
+    const probe = await admin.PUT('/v1/probes/{name}', {
+      params: { path: { name: 'probe-active' } },
+      body: { argv: ['/bin/systemctl', 'is-active', '--quiet', UNIT], description: 'the probe unit is active' },
+    });
+    assert.ok([200, 201].includes(probe.response.status), JSON.stringify(probe.error));
+    const startsBefore = await Promise.all(agentHosts.map((host) => recorded(host, 'starts')));
+    const created = await startRollout(admin, {
+      verb: 'restart',
+      unit: UNIT,
+      selector: 'mixed=yes',
+      batches: { size: 2 },
+      healthGate: { minHealthyTimeMs: 1_500, probes: [{ type: 'command', name: 'probe-active' }] },
+    });
+    const rollout = await waitForSettled(admin, created.id, SETTLE_MS);
+    assert.equal(rollout.status, 'succeeded', rollout.reason ?? '');
+    assert.equal(rollout.counts.succeeded, 4);
+    assert.deepEqual(
+      await Promise.all(agentHosts.map((host) => recorded(host, 'starts'))),
+      startsBefore.map((count) => count + 1),
+      'each agent host restarted exactly once',
+    );
+    const transports = await query<{ transport: string; n: number }>(
+      api.database.url,
+      `SELECT h.transport::text AS transport, count(*)::int AS n FROM rollout_hosts r JOIN hosts h ON h.id = r.host_id
+        WHERE r.rollout_id = $1 AND r.state = 'succeeded' GROUP BY h.transport ORDER BY 1`,
+      [created.id],
+    );
+    assert.deepEqual(transports, [
+      { transport: 'agent', n: 2 },
+      { transport: 'ssh', n: 2 },
+    ]);
+  });
+
+  it('SIGKILL of an agent and of the worker mid-rollout: it completes, each agent host restarted once', async () => {
+    for (const host of agentHosts) {
+      await onAgentHost(
+        host,
+        `mkdir -p /run/systemd/system/${UNIT}.d && printf '[Service]\\nExecStopPost=/bin/sleep 2\\n' > /run/systemd/system/${UNIT}.d/slow.conf && systemctl daemon-reload`,
+      );
+    }
+    try {
+      const startsBefore = await Promise.all(agentHosts.map((host) => recorded(host, 'starts')));
+      const created = await startRollout(admin, {
+        verb: 'restart',
+        unit: UNIT,
+        selector: 'transport=agent',
+        batches: { size: 1 },
+        healthGate: { minHealthyTimeMs: 500 },
+      });
+      const victim = agentHosts[0]!;
+      await waitUntil(
+        async () => (await onAgentHost(victim, `systemctl show -p ActiveState --value ${UNIT}`)) !== 'active',
+        `${UNIT} on ${victim.name} is being restarted`,
+        SETTLE_MS,
+      );
+      // The agent dies in the middle of its restart (systemd restarts it: Restart=on-failure), and
+      // so does the worker watching the task; a fresh worker takes over.
+      await onAgentHost(victim, 'systemctl kill --signal=SIGKILL drover-agent.service');
+      const dying = workers.splice(0);
+      for (const worker of dying) await worker.stop('SIGKILL');
+      await startWorker();
+      const rollout = await waitForSettled(admin, created.id, SETTLE_MS);
+      assert.equal(rollout.status, 'succeeded', rollout.reason ?? '');
+      assert.deepEqual(
+        await Promise.all(agentHosts.map((host) => recorded(host, 'starts'))),
+        startsBefore.map((count) => count + 1),
+        'each agent host restarted exactly once',
+      );
+    } finally {
+      for (const host of agentHosts) {
+        await inHost(host, `rm -rf /run/systemd/system/${UNIT}.d && systemctl daemon-reload`);
+      }
+    }
+  });
+});
