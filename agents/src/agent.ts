@@ -137,7 +137,7 @@ export class DroverAgent {
       retry: 'forever',
       signal: this.stopping.signal,
     });
-    this.api.setIdentity(state.agentId, key);
+    await this.useKey(state.agentId, key);
     this.journal = await TaskJournal.open(path.join(config.stateDir, 'journal.jsonl'));
     if (this.journal.skippedLines > 0) {
       log.warn('skipped unreadable lines of the journal', { lines: this.journal.skippedLines });
@@ -305,6 +305,26 @@ export class DroverAgent {
     this.revoked = this.whileRevoked().finally(() => {
       this.revoked = null;
     });
+  }
+
+  /**
+   * Signs with `key`, unless a key rotation stopped after the server accepted the new key but before
+   * it replaced the old one on disk: then the server refuses the old key and the staged one is it.
+   */
+  private async useKey(agentId: string, key: AgentKey): Promise<void> {
+    this.api.setIdentity(agentId, key);
+    const staged = await AgentKey.loadStaged(this.config.stateDir);
+    if (!staged) return;
+    try {
+      await this.api.openSession();
+      this.log.warn('a key rotation did not finish: the server still knows the current key; run rotate-key again');
+    } catch (error) {
+      if (!(error instanceof ApiError) || error.status !== 401) throw error;
+      this.api.setIdentity(agentId, staged);
+      await this.api.openSession();
+      await AgentKey.promoteStaged(this.config.stateDir);
+      this.log.warn('finished a key rotation that stopped half-way: the staged key is this agent’s key now');
+    }
   }
 
   private async whileRevoked(): Promise<void> {

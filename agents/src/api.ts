@@ -141,6 +141,12 @@ export class AgentApi {
 
   // --- with a credential ---
 
+  /** Tells the server this agent's new key (asked with a credential of the current one). */
+  async rotateKey(publicKey: string, proof: string): Promise<void> {
+    const answer = await this.authed('POST', '/keys', { body: { publicKey, proof } });
+    if (answer.status !== 204) throw this.failure(answer, 'POST /keys');
+  }
+
   async heartbeat(facts: HostFacts, signal?: AbortSignal): Promise<{ outdated: boolean }> {
     const answer = await this.authed('POST', '/heartbeat', { body: { facts }, ...(signal ? { signal } : {}) });
     return this.expect(answer, 'POST /heartbeat', 200, heartbeatResponseSchema);

@@ -1,11 +1,13 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject, sign } from 'node:crypto';
-import { open, readFile } from 'node:fs/promises';
+import { open, readFile, rename } from 'node:fs/promises';
 import path from 'node:path';
-import { sessionSigningText } from '@drover/protocol';
+import { keyRotationSigningText, sessionSigningText } from '@drover/protocol';
 import { z } from 'zod';
 import { ensurePrivateDir, syncDir, writeFileAtomically } from './files';
 
 const KEY_FILE = 'agent.key';
+/** A key being rotated to: written before the server is told, renamed over KEY_FILE once it knows it. */
+const NEXT_KEY_FILE = 'agent.key.next';
 const STATE_FILE = 'agent.json';
 
 /** What enrolment left: who the server knows this agent as. */
@@ -52,9 +54,47 @@ export class AgentKey {
     return new AgentKey(privateKey);
   }
 
+  /**
+   * The key this agent rotates to: the one staged by an earlier rotation that did not finish, or a
+   * new one, written (0600) before the server hears of it so that it can never be lost.
+   */
+  static async stageNext(stateDir: string): Promise<AgentKey> {
+    const staged = await AgentKey.loadStaged(stateDir);
+    if (staged) return staged;
+    const { privateKey } = generateKeyPairSync('ed25519');
+    await writeFileAtomically(
+      path.join(stateDir, NEXT_KEY_FILE),
+      privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    );
+    return new AgentKey(privateKey);
+  }
+
+  /** The staged key of a rotation that did not finish, or null. */
+  static async loadStaged(stateDir: string): Promise<AgentKey | null> {
+    try {
+      return new AgentKey(createPrivateKey(await readFile(path.join(stateDir, NEXT_KEY_FILE), 'utf8')));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw error;
+    }
+  }
+
+  /** The server knows the staged key now: it becomes this agent's key. */
+  static async promoteStaged(stateDir: string): Promise<void> {
+    await rename(path.join(stateDir, NEXT_KEY_FILE), path.join(stateDir, KEY_FILE));
+    await syncDir(stateDir);
+  }
+
   /** The public key as the server stores it: SPKI DER, base64. */
   get publicKey(): string {
     return createPublicKey(this.privateKey).export({ type: 'spki', format: 'der' }).toString('base64');
+  }
+
+  /** The proof that this (new) key is held: its signature (base64) of keyRotationSigningText(agentId, publicKey). */
+  signRotation(agentId: string): string {
+    return sign(null, Buffer.from(keyRotationSigningText(agentId, this.publicKey), 'utf8'), this.privateKey).toString(
+      'base64',
+    );
   }
 
   /** The proof for a session: the signature (base64) of sessionSigningText(agentId, challenge). */

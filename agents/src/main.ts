@@ -2,7 +2,7 @@ import { AGENT_PROTOCOL_VERSION } from '@drover/protocol';
 import { AgentApi } from './api';
 import { apiSettings, DroverAgent, EnrollRefusedError, ensureEnrolled } from './agent';
 import { ConfigError, DEFAULT_CONFIG_FILE, loadConfig } from './config';
-import { AgentKey } from './identity';
+import { AgentKey, readAgentState } from './identity';
 import { Logger } from './log';
 import { AGENT_VERSION } from './version';
 
@@ -15,20 +15,21 @@ const EXIT_CONFIG = 78;
 const USAGE = `usage:
   drover-agent run [--config FILE] [--join-token TOKEN]     run the agent (enrols first when needed)
   drover-agent enroll [--config FILE] [--join-token TOKEN]  enrol once and exit (nothing when enrolled already)
+  drover-agent rotate-key [--config FILE]                   replace the agent's key (audited); restart the agent after
   drover-agent version                                      print the agent's version
 FILE defaults to ${DEFAULT_CONFIG_FILE}; TOKEN also comes from DROVER_JOIN_TOKEN or the config's joinToken.`;
 
 class UsageError extends Error {}
 
 interface Invocation {
-  command: 'run' | 'enroll' | 'version';
+  command: 'run' | 'enroll' | 'rotate-key' | 'version';
   configFile: string;
   joinToken: string | undefined;
 }
 
 export function parseArguments(argv: readonly string[]): Invocation {
   const [command, ...rest] = argv;
-  if (command !== 'run' && command !== 'enroll' && command !== 'version') {
+  if (command !== 'run' && command !== 'enroll' && command !== 'rotate-key' && command !== 'version') {
     throw new UsageError(command === undefined ? 'no command given' : `unknown command ${command}`);
   }
   const options = new Map<string, string>();
@@ -72,6 +73,23 @@ async function main(argv: readonly string[]): Promise<number> {
       } finally {
         await api.close();
       }
+      return 0;
+    }
+    if (invocation.command === 'rotate-key') {
+      const state = await readAgentState(config.stateDir);
+      if (!state) throw new EnrollRefusedError('this agent has not enrolled yet: there is no key to rotate');
+      const api = new AgentApi(await apiSettings(config), log);
+      try {
+        api.setIdentity(state.agentId, await AgentKey.loadOrCreate(config.stateDir));
+        const next = await AgentKey.stageNext(config.stateDir);
+        await api.rotateKey(next.publicKey, next.signRotation(state.agentId));
+        await AgentKey.promoteStaged(config.stateDir);
+      } finally {
+        await api.close();
+      }
+      process.stdout.write(
+        'rotated the agent key; restart the agent to sign with it: systemctl restart drover-agent\n',
+      );
       return 0;
     }
     const agent = new DroverAgent(config, invocation.configFile, log);

@@ -1,8 +1,10 @@
 import { CanActivate, ExecutionContext, Injectable } from '@nestjs/common';
 import type { Request } from 'express';
+import { AGENT_PROTOCOL_HEADER } from '@drover/protocol';
 import { ForbiddenError, UnauthenticatedError } from '../common/errors/domain-errors';
 import { AgentCredentials } from './agent-credentials';
 import { AgentsRepository, type AgentIdentity } from './agents.repository';
+import { checkProtocol } from './enrollment.service';
 
 /** A request an agent made, once its credential was accepted. */
 export interface AgentRequest extends Request {
@@ -26,6 +28,8 @@ export class AgentAuthGuard implements CanActivate {
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
     const request = context.switchToHttp().getRequest<AgentRequest>();
+    const protocol = request.headers[AGENT_PROTOCOL_HEADER];
+    checkProtocol(Number(typeof protocol === 'string' ? protocol : NaN), `header ${AGENT_PROTOCOL_HEADER}`);
     const header = request.headers.authorization;
     const presented = (header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null)?.[1] ?? null;
     if (presented === null)

@@ -25,6 +25,7 @@ import {
   OutputChunkDto,
   ReadParamsDto,
   ReadResultsDto,
+  RotateKeyDto,
   SessionDto,
   SessionResponseDto,
   StoppedResponseDto,
@@ -123,6 +124,27 @@ export class AgentChannelController {
   @ApiProblems(404)
   unitFile(): Promise<string> {
     return this.agentFile(AGENT_FILES.unitFile);
+  }
+
+  @Post('keys')
+  @AgentCredentialRoute()
+  @UseGuards(AgentAuthGuard)
+  @HttpCode(204)
+  @ApiOperation({
+    operationId: 'agentRotateKey',
+    summary: 'Replace the agent’s key with a new one it proves to hold (audited); sessions from then on sign with it',
+  })
+  @ApiZodBody(RotateKeyDto)
+  @ApiZodResponse(204, 'Rotated')
+  @ApiProblems(400, 401, 403, 409)
+  rotateKey(@Body() body: RotateKeyDto, @Req() request: AgentRequest & { id?: unknown }): Promise<void> {
+    return this.enrollment.rotateKey(
+      request.agent,
+      body.publicKey,
+      body.proof,
+      request.ip ?? request.socket.remoteAddress ?? null,
+      typeof request.id === 'string' ? request.id : null,
+    );
   }
 
   @Post('heartbeat')

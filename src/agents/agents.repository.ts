@@ -217,9 +217,7 @@ export class AgentsRepository {
         where: { id: agent.agentId },
         data: {
           lastSeenAt: new Date(),
-          ...(facts
-            ? { facts: facts, protocolVersion: facts.protocolVersion }
-            : {}),
+          ...(facts ? { facts: facts, protocolVersion: facts.protocolVersion } : {}),
         },
       }),
       this.prisma.host.update({
@@ -227,6 +225,36 @@ export class AgentsRepository {
         data: { status: 'reachable', lastSeenAt: new Date() },
       }),
     ]);
+  }
+
+  /** Replaces the key of an agent that is not revoked, with its audit event (old and new key). */
+  async rotateKey(
+    agent: AgentIdentity,
+    publicKey: string,
+    sourceAddress: string | null,
+    requestId: string | null,
+  ): Promise<void> {
+    await this.prisma.$transaction(async (tx) => {
+      const [current] = await tx.$queryRaw<{ public_key: string }[]>`
+        SELECT public_key FROM agents WHERE id = ${agent.agentId}::uuid AND revoked_at IS NULL FOR UPDATE`;
+      if (!current) throw new StateConflictError('agent_revoked', `the agent of ${agent.hostName} was revoked`);
+      await tx.agent.update({ where: { id: agent.agentId }, data: { publicKey } });
+      await tx.auditEvent.create({
+        data: {
+          actorTokenId: null,
+          actorName: `agent of ${agent.hostName}`.slice(0, 100),
+          requestId,
+          sourceAddress,
+          action: AUDIT_ACTION.agentRotateKey,
+          result: 'succeeded',
+          hostId: agent.hostId,
+          hostName: agent.hostName,
+          parameters: { agentId: agent.agentId },
+          before: { publicKey: current.public_key },
+          after: { publicKey },
+        },
+      });
+    });
   }
 
   async revoke(agentId: string, actor: AuditActor): Promise<void> {

@@ -1,9 +1,10 @@
-import { createPublicKey, randomBytes, verify } from 'node:crypto';
+import { createPublicKey, type KeyObject, randomBytes, verify } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import {
   AGENT_PROTOCOL_SUPPORTED_BEHIND,
   AGENT_PROTOCOL_VERSION,
   JOIN_TOKEN_PREFIX,
+  keyRotationSigningText,
   sessionSigningText,
   type EnrollRequest,
   type EnrollResponse,
@@ -16,7 +17,7 @@ import { APP_CONFIG } from '../config/config.module';
 import type { AppConfig } from '../config/config.schema';
 import { hashTokenSecret } from '../tokens/token-secret';
 import { AgentCredentials, CHALLENGE_TTL_MS } from './agent-credentials';
-import { AgentsRepository, type JoinToken } from './agents.repository';
+import { AgentsRepository, type AgentIdentity, type JoinToken } from './agents.repository';
 
 export const DEFAULT_JOIN_TOKEN_TTL_MINUTES = 30;
 
@@ -28,23 +29,30 @@ export interface CreatedJoinToken {
   expiresAt: string;
 }
 
-/** Refuses a protocol older than the server accepts (newer ones are refused by their own server). */
-function checkProtocol(version: number): void {
-  if (version > AGENT_PROTOCOL_VERSION || version < AGENT_PROTOCOL_VERSION - AGENT_PROTOCOL_SUPPORTED_BEHIND) {
+/**
+ * Refuses a protocol this server does not speak: newer than its own, or more than
+ * AGENT_PROTOCOL_SUPPORTED_BEHIND versions older (such agents are served, and listed as outdated).
+ */
+export function checkProtocol(version: number, field: string): void {
+  if (
+    !Number.isInteger(version) ||
+    version > AGENT_PROTOCOL_VERSION ||
+    version < AGENT_PROTOCOL_VERSION - AGENT_PROTOCOL_SUPPORTED_BEHIND
+  ) {
     throw new RequestValidationError([
       {
-        field: 'facts.protocolVersion',
-        message: `this server speaks agent protocol ${AGENT_PROTOCOL_VERSION} and accepts ${AGENT_PROTOCOL_VERSION - AGENT_PROTOCOL_SUPPORTED_BEHIND} to ${AGENT_PROTOCOL_VERSION}: install the agent this server serves`,
+        field,
+        message: `this server speaks agent protocol ${AGENT_PROTOCOL_VERSION} and accepts ${Math.max(1, AGENT_PROTOCOL_VERSION - AGENT_PROTOCOL_SUPPORTED_BEHIND)} to ${AGENT_PROTOCOL_VERSION}: install the agent this server serves`,
       },
     ]);
   }
 }
 
 /** The public key an agent sent: an Ed25519 key in SPKI DER, or a 400 naming the field. */
-function ed25519Key(publicKey: string): void {
+function ed25519Key(publicKey: string): KeyObject {
   try {
     const key = createPublicKey({ key: Buffer.from(publicKey, 'base64'), format: 'der', type: 'spki' });
-    if (key.asymmetricKeyType === 'ed25519') return;
+    if (key.asymmetricKeyType === 'ed25519') return key;
   } catch {
     // reported below
   }
@@ -98,7 +106,7 @@ export class EnrollmentService {
   }
 
   async enrol(request: EnrollRequest, sourceAddress: string | null, requestId: string | null): Promise<EnrollResponse> {
-    checkProtocol(request.facts.protocolVersion);
+    checkProtocol(request.facts.protocolVersion, 'facts.protocolVersion');
     ed25519Key(request.publicKey);
     const agent = await this.agents.enrol(
       {
@@ -120,6 +128,28 @@ export class EnrollmentService {
       },
     );
     return { agentId: agent.id, hostId: agent.hostId, hostName: agent.host.name, serverTime: new Date().toISOString() };
+  }
+
+  /**
+   * Replaces an agent's key with a new one it proves to hold (signed by the new key); asked with a
+   * credential the old key obtained. Credentials issued before stay valid until they expire.
+   */
+  async rotateKey(
+    agent: AgentIdentity,
+    publicKey: string,
+    proof: string,
+    sourceAddress: string | null,
+    requestId: string | null,
+  ): Promise<void> {
+    const key = ed25519Key(publicKey);
+    if (
+      !verify(null, Buffer.from(keyRotationSigningText(agent.agentId, publicKey)), key, Buffer.from(proof, 'base64'))
+    ) {
+      throw new RequestValidationError([
+        { field: 'proof', message: 'is not a signature of the rotation text by the new key' },
+      ]);
+    }
+    await this.agents.rotateKey(agent, publicKey, sourceAddress, requestId);
   }
 
   async challenge(agentId: string): Promise<{ challenge: string; expiresInMs: number; serverTime: string }> {

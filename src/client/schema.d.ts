@@ -824,6 +824,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/agent/v1/keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Replace the agent’s key with a new one it proves to hold (audited); sessions from then on sign with it */
+        post: operations["agentRotateKey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/agent/v1/heartbeat": {
         parameters: {
             query?: never;
@@ -2760,6 +2777,13 @@ export interface components {
              * @enum {string}
              */
             onOverlap?: "queue" | "reject" | "supersede";
+        };
+        /** @description An agent replaces its key (asked with a credential its current key obtained) */
+        RotateKey: {
+            /** @description The new Ed25519 public key, SPKI DER in base64 */
+            publicKey: string;
+            /** @description Signature (base64) by the NEW key of keyRotationSigningText(agentId, publicKey) */
+            proof: string;
         };
         /** @description An agent proves it holds its key and receives a short-lived credential */
         Session: {
@@ -6188,6 +6212,64 @@ export interface operations {
             };
             /** @description The named resource does not exist */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    agentRotateKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RotateKey"];
+            };
+        };
+        responses: {
+            /** @description Rotated */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The resource conflicts with an existing one */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

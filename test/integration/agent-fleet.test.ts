@@ -7,7 +7,8 @@ import { installCommandLine } from '../../src/cli/agents';
 import { startTestApi, TestApi } from '../support/api';
 import { query } from '../support/database';
 import { FleetInventory, inHost, readFleetInstance, readFleetInventory } from '../support/fleet';
-import { actOnHost, onlyTask } from '../support/operations';
+import { setPartitioned } from '../support/faults';
+import { actOnHost, onlyTask, waitForOperation } from '../support/operations';
 import { startNodeProcess } from '../support/process';
 import { resetProbe, startRollout, waitForSettled } from '../support/rollouts';
 import { waitUntil } from '../support/wait';
@@ -34,6 +35,20 @@ async function show(host: FleetHost, property: string): Promise<string> {
 async function recorded(host: FleetHost, file: 'starts' | 'reloads'): Promise<number> {
   const text = await onAgentHost(host, `cat /var/lib/drover-probe/${file} 2>/dev/null || true`);
   return text === '' ? 0 : text.split('\n').length;
+}
+
+/** A restart that takes 2 s to stop: long enough to break something in the middle of it. */
+async function slowStop(hosts: FleetHost[]): Promise<void> {
+  for (const host of hosts) {
+    await onAgentHost(
+      host,
+      `mkdir -p /run/systemd/system/${UNIT}.d && printf '[Service]\\nExecStopPost=/bin/sleep 2\\n' > /run/systemd/system/${UNIT}.d/slow.conf && systemctl daemon-reload`,
+    );
+  }
+}
+
+async function fastStop(hosts: FleetHost[]): Promise<void> {
+  for (const host of hosts) await inHost(host, `rm -rf /run/systemd/system/${UNIT}.d && systemctl daemon-reload`);
 }
 
 /** Puts an agent host back as the fleet had it: no agent, sshd running, the probe unit as shipped. */
@@ -121,6 +136,24 @@ describe('agents on real hosts', () => {
       assert.match(agent?.facts?.systemdVersion ?? '', /^systemd \d+/);
       assert.equal(agent?.facts?.runsAsRoot, true);
     }
+  });
+
+  it('rotates its key (audited) and works on with the new one after a restart', async () => {
+    const host = agentHosts[1]!;
+    const rotated = await onAgentHost(
+      host,
+      'node /opt/drover-agent/drover-agent.js rotate-key --config /etc/drover-agent/config.json',
+    );
+    assert.match(rotated, /rotated the agent key/);
+    await onAgentHost(host, 'systemctl restart drover-agent.service');
+    const task = onlyTask(await actOnHost(admin, host.name, { verb: 'status', unit: UNIT }, SETTLE_MS));
+    assert.equal(task.state, 'succeeded', task.reason ?? '');
+    const [event] = await query<{ n: number }>(
+      api.database.url,
+      `SELECT count(*)::int AS n FROM audit_events WHERE action = 'agent.rotate_key' AND host_name = $1`,
+      [host.name],
+    );
+    assert.equal(event?.n, 1);
   });
 
   it('carries out every verb on an agent host, each checked on the host and audited once', async () => {
@@ -214,13 +247,45 @@ describe('agents on real hosts', () => {
     ]);
   });
 
-  it('SIGKILL of an agent and of the worker mid-rollout: it completes, each agent host restarted once', async () => {
-    for (const host of agentHosts) {
-      await onAgentHost(
-        host,
-        `mkdir -p /run/systemd/system/${UNIT}.d && printf '[Service]\\nExecStopPost=/bin/sleep 2\\n' > /run/systemd/system/${UNIT}.d/slow.conf && systemctl daemon-reload`,
+  it('an agent cut off from the server mid-restart and reconnected: the task ends once, the unit restarted once', async () => {
+    const host = agentHosts[1]!;
+    await slowStop([host]);
+    try {
+      const startsBefore = await recorded(host, 'starts');
+      const created = await admin.POST('/v1/hosts/{name}/actions', {
+        params: { path: { name: host.name } },
+        body: { verb: 'restart', unit: UNIT },
+      });
+      assert.equal(created.response.status, 202, JSON.stringify(created.error));
+      await waitUntil(
+        async () => (await show(host, 'ActiveState')) !== 'active',
+        `${UNIT} on ${host.name} is being restarted`,
+        SETTLE_MS,
       );
+      // The host acts on while it cannot report; its claim lapses meanwhile (lease 5 s).
+      await setPartitioned(host, true);
+      try {
+        await new Promise((resolve) => setTimeout(resolve, 8_000));
+      } finally {
+        await setPartitioned(host, false);
+      }
+      const operation = await waitForOperation(admin, created.data!.id, SETTLE_MS);
+      const task = onlyTask(operation);
+      assert.equal(task.state, 'succeeded', task.reason ?? '');
+      assert.equal(await recorded(host, 'starts'), startsBefore + 1, 'restarted exactly once');
+      const [audited] = await query<{ n: number }>(
+        api.database.url,
+        `SELECT count(*)::int AS n FROM audit_events WHERE task_id = $1`,
+        [task.id],
+      );
+      assert.equal(audited?.n, 1, 'one outcome recorded');
+    } finally {
+      await fastStop([host]);
     }
+  });
+
+  it('SIGKILL of an agent and of the worker mid-rollout: it completes, each agent host restarted once', async () => {
+    await slowStop(agentHosts);
     try {
       const startsBefore = await Promise.all(agentHosts.map((host) => recorded(host, 'starts')));
       const created = await startRollout(admin, {
@@ -250,9 +315,7 @@ describe('agents on real hosts', () => {
         'each agent host restarted exactly once',
       );
     } finally {
-      for (const host of agentHosts) {
-        await inHost(host, `rm -rf /run/systemd/system/${UNIT}.d && systemctl daemon-reload`);
-      }
+      await fastStop(agentHosts);
     }
   });
 });

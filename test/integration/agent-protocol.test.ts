@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { randomBytes, sign } from 'node:crypto';
+import { generateKeyPairSync, type KeyObject, randomBytes, sign } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import type { TaskCommand } from '@drover/protocol';
+import { keyRotationSigningText, type TaskCommand } from '@drover/protocol';
 import { createDroverClient, type DroverClient } from '../../src/client';
 import { unitSnapshot } from '../factories/unit-snapshot.factory';
 import type { AgentReply } from '../support/agent-client';
@@ -294,6 +294,42 @@ describe('agent protocol', () => {
       operation.tasks[0]!.reason ?? '',
       /^timed out while running: the agent of vanishing stopped reporting/,
     );
+  });
+
+  it('rotates an agent’s key on proof of the new one: sessions need the new key from then on, audited', async () => {
+    const agent = await enrolled('rotating');
+    const next = generateKeyPairSync('ed25519');
+    const publicKey = next.publicKey.export({ format: 'der', type: 'spki' }).toString('base64');
+    const proofBy = (key: KeyObject) =>
+      sign(null, Buffer.from(keyRotationSigningText(agent.agentId, publicKey)), key).toString('base64');
+    // Proving with the old key is not proving to hold the new one.
+    const unproven = await agent.call('POST', 'keys', { publicKey, proof: proofBy(agent.privateKey) });
+    assert.equal(unproven.status, 400);
+    assert.match(JSON.stringify(unproven.body), /"field":"proof"/);
+    assert.equal((await agent.call('POST', 'keys', { publicKey, proof: proofBy(next.privateKey) })).status, 204);
+    assert.equal((await agent.login()).status, 401, 'the old key no longer obtains a credential');
+    const signed = await agent.login((text) => sign(null, Buffer.from(text), next.privateKey).toString('base64'));
+    assert.equal(signed.status, 201);
+    const [event] = await query<{ before: { publicKey: string }; after: { publicKey: string } }>(
+      api.database.url,
+      `SELECT before, after FROM audit_events WHERE action = 'agent.rotate_key' AND host_name = 'rotating'`,
+    );
+    assert.equal(event?.before.publicKey, agent.publicKey);
+    assert.equal(event?.after.publicKey, publicKey);
+  });
+
+  it('refuses a request without a protocol version this server speaks, naming the header', async () => {
+    const agent = await enrolled('old-protocol');
+    for (const version of [undefined, '99', 'one']) {
+      const response = await fetch(`${api.baseUrl}/agent/v1/commands/next?waitMs=0`, {
+        headers: {
+          authorization: `Bearer ${agent.credential}`,
+          ...(version ? { 'drover-agent-protocol': version } : {}),
+        },
+      });
+      assert.equal(response.status, 400, String(version));
+      assert.match(await response.text(), /drover-agent-protocol/);
+    }
   });
 
   it('refuses a revoked agent at once, on every route and for a new credential', async () => {

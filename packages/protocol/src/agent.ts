@@ -23,6 +23,11 @@ export function sessionSigningText(agentId: string, challenge: string): string {
   return `drover-agent-session:v1:${agentId}:${challenge}`;
 }
 
+/** The text a new key signs when an agent rotates to it: proof it holds that key. */
+export function keyRotationSigningText(agentId: string, publicKey: string): string {
+  return `drover-agent-rotate-key:v1:${agentId}:${publicKey}`;
+}
+
 /** What an agent tells about its host with every heartbeat (and when it enrols). */
 export const hostFactsSchema = z
   .strictObject({
@@ -84,6 +89,17 @@ export const sessionResponseSchema = z.strictObject({
   serverTime: z.string(),
 });
 export type SessionResponse = z.output<typeof sessionResponseSchema>;
+
+export const rotateKeyRequestSchema = z
+  .strictObject({
+    publicKey: z.string().min(1).max(200).describe('The new Ed25519 public key, SPKI DER in base64'),
+    proof: z
+      .string()
+      .min(1)
+      .max(200)
+      .describe('Signature (base64) by the NEW key of keyRotationSigningText(agentId, publicKey)'),
+  })
+  .describe('An agent replaces its key (asked with a credential its current key obtained)');
 
 export const heartbeatRequestSchema = z.strictObject({ facts: hostFactsSchema });
 export const heartbeatResponseSchema = z.strictObject({

@@ -9,6 +9,7 @@ export const AUDIT_ACTION = {
   /** An agent presented a join token and was registered (or re-registered) for its host. */
   agentEnroll: 'agent.enroll',
   agentRevoke: 'agent.revoke',
+  agentRotateKey: 'agent.rotate_key',
   agentJoinTokenCreate: 'agent.join_token_create',
   agentJoinTokenRevoke: 'agent.join_token_revoke',
   /** A request refused (403) after its token was accepted. */

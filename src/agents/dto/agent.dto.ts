@@ -11,6 +11,7 @@ import {
   nextCommandResponseSchema,
   outputChunkSchema,
   readResultsRequestSchema,
+  rotateKeyRequestSchema,
   sessionRequestSchema,
   sessionResponseSchema,
   stoppedResponseSchema,
@@ -74,6 +75,7 @@ export class ChallengeDto extends createZodDto(challengeRequestSchema) {}
 export class ChallengeResponseDto extends createZodDto(challengeResponseSchema) {}
 export class SessionDto extends createZodDto(sessionRequestSchema) {}
 export class SessionResponseDto extends createZodDto(sessionResponseSchema) {}
+export class RotateKeyDto extends createZodDto(rotateKeyRequestSchema) {}
 export class HeartbeatDto extends createZodDto(heartbeatRequestSchema) {}
 export class HeartbeatResponseDto extends createZodDto(heartbeatResponseSchema) {}
 export class NextCommandQueryDto extends createZodDto(
