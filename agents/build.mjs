@@ -22,6 +22,8 @@ const result = await build({
   // The workspace packages' TypeScript sources (package.json "exports"), so unused code is shaken out.
   conditions: ['drover-source'],
   banner: { js: '#!/usr/bin/env node' },
+  // The D-Bus library's X11 session-bus address lookup: never used (the agent talks to the system bus).
+  external: ['x11'],
   legalComments: 'none',
   metafile: true,
   logLevel: 'warning',

@@ -13,6 +13,7 @@ import { LocalHost } from './local-host';
 import type { Logger } from './log';
 import { carryOutRead } from './reads';
 import { TaskAttempt } from './task-attempt';
+import { UnitWatch } from './unit-watch';
 
 const run = promisify(execFile);
 
@@ -144,8 +145,10 @@ export class DroverAgent {
     }
     log.info('running', { agentId: state.agentId, host: state.hostName, server: config.server });
     const heartbeats = this.heartbeats();
+    const watching = new UnitWatch(this.host, (report) => this.api.reportUnits(report), log).run(this.stopping.signal);
     await this.poll();
     await heartbeats;
+    await watching;
     await this.drain();
     await this.journal.close();
     await this.api.close();

@@ -16,6 +16,7 @@ import {
   taskResultResponseSchema,
   type UnitActionOutcome,
   type UnitSnapshot,
+  type UnitsReport,
 } from '@drover/protocol';
 import { type Dispatcher, EnvHttpProxyAgent, fetch } from 'undici';
 import { z } from 'zod';
@@ -145,6 +146,12 @@ export class AgentApi {
   async rotateKey(publicKey: string, proof: string): Promise<void> {
     const answer = await this.authed('POST', '/keys', { body: { publicKey, proof } });
     if (answer.status !== 204) throw this.failure(answer, 'POST /keys');
+  }
+
+  /** The host's units as they changed, or all of them. */
+  async reportUnits(report: UnitsReport): Promise<void> {
+    const answer = await this.authed('POST', '/units', { body: report });
+    if (answer.status !== 204) throw this.failure(answer, 'POST /units');
   }
 
   async heartbeat(facts: HostFacts, signal?: AbortSignal): Promise<{ outdated: boolean }> {

@@ -6,6 +6,7 @@ import type { Request } from 'express';
 import type { AgentCommand, EnrollResponse, SessionResponse } from '@drover/protocol';
 import { AgentCredentialRoute, Public } from '../common/auth/auth.decorators';
 import { ResourceNotFoundError } from '../common/errors/domain-errors';
+import { AcceptsLargeBody } from '../common/http/json-body.interceptor';
 import { ApiProblems, ApiZodBody, ApiZodParams, ApiZodQuery, ApiZodResponse } from '../common/openapi/zod-openapi';
 import { APP_CONFIG } from '../config/config.module';
 import type { AppConfig } from '../config/config.schema';
@@ -31,6 +32,7 @@ import {
   StoppedResponseDto,
   TaskResultDto,
   TaskResultResponseDto,
+  UnitsReportDto,
   WaitingDto,
 } from './dto/agent.dto';
 import { EnrollmentService } from './enrollment.service';
@@ -160,6 +162,22 @@ export class AgentChannelController {
     @Req() request: AgentRequest,
   ): Promise<{ serverTime: string; outdated: boolean }> {
     return this.work.heartbeat(request.agent, body.facts);
+  }
+
+  @Post('units')
+  @AgentCredentialRoute()
+  @UseGuards(AgentAuthGuard)
+  @AcceptsLargeBody()
+  @HttpCode(204)
+  @ApiOperation({
+    operationId: 'agentReportUnits',
+    summary: 'The host’s units as they changed (live, from systemd’s D-Bus signals) or all of them',
+  })
+  @ApiZodBody(UnitsReportDto)
+  @ApiZodResponse(204, 'Stored')
+  @ApiProblems(400, 401, 403)
+  reportUnits(@Body() body: UnitsReportDto, @Req() request: AgentRequest): Promise<void> {
+    return this.work.reportUnits(request.agent, body);
   }
 
   @Get('commands/next')

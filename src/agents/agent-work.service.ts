@@ -7,6 +7,7 @@ import {
   type OutputChunk,
   type ReadResult,
   type UnitActionOutcome,
+  type UnitsReport,
   type UnitSnapshot,
   type Verb,
 } from '@drover/protocol';
@@ -138,6 +139,12 @@ export class AgentWorkService {
       });
     }
     return true;
+  }
+
+  /** The host's units as its agent saw them change (or all of them): discovery for agent hosts is live. */
+  async reportUnits(agent: AgentIdentity, report: UnitsReport): Promise<void> {
+    if (report.full) await this.units.replaceForHost(agent.hostId, report.units);
+    else await this.units.applyChanges(agent.hostId, report.units, report.removed);
   }
 
   async readResults(agent: AgentIdentity, requestId: string, results: ReadResult[]): Promise<void> {

@@ -858,6 +858,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/agent/v1/units": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** The host’s units as they changed (live, from systemd’s D-Bus signals) or all of them */
+        post: operations["agentReportUnits"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/agent/v1/commands/next": {
         parameters: {
             query?: never;
@@ -3021,6 +3038,21 @@ export interface components {
             }[];
             /** @description Pass as cursor to get the next page; null on the last page */
             nextCursor: string | null;
+        };
+        /** @description The host’s units as they changed (systemd told the agent over D-Bus), or all of them */
+        UnitsReport: {
+            /** @description true: these are all the host’s units (any other stored unit is gone) */
+            full: boolean;
+            units: {
+                name: string;
+                loadState: string;
+                activeState: string;
+                subState: string;
+                description: string | null;
+                unitFileState: string | null;
+            }[];
+            /** @description Units that no longer exist */
+            removed: string[];
         };
         /** @description Fields to change; absent fields keep their value */
         UpdateHost: {
@@ -6300,6 +6332,55 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["HeartbeatResponse"];
                 };
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    agentReportUnits: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UnitsReport"];
+            };
+        };
+        responses: {
+            /** @description Stored */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Invalid input; `errors` names each bad field */
             400: {

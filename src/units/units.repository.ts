@@ -52,6 +52,21 @@ export class UnitsRepository {
   }
 
   /** Records one unit's state as a task just read it. */
+  /** Stores these units of a host as they are now and forgets `removed`; other units stay as they were. */
+  async applyChanges(hostId: string, units: DiscoveredUnitRow[], removed: string[]): Promise<void> {
+    const refreshedAt = new Date();
+    await this.prisma.$transaction([
+      this.prisma.unit.deleteMany({ where: { hostId, name: { in: removed } } }),
+      ...units.map((unit) =>
+        this.prisma.unit.upsert({
+          where: { hostId_name: { hostId, name: unit.name } },
+          create: { hostId, ...unit, refreshedAt },
+          update: { ...unit, refreshedAt },
+        }),
+      ),
+    ]);
+  }
+
   async upsertOne(hostId: string, unit: DiscoveredUnitRow & { mainPid: number | null }): Promise<void> {
     const refreshedAt = new Date();
     await this.prisma.unit.upsert({

@@ -138,6 +138,24 @@ describe('agents on real hosts', () => {
     }
   });
 
+  it('keeps the host’s units live: a change made on the host outside drover shows in the API at once (D-Bus)', async () => {
+    const host = agentHosts[0]!;
+    const stateOf = async (): Promise<string | undefined> => {
+      const listed = await admin.GET('/v1/hosts/{name}/units', {
+        params: { path: { name: host.name }, query: { limit: 1000 } },
+      });
+      assert.equal(listed.response.status, 200, JSON.stringify(listed.error));
+      return listed.data!.items.find((unit) => unit.name === UNIT)?.activeState;
+    };
+    // The full listing at start: every unit of the host, ssh.service among them.
+    await waitUntil(async () => (await stateOf()) === 'active', `${UNIT} is listed active`, SETTLE_MS);
+    await onAgentHost(host, `systemctl stop ${UNIT}`);
+    // No discovery runs for agent hosts: only systemd's signal tells the agent, which tells the API.
+    await waitUntil(async () => (await stateOf()) === 'inactive', `${UNIT} shows inactive`, 15_000);
+    await onAgentHost(host, `systemctl start ${UNIT}`);
+    await waitUntil(async () => (await stateOf()) === 'active', `${UNIT} shows active again`, 15_000);
+  });
+
   it('rotates its key (audited) and works on with the new one after a restart', async () => {
     const host = agentHosts[1]!;
     const rotated = await onAgentHost(

@@ -179,3 +179,26 @@ export const readResultSchema = z.discriminatedUnion('kind', [
 ]);
 export type ReadResult = z.output<typeof readResultSchema>;
 export const readResultsRequestSchema = z.strictObject({ results: z.array(readResultSchema).max(64) });
+
+/** A unit as a listing of the host shows it (`systemctl list-units` and `list-unit-files`). */
+export const listedUnitSchema = z.strictObject({
+  name: z.string().min(1).max(256),
+  loadState: z.string().max(64),
+  activeState: z.string().max(64),
+  subState: z.string().max(64),
+  description: z.string().max(2000).nullable(),
+  unitFileState: z.string().max(64).nullable(),
+});
+export type ListedUnit = z.output<typeof listedUnitSchema>;
+
+/** The most units one report carries (a host with more sends a full listing in one report anyway). */
+export const MAX_REPORTED_UNITS = 50_000;
+
+export const unitsReportSchema = z
+  .strictObject({
+    full: z.boolean().describe('true: these are all the host’s units (any other stored unit is gone)'),
+    units: z.array(listedUnitSchema).max(MAX_REPORTED_UNITS),
+    removed: z.array(z.string().min(1).max(256)).max(MAX_REPORTED_UNITS).describe('Units that no longer exist'),
+  })
+  .describe('The host’s units as they changed (systemd told the agent over D-Bus), or all of them');
+export type UnitsReport = z.output<typeof unitsReportSchema>;

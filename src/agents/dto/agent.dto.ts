@@ -12,6 +12,7 @@ import {
   outputChunkSchema,
   readResultsRequestSchema,
   rotateKeyRequestSchema,
+  unitsReportSchema,
   sessionRequestSchema,
   sessionResponseSchema,
   stoppedResponseSchema,
@@ -76,6 +77,7 @@ export class ChallengeResponseDto extends createZodDto(challengeResponseSchema) 
 export class SessionDto extends createZodDto(sessionRequestSchema) {}
 export class SessionResponseDto extends createZodDto(sessionResponseSchema) {}
 export class RotateKeyDto extends createZodDto(rotateKeyRequestSchema) {}
+export class UnitsReportDto extends createZodDto(unitsReportSchema) {}
 export class HeartbeatDto extends createZodDto(heartbeatRequestSchema) {}
 export class HeartbeatResponseDto extends createZodDto(heartbeatResponseSchema) {}
 export class NextCommandQueryDto extends createZodDto(

@@ -1,0 +1,76 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { MessageType } from '@particle/dbus-next';
+import { changeOf, unitNameOfPath } from './unit-watch';
+
+const signal = (fields: { path?: string; interface: string; member: string; body: unknown[] }) => ({
+  type: MessageType.SIGNAL,
+  path: fields.path ?? '/org/freedesktop/systemd1',
+  interface: fields.interface,
+  member: fields.member,
+  body: fields.body,
+});
+
+describe('unitNameOfPath', () => {
+  it('reads the unit name systemd escaped into its object path', () => {
+    assert.equal(unitNameOfPath('/org/freedesktop/systemd1/unit/nginx_2eservice'), 'nginx.service');
+    assert.equal(unitNameOfPath('/org/freedesktop/systemd1/unit/getty_40tty1_2eservice'), 'getty@tty1.service');
+    assert.equal(unitNameOfPath('/org/freedesktop/systemd1/unit/drover_2dprobe_2eservice'), 'drover-probe.service');
+  });
+
+  it('refuses paths that are not units, or not valid unit names', () => {
+    assert.equal(unitNameOfPath('/org/freedesktop/systemd1/job/42'), null);
+    assert.equal(unitNameOfPath('/org/freedesktop/systemd1/unit/'), null);
+    assert.equal(unitNameOfPath('/org/freedesktop/systemd1/unit/no_2dsuffix'), null);
+    assert.equal(unitNameOfPath('/org/freedesktop/systemd1/unit/bad_zzname_2eservice'), null);
+    assert.equal(unitNameOfPath('/org/freedesktop/systemd1/unit/a_2fb_2eservice'), null, 'a slash is no unit name');
+  });
+});
+
+describe('changeOf', () => {
+  it('names the unit whose properties changed, for the Unit interface only', () => {
+    const path = '/org/freedesktop/systemd1/unit/nginx_2eservice';
+    assert.deepEqual(
+      changeOf(
+        signal({
+          path,
+          interface: 'org.freedesktop.DBus.Properties',
+          member: 'PropertiesChanged',
+          body: ['org.freedesktop.systemd1.Unit', {}, []],
+        }),
+      ),
+      { unit: 'nginx.service' },
+    );
+    assert.equal(
+      changeOf(
+        signal({
+          path,
+          interface: 'org.freedesktop.DBus.Properties',
+          member: 'PropertiesChanged',
+          body: ['org.freedesktop.systemd1.Service', {}, []],
+        }),
+      ),
+      null,
+    );
+  });
+
+  it('names units that appear or go, and lists everything when unit files change or systemd reloads', () => {
+    const manager = 'org.freedesktop.systemd1.Manager';
+    assert.deepEqual(changeOf(signal({ interface: manager, member: 'UnitNew', body: ['a.service', '/x'] })), {
+      unit: 'a.service',
+    });
+    assert.deepEqual(changeOf(signal({ interface: manager, member: 'UnitRemoved', body: ['a.service', '/x'] })), {
+      unit: 'a.service',
+    });
+    assert.deepEqual(changeOf(signal({ interface: manager, member: 'UnitFilesChanged', body: [] })), { all: true });
+    assert.deepEqual(changeOf(signal({ interface: manager, member: 'Reloading', body: [true] })), { all: true });
+    assert.equal(changeOf(signal({ interface: manager, member: 'JobNew', body: [1, '/j', 'a.service'] })), null);
+    assert.equal(
+      changeOf({
+        ...signal({ interface: manager, member: 'UnitNew', body: ['a.service'] }),
+        type: MessageType.METHOD_CALL,
+      }),
+      null,
+    );
+  });
+});

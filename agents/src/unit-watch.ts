@@ -1,0 +1,216 @@
+import { Message, MessageType, systemBus, type MessageBus } from '@particle/dbus-next';
+import type { UnitsReport } from '@drover/protocol';
+import { type Host, LIST_UNIT_FILES_ARGV, LIST_UNITS_ARGV, parseDiscovery, unitNameProblem } from '@drover/systemd';
+import { backoffMs, pause } from './backoff';
+import type { Logger } from './log';
+
+const SYSTEMD = 'org.freedesktop.systemd1';
+const SYSTEMD_PATH = '/org/freedesktop/systemd1';
+const MANAGER = 'org.freedesktop.systemd1.Manager';
+const UNIT_INTERFACE = 'org.freedesktop.systemd1.Unit';
+const UNIT_PATH_PREFIX = `${SYSTEMD_PATH}/unit/`;
+/** Changes that arrive together (a restart is several property changes) are reported together. */
+const SETTLE_MS = 250;
+/** A full listing now and then, so that a signal lost (the bus restarted, a report failed) heals. */
+const FULL_LISTING_EVERY_MS = 10 * 60_000;
+/** Without D-Bus: full listings this often instead of live changes. */
+const POLL_WITHOUT_BUS_MS = 60_000;
+const LISTING_TIMEOUT_MS = 30_000;
+/** The most unit names one partial listing names on its command line (more: a full listing). */
+const MAX_NAMED_UNITS = 200;
+
+/**
+ * A unit's name from its D-Bus object path: systemd escapes every byte outside [A-Za-z0-9] as _xx
+ * (two lowercase hex digits), e.g. .../unit/nginx_2eservice is nginx.service.
+ */
+export function unitNameOfPath(objectPath: string): string | null {
+  if (!objectPath.startsWith(UNIT_PATH_PREFIX)) return null;
+  const label = objectPath.slice(UNIT_PATH_PREFIX.length);
+  if (!/^(?:[A-Za-z0-9]|_[0-9a-f]{2})+$/.test(label)) return null;
+  const name = Buffer.from(
+    label.replace(/_([0-9a-f]{2})|([A-Za-z0-9])/g, (_match, hex: string | undefined, plain: string | undefined) =>
+      hex ? String.fromCharCode(Number.parseInt(hex, 16)) : plain!,
+    ),
+    'latin1',
+  ).toString('utf8');
+  return unitNameProblem(name) === null ? name : null;
+}
+
+/** What a signal from systemd means for the listing: these units changed, or list everything again. */
+export function changeOf(message: {
+  type: MessageType;
+  path: string;
+  interface: string;
+  member: string;
+  body: unknown[];
+}): { unit: string } | { all: true } | null {
+  if (message.type !== MessageType.SIGNAL) return null;
+  if (message.interface === 'org.freedesktop.DBus.Properties' && message.member === 'PropertiesChanged') {
+    if (message.body[0] !== UNIT_INTERFACE) return null;
+    const unit = unitNameOfPath(message.path);
+    return unit ? { unit } : null;
+  }
+  if (message.interface !== MANAGER) return null;
+  if (message.member === 'UnitNew' || message.member === 'UnitRemoved') {
+    const unit = message.body[0];
+    return typeof unit === 'string' && unitNameProblem(unit) === null ? { unit } : null;
+  }
+  // Unit files changed on disk (enable, mask, a package), or systemd reloaded: list everything.
+  if (message.member === 'UnitFilesChanged' || message.member === 'Reloading') return { all: true };
+  return null;
+}
+
+/**
+ * Keeps the server's picture of this host's units live: a full listing at start (the same
+ * `systemctl` listings the SSH worker's discovery runs, parsed by the same code), then systemd's
+ * own D-Bus signals (it is asked to Subscribe, so it sends them) say which units changed, and only
+ * those are listed and reported. Without a system bus it falls back to a full listing a minute.
+ */
+export class UnitWatch {
+  private readonly changed = new Set<string>();
+  private listAll = true;
+  private flushTimer: NodeJS.Timeout | null = null;
+  private wake: (() => void) | null = null;
+
+  constructor(
+    private readonly host: Host,
+    private readonly report: (report: UnitsReport) => Promise<void>,
+    private readonly log: Logger,
+  ) {}
+
+  /** Runs until `signal` aborts. */
+  async run(signal: AbortSignal): Promise<void> {
+    const reporting = this.reportLoop(signal);
+    for (let failures = 0; !signal.aborted;) {
+      const bus = await this.subscribe().catch((error: unknown) => {
+        this.log.warn('cannot follow systemd over D-Bus; listing every unit each minute instead', { err: error });
+        return null;
+      });
+      if (!bus) {
+        failures += 1;
+        await pause(Math.max(POLL_WITHOUT_BUS_MS, backoffMs(failures)), signal);
+        this.markAll();
+        continue;
+      }
+      failures = 0;
+      // Signals missed while there was no subscription: list everything once it is back.
+      this.markAll();
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          signal.removeEventListener('abort', done);
+          bus.disconnect();
+          resolve();
+        };
+        signal.addEventListener('abort', done);
+        bus.on('error', (error: unknown) => {
+          this.log.warn('lost the D-Bus connection to systemd; reconnecting', { err: error });
+          done();
+        });
+      });
+      await pause(backoffMs(1), signal);
+    }
+    this.wake?.();
+    await reporting;
+  }
+
+  private async subscribe(): Promise<MessageBus> {
+    const bus = systemBus();
+    try {
+      await bus.call(
+        new Message({
+          destination: 'org.freedesktop.DBus',
+          path: '/org/freedesktop/DBus',
+          interface: 'org.freedesktop.DBus',
+          member: 'AddMatch',
+          signature: 's',
+          body: [`type='signal',sender='${SYSTEMD}'`],
+        }),
+      );
+      bus.on('message', (message: Message) => {
+        const change = changeOf(message);
+        if (change === null) return;
+        if ('all' in change) this.markAll();
+        else this.markChanged(change.unit);
+      });
+      // Without a subscriber systemd sends no unit signals at all.
+      await bus.call(
+        new Message({ destination: SYSTEMD, path: SYSTEMD_PATH, interface: MANAGER, member: 'Subscribe' }),
+      );
+      this.log.info('following unit changes over D-Bus');
+      return bus;
+    } catch (error) {
+      bus.disconnect();
+      throw error;
+    }
+  }
+
+  private markChanged(unit: string): void {
+    this.changed.add(unit);
+    this.scheduleFlush();
+  }
+
+  private markAll(): void {
+    this.listAll = true;
+    this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushTimer) return;
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = null;
+      this.wake?.();
+    }, SETTLE_MS);
+  }
+
+  /** Reports what changed, one report at a time; a failed report is tried again (as a full listing). */
+  private async reportLoop(signal: AbortSignal): Promise<void> {
+    let lastFull = 0;
+    for (let failures = 0; !signal.aborted;) {
+      if (!this.listAll && this.changed.size === 0 && Date.now() - lastFull < FULL_LISTING_EVERY_MS) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, FULL_LISTING_EVERY_MS - (Date.now() - lastFull));
+          this.wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        this.wake = null;
+        continue;
+      }
+      const names = [...this.changed];
+      const full = this.listAll || names.length > MAX_NAMED_UNITS || Date.now() - lastFull >= FULL_LISTING_EVERY_MS;
+      this.changed.clear();
+      this.listAll = false;
+      try {
+        await this.report(await this.listing(full ? null : names));
+        if (full) lastFull = Date.now();
+        failures = 0;
+      } catch (error) {
+        failures += 1;
+        this.listAll = true;
+        if (!signal.aborted) this.log.warn('could not report unit changes; trying again', { err: error });
+        await pause(backoffMs(failures), signal);
+      }
+    }
+  }
+
+  /** All units (null), or these: as listed now; a named unit listed nowhere is gone. */
+  private async listing(names: string[] | null): Promise<UnitsReport> {
+    const named = names ?? [];
+    const [units, files] = await Promise.all([
+      this.host.run([...LIST_UNITS_ARGV, '--', ...named], { timeoutMs: LISTING_TIMEOUT_MS }),
+      this.host.run([...LIST_UNIT_FILES_ARGV, '--', ...named], { timeoutMs: LISTING_TIMEOUT_MS }),
+    ]);
+    // list-unit-files exits 1 when none of the names has a unit file: a listing, not a failure.
+    if (units.exitCode !== 0 || (files.exitCode !== 0 && names === null)) {
+      throw new Error(`systemctl listing failed: ${(units.stderr || files.stderr).trim()}`);
+    }
+    const listed = parseDiscovery(units.stdout, files.exitCode === 0 ? files.stdout : '');
+    const present = new Set(listed.map((unit) => unit.name));
+    return {
+      full: names === null,
+      units: listed,
+      removed: named.filter((name) => !present.has(name)),
+    };
+  }
+}
