@@ -48,9 +48,10 @@ export interface LocalHostOptions {
 }
 
 /**
- * This machine as a unit action's Host: each argv runs as a child process of the agent (as root:
- * the agent runs as root), never through a shell. A command past its time gets SIGTERM, then
- * SIGKILL, and fails; its output is kept bounded (the tail).
+ * This machine as a unit action's Host: each argv runs as a child process of the agent (as the
+ * agent's user: root, or a system user whose systemctl calls polkit limits), never through a
+ * shell. A command past its time gets SIGTERM, then SIGKILL, and fails; its output is kept bounded
+ * (the tail).
  */
 export class LocalHost implements Host {
   readonly name: string;

@@ -4,7 +4,7 @@ import { ProbesModule } from '../probes/probes.module';
 import { AccessController } from './access.controller';
 import { AccessService } from './access.service';
 
-/** Least-privilege access for drover on the hosts (sudoers drop-ins for its SSH user). */
+/** Least-privilege access for drover on the hosts (sudoers drop-ins for its SSH user, polkit rules for its agent). */
 @Module({
   imports: [HostsModule, ProbesModule],
   controllers: [AccessController],

@@ -5,10 +5,15 @@ import { AuditRepository } from '../audit/audit.repository';
 import { UnprocessableError } from '../common/errors/domain-errors';
 import { HostsService } from '../hosts/hosts.service';
 import { ProbesRepository } from '../probes/probes.repository';
+import type { PolkitFile, PolkitRequest } from './dto/polkit.dto';
 import type { SudoersFile, SudoersRequest } from './dto/sudoers.dto';
+import { POLKIT_RULES_PATH, renderPolkitRules } from './polkit';
 import { defaultSudoersGroup, renderSudoers, sudoersPath } from './sudoers';
 
-/** Least-privilege access for drover's SSH user on the hosts: generated rules, never installed by drover. */
+/**
+ * Least-privilege access for drover on the hosts (its SSH user, its agent's user): generated rules,
+ * never installed by drover.
+ */
 @Injectable()
 export class AccessService {
   constructor(
@@ -28,11 +33,7 @@ export class AccessService {
     const content = renderSudoers({ ...request, probeCommands });
     // renderSudoers has refused an input without a usable group, so one exists here.
     const path = sudoersPath(request.group ?? defaultSudoersGroup(request.user)!);
-    let hosts: string[] | undefined;
-    if (request.selector !== undefined) {
-      const targets = await this.hosts.resolveTargets(request.selector);
-      hosts = targets.map((host) => host.name);
-    }
+    const hosts = request.selector === undefined ? undefined : await this.targetNames(request.selector);
     // Who was handed which root rules is part of the history, even though drover installs nothing.
     await this.audit.append({
       ...actor,
@@ -41,5 +42,23 @@ export class AccessService {
       parameters: { ...request, path, hosts: hosts ?? null },
     });
     return hosts === undefined ? { path, content } : { path, content, hosts };
+  }
+
+  async polkit(request: PolkitRequest, actor: AuditActor): Promise<PolkitFile> {
+    const content = renderPolkitRules(request);
+    const hosts = request.selector === undefined ? undefined : await this.targetNames(request.selector);
+    // Who was handed which rules for the agent is part of the history, as for sudoers.
+    await this.audit.append({
+      ...actor,
+      action: AUDIT_ACTION.polkitGenerate,
+      result: 'succeeded',
+      parameters: { ...request, path: POLKIT_RULES_PATH, hosts: hosts ?? null },
+    });
+    return hosts === undefined ? { path: POLKIT_RULES_PATH, content } : { path: POLKIT_RULES_PATH, content, hosts };
+  }
+
+  private async targetNames(selector: string): Promise<string[]> {
+    const targets = await this.hosts.resolveTargets(selector);
+    return targets.map((host) => host.name);
   }
 }

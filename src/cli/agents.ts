@@ -7,6 +7,8 @@ export interface AgentOptions {
   selector?: string | undefined;
   host?: string | undefined;
   'expires-in'?: string | undefined;
+  /** install-command: the system user the agent runs as (install.sh --user) instead of root. */
+  user?: string | undefined;
   json?: boolean | undefined;
 }
 
@@ -31,16 +33,18 @@ function shellWord(value: string): string {
 
 /**
  * The line an operator runs as root on a host that has Node: it fetches the install script with
- * Node (hosts may have no curl) and runs it with the server and the one-time join token.
+ * Node (hosts may have no curl) and runs it with the server and the one-time join token, and the
+ * agent's system user when it is not to run as root.
  */
-export function installCommandLine(baseUrl: string, joinToken: string): string {
+export function installCommandLine(baseUrl: string, joinToken: string, user?: string): string {
   const server = baseUrl.replace(/\/+$/, '');
   const fetchScript =
     'fetch(process.argv[1]).then(async(r)=>{if(!r.ok)throw new Error("HTTP "+r.status);process.stdout.write(await r.text())})' +
     '.catch((e)=>{console.error("drover install: "+e.message);process.exit(1)})';
   return (
     `f=$(mktemp) && node -e ${shellWord(fetchScript)} ${shellWord(`${server}/agent/v1/install.sh`)} > "$f" && ` +
-    `sh "$f" --server ${shellWord(server)} --join-token ${shellWord(joinToken)}; rm -f "$f"`
+    `sh "$f" --server ${shellWord(server)} --join-token ${shellWord(joinToken)}` +
+    `${user === undefined ? '' : ` --user ${shellWord(user)}`}; rm -f "$f"`
   );
 }
 
@@ -97,7 +101,7 @@ export async function agentsCommand(
     values.json ? process.stdout.write(`${JSON.stringify(value, null, 2)}\n`) : human();
   if (action === 'install-command') {
     const token = await createJoinToken(api, values);
-    const line = installCommandLine(baseUrl, token.joinToken);
+    const line = installCommandLine(baseUrl, token.joinToken, values.user);
     print({ ...token, installCommand: line }, () => process.stdout.write(`${line}\n`));
   } else if (action === 'join-token') {
     const token = await createJoinToken(api, values);
@@ -115,7 +119,7 @@ export async function agentsCommand(
     process.stdout.write(`agent ${id} revoked: it is refused from its next request on\n`);
   } else {
     throw new AgentsUsageError(
-      'agent takes: install-command [-l KEY=VALUE,...] [--host NAME] [--expires-in MINUTES] | join-token [same] | list | revoke HOST|ID',
+      'agent takes: install-command [-l KEY=VALUE,...] [--host NAME] [--expires-in MINUTES] [--user NAME] | join-token [same] | list | revoke HOST|ID',
     );
   }
 }

@@ -58,9 +58,11 @@ usage: drover <command> [options]
                                            the delivery log, newest first: attempts, HTTP status, latency, error
   webhooks redeliver NAME|ID DELIVERY_ID   send a delivered or failed event again (same event id)
   webhooks delete NAME|ID                  remove a subscription and its delivery log
-  agent install-command [-l KEY=VALUE,...] [--host NAME] [--expires-in MINUTES]
+  agent install-command [-l KEY=VALUE,...] [--host NAME] [--expires-in MINUTES] [--user NAME]
                                            create a one-time join token (30 min) and print the line to
                                            run as root on a host with Node: it installs and enrols the agent
+                                           (--user: run it as that system user, under a polkit rule from
+                                           POST /v1/access/polkit, instead of root)
   agent join-token [same options]          only the join token (for your own installer)
   agent list [--json]                      enrolled agents: online/offline, facts, protocol version
   agent revoke HOST|ID                     the agent is refused from its next request on
@@ -478,6 +480,7 @@ async function main(argv: string[]): Promise<void> {
       events: { type: 'string' },
       status: { type: 'string' },
       'expires-in': { type: 'string' },
+      user: { type: 'string' },
       reason: { type: 'string' },
       'dry-run': { type: 'boolean', default: false },
       wait: { type: 'boolean', default: false },

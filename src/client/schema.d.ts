@@ -301,6 +301,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/access/polkit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Generate a polkit rules file that lets the drover agent's unprivileged user run exactly some verbs on some units through systemd */
+        post: operations["generatePolkitRules"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/audit/events": {
         parameters: {
             query?: never;
@@ -1856,6 +1873,25 @@ export interface components {
             /** @description 0, 1, 2, ... per attempt: a chunk sent twice is stored once */
             seq: number;
             text: string;
+        };
+        PolkitFile: {
+            /** @description Where the file goes on each host: /etc/polkit-1/rules.d/40-drover-agent.rules */
+            path: string;
+            /** @description The complete polkit rules file (JavaScript); install it with mode 0644, owned by root */
+            content: string;
+            /** @description Names of the hosts the selector matches (only when a selector was given) */
+            hosts?: string[];
+        };
+        /** @description What the agent user may ask systemd to do: these verbs on these units */
+        PolkitRequest: {
+            /** @description The system user the drover agent runs as on these hosts (install.sh --user NAME); never root */
+            user: string;
+            /** @description The verbs the agent may run; mask needs start too. enable, disable, mask and unmask cannot be limited to the units by polkit (systemd names no unit for them): they allow every unit, and daemon-reload */
+            verbs: ("status" | "start" | "stop" | "restart" | "try-restart" | "reload" | "reload-or-restart" | "enable" | "disable" | "mask" | "unmask" | "daemon-reload")[];
+            /** @description Unit names as systemd knows them (primary names, not aliases; no globs, no templates); `nginx` means nginx.service, as for operations */
+            units: string[];
+            /** @description Label selector of the hosts the rule is for; they are listed in the answer (must match one) */
+            selector?: string;
         };
         /** @description A probe command of the catalogue */
         Probe: {
@@ -4268,6 +4304,66 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["SudoersFile"];
+                };
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Well-formed, but cannot be carried out (e.g. the selector matches no host) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    generatePolkitRules: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PolkitRequest"];
+            };
+        };
+        responses: {
+            /** @description The file and where it goes; nothing is installed */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PolkitFile"];
                 };
             };
             /** @description Invalid input; `errors` names each bad field */

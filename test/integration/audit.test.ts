@@ -162,6 +162,10 @@ describe('audit trail', () => {
         admin.POST('/v1/access/sudoers', {
           body: { user: 'drover', verbs: ['status', 'restart'], units: ['nginx.service'] },
         }),
+      'POST /v1/access/polkit': () =>
+        admin.POST('/v1/access/polkit', {
+          body: { user: 'drover-agent', verbs: ['restart', 'reload'], units: ['nginx.service'] },
+        }),
     };
     const untested = mutating.filter((route) => !(route in calls));
     assert.deepEqual(untested, [], 'every mutating route has an audit check here');

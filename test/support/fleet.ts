@@ -57,6 +57,25 @@ export async function hostCgroup(host: { name: string }, hierarchy: string): Pro
   return path.join(root, fleet.cgroupParent, host.name);
 }
 
+/** The process id (on this machine) of a running host's init. */
+async function hostInit(host: { name: string }): Promise<string> {
+  const procs = await readFile(
+    path.join(await hostCgroup(host, 'systemd'), 'payload', 'init.scope', 'cgroup.procs'),
+    'utf8',
+  );
+  const init = procs.split('\n')[0]?.trim();
+  if (!init) throw new Error(`${host.name} is not running (no init process in its cgroup)`);
+  return init;
+}
+
+/**
+ * Where a path inside a running host is on this machine (through its init's root), for copying
+ * files in and out without a shell in between.
+ */
+export async function pathInHost(host: { name: string }, file: string): Promise<string> {
+  return path.join('/proc', await hostInit(host), 'root', file);
+}
+
 /**
  * Runs a shell command as root inside a host's namespaces (nsenter into its init), without SSH: for
  * hosts whose sshd is stopped, such as agent hosts. Resolves with what it printed and its status.
@@ -66,12 +85,7 @@ export async function inHost(
   command: string,
   timeoutMs = 60_000,
 ): Promise<Omit<ExecResult, 'presentedFingerprint'>> {
-  const procs = await readFile(
-    path.join(await hostCgroup(host, 'systemd'), 'payload', 'init.scope', 'cgroup.procs'),
-    'utf8',
-  );
-  const init = procs.split('\n')[0]?.trim();
-  if (!init) throw new Error(`${host.name} is not running (no init process in its cgroup)`);
+  const init = await hostInit(host);
   return new Promise((resolve, reject) => {
     execFile(
       'nsenter',

@@ -15,6 +15,7 @@ export const AUDIT_ACTION = {
   /** A request refused (403) after its token was accepted. */
   accessDenied: 'access.denied',
   sudoersGenerate: 'access.sudoers_generate',
+  polkitGenerate: 'access.polkit_generate',
   /** Refused bearer tokens, counted and coalesced per token prefix and source. */
   authFailed: 'auth.failed',
   hostCreate: 'host.create',
