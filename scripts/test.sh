@@ -143,7 +143,7 @@ compose_valid() {
 
 shell_scripts_clean() {
   apt_install shellcheck >/dev/null
-  shellcheck -x scripts/*.sh scripts/lib/*.sh test/fleet/*.sh .ci/run
+  shellcheck -x scripts/*.sh scripts/lib/*.sh test/fleet/*.sh agents/packaging/*.sh .ci/run
 }
 
 # --- provisioning (a failure here stops the run: nothing meaningful could be tested) ---

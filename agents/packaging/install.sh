@@ -59,6 +59,7 @@ fi
 # Downloads URL to FILE with node's fetch (hosts may lack curl), via a temporary file renamed
 # over FILE: a failed download never leaves half a file.
 download() {
+  # shellcheck disable=SC2016 # JavaScript, run by node: its template literals are not the shell's
   node -e '
     const [url, file] = process.argv.slice(1);
     const fs = require("node:fs");

@@ -1141,6 +1141,12 @@ for d in /run/systemd/system /run/systemd/system.control; do
   done
 done
 [ "$reload" = 0 ] || systemctl daemon-reload
+# A unit a test installed (its file is gone now) must not keep running, e.g. an agent.
+for u in $changed; do
+  [ "$(systemctl show -p LoadState --value "$u" 2>/dev/null)" = not-found ] || continue
+  systemctl is-active --quiet "$u" || continue
+  systemctl stop "$u" && echo "stopped $u (its unit file is gone)"
+done
 systemctl reset-failed
 restart= start=
 for u in "$@"; do
@@ -1157,6 +1163,17 @@ for u in "$@"; do want_active="${want_active}active " want_enabled="${want_enabl
 [ "$active" = "$want_active" ] && [ "$enabled" = "$want_enabled" ] ||
   { echo "not as the image has them: $* are $active/ $enabled"; exit 1; }
 '
+
+host_init_pid() { # NAME — the host's PID 1 as this machine sees it
+  local r procs pid
+  for r in "${CG_ROOTS[@]}"; do
+    procs=$r/$CG_PARENT/$1/payload/init.scope/cgroup.procs
+    [ -r "$procs" ] || continue
+    read -r pid <"$procs" || continue
+    [ -n "$pid" ] && { echo "$pid"; return 0; }
+  done
+  return 1
+}
 
 reset_host() { # NAME — runs in the background; writes $hd/reset.log, fails when the host is not reset
   local name=$1 hd=$HOSTS_DIR/$1 machine addr r rel units=() rc=0
@@ -1204,9 +1221,12 @@ reset_host() { # NAME — runs in the background; writes $hd/reset.log, fails wh
     rel=$(unit_of_path "${rel#* }")
     [ -z "$rel" ] || units+=("$rel")
   done
-  # The script on stdin, its arguments quoted for the remote shell (ssh joins words with spaces).
-  timeout 120 ssh "${SSH_OPTS[@]}" "root@$addr" -- "sh -s -- $(printf '%q ' "$(cat "$hd/run-units" 2>/dev/null)" \
-    "${units[*]}" $((${#RESTORED[@]} > 0)) "${STANDARD_UNITS[@]}")" <<<"$REMOTE_RESET" || rc=$?
+  # Run inside the host through its init's namespaces, not over SSH: a test may have left sshd
+  # stopped (an agent host), and this is what starts it again.
+  local init
+  init=$(host_init_pid "$name") || { echo "no init process found for $name"; return 1; }
+  timeout 120 nsenter -t "$init" -m -u -i -n -p -- /bin/sh -s -- "$(cat "$hd/run-units" 2>/dev/null)" \
+    "${units[*]}" $((${#RESTORED[@]} > 0)) "${STANDARD_UNITS[@]}" <<<"$REMOTE_RESET" || rc=$?
   [ "$rc" -eq 0 ] || echo "reset in the host failed (exit $rc)"
   return "$rc"
 }

@@ -49,7 +49,13 @@ async function onAgentHost(host: FleetHost, command: string): Promise<string> {
 async function installPolkit(host: FleetHost): Promise<void> {
   const downloads = await mkdtemp(path.join(tmpdir(), 'drover-polkit-debs-'));
   try {
-    await run('apt-get', ['download', '-o', 'APT::Sandbox::User=root', ...POLKIT_PACKAGES], { cwd: downloads });
+    const download = () =>
+      run('apt-get', ['download', '-o', 'APT::Sandbox::User=root', ...POLKIT_PACKAGES], { cwd: downloads });
+    // A machine whose package lists were never fetched (or are stale) knows no such packages yet.
+    await download().catch(async () => {
+      await run('apt-get', ['update', '-qq'], { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+      await download();
+    });
     const inside = `/tmp/drover-polkit-debs-${randomBytes(4).toString('hex')}`;
     await mkdir(await pathInHost(host, inside));
     const debs = await readdir(downloads);

@@ -4,7 +4,7 @@ ALTER TABLE "tasks" ADD COLUMN "offered_at" TIMESTAMPTZ(3),
   ADD COLUMN "output_seq" INTEGER NOT NULL DEFAULT 0;
 
 -- What an agent looks for when it asks for work: its host's tasks offered to it.
-CREATE INDEX "tasks_agent_claim_idx" ON "tasks" ("host_id", "state") WHERE "offered_at" IS NOT NULL;
+CREATE INDEX "tasks_agent_claim_idx" ON "tasks" ("host_id", "state");
 
 CREATE TABLE "agent_join_tokens" (
     "id" UUID NOT NULL,
