@@ -118,6 +118,7 @@ export class AgentWorkService {
         // Streamed chunks are in the row already; an outcome's own output only when none were.
         output: task.output === null ? outcome.output : undefined,
         ...(outcome.daemonReloaded ? { daemonReloaded: true } : {}),
+        diagnostics: outcome.diagnostics ?? null,
       },
       actor,
     );

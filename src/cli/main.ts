@@ -243,6 +243,12 @@ function printOperation(operation: Operation): void {
       ]),
     ),
   );
+  // What the failed units said, so nobody has to log in to the host to find out.
+  for (const task of operation.tasks) {
+    if (!task.diagnostics) continue;
+    const indented = task.diagnostics.replace(/^/gm, '    ');
+    process.stdout.write(`\n${task.hostName}: ${task.unit ?? ''} ${task.state}: what the unit said\n${indented}\n`);
+  }
   const counts = Object.entries(operation.counts)
     .filter(([, count]) => count > 0)
     .map(([state, count]) => `${count} ${state}`)

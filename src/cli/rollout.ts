@@ -146,8 +146,13 @@ function describeEvent(type: string, data: Record<string, unknown>): string {
   switch (type) {
     case 'batch.started':
       return `batch ${String(data.index)} started: ${(data.hosts as string[]).join(', ')}`;
-    case 'task.finished':
-      return `${host}: ${String(data.unit)} ${String(data.state)}, pid ${String(data.mainPidBefore)} → ${String(data.mainPidAfter)}`;
+    case 'task.finished': {
+      const line = `${host}: ${String(data.unit)} ${String(data.state)}, pid ${String(data.mainPidBefore)} → ${String(data.mainPidAfter)}`;
+      // A failed task's reason and what its unit said (status and journal), indented under it.
+      if (data.state === 'succeeded') return line;
+      const said = typeof data.diagnostics === 'string' ? `\n${data.diagnostics.replace(/^/gm, '    ')}` : '';
+      return `${line}${reason}${said}`;
+    }
     case 'host.gating':
       return `${host}: health gate started`;
     case 'gate.check':

@@ -1817,6 +1817,8 @@ export interface components {
                 } | null;
                 /** @description What the command printed (stdout then stderr), bounded */
                 output: string | null;
+                /** @description After a failure in which the verb ran: the unit’s `systemctl status` and its journal since the action began (the last 50 lines, 16 KB); its first telling line is in the reason */
+                diagnostics: string | null;
                 /** @description Set while the task may not act yet; null once it acted (or never had to wait) */
                 waitingFor: {
                     /** @description What it waits for, e.g. another rollout's health gate on its unit, or systemd's start limit */
@@ -2356,6 +2358,8 @@ export interface components {
                 reason: string | null;
                 mainPidBefore: number | null;
                 mainPidAfter: number | null;
+                /** @description After a failure: the unit’s status and journal since the task acted */
+                diagnostics?: string | null;
             };
         } | {
             /** @enum {string} */
@@ -2999,6 +3003,8 @@ export interface components {
                 }) | null;
                 /** @description daemon-reload ran before the verb (daemonReload auto) */
                 daemonReloaded: boolean;
+                /** @description When the verb ran and the task failed: the unit’s `systemctl status` and its journal since the action began (the last 50 lines), their tail when longer */
+                diagnostics?: string | null;
             };
         };
         TaskResultResponse: {

@@ -35,6 +35,8 @@ export interface TaskOutcome {
   output: string | null | undefined;
   /** daemon-reload ran before the verb (daemonReload 'auto'): its audit event says so. */
   daemonReloaded?: boolean;
+  /** After a failure: the unit's status and journal (see UnitActionOutcome.diagnostics). */
+  diagnostics?: string | null;
 }
 
 export type TaskWithContext = Task & {
@@ -347,6 +349,7 @@ export class OperationsRepository {
           before: outcome.before ?? Prisma.DbNull,
           after: outcome.after ?? Prisma.DbNull,
           output: typeof outcome.output === 'string' ? storableText(outcome.output) : outcome.output,
+          diagnostics: outcome.diagnostics ? storableText(outcome.diagnostics) : null,
           waitingFor: null,
           waitingForRolloutId: null,
           finishedAt: new Date(),

@@ -91,6 +91,7 @@ function toTaskResponse(task: Task): TaskResponse {
     before: task.before as TaskResponse['before'],
     after: task.after as TaskResponse['after'],
     output: task.output,
+    diagnostics: task.diagnostics,
     waitingFor:
       task.waitingFor === null
         ? null

@@ -43,6 +43,7 @@ interface ExecOutcome {
   output: string | null | undefined;
   /** daemon-reload ran before the verb (daemonReload 'auto'). */
   daemonReloaded?: boolean;
+  diagnostics?: string | null;
 }
 
 /** What a task's end leaves to record once whoever waits for it has been told. */
@@ -290,6 +291,7 @@ export class TaskRunnerService {
         after: done.after,
         output: stream.wrote ? undefined : done.output,
         ...(done.daemonReloaded ? { daemonReloaded: true } : {}),
+        diagnostics: done.diagnostics ?? null,
       };
     } catch (error) {
       if (error instanceof AttemptSuperseded) {

@@ -169,6 +169,7 @@ export interface EndedTask {
   reason: string | null;
   before: Pick<UnitSnapshot, 'mainPid'> | null;
   after: UnitSnapshot | null;
+  diagnostics?: string | null;
 }
 
 /** What a step read outside the lock: hosts whose batch tasks all ended, and gate checks by host id. */
@@ -350,6 +351,7 @@ function hostActed(draft: Draft, host: HostView, tasks: readonly EndedTask[]): v
         reason: task.reason,
         mainPidBefore: task.before?.mainPid ?? null,
         mainPidAfter: task.after?.mainPid ?? null,
+        ...(task.diagnostics ? { diagnostics: task.diagnostics } : {}),
       },
     });
   }

@@ -77,6 +77,7 @@ export interface BatchTask {
   reason: string | null;
   before: Prisma.JsonValue;
   after: Prisma.JsonValue;
+  diagnostics: string | null;
 }
 
 const SSH_HOST_FIELDS = {
@@ -550,6 +551,7 @@ export class RolloutsRepository {
         reason: true,
         before: true,
         after: true,
+        diagnostics: true,
       },
     });
   }

@@ -78,6 +78,11 @@ export const rolloutEventSchema = z
         reason: z.string().nullable(),
         mainPidBefore: z.number().int().nullable(),
         mainPidAfter: z.number().int().nullable(),
+        diagnostics: z
+          .string()
+          .nullable()
+          .optional()
+          .describe('After a failure: the unit’s status and journal since the task acted'),
       }),
     ),
     event('host.gating', z.object({ host, batch, baseline: z.array(unitBaselineSchema) })),

@@ -25,6 +25,9 @@ export const VERB_PROMISES: Readonly<Record<Verb, string>> = {
   'daemon-reload': 'NeedDaemonReload=no: systemd loaded the unit files as they are on disk',
 };
 
+/** The most a failure's diagnostics (the unit's status and journal) carry: their tail. */
+export const MAX_DIAGNOSTICS_CHARS = 16 * 1024;
+
 /** The longest output an outcome carries: its tail, after a leading "…" when it was cut. */
 export const MAX_OUTCOME_OUTPUT_CHARS = 64 * 1024;
 
@@ -84,6 +87,14 @@ export const unitActionOutcomeSchema = z
       .nullable()
       .describe('The check of the unit after acting against what the verb promises; null when not reached'),
     daemonReloaded: z.boolean().describe('daemon-reload ran before the verb (daemonReload auto)'),
+    diagnostics: z
+      .string()
+      .max(MAX_DIAGNOSTICS_CHARS)
+      .nullable()
+      .optional()
+      .describe(
+        'When the verb ran and the task failed: the unit’s `systemctl status` and its journal since the action began (the last 50 lines), their tail when longer',
+      ),
   })
   .describe('What a host reports about one task spec');
 

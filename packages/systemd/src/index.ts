@@ -1,5 +1,6 @@
 export * from './commands';
 export * from './daemon-reload-interlock';
+export * from './diagnostics';
 export * from './discovery';
 export * from './start-limit';
 export * from './unit-name';

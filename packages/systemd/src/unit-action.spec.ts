@@ -122,6 +122,47 @@ describe('carrying out a task spec', () => {
     assert.equal(outcome.output, 'Job for nginx.service failed.\nSee the journal.');
   });
 
+  it('reads the failed unit’s status and journal, and names its own first error in the reason', async () => {
+    const host = new FakeHost(unit({ activeState: 'inactive', subState: 'dead', mainPid: null }));
+    host.script = (argv) => {
+      if (argv[0] === 'systemctl' && argv[1] === '--no-ask-password' && argv.includes('start')) {
+        return { exitCode: 1, stdout: '', stderr: 'Job for nginx.service failed.\n' };
+      }
+      if (argv[0] === 'systemctl' && argv[1] === 'status') {
+        return {
+          exitCode: 3,
+          stdout: '× nginx.service - nginx\n     Active: failed (Result: exit-code)\n',
+          stderr: '',
+        };
+      }
+      if (argv[0] === 'journalctl' && argv.some((arg) => arg.startsWith('--since='))) {
+        return {
+          exitCode: 0,
+          stdout:
+            '2026-12-02T04:40:01+00:00 h nginx[8]: [emerg] unknown directive "oops" in /etc/nginx/nginx.conf:1\n' +
+            "2026-12-02T04:40:01+00:00 h systemd[1]: nginx.service: Failed with result 'exit-code'.\n",
+          stderr: '',
+        };
+      }
+      return undefined;
+    };
+    const { outcome } = await act({ host, verb: 'start' });
+    assert.equal(outcome.result, 'failed');
+    assert.equal(
+      outcome.reason,
+      'systemctl start exited 1: Job for nginx.service failed.; the unit said: [emerg] unknown directive "oops" in /etc/nginx/nginx.conf:1',
+    );
+    assert.match(outcome.diagnostics ?? '', /Active: failed \(Result: exit-code\)[\s\S]*\[emerg\] unknown directive/);
+  });
+
+  it('reads no diagnostics when the task succeeded or never acted', async () => {
+    const host = new FakeHost(unit());
+    const { outcome } = await act({ host, verb: 'restart' });
+    assert.equal(outcome.result, 'succeeded');
+    assert.equal(outcome.diagnostics, null);
+    assert.ok(!host.log.some((line) => line.startsWith('journalctl') && line.includes('--since=')));
+  });
+
   it('checks a mask by trying a start, and fails when the start succeeds', async () => {
     const host = new FakeHost(unit());
     host.script = (argv) =>

@@ -9,6 +9,7 @@ import {
 } from '@drover/protocol';
 import { legacySucceeded, legacyVerbArgv, SYSTEMD_PROBE_ARGV, verbArgv } from './commands';
 import { interlock, type Interlock, interlockNote } from './daemon-reload-interlock';
+import { firstUsefulLine, journalSinceArgv, renderDiagnostics, statusArgv } from './diagnostics';
 import type { CommandResult, Host } from './host';
 import {
   HOST_CLOCK_ARGV,
@@ -25,6 +26,10 @@ import { describeSnapshot, verifyOutcome } from './verify';
 /** Verbs whose repetition is not harmless: a second restart is a second outage. */
 const NOT_REPEATABLE: readonly Verb[] = ['restart', 'try-restart', 'reload-or-restart'];
 const SETTLE_POLL_MS = 250;
+/** A failure's status and journal are read within this (or the task's timeout, when shorter). */
+const DIAGNOSTICS_TIMEOUT_MS = 10_000;
+/** The journal's window reaches this far before the action began: the two clocks differ a little. */
+const DIAGNOSTICS_CLOCK_MARGIN_S = 2;
 /** While waiting out an earlier attempt's window, how often the unit is read for a sign of its action. */
 const TAKEOVER_POLL_MS = 1_000;
 /** On top of that window: a "go" sent at its very end, still on its way, reaches the host. */
@@ -149,13 +154,18 @@ function outcomeOf(
  */
 export async function carryOut(input: UnitActionInput): Promise<UnitActionOutcome> {
   const { spec, progress } = input;
-  const outcome = await new UnitAction(input).act();
+  const action = new UnitAction(input);
+  const outcome = await action.act();
+  const diagnosed = await action.diagnose(outcome);
   const note = interlockNote(spec.daemonReload, spec.verb, progress.before, progress.reloaded);
   return {
     ...outcome,
-    reason: note ? `${outcome.reason}; ${note}` : outcome.reason,
+    reason: [outcome.reason, diagnosed?.summary ? `the unit said: ${diagnosed.summary}` : null, note]
+      .filter((part) => part !== null)
+      .join('; '),
     verdict: outcome.verdict ?? null,
     daemonReloaded: note !== null && progress.reloaded,
+    diagnostics: diagnosed?.text ?? null,
   };
 }
 
@@ -171,6 +181,8 @@ class UnitAction {
   private readonly limit: StartLimitProgress = { waitedMs: 0, hostClock: null, note: null };
   /** Before a verb that may start the unit, its recent starts are counted (the host's clock, then its journal). */
   private readonly counting: (readonly string[])[];
+  /** When the action began (this side's clock), for the journal's window when the host's clock was not read. */
+  private readonly startedAt: number;
 
   constructor(input: UnitActionInput) {
     this.host = input.host;
@@ -181,6 +193,7 @@ class UnitAction {
     this.progress = input.progress;
     this.hooks = input.hooks;
     this.clock = input.clock ?? REAL_CLOCK;
+    this.startedAt = this.clock.now();
     // Reads drover can do without, so a sudo refusal only skips the check.
     this.counting =
       this.unit && START_LIKE_VERBS.includes(this.verb) ? [HOST_CLOCK_ARGV, startJournalArgv(this.unit)] : [];
@@ -322,6 +335,30 @@ class UnitAction {
       }
     }
     return this.judge(before, acted);
+  }
+
+  /**
+   * After the verb ran and the task failed: the unit's status and its journal since the action
+   * began, and the first line of its own that explains it. Nothing when the verb never ran (the
+   * reason says why already) or the host cannot tell (that failure is the task's, not this read's).
+   */
+  async diagnose(outcome: Outcome): Promise<{ text: string; summary: string | null } | null> {
+    if (outcome.result !== 'failed' || this.unit === null || outcome.exitCode === null) return null;
+    const since =
+      this.limit.hostClock !== null
+        ? { hostClockUs: this.limit.hostClock }
+        : { secondsAgo: (this.clock.now() - this.startedAt) / 1000 + DIAGNOSTICS_CLOCK_MARGIN_S };
+    try {
+      const { steps } = await this.host.runSequence([statusArgv(this.unit), journalSinceArgv(this.unit, since)], {
+        timeoutMs: Math.min(this.spec.timeoutMs, DIAGNOSTICS_TIMEOUT_MS),
+        optional: [0, 1],
+      });
+      const [status, journal] = [steps[0]?.stdout ?? '', steps[1]?.stdout ?? ''];
+      return { text: renderDiagnostics(status, journal), summary: firstUsefulLine(journal) };
+    } catch (error) {
+      this.hooks.log?.('warn', { err: error }, `could not read ${this.unit}'s status and journal after it failed`);
+      return null;
+    }
   }
 
   /** What the verb's command and the unit read after it say, once the unit settled. */

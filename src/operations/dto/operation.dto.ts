@@ -96,6 +96,12 @@ export const taskResponseSchema = z.object({
   before: snapshotSchema.describe('The unit before the verb; null when the task never read it'),
   after: snapshotSchema.describe('The unit after the verb settled; null when the task never read it'),
   output: z.string().nullable().describe('What the command printed (stdout then stderr), bounded'),
+  diagnostics: z
+    .string()
+    .nullable()
+    .describe(
+      'After a failure in which the verb ran: the unit’s `systemctl status` and its journal since the action began (the last 50 lines, 16 KB); its first telling line is in the reason',
+    ),
   waitingFor: z
     .object({
       reason: z
