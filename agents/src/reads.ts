@@ -1,5 +1,5 @@
 import type { ReadCommand, ReadItem, ReadResult } from '@drover/protocol';
-import { type Host, joinOutput, readUnit } from '@drover/systemd';
+import { type Host, joinOutput, readDiagnostics, readUnit } from '@drover/systemd';
 
 /** The protocol's bounds on a probe's output and an error's message. */
 const MAX_PROBE_OUTPUT_CHARS = 4096;
@@ -9,6 +9,10 @@ async function readItem(host: Host, item: ReadItem, index: number, timeoutMs: nu
   try {
     if (item.kind === 'unit') {
       return { kind: 'unit', unit: item.unit, snapshot: await readUnit(host, item.unit, timeoutMs) };
+    }
+    if (item.kind === 'diagnostics') {
+      const read = await readDiagnostics(host, item.unit, { secondsAgo: item.secondsAgo }, timeoutMs);
+      return { kind: 'diagnostics', unit: item.unit, ...read };
     }
     const ran = await host.run(item.argv, { timeoutMs: Math.min(item.timeoutMs, timeoutMs) });
     const output = joinOutput(ran.stdout, ran.stderr) ?? '';

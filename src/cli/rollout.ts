@@ -159,8 +159,10 @@ function describeEvent(type: string, data: Record<string, unknown>): string {
       return `${host}: ${data.healthy ? 'healthy' : `not healthy yet: ${(data.problems as string[]).join('; ')}`}`;
     case 'host.succeeded':
       return `${host}: done`;
-    case 'host.failed':
-      return `${host}: FAILED${reason}`;
+    case 'host.failed': {
+      const said = typeof data.diagnostics === 'string' ? `\n${data.diagnostics.replace(/^/gm, '    ')}` : '';
+      return `${host}: FAILED${reason}${said}`;
+    }
     case 'host.cancelled':
       return `${host}: cancelled before acting${reason}`;
     case 'batch.finished':

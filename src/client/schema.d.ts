@@ -1667,6 +1667,12 @@ export interface components {
                     unit: string;
                 } | {
                     /** @enum {string} */
+                    kind: "diagnostics";
+                    unit: string;
+                    /** @description The journal from this long ago on */
+                    secondsAgo: number;
+                } | {
+                    /** @enum {string} */
                     kind: "probe";
                     name: string;
                     argv: string[];
@@ -2033,6 +2039,12 @@ export interface components {
                     /** @description StartLimitIntervalSec in microseconds as a decimal string ("infinity": the count never resets, "0": no limit); null when systemctl does not report it, absent from states recorded before drover read it */
                     startLimitIntervalUSec?: string | null;
                 };
+            } | {
+                /** @enum {string} */
+                kind: "diagnostics";
+                unit: string;
+                text: string;
+                summary: string | null;
             } | {
                 /** @enum {string} */
                 kind: "probe";
@@ -2412,6 +2424,8 @@ export interface components {
                 /** @description Its batch index; null before it was given one */
                 batch: number | null;
                 reason: string;
+                /** @description When its health gate failed it: the unit’s status and journal since the gate began */
+                diagnostics?: string;
             };
         } | {
             /** @enum {string} */

@@ -159,6 +159,8 @@ export interface GateReading {
   /** Problems the host may still recover from within the gate's timeout. */
   failing: string[];
   units: Record<string, CheckedUnit>;
+  /** Read when this check fails the gate: the unit's status and journal since the gate began. */
+  diagnostics?: string | null;
 }
 
 /** A task of a batch that ended, as its host's settling needs it. */
@@ -401,7 +403,15 @@ function judge(draft: Draft, host: HostView, check: GateReading): number | null 
   };
   if (verdict.outcome === 'failed') {
     draft.setHost(host, { state: 'failed', reason: verdict.reason, lastCheck, finishedAt: draft.now });
-    draft.event({ type: 'host.failed', data: { host: host.hostName, batch: host.batch, reason: verdict.reason } });
+    draft.event({
+      type: 'host.failed',
+      data: {
+        host: host.hostName,
+        batch: host.batch,
+        reason: verdict.reason,
+        ...(check.diagnostics ? { diagnostics: check.diagnostics } : {}),
+      },
+    });
     return null;
   }
   if (verdict.outcome === 'passed') {

@@ -9,7 +9,7 @@ import { SshError } from '../infra/ssh/ssh-errors';
 import { SshExecutor, SshTarget } from '../infra/ssh/ssh-executor';
 import { SshHostAdapter } from '../infra/ssh/ssh-host-adapter';
 import { DispatcherService } from '../operations/dispatcher.service';
-import { readUnit } from '@drover/systemd';
+import { type Diagnostics, readDiagnostics, readUnit } from '@drover/systemd';
 import { ProbeCommand, ProbesRepository } from '../probes/probes.repository';
 import type { RolloutStrategy } from './dto/rollout.dto';
 import { runNetworkProbe } from './probes';
@@ -24,7 +24,7 @@ import {
   leaveQueue,
   planBatch,
 } from './rollout-decisions';
-import { unitGateProblem, type UnitReading } from './rollout-rules';
+import { judgeGate, unitGateProblem, type UnitReading } from './rollout-rules';
 import { BatchTask, LockedRollout, RolloutHostWithHost, RolloutsRepository, SshHost } from './rollouts.repository';
 import { RolloutsService } from './rollouts.service';
 import { commandProbeNames } from './rollout-authority';
@@ -50,11 +50,15 @@ interface ProbeRun {
   said: string;
 }
 
-/** How the gate and the census read a host, whatever reaches it: units and catalogue probes. */
+/** How the gate and the census read a host, whatever reaches it: units, catalogue probes, a failure's trail. */
 interface HostReader {
   unit(unit: string): Promise<UnitSnapshot>;
   probe(entry: ProbeCommand): Promise<ProbeRun>;
+  diagnose(unit: string, secondsAgo: number): Promise<Diagnostics>;
 }
+
+/** A failed gate's journal starts this long before the gate began: the action that preceded it. */
+const GATE_DIAGNOSTICS_LEAD_S = 30;
 
 function lastLine(text: string): string {
   return text.trim().split('\n').slice(-1)[0] ?? '';
@@ -295,7 +299,41 @@ export class RolloutRunnerService {
         if (problem) result.failing.push(problem);
       }
     }
+    if (this.failsTheGate(host, strategy, result)) {
+      result.diagnostics = await this.diagnose(reader, host, baselines[0]?.unit ?? null);
+    }
     return result;
+  }
+
+  /** Whether this reading fails the host's gate, as the decision will judge it (rollout-rules). */
+  private failsTheGate(host: RolloutHostWithHost, strategy: RolloutStrategy, reading: GateReading): boolean {
+    const now = Date.now();
+    return (
+      judgeGate({
+        now,
+        gateStartedAt: host.gateStartedAt?.getTime() ?? now,
+        healthySince: host.healthySince?.getTime() ?? null,
+        minHealthyTimeMs: strategy.healthGate.minHealthyTimeMs,
+        timeoutMs: strategy.healthGate.timeoutMs,
+        fatal: reading.fatal,
+        failing: reading.failing,
+      }).outcome === 'failed'
+    );
+  }
+
+  /**
+   * A host failing its gate: its unit's status and journal from a little before the gate began (the
+   * restart that preceded it), for the host.failed event. Best effort: the host may be what failed.
+   */
+  private async diagnose(reader: HostReader, host: RolloutHostWithHost, unit: string | null): Promise<string | null> {
+    if (unit === null) return null;
+    const gateAgeMs = Date.now() - (host.gateStartedAt?.getTime() ?? Date.now());
+    try {
+      return (await reader.diagnose(unit, gateAgeMs / 1000 + GATE_DIAGNOSTICS_LEAD_S)).text;
+    } catch (error) {
+      this.logger.warn({ err: error, host: host.hostName, unit }, 'could not read the unit after its gate failed');
+      return null;
+    }
   }
 
   /**
@@ -311,6 +349,8 @@ export class RolloutRunnerService {
           const ran = await this.ssh.exec(target, entry.argv, { timeoutMs: entry.timeoutMs });
           return { exitCode: ran.exitCode, said: lastLine(ran.stderr) || lastLine(ran.stdout) };
         },
+        diagnose: (unit, secondsAgo) =>
+          readDiagnostics(new SshHostAdapter(this.ssh, target), unit, { secondsAgo }, CHECK_TIMEOUT_MS),
       };
     }
     const items: ReadItem[] = [
@@ -333,7 +373,7 @@ export class RolloutRunnerService {
       const results = await answers;
       const found = pick(results);
       if (found !== undefined) return found;
-      const index = items.findIndex((item) => (item.kind === 'unit' ? item.unit : item.name) === what);
+      const index = items.findIndex((item) => (item.kind === 'probe' ? item.name : item.unit) === what);
       const failed = results.find((result) => result.kind === 'error' && result.item === index);
       throw new Error(failed?.kind === 'error' ? failed.message : `the agent of ${host.name} did not report ${what}`);
     };
@@ -348,6 +388,16 @@ export class RolloutRunnerService {
           const found = results.find((result) => result.kind === 'probe' && result.name === entry.name);
           return found?.kind === 'probe' ? { exitCode: found.exitCode, said: lastLine(found.output) } : undefined;
         }, entry.name),
+      diagnose: async (unit, secondsAgo) => {
+        const [read] = await this.agentReads.read(
+          host.id,
+          host.name,
+          [{ kind: 'diagnostics', unit, secondsAgo: Math.min(86_400, Math.ceil(secondsAgo)) }],
+          CHECK_TIMEOUT_MS,
+        );
+        if (read?.kind !== 'diagnostics') throw new Error(`the agent of ${host.name} could not read ${unit}`);
+        return { text: read.text, summary: read.summary };
+      },
     };
   }
 

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { DroverClient } from '../../src/client';
+import { AgentReads } from '../../src/agents/agent-reads';
 import { installCommandLine } from '../../src/cli/agents';
 import { startTestApi, TestApi } from '../support/api';
 import { query } from '../support/database';
@@ -154,6 +155,29 @@ describe('agents on real hosts', () => {
     await waitUntil(async () => (await stateOf()) === 'inactive', `${UNIT} shows inactive`, 15_000);
     await onAgentHost(host, `systemctl start ${UNIT}`);
     await waitUntil(async () => (await stateOf()) === 'active', `${UNIT} shows active again`, 15_000);
+  });
+
+  it('answers the reads a health gate asks for: a unit, a probe, and a failed unit’s status and journal', async () => {
+    const host = agentHosts[0]!;
+    const hostId = (await admin.GET('/v1/hosts/{name}', { params: { path: { name: host.name } } })).data!.id;
+    const answers = await api.app.get(AgentReads).read(
+      hostId,
+      host.name,
+      [
+        { kind: 'unit', unit: UNIT },
+        { kind: 'probe', name: 'is-active', argv: ['/bin/systemctl', 'is-active', UNIT], timeoutMs: 5_000 },
+        { kind: 'diagnostics', unit: UNIT, secondsAgo: 3_600 },
+      ],
+      20_000,
+    );
+    assert.deepEqual(
+      answers.map((answer) => answer.kind),
+      ['unit', 'probe', 'diagnostics'],
+    );
+    const [unit, probe, diagnostics] = answers;
+    assert.equal(unit?.kind === 'unit' && unit.snapshot.activeState, 'active');
+    assert.equal(probe?.kind === 'probe' && probe.exitCode, 0);
+    assert.match(diagnostics?.kind === 'diagnostics' ? diagnostics.text : '', /\$ systemctl status[\s\S]*drover-probe/);
   });
 
   it('rotates its key (audited) and works on with the new one after a restart', async () => {

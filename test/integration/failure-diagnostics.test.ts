@@ -8,7 +8,7 @@ import type { DroverClient } from '../../src/client';
 import { startTestApi, TestApi } from '../support/api';
 import { FleetInventory, readFleetInventory } from '../support/fleet';
 import { actOnHost, onlyTask } from '../support/operations';
-import { onHost, startRollout, waitForSettled } from '../support/rollouts';
+import { onHost, probeDropIn, resetProbe, startRollout, waitForSettled } from '../support/rollouts';
 import { startTestWorker, TestWorker, workerEnv } from '../support/worker';
 
 type FleetHost = FleetInventory['hosts'][number];
@@ -60,6 +60,21 @@ describe('failure diagnostics on booted hosts', () => {
     assert.equal(imported.response.status, 200, JSON.stringify(imported.error));
   });
 
+  /** Every event of a finished rollout, from its event stream (which ends with the rollout). */
+  async function eventsOf(id: string): Promise<{ type: string; data: Record<string, unknown> }[]> {
+    const events = await client.GET('/v1/rollouts/{id}/events', { params: { path: { id } }, parseAs: 'text' });
+    return (events.data as unknown as string)
+      .split('\n\n')
+      .filter((block) => block.includes('event: '))
+      .map((block) => {
+        const lines = block.split('\n');
+        return {
+          type: lines.find((line) => line.startsWith('event: '))!.slice(7),
+          data: JSON.parse(lines.find((line) => line.startsWith('data: '))!.slice(6)) as Record<string, unknown>,
+        };
+      });
+  }
+
   after(async () => {
     for (const host of hosts ?? []) await repairNginx(host);
     await worker?.close();
@@ -97,6 +112,35 @@ describe('failure diagnostics on booted hosts', () => {
     assert.equal(task.diagnostics, null);
   });
 
+  it('reads the unit when it fails its health gate after a clean restart, for the host.failed event', async () => {
+    const host = hosts[0]!;
+    // Starts cleanly (a new main process: the restart succeeds), then dies saying why.
+    await probeDropIn(host, 'crash', [
+      'ExecStartPost=',
+      'ExecStart=',
+      'ExecStart=/bin/sh -c "echo drover-test: cannot open /etc/drover-test/app.conf >&2; sleep 2; exit 3"',
+      'Restart=no',
+    ]);
+    try {
+      const created = await startRollout(client, {
+        verb: 'restart',
+        unit: 'drover-probe.service',
+        selector: `diagnostics=yes`,
+        batches: { size: 1 },
+        maxFailures: 0,
+        healthGate: { minHealthyTimeMs: 6_000 },
+      });
+      const rollout = await waitForSettled(client, created.id);
+      assert.equal(rollout.status, 'aborted');
+      const failed = (await eventsOf(created.id)).find((event) => event.type === 'host.failed');
+      assert.ok(failed, 'a host failed');
+      assert.match(String(failed.data.reason), /^health gate: /);
+      assert.match(String(failed.data.diagnostics), /drover-test: cannot open \/etc\/drover-test\/app\.conf/);
+    } finally {
+      await Promise.all(hosts.map(resetProbe));
+    }
+  });
+
   it('puts what the unit said in the rollout’s task.finished event', async () => {
     const host = hosts[1]!;
     await breakNginx(host);
@@ -110,23 +154,9 @@ describe('failure diagnostics on booted hosts', () => {
       });
       const rollout = await waitForSettled(client, created.id);
       assert.equal(rollout.counts.failed, 1);
-      const events = await client.GET('/v1/rollouts/{id}/events', {
-        params: { path: { id: created.id } },
-        parseAs: 'text',
-      });
-      const text = events.data as unknown as string;
-      const finished = text
-        .split('\n\n')
-        .filter((block) => block.includes('event: task.finished'))
-        .map(
-          (block) =>
-            JSON.parse(
-              block
-                .split('\n')
-                .find((line) => line.startsWith('data: '))!
-                .slice(6),
-            ) as Record<string, unknown>,
-        );
+      const finished = (await eventsOf(created.id))
+        .filter((event) => event.type === 'task.finished')
+        .map((event) => event.data);
       const failed = finished.find((data) => data.host === host.name);
       assert.equal(failed?.state, 'failed');
       assert.match(String(failed?.diagnostics), NGINX_SAYS);

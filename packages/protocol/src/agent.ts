@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { unitActionOutcomeSchema, unitTaskSpecSchema } from './unit-action';
+import { MAX_DIAGNOSTICS_CHARS, unitActionOutcomeSchema, unitTaskSpecSchema } from './unit-action';
 import { unitSnapshotSchema } from './unit-snapshot';
 
 /**
@@ -127,6 +127,11 @@ export type TaskCommand = z.output<typeof taskCommandSchema>;
 export const readItemSchema = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('unit'), unit: z.string().min(1).max(256) }),
   z.strictObject({
+    kind: z.literal('diagnostics'),
+    unit: z.string().min(1).max(256),
+    secondsAgo: z.number().min(0).max(86_400).describe('The journal from this long ago on'),
+  }),
+  z.strictObject({
     kind: z.literal('probe'),
     name: z.string().min(1).max(64),
     argv: z.array(z.string()).min(1).max(64),
@@ -169,6 +174,12 @@ export const taskResultResponseSchema = z.strictObject({
 
 export const readResultSchema = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('unit'), unit: z.string(), snapshot: unitSnapshotSchema }),
+  z.strictObject({
+    kind: z.literal('diagnostics'),
+    unit: z.string(),
+    text: z.string().max(MAX_DIAGNOSTICS_CHARS),
+    summary: z.string().max(300).nullable(),
+  }),
   z.strictObject({
     kind: z.literal('probe'),
     name: z.string(),

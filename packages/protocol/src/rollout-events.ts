@@ -88,7 +88,18 @@ export const rolloutEventSchema = z
     event('host.gating', z.object({ host, batch, baseline: z.array(unitBaselineSchema) })),
     event('gate.check', z.object({ host, healthy: z.boolean(), problems: z.array(z.string()) })),
     event('host.succeeded', z.object({ host, batch, units: z.record(z.string(), checkedUnitSchema) })),
-    event('host.failed', z.object({ host, batch, reason: z.string() })),
+    event(
+      'host.failed',
+      z.object({
+        host,
+        batch,
+        reason: z.string(),
+        diagnostics: z
+          .string()
+          .optional()
+          .describe('When its health gate failed it: the unit’s status and journal since the gate began'),
+      }),
+    ),
     event('host.interrupted', z.object({ host, reason: z.string() })),
     event('host.cancelled', z.object({ host, batch, reason: z.string() })),
     event(

@@ -1,5 +1,30 @@
 import { MAX_DIAGNOSTICS_CHARS } from '@drover/protocol';
+import type { Host } from './host';
 import { assertUnitName } from './unit-names';
+
+/** A unit's status and journal as a failure leaves them, and its own first telling line. */
+export interface Diagnostics {
+  text: string;
+  summary: string | null;
+}
+
+/**
+ * Reads a unit's status and journal since `since` on a host, in one round trip; each read may be
+ * refused (sudo) or fail without failing the other.
+ */
+export async function readDiagnostics(
+  host: Host,
+  unit: string,
+  since: { hostClockUs: number } | { secondsAgo: number },
+  timeoutMs: number,
+): Promise<Diagnostics> {
+  const { steps } = await host.runSequence([statusArgv(unit), journalSinceArgv(unit, since)], {
+    timeoutMs,
+    optional: [0, 1],
+  });
+  const [status, journal] = [steps[0]?.stdout ?? '', steps[1]?.stdout ?? ''];
+  return { text: renderDiagnostics(status, journal), summary: firstUsefulLine(journal) };
+}
 
 /** The most journal lines a failure keeps: the unit's last words are what explain it. */
 export const DIAGNOSTIC_JOURNAL_LINES = 50;

@@ -9,7 +9,7 @@ import {
 } from '@drover/protocol';
 import { legacySucceeded, legacyVerbArgv, SYSTEMD_PROBE_ARGV, verbArgv } from './commands';
 import { interlock, type Interlock, interlockNote } from './daemon-reload-interlock';
-import { firstUsefulLine, journalSinceArgv, renderDiagnostics, statusArgv } from './diagnostics';
+import { type Diagnostics, readDiagnostics } from './diagnostics';
 import type { CommandResult, Host } from './host';
 import {
   HOST_CLOCK_ARGV,
@@ -342,19 +342,14 @@ class UnitAction {
    * began, and the first line of its own that explains it. Nothing when the verb never ran (the
    * reason says why already) or the host cannot tell (that failure is the task's, not this read's).
    */
-  async diagnose(outcome: Outcome): Promise<{ text: string; summary: string | null } | null> {
+  async diagnose(outcome: Outcome): Promise<Diagnostics | null> {
     if (outcome.result !== 'failed' || this.unit === null || outcome.exitCode === null) return null;
     const since =
       this.limit.hostClock !== null
         ? { hostClockUs: this.limit.hostClock }
         : { secondsAgo: (this.clock.now() - this.startedAt) / 1000 + DIAGNOSTICS_CLOCK_MARGIN_S };
     try {
-      const { steps } = await this.host.runSequence([statusArgv(this.unit), journalSinceArgv(this.unit, since)], {
-        timeoutMs: Math.min(this.spec.timeoutMs, DIAGNOSTICS_TIMEOUT_MS),
-        optional: [0, 1],
-      });
-      const [status, journal] = [steps[0]?.stdout ?? '', steps[1]?.stdout ?? ''];
-      return { text: renderDiagnostics(status, journal), summary: firstUsefulLine(journal) };
+      return await readDiagnostics(this.host, this.unit, since, Math.min(this.spec.timeoutMs, DIAGNOSTICS_TIMEOUT_MS));
     } catch (error) {
       this.hooks.log?.('warn', { err: error }, `could not read ${this.unit}'s status and journal after it failed`);
       return null;
