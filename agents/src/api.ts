@@ -289,7 +289,6 @@ export class AgentApi {
     if (options.credential !== undefined) headers.authorization = `Bearer ${options.credential}`;
     const timeout = AbortSignal.timeout(options.timeoutMs ?? REQUEST_TIMEOUT_MS);
     const signal = options.signal ? AbortSignal.any([timeout, options.signal]) : timeout;
-    const sentAt = Date.now();
     try {
       const response = await fetch(`${this.settings.server}/agent/v1${path}`, {
         method,
@@ -299,7 +298,7 @@ export class AgentApi {
         signal,
       });
       const body = parseJson(await response.text());
-      this.measureSkew(body, sentAt, Date.now());
+      this.measureSkew(body, Date.now());
       return { status: response.status, body };
     } catch (error) {
       const cause = error instanceof Error && error.cause instanceof Error ? `: ${error.cause.message}` : '';
@@ -308,12 +307,15 @@ export class AgentApi {
   }
 
   /** Logs the server's clock against ours when it is off by more than NOTABLE_SKEW_MS (and when it is back). */
-  private measureSkew(body: unknown, sentAt: number, receivedAt: number): void {
+  private measureSkew(body: unknown, receivedAt: number): void {
     const serverTime = (body as { serverTime?: unknown } | null)?.serverTime;
     if (typeof serverTime !== 'string') return;
     const server = Date.parse(serverTime);
     if (Number.isNaN(server)) return;
-    const skewMs = Math.round(server - (sentAt + receivedAt) / 2);
+    // The server stamps serverTime as it answers (a long poll: after holding the request for up to
+    // its wait), so the answer's arrival, not the request's midpoint, is when that time was read,
+    // give or take the one-way latency.
+    const skewMs = Math.round(server - receivedAt);
     const notable = Math.abs(skewMs) > NOTABLE_SKEW_MS;
     const wasNotable = Math.abs(this.loggedSkewMs) > NOTABLE_SKEW_MS;
     if (notable && Math.abs(skewMs - this.loggedSkewMs) > 1_000) {

@@ -95,7 +95,13 @@ describe('agents on real hosts', () => {
     prefix = `drover-test-${randomBytes(4).toString('hex')}`;
     // Listening on the fleet bridge: the hosts call the API there.
     api = await startTestApi(
-      { QUEUE_PREFIX: prefix, AGENT_BUNDLE_DIR: path.resolve(__dirname, '../../agent'), AGENT_TASK_LEASE_MS: '5000' },
+      {
+        QUEUE_PREFIX: prefix,
+        AGENT_BUNDLE_DIR: path.resolve(__dirname, '../../agent'),
+        AGENT_TASK_LEASE_MS: '5000',
+        // Tasks here take a second or two: a lost one ends (and says why) well within a test's wait.
+        SSH_COMMAND_TIMEOUT_MS: '30000',
+      },
       (await readFleetInstance()).gateway,
     );
     admin = await api.client();
@@ -119,6 +125,13 @@ describe('agents on real hosts', () => {
   });
 
   after(async () => {
+    // What went wrong is often the worker's story: its warnings and errors, for the run's log.
+    for (const worker of workers) {
+      const told = worker.lines().filter((line) => /"level":(4|5|6)0/.test(line) || !line.startsWith('{'));
+      const exited = worker.child.exitCode ?? worker.child.signalCode;
+      if (exited !== null) process.stdout.write(`the worker had exited (${exited})\n`);
+      if (told.length > 0) process.stdout.write(`worker warnings and errors:\n${told.slice(-60).join('\n')}\n`);
+    }
     await Promise.all(workers.map((worker) => worker.stop('SIGTERM')));
     for (const host of agentHosts ?? []) await uninstallAgent(host);
     await api?.close();
