@@ -40,8 +40,12 @@ export interface DroverSetup {
   /** The Redis key prefix of its queues, cleared first. */
   queuePrefix: string;
   port: number;
+  /** The address the API listens on (127.0.0.1 unless hosts must reach it, e.g. the fleet's gateway). */
+  listenAddress?: string;
   /** api.log and worker.log go here. */
   workDir: string;
+  /** Before the names of the logs, when several drovers share workDir. */
+  logPrefix?: string;
   /** A directory for V8 CPU profiles of the API and worker (written when they stop), or null. */
   profileDir?: string | null;
   /** Settings on top of the benchmark's defaults (WORKER_CONCURRENCY 64, no discovery sweeps, no rate limit). */
@@ -104,7 +108,7 @@ async function clearQueues(prefix: string): Promise<number> {
 
 /**
  * Recreates the database, clears the queues, starts the API (which applies the migrations) and a
- * worker, creates an admin token and imports `hosts` with their pinned host keys. Both processes
+ * worker, creates an admin token and imports `hosts` (none: no import) with their pinned host keys. Both processes
  * stop, and the connections close, on the teardown.
  */
 export async function startDrover(hosts: FleetHost[], setup: DroverSetup, teardown: Teardown): Promise<Drover> {
@@ -117,7 +121,7 @@ export async function startDrover(hosts: FleetHost[], setup: DroverSetup, teardo
     DATABASE_URL: databaseUrl(setup.database),
     REDIS_URL,
     QUEUE_PREFIX: setup.queuePrefix,
-    HOST: '127.0.0.1',
+    HOST: setup.listenAddress ?? '127.0.0.1',
     PORT: String(setup.port),
     SSH_PRIVATE_KEY_PATH: FLEET_KEY,
     WORKER_CONCURRENCY: '64',
@@ -129,10 +133,11 @@ export async function startDrover(hosts: FleetHost[], setup: DroverSetup, teardo
     TOKEN_RATE_LIMIT_PER_MINUTE: '0',
     ...setup.env,
   };
-  const url = `http://127.0.0.1:${setup.port}`;
+  const url = `http://${setup.listenAddress ?? '127.0.0.1'}:${setup.port}`;
   const profileDir = setup.profileDir ?? null;
-  const apiLog = path.join(setup.workDir, 'api.log');
-  const workerLog = path.join(setup.workDir, 'worker.log');
+  const logPrefix = setup.logPrefix ?? '';
+  const apiLog = path.join(setup.workDir, `${logPrefix}api.log`);
+  const workerLog = path.join(setup.workDir, `${logPrefix}worker.log`);
   const api = startNode('dist/src/main.js', env, apiLog, profileDir);
   teardown.add('stopping the drover API', () => stopProcess(api));
   const worker = startNode('dist/src/worker.js', env, workerLog, profileDir);
@@ -163,8 +168,12 @@ export async function startDrover(hosts: FleetHost[], setup: DroverSetup, teardo
   const queue = new Queue(QueueName.Lifecycle, { connection: { url: REDIS_URL }, prefix: setup.queuePrefix });
   teardown.add('closing the queue connection', () => queue.close());
   const drover: Drover = { api, worker, url, token, db, queue };
+  if (hosts.length === 0) {
+    progress(`drover is up on ${url} (${setup.database}); no SSH hosts imported`);
+    return drover;
+  }
   const imported = await call<{ total: number }>(drover, 'POST', '/v1/hosts/bulk-upsert', { hosts }, 200);
-  progress(`drover is up on ${url}; imported ${imported.total} hosts with their pinned host keys`);
+  progress(`drover is up on ${url} (${setup.database}); imported ${imported.total} hosts with their pinned host keys`);
   return drover;
 }
 

@@ -125,11 +125,21 @@ export async function waitUntil(what: string, ready: () => Promise<boolean>, wat
  * has waited for (cutime + cstime).
  */
 export function cpuSeconds(pid: number | 'self', of: 'own' | 'children' = 'own'): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return cpuSecondsOfStat(readFileSync(`/proc/${pid}/stat`, 'utf8'), of);
+}
+
+/** CPU seconds from the text of a /proc/PID/stat (read here, or inside a host: the same kernel's clock ticks). */
+export function cpuSecondsOfStat(stat: string, of: 'own' | 'children' = 'own'): number {
   // The command name may contain spaces; after it, [0] is field 3, so utime (field 14) is [11].
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   const first = of === 'own' ? 11 : 13;
   return (Number(fields[first]) + Number(fields[first + 1])) / CLK_TCK;
+}
+
+/** VmRSS, the resident memory now, in bytes. */
+export function rssBytes(pid: number): number {
+  const match = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(match?.[1] ?? 0) * 1024;
 }
 
 export function peakRssBytes(pid: number): number {

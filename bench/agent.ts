@@ -1,0 +1,857 @@
+/**
+ * The per-host agent benchmark, three parts in one run:
+ *
+ *   fan-out  restart drover-probe.service on N real systemd hosts (test/fleet/fleet.sh) with one
+ *            operation over all of them (POST /v1/operations, a selector, concurrency N), side by
+ *            side in every round, the order rotating:
+ *              agent      drover whose hosts are agent hosts (the agent installed on every host by
+ *                         its install script, talking to an API on the fleet's gateway)
+ *              drover ssh drover whose hosts are SSH hosts (a second database, API and worker)
+ *              bare ssh2  this process: a new ssh2 connection per host per run, one
+ *                         `systemctl restart`, nothing else (cold connections: the handshake counts)
+ *            After every run, on every host (nsenter, no SSH): a new MainPID and exactly one more
+ *            line in the probe's record of starts.
+ *   idle     the agents with nothing to do: VmRSS and CPU (utime + stime) of every agent's node
+ *            process over --idle-seconds, read from /proc inside each host.
+ *   load     one API (no fleet) under --simulated agents long-polling: agents seeded by SQL with
+ *            their own Ed25519 keys, signed in over HTTP (challenge, session) and then each holding
+ *            GET /agent/v1/commands/next?waitMs=25000 from a separate process (dist/bench/agent-load.js),
+ *            for --load-seconds: answers per second, the API's CPU and RSS, its liveness latency.
+ *
+ *   npm run bench:agent                       # build, boot 200 hosts, N = 50 and 200, 3 rounds, tear down
+ *   node dist/bench/agent.js --hosts 20 --runs 2 --simulated 1000 --load-seconds 30 --out /tmp/agent.md
+ *
+ * Options: --hosts N[,N...] (50,200: the fleet has the largest; smaller runs use its first hosts),
+ * --runs R (3 timed rounds after a warm-up), --keep-fleet, --idle-seconds S (60), --simulated N
+ * (10000), --load-seconds S (60), --parts fanout,idle,load (all), --out FILE
+ * (bench/results/agent.md). DROVER_FLEET_STATE and DROVER_FLEET_BOOT_PARALLEL are fleet.sh's.
+ * Needs root, PostgreSQL and Redis on 127.0.0.1 (started when absent) and `npm run build` (the
+ * agent's bundle in dist/agent).
+ */
+import { ChildProcess, spawn } from 'node:child_process';
+import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { installCommandLine } from '../src/cli/agents';
+import type { LoadReport } from './agent-load';
+import { call, Drover, ensureServices, machine, startDrover, waitForIdleQueue } from './lib/drover';
+import {
+  FLEET_KEY,
+  FleetHost,
+  FleetInstance,
+  inHost,
+  provideFleet,
+  readFleetInstance,
+  readInventory,
+  sshConnect,
+  sshExec,
+} from './lib/fleet';
+import {
+  cpuSeconds,
+  cpuSecondsOfStat,
+  errorText,
+  fail,
+  mib,
+  peakRssBytes,
+  positiveInteger,
+  progress,
+  ROOT,
+  rssBytes,
+  runBenchmark,
+  secs,
+  stats,
+  Teardown,
+  writeReport,
+} from './lib/harness';
+
+const DEFAULT_OUT = path.join(ROOT, 'bench/results/agent.md');
+const UNIT = 'drover-probe.service';
+/** The probe appends one line here per start (test/fleet/base/drover-probe). */
+const STARTS_FILE = '/var/lib/drover-probe/starts';
+const SSH_DROVER = { database: 'drover_bench_agent_ssh', queuePrefix: 'drover-bench-agent-ssh', port: 8093 };
+const AGENT_DROVER = { database: 'drover_bench_agent', queuePrefix: 'drover-bench-agent', port: 8094 };
+const LOAD_DROVER = { database: 'drover_bench_agent_load', queuePrefix: 'drover-bench-agent-load', port: 8095 };
+/** Hosts installed, or checked, at once (each is a few processes inside the host). */
+const HOST_PARALLEL = 8;
+const CHECK_PARALLEL = 16;
+/** The pause before every run, so no contender runs in the aftermath of the one before. */
+const QUIET_MS = 2_000;
+const OPERATION_POLL_MS = 50;
+/**
+ * 200 handshakes at once on a busy 2-core machine took longer than ssh2's usual 15 s for some hosts
+ * (drover's worker opens at most WORKER_CONCURRENCY at once): the bare script waits longer, so that
+ * its time says how long the handshakes took rather than failing.
+ */
+const COLD_HANDSHAKE_TIMEOUT_MS = 60_000;
+const OPERATION_TIMEOUT_MS = 180_000;
+const POLL_WAIT_MS = 25_000;
+const LOAD_RAMP_SECONDS = 10;
+/** Files the API and the load process need besides one socket per agent. */
+const NOFILE_SPARE = 1_000;
+const IDLE_GOAL_RSS_BYTES = 40 * 1_048_576;
+
+const CONTENDERS = ['agent', 'ssh', 'ssh2'] as const;
+type Contender = (typeof CONTENDERS)[number];
+const TITLES: Record<Contender, string> = { agent: 'agent', ssh: 'drover ssh', ssh2: 'bare ssh2 (cold)' };
+const PARTS = ['fanout', 'idle', 'load'] as const;
+type Part = (typeof PARTS)[number];
+
+interface Options {
+  sizes: number[];
+  runs: number;
+  keepFleet: boolean;
+  idleSeconds: number;
+  simulated: number;
+  loadSeconds: number;
+  parts: readonly Part[];
+  out: string;
+}
+
+function parseOptions(argv: string[]): Options {
+  const options: Options = {
+    sizes: [50, 200],
+    runs: 3,
+    keepFleet: false,
+    idleSeconds: 60,
+    simulated: 10_000,
+    loadSeconds: 60,
+    parts: PARTS,
+    out: DEFAULT_OUT,
+  };
+  for (let i = 0; i < argv.length; i += 1) {
+    const arg = argv[i]!;
+    if (arg === '--keep-fleet') options.keepFleet = true;
+    else if (arg === '--out') options.out = path.resolve(argv[++i] ?? fail('--out needs a file'));
+    else if (arg === '--hosts') {
+      const text = argv[++i] ?? '';
+      options.sizes = [...new Set(text.split(',').map((size) => positiveInteger('--hosts', size)))].sort(
+        (a, b) => a - b,
+      );
+    } else if (arg === '--runs') options.runs = positiveInteger(arg, argv[++i]);
+    else if (arg === '--idle-seconds') options.idleSeconds = positiveInteger(arg, argv[++i]);
+    else if (arg === '--simulated') options.simulated = positiveInteger(arg, argv[++i]);
+    else if (arg === '--load-seconds') options.loadSeconds = positiveInteger(arg, argv[++i]);
+    else if (arg === '--parts') {
+      const names = (argv[++i] ?? '').split(',');
+      if (names.some((name) => !(PARTS as readonly string[]).includes(name))) fail(`--parts takes ${PARTS.join(',')}`);
+      options.parts = names as Part[];
+    } else fail(`unknown option ${arg}`);
+  }
+  if (Math.max(...options.sizes) > 1_000) fail('--hosts must be at most 1000 (the most fleet.sh boots)');
+  return options;
+}
+
+/** Runs `work` on every item, at most `parallel` at once; resolves with the results in order. */
+async function eachLimited<T, R>(items: T[], parallel: number, work: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array<R>(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(parallel, items.length) }, async () => {
+      for (let i = next++; i < items.length; i = next++) results[i] = await work(items[i]!);
+    }),
+  );
+  return results;
+}
+
+const subsetLabel = (size: number): string => `first-${size}`;
+
+/** The labels that let one selector pick the first `size` hosts, for every size of the run. */
+function subsetLabels(index: number, sizes: number[]): Record<string, string> {
+  return Object.fromEntries(sizes.filter((size) => index < size).map((size) => [subsetLabel(size), 'yes']));
+}
+
+// ---------------------------------------------------------------------------------------------
+// checks on the hosts (nsenter: no SSH, no agent)
+
+interface ProbeState {
+  mainPid: number;
+  starts: number;
+}
+
+async function probeStates(fleet: FleetInstance, hosts: FleetHost[]): Promise<Map<string, ProbeState>> {
+  const command = `systemctl show -p MainPID --value ${UNIT} && wc -l < ${STARTS_FILE}`;
+  const states = await eachLimited(hosts, CHECK_PARALLEL, async (host) => {
+    const result = await inHost(fleet, host, command);
+    if (result.code !== 0) throw new Error(`${host.name}: ${command}: exit ${result.code}: ${result.stderr}`);
+    const [mainPid = '', starts = ''] = result.stdout.trim().split('\n');
+    return [host.name, { mainPid: Number(mainPid), starts: Number(starts) }] as const;
+  });
+  return new Map(states);
+}
+
+/** What is wrong unless the probe has a new MainPID and recorded exactly one start on every host. */
+function restartProblems(before: Map<string, ProbeState>, after: Map<string, ProbeState>): string[] {
+  return [...after].flatMap(([name, state]) => {
+    const earlier = before.get(name)!;
+    const problems: string[] = [];
+    if (state.mainPid === 0) problems.push(`${UNIT} is not running`);
+    else if (state.mainPid === earlier.mainPid) problems.push(`MainPID ${state.mainPid} unchanged`);
+    if (state.starts !== earlier.starts + 1) problems.push(`${state.starts - earlier.starts} starts recorded`);
+    return problems.map((problem) => `${name}: ${problem}`);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// agents on the fleet
+
+/** Puts a host back as the fleet had it: no agent (sshd and the probe untouched). */
+function uninstallAgent(fleet: FleetInstance, host: FleetHost): Promise<unknown> {
+  return inHost(
+    fleet,
+    host,
+    'systemctl disable --now drover-agent.service 2>/dev/null; ' +
+      'rm -rf /opt/drover-agent /etc/drover-agent /var/lib/drover-agent /etc/systemd/system/drover-agent.service; ' +
+      'systemctl daemon-reload',
+  );
+}
+
+/** The agent installed by its install script with a join token bound to the host; sshd stays up. */
+async function installAgents(drover: Drover, fleet: FleetInstance, hosts: FleetHost[], sizes: number[]): Promise<void> {
+  const started = performance.now();
+  await eachLimited(
+    hosts.map((host, index) => ({ host, index })),
+    HOST_PARALLEL,
+    async ({ host, index }) => {
+      await uninstallAgent(fleet, host);
+      const token = await call<{ joinToken: string }>(
+        drover,
+        'POST',
+        '/v1/agent-join-tokens',
+        { hostName: host.name, labels: { bench: 'agent', ...subsetLabels(index, sizes) } },
+        201,
+      );
+      const installed = await inHost(fleet, host, installCommandLine(drover.url, token.joinToken), 180_000);
+      if (installed.code !== 0) throw new Error(`install on ${host.name}: ${installed.stdout}\n${installed.stderr}`);
+    },
+  );
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const agents = await call<{ items: { online: boolean }[] }>(drover, 'GET', '/v1/agents', undefined, 200);
+    const online = agents.items.filter((agent) => agent.online).length;
+    if (online === hosts.length) break;
+    if (Date.now() > deadline) throw new Error(`only ${online} of ${hosts.length} agents online`);
+    await sleep(500);
+  }
+  progress(`agents installed and online on ${hosts.length} hosts in ${secs((performance.now() - started) / 1000)} s`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// the contenders
+
+interface Measured {
+  seconds: number;
+  /** CPU seconds of drover's API + worker (drover contenders), or of this process (bare ssh2). */
+  cpuSeconds: number;
+}
+
+interface Operation {
+  id: string;
+  status: string;
+  counts: Record<string, number>;
+  tasks: { hostName: string; state: string; reason: string | null }[];
+}
+
+/** One operation over the first `size` hosts at once; the time is from the POST to every task ended. */
+async function operationRun(drover: Drover, size: number): Promise<Measured> {
+  const cpu = () => cpuSeconds(drover.api.pid!) + cpuSeconds(drover.worker.pid!);
+  const cpuBefore = cpu();
+  const started = performance.now();
+  const created = await call<Operation>(
+    drover,
+    'POST',
+    '/v1/operations',
+    { verb: 'restart', unit: UNIT, selector: `${subsetLabel(size)}=yes`, concurrency: size },
+    202,
+  );
+  let operation = created;
+  while (!['succeeded', 'failed', 'cancelled'].includes(operation.status)) {
+    if (performance.now() - started > OPERATION_TIMEOUT_MS) throw new Error(`operation ${created.id} still running`);
+    await sleep(OPERATION_POLL_MS);
+    operation = await call<Operation>(drover, 'GET', `/v1/operations/${created.id}`, undefined, 200);
+  }
+  const seconds = (performance.now() - started) / 1000;
+  await waitForIdleQueue(drover.queue);
+  const cpuSpent = cpu() - cpuBefore;
+  if (operation.status !== 'succeeded' || operation.tasks.length !== size) {
+    const failed = operation.tasks.filter((task) => task.state !== 'succeeded');
+    throw new Error(
+      `operation ${operation.id} ${operation.status} with ${operation.tasks.length} tasks; ` +
+        failed
+          .slice(0, 5)
+          .map((task) => `${task.hostName}: ${task.state} ${task.reason ?? ''}`)
+          .join('; '),
+    );
+  }
+  return { seconds, cpuSeconds: cpuSpent };
+}
+
+/** A new connection to every host at once, one restart on each, the connection closed: cold, every run. */
+async function bareSsh2Run(hosts: FleetHost[], privateKey: Buffer): Promise<Measured> {
+  const cpuBefore = cpuSeconds('self');
+  const started = performance.now();
+  const results = await Promise.allSettled(
+    hosts.map(async (host) => {
+      const client = await sshConnect(host, privateKey, COLD_HANDSHAKE_TIMEOUT_MS);
+      try {
+        const result = await sshExec(client, `systemctl restart ${UNIT}`);
+        if (result.code !== 0) throw new Error(`${host.name}: exit ${result.code}: ${result.stderr}`);
+      } finally {
+        client.end();
+      }
+    }),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  const failed = results.flatMap((result) => (result.status === 'rejected' ? [errorText(result.reason)] : []));
+  if (failed.length > 0) throw new Error(`bare ssh2: ${failed.length} hosts failed: ${failed.slice(0, 5).join('; ')}`);
+  return { seconds, cpuSeconds: cpuSeconds('self') - cpuBefore };
+}
+
+// ---------------------------------------------------------------------------------------------
+// idle agents
+
+interface AgentProcess {
+  host: string;
+  /** utime + stime of the agent's process. */
+  cpu: number;
+  /** cutime + cstime: of the processes it ran and waited for (systemctl, at every heartbeat too). */
+  childrenCpu: number;
+  rss: number;
+  peakRss: number;
+}
+
+async function agentProcesses(fleet: FleetInstance, hosts: FleetHost[]): Promise<AgentProcess[]> {
+  const command =
+    'pid=$(systemctl show -p MainPID --value drover-agent.service) && [ "$pid" -gt 0 ] && ' +
+    'cat /proc/$pid/stat && grep -E "^(VmRSS|VmHWM):" /proc/$pid/status';
+  return eachLimited(hosts, CHECK_PARALLEL, async (host) => {
+    const result = await inHost(fleet, host, command);
+    if (result.code !== 0) throw new Error(`${host.name}: the agent's process: ${result.stderr}`);
+    const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm').exec(result.stdout)?.[1]) * 1024;
+    return {
+      host: host.name,
+      cpu: cpuSecondsOfStat(result.stdout.split('\n')[0]!),
+      childrenCpu: cpuSecondsOfStat(result.stdout.split('\n')[0]!, 'children'),
+      rss: kb('VmRSS'),
+      peakRss: kb('VmHWM'),
+    };
+  });
+}
+
+interface IdleResult {
+  seconds: number;
+  agents: number;
+  rss: { median: number; max: number };
+  peakRss: number;
+  cpuSeconds: { median: number; max: number; total: number };
+  /** The same with the CPU of the processes each agent ran (cutime + cstime) added. */
+  withChildren: { median: number; max: number };
+  apiCpuSeconds: number;
+  workerCpuSeconds: number;
+}
+
+async function idleRun(drover: Drover, fleet: FleetInstance, hosts: FleetHost[], seconds: number): Promise<IdleResult> {
+  progress(`idle agents: ${seconds} s with nothing to do on ${hosts.length} hosts`);
+  await sleep(5_000);
+  const before = await agentProcesses(fleet, hosts);
+  const api = cpuSeconds(drover.api.pid!);
+  const worker = cpuSeconds(drover.worker.pid!);
+  const started = performance.now();
+  await sleep(seconds * 1000);
+  const elapsed = (performance.now() - started) / 1000;
+  const apiCpuSeconds = cpuSeconds(drover.api.pid!) - api;
+  const workerCpuSeconds = cpuSeconds(drover.worker.pid!) - worker;
+  const after = await agentProcesses(fleet, hosts);
+  const deltas = after.map((process, i) => {
+    if (before[i]!.host !== process.host) throw new Error('agent processes out of order');
+    return process.cpu - before[i]!.cpu;
+  });
+  const withChildren = stats(
+    after.map((process, i) => process.cpu + process.childrenCpu - before[i]!.cpu - before[i]!.childrenCpu),
+  );
+  const rss = stats(after.map((process) => process.rss));
+  const cpu = stats(deltas);
+  return {
+    seconds: elapsed,
+    agents: hosts.length,
+    rss: { median: rss.median, max: rss.max },
+    peakRss: Math.max(...after.map((process) => process.peakRss)),
+    cpuSeconds: { median: cpu.median, max: cpu.max, total: deltas.reduce((sum, delta) => sum + delta, 0) },
+    withChildren: { median: withChildren.median, max: withChildren.max },
+    apiCpuSeconds,
+    workerCpuSeconds,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// many simulated agents against one API
+
+/** Hosts and agents rows for `count` agents, each with an Ed25519 key of its own; writes their keys for the load process. */
+async function seedAgents(drover: Drover, count: number, file: string): Promise<void> {
+  const started = performance.now();
+  const names: string[] = [];
+  const ids: string[] = [];
+  const publicKeys: string[] = [];
+  const lines: string[] = [];
+  for (let i = 0; i < count; i += 1) {
+    const pair = generateKeyPairSync('ed25519');
+    const agentId = randomUUID();
+    names.push(`sim-${String(i).padStart(5, '0')}`);
+    ids.push(agentId);
+    publicKeys.push(pair.publicKey.export({ format: 'der', type: 'spki' }).toString('base64'));
+    lines.push(
+      JSON.stringify({
+        agentId,
+        privateKey: pair.privateKey.export({ format: 'der', type: 'pkcs8' }).toString('base64'),
+      }),
+    );
+  }
+  const facts = {
+    hostname: 'sim',
+    os: 'Debian GNU/Linux 12 (bookworm)',
+    kernel: os.release(),
+    systemdVersion: 'systemd 252',
+    uptimeSeconds: 1,
+    agentVersion: 'bench',
+    protocolVersion: 1,
+    runsAsRoot: true,
+  };
+  await drover.db.query(
+    `WITH new AS (SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[]) AS n(name, agent_id, public_key)),
+       hosts_made AS (
+         INSERT INTO hosts (id, name, address, port, transport, labels, status, last_seen_at, created_at, updated_at)
+         SELECT gen_random_uuid(), name, name, 0, 'agent', '{"sim":"yes"}', 'reachable', now(), now(), now() FROM new
+         RETURNING id, name)
+     INSERT INTO agents (id, host_id, public_key, facts, protocol_version, enrolled_at, last_seen_at)
+     SELECT new.agent_id, hosts_made.id, new.public_key, $4::jsonb, 1, now(), now()
+     FROM new JOIN hosts_made USING (name)`,
+    [names, ids, publicKeys, JSON.stringify(facts)],
+  );
+  await writeFile(file, `${lines.join('\n')}\n`, { mode: 0o600 });
+  progress(`seeded ${count} agents (keys, hosts and agents rows) in ${secs((performance.now() - started) / 1000)} s`);
+}
+
+interface Sample {
+  at: number;
+  cpu: number;
+  rss: number;
+  liveMs: number | null;
+  dbConnections: number;
+}
+
+/** Every second: the API's CPU and RSS, how long GET /healthz/live takes, its database connections. */
+function sampleApi(drover: Drover, database: string, until: AbortSignal): Promise<Sample[]> {
+  const samples: Sample[] = [];
+  return (async () => {
+    while (!until.aborted) {
+      const at = Date.now();
+      const started = performance.now();
+      const liveMs = await fetch(`${drover.url}/healthz/live`, { signal: AbortSignal.timeout(10_000) }).then(
+        async (response) => {
+          await response.text();
+          return response.ok ? performance.now() - started : null;
+        },
+        () => null,
+      );
+      const { rows } = await drover.db.query<{ n: number }>(
+        'SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1',
+        [database],
+      );
+      samples.push({
+        at,
+        cpu: cpuSeconds(drover.api.pid!),
+        rss: rssBytes(drover.api.pid!),
+        liveMs,
+        dbConnections: rows[0]!.n,
+      });
+      await sleep(Math.max(0, 1_000 - (Date.now() - at)));
+    }
+    return samples;
+  })();
+}
+
+/** The API's warnings and errors while loaded, most frequent first: where it falls over. */
+async function apiProblems(logFile: string, since: number): Promise<[string, number][]> {
+  const counts = new Map<string, number>();
+  for (const line of (await readFile(logFile, 'utf8')).split('\n')) {
+    if (!line.startsWith('{')) continue;
+    const entry = JSON.parse(line) as { level?: number; time?: string; msg?: string; err?: { message?: string } };
+    if ((entry.level ?? 0) < 40 || Date.parse(entry.time ?? '') < since) continue;
+    // Prisma's messages quote the calling code over many lines: the call and the last line say it.
+    const message = (entry.err?.message ?? entry.msg ?? '').trim();
+    const call = /Invalid `([^`]+)` invocation/.exec(message)?.[1];
+    const cause = message.split('\n').pop()!.trim().slice(0, 200);
+    const text = call ? `${call}: ${cause}` : cause;
+    counts.set(text, (counts.get(text) ?? 0) + 1);
+  }
+  return [...counts].sort((a, b) => b[1] - a[1]);
+}
+
+/** The kernel's count of connections dropped because a listening socket's accept queue was full. */
+async function listenOverflows(): Promise<number> {
+  const lines = (await readFile('/proc/net/netstat', 'utf8')).split('\n');
+  const header = lines.find((line) => line.startsWith('TcpExt:'))!.split(/\s+/);
+  const values = lines.filter((line) => line.startsWith('TcpExt:'))[1]!.split(/\s+/);
+  return Number(values[header.indexOf('ListenOverflows')]);
+}
+
+interface LoadResult {
+  /** Accept-queue overflows on this machine while the load ran (the API's, as nothing else listens so busily). */
+  listenOverflows: number;
+  problems: [string, number][];
+  report: LoadReport;
+  samples: Sample[];
+  peakRss: number;
+  loadCpuSeconds: number;
+}
+
+async function loadRun(drover: Drover, options: Options, workDir: string): Promise<LoadResult> {
+  const agentsFile = path.join(workDir, 'simulated-agents.jsonl');
+  await seedAgents(drover, options.simulated, agentsFile);
+  // Every waiting poll is a socket in the API and one in the load process; both inherit this limit.
+  const openFiles = Number(/^Max open files\s+(\d+)/m.exec(await readFile('/proc/self/limits', 'utf8'))?.[1]);
+  if (openFiles < options.simulated + NOFILE_SPARE) {
+    fail(`open files are limited to ${openFiles}: raise ulimit -n above ${options.simulated + NOFILE_SPARE}`);
+  }
+  const childrenCpu = cpuSeconds('self', 'children');
+  const overflowsBefore = await listenOverflows();
+  const stopSampling = new AbortController();
+  const sampling = sampleApi(drover, LOAD_DROVER.database, stopSampling.signal);
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [
+      path.join(ROOT, 'dist/bench/agent-load.js'),
+      '--url',
+      drover.url,
+      '--agents',
+      agentsFile,
+      '--seconds',
+      String(options.loadSeconds),
+      '--ramp-seconds',
+      String(LOAD_RAMP_SECONDS),
+      '--wait-ms',
+      String(POLL_WAIT_MS),
+    ],
+    { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  let stdout = '';
+  child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  const [code] = (await once(child, 'exit')) as [number | null];
+  stopSampling.abort();
+  const samples = await sampling;
+  if (code !== 0) throw new Error(`the load process exited with ${code}`);
+  const loadCpuSeconds = cpuSeconds('self', 'children') - childrenCpu;
+  const report = JSON.parse(stdout) as LoadReport;
+  const problems = await apiProblems(
+    path.join(workDir, 'load-api.log'),
+    report.pollStartedAt - report.loginSeconds * 1000,
+  );
+  return {
+    report,
+    problems,
+    listenOverflows: (await listenOverflows()) - overflowsBefore,
+    samples,
+    peakRss: peakRssBytes(drover.api.pid!),
+    loadCpuSeconds,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// the report
+
+interface RunRecord extends Measured {
+  contender: Contender;
+  size: number;
+  round: number;
+  /** The machine's 1-minute load average as the run began. */
+  load: number;
+}
+
+function fanoutSection(options: Options, records: RunRecord[]): string[] {
+  const lines = ['## Fan-out: one restart of drover-probe.service on N hosts', ''];
+  for (const size of options.sizes) {
+    const timed = (contender: Contender) =>
+      records.filter((r) => r.size === size && r.round > 0 && r.contender === contender);
+    const warmup = (contender: Contender) =>
+      records.find((r) => r.size === size && r.round === 0 && r.contender === contender)!;
+    const wall = Object.fromEntries(CONTENDERS.map((c) => [c, stats(timed(c).map((r) => r.seconds))])) as Record<
+      Contender,
+      ReturnType<typeof stats>
+    >;
+    lines.push(
+      `### N = ${size}`,
+      '',
+      '| contender | median s | min s | max s | warm-up s | CPU s per run (median) |',
+      '|---|--:|--:|--:|--:|--:|',
+      ...CONTENDERS.map((c) => {
+        const cpu = stats(timed(c).map((r) => r.cpuSeconds)).median;
+        return `| ${TITLES[c]} | ${secs(wall[c].median)} | ${secs(wall[c].min)} | ${secs(wall[c].max)} | ${secs(warmup(c).seconds)} | ${secs(cpu)} |`;
+      }),
+      '',
+      `- agent / bare ssh2 (cold): **${(wall.agent.median / wall.ssh2.median).toFixed(2)}×** (medians); ` +
+        `agent / drover ssh: **${(wall.agent.median / wall.ssh.median).toFixed(2)}×**`,
+      `- the goal, agents at least as fast as the bare ssh2 script: **${wall.agent.median <= wall.ssh2.median ? 'met' : 'not met'}**`,
+      '',
+    );
+  }
+  lines.push(
+    ...FANOUT_NOTES,
+    '### Every run',
+    '',
+    '| N | round | contender | wall s | CPU s | load average |',
+    '|--:|--:|---|--:|--:|--:|',
+    ...records.map(
+      (r) =>
+        `| ${r.size} | ${r.round === 0 ? 'warm-up' : r.round} | ${TITLES[r.contender]} | ${secs(r.seconds)} | ${secs(r.cpuSeconds)} | ${r.load.toFixed(2)} |`,
+    ),
+    '',
+  );
+  return lines;
+}
+
+const FANOUT_NOTES = [
+  '### What each contender does and checks',
+  '',
+  '- **agent**: `POST /v1/operations` `{"verb":"restart","unit":"drover-probe.service","selector":"first-N=yes","concurrency":N}` ' +
+    "to an API and worker whose database has the hosts as agent hosts (each enrolled by the agent's own install " +
+    'script, `installCommandLine` of `src/cli/agents.ts` run inside the host, with a join token bound to the host; ' +
+    'the API listens on the fleet gateway). The worker offers each task (a Redis wake-up of the waiting long poll), ' +
+    "the host's agent claims it, reads the unit, runs `systemctl restart` itself, reads the unit until it settled and " +
+    'reports the outcome, which the API records with its audit event. The time runs from the POST until ' +
+    '`GET /v1/operations/{id}` (asked every 50 ms) shows the operation finished; it must have succeeded with N tasks.',
+  '- **drover ssh**: the same POST to a second API and worker (another database and queue prefix) whose database has ' +
+    'the same hosts as SSH hosts with pinned host keys; the worker (WORKER_CONCURRENCY=64) runs each task over its ' +
+    'pooled SSH connection: `systemctl show` before, `systemctl restart`, `systemctl show` until settled, the audit ' +
+    'event. Its pool keeps connections between runs (SSH_IDLE_TIMEOUT_MS 300 s): after the warm-up it does not connect.',
+  '- **bare ssh2 (cold)**: in this process, a new ssh2 connection to every host at once (host key checked against ' +
+    'the pinned fingerprint), one `systemctl restart drover-probe.service` each, the connection closed: the ' +
+    'handshake is paid in every run, nothing is read or recorded. The lower bound of SSH without a pool.',
+  '- after every run (warm-up included), inside every host through nsenter (neither SSH nor the agent): the unit has ' +
+    'a new MainPID and `/var/lib/drover-probe/starts` (one line per start, written before `systemctl restart` returns) ' +
+    'has exactly one more line; anything else fails the benchmark. Every run starts after 2 s of quiet; the order of ' +
+    "the contenders rotates every round; the warm-up round is not in the statistics. CPU s: the contender's drover " +
+    '(API + worker) until its queue is idle again, or this process for bare ssh2; the agents on the hosts, sshd, ' +
+    'PostgreSQL and Redis are not counted for anyone.',
+  '',
+];
+
+function idleSection(idle: IdleResult): string[] {
+  const met = idle.rss.max < IDLE_GOAL_RSS_BYTES;
+  return [
+    `## Idle agents: ${idle.agents} agents, ${idle.seconds.toFixed(0)} s with nothing to do`,
+    '',
+    '| what | median per agent | max per agent |',
+    '|---|--:|--:|',
+    `| VmRSS at the end | ${mib(idle.rss.median)} | ${mib(idle.rss.max)} |`,
+    `| CPU s (utime + stime) over the window | ${idle.cpuSeconds.median.toFixed(3)} | ${idle.cpuSeconds.max.toFixed(3)} |`,
+    `| CPU, % of one core | ${((100 * idle.cpuSeconds.median) / idle.seconds).toFixed(3)} | ${((100 * idle.cpuSeconds.max) / idle.seconds).toFixed(3)} |`,
+    `| CPU s with the processes it ran (cutime + cstime: \`systemctl --version\` at every heartbeat) | ${idle.withChildren.median.toFixed(3)} | ${idle.withChildren.max.toFixed(3)} |`,
+    '',
+    '- read inside every host (nsenter): `/proc/<MainPID of drover-agent.service>/stat` (utime + stime) and `status` ' +
+      '(VmRSS, VmHWM) at the start and the end of the window, which begins 5 s after the last fan-out run; meanwhile ' +
+      'the agents do what an idle agent does: a heartbeat every 15 s and a long poll answered empty every 25 s',
+    `- peak RSS (VmHWM) of any agent over its life: ${mib(idle.peakRss)} (the fan-out runs included)`,
+    `- all ${idle.agents} agents together: ${idle.cpuSeconds.total.toFixed(2)} CPU s in the window; ` +
+      `the API they poll: ${idle.apiCpuSeconds.toFixed(2)} CPU s, its worker ${idle.workerCpuSeconds.toFixed(2)} CPU s`,
+    `- the goal, RSS < 40 MB and CPU ~0: RSS **${met ? 'met' : 'not met'}** (max ${mib(idle.rss.max)}); ` +
+      `CPU ${((100 * idle.cpuSeconds.median) / idle.seconds).toFixed(3)} % of a core per agent (median)`,
+    '',
+  ];
+}
+
+function loadSection(options: Options, load: LoadResult): string[] {
+  const { report, samples } = load;
+  /** CPU seconds of the API between the samples nearest `from` and `to`, and the seconds between them. */
+  const cpuBetween = (from: number, to: number): { cpu: number; seconds: number } => {
+    const inside = samples.filter((s) => s.at >= from && s.at <= to);
+    if (inside.length < 2) return { cpu: 0, seconds: 0 };
+    const first = inside[0]!;
+    const last = inside[inside.length - 1]!;
+    return { cpu: last.cpu - first.cpu, seconds: (last.at - first.at) / 1000 };
+  };
+  const percent = (window: { cpu: number; seconds: number }): string =>
+    `${window.cpu.toFixed(1)} s in ${window.seconds.toFixed(0)} s = ${((100 * window.cpu) / Math.max(1, window.seconds)).toFixed(0)} % of one core`;
+  const ramp = cpuBetween(report.pollStartedAt, report.rampEndedAt);
+  const steadyCpu = cpuBetween(report.rampEndedAt, report.endedAt);
+  const beforePolling = samples.filter((s) => s.at <= report.pollStartedAt);
+  const rssAtPollStart = beforePolling[beforePolling.length - 1]?.rss ?? samples[0]!.rss;
+  const answeredTotal = Object.values(report.answered).reduce((sum, n) => sum + n, 0);
+  const steadyFrom = Math.ceil((report.rampEndedAt - report.pollStartedAt) / 1000);
+  const steadyCounts = report.answeredPerSecond.slice(steadyFrom);
+  const steadyRate = steadyCounts.reduce((sum, n) => sum + n, 0) / Math.max(1, steadyCounts.length);
+  const live = samples.map((s) => s.liveMs).filter((ms): ms is number => ms !== null);
+  const liveFailed = samples.length - live.length;
+  const liveStats = live.length > 0 ? stats(live) : null;
+  return [
+    `## The API under ${report.agents} simulated idle agents long-polling`,
+    '',
+    `- sign-in: ${report.loggedIn} of ${report.agents} agents got a credential (challenge + session over HTTP, ` +
+      `64 at once) in ${report.loginSeconds.toFixed(1)} s (${((2 * report.loggedIn) / report.loginSeconds).toFixed(0)} requests/s)` +
+      (Object.keys(report.loginFailures).length > 0 ? `; failures: ${JSON.stringify(report.loginFailures)}` : ''),
+    `- the agents: ${report.agents} hosts and agents rows inserted by SQL into a fresh database, each agent with an ` +
+      'Ed25519 key of its own; one API (`dist/src/main.js`, defaults: Prisma over node-postgres with its default pool) ' +
+      'and one worker, PostgreSQL and Redis on this machine; a separate load process (`dist/bench/agent-load.js`, ' +
+      'one keep-alive socket per agent) does the sign-ins and the polls',
+    `- polling: every agent starts within ${LOAD_RAMP_SECONDS} s (the ramp), then for ${options.loadSeconds} s more each holds ` +
+      `GET /agent/v1/commands/next?waitMs=${POLL_WAIT_MS} and asks again as soon as it is answered`,
+    '',
+    '| what | value |',
+    '|---|--:|',
+    `| polls answered in ${LOAD_RAMP_SECONDS + options.loadSeconds} s | ${answeredTotal} (${Object.entries(
+      report.answered,
+    )
+      .map(([key, n]) => `${key}: ${n}`)
+      .join(', ')}) |`,
+    `| answered per second after the ramp (mean) | ${steadyRate.toFixed(0)} |`,
+    `| answered per second, peak second | ${Math.max(0, ...report.answeredPerSecond)} |`,
+    `| answered 200 before their wait ended | ${report.answeredEarly} |`,
+    `| agents never answered (first poll still open or failed at the end) | ${report.openAtEnd} |`,
+    `| slowest short answer (errors, early answers) | ${(report.slowestShortAnswerMs / 1000).toFixed(1)} s |`,
+    `| polls held open by the server at once: max, at the end | ${report.maxInFlight}, ${report.inFlightAtEnd} |`,
+    `| API CPU during the ramp (every agent's first poll) | ${percent(ramp)} |`,
+    `| API CPU after the ramp | ${percent(steadyCpu)} |`,
+    `| API RSS: before the sign-ins, when polling began, at the end, peak (VmHWM) | ${mib(samples[0]!.rss)}, ${mib(rssAtPollStart)}, ${mib(samples[samples.length - 1]!.rss)}, ${mib(load.peakRss)} |`,
+    `| GET /healthz/live while loaded (event loop): median, max | ${liveStats ? `${liveStats.median.toFixed(0)} ms, ${liveStats.max.toFixed(0)} ms` : 'never answered'}${liveFailed > 0 ? ` (${liveFailed} of ${samples.length} not answered within 10 s)` : ''} |`,
+    `| the API's PostgreSQL connections (max) | ${Math.max(...samples.map((s) => s.dbConnections))} |`,
+    `| the load process, CPU s in all | ${load.loadCpuSeconds.toFixed(1)} |`,
+    `| connections dropped by a full accept queue (TcpExt ListenOverflows, this machine) | ${load.listenOverflows} |`,
+    '',
+    `Answered per second, second by second: ${report.answeredPerSecond.join(' ')}`,
+    '',
+    ...(load.problems.length === 0
+      ? ['The API logged no warning or error meanwhile.', '']
+      : [
+          "The API's warnings and errors meanwhile (its log, level ≥ 40), most frequent first:",
+          '',
+          '| times | message |',
+          '|--:|---|',
+          ...load.problems.slice(0, 8).map(([text, n]) => `| ${n} | ${text.replaceAll('|', '\\|')} |`),
+          '',
+        ]),
+  ];
+}
+
+// ---------------------------------------------------------------------------------------------
+// the run
+
+async function fleetParts(
+  options: Options,
+  workDir: string,
+  teardown: Teardown,
+): Promise<{ records: RunRecord[]; idle: IdleResult | null; fleet: string; machine: string[] }> {
+  const largest = Math.max(...options.sizes);
+  // A kept fleet larger than needed serves too: the runs use its first hosts.
+  const inventory = options.keepFleet ? await readInventory() : null;
+  const fleetSize = inventory && inventory.length >= largest ? inventory.length : largest;
+  const { hosts: allHosts, fleet: fleetOrigin } = await provideFleet(fleetSize, options.keepFleet, teardown);
+  const hosts = allHosts.slice(0, largest);
+  const fleet = await readFleetInstance();
+  const privateKey = await readFile(FLEET_KEY);
+  const sshDrover = await startDrover(
+    hosts.map((host, index) => ({ ...host, labels: { ...host.labels, ...subsetLabels(index, options.sizes) } })),
+    { ...SSH_DROVER, workDir, logPrefix: 'ssh-' },
+    teardown,
+  );
+  const agentDrover = await startDrover(
+    [],
+    {
+      ...AGENT_DROVER,
+      workDir,
+      logPrefix: 'agent-',
+      listenAddress: fleet.gateway,
+      env: { AGENT_BUNDLE_DIR: path.join(ROOT, 'dist/agent') },
+    },
+    teardown,
+  );
+  if (options.keepFleet) {
+    teardown.add('removing the agents', () =>
+      eachLimited(hosts, HOST_PARALLEL, (host) => uninstallAgent(fleet, host)).then(() => undefined),
+    );
+  }
+  await installAgents(agentDrover, fleet, hosts, options.sizes);
+
+  const records: RunRecord[] = [];
+  if (options.parts.includes('fanout')) {
+    const contenders: Record<Contender, (size: number) => Promise<Measured>> = {
+      agent: (size) => operationRun(agentDrover, size),
+      ssh: (size) => operationRun(sshDrover, size),
+      ssh2: (size) => bareSsh2Run(hosts.slice(0, size), privateKey),
+    };
+    for (const size of options.sizes) {
+      const subset = hosts.slice(0, size);
+      for (let round = 0; round <= options.runs; round += 1) {
+        const label = `N=${size} ${round === 0 ? 'warm-up' : `round ${round}`}`;
+        for (let i = 0; i < CONTENDERS.length; i += 1) {
+          const contender = CONTENDERS[(round + i) % CONTENDERS.length]!;
+          await sleep(QUIET_MS);
+          const before = await probeStates(fleet, subset);
+          const load = os.loadavg()[0]!;
+          const measured = await contenders[contender](size);
+          const problems = restartProblems(before, await probeStates(fleet, subset));
+          if (problems.length > 0) {
+            throw new Error(`${label}, ${contender}: ${problems.length} problems: ${problems.slice(0, 5).join('; ')}`);
+          }
+          records.push({ contender, size, round, load, ...measured });
+          progress(
+            `${label}: ${TITLES[contender]} ${secs(measured.seconds)} s (CPU ${secs(measured.cpuSeconds)} s), ` +
+              `a new MainPID and one start on all ${size} hosts`,
+          );
+        }
+      }
+    }
+  }
+  const idle = options.parts.includes('idle') ? await idleRun(agentDrover, fleet, hosts, options.idleSeconds) : null;
+  return { records, idle, fleet: fleetOrigin, machine: await machine(agentDrover.db) };
+}
+
+async function benchmark(options: Options, teardown: Teardown): Promise<void> {
+  const workDir = await mkdtemp(path.join(os.tmpdir(), 'drover-bench-agent-'));
+  progress(`logs in ${workDir} (kept if the run fails)`);
+  await ensureServices();
+
+  let fleetResults: Awaited<ReturnType<typeof fleetParts>> | null = null;
+  if (options.parts.includes('fanout') || options.parts.includes('idle')) {
+    // Its own teardown, run before the load part: the fleet and its drovers are gone by then.
+    const fleetTeardown = new Teardown();
+    teardown.add('the fleet part', () => fleetTeardown.run());
+    try {
+      fleetResults = await fleetParts(options, workDir, fleetTeardown);
+    } finally {
+      await fleetTeardown.run();
+    }
+  }
+  let load: LoadResult | null = null;
+  let machineLines = fleetResults?.machine ?? [];
+  if (options.parts.includes('load')) {
+    const loadDrover = await startDrover([], { ...LOAD_DROVER, workDir, logPrefix: 'load-' }, teardown);
+    machineLines = await machine(loadDrover.db);
+    load = await loadRun(loadDrover, options, workDir);
+  }
+
+  const version = JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8')) as { version: string };
+  const markdown = [
+    '# The per-host agent: fan-out against SSH, idle cost, the API under many agents',
+    '',
+    '## Run',
+    '',
+    `- date: ${new Date().toISOString()}; \`node dist/bench/agent.js ${process.argv.slice(2).join(' ')}\`; drover ${version.version}`,
+    ...machineLines,
+    ...(fleetResults
+      ? [
+          `- fleet: ${Math.max(...options.sizes)} systemd-nspawn hosts of \`test/fleet/fleet.sh\` (${fleetResults.fleet})`,
+        ]
+      : []),
+    '',
+    ...(fleetResults && options.parts.includes('fanout') ? fanoutSection(options, fleetResults.records) : []),
+    ...(fleetResults?.idle ? idleSection(fleetResults.idle) : []),
+    ...(load ? loadSection(options, load) : []),
+  ].join('\n');
+  await writeReport(markdown, options.out);
+  if (load && load.problems.length > 0) progress(`the API logged problems under load: its log is kept in ${workDir}`);
+  else await rm(workDir, { recursive: true, force: true });
+}
+
+runBenchmark('agent', (teardown) => benchmark(parseOptions(process.argv.slice(2)), teardown));
