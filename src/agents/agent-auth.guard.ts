@@ -11,8 +11,11 @@ export interface AgentRequest extends Request {
   agent: AgentIdentity;
 }
 
-/** Every request is a heartbeat; the agent row is written at most this often per agent. */
-const SEEN_WRITE_INTERVAL_MS = 5_000;
+/**
+ * Every request is a heartbeat, but the agent row is written at most this often per agent (its
+ * heartbeats, every 15 s, write it anyway): a fleet of idle agents polling costs no writes.
+ */
+const SEEN_WRITE_INTERVAL_MS = 15_000;
 
 /**
  * The only way into the agent routes: a valid agent credential of an agent that is not revoked.

@@ -56,18 +56,19 @@ export class AgentWorkService {
   /** The agent's next command: a read the server waits for first, then a task; null after `waitMs`. */
   async next(agent: AgentIdentity, waitMs: number, signal: AbortSignal): Promise<AgentCommand | null> {
     const deadline = Date.now() + Math.min(waitMs, this.config.AGENT_POLL_MAX_WAIT_MS);
-    for (;;) {
-      const command = await this.take(agent);
-      if (command || signal.aborted) return command;
-      const left = deadline - Date.now();
-      if (left <= 0) return null;
-      // A claim lapsing (its agent died or was cut off) makes its task claimable without a wake-up.
-      const lapse = await this.agents.nextLapseInMs(agent.hostId);
-      await this.wake.waitForWork(
-        agent.hostId,
-        lapse === null ? left : Math.min(left, lapse + LAPSE_MARGIN_MS),
-        signal,
-      );
+    // Listening before looking: a task offered while this request looks still wakes it.
+    const listener = await this.wake.listen(agent.hostId, signal);
+    try {
+      for (;;) {
+        const { command, nextLapseInMs } = await this.take(agent);
+        if (command || signal.aborted) return command;
+        const left = deadline - Date.now();
+        if (left <= 0) return null;
+        // A claim lapsing (its agent died or was cut off) makes its task claimable without a wake-up.
+        await listener.wait(nextLapseInMs === null ? left : Math.min(left, nextLapseInMs + LAPSE_MARGIN_MS));
+      }
+    } finally {
+      listener.close();
     }
   }
 
@@ -128,6 +129,8 @@ export class AgentWorkService {
       `${task.verb} ${task.unit ?? ''} on ${agent.hostName} (agent): ${outcome.result} (${outcome.reason})`,
     );
     await this.dispatcher.dispatch(task.operationId);
+    // A task of this host that waited for this one's unit can be claimed now.
+    await this.wake.wake(agent.hostId);
     if (outcome.after && task.unit) {
       await this.units.upsertOne(agent.hostId, {
         name: task.unit,
@@ -153,11 +156,14 @@ export class AgentWorkService {
       throw new ResourceNotFoundError('read request', requestId);
   }
 
-  private async take(agent: AgentIdentity): Promise<AgentCommand | null> {
+  private async take(agent: AgentIdentity): Promise<{ command: AgentCommand | null; nextLapseInMs: number | null }> {
     const read = await this.reads.next(agent.hostId);
-    if (read) return read;
-    const claimed = await this.agents.claimNext(agent.hostId, this.config.AGENT_TASK_LEASE_MS);
-    return claimed ? this.taskCommand(claimed) : null;
+    if (read) return { command: read, nextLapseInMs: null };
+    const pending = await this.agents.pendingWork(agent.hostId);
+    const claimed = pending.claimable
+      ? await this.agents.claimNext(agent.hostId, this.config.AGENT_TASK_LEASE_MS)
+      : null;
+    return { command: claimed ? this.taskCommand(claimed) : null, nextLapseInMs: pending.nextLapseInMs };
   }
 
   private taskCommand(task: ClaimedTask): AgentCommand {

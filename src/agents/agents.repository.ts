@@ -334,14 +334,19 @@ export class AgentsRepository {
   }
 
   /**
-   * In how many milliseconds the first claim of the host's running tasks lapses (then the task can
-   * be claimed again), or null when none runs: a waiting request looks again at that moment.
+   * One cheap read before any claim (most requests find nothing): whether a task offered to the
+   * host may be claimable now, and in how many milliseconds the first running task's claim lapses
+   * (then its task can be claimed again), or null when none runs.
    */
-  async nextLapseInMs(hostId: string): Promise<number | null> {
-    const [row] = await this.prisma.$queryRaw<{ in_ms: number | null }[]>`
-      SELECT (EXTRACT(EPOCH FROM min(lease_expires_at) - now()) * 1000)::float8 AS in_ms
-      FROM tasks WHERE host_id = ${hostId}::uuid AND state = 'running' AND offered_at IS NOT NULL`;
-    return row?.in_ms === null || row?.in_ms === undefined ? null : Math.max(0, Math.ceil(row.in_ms));
+  async pendingWork(hostId: string): Promise<{ claimable: boolean; nextLapseInMs: number | null }> {
+    const [row] = await this.prisma.$queryRaw<{ claimable: boolean | null; next_lapse_ms: number | null }[]>`
+      SELECT bool_or(state = 'queued' OR lease_expires_at < now()) AS claimable,
+        (EXTRACT(EPOCH FROM min(lease_expires_at) FILTER (WHERE state = 'running' AND lease_expires_at >= now()) - now())
+          * 1000)::float8 AS next_lapse_ms
+      FROM tasks
+      WHERE host_id = ${hostId}::uuid AND offered_at IS NOT NULL AND state IN ('queued', 'running')`;
+    const lapse = row?.next_lapse_ms ?? null;
+    return { claimable: row?.claimable === true, nextLapseInMs: lapse === null ? null : Math.max(0, Math.ceil(lapse)) };
   }
 
   /** Renews the agent's claim of an attempt; false when it is no longer that attempt's (or its host's). */

@@ -21,6 +21,7 @@ describe('parseConfig', () => {
   it('applies the defaults when only the required variables are set', () => {
     assert.deepEqual(parseConfig(required), {
       ...required,
+      DATABASE_POOL_SIZE: 10,
       HOST: '127.0.0.1',
       PORT: 8080,
       LOG_LEVEL: 'info',
@@ -66,6 +67,7 @@ describe('parseConfig', () => {
     const config = parseConfig({
       DATABASE_URL: 'postgres://db/drover',
       REDIS_URL: 'rediss://redis:6380/1',
+      DATABASE_POOL_SIZE: '40',
       HOST: '0.0.0.0',
       PORT: '9000',
       LOG_LEVEL: 'debug',
@@ -104,6 +106,7 @@ describe('parseConfig', () => {
     assert.deepEqual(config, {
       DATABASE_URL: 'postgres://db/drover',
       REDIS_URL: 'rediss://redis:6380/1',
+      DATABASE_POOL_SIZE: 40,
       HOST: '0.0.0.0',
       PORT: 9000,
       LOG_LEVEL: 'debug',

@@ -14,6 +14,8 @@ const integerString = (min: number, max: number) =>
 export const configSchema = z.object({
   DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/, error: 'must be a postgresql:// URL' }),
   REDIS_URL: z.url({ protocol: /^rediss?$/, error: 'must be a redis:// URL' }),
+  /** PostgreSQL connections one process keeps at most (its pool); requests wait up to 2 s for one. */
+  DATABASE_POOL_SIZE: integerString(1, 1_000).default(10),
   HOST: z.string().min(1).default('127.0.0.1'),
   PORT: integerString(0, 65535).default(8080),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

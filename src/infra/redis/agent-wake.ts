@@ -4,6 +4,11 @@ import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config.schema';
 import { REDIS } from './redis.token';
 
+export interface WakeListener {
+  wait(ms: number): Promise<void>;
+  close(): void;
+}
+
 /**
  * Wakes an agent's waiting request for work within milliseconds of a task being offered to its
  * host, on whichever API replica holds that request: a Redis channel per host, one pattern
@@ -25,24 +30,46 @@ export class AgentWake implements OnModuleDestroy {
     await this.redis.publish(this.channel(hostId), '1');
   }
 
-  /** Resolves when the host is woken, after `ms`, or when `signal` aborts, whichever comes first. */
-  async waitForWork(hostId: string, ms: number, signal: AbortSignal): Promise<void> {
+  /**
+   * Listens for wake-ups of the host from now on (so none published while the caller looks for work
+   * is missed): `wait(ms)` resolves at once when one came since the last wait, else at the next one,
+   * after `ms`, or when `signal` aborts. Close it when done.
+   */
+  async listen(hostId: string, signal: AbortSignal): Promise<WakeListener> {
     await this.subscribe();
-    await new Promise<void>((resolve) => {
-      const done = (): void => {
-        clearTimeout(timer);
-        signal.removeEventListener('abort', done);
-        const set = this.waiting.get(hostId);
-        set?.delete(done);
-        if (set?.size === 0) this.waiting.delete(hostId);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      signal.addEventListener('abort', done);
-      const set = this.waiting.get(hostId) ?? new Set();
-      set.add(done);
-      this.waiting.set(hostId, set);
-    });
+    let woken = false;
+    let release: (() => void) | null = null;
+    const onWake = (): void => {
+      woken = true;
+      release?.();
+    };
+    const waiters = this.waiting.get(hostId) ?? new Set();
+    waiters.add(onWake);
+    this.waiting.set(hostId, waiters);
+    signal.addEventListener('abort', onWake);
+    return {
+      wait: (ms) =>
+        new Promise<void>((resolve) => {
+          if (woken || signal.aborted) {
+            woken = false;
+            resolve();
+            return;
+          }
+          const timer = setTimeout(() => release?.(), ms);
+          release = () => {
+            clearTimeout(timer);
+            release = null;
+            woken = false;
+            resolve();
+          };
+        }),
+      close: () => {
+        signal.removeEventListener('abort', onWake);
+        release?.();
+        waiters.delete(onWake);
+        if (waiters.size === 0) this.waiting.delete(hostId);
+      },
+    };
   }
 
   onModuleDestroy(): void {
