@@ -5,6 +5,8 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import Redis from 'ioredis';
+import { AGENT_PROTOCOL_HEADER, AGENT_PROTOCOL_VERSION } from '@drover/protocol';
+import { ProtocolAgent } from '../support/agent-client';
 import { startTestApi, TestApi } from '../support/api';
 import { query } from '../support/database';
 import { testEnv } from '../support/env';
@@ -35,6 +37,7 @@ interface Parameter {
   schema: JsonSchema;
 }
 interface Operation {
+  security?: Record<string, string[]>[];
   parameters?: Parameter[];
   requestBody?: { content: { 'application/json': { schema: JsonSchema } } };
 }
@@ -49,6 +52,8 @@ interface FuzzRequest {
   body: string | undefined;
   /** The field the answer must name; null when any named field will do (e.g. a body that is no JSON object). */
   field: string | null;
+  /** A route of the agent protocol: sent with an agent's credential and protocol header, as an agent would. */
+  agent: boolean;
 }
 
 /**
@@ -147,6 +152,13 @@ const RAW_BODIES = [
   `${'['.repeat(5_000)}${']'.repeat(5_000)}`,
 ];
 
+/** A path parameter of a valid form that names nothing that exists (ids are uuids, attempts numbers). */
+function validParameter(name: string): string {
+  if (name === 'id' || (name.endsWith('Id') && name !== 'requestId')) return randomUUID();
+  if (name === 'attempt') return '1';
+  return `fuzz-${randomBytes(3).toString('hex')}`;
+}
+
 function requestsFor(route: string, method: string, operation: Operation, spec: OpenApi): fc.Arbitrary<FuzzRequest>[] {
   const parameters = operation.parameters ?? [];
   const pathParameters = parameters.filter((parameter) => parameter.in === 'path');
@@ -155,14 +167,14 @@ function requestsFor(route: string, method: string, operation: Operation, spec: 
   const bodyComponent = bodySchema?.$ref ? spec.components.schemas[bodySchema.$ref.split('/').pop()!] : undefined;
   /** Path parameters of a valid form, naming nothing that exists: only the bad part decides the answer. */
   const validPath = (overrides: Record<string, string> = {}) =>
-    route.replace(/\{(\w+)\}/g, (_, name: string) =>
-      encodeURIComponent(overrides[name] ?? (name === 'id' ? randomUUID() : `fuzz-${randomBytes(3).toString('hex')}`)),
-    );
+    route.replace(/\{(\w+)\}/g, (_, name: string) => encodeURIComponent(overrides[name] ?? validParameter(name)));
+  const agent = (operation.security ?? []).some((requirement) => 'agentCredential' in requirement);
   const request = (url: string, body: unknown, field: string | null): FuzzRequest => ({
     method: method.toUpperCase(),
     url,
     body: body === undefined ? undefined : JSON.stringify(body),
     field,
+    agent,
   });
   const arbitraries: fc.Arbitrary<FuzzRequest>[] = [];
 
@@ -213,6 +225,7 @@ describe('HTTP fuzzing: generated bad input to every route with input (walks ope
   let api: TestApi;
   let redis: Redis;
   let token: string;
+  let agent: ProtocolAgent;
   const prefix = `drover-fuzz-${randomBytes(4).toString('hex')}`;
 
   const counts = async () =>
@@ -230,6 +243,11 @@ describe('HTTP fuzzing: generated bad input to every route with input (walks ope
     api = await startTestApi({ QUEUE_PREFIX: prefix });
     redis = new Redis(testEnv.redisUrl);
     token = await api.token();
+    // The agent protocol's routes are fuzzed as an enrolled agent calls them.
+    const joinToken = await (await api.client()).POST('/v1/agent-join-tokens', { body: {} });
+    agent = new ProtocolAgent(api.baseUrl);
+    assert.equal((await agent.enrol(joinToken.data!.joinToken, 'fuzz-agent-host')).status, 201);
+    assert.equal((await agent.login()).status, 201);
   });
   after(async () => {
     redis.disconnect();
@@ -252,7 +270,11 @@ describe('HTTP fuzzing: generated bad input to every route with input (walks ope
     const send = async (request: FuzzRequest) => {
       const response = await fetch(`${api.baseUrl}${request.url}`, {
         method: request.method,
-        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        headers: {
+          authorization: `Bearer ${request.agent ? agent.credential : token}`,
+          'content-type': 'application/json',
+          ...(request.agent ? { [AGENT_PROTOCOL_HEADER]: String(AGENT_PROTOCOL_VERSION) } : {}),
+        },
         body: request.body,
         signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
       });
