@@ -125,8 +125,9 @@ export async function startDrover(hosts: FleetHost[], setup: DroverSetup, teardo
     PORT: String(setup.port),
     SSH_PRIVATE_KEY_PATH: FLEET_KEY,
     WORKER_CONCURRENCY: '64',
-    // As many database connections as jobs at once (and hundreds of agents' polls on the API).
-    DATABASE_POOL_SIZE: '64',
+    // More database connections than the default 10 (hundreds of agents' polls on an API, 64 jobs
+    // on a worker), but two drovers' APIs and workers must stay within PostgreSQL's 100 connections.
+    DATABASE_POOL_SIZE: '20',
     // One pooled connection per host at least, so no run waits for one to close to open another.
     SSH_POOL_MAX_CONNECTIONS: String(Math.max(1_000, hosts.length)),
     // Discovery sweeps would compete with the runs they are not part of.
