@@ -1,6 +1,6 @@
 import { DomainError, FieldError } from '../common/errors/domain-errors';
+import { grantProblems } from './grant-input';
 import { Verb, VERBS } from '@drover/protocol';
-import { snapshotArgv, unitNameProblem } from '@drover/systemd';
 
 /**
  * A polkit rules file that lets the drover agent, running as an unprivileged system user, carry out
@@ -68,21 +68,6 @@ export class PolkitInputError extends DomainError {
   }
 }
 
-function unitProblem(unit: string): string | null {
-  if (/[*?[\]]/.test(unit)) {
-    return 'unit globs are not supported: polkit compares unit names exactly; list every unit by its full name';
-  }
-  const problem = unitNameProblem(unit);
-  if (problem !== null) return problem;
-  try {
-    // drover acts on instances, never on templates (it reads a unit's state before and after).
-    snapshotArgv(unit);
-  } catch (error) {
-    return (error as Error).message;
-  }
-  return null;
-}
-
 /** Everything wrong with an input, by field (`units[2]`), or [] when it can be rendered. */
 export function polkitInputProblems(input: {
   user: string;
@@ -96,28 +81,14 @@ export function polkitInputProblems(input: {
     problems.push({ field: 'user', message: 'root needs no polkit rule: systemd allows root everything' });
   }
 
-  if (input.verbs.length === 0) problems.push({ field: 'verbs', message: 'must name at least one verb' });
-  input.verbs.forEach((verb, index) => {
-    if (!(VERBS as readonly string[]).includes(verb)) {
-      problems.push({ field: `verbs[${index}]`, message: `must be one of ${VERBS.join(', ')}` });
-    }
-  });
-  if (input.verbs.includes('mask') && !input.verbs.includes('start')) {
-    problems.push({
-      field: 'verbs',
-      message:
-        'mask needs start as well: drover checks a mask by trying to start the unit, which systemd must refuse as masked (polkit refusing it first would fail the task)',
-    });
-  }
-
-  if (input.units.length === 0) problems.push({ field: 'units', message: 'must name at least one unit' });
-  if (input.units.length > MAX_POLKIT_UNITS) {
-    problems.push({ field: 'units', message: `at most ${MAX_POLKIT_UNITS} units per rule` });
-  }
-  input.units.forEach((unit, index) => {
-    const problem = unitProblem(unit);
-    if (problem !== null) problems.push({ field: `units[${index}]`, message: problem });
-  });
+  problems.push(
+    ...grantProblems(input, {
+      enforcer: 'polkit',
+      noGlobs: 'polkit compares unit names exactly',
+      maxUnits: MAX_POLKIT_UNITS,
+      unitsPer: 'units per rule',
+    }),
+  );
   return problems;
 }
 

@@ -1,4 +1,5 @@
 import { DomainError, FieldError } from '../common/errors/domain-errors';
+import { grantProblems } from './grant-input';
 import { Verb, VERBS } from '@drover/protocol';
 import {
   HOST_CLOCK_ARGV,
@@ -8,7 +9,6 @@ import {
   START_LIKE_VERBS,
   startJournalArgv,
   SYSTEMD_PROBE_ARGV,
-  unitNameProblem,
   verbArgv,
 } from '@drover/systemd';
 import { PROBE_PROGRAM } from '../probes/dto/probe.dto';
@@ -105,22 +105,6 @@ function groupProblem(group: string): string | null {
   return null;
 }
 
-function unitProblem(unit: string): string | null {
-  if (/[*?[\]]/.test(unit)) {
-    return 'unit globs are not supported: sudo would match them with wildcards, which also match spaces and so further arguments; list every unit by its full name';
-  }
-  const problem = unitNameProblem(unit);
-  if (problem !== null) return problem;
-  try {
-    // drover reads a unit's state before and after every verb, which systemd has only for
-    // instances, never for templates: the message says so and names an instance to use instead.
-    snapshotArgv(unit);
-  } catch (error) {
-    return (error as Error).message;
-  }
-  return null;
-}
-
 /**
  * Everything wrong with an input, by field (`units[2]`), or [] when it can be rendered. The API's
  * DTO and the renderer use this one list of rules.
@@ -147,28 +131,14 @@ export function sudoersInputProblems(input: {
     problems.push({ field: 'group', message: `required: user ${input.user} does not make a group name by itself` });
   }
 
-  if (input.verbs.length === 0) problems.push({ field: 'verbs', message: 'must name at least one verb' });
-  input.verbs.forEach((verb, index) => {
-    if (!(VERBS as readonly string[]).includes(verb)) {
-      problems.push({ field: `verbs[${index}]`, message: `must be one of ${VERBS.join(', ')}` });
-    }
-  });
-  if (input.verbs.includes('mask') && !input.verbs.includes('start')) {
-    problems.push({
-      field: 'verbs',
-      message:
-        'mask needs start as well: drover checks a mask by trying to start the unit, which systemd must refuse (sudo refusing it instead would fail the task)',
-    });
-  }
-
-  if (input.units.length === 0) problems.push({ field: 'units', message: 'must name at least one unit' });
-  if (input.units.length > MAX_SUDOERS_UNITS) {
-    problems.push({ field: 'units', message: `at most ${MAX_SUDOERS_UNITS} units per file` });
-  }
-  input.units.forEach((unit, index) => {
-    const problem = unitProblem(unit);
-    if (problem !== null) problems.push({ field: `units[${index}]`, message: problem });
-  });
+  problems.push(
+    ...grantProblems(input, {
+      enforcer: 'sudo',
+      noGlobs: 'sudo would match them with wildcards, which also match spaces and so further arguments',
+      maxUnits: MAX_SUDOERS_UNITS,
+      unitsPer: 'units per file',
+    }),
+  );
   return problems;
 }
 

@@ -132,15 +132,7 @@ export class AgentWorkService {
     // A task of this host that waited for this one's unit can be claimed now.
     await this.wake.wake(agent.hostId);
     if (outcome.after && task.unit) {
-      await this.units.upsertOne(agent.hostId, {
-        name: task.unit,
-        description: outcome.after.description,
-        loadState: outcome.after.loadState,
-        activeState: outcome.after.activeState,
-        subState: outcome.after.subState,
-        unitFileState: outcome.after.unitFileState,
-        mainPid: outcome.after.mainPid,
-      });
+      await this.units.recordAfterTask(agent.hostId, task.unit, outcome.after);
     }
     return true;
   }

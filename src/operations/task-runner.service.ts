@@ -322,15 +322,7 @@ export class TaskRunnerService {
   private async recordAfterwards(task: TaskWithContext, { target, outcome, reached }: Afterwards): Promise<void> {
     if (reached !== null) await this.hosts.recordContact(target.hostId, reached);
     if (outcome.after && task.unit) {
-      await this.units.upsertOne(target.hostId, {
-        name: task.unit,
-        description: outcome.after.description,
-        loadState: outcome.after.loadState,
-        activeState: outcome.after.activeState,
-        subState: outcome.after.subState,
-        unitFileState: outcome.after.unitFileState,
-        mainPid: outcome.after.mainPid,
-      });
+      await this.units.recordAfterTask(target.hostId, task.unit, outcome.after);
     }
     // Every action is followed by a fresh look at the whole host (deduplicated per host). A
     // rollout's hosts get theirs when the rollout ends, not while later batches still act.

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { ResourceNotFoundError } from '../common/errors/domain-errors';
-import { type Selector } from '@drover/protocol';
+import { type Selector, type UnitSnapshot } from '@drover/protocol';
 import { Prisma, Unit } from '../generated/prisma/client';
 import { PrismaService } from '../infra/prisma/prisma.service';
 import { selectorSql } from '../infra/prisma/selector-sql';
@@ -65,6 +65,19 @@ export class UnitsRepository {
         }),
       ),
     ]);
+  }
+
+  /** The unit as a task left it (its state read after acting), whoever carried the task out. */
+  recordAfterTask(hostId: string, name: string, after: UnitSnapshot): Promise<void> {
+    return this.upsertOne(hostId, {
+      name,
+      description: after.description,
+      loadState: after.loadState,
+      activeState: after.activeState,
+      subState: after.subState,
+      unitFileState: after.unitFileState,
+      mainPid: after.mainPid,
+    });
   }
 
   async upsertOne(hostId: string, unit: DiscoveredUnitRow & { mainPid: number | null }): Promise<void> {
