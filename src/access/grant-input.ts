@@ -58,3 +58,24 @@ export function grantProblems(
   });
   return problems;
 }
+
+/** Words after `first`, broken between words before `width` characters; later lines begin with `next`. */
+export function wrapWords(first: string, next: string, words: readonly string[], width = 100): string[] {
+  const lines: string[] = [];
+  let line = first;
+  for (const word of words) {
+    if (line.length + 1 + word.length > width && line !== first) {
+      lines.push(line);
+      line = next;
+    }
+    line += ` ${word}`;
+  }
+  lines.push(line);
+  return lines;
+}
+
+/** A comma-separated list in a comment (`marker`: # or //) after `prefix`, continued aligned under it. */
+export function wrapCommentList(marker: string, prefix: string, items: readonly string[]): string[] {
+  const words = items.map((item, index) => (index < items.length - 1 ? `${item},` : item));
+  return wrapWords(prefix, `${marker}${' '.repeat(prefix.length - marker.length)}`, words);
+}
