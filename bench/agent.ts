@@ -65,6 +65,7 @@ import {
   secs,
   stats,
   Teardown,
+  wallTimes,
   writeReport,
 } from './lib/harness';
 
@@ -573,23 +574,15 @@ interface RunRecord extends Measured {
 function fanoutSection(options: Options, records: RunRecord[]): string[] {
   const lines = ['## Fan-out: one restart of drover-probe.service on N hosts', ''];
   for (const size of options.sizes) {
-    const timed = (contender: Contender) =>
-      records.filter((r) => r.size === size && r.round > 0 && r.contender === contender);
-    const warmup = (contender: Contender) =>
-      records.find((r) => r.size === size && r.round === 0 && r.contender === contender)!;
-    const wall = Object.fromEntries(CONTENDERS.map((c) => [c, stats(timed(c).map((r) => r.seconds))])) as Record<
-      Contender,
-      ReturnType<typeof stats>
-    >;
+    const { wall, table } = wallTimes(
+      CONTENDERS,
+      TITLES,
+      records.filter((r) => r.size === size),
+    );
     lines.push(
       `### N = ${size}`,
       '',
-      '| contender | median s | min s | max s | warm-up s | CPU s per run (median) |',
-      '|---|--:|--:|--:|--:|--:|',
-      ...CONTENDERS.map((c) => {
-        const cpu = stats(timed(c).map((r) => r.cpuSeconds)).median;
-        return `| ${TITLES[c]} | ${secs(wall[c].median)} | ${secs(wall[c].min)} | ${secs(wall[c].max)} | ${secs(warmup(c).seconds)} | ${secs(cpu)} |`;
-      }),
+      ...table,
       '',
       `- agent / bare ssh2 (cold): **${(wall.agent.median / wall.ssh2.median).toFixed(2)}×** (medians); ` +
         `agent / drover ssh: **${(wall.agent.median / wall.ssh.median).toFixed(2)}×**`,

@@ -56,9 +56,9 @@ import {
   runBenchmark,
   runOrFail,
   secs,
-  Stats,
   stats,
   Teardown,
+  wallTimes,
   writeReport,
 } from './lib/harness';
 
@@ -406,11 +406,7 @@ function report(
   },
 ): string {
   const timed = (contender: Contender) => records.filter((r) => r.round > 0 && r.contender === contender);
-  const warmup = (contender: Contender) => records.find((r) => r.round === 0 && r.contender === contender)!;
-  const wall = Object.fromEntries(CONTENDERS.map((c) => [c, stats(timed(c).map((r) => r.seconds))])) as Record<
-    Contender,
-    Stats
-  >;
+  const { wall, table } = wallTimes(CONTENDERS, TITLES, records);
   const droverRuns = timed('drover');
   const apiCpu = stats(droverRuns.map((r) => r.droverCpu!.api));
   const workerCpu = stats(droverRuns.map((r) => r.droverCpu!.worker));
@@ -434,12 +430,7 @@ function report(
     '',
     '## Wall time',
     '',
-    '| contender | median s | min s | max s | warm-up s | CPU s per run (median) |',
-    '|---|--:|--:|--:|--:|--:|',
-    ...CONTENDERS.map((c) => {
-      const cpu = stats(timed(c).map((r) => r.cpuSeconds)).median;
-      return `| ${TITLES[c]} | ${secs(wall[c].median)} | ${secs(wall[c].min)} | ${secs(wall[c].max)} | ${secs(warmup(c).seconds)} | ${secs(cpu)} |`;
-    }),
+    ...table,
     '',
     `- drover / bare ssh2: **${(wall.drover.median / wall.ssh2.median).toFixed(2)}×** (medians)`,
     `- Ansible / drover: **${(wall.ansible.median / wall.drover.median).toFixed(2)}×** (medians)`,

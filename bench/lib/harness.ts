@@ -216,3 +216,36 @@ export async function writeReport(markdown: string, out: string): Promise<void> 
   await writeFile(out, formatted);
   progress(`report written to ${out}`);
 }
+
+/** One timed run of a contender: its wall time and CPU seconds; round 0 is the warm-up. */
+export interface TimedRun<Contender extends string> {
+  contender: Contender;
+  round: number;
+  seconds: number;
+  cpuSeconds: number;
+}
+
+/**
+ * Each contender's wall-time statistics over its timed rounds (the warm-up left out), and the
+ * markdown table every benchmark shows them in, the warm-up beside them.
+ */
+export function wallTimes<Contender extends string>(
+  contenders: readonly Contender[],
+  titles: Record<Contender, string>,
+  runs: readonly TimedRun<Contender>[],
+): { wall: Record<Contender, Stats>; table: string[] } {
+  const timed = (contender: Contender) => runs.filter((run) => run.round > 0 && run.contender === contender);
+  const warmup = (contender: Contender) => runs.find((run) => run.round === 0 && run.contender === contender)!;
+  const wall = Object.fromEntries(
+    contenders.map((contender) => [contender, stats(timed(contender).map((run) => run.seconds))]),
+  ) as Record<Contender, Stats>;
+  const table = [
+    '| contender | median s | min s | max s | warm-up s | CPU s per run (median) |',
+    '|---|--:|--:|--:|--:|--:|',
+    ...contenders.map((c) => {
+      const cpu = stats(timed(c).map((run) => run.cpuSeconds)).median;
+      return `| ${titles[c]} | ${secs(wall[c].median)} | ${secs(wall[c].min)} | ${secs(wall[c].max)} | ${secs(warmup(c).seconds)} | ${secs(cpu)} |`;
+    }),
+  ];
+  return { wall, table };
+}
