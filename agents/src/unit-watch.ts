@@ -1,6 +1,15 @@
 import { Message, MessageType, systemBus, type MessageBus } from '@particle/dbus-next';
 import type { UnitsReport } from '@drover/protocol';
-import { type Host, LIST_UNIT_FILES_ARGV, LIST_UNITS_ARGV, parseDiscovery, unitNameProblem } from '@drover/systemd';
+import {
+  type Host,
+  LIST_UNIT_FILES_ARGV,
+  LIST_UNITS_ARGV,
+  parseDiscovery,
+  readDefinitionTexts,
+  readUnitDefinitions,
+  reportDefinitions,
+  unitNameProblem,
+} from '@drover/systemd';
 import { backoffMs, pause } from './backoff';
 import type { Logger } from './log';
 
@@ -71,6 +80,8 @@ export class UnitWatch {
   private listAll = true;
   private flushTimer: NodeJS.Timeout | null = null;
   private wake: (() => void) | null = null;
+  /** Definitions whose text the server has from this process (after a restart: sent once more). */
+  private readonly sentTexts = new Set<string>();
 
   constructor(
     private readonly host: Host,
@@ -182,7 +193,9 @@ export class UnitWatch {
       this.changed.clear();
       this.listAll = false;
       try {
-        await this.report(await this.listing(full ? null : names));
+        const { report, textsSent } = await this.listing(full ? null : names);
+        await this.report(report);
+        for (const hash of textsSent) this.sentTexts.add(hash);
         if (full) lastFull = Date.now();
         failures = 0;
       } catch (error) {
@@ -195,7 +208,7 @@ export class UnitWatch {
   }
 
   /** All units (null), or these: as listed now; a named unit listed nowhere is gone. */
-  private async listing(names: string[] | null): Promise<UnitsReport> {
+  private async listing(names: string[] | null): Promise<{ report: UnitsReport; textsSent: string[] }> {
     const named = names ?? [];
     const [units, files] = await Promise.all([
       this.host.run([...LIST_UNITS_ARGV, '--', ...named], { timeoutMs: LISTING_TIMEOUT_MS }),
@@ -207,10 +220,24 @@ export class UnitWatch {
     }
     const listed = parseDiscovery(units.stdout, files.exitCode === 0 ? files.stdout : '');
     const present = new Set(listed.map((unit) => unit.name));
+    // What the units are built from (drift), as the SSH worker's discovery reads it.
+    const run = (argv: readonly string[]) => this.host.run(argv, { timeoutMs: LISTING_TIMEOUT_MS });
+    const { definitions, fileHashes } = await readUnitDefinitions(
+      run,
+      listed.map((unit) => unit.name),
+    );
+    const unsent = definitions.filter(
+      (unit) => unit.definitionHash !== null && !this.sentTexts.has(unit.definitionHash),
+    );
+    const texts = await readDefinitionTexts(run, unsent, fileHashes);
     return {
-      full: names === null,
-      units: listed,
-      removed: named.filter((name) => !present.has(name)),
+      report: {
+        full: names === null,
+        units: listed,
+        removed: named.filter((name) => !present.has(name)),
+        definitions: reportDefinitions(definitions, fileHashes, texts),
+      },
+      textsSent: [...texts.keys()],
     };
   }
 }

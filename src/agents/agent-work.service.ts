@@ -18,6 +18,7 @@ import type { AppConfig } from '../config/config.schema';
 import { DispatcherService } from '../operations/dispatcher.service';
 import { OperationsRepository, type TaskWithContext } from '../operations/operations.repository';
 import { UnitsRepository } from '../units/units.repository';
+import { acceptReportedDefinition } from '@drover/systemd';
 import { AgentReads } from './agent-reads';
 import { AgentWake } from '../infra/redis/agent-wake';
 import { AgentsRepository, type AgentIdentity, type ClaimedTask } from './agents.repository';
@@ -139,8 +140,18 @@ export class AgentWorkService {
 
   /** The host's units as its agent saw them change (or all of them): discovery for agent hosts is live. */
   async reportUnits(agent: AgentIdentity, report: UnitsReport): Promise<void> {
+    const accepted = (report.definitions ?? []).map(acceptReportedDefinition);
+    // Texts first, as discovery stores them: a definition hash shown has its text when it was sent.
+    const texts = accepted.flatMap(({ definition: { definitionHash }, text }) =>
+      text === null || definitionHash === null ? [] : [[definitionHash, text] as const],
+    );
+    await this.units.storeDefinitionTexts(new Map(texts));
     if (report.full) await this.units.replaceForHost(agent.hostId, report.units);
     else await this.units.applyChanges(agent.hostId, report.units, report.removed);
+    await this.units.recordDefinitions(
+      agent.hostId,
+      accepted.map(({ definition }) => definition),
+    );
   }
 
   async readResults(agent: AgentIdentity, requestId: string, results: ReadResult[]): Promise<void> {

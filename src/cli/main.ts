@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { allPages, ApiError, createDroverClient, DroverClient, Schemas, unwrap } from '../client';
 import { FINISHED_OPERATION_STATUSES, VERBS } from '@drover/protocol';
 import { daemonReloadOf, RolloutUsageError, rolloutCommand } from './rollout';
+import { renderDrift } from './drift';
 import { renderTable } from './table';
 import { webhooksCommand, WebhooksUsageError } from './webhooks';
 import { agentsCommand, AgentsUsageError } from './agents';
@@ -18,6 +19,10 @@ usage: drover <command> [options]
   units list UNIT [-l SELECTOR] [--json]   one unit across the fleet, e.g. units list nginx.service
   units host HOST [--json]                 units discovered on one host
   units discover HOST                      queue a fresh listing of the host's units
+  units drift UNIT [-l SELECTOR] [--from HASH] [--to HASH] [--json]
+                                           hosts grouped by the unit's definition (files, Type=, Restart=),
+                                           the diff of two groups (the largest two by default),
+                                           hosts needing daemon-reload, flapping hosts
 
   VERB UNIT (-l SELECTOR | --host NAME) [--concurrency N] [--on-conflict wait|reject]
            [--timeout-ms N] [--trust-on-first-use] [--daemon-reload refuse|auto|ignore] [--no-wait] [--json]
@@ -152,10 +157,28 @@ async function hostsCommand(api: DroverClient, args: string[], json: boolean, se
   }
 }
 
-async function unitsCommand(api: DroverClient, args: string[], json: boolean, selector?: string): Promise<void> {
+async function unitsCommand(
+  api: DroverClient,
+  args: string[],
+  values: {
+    json?: boolean | undefined;
+    selector?: string | undefined;
+    from?: string | undefined;
+    to?: string | undefined;
+  },
+): Promise<void> {
   const [action, target] = args;
+  const { json = false, selector } = values;
   let units: Schemas['UnitPage']['items'];
-  if (action === 'list' && target) {
+  if (action === 'drift' && target) {
+    const drift = unwrap(
+      await api.GET('/v1/units/{name}/drift', {
+        params: { path: { name: target }, query: { selector, from: values.from, to: values.to } },
+      }),
+    );
+    process.stdout.write(json ? `${JSON.stringify(drift, null, 2)}\n` : renderDrift(drift));
+    return;
+  } else if (action === 'list' && target) {
     units = await allPages(async (cursor) =>
       unwrap(await api.GET('/v1/units', { params: { query: { name: target, selector, cursor, limit: 1000 } } })),
     );
@@ -170,7 +193,7 @@ async function unitsCommand(api: DroverClient, args: string[], json: boolean, se
       ),
     );
   } else {
-    throw new UsageError('units takes: list UNIT | host HOST | discover HOST');
+    throw new UsageError('units takes: list UNIT | host HOST | discover HOST | drift UNIT');
   }
   if (json) process.stdout.write(`${JSON.stringify(units, null, 2)}\n`);
   else printUnits(units);
@@ -468,6 +491,8 @@ async function main(argv: string[]): Promise<void> {
       format: { type: 'string' },
       'from-seq': { type: 'string' },
       'to-seq': { type: 'string' },
+      from: { type: 'string' },
+      to: { type: 'string' },
       'no-wait': { type: 'boolean', default: false },
       batch: { type: 'string' },
       'max-failures': { type: 'string' },
@@ -503,7 +528,7 @@ async function main(argv: string[]): Promise<void> {
   const baseUrl = process.env.DROVER_URL ?? 'http://127.0.0.1:8080';
   const api = createDroverClient(baseUrl, process.env.DROVER_TOKEN);
   if (group === 'hosts') await hostsCommand(api, rest, values.json, values.selector);
-  else if (group === 'units') await unitsCommand(api, rest, values.json, values.selector);
+  else if (group === 'units') await unitsCommand(api, rest, values);
   else if (group === 'ops') await opsCommand(api, rest, values.json);
   else if (group === 'probes') await probesCommand(api, rest, values);
   else if (group === 'rollout') await rolloutCommand(api, baseUrl, process.env.DROVER_TOKEN, rest, values);

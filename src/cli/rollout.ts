@@ -333,6 +333,11 @@ export async function rolloutCommand(
             ` — on overlap: ${plan.onOverlap}\n`,
         );
       }
+      if (plan.daemonReload.hosts.length > 0) {
+        process.stdout.write(
+          `needs daemon-reload: ${plan.daemonReload.hosts.join(', ')} — ${plan.daemonReload.effect}\n`,
+        );
+      }
       process.stdout.write(
         `${plan.total} host(s) in ${plan.batches.length} batch(es); aborts at failure ${plan.failureBudget.abortsAtFailure}` +
           `${plan.ok ? '' : `\ncannot start: ${plan.problems.join('; ')}`}\n`,

@@ -215,6 +215,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/units/{name}/drift": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** How one unit differs across the fleet: hosts grouped by definition, the diff of two groups, flapping */
+        get: operations["getUnitDrift"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/units": {
         parameters: {
             query?: never;
@@ -2595,6 +2612,8 @@ export interface components {
                 unitState: string;
                 /** @description Whether every unit is active now; unknown counts as unavailable */
                 available: boolean;
+                /** @description Whether a unit's files changed on disk since systemd read them, as last discovered (NeedDaemonReload=yes) */
+                needsDaemonReload: boolean;
             }[];
             /** @description Selected hosts without a unit matching a unit glob */
             skipped: {
@@ -2603,6 +2622,15 @@ export interface components {
             }[];
             /** @description Hosts whose unit is not active (or unknown) now */
             alreadyUnavailable: string[];
+            /** @description The daemon-reload interlock on this rollout (each task checks again live before acting) */
+            daemonReload: {
+                /** @enum {string} */
+                policy: "refuse" | "auto" | "ignore";
+                /** @description Hosts where a unit changed on disk, as last discovered */
+                hosts: string[];
+                /** @description What the policy does on those hosts, in words */
+                effect: string;
+            };
             batches: {
                 index: number;
                 size: number;
@@ -3072,6 +3100,56 @@ export interface components {
             /** @description Pass as cursor to get the next page; null on the last page */
             nextCursor: string | null;
         };
+        UnitDrift: {
+            unit: string;
+            /** @description The selector the hosts were chosen by ("" for every host) */
+            selector: string;
+            /** @description Hosts matched that have the unit */
+            hosts: number;
+            /** @description Hosts grouped by definition hash, largest first */
+            groups: {
+                /** @description null: hosts whose definition is not known (the unit has no file there, a file could not be read, or it was not discovered since) */
+                definitionHash: string | null;
+                /** @description How many hosts */
+                hosts: number;
+                /** @description The first 20 of them, by name */
+                hostNames: string[];
+                fragmentPath: string | null;
+                dropInPaths: string[];
+                serviceType: string | null;
+                restart: string | null;
+            }[];
+            /** @description Hosts matched that do not have the unit at all */
+            absent: {
+                /** @description How many hosts */
+                hosts: number;
+                /** @description The first 20 of them, by name */
+                hostNames: string[];
+            };
+            /** @description Hosts where systemd runs an older definition than the files on disk (a restart would not apply them) */
+            needDaemonReload: {
+                /** @description How many hosts */
+                hosts: number;
+                /** @description The first 20 of them, by name */
+                hostNames: string[];
+            };
+            /** @description Hosts where the unit restarted on its own between the last two discoveries (at most 100, most restarts first) */
+            flapping: {
+                hostName: string;
+                nRestarts: number | null;
+                restartsGrewBy: number;
+                /** Format: date-time */
+                refreshedAt: string;
+            }[];
+            diff: {
+                from: string;
+                to: string;
+                /** @description Unified diff of the two definitions as `systemctl cat` prints them */
+                text: string;
+            } | null;
+            /** @description Why there is no diff, when there is none */
+            diffUnavailable: string | null;
+        };
         UnitPage: {
             items: {
                 hostName: string;
@@ -3091,6 +3169,22 @@ export interface components {
                  * @description When drover last read this state from the host
                  */
                 refreshedAt: string;
+                /** @description systemd FragmentPath: the unit file */
+                fragmentPath: string | null;
+                /** @description systemd DropInPaths: drop-ins applied over the unit file */
+                dropInPaths: string[];
+                /** @description Type= of a service (simple, forking, notify...) */
+                serviceType: string | null;
+                /** @description Restart= of a service (no, on-failure, always...) */
+                restart: string | null;
+                /** @description SHA-256 over the files the unit is built from (paths and contents): equal hashes, equal definitions */
+                definitionHash: string | null;
+                /** @description systemd NeedDaemonReload: its files changed on disk since systemd read them */
+                needDaemonReload: boolean | null;
+                /** @description systemd NRestarts: automatic restarts since it was started */
+                nRestarts: number | null;
+                /** @description How much NRestarts grew between the last two discoveries: above 0, the unit is flapping */
+                restartsGrewBy: number;
             }[];
             /** @description Pass as cursor to get the next page; null on the last page */
             nextCursor: string | null;
@@ -3109,6 +3203,23 @@ export interface components {
             }[];
             /** @description Units that no longer exist */
             removed: string[];
+            /** @description What the listed units are built from (agents before drift support send none) */
+            definitions?: {
+                name: string;
+                fragmentPath: string | null;
+                dropInPaths: string[];
+                serviceType: string | null;
+                restart: string | null;
+                nRestarts: number | null;
+                needDaemonReload: boolean;
+                /** @description SHA-256 of each file of the unit that could be read */
+                fileHashes: {
+                    path: string;
+                    sha256: string;
+                }[];
+                /** @description The definition as `systemctl cat` prints it: sent once per definition the agent has not sent yet */
+                text?: string;
+            }[];
         };
         /** @description Fields to change; absent fields keep their value */
         UpdateHost: {
@@ -4028,6 +4139,54 @@ export interface operations {
             };
             /** @description The named resource does not exist */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getUnitDrift: {
+        parameters: {
+            query?: {
+                /** @description Kubernetes-style label selector, e.g. `role=web,env in (prod,staging),!canary,tier!=db` */
+                selector?: string;
+                /** @description The group to diff from (default: the largest) */
+                from?: string;
+                /** @description The group to diff to (default: the second largest) */
+                to?: string;
+            };
+            header?: never;
+            path: {
+                /** @description A systemd unit name, e.g. nginx.service; a name without a unit type suffix means NAME.service, as systemctl reads it (nginx, a.b and getty@tty1 are nginx.service, a.b.service and getty@tty1.service), and drover records it so */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The unit across the selected hosts */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnitDrift"];
+                };
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked bearer token */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -31,6 +31,8 @@ export interface UnitState {
   hostId: string;
   name: string;
   activeState: string;
+  /** As last discovered: its files changed on disk since systemd read them (null: not known). */
+  needDaemonReload: boolean | null;
 }
 
 /** Which units to read: one by name, or every unit with a literal prefix and suffix (a glob's bounds). */
@@ -388,7 +390,7 @@ export class RolloutsRepository {
         hostId: { in: [...hostIds] },
         name: 'prefix' in filter ? { startsWith: filter.prefix, endsWith: filter.suffix } : filter.name,
       },
-      select: { hostId: true, name: true, activeState: true },
+      select: { hostId: true, name: true, activeState: true, needDaemonReload: true },
     });
   }
 

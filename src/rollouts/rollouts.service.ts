@@ -13,6 +13,7 @@ import { HostsService } from '../hosts/hosts.service';
 import { ProbesRepository } from '../probes/probes.repository';
 import { assertMayActOn, BoundsTarget, reloadFirstAction } from '../tokens/token-bounds';
 import type { Principal } from '../common/auth/principal';
+import { daemonReloadEffect } from '@drover/systemd';
 import {
   ACTED_ROLLOUT_HOST_STATES,
   compileUnitGlob,
@@ -359,6 +360,8 @@ export class RolloutsService {
     const ordered = orderHosts(glob ? hosts.filter((host) => host.units.length > 0) : hosts, strategy.order);
     const total = ordered.length;
     const alreadyUnavailable = ordered.filter((host) => unitStateOf(host) !== 'active').map((host) => host.name);
+    const needsDaemonReload = (host: TargetHost) => host.units.some((unit) => unit.needDaemonReload === true);
+    const reloadHosts = ordered.filter(needsDaemonReload).map((host) => host.name);
     const cap = unavailabilityCap(strategy.maxUnavailable, total, alreadyUnavailable.length);
 
     const problems = probeProblems(strategy.healthGate.probes, catalogue, actedUnits);
@@ -405,12 +408,18 @@ export class RolloutsService {
         units: unitsOf(host),
         unitState: unitStateOf(host),
         available: unitStateOf(host) === 'active',
+        needsDaemonReload: needsDaemonReload(host),
       })),
       skipped: skipped.map((host) => ({
         name: host.name,
         reason: `no discovered unit matches '${strategy.unit}'`,
       })),
       alreadyUnavailable,
+      daemonReload: {
+        policy: strategy.daemonReload,
+        hosts: reloadHosts,
+        effect: daemonReloadEffect(strategy.daemonReload, strategy.verb, reloadHosts.length),
+      },
       batches,
       failureBudget: failureBudget(total, strategy.maxFailures),
       maxUnavailable: cap,

@@ -2,11 +2,25 @@ import { Injectable, Logger } from '@nestjs/common';
 import { HostsRepository } from '../hosts/hosts.repository';
 import { JobProducer } from '../infra/queue/job-producer';
 import { SshError } from '../infra/ssh/ssh-errors';
-import { SshExecutor } from '../infra/ssh/ssh-executor';
-import { LIST_UNIT_FILES_ARGV, LIST_UNITS_ARGV, parseDiscovery, SYSTEMD_PROBE_ARGV } from '@drover/systemd';
+import { ExecResult, SshExecutor } from '../infra/ssh/ssh-executor';
+import {
+  LIST_UNIT_FILES_ARGV,
+  LIST_UNITS_ARGV,
+  parseDiscovery,
+  readDefinitionTexts,
+  readUnitDefinitions,
+  SYSTEMD_PROBE_ARGV,
+  type UnitDefinition,
+} from '@drover/systemd';
 import { UnitsRepository } from './units.repository';
 
-/** Lists every unit of a host (list-units --all plus list-unit-files) and stores exactly those. */
+/** Definitions whose text one discovery reads at most (one `cat` per file of each). */
+const NEW_DEFINITIONS_PER_DISCOVERY = 100;
+
+/**
+ * Lists every unit of a host (list-units --all plus list-unit-files) and stores exactly those,
+ * with what each is built from (for drift).
+ */
 @Injectable()
 export class DiscoveryService {
   private readonly logger = new Logger(DiscoveryService.name);
@@ -18,8 +32,20 @@ export class DiscoveryService {
     private readonly producer: JobProducer,
   ) {}
 
-  /** Returns how many units were stored, or null when the host cannot be asked (recorded, not thrown). */
+  /**
+   * Returns how many units were stored, or null when the host cannot be asked (recorded, not
+   * thrown). Lists the host again when another discovery was asked for while this one ran.
+   */
   async discover(hostId: string): Promise<number | null> {
+    const wakeSignal = this.producer.discoveryWakeSignal(hostId);
+    await this.producer.takeWakeSignal(wakeSignal);
+    let stored: number | null;
+    do stored = await this.discoverOnce(hostId);
+    while (await this.producer.takeWakeSignal(wakeSignal));
+    return stored;
+  }
+
+  private async discoverOnce(hostId: string): Promise<number | null> {
     const host = await this.hosts.findById(hostId);
     if (!host || host.transport !== 'ssh') return null;
     const target = { hostId: host.id, ...host };
@@ -44,7 +70,15 @@ export class DiscoveryService {
           throw new Error(`systemctl listing failed on ${host.name}: ${listing.stderr.trim()}`);
       }
       const discovered = parseDiscovery(units.stdout, files.stdout);
+      const run = (argv: readonly string[]) => this.ssh.exec(target, argv);
+      const { definitions, fileHashes } = await readUnitDefinitions(
+        run,
+        discovered.map((unit) => unit.name),
+      );
+      // Texts first: once a unit shows a definition hash, the drift diff can show its text.
+      await this.storeNewDefinitionTexts(run, definitions, fileHashes);
       await this.units.replaceForHost(host.id, discovered);
+      await this.units.recordDefinitions(host.id, definitions);
       await this.hosts.recordContact(host.id, true);
       return discovered.length;
     } catch (error) {
@@ -53,6 +87,23 @@ export class DiscoveryService {
       this.logger.warn({ hostId, host: host.name, kind: error.kind }, `discovery failed: ${error.message}`);
       return null;
     }
+  }
+
+  /**
+   * Reads and stores the text of definitions no host has shown before, so that drift can show
+   * how two groups differ. Most hosts of a fleet share their definitions: after the first host,
+   * this reads nothing. Bounded per discovery; what is left is read by the next one.
+   */
+  private async storeNewDefinitionTexts(
+    run: (argv: readonly string[]) => Promise<ExecResult>,
+    definitions: readonly UnitDefinition[],
+    fileHashes: ReadonlyMap<string, string>,
+  ): Promise<void> {
+    const hashes = [...new Set(definitions.flatMap((unit) => unit.definitionHash ?? []))];
+    const missing = new Set((await this.units.hashesWithoutText(hashes)).slice(0, NEW_DEFINITIONS_PER_DISCOVERY));
+    if (missing.size === 0) return;
+    const unread = definitions.filter((unit) => unit.definitionHash !== null && missing.has(unit.definitionHash));
+    await this.units.storeDefinitionTexts(await readDefinitionTexts(run, unread, fileHashes));
   }
 
   /** Queues a discovery of every SSH host (the periodic sweep). */

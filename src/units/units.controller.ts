@@ -8,7 +8,11 @@ import {
   DiscoveryRequestedDto,
   ListHostUnitsQueryDto,
   ListUnitsQueryDto,
+  UnitDriftDto,
+  UnitDriftQueryDto,
+  UnitDriftResponse,
   UnitPageDto,
+  UnitParamsDto,
   UnitResponse,
 } from './dto/unit.dto';
 import { HostParamsDto } from '../hosts/dto/host.dto';
@@ -44,6 +48,19 @@ export class UnitsController {
     @CurrentPrincipal() principal: Principal,
   ): Promise<{ hostName: string; queued: true }> {
     return this.units.requestDiscovery(params.name, auditActorOf(actor), principal);
+  }
+
+  @Get('units/:name/drift')
+  @ApiOperation({
+    operationId: 'getUnitDrift',
+    summary: 'How one unit differs across the fleet: hosts grouped by definition, the diff of two groups, flapping',
+  })
+  @ApiZodParams(UnitParamsDto)
+  @ApiZodQuery(UnitDriftQueryDto)
+  @ApiZodResponse(200, 'The unit across the selected hosts', UnitDriftDto)
+  @ApiProblems(400, 401)
+  drift(@Param() params: UnitParamsDto, @Query() query: UnitDriftQueryDto): Promise<UnitDriftResponse> {
+    return this.units.driftOf(params.name, query);
   }
 
   @Get('units')

@@ -170,6 +170,45 @@ describe('agents on real hosts', () => {
     await waitUntil(async () => (await stateOf()) === 'active', `${UNIT} shows active again`, 15_000);
   });
 
+  it('reports what units are built from, so drift groups agent hosts and diffs them (texts checked by the server)', async () => {
+    const drift = async () => {
+      const answer = await admin.GET('/v1/units/{name}/drift', {
+        params: { path: { name: UNIT }, query: { selector: 'transport=agent' } },
+      });
+      assert.equal(answer.response.status, 200, JSON.stringify(answer.error));
+      return answer.data!;
+    };
+    await waitUntil(
+      async () => {
+        const groups = (await drift()).groups;
+        return groups.length === 1 && groups[0]!.definitionHash !== null && groups[0]!.hosts === agentHosts.length;
+      },
+      'both agent hosts reported one definition',
+      SETTLE_MS,
+    );
+    const host = agentHosts[0]!;
+    const dropIn = `/run/systemd/system/${UNIT}.d/agent-drift.conf`;
+    try {
+      // daemon-reload: systemd's Reloading signal makes the agent list and report everything again.
+      await onAgentHost(
+        host,
+        `mkdir -p /run/systemd/system/${UNIT}.d && printf '[Service]\\nEnvironment=AGENT_DRIFT=1\\n' > ${dropIn} && systemctl daemon-reload`,
+      );
+      await waitUntil(
+        async () => (await drift()).diff !== null,
+        'the drift shows two definitions and their diff',
+        SETTLE_MS,
+      );
+      const drifted = await drift();
+      assert.deepEqual(drifted.groups.find((group) => group.hostNames.includes(host.name))?.dropInPaths, [dropIn]);
+      const lines = drifted.diff!.text.split('\n');
+      assert.ok(lines.includes(`+# ${dropIn}`) || lines.includes(`-# ${dropIn}`), drifted.diff!.text);
+      assert.ok(lines.includes('+Environment=AGENT_DRIFT=1') || lines.includes('-Environment=AGENT_DRIFT=1'));
+    } finally {
+      await onAgentHost(host, `rm -rf /run/systemd/system/${UNIT}.d && systemctl daemon-reload`);
+    }
+  });
+
   it('answers the reads a health gate asks for: a unit, a probe, and a failed unit’s status and journal', async () => {
     const host = agentHosts[0]!;
     const hostId = (await admin.GET('/v1/hosts/{name}', { params: { path: { name: host.name } } })).data!.id;

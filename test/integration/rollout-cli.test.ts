@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import path from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import type { DroverClient } from '../../src/client';
 import { startTestApi, TestApi } from '../support/api';
+import { CliResult, runCli } from '../support/cli';
 import { FleetInventory, readFleetInventory } from '../support/fleet';
 import { assertProblem } from '../support/problems';
 import {
@@ -20,14 +19,6 @@ import { startTestWorker, TestWorker, workerEnv } from '../support/worker';
 
 type FleetHost = FleetInventory['hosts'][number];
 
-const CLI = path.resolve(__dirname, '../../src/cli/main.js');
-
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 describe('drover rollout (CLI) and the rollout API for pipelines', () => {
   let api: TestApi;
   let worker: TestWorker;
@@ -36,19 +27,7 @@ describe('drover rollout (CLI) and the rollout API for pipelines', () => {
   let hosts: FleetHost[];
 
   function drover(args: string[], onStarted?: (stderr: string) => void): Promise<CliResult> {
-    return new Promise((resolve) => {
-      const child = spawn(process.execPath, [CLI, ...args], {
-        env: { ...process.env, DROVER_URL: api.baseUrl, DROVER_TOKEN: token },
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-      child.stderr.on('data', (chunk: Buffer) => {
-        stderr += chunk.toString();
-        onStarted?.(stderr);
-      });
-      child.on('close', (code) => resolve({ code, stdout, stderr }));
-    });
+    return runCli({ baseUrl: api.baseUrl, token }, args, onStarted);
   }
 
   before(async () => {

@@ -205,11 +205,40 @@ export type ListedUnit = z.output<typeof listedUnitSchema>;
 /** The most units one report carries (a host with more sends a full listing in one report anyway). */
 export const MAX_REPORTED_UNITS = 50_000;
 
+/**
+ * What a unit is built from, as the agent read it (for drift). The server computes the definition
+ * hash itself from the file hashes, and keeps `text` only if it matches them.
+ */
+export const reportedDefinitionSchema = z.strictObject({
+  name: z.string().min(1).max(256),
+  fragmentPath: z.string().max(4096).nullable(),
+  dropInPaths: z.array(z.string().max(4096)).max(256),
+  serviceType: z.string().max(64).nullable(),
+  restart: z.string().max(64).nullable(),
+  nRestarts: z.number().int().min(0).nullable(),
+  needDaemonReload: z.boolean(),
+  fileHashes: z
+    .array(z.strictObject({ path: z.string().max(4096), sha256: z.string().regex(/^[0-9a-f]{64}$/) }))
+    .max(257)
+    .describe('SHA-256 of each file of the unit that could be read'),
+  text: z
+    .string()
+    .max(1_048_576)
+    .optional()
+    .describe('The definition as `systemctl cat` prints it: sent once per definition the agent has not sent yet'),
+});
+export type ReportedDefinition = z.output<typeof reportedDefinitionSchema>;
+
 export const unitsReportSchema = z
   .strictObject({
     full: z.boolean().describe('true: these are all the host’s units (any other stored unit is gone)'),
     units: z.array(listedUnitSchema).max(MAX_REPORTED_UNITS),
     removed: z.array(z.string().min(1).max(256)).max(MAX_REPORTED_UNITS).describe('Units that no longer exist'),
+    definitions: z
+      .array(reportedDefinitionSchema)
+      .max(MAX_REPORTED_UNITS)
+      .optional()
+      .describe('What the listed units are built from (agents before drift support send none)'),
   })
   .describe('The host’s units as they changed (systemd told the agent over D-Bus), or all of them');
 export type UnitsReport = z.output<typeof unitsReportSchema>;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { interlock, interlockNote } from './daemon-reload-interlock';
+import { daemonReloadEffect, interlock, interlockNote } from './daemon-reload-interlock';
 import type { UnitSnapshot } from '@drover/protocol';
 
 function unit(needDaemonReload: boolean): UnitSnapshot {
@@ -56,5 +56,18 @@ describe('the daemon-reload interlock', () => {
     assert.match(interlockNote('ignore', 'restart', unit(true), false) ?? '', /restart ran its old definition/);
     assert.equal(interlockNote('ignore', 'stop', unit(true), false), null);
     assert.equal(interlockNote('refuse', 'restart', unit(false), false), null);
+  });
+});
+
+describe('daemonReloadEffect', () => {
+  it('says what each policy does to the hosts needing daemon-reload', () => {
+    assert.match(daemonReloadEffect('refuse', 'restart', 2), /^the tasks on 2 host\(s\) .* will fail before acting/);
+    assert.match(daemonReloadEffect('auto', 'restart', 1), /^daemon-reload runs first on 1 host\(s\)/);
+    assert.match(daemonReloadEffect('ignore', 'reload', 3), /^reload runs the old definition on 3 host\(s\)/);
+  });
+
+  it('says nothing happens to them for verbs that do not run the definition, or when there are none', () => {
+    assert.match(daemonReloadEffect('refuse', 'stop', 2), /^stop does not run the unit's definition/);
+    assert.equal(daemonReloadEffect('refuse', 'restart', 0), 'no host needs daemon-reload (as last discovered)');
   });
 });

@@ -51,3 +51,15 @@ export function interlockNote(
   }
   return `warning: the unit had changed on disk (NeedDaemonReload=yes) and daemonReload is 'ignore': ${verb} ran its old definition`;
 }
+
+/** What the interlock will do on the hosts a plan found needing daemon-reload, in words. */
+export function daemonReloadEffect(policy: DaemonReloadPolicy, verb: Verb, hosts: number): string {
+  if (hosts === 0) return 'no host needs daemon-reload (as last discovered)';
+  const where = `${hosts} host(s) where the unit changed on disk`;
+  if (!RUNS_DEFINITION.includes(verb))
+    return `${verb} does not run the unit's definition: it acts on ${where} as on the others`;
+  if (policy === 'refuse')
+    return `the tasks on ${where} will fail before acting (daemonReload 'refuse'), counted against maxFailures`;
+  if (policy === 'auto') return `daemon-reload runs first on ${where}, then ${verb}`;
+  return `${verb} runs the old definition on ${where} (daemonReload 'ignore'), with a warning in each task`;
+}

@@ -9,3 +9,4 @@ export * from './unit-snapshot';
 export * from './verify';
 export * from './host';
 export * from './unit-action';
+export * from './unit-definitions';

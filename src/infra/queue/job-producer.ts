@@ -140,13 +140,23 @@ export class JobProducer {
     return `${this.config.QUEUE_PREFIX}:rollout-wake:${rolloutId}`;
   }
 
+  /** The key discovery requests of a host set; its discovery clears it as it starts listing. */
+  discoveryWakeSignal(hostId: string): string {
+    return `${this.config.QUEUE_PREFIX}:discover-wake:${hostId}`;
+  }
+
   /** Clears a wake signal; true when it was set (someone asked for a step since it was last taken). */
   async takeWakeSignal(key: string): Promise<boolean> {
     return (await this.redis.del(key)) > 0;
   }
 
-  /** Queues a discovery of the host (background lane) unless one is already waiting for it. */
+  /**
+   * Queues a discovery of the host (background lane) unless one is already queued or running for
+   * it. A request while one runs is not lost: the signal set first makes the running discovery
+   * list the host again once it ends (it may have read the host before what prompted this request).
+   */
   async discoverHost(hostId: string, delayMs = 0): Promise<void> {
+    await this.redis.set(this.discoveryWakeSignal(hostId), '1', 'PX', WAKE_SIGNAL_TTL_MS);
     await this.lane(JobName.DiscoverHost).add(
       JobName.DiscoverHost,
       { hostId } satisfies JobPayloads[JobName.DiscoverHost],

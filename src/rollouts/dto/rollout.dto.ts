@@ -278,6 +278,11 @@ const hostPlanSchema = z.object({
         'that is not active; `unknown` when drover has not discovered the unit on the host',
     ),
   available: z.boolean().describe('Whether every unit is active now; unknown counts as unavailable'),
+  needsDaemonReload: z
+    .boolean()
+    .describe(
+      "Whether a unit's files changed on disk since systemd read them, as last discovered (NeedDaemonReload=yes)",
+    ),
 });
 
 export class RolloutPlanDto extends createZodDto(
@@ -293,6 +298,13 @@ export class RolloutPlanDto extends createZodDto(
       .array(z.object({ name: z.string(), reason: z.string() }))
       .describe('Selected hosts without a unit matching a unit glob'),
     alreadyUnavailable: z.array(z.string()).describe('Hosts whose unit is not active (or unknown) now'),
+    daemonReload: z
+      .object({
+        policy: z.enum(['refuse', 'auto', 'ignore']),
+        hosts: z.array(z.string()).describe('Hosts where a unit changed on disk, as last discovered'),
+        effect: z.string().describe('What the policy does on those hosts, in words'),
+      })
+      .describe('The daemon-reload interlock on this rollout (each task checks again live before acting)'),
     batches: z.array(
       z.object({ index: z.number().int(), size: z.number().int(), hosts: z.array(z.string()) }).describe('A batch'),
     ),

@@ -139,6 +139,11 @@ function PlanView({ plan }: { plan: Plan }) {
         </p>
       )}
       {plan.alreadyUnavailable.length > 0 && <p class="warn">Down now: {plan.alreadyUnavailable.join(', ')}</p>}
+      {plan.daemonReload.hosts.length > 0 && (
+        <p class="warn">
+          Needs daemon-reload: {plan.daemonReload.hosts.join(', ')} ({plan.daemonReload.effect})
+        </p>
+      )}
       {plan.skipped.length > 0 && (
         <p class="muted">Skipped: {plan.skipped.map((host) => `${host.name} (${host.reason})`).join('; ')}</p>
       )}
