@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { DroverClient, Schemas } from '../../src/client';
 import { startTestApi, TestApi } from '../support/api';
@@ -15,6 +17,7 @@ type Drift = Schemas['PolicyDriftPage']['items'];
 type Reconcile = Schemas['Reconcile'];
 
 const UNIT = 'nginx.service';
+const CLI = path.resolve(__dirname, '../../src/cli/main.js');
 /** Quick gates: the unit's state is what these tests are about, not how long it stays so. */
 const QUICK = { healthGate: { minHealthyTimeMs: 0, timeoutMs: 10_000 }, batches: { size: 4 } } as const;
 
@@ -65,6 +68,19 @@ describe('desired-state policies on a booted fleet', () => {
     const enabled = await onHost(fleetHost, `systemctl is-enabled ${UNIT} || true`);
     const active = await onHost(fleetHost, `systemctl is-active ${UNIT} || true`);
     return `${enabled}/${active}`;
+  }
+
+  /** Runs the CLI as an operator would, with an admin token; resolves whatever it exits with. */
+  async function drover(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+    const token = await api.token({ name: `cli-${randomBytes(3).toString('hex')}` });
+    return new Promise((resolve) => {
+      execFile(
+        process.execPath,
+        [CLI, ...args],
+        { env: { ...process.env, DROVER_URL: api.baseUrl, DROVER_TOKEN: token } },
+        (error, stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
+      );
+    });
   }
 
   async function rolloutCount(): Promise<number> {
@@ -312,6 +328,31 @@ describe('desired-state policies on a booted fleet', () => {
     assert.match(assertProblem(refused, 403, 'forbidden').detail, new RegExp(prod.name));
     const fixed = await reconcile({ ...QUICK, dryRun: false }, 201);
     assert.equal((await waitForSettled(admin, fixed.rollout!.id)).status, 'succeeded');
+    await driftSettlesOn([]);
+  });
+
+  it('shows policies and drift in the CLI, and reconciles with --apply --wait', async () => {
+    const listed = await drover(['policies', 'list']);
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.match(listed.stdout, /web-nginx\s+\S+\s+role=web\s+nginx\.service\s+enabled\s+active/);
+
+    await onHost(host(2), `systemctl stop ${UNIT}`);
+    await driftSettlesOn([host(2).name]);
+    const drifted = await drover(['policies', 'drift', 'web-nginx']);
+    assert.equal(drifted.code, 0, drifted.stderr);
+    assert.match(drifted.stdout, new RegExp(`${host(2).name}\\s+active state is inactive, policy wants active`));
+    assert.match(drifted.stdout, /1 host\(s\) out of line/);
+
+    const dry = await drover(['policies', 'reconcile', 'web-nginx', '--min-healthy', '0']);
+    assert.equal(dry.code, 0, dry.stderr);
+    assert.match(dry.stdout, new RegExp(`policy web-nginx: start on ${host(2).name}`));
+    assert.match(dry.stdout, /dry run: nothing started/);
+    assert.equal(await nginxOn(host(2)), 'enabled/inactive', 'a dry run changes nothing');
+
+    const applied = await drover(['policies', 'reconcile', 'web-nginx', '--min-healthy', '0', '--apply', '--wait']);
+    assert.equal(applied.code, 0, applied.stderr + applied.stdout);
+    assert.match(applied.stdout, /: succeeded/);
+    assert.equal(await nginxOn(host(2)), 'enabled/active');
     await driftSettlesOn([]);
   });
 });
