@@ -13,6 +13,7 @@ import { HealthModule } from './health/health.module';
 import { HostsModule } from './hosts/hosts.module';
 import { MetricsModule } from './infra/metrics/metrics.module';
 import { OperationsModule } from './operations/operations.module';
+import { PoliciesModule } from './policies/policies.module';
 import { PrismaModule } from './infra/prisma/prisma.module';
 import { RedisModule } from './infra/redis/redis.module';
 import { ProbesModule } from './probes/probes.module';
@@ -45,6 +46,7 @@ export class AppModule {
         AuditModule,
         ProbesModule,
         RolloutsModule,
+        PoliciesModule,
         WebhooksModule,
         AgentsModule,
       ],

@@ -6,6 +6,7 @@ import { FINISHED_OPERATION_STATUSES, VERBS } from '@drover/protocol';
 import { daemonReloadOf, RolloutUsageError, rolloutCommand } from './rollout';
 import { renderDrift } from './drift';
 import { renderTable } from './table';
+import { policiesCommand, PoliciesUsageError } from './policies';
 import { webhooksCommand, WebhooksUsageError } from './webhooks';
 import { agentsCommand, AgentsUsageError } from './agents';
 
@@ -55,6 +56,20 @@ usage: drover <command> [options]
   rollout list [--json]                    recent rollouts, newest first
   ops list [--json]                        recent operations, newest first
   ops get ID [--json]                      one operation with every task
+  policies list|show NAME [--json]         desired-state policies
+  policies create NAME UNIT -l SELECTOR [--enablement enabled|disabled|masked] [--activity active|inactive]
+          [--description TEXT]             declare what UNIT must be on the hosts SELECTOR matches, e.g.
+                                           drover policies create web-nginx nginx -l role=web
+                                           --enablement enabled --activity active
+  policies update NAME [--rename NEW] [-l SELECTOR] [--unit UNIT] [--enablement E|any] [--activity A|any]
+          [--description TEXT]             change a policy (any: leave that aspect alone)
+  policies delete NAME                     remove a policy
+  policies drift NAME [--json]             hosts out of line with the policy, with why (as last discovered)
+  policies reconcile NAME [ROLLOUT OPTIONS] [--apply] [--wait] [--json]
+                                           the next step that brings hosts in line (one verb: unmask,
+                                           enable, disable, mask, start or stop) as a rollout plan;
+                                           --apply starts it (ROLLOUT OPTIONS as for rollout: --batch,
+                                           --max-failures, --min-healthy, --probe, ...); repeat per step
   webhooks list [--json]                   webhook subscriptions with their delivery counts
   webhooks create NAME URL --events PATTERNS [--description TEXT]
                                            POST signed rollout/operation events to URL, e.g.
@@ -514,6 +529,10 @@ async function main(argv: string[]): Promise<void> {
       user: { type: 'string' },
       reason: { type: 'string' },
       'dry-run': { type: 'boolean', default: false },
+      enablement: { type: 'string' },
+      activity: { type: 'string' },
+      rename: { type: 'string' },
+      apply: { type: 'boolean', default: false },
       wait: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -533,6 +552,7 @@ async function main(argv: string[]): Promise<void> {
   else if (group === 'probes') await probesCommand(api, rest, values);
   else if (group === 'rollout') await rolloutCommand(api, baseUrl, process.env.DROVER_TOKEN, rest, values);
   else if (group === 'audit') await auditCommand(api, baseUrl, process.env.DROVER_TOKEN, rest, values);
+  else if (group === 'policies') await policiesCommand(api, baseUrl, process.env.DROVER_TOKEN, rest, values);
   else if (group === 'webhooks') await webhooksCommand(api, rest, values);
   else if (group === 'agent') await agentsCommand(api, baseUrl, rest, values);
   else if (VERB_COMMANDS.has(group)) await actCommand(api, group, rest, values);
@@ -544,6 +564,7 @@ main(process.argv.slice(2)).catch((error: unknown) => {
     error instanceof UsageError ||
     error instanceof RolloutUsageError ||
     error instanceof WebhooksUsageError ||
+    error instanceof PoliciesUsageError ||
     error instanceof AgentsUsageError ||
     (error instanceof TypeError && 'code' in error && String(error.code).startsWith('ERR_PARSE_ARGS'));
   process.stderr.write(`drover: ${error instanceof Error ? error.message : String(error)}\n`);

@@ -89,12 +89,8 @@ function onOverlapOf(text: string, allowed: readonly string[]): Strategy['onOver
   return text as Strategy['onOverlap'];
 }
 
-export function strategyFrom(verb: string, unit: string | undefined, values: RolloutOptions): Strategy {
-  if (!(VERBS as readonly string[]).includes(verb) || verb === 'status') {
-    throw new RolloutUsageError(`'${verb}' is not a verb a rollout applies`);
-  }
-  if (!unit) throw new RolloutUsageError(`rollout ${verb} needs a UNIT`);
-  if (values.selector === undefined) throw new RolloutUsageError('a rollout needs -l SELECTOR ("" for every host)');
+/** The options of a rollout strategy besides what it acts on: `drover rollout VERB` and `drover policies reconcile`. */
+export function rolloutOptionsFrom(values: RolloutOptions): Omit<Strategy, 'verb' | 'unit' | 'selector'> {
   const sizes = (values.batch ?? '1').split(',').map((size) => amount('batch', size));
   const healthGate: NonNullable<Strategy['healthGate']> = {
     ...(values['min-healthy'] ? { minHealthyTimeMs: parseDuration('min-healthy', values['min-healthy']) } : {}),
@@ -102,9 +98,6 @@ export function strategyFrom(verb: string, unit: string | undefined, values: Rol
     ...(values.probe ? { probes: values.probe.map(parseProbe) } : {}),
   };
   return {
-    verb: verb as Strategy['verb'],
-    unit,
-    selector: values.selector,
     batches: { sizes },
     healthGate,
     ...(values['max-failures'] ? { maxFailures: amount('max-failures', values['max-failures']) } : {}),
@@ -117,6 +110,33 @@ export function strategyFrom(verb: string, unit: string | undefined, values: Rol
     ...(values['on-overlap'] ? { onOverlap: onOverlapOf(values['on-overlap'], ON_OVERLAP) } : {}),
     ...(values['daemon-reload'] ? { daemonReload: daemonReloadOf(values['daemon-reload']) } : {}),
   };
+}
+
+export function strategyFrom(verb: string, unit: string | undefined, values: RolloutOptions): Strategy {
+  if (!(VERBS as readonly string[]).includes(verb) || verb === 'status') {
+    throw new RolloutUsageError(`'${verb}' is not a verb a rollout applies`);
+  }
+  if (!unit) throw new RolloutUsageError(`rollout ${verb} needs a UNIT`);
+  if (values.selector === undefined) throw new RolloutUsageError('a rollout needs -l SELECTOR ("" for every host)');
+  return { verb: verb as Strategy['verb'], unit, selector: values.selector, ...rolloutOptionsFrom(values) };
+}
+
+/** A dry run's plan in words: its batches, overlaps, and why it could not start. */
+export function printPlan(plan: Schemas['RolloutPlan']): void {
+  for (const batch of plan.batches) process.stdout.write(`batch ${batch.index}: ${batch.hosts.join(', ')}\n`);
+  for (const overlap of plan.overlaps) {
+    process.stdout.write(
+      `overlaps rollout ${overlap.rolloutId} (${overlap.status}): ${overlap.units.join(', ')} on ${overlap.hosts.join(', ')}` +
+        ` — on overlap: ${plan.onOverlap}\n`,
+    );
+  }
+  if (plan.daemonReload.hosts.length > 0) {
+    process.stdout.write(`needs daemon-reload: ${plan.daemonReload.hosts.join(', ')} — ${plan.daemonReload.effect}\n`);
+  }
+  process.stdout.write(
+    `${plan.total} host(s) in ${plan.batches.length} batch(es); aborts at failure ${plan.failureBudget.abortsAtFailure}` +
+      `${plan.ok ? '' : `\ncannot start: ${plan.problems.join('; ')}`}\n`,
+  );
 }
 
 function printRollout(rollout: Rollout): void {
@@ -251,7 +271,8 @@ async function follow(baseUrl: string, token: string | undefined, id: string, js
   }
 }
 
-async function finish(
+/** Prints the rollout; with --wait follows it first until it ends (the exit code says how). */
+export async function finish(
   api: DroverClient,
   baseUrl: string,
   token: string | undefined,
@@ -325,24 +346,7 @@ export async function rolloutCommand(
   if (values['dry-run']) {
     const plan = unwrap(await api.POST('/v1/rollouts/plan', { body: strategy }));
     if (values.json) process.stdout.write(`${JSON.stringify(plan, null, 2)}\n`);
-    else {
-      for (const batch of plan.batches) process.stdout.write(`batch ${batch.index}: ${batch.hosts.join(', ')}\n`);
-      for (const overlap of plan.overlaps) {
-        process.stdout.write(
-          `overlaps rollout ${overlap.rolloutId} (${overlap.status}): ${overlap.units.join(', ')} on ${overlap.hosts.join(', ')}` +
-            ` — on overlap: ${plan.onOverlap}\n`,
-        );
-      }
-      if (plan.daemonReload.hosts.length > 0) {
-        process.stdout.write(
-          `needs daemon-reload: ${plan.daemonReload.hosts.join(', ')} — ${plan.daemonReload.effect}\n`,
-        );
-      }
-      process.stdout.write(
-        `${plan.total} host(s) in ${plan.batches.length} batch(es); aborts at failure ${plan.failureBudget.abortsAtFailure}` +
-          `${plan.ok ? '' : `\ncannot start: ${plan.problems.join('; ')}`}\n`,
-      );
-    }
+    else printPlan(plan);
     if (!plan.ok) process.exitCode = ROLLOUT_EXIT.rejected;
     return;
   }

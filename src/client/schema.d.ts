@@ -608,6 +608,92 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/policies": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Desired-state policies, by name */
+        get: operations["listPolicies"];
+        put?: never;
+        /**
+         * Declare what a unit must be (enabled/disabled/masked, active/inactive) on the hosts a selector matches
+         * @description A token bounded by hostSelector or unitGlob may only declare policies inside its bounds: the unit must match its unitGlob and the selector must include every requirement of its hostSelector (403 otherwise).
+         */
+        post: operations["createPolicy"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/policies/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Read one policy */
+        get: operations["getPolicy"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete a policy
+         * @description A token bounded by hostSelector or unitGlob may only declare policies inside its bounds: the unit must match its unitGlob and the selector must include every requirement of its hostSelector (403 otherwise).
+         */
+        delete: operations["deletePolicy"];
+        options?: never;
+        head?: never;
+        /**
+         * Change a policy
+         * @description A token bounded by hostSelector or unitGlob may only declare policies inside its bounds: the unit must match its unitGlob and the selector must include every requirement of its hostSelector (403 otherwise).
+         */
+        patch: operations["updatePolicy"];
+        trace?: never;
+    };
+    "/v1/policies/{id}/drift": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Hosts the policy selects whose unit is out of line, with why
+         * @description Computed now from the units drover last stored for each host (discovery, agent report, or the state a task left), so it is as fresh as those: run a discovery first for a fresh answer. A host without the unit is out of line ("unit not found on host"). The metric drover_policy_out_of_line_hosts{policy} counts the same.
+         */
+        get: operations["getPolicyDrift"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/policies/{id}/reconcile": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Bring hosts out of line back in line: one verb per call, as a rollout (dry run by default)
+         * @description A rollout applies one verb, so a reconcile takes one step: the first of unmask, enable, disable, mask, start, stop that some host out of line needs next, on every host that needs it next (the policy selector narrowed by onlyHosts). Hosts needing other or further steps are listed in `later`: reconcile again once this rollout is done. With dryRun true (the default) the plan is returned (200) and nothing is written; with false the rollout starts (201) through the same path as POST /v1/rollouts: its token bounds, overlap admission and audit (rollout.create and policy.reconcile). Hosts without the unit cannot be reconciled (`unreconcilable`).
+         */
+        post: operations["reconcilePolicy"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/webhooks": {
         parameters: {
             query?: never;
@@ -1422,6 +1508,41 @@ export interface components {
             /** @description How many hosts are acted on at once (default: all) */
             concurrency?: number;
         };
+        /**
+         * @description A desired-state policy: on every host the selector matches, the unit must be as it says
+         * @example {
+         *       "name": "web-nginx",
+         *       "selector": "role=web",
+         *       "unit": "nginx.service",
+         *       "enablement": "enabled",
+         *       "activity": "active"
+         *     }
+         */
+        CreatePolicy: {
+            /** @description A unique name, e.g. web-nginx-running */
+            name: string;
+            /** @description Label selector of the hosts the policy holds on, e.g. role=web; "" means every host */
+            selector: string;
+            /** @description A systemd unit name, e.g. nginx.service; a name without a unit type suffix means NAME.service, as systemctl reads it (nginx, a.b and getty@tty1 are nginx.service, a.b.service and getty@tty1.service), and drover records it so */
+            unit: string;
+            /**
+             * @description The unit-file state the unit must have (exactly: enabled-runtime or static is not enabled); null: any
+             * @default null
+             * @enum {string|null}
+             */
+            enablement?: "enabled" | "disabled" | "masked" | null;
+            /**
+             * @description active: ActiveState active; inactive: not running (inactive or failed); null: any
+             * @default null
+             * @enum {string|null}
+             */
+            activity?: "active" | "inactive" | null;
+            /**
+             * @description Why the policy exists, for the people who read it
+             * @default
+             */
+            description?: string;
+        };
         /** @description A new API token; without expiresInDays or expiresAt it never expires */
         CreateToken: {
             /** @description Unique name of the token (who or what uses it) */
@@ -1899,6 +2020,70 @@ export interface components {
             seq: number;
             text: string;
         };
+        /** @description A desired-state policy */
+        Policy: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            selector: string;
+            unit: string;
+            /** @enum {string|null} */
+            enablement: "enabled" | "disabled" | "masked" | null;
+            /** @enum {string|null} */
+            activity: "active" | "inactive" | null;
+            description: string;
+            /** @description Name of the token that created it */
+            createdBy: string;
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            updatedAt: string;
+        };
+        /** @description Hosts out of line, by host name, as of their last discovery */
+        PolicyDriftPage: {
+            items: {
+                /** @description Host name */
+                host: string;
+                /** @description What is out of line, one per aspect, e.g. "unit-file state is disabled, policy wants enabled" */
+                reasons: string[];
+                /** @description The unit as drover last stored it; null when the host has none */
+                unit: {
+                    loadState: string;
+                    activeState: string;
+                    subState: string;
+                    unitFileState: string | null;
+                    /**
+                     * Format: date-time
+                     * @description When drover last read it (discovery, agent report or task)
+                     */
+                    refreshedAt: string;
+                } | null;
+            }[];
+            /** @description Pass as cursor to get the next page; null on the last page */
+            nextCursor: string | null;
+        };
+        PolicyPage: {
+            items: {
+                /** Format: uuid */
+                id: string;
+                name: string;
+                selector: string;
+                unit: string;
+                /** @enum {string|null} */
+                enablement: "enabled" | "disabled" | "masked" | null;
+                /** @enum {string|null} */
+                activity: "active" | "inactive" | null;
+                description: string;
+                /** @description Name of the token that created it */
+                createdBy: string;
+                /** Format: date-time */
+                createdAt: string;
+                /** Format: date-time */
+                updatedAt: string;
+            }[];
+            /** @description Pass as cursor to get the next page; null on the last page */
+            nextCursor: string | null;
+        };
         PolkitFile: {
             /** @description Where the file goes on each host: /etc/polkit-1/rules.d/40-drover-agent.rules */
             path: string;
@@ -2075,6 +2260,512 @@ export interface components {
                 message: string;
             })[];
         };
+        /** @description One reconcile step: a rollout of one verb on the hosts that need it next */
+        Reconcile: {
+            /** @description Policy name */
+            policy: string;
+            dryRun: boolean;
+            /** @description The verb of this step (unmask, enable, disable, mask, start, stop); null when there is nothing to do */
+            verb: string | null;
+            /** @description The hosts this step acts on */
+            hosts: string[];
+            /** @description Hosts out of line that need other steps (or more steps after this one): reconcile again after it */
+            later: {
+                host: string;
+                steps: string[];
+            }[];
+            /** @description Hosts out of line that no verb can fix (the unit is not on the host) */
+            unreconcilable: {
+                host: string;
+                reason: string;
+            }[];
+            /** @description The rollout plan of this step; null when nothing to do */
+            plan: {
+                /** @description Whether the rollout could start as planned */
+                ok: boolean;
+                /** @description Why it could not, in words */
+                problems: string[];
+                verb: string;
+                unit: string;
+                selector: string;
+                /** @description Hosts the rollout acts on (selected and not skipped) */
+                total: number;
+                /** @description In the order they would be acted on */
+                hosts: {
+                    name: string;
+                    /** @description Index of the batch acting on this host; null when nothing can start */
+                    batch: number | null;
+                    /** @description The units acted on there (several when a glob matches several) */
+                    units: string[];
+                    /** @description ActiveState as last discovered (active, inactive, failed, activating, ...); with several units the first that is not active; `unknown` when drover has not discovered the unit on the host */
+                    unitState: string;
+                    /** @description Whether every unit is active now; unknown counts as unavailable */
+                    available: boolean;
+                    /** @description Whether a unit's files changed on disk since systemd read them, as last discovered (NeedDaemonReload=yes) */
+                    needsDaemonReload: boolean;
+                }[];
+                /** @description Selected hosts without a unit matching a unit glob */
+                skipped: {
+                    name: string;
+                    reason: string;
+                }[];
+                /** @description Hosts whose unit is not active (or unknown) now */
+                alreadyUnavailable: string[];
+                /** @description The daemon-reload interlock on this rollout (each task checks again live before acting) */
+                daemonReload: {
+                    /** @enum {string} */
+                    policy: "refuse" | "auto" | "ignore";
+                    /** @description Hosts where a unit changed on disk, as last discovered */
+                    hosts: string[];
+                    /** @description What the policy does on those hosts, in words */
+                    effect: string;
+                };
+                batches: {
+                    index: number;
+                    size: number;
+                    hosts: string[];
+                }[];
+                /** @description maxFailures as a number of hosts */
+                failureBudget: {
+                    /** @description Failed hosts tolerated */
+                    maxFailures: number;
+                    /** @description The failure that aborts the rollout (maxFailures + 1) */
+                    abortsAtFailure: number;
+                };
+                maxUnavailable: {
+                    /** @description maxUnavailable as a number of hosts; null when not limited */
+                    allowed: number | null;
+                    /** @description Hosts whose unit is not active (or never discovered) now */
+                    alreadyDown: number;
+                    /** @description allowed - alreadyDown: how many hosts whose unit is up may go down at once while the hosts already down are (those are acted on first and take no room: acting on them cannot take anything more down); null when not limited */
+                    effectiveBatchCap: number | null;
+                };
+                healthGate: {
+                    minHealthyTimeMs: number;
+                    timeoutMs: number;
+                    probes: ({
+                        /** @enum {string} */
+                        type: "http";
+                        port: number;
+                        /** @default / */
+                        path: string;
+                        /** @default 200 */
+                        expectStatus: number;
+                        /**
+                         * @description Milliseconds
+                         * @default 2000
+                         */
+                        timeoutMs: number;
+                    } | {
+                        /** @enum {string} */
+                        type: "tcp";
+                        port: number;
+                        /**
+                         * @description Milliseconds
+                         * @default 2000
+                         */
+                        timeoutMs: number;
+                    } | {
+                        /** @enum {string} */
+                        type: "command";
+                        /** @description Name of a probe command in the catalogue */
+                        name: string;
+                    })[];
+                };
+                /** @description The catalogue commands the health gate runs on each host */
+                probeCommands: {
+                    name: string;
+                    /** @description What runs on each host (as the catalogue says now) */
+                    argv: string[];
+                    timeoutMs: number;
+                }[];
+                pauseBetweenBatchesMs: number;
+                approveAfterCanary: boolean;
+                taskTimeoutMs: number;
+                deadlineMs: number | null;
+                /** @description A lower bound: each batch healthy for minHealthyTimeMs plus the pauses; excludes the commands and approval */
+                estimatedMinimumDurationMs: number;
+                /** @enum {string} */
+                onOverlap: "queue" | "reject" | "supersede";
+                /** @description Unfinished rollouts acting on some of the same hosts and units now: started now, this rollout would queue behind them, be refused or supersede them, as onOverlap says */
+                overlaps: {
+                    /** Format: uuid */
+                    rolloutId: string;
+                    /** @description Its status now */
+                    status: string;
+                    /** @description The hosts both act on */
+                    hosts: string[];
+                    /** @description The units both act on there */
+                    units: string[];
+                }[];
+            } | null;
+            /** @description The rollout started (dryRun false); null otherwise */
+            rollout: {
+                /** Format: uuid */
+                id: string;
+                verb: string;
+                unit: string;
+                selector: string;
+                /**
+                 * @description queued (waits for overlapping rollouts admitted before it: blockedBy); running; paused (in-flight hosts finish, nothing new starts); awaiting_approval (after the canary batch); succeeded (every host done, failures within the budget); aborted (failure budget exceeded or deadline passed); cancelled
+                 * @enum {string}
+                 */
+                status: "queued" | "running" | "paused" | "awaiting_approval" | "succeeded" | "aborted" | "cancelled";
+                /** @description Why it ended, or what it waits for */
+                reason: string | null;
+                /** @description While queued: the rollouts it waits for */
+                blockedBy: string[];
+                total: number;
+                /** @description Failed hosts tolerated; one more aborts the rollout */
+                maxFailures: number;
+                maxUnavailable: number | null;
+                runs: number;
+                /** @description Hosts per state */
+                counts: {
+                    pending: number;
+                    acting: number;
+                    gating: number;
+                    succeeded: number;
+                    failed: number;
+                    interrupted: number;
+                    cancelled: number;
+                };
+                idempotencyKey: string | null;
+                requestedBy: string;
+                /** Format: date-time */
+                createdAt: string;
+                /** Format: date-time */
+                updatedAt: string;
+                /** Format: date-time */
+                finishedAt: string | null;
+                /**
+                 * @description A verb applied to a unit across the hosts a selector matches, batch after batch
+                 * @example {
+                 *       "verb": "restart",
+                 *       "unit": "api-*.service",
+                 *       "selector": "env=prod,role=api",
+                 *       "order": {
+                 *         "by": "label",
+                 *         "key": "zone",
+                 *         "ranks": [
+                 *           "eu-west-1a",
+                 *           "eu-west-1b"
+                 *         ]
+                 *       },
+                 *       "batches": {
+                 *         "sizes": [
+                 *           1,
+                 *           5,
+                 *           "25%"
+                 *         ]
+                 *       },
+                 *       "pauseBetweenBatchesMs": 30000,
+                 *       "approveAfterCanary": true,
+                 *       "maxFailures": "10%",
+                 *       "maxUnavailable": 3,
+                 *       "healthGate": {
+                 *         "minHealthyTimeMs": 20000,
+                 *         "timeoutMs": 60000,
+                 *         "probes": [
+                 *           {
+                 *             "type": "http",
+                 *             "port": 8080,
+                 *             "path": "/healthz",
+                 *             "expectStatus": 200,
+                 *             "timeoutMs": 2000
+                 *           }
+                 *         ]
+                 *       }
+                 *     }
+                 */
+                strategy: {
+                    /**
+                     * @description The systemctl verb applied to the unit on each host (status only reads, so it is no rollout)
+                     * @default restart
+                     * @enum {string}
+                     */
+                    verb: "start" | "stop" | "restart" | "try-restart" | "reload" | "reload-or-restart" | "enable" | "disable" | "mask" | "unmask" | "daemon-reload";
+                    /** @description The unit: a name such as `nginx.service` (`nginx` means nginx.service, as for systemctl), or a glob such as `api-*.service` (`*`, `?`, `[...]`, ending in a literal type) matched against the units drover last discovered on each host; every matching unit of a host is acted on, and hosts without one are skipped (listed with the reason). For daemon-reload, the unit whose availability and health gate the rollout. */
+                    unit: string;
+                    /** @description Label selector choosing the hosts (must match at least one); "" selects every host */
+                    selector: string;
+                    /** @description Only these hosts, by name, among those the selector matches (a name it does not match is a problem of the plan); e.g. the hosts a policy reconcile finds out of line */
+                    onlyHosts?: string[];
+                    /** @description The order hosts are acted in (default by name) */
+                    order: {
+                        /** @enum {string} */
+                        by: "name";
+                    } | {
+                        /** @enum {string} */
+                        by: "shuffle";
+                        /** @description The same seed and hosts give the same order */
+                        seed: number;
+                    } | {
+                        /** @enum {string} */
+                        by: "label";
+                        /** @description Label key */
+                        key: string;
+                        /** @description Label values, first goes first */
+                        ranks: string[];
+                    };
+                    /** @description How many hosts are acted on at once: `{ "size": 2 }` or `{ "sizes": [1, 5, "25%"] }`. A count, or a percentage of the hosts of the rollout rounded up (at least 1). Default: one host at a time. */
+                    batches: {
+                        /** @description Every batch has this size */
+                        size?: number | string;
+                        /** @description Sizes of the first batches (canary first); the last one repeats until every host is done */
+                        sizes?: (number | string)[];
+                    };
+                    /**
+                     * @description Wait after a batch is healthy before starting the next
+                     * @default 0
+                     */
+                    pauseBetweenBatchesMs: number;
+                    /**
+                     * @description Stop after the first batch until someone approves the rest
+                     * @default false
+                     */
+                    approveAfterCanary: boolean;
+                    /**
+                     * @description Failure budget, a count or a percentage of the hosts of the rollout: the rollout aborts when the number of failed hosts EXCEEDS it. 0 (the default) aborts at the first failure; 1 tolerates one and aborts at the second.
+                     * @default 0
+                     */
+                    maxFailures: number | string;
+                    /** @description The most hosts whose unit may be down at once, a count or a percentage of the hosts of the rollout, counting hosts whose unit is already not active (or never discovered) when the rollout starts; batches are cut to fit. Default: no limit beyond the batch size. */
+                    maxUnavailable?: number | string;
+                    /** @description When a batch counts as healthy */
+                    healthGate: {
+                        /**
+                         * @description How long each host of a batch must stay healthy (unit active, probes passing) before the next
+                         * @default 10000
+                         */
+                        minHealthyTimeMs: number;
+                        /**
+                         * @description How long a host may take, beyond minHealthyTimeMs, to start passing its checks after its action; a host not healthy by then fails its gate. A unit that stops, changes MainPID or restarts (NRestarts grows) during the gate fails it at once.
+                         * @default 60000
+                         */
+                        timeoutMs: number;
+                        /**
+                         * @description Checks besides the unit being active
+                         * @default []
+                         */
+                        probes: ({
+                            /** @enum {string} */
+                            type: "http";
+                            port: number;
+                            /** @default / */
+                            path: string;
+                            /** @default 200 */
+                            expectStatus: number;
+                            /**
+                             * @description Milliseconds
+                             * @default 2000
+                             */
+                            timeoutMs: number;
+                        } | {
+                            /** @enum {string} */
+                            type: "tcp";
+                            port: number;
+                            /**
+                             * @description Milliseconds
+                             * @default 2000
+                             */
+                            timeoutMs: number;
+                        } | {
+                            /** @enum {string} */
+                            type: "command";
+                            /** @description Name of a probe command in the catalogue */
+                            name: string;
+                        })[];
+                    };
+                    /** @description Upper bound for the command on each host (default: the server setting SSH_COMMAND_TIMEOUT_MS) */
+                    taskTimeoutMs?: number;
+                    /** @description Upper bound for the whole rollout, from its creation (time spent queued counts) */
+                    deadlineMs?: number;
+                    /**
+                     * @description When a unit's file or drop-ins changed on disk since systemd loaded them (NeedDaemonReload=yes), a start, restart or reload would run the OLD definition: `refuse` (the default) fails the task before acting, its reason naming the unit and its files; `auto` runs daemon-reload first (recorded in the task and its audit event; needs a token allowed to run daemon-reload on the hosts); `ignore` acts anyway, with a warning in the reason
+                     * @default refuse
+                     * @enum {string}
+                     */
+                    daemonReload: "refuse" | "auto" | "ignore";
+                    /**
+                     * @description When an unfinished rollout already acts on some of these hosts and units: `queue` (the default) waits for it and every overlapping rollout admitted before this one (status `queued`, first come first served); `reject` refuses the request with 409 naming it; `supersede` cancels it (its hosts in flight finish their action, none is left mid-action) and starts once it came to rest, as a new rollout of a Kubernetes Deployment replaces the old one.
+                     * @default queue
+                     * @enum {string}
+                     */
+                    onOverlap: "queue" | "reject" | "supersede";
+                };
+                /** Format: date-time */
+                approvedAt: string | null;
+                approvedBy: string | null;
+                /** Format: date-time */
+                deadlineAt: string | null;
+                /** Format: date-time */
+                nextBatchAt: string | null;
+                /** @description In rollout order */
+                hosts: {
+                    name: string;
+                    position: number;
+                    units: string[];
+                    /**
+                     * @description pending; acting (its task runs); gating (acted, health gate running); succeeded; failed (action or gate); interrupted (acted, but the rollout ended before its gate passed: a retry re-checks it without acting); cancelled (never acted on)
+                     * @enum {string}
+                     */
+                    state: "pending" | "acting" | "gating" | "succeeded" | "failed" | "interrupted" | "cancelled";
+                    batch: number | null;
+                    reason: string | null;
+                    /**
+                     * Format: uuid
+                     * @description The operation whose task acted on it (GET /v1/operations/{id})
+                     */
+                    operationId: string | null;
+                    /** Format: date-time */
+                    healthySince: string | null;
+                    /** @description The last health check: healthy, problems, unit states */
+                    lastCheck: {
+                        [key: string]: unknown;
+                    } | null;
+                    /** Format: date-time */
+                    finishedAt: string | null;
+                }[];
+                batches: {
+                    index: number;
+                    /** @description 1 for the first run, 2 after the first retry, ... */
+                    run: number;
+                    hosts: string[];
+                    /** @description Hosts of the rollout whose unit was not active when the batch was planned (checked live) */
+                    unavailableAtStart: number;
+                    /** Format: uuid */
+                    operationId: string;
+                    /** Format: date-time */
+                    startedAt: string;
+                    /** Format: date-time */
+                    finishedAt: string | null;
+                }[];
+            } | null;
+        };
+        /** @description How to roll the reconcile out (a rollout strategy without verb, unit, selector and onlyHosts, which come from the policy and its drift), and whether to start it */
+        ReconcilePolicy: {
+            /**
+             * @description The order hosts are acted in (default by name)
+             * @default {
+             *       "by": "name"
+             *     }
+             */
+            order?: {
+                /** @enum {string} */
+                by: "name";
+            } | {
+                /** @enum {string} */
+                by: "shuffle";
+                /** @description The same seed and hosts give the same order */
+                seed: number;
+            } | {
+                /** @enum {string} */
+                by: "label";
+                /** @description Label key */
+                key: string;
+                /** @description Label values, first goes first */
+                ranks: string[];
+            };
+            /**
+             * @description How many hosts are acted on at once: `{ "size": 2 }` or `{ "sizes": [1, 5, "25%"] }`. A count, or a percentage of the hosts of the rollout rounded up (at least 1). Default: one host at a time.
+             * @default {
+             *       "size": 1
+             *     }
+             */
+            batches?: {
+                /** @description Every batch has this size */
+                size?: number | string;
+                /** @description Sizes of the first batches (canary first); the last one repeats until every host is done */
+                sizes?: (number | string)[];
+            };
+            /**
+             * @description Wait after a batch is healthy before starting the next
+             * @default 0
+             */
+            pauseBetweenBatchesMs?: number;
+            /**
+             * @description Stop after the first batch until someone approves the rest
+             * @default false
+             */
+            approveAfterCanary?: boolean;
+            /**
+             * @description Failure budget, a count or a percentage of the hosts of the rollout: the rollout aborts when the number of failed hosts EXCEEDS it. 0 (the default) aborts at the first failure; 1 tolerates one and aborts at the second.
+             * @default 0
+             */
+            maxFailures?: number | string;
+            /** @description The most hosts whose unit may be down at once, a count or a percentage of the hosts of the rollout, counting hosts whose unit is already not active (or never discovered) when the rollout starts; batches are cut to fit. Default: no limit beyond the batch size. */
+            maxUnavailable?: number | string;
+            /**
+             * @description When a batch counts as healthy
+             * @default {}
+             */
+            healthGate?: {
+                /**
+                 * @description How long each host of a batch must stay healthy (unit active, probes passing) before the next
+                 * @default 10000
+                 */
+                minHealthyTimeMs?: number;
+                /**
+                 * @description How long a host may take, beyond minHealthyTimeMs, to start passing its checks after its action; a host not healthy by then fails its gate. A unit that stops, changes MainPID or restarts (NRestarts grows) during the gate fails it at once.
+                 * @default 60000
+                 */
+                timeoutMs?: number;
+                /**
+                 * @description Checks besides the unit being active
+                 * @default []
+                 */
+                probes?: ({
+                    /** @enum {string} */
+                    type: "http";
+                    port: number;
+                    /** @default / */
+                    path?: string;
+                    /** @default 200 */
+                    expectStatus?: number;
+                    /**
+                     * @description Milliseconds
+                     * @default 2000
+                     */
+                    timeoutMs?: number;
+                } | {
+                    /** @enum {string} */
+                    type: "tcp";
+                    port: number;
+                    /**
+                     * @description Milliseconds
+                     * @default 2000
+                     */
+                    timeoutMs?: number;
+                } | {
+                    /** @enum {string} */
+                    type: "command";
+                    /** @description Name of a probe command in the catalogue */
+                    name: string;
+                })[];
+            };
+            /** @description Upper bound for the command on each host (default: the server setting SSH_COMMAND_TIMEOUT_MS) */
+            taskTimeoutMs?: number;
+            /** @description Upper bound for the whole rollout, from its creation (time spent queued counts) */
+            deadlineMs?: number;
+            /**
+             * @description When a unit's file or drop-ins changed on disk since systemd loaded them (NeedDaemonReload=yes), a start, restart or reload would run the OLD definition: `refuse` (the default) fails the task before acting, its reason naming the unit and its files; `auto` runs daemon-reload first (recorded in the task and its audit event; needs a token allowed to run daemon-reload on the hosts); `ignore` acts anyway, with a warning in the reason
+             * @default refuse
+             * @enum {string}
+             */
+            daemonReload?: "refuse" | "auto" | "ignore";
+            /**
+             * @description When an unfinished rollout already acts on some of these hosts and units: `queue` (the default) waits for it and every overlapping rollout admitted before this one (status `queued`, first come first served); `reject` refuses the request with 409 naming it; `supersede` cancels it (its hosts in flight finish their action, none is left mid-action) and starts once it came to rest, as a new rollout of a Kubernetes Deployment replaces the old one.
+             * @default queue
+             * @enum {string}
+             */
+            onOverlap?: "queue" | "reject" | "supersede";
+            /**
+             * @description true (the default): return the plan only; false: start the rollout the plan shows
+             * @default true
+             */
+            dryRun?: boolean;
+        };
         /** @description A rollout with its hosts and batches */
         Rollout: {
             /** Format: uuid */
@@ -2165,6 +2856,8 @@ export interface components {
                 unit: string;
                 /** @description Label selector choosing the hosts (must match at least one); "" selects every host */
                 selector: string;
+                /** @description Only these hosts, by name, among those the selector matches (a name it does not match is a problem of the plan); e.g. the hosts a policy reconcile finds out of line */
+                onlyHosts?: string[];
                 /** @description The order hosts are acted in (default by name) */
                 order: {
                     /** @enum {string} */
@@ -2761,6 +3454,8 @@ export interface components {
             unit: string;
             /** @description Label selector choosing the hosts (must match at least one); "" selects every host */
             selector: string;
+            /** @description Only these hosts, by name, among those the selector matches (a name it does not match is a problem of the plan); e.g. the hosts a policy reconcile finds out of line */
+            onlyHosts?: string[];
             /**
              * @description The order hosts are acted in (default by name)
              * @default {
@@ -3239,6 +3934,26 @@ export interface components {
             labels?: {
                 [key: string]: string;
             };
+        };
+        /** @description The fields to change; the policy must still ask for something (enablement, activity or both) */
+        UpdatePolicy: {
+            /** @description A unique name, e.g. web-nginx-running */
+            name?: string;
+            /** @description Label selector of the hosts the policy holds on, e.g. role=web; "" means every host */
+            selector?: string;
+            /** @description A systemd unit name, e.g. nginx.service; a name without a unit type suffix means NAME.service, as systemctl reads it (nginx, a.b and getty@tty1 are nginx.service, a.b.service and getty@tty1.service), and drover records it so */
+            unit?: string;
+            /**
+             * @description The unit-file state the unit must have (exactly: enabled-runtime or static is not enabled); null: any
+             * @enum {string|null}
+             */
+            enablement?: "enabled" | "disabled" | "masked" | null;
+            /**
+             * @description active: ActiveState active; inactive: not running (inactive or failed); null: any
+             * @enum {string|null}
+             */
+            activity?: "active" | "inactive" | null;
+            description?: string;
         };
         Waiting: {
             reason: string;
@@ -5689,6 +6404,460 @@ export interface operations {
             };
             /** @description The resource conflicts with an existing one */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listPolicies: {
+        parameters: {
+            query?: {
+                /** @description Items per page (1-1000) */
+                limit?: number;
+                /** @description The nextCursor of the previous page */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of policies ordered by name */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PolicyPage"];
+                };
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createPolicy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreatePolicy"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Policy"];
+                };
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The resource conflicts with an existing one */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getPolicy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Policy id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The policy */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Policy"];
+                };
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The named resource does not exist */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    deletePolicy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Policy id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The named resource does not exist */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    updatePolicy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Policy id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdatePolicy"];
+            };
+        };
+        responses: {
+            /** @description The policy after the change */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Policy"];
+                };
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The named resource does not exist */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The resource conflicts with an existing one */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getPolicyDrift: {
+        parameters: {
+            query?: {
+                /** @description Items per page (1-1000) */
+                limit?: number;
+                /** @description The nextCursor of the previous page */
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Policy id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of hosts out of line, by host name */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PolicyDriftPage"];
+                };
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The named resource does not exist */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    reconcilePolicy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Policy id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReconcilePolicy"];
+            };
+        };
+        responses: {
+            /** @description The step and its plan (dry run), or nothing to do */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Reconcile"];
+                };
+            };
+            /** @description The step and the rollout started */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Reconcile"];
+                };
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The named resource does not exist */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The resource conflicts with an existing one */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Well-formed, but cannot be carried out (e.g. the selector matches no host) */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

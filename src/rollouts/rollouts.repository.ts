@@ -68,6 +68,16 @@ export interface NewRollout {
   requestId: string | null;
 }
 
+/**
+ * Who asked for a rollout besides its token, when something else decided it (a policy reconcile):
+ * recorded as a second audit event in the transaction that creates the rollout, with its id.
+ */
+export interface RolloutOrigin {
+  action: AuditAction;
+  unit: string;
+  parameters: Prisma.InputJsonObject;
+}
+
 /** A task of a batch as the rollout's step needs it. */
 export interface BatchTask {
   id: string;
@@ -406,6 +416,7 @@ export class RolloutsRepository {
     actor: AuditActor,
     decide: (overlaps: Overlap[]) => Admission,
     describe: { queued: (blockers: Overlap[]) => string; superseded: (by: string) => string },
+    origin?: RolloutOrigin,
   ): Promise<{ rollout: Rollout; superseded: { id: string; quiesced: boolean }[] }> {
     return this.prisma.$transaction(async (tx) => {
       await tx.$executeRaw`SELECT pg_advisory_xact_lock(${ADMISSION_LOCK_KEY})`;
@@ -492,6 +503,17 @@ export class RolloutsRepository {
           },
         },
       });
+      if (origin) {
+        await tx.auditEvent.create({
+          data: {
+            ...actor,
+            action: origin.action,
+            result: 'accepted',
+            unit: origin.unit,
+            parameters: { ...origin.parameters, rolloutId: created.id },
+          },
+        });
+      }
       return { rollout: created, superseded };
     });
   }

@@ -40,7 +40,14 @@ import {
 import { admit, describeOverlaps, queuedReason } from './rollout-admission';
 import { commandProbeNames, probeProblems } from './rollout-authority';
 import { EVENT_PAGE, RolloutEventFeed } from './rollout-event-feed';
-import { Rollout, RolloutEvent, RolloutsRepository, RolloutWithDetail, UnitState } from './rollouts.repository';
+import {
+  Rollout,
+  RolloutEvent,
+  RolloutOrigin,
+  RolloutsRepository,
+  RolloutWithDetail,
+  UnitState,
+} from './rollouts.repository';
 import { STOPPING_VERBS } from './rollout-rules';
 
 const NO_HOSTS = Object.fromEntries(ROLLOUT_HOST_STATES.map((state) => [state, 0])) as Record<RolloutHostState, number>;
@@ -170,6 +177,7 @@ export class RolloutsService {
     idempotencyKey: string | undefined,
     actor: RequestActor,
     principal: Principal,
+    origin?: RolloutOrigin,
   ): Promise<{ rollout: RolloutResponse; replayed: boolean }> {
     const requestHash = createHash('sha256').update(canonicalJson(strategy)).digest('hex');
     if (idempotencyKey !== undefined) {
@@ -212,6 +220,7 @@ export class RolloutsService {
           return admission;
         },
         { queued: queuedReason, superseded: (by) => `cancelled: superseded by rollout ${by}` },
+        origin,
       ));
     } catch (error) {
       // The same key sent twice at once: the other request created it.
@@ -328,7 +337,11 @@ export class RolloutsService {
     strategy: RolloutStrategy,
     principal: Principal,
   ): Promise<{ plan: RolloutPlan; targets: { id: string; name: string; units: string[] }[] }> {
-    const selected = await this.hostsService.resolveTargets(strategy.selector);
+    const matched = await this.hostsService.resolveTargets(strategy.selector);
+    const only = strategy.onlyHosts === undefined ? null : new Set(strategy.onlyHosts);
+    const selected = only === null ? matched : matched.filter((host) => only.has(host.name));
+    const matchedNames = new Set(matched.map((host) => host.name));
+    const unmatched = (strategy.onlyHosts ?? []).filter((name) => !matchedNames.has(name));
     const glob = isUnitGlob(strategy.unit);
     const states = await this.rollouts.unitStates(
       selected.map((host) => host.id),
@@ -365,6 +378,9 @@ export class RolloutsService {
     const cap = unavailabilityCap(strategy.maxUnavailable, total, alreadyUnavailable.length);
 
     const problems = probeProblems(strategy.healthGate.probes, catalogue, actedUnits);
+    if (unmatched.length > 0) {
+      problems.push(`onlyHosts names hosts the selector does not match (or unknown): ${unmatched.join(', ')}`);
+    }
     if (total === 0) problems.push(`no selected host has a discovered unit matching '${strategy.unit}'`);
     // Hosts already down are acted on first and take no room under maxUnavailable (acting on them
     // cannot take anything more down), as a run does; without a limit the run counts nothing first.

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { ForbiddenError } from '../common/errors/domain-errors';
 import { matchesSelector, matchesUnitGlob, parseSelector } from '@drover/protocol';
-import { assertMayActOn, BoundedAction, BoundsTarget } from './token-bounds';
+import { assertMayActOn, BoundedAction, BoundsTarget, declarationProblem } from './token-bounds';
 
 const UNBOUNDED = { hostSelector: null, unitGlob: null };
 
@@ -140,6 +140,41 @@ describe('assertMayActOn', () => {
         }
       }),
       { numRuns: 1000 },
+    );
+  });
+});
+
+describe('declarationProblem', () => {
+  it('lets an unbounded token declare anything', () => {
+    assert.equal(declarationProblem(UNBOUNDED, '', 'nginx.service'), null);
+  });
+
+  it('needs every requirement of the host selector in the declared selector', () => {
+    const bounded = { hostSelector: 'env=staging', unitGlob: null };
+    assert.equal(declarationProblem(bounded, 'role=web,env=staging', 'nginx.service'), null);
+    assert.equal(declarationProblem(bounded, 'env==staging', 'nginx.service'), null, 'the same requirement spelled ==');
+    assert.match(declarationProblem(bounded, 'role=web', 'nginx.service') ?? '', /must include 'env=staging'/);
+    assert.match(declarationProblem(bounded, '', 'nginx.service') ?? '', /must include 'env=staging'/);
+  });
+
+  it('needs the unit inside the unit glob', () => {
+    const bounded = { hostSelector: null, unitGlob: 'api-*.service' };
+    assert.equal(declarationProblem(bounded, '', 'api-web.service'), null);
+    assert.match(declarationProblem(bounded, '', 'nginx.service') ?? '', /not on 'nginx.service'/);
+  });
+
+  it('never lets a declared selector match a host outside the bounds (property)', () => {
+    const label = fc.record({ env: fc.constantFrom('prod', 'staging'), role: fc.constantFrom('web', 'db') });
+    const requirement = fc.constantFrom('env=staging', 'env!=prod', 'role=web', 'role in (web,db)', 'env');
+    fc.assert(
+      fc.property(fc.array(requirement, { maxLength: 3 }), fc.array(label), (requirements, hosts) => {
+        const selector = requirements.join(',');
+        const bounds = { hostSelector: 'env=staging', unitGlob: null };
+        if (declarationProblem(bounds, selector, 'nginx.service') !== null) return;
+        for (const labels of hosts) {
+          if (matchesSelector(parseSelector(selector), labels)) assert.equal(labels.env, 'staging');
+        }
+      }),
     );
   });
 });

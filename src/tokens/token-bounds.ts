@@ -1,5 +1,6 @@
 import {
   compileUnitGlob,
+  formatSelector,
   HOST_LEVEL_VERBS,
   matchesSelector,
   matchesUnitGlob,
@@ -119,5 +120,47 @@ export function assertMayActOn(
   action: BoundedAction,
 ): void {
   const problem = boundsProblem(principal, targets, action);
+  if (problem !== null) throw new ForbiddenError(problem);
+}
+
+/**
+ * Why a token may not declare something that acts later on whatever hosts `selectorText` matches
+ * then (a desired-state policy), or null: the unit must match its unitGlob, and the selector must
+ * carry every requirement of its hostSelector, so that no host outside its bounds can ever match,
+ * however hosts are labelled later. Containment is by requirement as written (the canonical text
+ * of each), a sufficient test: `role=web,env=staging` stays within `env=staging`.
+ */
+export function declarationProblem(
+  principal: Pick<Principal, 'hostSelector' | 'unitGlob'>,
+  selectorText: string,
+  unit: string,
+): string | null {
+  const problems: string[] = [];
+  if (principal.hostSelector !== null) {
+    const declared = new Set(parseSelector(selectorText).map((requirement) => formatSelector([requirement])));
+    const missing = storedSelector(principal.hostSelector)
+      .map((requirement) => formatSelector([requirement]))
+      .filter((requirement) => !declared.has(requirement));
+    if (missing.length > 0) {
+      problems.push(
+        `this token may act only on hosts matching '${principal.hostSelector}', so the selector must include ` +
+          `${missing.map((requirement) => `'${requirement}'`).join(', ')}`,
+      );
+    }
+  }
+  if (principal.unitGlob !== null) {
+    const problem = unitProblem(principal.unitGlob, unit);
+    if (problem !== null) problems.push(problem);
+  }
+  return problems.length > 0 ? problems.join('; ') : null;
+}
+
+/** Refuses (403) a declaration outside the token's bounds (see declarationProblem). */
+export function assertMayDeclare(
+  principal: Pick<Principal, 'hostSelector' | 'unitGlob'>,
+  selectorText: string,
+  unit: string,
+): void {
+  const problem = declarationProblem(principal, selectorText, unit);
   if (problem !== null) throw new ForbiddenError(problem);
 }

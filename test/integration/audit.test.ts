@@ -8,6 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import type { DroverClient, Schemas } from '../../src/client';
 import { MetricsService } from '../../src/infra/metrics/metrics.service';
 import { buildHost, buildHosts } from '../factories/host.factory';
+import { insertUnits } from '../factories/unit.factory';
 import { ProtocolAgent } from '../support/agent-client';
 import { startTestApi, TestApi } from '../support/api';
 import { query } from '../support/database';
@@ -68,6 +69,7 @@ describe('audit trail', () => {
     let tokenId = '';
     let rolloutId = '';
     let subscriptionId = '';
+    let policyId = '';
     let joinToken = '';
     const walkingAgent = new ProtocolAgent(api.baseUrl);
     const steer = (action: 'pause' | 'resume' | 'approve' | 'cancel' | 'retry') => () =>
@@ -102,6 +104,20 @@ describe('audit trail', () => {
       'POST /v1/rollouts/{id}/approve': steer('approve'),
       'POST /v1/rollouts/{id}/cancel': steer('cancel'),
       'POST /v1/rollouts/{id}/retry': steer('retry'),
+      'POST /v1/policies': async () => {
+        // A unit of the walked host out of line with the policy, so its reconcile starts a rollout.
+        await insertUnits(api.prisma, host.name, [{ name: 'walked.service' }]);
+        const created = await admin.POST('/v1/policies', {
+          body: { name: 'walked', selector: 'audit=walk', unit: 'walked.service', activity: 'inactive' },
+        });
+        policyId = created.data?.id ?? '';
+        return created;
+      },
+      'PATCH /v1/policies/{id}': () =>
+        admin.PATCH('/v1/policies/{id}', { params: { path: { id: policyId } }, body: { description: 'walked' } }),
+      'POST /v1/policies/{id}/reconcile': () =>
+        admin.POST('/v1/policies/{id}/reconcile', { params: { path: { id: policyId } }, body: { dryRun: false } }),
+      'DELETE /v1/policies/{id}': () => admin.DELETE('/v1/policies/{id}', { params: { path: { id: policyId } } }),
       'POST /v1/hosts/{name}/discover': () =>
         admin.POST('/v1/hosts/{name}/discover', { params: { path: { name: host.name } } }),
       'DELETE /v1/hosts/{name}': () => admin.DELETE('/v1/hosts/{name}', { params: { path: { name: host.name } } }),
@@ -173,8 +189,9 @@ describe('audit trail', () => {
       const before = await eventCount();
       const { response } = await calls[route]!();
       assert.ok(response.ok, `${route} answered ${response.status}`);
-      // A dry run changes nothing, so it records nothing; every other POST records exactly one event.
-      const expected = route === 'POST /v1/rollouts/plan' ? 0 : 1;
+      // A dry run changes nothing, so it records nothing; a reconcile starts a rollout for a policy
+      // (rollout.create and policy.reconcile); every other POST records exactly one event.
+      const expected = route === 'POST /v1/rollouts/plan' ? 0 : route === 'POST /v1/policies/{id}/reconcile' ? 2 : 1;
       assert.equal((await eventCount()) - before, expected, `${route} wrote ${expected} audit event(s)`);
     }
     const [created] = await query<{

@@ -17,7 +17,17 @@ const CONCURRENCY = 8;
 const REQUEST_TIMEOUT_MS = 15_000;
 
 /** Tables a request could write to; none may change. */
-const TABLES = ['hosts', 'units', 'api_tokens', 'operations', 'tasks', 'audit_events', 'rollouts', 'rollout_events'];
+const TABLES = [
+  'hosts',
+  'units',
+  'api_tokens',
+  'operations',
+  'tasks',
+  'audit_events',
+  'rollouts',
+  'rollout_events',
+  'policies',
+];
 
 interface JsonSchema {
   $ref?: string;

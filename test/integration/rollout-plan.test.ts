@@ -236,6 +236,23 @@ describe('rollout plan (dry run)', () => {
     assert.deepEqual(result.problems, ['the rollout needs at least 120000 ms, more than deadlineMs (100000)']);
   });
 
+  it('narrows the selected hosts to onlyHosts, and names those the selector does not match', async () => {
+    const names = ten.map((host) => host.name).sort();
+    const narrowed = await plan({ unit: 'app.service', selector: 'suite=ten', onlyHosts: [names[3]!, names[1]!] });
+    assert.equal(narrowed.ok, true, narrowed.problems.join('; '));
+    assert.deepEqual(
+      narrowed.hosts.map((host) => host.name),
+      [names[1], names[3]],
+    );
+    const stray = await plan({ unit: 'app.service', selector: 'suite=ten', onlyHosts: [names[0]!, 'no-such-host'] });
+    assert.equal(stray.ok, false);
+    assert.deepEqual(stray.problems, ['onlyHosts names hosts the selector does not match (or unknown): no-such-host']);
+    assert.deepEqual(
+      fields(await problem({ unit: 'app.service', selector: 'suite=ten', onlyHosts: [] }, 400, 'validation_failed')),
+      ['onlyHosts'],
+    );
+  });
+
   it('answers 400 naming each bad field, and writes nothing', async () => {
     const before = await rowCounts();
     const base = { unit: 'app.service', selector: 'suite=ten' };

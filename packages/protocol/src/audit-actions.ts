@@ -25,6 +25,11 @@ export const AUDIT_ACTION = {
   hostTrustFirstKey: 'host.trust_first_key',
   hostDiscover: 'host.discover',
   operationCreate: 'operation.create',
+  policyCreate: 'policy.create',
+  policyUpdate: 'policy.update',
+  policyDelete: 'policy.delete',
+  /** A rollout started to bring a policy's drifted hosts in line (recorded with its rollout.create). */
+  policyReconcile: 'policy.reconcile',
   probeCreate: 'probe.create',
   probeUpdate: 'probe.update',
   probeDelete: 'probe.delete',

@@ -13,7 +13,7 @@ import { createZodDto, type ZodDtoClass } from '../../common/validation/zod-dto'
 import { daemonReloadSchema } from '../../operations/dto/operation.dto';
 import { probeNameSchema } from '../../probes/dto/probe.dto';
 import { normaliseUnitName, UNIT_TYPES } from '@drover/systemd';
-import { unitNameSchema } from '../../common/validation/names';
+import { hostNameSchema, unitNameSchema } from '../../common/validation/names';
 import { globLiteralBounds, isUnitGlob } from '../planner';
 
 export const ON_OVERLAP = ['queue', 'reject', 'supersede'] as const;
@@ -183,6 +183,16 @@ export const rolloutStrategySchema = z
       .string()
       .max(4096)
       .describe('Label selector choosing the hosts (must match at least one); "" selects every host'),
+    onlyHosts: z
+      .array(hostNameSchema)
+      .min(1)
+      .max(MAX_HOSTS)
+      .refine((names) => new Set(names).size === names.length, { error: 'must not repeat a host' })
+      .optional()
+      .describe(
+        'Only these hosts, by name, among those the selector matches (a name it does not match is a problem of ' +
+          'the plan); e.g. the hosts a policy reconcile finds out of line',
+      ),
     order: orderSchema,
     batches: batchesSchema,
     pauseBetweenBatchesMs: z

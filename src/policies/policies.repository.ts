@@ -1,0 +1,182 @@
+import { AUDIT_ACTION, parseSelector } from '@drover/protocol';
+import { Injectable } from '@nestjs/common';
+import { AuditActor, auditActorColumns } from '../audit/audit-actor';
+import { ResourceConflictError, ResourceNotFoundError } from '../common/errors/domain-errors';
+import { Policy, Prisma } from '../generated/prisma/client';
+import { isUniqueViolation } from '../infra/prisma/prisma-errors';
+import { PrismaService } from '../infra/prisma/prisma.service';
+import { selectorSql } from '../infra/prisma/selector-sql';
+import { IN_LINE_ACTIVE_STATES } from './policy-drift';
+
+export type { Policy };
+
+export type PolicyFields = Pick<Policy, 'name' | 'selector' | 'unit' | 'enablement' | 'activity' | 'description'>;
+
+/** A host a policy selects, with its unit as last stored (null columns: the host has no such unit). */
+export interface HostUnitRow {
+  hostId: string;
+  hostName: string;
+  loadState: string | null;
+  activeState: string | null;
+  subState: string | null;
+  unitFileState: string | null;
+  refreshedAt: Date | null;
+}
+
+function audited(policy: PolicyFields & { id: string }) {
+  return {
+    id: policy.id,
+    name: policy.name,
+    selector: policy.selector,
+    unit: policy.unit,
+    enablement: policy.enablement,
+    activity: policy.activity,
+  };
+}
+
+/**
+ * The SQL twin of driftReasons (policy-drift.ts), so a page of drift and the metric count only
+ * hosts out of line: no unit (or not-found), a unit-file state other than the one wanted, or an
+ * ActiveState outside those IN_LINE_ACTIVE_STATES lists for the activity wanted.
+ */
+function outOfLineSql(policy: Pick<Policy, 'enablement' | 'activity'>): Prisma.Sql {
+  const enablement =
+    policy.enablement === null
+      ? Prisma.sql`FALSE`
+      : Prisma.sql`u.unit_file_state IS DISTINCT FROM ${policy.enablement}::text`;
+  const activity =
+    policy.activity === null
+      ? Prisma.sql`FALSE`
+      : Prisma.sql`u.active_state <> ALL(${[...IN_LINE_ACTIVE_STATES[policy.activity]]}::text[])`;
+  return Prisma.sql`(u.id IS NULL OR u.load_state = 'not-found' OR ${enablement} OR ${activity})`;
+}
+
+function unitOnHostsSql(policy: Pick<Policy, 'selector' | 'unit'>): Prisma.Sql {
+  return Prisma.sql`
+    FROM hosts h LEFT JOIN units u ON u.host_id = h.id AND u.name = ${policy.unit}
+    WHERE ${selectorSql(parseSelector(policy.selector), Prisma.sql`h.labels`)}`;
+}
+
+@Injectable()
+export class PoliciesRepository {
+  constructor(private readonly prisma: PrismaService) {}
+
+  /** Creates a policy with its `policy.create` audit event. */
+  async create(input: PolicyFields, actor: AuditActor): Promise<Policy> {
+    try {
+      return await this.prisma.$transaction(async (tx) => {
+        const policy = await tx.policy.create({ data: { ...input, createdBy: actor.actorName } });
+        await tx.auditEvent.create({
+          data: {
+            ...auditActorColumns(actor),
+            action: AUDIT_ACTION.policyCreate,
+            result: 'succeeded',
+            unit: policy.unit,
+            parameters: { name: policy.name },
+            after: audited(policy),
+          },
+        });
+        return policy;
+      });
+    } catch (error) {
+      if (isUniqueViolation(error)) throw new ResourceConflictError('policy', 'name', input.name);
+      throw error;
+    }
+  }
+
+  async find(id: string): Promise<Policy> {
+    const policy = await this.prisma.policy.findUnique({ where: { id } });
+    if (!policy) throw new ResourceNotFoundError('policy', id);
+    return policy;
+  }
+
+  /** Up to `take` policies ordered by name, strictly after `afterName`. */
+  list(afterName: string | undefined, take: number): Promise<Policy[]> {
+    return this.prisma.policy.findMany({
+      where: afterName === undefined ? {} : { name: { gt: afterName } },
+      orderBy: { name: 'asc' },
+      take,
+    });
+  }
+
+  /** Every policy, for the metric. */
+  all(): Promise<Policy[]> {
+    return this.prisma.policy.findMany({ orderBy: { name: 'asc' } });
+  }
+
+  /**
+   * Changes a policy as `change` decides from the row locked as it is now (so two changes never
+   * both judge the same old row), with its `policy.update` audit event (before and after).
+   */
+  async update(id: string, change: (current: Policy) => PolicyFields, actor: AuditActor): Promise<Policy> {
+    let name = '';
+    try {
+      return await this.prisma.$transaction(async (tx) => {
+        const [locked] = await tx.$queryRaw<
+          { id: string }[]
+        >`SELECT id::text FROM policies WHERE id = ${id}::uuid FOR UPDATE`;
+        if (!locked) throw new ResourceNotFoundError('policy', id);
+        const current = await tx.policy.findUniqueOrThrow({ where: { id } });
+        const fields = change(current);
+        name = fields.name;
+        const policy = await tx.policy.update({ where: { id }, data: { ...fields, updatedAt: new Date() } });
+        await tx.auditEvent.create({
+          data: {
+            ...auditActorColumns(actor),
+            action: AUDIT_ACTION.policyUpdate,
+            result: 'succeeded',
+            unit: policy.unit,
+            parameters: { name: policy.name },
+            before: audited(current),
+            after: audited(policy),
+          },
+        });
+        return policy;
+      });
+    } catch (error) {
+      if (isUniqueViolation(error)) throw new ResourceConflictError('policy', 'name', name);
+      throw error;
+    }
+  }
+
+  /** Deletes a policy if `allowed` accepts the row as it is, with its `policy.delete` audit event. */
+  async delete(id: string, allowed: (current: Policy) => void, actor: AuditActor): Promise<void> {
+    await this.prisma.$transaction(async (tx) => {
+      const [locked] = await tx.$queryRaw<
+        { id: string }[]
+      >`SELECT id::text FROM policies WHERE id = ${id}::uuid FOR UPDATE`;
+      if (!locked) throw new ResourceNotFoundError('policy', id);
+      const current = await tx.policy.findUniqueOrThrow({ where: { id } });
+      allowed(current);
+      await tx.policy.delete({ where: { id } });
+      await tx.auditEvent.create({
+        data: {
+          ...auditActorColumns(actor),
+          action: AUDIT_ACTION.policyDelete,
+          result: 'succeeded',
+          unit: current.unit,
+          parameters: { name: current.name },
+          before: audited(current),
+        },
+      });
+    });
+  }
+
+  /** Up to `take` hosts the policy selects whose unit is out of line, by host name, after `afterHost`. */
+  outOfLine(policy: Policy, afterHost: string | undefined, take: number): Promise<HostUnitRow[]> {
+    const after = afterHost === undefined ? Prisma.sql`TRUE` : Prisma.sql`h.name > ${afterHost}`;
+    return this.prisma.$queryRaw<HostUnitRow[]>`
+      SELECT h.id::text AS "hostId", h.name AS "hostName", u.load_state AS "loadState", u.active_state AS "activeState",
+             u.sub_state AS "subState", u.unit_file_state AS "unitFileState", u.refreshed_at AS "refreshedAt"
+      ${unitOnHostsSql(policy)} AND ${outOfLineSql(policy)} AND ${after}
+      ORDER BY h.name
+      LIMIT ${take}`;
+  }
+
+  /** How many hosts the policy selects whose unit is out of line. */
+  async countOutOfLine(policy: Policy): Promise<number> {
+    const [row] = await this.prisma.$queryRaw<{ n: number }[]>`
+      SELECT count(*)::int AS n ${unitOnHostsSql(policy)} AND ${outOfLineSql(policy)}`;
+    return row?.n ?? 0;
+  }
+}
