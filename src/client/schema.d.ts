@@ -1566,7 +1566,7 @@ export interface components {
             name: string;
             /** @description Where events are POSTed: http:// or https://, no user name or password. Loopback, link-local and metadata addresses are refused (see WEBHOOK_ALLOW_LOOPBACK and WEBHOOK_ALLOW_PRIVATE_NETWORKS) */
             url: string;
-            /** @description Event types to receive: exact types ('rollout.finished', 'operation.failed') or prefixes ending in '*' ('rollout.*', 'rollout.host.*', '*'). Kinds: rollout, operation */
+            /** @description Event types to receive: exact types ('rollout.finished', 'operation.failed') or prefixes ending in '*' ('rollout.*', 'rollout.host.*', '*'). Kinds: rollout, operation, policy */
             events: string[];
             /**
              * @description What the receiver does, for the people who read it

@@ -5,6 +5,7 @@ import { QueueModule } from '../infra/queue/queue.module';
 import { SshModule } from '../infra/ssh/ssh.module';
 import { OperationsModule } from '../operations/operations.module';
 import { TaskRunnerService } from '../operations/task-runner.service';
+import { PolicyEvaluationModule } from '../policies/policies.module';
 import { ProbesModule } from '../probes/probes.module';
 import { RolloutRunnerService } from '../rollouts/rollout-runner.service';
 import { RolloutsModule } from '../rollouts/rollouts.module';
@@ -28,6 +29,7 @@ import { LifecycleProcessor } from './lifecycle.processor';
     ProbesModule,
     RolloutsModule,
     WebhookDeliveryModule,
+    PolicyEvaluationModule,
   ],
   providers: [AgentReads, TaskRunnerService, DiscoveryService, RolloutRunnerService, LifecycleProcessor],
   exports: [LifecycleProcessor],

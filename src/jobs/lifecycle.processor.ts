@@ -8,6 +8,7 @@ import { TaskRunnerService } from '../operations/task-runner.service';
 import { RolloutRunnerService } from '../rollouts/rollout-runner.service';
 import { DiscoveryService } from '../units/discovery.service';
 import { WebhookDeliveryService } from '../webhooks/webhook-delivery.service';
+import { PolicyEvaluationService } from '../policies/policy-evaluation.service';
 import { JobDeferred } from '../infra/queue/job-deferred';
 import { JobProducer } from '../infra/queue/job-producer';
 
@@ -32,6 +33,7 @@ export class LifecycleProcessor implements OnModuleInit, OnModuleDestroy {
     dispatcher: DispatcherService,
     rolloutRunner: RolloutRunnerService,
     webhooks: WebhookDeliveryService,
+    policies: PolicyEvaluationService,
     private readonly producer: JobProducer,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {
@@ -43,6 +45,7 @@ export class LifecycleProcessor implements OnModuleInit, OnModuleDestroy {
         operations: await dispatcher.reconcile(),
         rollouts: await rolloutRunner.reconcile(),
         webhookSubscriptions: await webhooks.reconcile(),
+        policies: await policies.evaluateAll(),
       }),
       [JobName.RolloutStep]: ({ rolloutId }) => rolloutRunner.step(rolloutId),
       [JobName.DeliverWebhooks]: ({ subscriptionId }) => webhooks.deliver(subscriptionId),

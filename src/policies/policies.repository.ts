@@ -6,22 +6,20 @@ import { Policy, Prisma } from '../generated/prisma/client';
 import { isUniqueViolation } from '../infra/prisma/prisma-errors';
 import { PrismaService } from '../infra/prisma/prisma.service';
 import { selectorSql } from '../infra/prisma/selector-sql';
-import { IN_LINE_ACTIVE_STATES } from './policy-drift';
+import { IN_LINE_ACTIVE_STATES, type JoinedUnit } from './policy-drift';
 
 export type { Policy };
 
 export type PolicyFields = Pick<Policy, 'name' | 'selector' | 'unit' | 'enablement' | 'activity' | 'description'>;
 
 /** A host a policy selects, with its unit as last stored (null columns: the host has no such unit). */
-export interface HostUnitRow {
+export interface HostUnitRow extends JoinedUnit {
   hostId: string;
   hostName: string;
-  loadState: string | null;
-  activeState: string | null;
-  subState: string | null;
-  unitFileState: string | null;
-  refreshedAt: Date | null;
 }
+
+/** Hosts one evaluation of a policy records as out of line, at most (a rollout holds as many). */
+const MAX_EVALUATED_HOSTS = 10_000;
 
 function audited(policy: PolicyFields & { id: string }) {
   return {
@@ -50,6 +48,11 @@ function outOfLineSql(policy: Pick<Policy, 'enablement' | 'activity'>): Prisma.S
       : Prisma.sql`u.active_state <> ALL(${[...IN_LINE_ACTIVE_STATES[policy.activity]]}::text[])`;
   return Prisma.sql`(u.id IS NULL OR u.load_state = 'not-found' OR ${enablement} OR ${activity})`;
 }
+
+/** The columns of a HostUnitRow. */
+const HOST_UNIT_COLUMNS = Prisma.sql`h.id::text AS "hostId", h.name AS "hostName", u.load_state AS "loadState",
+  u.active_state AS "activeState", u.sub_state AS "subState", u.unit_file_state AS "unitFileState",
+  u.refreshed_at AS "refreshedAt"`;
 
 function unitOnHostsSql(policy: Pick<Policy, 'selector' | 'unit'>): Prisma.Sql {
   return Prisma.sql`
@@ -166,8 +169,7 @@ export class PoliciesRepository {
   outOfLine(policy: Policy, afterHost: string | undefined, take: number): Promise<HostUnitRow[]> {
     const after = afterHost === undefined ? Prisma.sql`TRUE` : Prisma.sql`h.name > ${afterHost}`;
     return this.prisma.$queryRaw<HostUnitRow[]>`
-      SELECT h.id::text AS "hostId", h.name AS "hostName", u.load_state AS "loadState", u.active_state AS "activeState",
-             u.sub_state AS "subState", u.unit_file_state AS "unitFileState", u.refreshed_at AS "refreshedAt"
+      SELECT ${HOST_UNIT_COLUMNS}
       ${unitOnHostsSql(policy)} AND ${outOfLineSql(policy)} AND ${after}
       ORDER BY h.name
       LIMIT ${take}`;
@@ -178,5 +180,45 @@ export class PoliciesRepository {
     const [row] = await this.prisma.$queryRaw<{ n: number }[]>`
       SELECT count(*)::int AS n ${unitOnHostsSql(policy)} AND ${outOfLineSql(policy)}`;
     return row?.n ?? 0;
+  }
+
+  /**
+   * Evaluates one policy: makes its policy_hosts rows exactly the hosts out of line now, each with
+   * the reasons `reasonsOf` gives (rows going in and out are webhook events, by trigger). Holds the
+   * policy's row lock, so two workers never evaluate it at once; one that finds it locked (or gone)
+   * leaves it to the other and returns null. Bounded: at most MAX_EVALUATED_HOSTS hosts per policy.
+   */
+  async evaluate(
+    policyId: string,
+    reasonsOf: (policy: Policy, row: HostUnitRow) => string[],
+  ): Promise<{ outOfLine: number; cameIn: number; wentOut: number } | null> {
+    return this.prisma.$transaction(async (tx) => {
+      const [locked] = await tx.$queryRaw<
+        { id: string }[]
+      >`SELECT id::text FROM policies WHERE id = ${policyId}::uuid FOR UPDATE SKIP LOCKED`;
+      if (!locked) return null;
+      const policy = await tx.policy.findUniqueOrThrow({ where: { id: policyId } });
+      const rows = await tx.$queryRaw<HostUnitRow[]>`
+        SELECT ${HOST_UNIT_COLUMNS}
+        ${unitOnHostsSql(policy)} AND ${outOfLineSql(policy)}
+        ORDER BY h.name
+        LIMIT ${MAX_EVALUATED_HOSTS}`;
+      const hostIds = rows.map((row) => row.hostId);
+      // Reasons never hold a newline: one text per host, split again in SQL.
+      const reasons = rows.map((row) => reasonsOf(policy, row).join('\n'));
+      const cameIn = await tx.$executeRaw`
+        DELETE FROM policy_hosts WHERE policy_id = ${policyId}::uuid AND host_id <> ALL(${hostIds}::uuid[])`;
+      await tx.$executeRaw`
+        UPDATE policy_hosts p SET reasons = string_to_array(n.reasons, E'\n')
+        FROM unnest(${hostIds}::uuid[], ${reasons}::text[]) AS n(host_id, reasons)
+        WHERE p.policy_id = ${policyId}::uuid AND p.host_id = n.host_id
+          AND p.reasons IS DISTINCT FROM string_to_array(n.reasons, E'\n')`;
+      const wentOut = await tx.$executeRaw`
+        INSERT INTO policy_hosts (policy_id, host_id, reasons)
+        SELECT ${policyId}::uuid, n.host_id, string_to_array(n.reasons, E'\n')
+        FROM unnest(${hostIds}::uuid[], ${reasons}::text[]) AS n(host_id, reasons)
+        ON CONFLICT (policy_id, host_id) DO NOTHING`;
+      return { outOfLine: rows.length, cameIn, wentOut };
+    });
   }
 }

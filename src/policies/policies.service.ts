@@ -19,7 +19,7 @@ import type {
   UpdatePolicyRequest,
 } from './dto/policy.dto';
 import { HostUnitRow, PoliciesRepository, Policy, PolicyFields } from './policies.repository';
-import { driftReasons, HostSteps, nextReconcileStep, reconcileSteps, StoredUnit, unitPresent } from './policy-drift';
+import { driftReasons, HostSteps, nextReconcileStep, reconcileSteps, unitOf, unitPresent } from './policy-drift';
 
 const nameCursorSchema = z.object({ name: z.string() });
 
@@ -39,13 +39,6 @@ function toResponse(policy: Policy): PolicyResponse {
     createdAt: policy.createdAt.toISOString(),
     updatedAt: policy.updatedAt.toISOString(),
   };
-}
-
-/** The unit as stored for the host, or null when the host has none (the LEFT JOIN found no row). */
-function unitOf(row: HostUnitRow): (StoredUnit & { subState: string; refreshedAt: Date }) | null {
-  const { loadState, activeState, subState, unitFileState, refreshedAt } = row;
-  if (loadState === null || activeState === null || subState === null || refreshedAt === null) return null;
-  return { loadState, activeState, subState, unitFileState, refreshedAt };
 }
 
 function toDriftItem(policy: Policy, row: HostUnitRow): PolicyDriftItem {

@@ -22,6 +22,22 @@ export interface StoredUnit {
   unitFileState: string | null;
 }
 
+/** A host's unit as a LEFT JOIN reads it: every column null when the host has no such unit. */
+export interface JoinedUnit {
+  loadState: string | null;
+  activeState: string | null;
+  subState: string | null;
+  unitFileState: string | null;
+  refreshedAt: Date | null;
+}
+
+/** The unit as stored for the host, or null when the host has none (the LEFT JOIN found no row). */
+export function unitOf(row: JoinedUnit): (StoredUnit & { subState: string; refreshedAt: Date }) | null {
+  const { loadState, activeState, subState, unitFileState, refreshedAt } = row;
+  if (loadState === null || activeState === null || subState === null || refreshedAt === null) return null;
+  return { loadState, activeState, subState, unitFileState, refreshedAt };
+}
+
 /**
  * The ActiveStates that satisfy each desired activity. `active` is strict (activating, reloading
  * and deactivating are transitions, not the state asked for); `inactive` means not running, so a

@@ -1,10 +1,10 @@
 /**
  * The vocabulary of webhook events: the kinds of things that emit them and the filter syntax
  * subscriptions use. Event types are `<kind>.<name>`; a subscription lists exact types or prefixes
- * ending in `*`. A new source (policies, say) adds its kind here and writes webhook_events rows of
- * type `policy.<name>`: existing subscriptions, filters and deliveries need no change.
+ * ending in `*`. A new source adds its kind here and writes webhook_events rows of type
+ * `<kind>.<name>`: existing subscriptions, filters and deliveries need no change.
  */
-export const WEBHOOK_EVENT_KINDS = ['rollout', 'operation'] as const;
+export const WEBHOOK_EVENT_KINDS = ['rollout', 'operation', 'policy'] as const;
 export type WebhookEventKind = (typeof WEBHOOK_EVENT_KINDS)[number];
 
 /** Types written today, for documentation and the CLI (the filter accepts any type of a known kind). */
@@ -24,6 +24,8 @@ export const WEBHOOK_EVENT_EXAMPLES: readonly string[] = [
   'operation.succeeded',
   'operation.failed',
   'operation.cancelled',
+  'policy.host.out_of_line',
+  'policy.host.in_line',
 ];
 
 export const WEBHOOK_EVENT_PATTERN_MAX_LENGTH = 96;

@@ -13,7 +13,7 @@ import { FleetInventory, readFleetInventory } from '../support/fleet';
 import { actOnHost } from '../support/operations';
 import { assertProblem } from '../support/problems';
 import { startNodeProcess } from '../support/process';
-import { getRollout, resetProbe, startRollout, waitForSettled } from '../support/rollouts';
+import { getRollout, onHost, resetProbe, startRollout, waitForSettled } from '../support/rollouts';
 import { waitUntil } from '../support/wait';
 import { startTestWorker, TestWorker, workerEnv } from '../support/worker';
 
@@ -230,7 +230,7 @@ describe('webhooks', () => {
     });
     assertProblem(badScheme, 400, 'validation_failed', 'url');
     const badFilter = await client.POST('/v1/webhooks', {
-      body: { name: 'policies', url: receiver.url, events: ['policy.*'] },
+      body: { name: 'hosts', url: receiver.url, events: ['host.*'] },
     });
     assertProblem(badFilter, 400, 'validation_failed', 'events[0]');
     const operator = await api.client({ scopes: ['operate'] });
@@ -497,6 +497,71 @@ describe('webhooks', () => {
       ['webhook.create', 'webhook.create', 'webhook.redeliver', 'webhook.delete'],
     );
     await down.stop();
+  });
+
+  it('sends policy events, signed, when a host goes out of line and when it comes back in', async () => {
+    const policies = new Receiver();
+    await policies.start();
+    const host = hosts[1]!;
+    let subscriptionId: string | undefined;
+    let policyId: string | undefined;
+    try {
+      const subscribed = await client.POST('/v1/webhooks', {
+        body: { name: 'desired-state', url: policies.url, events: ['policy.*'] },
+      });
+      assert.equal(subscribed.response.status, 201, JSON.stringify(subscribed.error));
+      policies.secret = subscribed.data!.secret;
+      subscriptionId = subscribed.data!.id;
+      const policy = await client.POST('/v1/policies', {
+        body: { name: 'probe-up', selector: SELECTOR, unit: UNIT, activity: 'active' },
+      });
+      assert.equal(policy.response.status, 201, JSON.stringify(policy.error));
+      policyId = policy.data!.id;
+      const discover = async () => {
+        const since = Date.now();
+        await client.POST('/v1/hosts/{name}/discover', { params: { path: { name: host.name } } });
+        await waitUntil(
+          async () => {
+            const units = await client.GET('/v1/hosts/{name}/units', { params: { path: { name: host.name } } });
+            const unit = units.data?.items.find((item) => item.name === UNIT);
+            return unit !== undefined && Date.parse(unit.refreshedAt) >= since;
+          },
+          `${host.name} discovered again`,
+          SETTLE_MS,
+        );
+      };
+      // About this host (another host not yet discovered here would count as out of line too).
+      const aboutHost = () =>
+        policies.accepted.filter((item) => (item.data.host as { name: string }).name === host.name);
+      const received = (type: string) => aboutHost().filter((item) => item.type === type);
+
+      await onHost(host, `systemctl stop ${UNIT}`);
+      await discover();
+      await waitUntil(() => received('policy.host.out_of_line').length > 0, 'the out-of-line event', SETTLE_MS);
+      const [out] = received('policy.host.out_of_line');
+      assert.equal((out!.data.policy as { name: string }).name, 'probe-up');
+      assert.deepEqual(out!.data.reasons, ['active state is inactive, policy wants active']);
+      assert.equal((out!.data.unit as { activeState: string }).activeState, 'inactive');
+
+      await onHost(host, `systemctl start ${UNIT}`);
+      await discover();
+      await waitUntil(() => received('policy.host.in_line').length > 0, 'the back-in-line event', SETTLE_MS);
+      const [back] = received('policy.host.in_line');
+      assert.equal((back!.data.host as { name: string }).name, host.name);
+      assert.equal((back!.data.unit as { activeState: string }).activeState, 'active');
+      // One event per change: later evaluations of the same state write nothing more.
+      await new Promise((resolve) => setTimeout(resolve, 5_000));
+      assert.deepEqual(
+        aboutHost().map((item) => item.type),
+        ['policy.host.out_of_line', 'policy.host.in_line'],
+      );
+      assert.deepEqual(policies.badSignatures, []);
+    } finally {
+      if (policyId) await client.DELETE('/v1/policies/{id}', { params: { path: { id: policyId } } });
+      if (subscriptionId) await client.DELETE('/v1/webhooks/{id}', { params: { path: { id: subscriptionId } } });
+      await onHost(host, `systemctl start ${UNIT}`);
+      await policies.stop();
+    }
   });
 
   it('drover webhooks: create, list, deliveries, delete from the CLI', async () => {
