@@ -19,6 +19,7 @@ import { DispatcherService } from '../operations/dispatcher.service';
 import { OperationsRepository, type TaskWithContext } from '../operations/operations.repository';
 import { UnitsRepository } from '../units/units.repository';
 import { AgentReads } from './agent-reads';
+import { AgentSightings } from './agent-sightings';
 import { AgentWake } from '../infra/redis/agent-wake';
 import { AgentsRepository, type AgentIdentity, type ClaimedTask } from './agents.repository';
 
@@ -45,11 +46,13 @@ export class AgentWorkService {
     private readonly dispatcher: DispatcherService,
     private readonly reads: AgentReads,
     private readonly wake: AgentWake,
+    private readonly sightings: AgentSightings,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
   async heartbeat(agent: AgentIdentity, facts: HostFacts): Promise<{ serverTime: string; outdated: boolean }> {
-    await this.agents.recordSeen(agent, facts);
+    // Waits for its batch: a heartbeat answered is a heartbeat recorded (or an error the agent retries).
+    await this.sightings.seen(agent, facts);
     return { serverTime: new Date().toISOString(), outdated: facts.protocolVersion < AGENT_PROTOCOL_VERSION };
   }
 
