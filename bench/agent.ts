@@ -91,6 +91,9 @@ const COLD_HANDSHAKE_TIMEOUT_MS = 60_000;
 const OPERATION_TIMEOUT_MS = 180_000;
 const POLL_WAIT_MS = 25_000;
 const LOAD_RAMP_SECONDS = 10;
+/** The API's accept queue (HTTP_LISTEN_BACKLOG, its default); Linux caps it at net.core.somaxconn. */
+const LOAD_LISTEN_BACKLOG = 4_096;
+const SOMAXCONN = '/proc/sys/net/core/somaxconn';
 /** Files the API and the load process need besides one socket per agent. */
 const NOFILE_SPARE = 1_000;
 const IDLE_GOAL_RSS_BYTES = 40 * 1_048_576;
@@ -247,6 +250,8 @@ interface Measured {
   seconds: number;
   /** CPU seconds of drover's API + worker (drover contenders), or of this process (bare ssh2). */
   cpuSeconds: number;
+  /** The operation a drover contender ran (null for bare ssh2). */
+  operationId: string | null;
 }
 
 interface Operation {
@@ -287,7 +292,7 @@ async function operationRun(drover: Drover, size: number): Promise<Measured> {
           .join('; '),
     );
   }
-  return { seconds, cpuSeconds: cpuSpent };
+  return { seconds, cpuSeconds: cpuSpent, operationId: operation.id };
 }
 
 /** A new connection to every host at once, one restart on each, the connection closed: cold, every run. */
@@ -308,7 +313,21 @@ async function bareSsh2Run(hosts: FleetHost[], privateKey: Buffer): Promise<Meas
   const seconds = (performance.now() - started) / 1000;
   const failed = results.flatMap((result) => (result.status === 'rejected' ? [errorText(result.reason)] : []));
   if (failed.length > 0) throw new Error(`bare ssh2: ${failed.length} hosts failed: ${failed.slice(0, 5).join('; ')}`);
-  return { seconds, cpuSeconds: cpuSeconds('self') - cpuBefore };
+  return { seconds, cpuSeconds: cpuSeconds('self') - cpuBefore, operationId: null };
+}
+
+/**
+ * For every task of an agent operation, the milliseconds from its offer (the worker sets offered_at,
+ * then publishes the host's Redis wake-up) to its claim by the agent's waiting poll (the claim sets
+ * started_at): how fast a queued task wakes its agent. Both are PostgreSQL's clock.
+ */
+async function offerToClaimMs(drover: Drover, operationId: string): Promise<number[]> {
+  const { rows } = await drover.db.query<{ ms: number }>(
+    `SELECT (EXTRACT(EPOCH FROM started_at - offered_at) * 1000)::float8 AS ms FROM tasks
+     WHERE operation_id = $1::uuid AND offered_at IS NOT NULL AND started_at IS NOT NULL`,
+    [operationId],
+  );
+  return rows.map((row) => row.ms);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -321,13 +340,16 @@ interface AgentProcess {
   /** cutime + cstime: of the processes it ran and waited for (systemctl, at every heartbeat too). */
   childrenCpu: number;
   rss: number;
+  /** VmRSS split: the process's own pages, and the files it maps (mostly the node binary, shared). */
+  rssAnon: number;
+  rssFile: number;
   peakRss: number;
 }
 
 async function agentProcesses(fleet: FleetInstance, hosts: FleetHost[]): Promise<AgentProcess[]> {
   const command =
     'pid=$(systemctl show -p MainPID --value drover-agent.service) && [ "$pid" -gt 0 ] && ' +
-    'cat /proc/$pid/stat && grep -E "^(VmRSS|VmHWM):" /proc/$pid/status';
+    'cat /proc/$pid/stat && grep -E "^(VmRSS|VmHWM|RssAnon|RssFile):" /proc/$pid/status';
   return eachLimited(hosts, CHECK_PARALLEL, async (host) => {
     const result = await inHost(fleet, host, command);
     if (result.code !== 0) throw new Error(`${host.name}: the agent's process: ${result.stderr}`);
@@ -337,6 +359,8 @@ async function agentProcesses(fleet: FleetInstance, hosts: FleetHost[]): Promise
       cpu: cpuSecondsOfStat(result.stdout.split('\n')[0]!),
       childrenCpu: cpuSecondsOfStat(result.stdout.split('\n')[0]!, 'children'),
       rss: kb('VmRSS'),
+      rssAnon: kb('RssAnon'),
+      rssFile: kb('RssFile'),
       peakRss: kb('VmHWM'),
     };
   });
@@ -346,6 +370,8 @@ interface IdleResult {
   seconds: number;
   agents: number;
   rss: { median: number; max: number };
+  rssAnon: { median: number; max: number };
+  rssFile: { median: number; max: number };
   peakRss: number;
   cpuSeconds: { median: number; max: number; total: number };
   /** The same with the CPU of the processes each agent ran (cutime + cstime) added. */
@@ -374,11 +400,15 @@ async function idleRun(drover: Drover, fleet: FleetInstance, hosts: FleetHost[],
     after.map((process, i) => process.cpu + process.childrenCpu - before[i]!.cpu - before[i]!.childrenCpu),
   );
   const rss = stats(after.map((process) => process.rss));
+  const rssAnon = stats(after.map((process) => process.rssAnon));
+  const rssFile = stats(after.map((process) => process.rssFile));
   const cpu = stats(deltas);
   return {
     seconds: elapsed,
     agents: hosts.length,
     rss: { median: rss.median, max: rss.max },
+    rssAnon: { median: rssAnon.median, max: rssAnon.max },
+    rssFile: { median: rssFile.median, max: rssFile.max },
     peakRss: Math.max(...after.map((process) => process.peakRss)),
     cpuSeconds: { median: cpu.median, max: cpu.max, total: deltas.reduce((sum, delta) => sum + delta, 0) },
     withChildren: { median: withChildren.median, max: withChildren.max },
@@ -441,6 +471,19 @@ interface Sample {
   rss: number;
   liveMs: number | null;
   dbConnections: number;
+  /** Connections waiting in the API's accept queue (its listening socket's rx_queue in /proc/net/tcp). */
+  acceptQueue: number;
+}
+
+/** How many connections wait to be accepted on the socket listening on `port` (IPv4). */
+async function acceptQueueLength(port: number): Promise<number> {
+  const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
+  for (const line of (await readFile('/proc/net/tcp', 'utf8')).split('\n').slice(1)) {
+    const [, local, , state, queues] = line.trim().split(/\s+/);
+    // 0A: LISTEN; for a listening socket rx_queue is the accept queue's length.
+    if (local?.endsWith(`:${hexPort}`) && state === '0A') return parseInt(queues!.split(':')[1]!, 16);
+  }
+  return 0;
 }
 
 /** Every second: the API's CPU and RSS, how long GET /healthz/live takes, its database connections. */
@@ -467,6 +510,7 @@ function sampleApi(drover: Drover, database: string, until: AbortSignal): Promis
         rss: rssBytes(drover.api.pid!),
         liveMs,
         dbConnections: rows[0]!.n,
+        acceptQueue: await acceptQueueLength(LOAD_DROVER.port),
       });
       await sleep(Math.max(0, 1_000 - (Date.now() - at)));
     }
@@ -507,6 +551,19 @@ interface LoadResult {
   samples: Sample[];
   peakRss: number;
   loadCpuSeconds: number;
+}
+
+/**
+ * Raises net.core.somaxconn to the API's backlog for this run when it is lower (kernels before 5.4
+ * default to 128), and puts it back on the teardown: the product never changes sysctls.
+ */
+async function ensureSomaxconn(backlog: number, teardown: Teardown): Promise<number> {
+  const current = Number((await readFile(SOMAXCONN, 'utf8')).trim());
+  if (current >= backlog) return current;
+  await writeFile(SOMAXCONN, String(backlog));
+  teardown.add(`restoring net.core.somaxconn to ${current}`, () => writeFile(SOMAXCONN, String(current)));
+  progress(`net.core.somaxconn raised from ${current} to ${backlog} for this run`);
+  return backlog;
 }
 
 async function loadRun(drover: Drover, options: Options, workDir: string): Promise<LoadResult> {
@@ -569,6 +626,8 @@ interface RunRecord extends Measured {
   round: number;
   /** The machine's 1-minute load average as the run began. */
   load: number;
+  /** Agent runs: offer-to-claim milliseconds of each task (offerToClaimMs). */
+  offerToClaimMs: number[];
 }
 
 function fanoutSection(options: Options, records: RunRecord[]): string[] {
@@ -587,6 +646,7 @@ function fanoutSection(options: Options, records: RunRecord[]): string[] {
       `- agent / bare ssh2 (cold): **${(wall.agent.median / wall.ssh2.median).toFixed(2)}×** (medians); ` +
         `agent / drover ssh: **${(wall.agent.median / wall.ssh.median).toFixed(2)}×**`,
       `- the goal, agents at least as fast as the bare ssh2 script: **${wall.agent.median <= wall.ssh2.median ? 'met' : 'not met'}**`,
+      ...wakeLines(records.filter((r) => r.size === size && r.contender === 'agent' && r.round > 0)),
       '',
     );
   }
@@ -603,6 +663,22 @@ function fanoutSection(options: Options, records: RunRecord[]): string[] {
     '',
   );
   return lines;
+}
+
+const WAKE_GOAL_MS = 100;
+
+/** The wake-up goal: a queued task's agent woken within 100 ms (offer to claim, every task of the timed runs). */
+function wakeLines(agentRuns: RunRecord[]): string[] {
+  const all = agentRuns.flatMap((r) => r.offerToClaimMs).sort((a, b) => a - b);
+  if (all.length === 0) return [];
+  const at = (q: number): number => all[Math.min(all.length - 1, Math.floor(q * all.length))]!;
+  const within = all.filter((ms) => ms <= WAKE_GOAL_MS).length;
+  return [
+    `- wake-up, from a task's offer (offered_at, then the Redis publish) to its claim by the agent's waiting poll ` +
+      `(started_at), over the ${all.length} tasks of the timed agent runs: median ${at(0.5).toFixed(0)} ms, ` +
+      `p95 ${at(0.95).toFixed(0)} ms, max ${all[all.length - 1]!.toFixed(0)} ms; ${within} of ${all.length} within ` +
+      `${WAKE_GOAL_MS} ms: the goal (woken within ${WAKE_GOAL_MS} ms) **${within === all.length ? 'met' : at(0.5) <= WAKE_GOAL_MS ? 'met for the median, not for every task' : 'not met'}**`,
+  ];
 }
 
 const FANOUT_NOTES = [
@@ -639,6 +715,8 @@ function idleSection(idle: IdleResult): string[] {
     '| what | median per agent | max per agent |',
     '|---|--:|--:|',
     `| VmRSS at the end | ${mib(idle.rss.median)} | ${mib(idle.rss.max)} |`,
+    `| of it RssAnon: the agent's own memory (heap, stacks) | ${mib(idle.rssAnon.median)} | ${mib(idle.rssAnon.max)} |`,
+    `| of it RssFile: mapped files (the node binary's code and data, shared with every node process) | ${mib(idle.rssFile.median)} | ${mib(idle.rssFile.max)} |`,
     `| CPU s (utime + stime) over the window | ${idle.cpuSeconds.median.toFixed(3)} | ${idle.cpuSeconds.max.toFixed(3)} |`,
     `| CPU, % of one core | ${((100 * idle.cpuSeconds.median) / idle.seconds).toFixed(3)} | ${((100 * idle.cpuSeconds.max) / idle.seconds).toFixed(3)} |`,
     `| CPU s with the processes it ran (cutime + cstime: \`systemctl --version\` at every heartbeat) | ${idle.withChildren.median.toFixed(3)} | ${idle.withChildren.max.toFixed(3)} |`,
@@ -655,7 +733,7 @@ function idleSection(idle: IdleResult): string[] {
   ];
 }
 
-function loadSection(options: Options, load: LoadResult): string[] {
+function loadSection(options: Options, load: LoadResult, somaxconn: number): string[] {
   const { report, samples } = load;
   /** CPU seconds of the API between the samples nearest `from` and `to`, and the seconds between them. */
   const cpuBetween = (from: number, to: number): { cpu: number; seconds: number } => {
@@ -685,8 +763,9 @@ function loadSection(options: Options, load: LoadResult): string[] {
       `64 at once) in ${report.loginSeconds.toFixed(1)} s (${((2 * report.loggedIn) / report.loginSeconds).toFixed(0)} requests/s)` +
       (Object.keys(report.loginFailures).length > 0 ? `; failures: ${JSON.stringify(report.loginFailures)}` : ''),
     `- the agents: ${report.agents} hosts and agents rows inserted by SQL into a fresh database, each agent with an ` +
-      'Ed25519 key of its own; one API (`dist/src/main.js`, defaults: Prisma over node-postgres with its default pool) ' +
-      'and one worker, PostgreSQL and Redis on this machine; a separate load process (`dist/bench/agent-load.js`, ' +
+      'Ed25519 key of its own; one API (`dist/src/main.js`: Prisma over node-postgres, `DATABASE_POOL_SIZE=20`, ' +
+      `\`HTTP_LISTEN_BACKLOG=${LOAD_LISTEN_BACKLOG}\` with net.core.somaxconn ${somaxconn}) and one worker, ` +
+      'PostgreSQL and Redis on this machine; a separate load process (`dist/bench/agent-load.js`, ' +
       'one keep-alive socket per agent) does the sign-ins and the polls',
     `- polling: every agent starts within ${LOAD_RAMP_SECONDS} s (the ramp), then for ${options.loadSeconds} s more each holds ` +
       `GET /agent/v1/commands/next?waitMs=${POLL_WAIT_MS} and asks again as soon as it is answered`,
@@ -711,6 +790,7 @@ function loadSection(options: Options, load: LoadResult): string[] {
     `| the API's PostgreSQL connections (max) | ${Math.max(...samples.map((s) => s.dbConnections))} |`,
     `| the load process, CPU s in all | ${load.loadCpuSeconds.toFixed(1)} |`,
     `| connections dropped by a full accept queue (TcpExt ListenOverflows, this machine) | ${load.listenOverflows} |`,
+    `| the API's accept queue, longest seen (sampled every second; its backlog ${Math.min(LOAD_LISTEN_BACKLOG, somaxconn)}) | ${Math.max(...samples.map((s) => s.acceptQueue))} |`,
     '',
     `Answered per second, second by second: ${report.answeredPerSecond.join(' ')}`,
     '',
@@ -787,7 +867,11 @@ async function fleetParts(
           if (problems.length > 0) {
             throw new Error(`${label}, ${contender}: ${problems.length} problems: ${problems.slice(0, 5).join('; ')}`);
           }
-          records.push({ contender, size, round, load, ...measured });
+          const wake =
+            contender === 'agent' && measured.operationId
+              ? await offerToClaimMs(agentDrover, measured.operationId)
+              : [];
+          records.push({ contender, size, round, load, ...measured, offerToClaimMs: wake });
           progress(
             `${label}: ${TITLES[contender]} ${secs(measured.seconds)} s (CPU ${secs(measured.cpuSeconds)} s), ` +
               `a new MainPID and one start on all ${size} hosts`,
@@ -817,9 +901,16 @@ async function benchmark(options: Options, teardown: Teardown): Promise<void> {
     }
   }
   let load: LoadResult | null = null;
+  let somaxconn = 0;
   let machineLines = fleetResults?.machine ?? [];
   if (options.parts.includes('load')) {
-    const loadDrover = await startDrover([], { ...LOAD_DROVER, workDir, logPrefix: 'load-' }, teardown);
+    // Before the API listens: the kernel sizes its accept queue then.
+    somaxconn = await ensureSomaxconn(LOAD_LISTEN_BACKLOG, teardown);
+    const loadDrover = await startDrover(
+      [],
+      { ...LOAD_DROVER, workDir, logPrefix: 'load-', env: { HTTP_LISTEN_BACKLOG: String(LOAD_LISTEN_BACKLOG) } },
+      teardown,
+    );
     machineLines = await machine(loadDrover.db);
     load = await loadRun(loadDrover, options, workDir);
   }
@@ -840,7 +931,7 @@ async function benchmark(options: Options, teardown: Teardown): Promise<void> {
     '',
     ...(fleetResults && options.parts.includes('fanout') ? fanoutSection(options, fleetResults.records) : []),
     ...(fleetResults?.idle ? idleSection(fleetResults.idle) : []),
-    ...(load ? loadSection(options, load) : []),
+    ...(load ? loadSection(options, load, somaxconn) : []),
   ].join('\n');
   await writeReport(markdown, options.out);
   if (load && load.problems.length > 0) progress(`the API logged problems under load: its log is kept in ${workDir}`);

@@ -21,7 +21,9 @@ async function bootstrap(): Promise<void> {
   });
   configureHttpApp(app, logger);
   closeOnSignals(app, config.SHUTDOWN_TIMEOUT_MS, logger);
-  await app.listen(config.PORT, config.HOST);
+  // Nest passes every argument on to http.Server.listen(port, host, backlog, callback); its typings omit the backlog.
+  const listen = app.listen.bind(app) as unknown as (port: number, host: string, backlog: number) => Promise<unknown>;
+  await listen(config.PORT, config.HOST, config.HTTP_LISTEN_BACKLOG);
   logger.info({ url: await app.getUrl() }, 'drover API listening');
 }
 

@@ -3,6 +3,7 @@ import type { Request } from 'express';
 import { AGENT_PROTOCOL_HEADER } from '@drover/protocol';
 import { ForbiddenError, UnauthenticatedError } from '../common/errors/domain-errors';
 import { AgentCredentials } from './agent-credentials';
+import { AgentSightings } from './agent-sightings';
 import { AgentsRepository, type AgentIdentity } from './agents.repository';
 import { checkProtocol } from './enrollment.service';
 
@@ -12,21 +13,17 @@ export interface AgentRequest extends Request {
 }
 
 /**
- * Every request is a heartbeat, but the agent row is written at most this often per agent (its
- * heartbeats, every 15 s, write it anyway): a fleet of idle agents polling costs no writes.
- */
-const SEEN_WRITE_INTERVAL_MS = 15_000;
-
-/**
  * The only way into the agent routes: a valid agent credential of an agent that is not revoked.
  * A revoked agent is refused at once (its credential is checked against the database on every
- * request). API tokens are never accepted here, nor agent credentials anywhere else.
+ * request: no cache, so that revocation stops an agent at its next request on every API replica).
+ * API tokens are never accepted here, nor agent credentials anywhere else.
  */
 @Injectable()
 export class AgentAuthGuard implements CanActivate {
   constructor(
     private readonly credentials: AgentCredentials,
     private readonly agents: AgentsRepository,
+    private readonly sightings: AgentSightings,
   ) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
@@ -42,9 +39,9 @@ export class AgentAuthGuard implements CanActivate {
     if (!agent) throw new UnauthenticatedError('unknown or expired agent credential: sign a new challenge');
     if (agent.revokedAt)
       throw new ForbiddenError(`the agent of ${agent.hostName} was revoked: it must not work any more`);
-    if (agent.lastSeenAt === null || Date.now() - agent.lastSeenAt.getTime() > SEEN_WRITE_INTERVAL_MS) {
-      await this.agents.recordSeen(agent, null);
-    }
+    // Every request counts as a heartbeat, but is recorded only when last-seen grows old (agents
+    // that heartbeat never are) and without waiting for the batched write: polls cost no writes.
+    if (this.sightings.due(agent.lastSeenAt)) void this.sightings.seen(agent, null);
     request.agent = agent;
     return true;
   }

@@ -20,6 +20,7 @@ import { OperationsRepository, type TaskWithContext } from '../operations/operat
 import { UnitsRepository } from '../units/units.repository';
 import { acceptReportedDefinition } from '@drover/systemd';
 import { AgentReads } from './agent-reads';
+import { AgentSightings } from './agent-sightings';
 import { AgentWake } from '../infra/redis/agent-wake';
 import { AgentsRepository, type AgentIdentity, type ClaimedTask } from './agents.repository';
 
@@ -46,11 +47,13 @@ export class AgentWorkService {
     private readonly dispatcher: DispatcherService,
     private readonly reads: AgentReads,
     private readonly wake: AgentWake,
+    private readonly sightings: AgentSightings,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
   async heartbeat(agent: AgentIdentity, facts: HostFacts): Promise<{ serverTime: string; outdated: boolean }> {
-    await this.agents.recordSeen(agent, facts);
+    // Waits for its batch: a heartbeat answered is a heartbeat recorded (or an error the agent retries).
+    await this.sightings.seen(agent, facts);
     return { serverTime: new Date().toISOString(), outdated: facts.protocolVersion < AGENT_PROTOCOL_VERSION };
   }
 

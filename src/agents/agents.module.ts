@@ -5,6 +5,7 @@ import { AgentAuthGuard } from './agent-auth.guard';
 import { AgentChannelController } from './agent-channel.controller';
 import { AgentCredentials } from './agent-credentials';
 import { AgentReads } from './agent-reads';
+import { AgentSightings } from './agent-sightings';
 import { AgentWorkService } from './agent-work.service';
 import { AgentsController } from './agents.controller';
 import { AgentsRepository } from './agents.repository';
@@ -21,6 +22,7 @@ import { JoinTokensController } from './join-tokens.controller';
     AgentCredentials,
     AgentAuthGuard,
     AgentReads,
+    AgentSightings,
     AgentWorkService,
     AgentsService,
     EnrollmentService,

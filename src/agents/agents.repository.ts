@@ -36,6 +36,13 @@ export interface Enrolment {
   requestId: string | null;
 }
 
+/** That an agent was heard of, with the facts its heartbeat carried (null: any other request). */
+export interface Sighting {
+  agentId: string;
+  hostId: string;
+  facts: HostFacts | null;
+}
+
 /** A task an agent claimed: what it carries out, and what an earlier attempt left. */
 export interface ClaimedTask {
   id: string;
@@ -210,20 +217,23 @@ export class AgentsRepository {
     });
   }
 
-  /** The agent was heard of: it and its host are seen now (with its facts when it sent them). */
-  async recordSeen(agent: AgentIdentity, facts: HostFacts | null): Promise<void> {
+  /**
+   * Agents were heard of: they and their hosts are seen now, with the facts of those that sent them.
+   * One statement per table for the whole batch (AgentSightings gathers them).
+   */
+  async recordSeen(sightings: Sighting[]): Promise<void> {
+    if (sightings.length === 0) return;
+    const agentIds = sightings.map((sighting) => sighting.agentId);
+    const facts = sightings.map((sighting) => (sighting.facts ? JSON.stringify(sighting.facts) : null));
     await this.prisma.$transaction([
-      this.prisma.agent.update({
-        where: { id: agent.agentId },
-        data: {
-          lastSeenAt: new Date(),
-          ...(facts ? { facts: facts, protocolVersion: facts.protocolVersion } : {}),
-        },
-      }),
-      this.prisma.host.update({
-        where: { id: agent.hostId },
-        data: { status: 'reachable', lastSeenAt: new Date() },
-      }),
+      this.prisma.$executeRaw`
+        UPDATE agents SET last_seen_at = now(), facts = COALESCE(seen.facts, agents.facts),
+          protocol_version = COALESCE((seen.facts ->> 'protocolVersion')::int, agents.protocol_version)
+        FROM unnest(${agentIds}::uuid[], ${facts}::jsonb[]) AS seen(id, facts)
+        WHERE agents.id = seen.id`,
+      this.prisma.$executeRaw`
+        UPDATE hosts SET status = 'reachable', last_seen_at = now(), updated_at = now()
+        WHERE id = ANY(${sightings.map((sighting) => sighting.hostId)}::uuid[])`,
     ]);
   }
 

@@ -18,6 +18,11 @@ export const configSchema = z.object({
   DATABASE_POOL_SIZE: integerString(1, 1_000).default(10),
   HOST: z.string().min(1).default('127.0.0.1'),
   PORT: integerString(0, 65535).default(8080),
+  /**
+   * Connections the kernel queues for the API before it accepts them (Node's own default is 511):
+   * thousands of agents reconnecting at once overflowed that. Linux caps it at net.core.somaxconn.
+   */
+  HTTP_LISTEN_BACKLOG: integerString(1, 1_000_000).default(4_096),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Apply pending SQL migrations when the API starts (safe with many replicas: advisory lock). */
   MIGRATE_ON_START: booleanString.default(true),

@@ -5,7 +5,7 @@ import { keyRotationSigningText, type TaskCommand } from '@drover/protocol';
 import { createDroverClient, type DroverClient } from '../../src/client';
 import { unitSnapshot } from '../factories/unit-snapshot.factory';
 import type { AgentReply } from '../support/agent-client';
-import { ProtocolAgent } from '../support/agent-client';
+import { ProtocolAgent, testFacts } from '../support/agent-client';
 import { startTestApi, TestApi } from '../support/api';
 import { query } from '../support/database';
 import { waitForOperation } from '../support/operations';
@@ -316,6 +316,29 @@ describe('agent protocol', () => {
     );
     assert.equal(event?.before.publicKey, agent.publicKey);
     assert.equal(event?.after.publicKey, publicKey);
+  });
+
+  it('records a heartbeat before answering it (last-seen and facts), and a poll of an agent long unseen as a sighting', async () => {
+    const agent = await enrolled('beating');
+    const listed = async () => (await admin.GET('/v1/agents')).data!.items.find((item) => item.id === agent.agentId)!;
+    const atEnrolment = Date.parse((await listed()).lastSeenAt!);
+    const beat = await agent.call('POST', 'heartbeat', { facts: { ...testFacts('beating'), uptimeSeconds: 4242 } });
+    assert.equal(beat.status, 200, JSON.stringify(beat.body));
+    const afterBeat = await listed();
+    assert.ok(Date.parse(afterBeat.lastSeenAt!) > atEnrolment, `${afterBeat.lastSeenAt} after enrolment`);
+    assert.equal(afterBeat.facts?.uptimeSeconds, 4242);
+
+    await query(api.database.url, `UPDATE agents SET last_seen_at = now() - interval '1 hour' WHERE id = $1::uuid`, [
+      agent.agentId,
+    ]);
+    await query(api.database.url, `UPDATE hosts SET status = 'unreachable' WHERE name = 'beating'`);
+    assert.equal((await listed()).online, false);
+    assert.equal((await agent.next(0)).status, 200);
+    // Not waited for by the poll: written with the next batch.
+    await waitUntil(async () => (await listed()).online, 'the poll is recorded as a sighting', SETTLE_MS);
+    const host = await admin.GET('/v1/hosts/{name}', { params: { path: { name: 'beating' } } });
+    assert.equal(host.data!.status, 'reachable');
+    assert.equal((await listed()).facts?.uptimeSeconds, 4242);
   });
 
   it('refuses a request without a protocol version this server speaks, naming the header', async () => {
