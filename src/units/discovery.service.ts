@@ -70,7 +70,8 @@ export class DiscoveryService {
           throw new Error(`systemctl listing failed on ${host.name}: ${listing.stderr.trim()}`);
       }
       const discovered = parseDiscovery(units.stdout, files.stdout);
-      const run = (argv: readonly string[]) => this.ssh.exec(target, argv);
+      // Unit definitions are world-readable: read as the login user, so no sudoers rule is needed.
+      const run = (argv: readonly string[]) => this.ssh.exec(target, argv, { asLoginUser: true });
       const { definitions, fileHashes } = await readUnitDefinitions(
         run,
         discovered.map((unit) => unit.name),

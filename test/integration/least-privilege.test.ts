@@ -158,13 +158,16 @@ describe('least-privilege SSH: drover under a generated sudoers drop-in, as a no
 
       // Discovery (after every action) runs its listings under the same drop-in.
       const deadline = Date.now() + 20_000;
-      let units: string[] = [];
-      while (Date.now() < deadline && !units.includes('nginx.service')) {
+      let listed: { name: string; definitionHash: string | null }[] = [];
+      while (Date.now() < deadline && !listed.some((unit) => unit.name === 'nginx.service')) {
         await new Promise((resolve) => setTimeout(resolve, 300));
-        const listed = await operator.GET('/v1/hosts/{name}/units', { params: { path: { name: lpName }, query: {} } });
-        units = listed.data?.items.map((unit) => unit.name) ?? [];
+        const page = await operator.GET('/v1/hosts/{name}/units', { params: { path: { name: lpName }, query: {} } });
+        listed = page.data?.items ?? [];
       }
+      const units = listed.map((unit) => unit.name);
       assert.ok(units.includes('drover-probe.service') && units.includes('nginx.service'), units.join(' '));
+      // Unit definitions (drift) are read as the login user: no sudoers line is needed for them.
+      assert.match(listed.find((unit) => unit.name === 'nginx.service')?.definitionHash ?? '', /^[0-9a-f]{64}$/);
     } finally {
       await uninstall();
     }

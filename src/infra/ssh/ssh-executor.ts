@@ -24,6 +24,11 @@ export interface ExecOptions {
   maxOutputBytes?: number;
   /** Every piece of output as it arrives (whole UTF-8 characters), e.g. to stream it to storage. */
   onData?: (chunk: string, stream: 'stdout' | 'stderr') => void;
+  /**
+   * Run as the login user even when it is not root (no sudo): for reads any user may do, such as
+   * unit definitions, which a sudoers drop-in of exact command lines could not allow.
+   */
+  asLoginUser?: boolean;
 }
 
 export interface ExecResult {
@@ -286,7 +291,7 @@ export class SshExecutor implements OnModuleDestroy {
       ...options,
       timeoutMs,
       maxOutputBytes,
-      usesSudo: target.sshUser !== 'root',
+      usesSudo: target.sshUser !== 'root' && options.asLoginUser !== true,
       hostKeyPolicy: this.hostKeyPolicy(target, options),
     };
   }
