@@ -22,7 +22,7 @@ type FleetHost = FleetInventory['hosts'][number];
 const UNIT = 'drover-probe.service';
 const MASTER = 'drovermaster';
 
-describe('Redis behind Sentinel: the master dies in the middle of a rollout', () => {
+describe('Redis behind Sentinel: a failover in the middle of a rollout', () => {
   let redis: SentinelSet | undefined;
   let api: TestApi | undefined;
   let worker: TestWorker | undefined;
@@ -60,7 +60,12 @@ describe('Redis behind Sentinel: the master dies in the middle of a rollout', ()
     await redis?.stop();
   });
 
-  it('finishes the rollout with every host restarted exactly once, and the audit chain intact', async () => {
+  /**
+   * Rolls drover-probe out over the hosts one at a time and, once the second batch's restart is
+   * under way on its host, has Redis fail over to `newMasterPort`; then checks that the rollout
+   * succeeded with every host started exactly once, and that the audit chain verifies.
+   */
+  async function rolloutAcrossFailover(failover: () => Promise<void>, newMasterPort: number): Promise<void> {
     const set = redis!;
     const startsBefore = await Promise.all(hosts.map(async (host) => (await probeStarts(host)).length));
     const created = await startRollout(client, {
@@ -69,7 +74,6 @@ describe('Redis behind Sentinel: the master dies in the middle of a rollout', ()
       batches: { size: 1 },
       healthGate: { minHealthyTimeMs: 1_000 },
     });
-    // Once the second batch's restart is under way on its host, the master crashes.
     await waitForRollout(client, created.id, (rollout) => rollout.batches.length >= 2, 60_000);
     await waitUntil(
       async () => {
@@ -84,10 +88,10 @@ describe('Redis behind Sentinel: the master dies in the middle of a rollout', ()
       'a task of the second batch runs',
       30_000,
     );
-    await set.master.kill();
+    await failover();
     await waitUntil(
-      async () => (await set.currentMasterPort()) === set.replica.port,
-      'the sentinels promoted the replica',
+      async () => (await set.currentMasterPort()) === newMasterPort,
+      `the sentinels promoted port ${newMasterPort}`,
       30_000,
     );
 
@@ -102,5 +106,17 @@ describe('Redis behind Sentinel: the master dies in the middle of a rollout', ()
     const verification = await auditor.GET('/v1/audit/verify', {});
     assert.equal(verification.response.status, 200);
     assert.equal(verification.data!.ok, true, JSON.stringify(verification.data));
+  }
+
+  it('master crashes (SIGKILL; writes not yet replicated are lost): every host restarted once, audit intact', async () => {
+    const set = redis!;
+    await rolloutAcrossFailover(() => set.master.kill(), set.replica.port);
+  });
+
+  it('failover on request (the old master lives on as a replica): every host restarted once, audit intact', async () => {
+    const set = redis!;
+    // The crashed master of the test before comes back, and becomes the new master's replica.
+    const oldMaster = await set.revive(set.master);
+    await rolloutAcrossFailover(() => set.failover(), oldMaster.port);
   });
 });

@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import { ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -94,6 +95,10 @@ export interface SentinelSet {
   sentinelsSetting: string;
   /** The master's port as the sentinels see it now. */
   currentMasterPort(): Promise<number>;
+  /** Has the sentinels fail over at once: the master stays up and becomes a replica of the new one. */
+  failover(): Promise<void>;
+  /** Starts a killed server again on its port; resolves once the sentinels made it a synchronised replica. */
+  revive(server: RedisServer): Promise<RedisServer>;
   /** Kills every server of the set (safe to call more than once). */
   stop(): Promise<void>;
 }
@@ -149,20 +154,30 @@ export async function startSentinelSet(masterName: string): Promise<SentinelSet>
       started.push(sentinel);
       sentinels.push(sentinel);
     }
-    // Sentinels find each other and the replica through the master within a few seconds.
-    await waitUntil(
-      async () => {
-        for (const sentinel of sentinels) {
-          const quorum = await ask<string>(sentinel.port, 'SENTINEL', 'CKQUORUM', masterName).catch(() => '');
-          if (!quorum.startsWith('OK 3 usable')) return false;
-          const replicas = await ask<string[][]>(sentinel.port, 'SENTINEL', 'REPLICAS', masterName);
-          if (replicas.length !== 1) return false;
+    /** Whether every sentinel knows the others and sees `port` as a healthy replica. */
+    const readyReplica = async (port: number) => {
+      for (const sentinel of sentinels) {
+        const quorum = await ask<string>(sentinel.port, 'SENTINEL', 'CKQUORUM', masterName).catch(() => '');
+        if (!quorum.startsWith('OK 3 usable')) return false;
+        const replicas = await ask<string[][]>(sentinel.port, 'SENTINEL', 'REPLICAS', masterName);
+        const known = replicas
+          .map(
+            (fields) =>
+              new Map(fields.flatMap((field, index) => (index % 2 === 0 ? [[field, fields[index + 1]]] : []))),
+          )
+          .find((fields) => fields.get('port') === String(port));
+        if (
+          !known ||
+          /s_down|disconnected/.test(known.get('flags') ?? '') ||
+          known.get('master-link-status') !== 'ok'
+        ) {
+          return false;
         }
-        return true;
-      },
-      'the three sentinels know each other and the replica',
-      30_000,
-    );
+      }
+      return true;
+    };
+    // Sentinels find each other and the replica through the master within a few seconds.
+    await waitUntil(() => readyReplica(replica.port), 'the three sentinels know each other and the replica', 30_000);
     return {
       masterName,
       master,
@@ -177,6 +192,16 @@ export async function startSentinelSet(masterName: string): Promise<SentinelSet>
           masterName,
         );
         return Number(port);
+      },
+      failover: async () => {
+        assert.equal(await ask<string>(sentinels[0]!.port, 'SENTINEL', 'FAILOVER', masterName), 'OK');
+      },
+      revive: async (server) => {
+        const revived = await startRedisServer({ port: server.port });
+        started.push(revived);
+        // It comes back as an empty master; the sentinels turn it into a replica of the current one.
+        await waitUntil(() => readyReplica(server.port), `the sentinels made port ${server.port} a replica`, 30_000);
+        return revived;
       },
       stop,
     };
