@@ -210,3 +210,68 @@ export async function startSentinelSet(masterName: string): Promise<SentinelSet>
     throw error;
   }
 }
+
+export interface RedisCluster {
+  nodes: RedisServer[];
+  /** The nodes as REDIS_CLUSTER_NODES wants them. */
+  nodesSetting: string;
+  /** Kills every node (safe to call more than once). */
+  stop(): Promise<void>;
+}
+
+/** A free port whose cluster bus port (+10000) is free too. */
+async function freeClusterPort(): Promise<number> {
+  for (;;) {
+    const port = await freePort();
+    if (port > 55_535) continue;
+    const bus = await new Promise<boolean>((resolve) => {
+      const server = createServer();
+      server.once('error', () => resolve(false));
+      server.listen(port + 10_000, '127.0.0.1', () => server.close(() => resolve(true)));
+    });
+    if (bus) return port;
+  }
+}
+
+/** A Redis Cluster of three masters (no replicas), its slots all assigned. */
+export async function startRedisCluster(): Promise<RedisCluster> {
+  const directory = await mkdtemp(path.join(tmpdir(), 'drover-cluster-'));
+  const nodes: RedisServer[] = [];
+  const stop = async () => {
+    await Promise.all(nodes.map((node) => node.kill()));
+    await rm(directory, { recursive: true, force: true });
+  };
+  try {
+    for (let index = 0; index < 3; index += 1) {
+      const port = await freeClusterPort();
+      const args = ['--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--dir', directory];
+      nodes.push(await startRedisServer({ port, args }));
+    }
+    const addresses = nodes.map((node) => `127.0.0.1:${node.port}`);
+    await new Promise<void>((resolve, reject) => {
+      const create = spawn('redis-cli', ['--cluster', 'create', ...addresses, '--cluster-yes'], { stdio: 'pipe' });
+      let output = '';
+      create.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      create.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      create.once('error', reject);
+      create.once('exit', (code) =>
+        code === 0 ? resolve() : reject(new Error(`redis-cli --cluster create: ${output}`)),
+      );
+    });
+    const ask = new Redis({ port: nodes[0]!.port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0 });
+    try {
+      await ask.connect();
+      await waitUntil(
+        async () => ((await ask.call('CLUSTER', 'INFO')) as string).includes('cluster_state:ok'),
+        'the cluster is ok',
+        30_000,
+      );
+    } finally {
+      ask.disconnect();
+    }
+    return { nodes, nodesSetting: addresses.join(','), stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
