@@ -38,10 +38,23 @@ describe('createRedisClient', () => {
     assert.equal(client.options.password, 'server-secret');
     assert.equal(client.options.sentinelPassword, 'sentinel-secret');
     assert.equal(client.options.maxRetriesPerRequest, 1, 'the caller’s behaviour options are kept');
+    assert.equal(client.options.enableTLSForSentinelMode, false);
     const reconnect = client.options.reconnectOnError;
     assert.ok(reconnect);
     assert.equal(reconnect(new Error("READONLY You can't write against a read only replica.")), 2);
     assert.equal(reconnect(new Error('WRONGTYPE Operation against a key holding the wrong kind of value')), false);
+    client.disconnect();
+  });
+
+  it('speaks TLS to the sentinels and to the master they name when REDIS_TLS is true', () => {
+    const client = createRedisClient(
+      parseConfig({ ...database, REDIS_SENTINELS: 's:26379', REDIS_SENTINEL_MASTER: 'm', REDIS_TLS: 'true' }),
+      { lazyConnect: true },
+    );
+    assert.ok(client instanceof Redis);
+    assert.deepEqual(client.options.tls, {});
+    assert.deepEqual(client.options.sentinelTLS, {});
+    assert.equal(client.options.enableTLSForSentinelMode, true);
     client.disconnect();
   });
 

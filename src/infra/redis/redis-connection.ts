@@ -37,7 +37,8 @@ function sentinelOptions(config: RedisSettings, sentinels: NonNullable<RedisSett
     sentinels,
     name: config.REDIS_SENTINEL_MASTER,
     ...(config.REDIS_SENTINEL_PASSWORD === undefined ? {} : { sentinelPassword: config.REDIS_SENTINEL_PASSWORD }),
-    ...(config.REDIS_TLS ? { enableTLSForSentinelMode: true } : {}),
+    // TLS both to the sentinels and to the master they name.
+    ...(config.REDIS_TLS ? { sentinelTLS: {}, enableTLSForSentinelMode: true } : {}),
     // Not ioredis's failoverDetector: its subscriptions to the sentinels can outlive disconnect() (they
     // kept a test process alive), and the sentinels already disconnect the old master's clients.
     reconnectOnError: (error: Error): 2 | false => (error.message.startsWith('READONLY') ? 2 : false),
