@@ -66,6 +66,7 @@ export function createRedisClient(config: RedisSettings, options: RedisOptions =
 
 /** A second client to the same Redis (for a subscriber, which can do nothing else). */
 export function duplicateRedisClient(client: RedisClient): RedisClient {
+  // Both have duplicate(), with signatures TypeScript cannot call on the union: narrowed first.
   return client instanceof Cluster ? client.duplicate() : client.duplicate();
 }
 
