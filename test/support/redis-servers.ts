@@ -52,16 +52,20 @@ export interface RedisServer {
 }
 
 /**
- * A redis-server started as a child of this process, on 127.0.0.1 with nothing on disk and `args`
- * added; or, given `sentinelConfig`, a sentinel with that config file (which names its port).
+ * A redis-server started as a child of this process, on 127.0.0.1 with nothing kept on disk beyond
+ * its life (a replica's copy of the master's data goes to a directory of its own, removed with it)
+ * and `args` added; or, given `sentinelConfig`, a sentinel with that config file (which names its port).
  */
 export async function startRedisServer(
   options: { port?: number; args?: string[]; sentinelConfig?: string } = {},
 ): Promise<RedisServer> {
   const port = options.port ?? (await freePort());
+  const directory = await mkdtemp(path.join(tmpdir(), 'drover-redis-'));
   const argv =
     options.sentinelConfig === undefined
-      ? ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...(options.args ?? [])]
+      ? ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', directory].concat(
+          options.args ?? [],
+        )
       : [options.sentinelConfig, '--sentinel'];
   const child = spawn('redis-server', argv, { stdio: ['ignore', 'pipe', 'pipe'] });
   running.add(child);
@@ -76,6 +80,7 @@ export async function startRedisServer(
       await exited;
     }
     running.delete(child);
+    await rm(directory, { recursive: true, force: true });
   };
   try {
     await waitUntil(() => redisAnswers(port), `redis-server on port ${port} answers PING`);
@@ -235,17 +240,15 @@ async function freeClusterPort(): Promise<number> {
 
 /** A Redis Cluster of three masters (no replicas), its slots all assigned. */
 export async function startRedisCluster(): Promise<RedisCluster> {
-  const directory = await mkdtemp(path.join(tmpdir(), 'drover-cluster-'));
   const nodes: RedisServer[] = [];
   const stop = async () => {
     await Promise.all(nodes.map((node) => node.kill()));
-    await rm(directory, { recursive: true, force: true });
   };
   try {
     for (let index = 0; index < 3; index += 1) {
       const port = await freeClusterPort();
-      const args = ['--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--dir', directory];
-      nodes.push(await startRedisServer({ port, args }));
+      // Each node keeps its nodes.conf in its own directory.
+      nodes.push(await startRedisServer({ port, args: ['--cluster-enabled', 'yes'] }));
     }
     const addresses = nodes.map((node) => `127.0.0.1:${node.port}`);
     await new Promise<void>((resolve, reject) => {
