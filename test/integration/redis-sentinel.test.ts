@@ -53,11 +53,24 @@ describe('Redis behind Sentinel: a failover in the middle of a rollout', () => {
   });
 
   after(async () => {
-    // Each step on its own: the Redis servers must go even when something before them fails.
+    // Each step on its own and bounded: the Redis servers must go even when something before them
+    // fails, and a close that never ends is named instead of holding the file until its time limit.
     await Promise.allSettled(hosts.map(resetProbe));
-    await worker?.close().catch(() => undefined);
-    await api?.close().catch(() => undefined);
+    const problems: string[] = [];
+    const step = async (name: string, close: (() => Promise<void>) | undefined) => {
+      if (!close) return;
+      let timer: NodeJS.Timeout | undefined;
+      const bound = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error('did not finish within 60 s')), 60_000);
+      });
+      await Promise.race([close(), bound])
+        .catch((error: unknown) => problems.push(`${name}: ${String(error)}`))
+        .finally(() => clearTimeout(timer));
+    };
+    await step('closing the worker', worker && (() => worker!.close()));
+    await step('closing the API', api && (() => api!.close()));
     await redis?.stop();
+    assert.deepEqual(problems, [], 'the worker and the API closed');
   });
 
   /**
