@@ -138,7 +138,19 @@ openapi_in_sync() {
 
 compose_valid() {
   apt_install docker-compose >/dev/null
-  docker-compose -f docker-compose.yml config -q
+  docker-compose -f docker-compose.yml config -q || return 1
+  # `docker compose up --scale worker=N` needs a worker with no fixed name or host port, and every
+  # worker needs the SSH key (it cannot reach a host without one).
+  local worker
+  worker=$(docker-compose -f docker-compose.yml config | awk '/^  worker:$/ { in_worker = 1; next } /^  [^ ]|^[^ ]/ { in_worker = 0 } in_worker')
+  if grep -Eq '^    (container_name|ports):' <<<"$worker"; then
+    echo "docker-compose.yml: the worker service has a container_name or ports, so it cannot be scaled"
+    return 1
+  fi
+  if ! grep -q 'SSH_PRIVATE_KEY_PATH: /run/secrets/drover_ssh_key' <<<"$worker" || ! grep -q 'source: drover_ssh_key' <<<"$worker"; then
+    echo "docker-compose.yml: the worker service does not get the SSH key (secret drover_ssh_key)"
+    return 1
+  fi
 }
 
 shell_scripts_clean() {

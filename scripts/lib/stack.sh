@@ -103,10 +103,13 @@ redis_ping() {
   ) 2>/dev/null
 }
 
-# Redis on 127.0.0.1:6379: started (installed if absent) when it does not answer.
+# Redis on 127.0.0.1:6379: started (installed if absent) when it does not answer. The binaries are
+# needed even when another Redis answers: tests start servers, sentinels and a cluster of their own.
 ensure_redis() {
+  if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
+    apt_install redis-server redis-tools
+  fi
   redis_ping && return 0
-  command -v redis-server >/dev/null || apt_install redis-server
   log "starting Redis"
   redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >/dev/null
   for _ in $(seq 1 50); do

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Inject, Injectable } from '@nestjs/common';
-import type Redis from 'ioredis';
+import type { RedisClient } from '../infra/redis/redis-connection';
 import { readCommandSchema, type ReadCommand, type ReadItem, type ReadResult } from '@drover/protocol';
 import { APP_CONFIG } from '../config/config.module';
 import type { AppConfig } from '../config/config.schema';
@@ -20,7 +20,7 @@ export class AgentReadTimeout extends Error {}
 @Injectable()
 export class AgentReads {
   constructor(
-    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(REDIS) private readonly redis: RedisClient,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly wake: AgentWake,
   ) {}

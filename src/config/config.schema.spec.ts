@@ -21,6 +21,7 @@ describe('parseConfig', () => {
   it('applies the defaults when only the required variables are set', () => {
     assert.deepEqual(parseConfig(required), {
       ...required,
+      REDIS_TLS: false,
       DATABASE_POOL_SIZE: 10,
       HOST: '127.0.0.1',
       PORT: 8080,
@@ -108,6 +109,7 @@ describe('parseConfig', () => {
     assert.deepEqual(config, {
       DATABASE_URL: 'postgres://db/drover',
       REDIS_URL: 'rediss://redis:6380/1',
+      REDIS_TLS: false,
       DATABASE_POOL_SIZE: 40,
       HOST: '0.0.0.0',
       PORT: 9000,
@@ -180,6 +182,88 @@ describe('parseConfig', () => {
     );
   });
 
+  it('takes sentinels and their master name instead of REDIS_URL', () => {
+    const config = parseConfig({
+      DATABASE_URL: required.DATABASE_URL,
+      REDIS_SENTINELS: 'sentinel-1:26379, 10.0.0.7:26380,[fd00::5]:26381',
+      REDIS_SENTINEL_MASTER: 'drover-main',
+      REDIS_PASSWORD: 'pw',
+      REDIS_SENTINEL_PASSWORD: 'spw',
+    });
+    assert.deepEqual(config.REDIS_SENTINELS, [
+      { host: 'sentinel-1', port: 26379 },
+      { host: '10.0.0.7', port: 26380 },
+      { host: 'fd00::5', port: 26381 },
+    ]);
+    assert.equal(config.REDIS_SENTINEL_MASTER, 'drover-main');
+    assert.equal(config.REDIS_URL, undefined);
+    assert.equal(config.QUEUE_PREFIX, 'drover', 'no hash tag needed without a Cluster');
+  });
+
+  it('takes Cluster nodes, and puts the queue prefix in a hash tag unless it has one', () => {
+    const cluster = { DATABASE_URL: required.DATABASE_URL, REDIS_CLUSTER_NODES: 'redis-1:7000,redis-2:7001' };
+    const config = parseConfig(cluster);
+    assert.deepEqual(config.REDIS_CLUSTER_NODES, [
+      { host: 'redis-1', port: 7000 },
+      { host: 'redis-2', port: 7001 },
+    ]);
+    assert.equal(config.QUEUE_PREFIX, '{drover}');
+    assert.equal(parseConfig({ ...cluster, QUEUE_PREFIX: 'staging' }).QUEUE_PREFIX, '{staging}');
+    assert.equal(parseConfig({ ...cluster, QUEUE_PREFIX: 'drover:{staging}' }).QUEUE_PREFIX, 'drover:{staging}');
+    assert.equal(parseConfig({ ...required, QUEUE_PREFIX: '{drover}' }).QUEUE_PREFIX, '{drover}');
+    assert.match(configErrorMessage({ ...cluster, QUEUE_PREFIX: '{a}{b}' }), /QUEUE_PREFIX must be .*one \{hash tag\}/);
+    assert.match(configErrorMessage({ ...cluster, QUEUE_PREFIX: '{}' }), /QUEUE_PREFIX /);
+  });
+
+  it('names what is missing or conflicting in the way to Redis', () => {
+    const database = { DATABASE_URL: required.DATABASE_URL };
+    assert.equal(
+      configErrorMessage(database),
+      'invalid configuration: REDIS_URL is required (or REDIS_SENTINELS with REDIS_SENTINEL_MASTER, or REDIS_CLUSTER_NODES)',
+    );
+    assert.equal(
+      configErrorMessage({ ...database, REDIS_SENTINELS: 's:26379' }),
+      'invalid configuration: REDIS_SENTINEL_MASTER is required with REDIS_SENTINELS',
+    );
+    assert.match(
+      configErrorMessage({ ...required, REDIS_SENTINELS: 's:26379', REDIS_SENTINEL_MASTER: 'm' }),
+      /REDIS_SENTINELS cannot be combined with REDIS_URL/,
+    );
+    assert.match(
+      configErrorMessage({
+        ...database,
+        REDIS_SENTINELS: 's:26379',
+        REDIS_SENTINEL_MASTER: 'm',
+        REDIS_CLUSTER_NODES: 'c:7000',
+      }),
+      /REDIS_CLUSTER_NODES cannot be combined with REDIS_SENTINELS/,
+    );
+    assert.match(
+      configErrorMessage({ ...required, REDIS_SENTINEL_MASTER: 'm' }),
+      /REDIS_SENTINEL_MASTER is only meaningful/,
+    );
+    assert.match(
+      configErrorMessage({ ...required, REDIS_PASSWORD: 'pw' }),
+      /REDIS_PASSWORD does not apply to REDIS_URL/,
+    );
+    assert.match(configErrorMessage({ ...required, REDIS_TLS: 'true' }), /REDIS_TLS does not apply to REDIS_URL/);
+  });
+
+  it('names a node list that is not host:port pairs', () => {
+    for (const nodes of ['', 'redis', 'redis:', 'redis:0', 'redis:65536', 'a:1,,b:2', 'redis:6379/0', 'fd00::5:7000']) {
+      const message = configErrorMessage({ DATABASE_URL: required.DATABASE_URL, REDIS_CLUSTER_NODES: nodes });
+      assert.match(message, /^invalid configuration: REDIS_CLUSTER_NODES must be host:port/, nodes);
+    }
+    assert.match(
+      configErrorMessage({
+        DATABASE_URL: required.DATABASE_URL,
+        REDIS_SENTINELS: 's 1:26379',
+        REDIS_SENTINEL_MASTER: 'm',
+      }),
+      /REDIS_SENTINELS must be host:port/,
+    );
+  });
+
   it('names PORT when it is not a port number', () => {
     for (const port of ['abc', '70000', '65536', '-1', '8.5', '80a']) {
       const message = configErrorMessage({ ...required, PORT: port });
@@ -223,10 +307,13 @@ describe('parseConfig', () => {
       'MIGRATE_ON_START',
       'SHUTDOWN_TIMEOUT_MS',
       'QUEUE_PREFIX',
+      'REDIS_SENTINELS',
+      'REDIS_SENTINEL_MASTER',
+      'REDIS_CLUSTER_NODES',
     ] as const;
     const value = fc.oneof(
       fc.string({ maxLength: 20 }),
-      fc.constantFrom('true', 'false', '8080', 'info', 'line\nbreak', 'postgres://db/x', 'redis://r'),
+      fc.constantFrom('true', 'false', '8080', 'info', 'line\nbreak', 'postgres://db/x', 'redis://r', 'r:26379', '{q}'),
     );
     const env = fc.record(Object.fromEntries(variables.map((name) => [name, fc.option(value, { nil: undefined })])));
     fc.assert(

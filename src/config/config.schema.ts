@@ -10,10 +10,62 @@ const integerString = (min: number, max: number) =>
     .transform(Number)
     .pipe(z.number().int().min(min).max(max));
 
+export interface RedisNode {
+  host: string;
+  port: number;
+}
+
+/** `host:port,host:port` (IPv6 in brackets: `[::1]:26379`) as a list of at least one node. */
+const redisNodeList = z.string().transform((text, context): RedisNode[] => {
+  const nodes: RedisNode[] = [];
+  for (const entry of text.split(',').map((part) => part.trim())) {
+    const match = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(entry);
+    const port = Number(match?.[2]);
+    if (!match || port < 1 || port > 65535) {
+      context.addIssue({
+        code: 'custom',
+        message: `must be host:port[,host:port...] (${JSON.stringify(entry)} is not)`,
+      });
+      return z.NEVER;
+    }
+    nodes.push({ host: match[1]!.replace(/^\[|\]$/g, ''), port });
+  }
+  return nodes;
+});
+
+/**
+ * BullMQ keeps a queue's keys together only when they hash to one Cluster slot: a `{hash tag}` in the
+ * prefix does that. A prefix without one is wrapped whole ('drover' becomes '{drover}').
+ */
+function withHashTag(prefix: string): string {
+  return /\{[^{}]+\}/.test(prefix) ? prefix : `{${prefix}}`;
+}
+
 /** The whole environment drover reads. Parsed once at start-up; nothing else reads process.env. */
-export const configSchema = z.object({
+const environmentSchema = z.object({
   DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/, error: 'must be a postgresql:// URL' }),
-  REDIS_URL: z.url({ protocol: /^rediss?$/, error: 'must be a redis:// URL' }),
+  /**
+   * Where Redis is: exactly one of REDIS_URL (one server), REDIS_SENTINELS with REDIS_SENTINEL_MASTER
+   * (the master a Sentinel set names, followed through failovers) or REDIS_CLUSTER_NODES (a Cluster).
+   */
+  REDIS_URL: z.url({ protocol: /^rediss?$/, error: 'must be a redis:// URL' }).optional(),
+  /** Sentinels to ask for the current master, e.g. `sentinel-1:26379,sentinel-2:26379,sentinel-3:26379`. */
+  REDIS_SENTINELS: redisNodeList.optional(),
+  /** The master's name in the sentinels' `sentinel monitor NAME ...`. */
+  REDIS_SENTINEL_MASTER: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,100}$/, { error: 'must be a Sentinel master name ([A-Za-z0-9._-])' })
+    .optional(),
+  /** Some nodes of a Redis Cluster (the rest are discovered), e.g. `redis-1:6379,redis-2:6379`. */
+  REDIS_CLUSTER_NODES: redisNodeList.optional(),
+  /** Password (requirepass / ACL) of the Redis servers, for REDIS_SENTINELS and REDIS_CLUSTER_NODES. */
+  REDIS_PASSWORD: z.string().min(1).optional(),
+  /** ACL user of the Redis servers, with REDIS_PASSWORD. */
+  REDIS_USERNAME: z.string().min(1).optional(),
+  /** Password of the sentinels themselves, when they have one. */
+  REDIS_SENTINEL_PASSWORD: z.string().min(1).optional(),
+  /** TLS to the Redis servers (and sentinels) of REDIS_SENTINELS or REDIS_CLUSTER_NODES (rediss:// says it for REDIS_URL). */
+  REDIS_TLS: booleanString.default(false),
   /** PostgreSQL connections one process keeps at most (its pool); requests wait up to 2 s for one. */
   DATABASE_POOL_SIZE: integerString(1, 1_000).default(10),
   HOST: z.string().min(1).default('127.0.0.1'),
@@ -94,12 +146,56 @@ export const configSchema = z.object({
   AGENT_POLL_MAX_WAIT_MS: integerString(0, 120_000).default(25_000),
   /** Where the API finds the agent's bundle and packaging files (built by `npm run build`). */
   AGENT_BUNDLE_DIR: z.string().min(1).default('dist/agent'),
-  /** Prefix of every BullMQ key, so several drover installations can share one Redis. */
+  /**
+   * Prefix of every BullMQ key, so several drover installations can share one Redis. With
+   * REDIS_CLUSTER_NODES it gets braces (a hash tag) unless it has some: 'drover' is used as '{drover}'.
+   */
   QUEUE_PREFIX: z
     .string()
-    .regex(/^[a-zA-Z0-9:_-]{1,64}$/)
+    .max(64)
+    .regex(/^[a-zA-Z0-9:_-]*(\{[a-zA-Z0-9:_-]+\})?[a-zA-Z0-9:_-]*$/, {
+      error: 'must be [a-zA-Z0-9:_-], with at most one {hash tag}',
+    })
+    .min(1)
     .default('drover'),
 });
+
+type Environment = z.output<typeof environmentSchema>;
+
+/** Exactly one way to Redis, complete; checked even when other variables are wrong, to name them all. */
+function checkRedisTarget(env: Environment, context: z.RefinementCtx): void {
+  const given = (['REDIS_URL', 'REDIS_SENTINELS', 'REDIS_CLUSTER_NODES'] as const).filter(
+    (name) => env[name] !== undefined,
+  );
+  const problem = (path: string, message: string) => context.addIssue({ code: 'custom', path: [path], message });
+  if (given.length === 0) {
+    problem('REDIS_URL', 'is required (or REDIS_SENTINELS with REDIS_SENTINEL_MASTER, or REDIS_CLUSTER_NODES)');
+  } else if (given.length > 1) {
+    problem(given[1]!, `cannot be combined with ${given[0]!}: set one way to Redis`);
+  }
+  if (env.REDIS_SENTINELS !== undefined && env.REDIS_SENTINEL_MASTER === undefined) {
+    problem('REDIS_SENTINEL_MASTER', 'is required with REDIS_SENTINELS');
+  }
+  if (env.REDIS_SENTINEL_MASTER !== undefined && env.REDIS_SENTINELS === undefined) {
+    problem('REDIS_SENTINEL_MASTER', 'is only meaningful with REDIS_SENTINELS');
+  }
+  if (env.REDIS_SENTINEL_PASSWORD !== undefined && env.REDIS_SENTINELS === undefined) {
+    problem('REDIS_SENTINEL_PASSWORD', 'is only meaningful with REDIS_SENTINELS');
+  }
+  if (env.REDIS_URL !== undefined) {
+    for (const name of ['REDIS_PASSWORD', 'REDIS_USERNAME', 'REDIS_TLS'] as const) {
+      if (name === 'REDIS_TLS' ? env.REDIS_TLS : env[name] !== undefined) {
+        problem(name, 'does not apply to REDIS_URL (put it in the URL: rediss://user:password@host:port)');
+      }
+    }
+  }
+}
+
+export const configSchema = environmentSchema
+  .superRefine(checkRedisTarget, { when: () => true })
+  .transform((env) =>
+    env.REDIS_CLUSTER_NODES === undefined ? env : { ...env, QUEUE_PREFIX: withHashTag(env.QUEUE_PREFIX) },
+  );
 
 export type AppConfig = z.output<typeof configSchema>;
 
@@ -114,7 +210,8 @@ export function parseConfig(env: Record<string, string | undefined>): AppConfig 
   if (result.success) return result.data;
   const problems = result.error.issues.map((issue) => {
     const variable = issue.path.join('.');
-    const message = env[variable] === undefined ? 'is required' : issue.message;
+    // A custom issue says itself what is missing or conflicting; a variable's own check fails on absence.
+    const message = env[variable] === undefined && issue.code !== 'custom' ? 'is required' : issue.message;
     return `${variable} ${message}`;
   });
   throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);

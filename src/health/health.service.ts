@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import type Redis from 'ioredis';
+import type { RedisClient } from '../infra/redis/redis-connection';
 import { PrismaService } from '../infra/prisma/prisma.service';
 import { REDIS } from '../infra/redis/redis.module';
 
@@ -39,7 +39,7 @@ async function timed(probe: () => Promise<unknown>): Promise<DependencyCheck> {
 export class HealthService {
   constructor(
     private readonly prisma: PrismaService,
-    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(REDIS) private readonly redis: RedisClient,
   ) {}
 
   async readiness(): Promise<Readiness> {

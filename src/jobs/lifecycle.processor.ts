@@ -1,6 +1,6 @@
 import { JOB_NAMES, JobName, JobPayloads, QueueName } from '@drover/protocol';
 import { Inject, Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
-import { DelayedError, Job, Worker } from 'bullmq';
+import { type ConnectionOptions, DelayedError, Job, Worker } from 'bullmq';
 import { APP_CONFIG } from '../config/config.module';
 import type { AppConfig } from '../config/config.schema';
 import { DispatcherService } from '../operations/dispatcher.service';
@@ -11,6 +11,7 @@ import { WebhookDeliveryService } from '../webhooks/webhook-delivery.service';
 import { PolicyEvaluationService } from '../policies/policy-evaluation.service';
 import { JobDeferred } from '../infra/queue/job-deferred';
 import { JobProducer } from '../infra/queue/job-producer';
+import { BULLMQ_CONNECTION } from '../infra/redis/redis.token';
 
 type Handlers = { [Name in JobName]: (payload: JobPayloads[Name]) => Promise<unknown> };
 
@@ -36,6 +37,7 @@ export class LifecycleProcessor implements OnModuleInit, OnModuleDestroy {
     policies: PolicyEvaluationService,
     private readonly producer: JobProducer,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @Inject(BULLMQ_CONNECTION) private readonly connection: ConnectionOptions,
   ) {
     this.handlers = {
       [JobName.RunTask]: ({ taskId }) => taskRunner.run(taskId),
@@ -67,7 +69,7 @@ export class LifecycleProcessor implements OnModuleInit, OnModuleDestroy {
     };
     for (const name of Object.values(QueueName)) {
       const lane = new Worker(name, (job, token) => this.process(job, token), {
-        connection: { url: this.config.REDIS_URL, maxRetriesPerRequest: null },
+        connection: this.connection,
         prefix: this.config.QUEUE_PREFIX,
         concurrency: concurrency[name],
         lockDuration: this.config.JOB_LOCK_DURATION_MS,

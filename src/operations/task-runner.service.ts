@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import type Redis from 'ioredis';
+import type { RedisClient } from '../infra/redis/redis-connection';
 import { APP_CONFIG } from '../config/config.module';
 import type { AppConfig } from '../config/config.schema';
 import { HostsRepository } from '../hosts/hosts.repository';
@@ -76,7 +76,7 @@ export class TaskRunnerService {
     private readonly producer: JobProducer,
     private readonly ssh: SshExecutor,
     private readonly agentWake: AgentWake,
-    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(REDIS) private readonly redis: RedisClient,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 

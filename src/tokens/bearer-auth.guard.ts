@@ -1,7 +1,7 @@
 import { CanActivate, ExecutionContext, Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import type { Response } from 'express';
-import Redis from 'ioredis';
+import type { RedisClient } from '../infra/redis/redis-connection';
 import { REDIS } from '../infra/redis/redis.module';
 import {
   DEFAULT_TOKEN_RATE_LIMIT_PER_MINUTE,
@@ -32,7 +32,7 @@ export class BearerAuthGuard implements CanActivate {
     private readonly reflector: Reflector,
     private readonly tokens: TokensService,
     private readonly failures: AuthFailureRecorder,
-    @Inject(REDIS) redis: Redis,
+    @Inject(REDIS) redis: RedisClient,
     @Optional() @Inject(TOKEN_RATE_LIMIT_PER_MINUTE) limitPerMinute?: number,
   ) {
     const limit = limitPerMinute ?? DEFAULT_TOKEN_RATE_LIMIT_PER_MINUTE;

@@ -1,4 +1,4 @@
-import type Redis from 'ioredis';
+import type { RedisClient } from '../infra/redis/redis-connection';
 import { DomainError } from '../common/errors/domain-errors';
 
 /** Requests one token may make per minute when nothing else is configured. */
@@ -45,7 +45,7 @@ export interface RateLimitDecision {
 /** Fixed-window request counter per token, shared by every API replica through Redis. */
 export class TokenRateLimiter {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     readonly limit: number,
     private readonly windowMs = WINDOW_MS,
   ) {}

@@ -1,7 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { connect, createServer } from 'node:net';
 import path from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { createDroverClient, type DroverClient } from '../../src/client';
@@ -9,6 +7,7 @@ import { startTestApi, TestApi } from '../support/api';
 import { query } from '../support/database';
 import { FleetInventory, readFleetInventory } from '../support/fleet';
 import { RunningProcess, startNodeProcess } from '../support/process';
+import { freePort, startRedisServer } from '../support/redis-servers';
 import {
   probeDropIn,
   probeStarts,
@@ -26,36 +25,7 @@ const WORKER = path.resolve(__dirname, '../../src/worker.js');
 const API = path.resolve(__dirname, '../../src/main.js');
 const UNIT = 'drover-probe.service';
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
-
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Whether a Redis server on 127.0.0.1:port answers PING (false while it is still starting). */
-function redisAnswers(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1');
-    socket.setTimeout(1_000);
-    socket.once('connect', () => socket.write('PING\r\n'));
-    socket.once('data', (data) => {
-      socket.destroy();
-      resolve(data.toString().startsWith('+PONG'));
-    });
-    socket.once('error', () => resolve(false));
-    socket.once('timeout', () => {
-      socket.destroy();
-      resolve(false);
-    });
-  });
-}
 
 interface SseEvent {
   id: string;
@@ -205,14 +175,8 @@ describe('rollouts survive killed processes', () => {
   });
 
   it('a Redis restart (all queued jobs lost) mid-rollout: the rollout still completes, each host once', async () => {
-    const port = await freePort();
-    const startRedis = () =>
-      spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-        stdio: 'ignore',
-      });
-    let redis = startRedis();
-    const redisUrl = `redis://127.0.0.1:${port}`;
-    await waitUntil(() => redisAnswers(port), 'the new redis-server answers PING');
+    let redis = await startRedisServer();
+    const redisUrl = `redis://127.0.0.1:${redis.port}`;
     const ownPrefix = `${prefix}-redis`;
     const ownApi = await startTestApi({ QUEUE_PREFIX: ownPrefix, REDIS_URL: redisUrl });
     const worker = await startTestWorker({ ...workerEnv(ownApi.database.url, ownPrefix), REDIS_URL: redisUrl });
@@ -229,9 +193,9 @@ describe('rollouts survive killed processes', () => {
         healthGate: { minHealthyTimeMs: 200 },
       });
       await waitForRollout(admin, created.id, (rollout) => rollout.batches.length >= 2, 60_000);
-      redis.kill('SIGKILL');
+      await redis.kill();
       await sleep(1_000);
-      redis = startRedis();
+      redis = await startRedisServer({ port: redis.port });
       const rollout = await waitForSettled(admin, created.id, 120_000);
       assert.equal(rollout.status, 'succeeded', rollout.reason ?? '');
       assert.deepEqual(
@@ -241,7 +205,7 @@ describe('rollouts survive killed processes', () => {
     } finally {
       await worker.close();
       await ownApi.close();
-      redis.kill('SIGKILL');
+      await redis.kill();
     }
   });
 

@@ -27,8 +27,12 @@ let tokenSequence = 0;
 /**
  * The real HTTP API on an ephemeral port, over its own migrated database and the real Redis; on
  * 127.0.0.1 unless `listenAddress` is given (e.g. the fleet bridge's, for agents on its hosts).
+ * A variable given as undefined is unset (e.g. REDIS_URL, for sentinels instead).
  */
-export async function startTestApi(env: Record<string, string> = {}, listenAddress = '127.0.0.1'): Promise<TestApi> {
+export async function startTestApi(
+  env: Record<string, string | undefined> = {},
+  listenAddress = '127.0.0.1',
+): Promise<TestApi> {
   const database = await createTestDatabase();
   const config = parseConfig({
     DATABASE_URL: database.url,

@@ -32,8 +32,8 @@ export interface TestWorker {
   close(): Promise<void>;
 }
 
-/** The real worker (BullMQ consumers, SSH executor) in this process. */
-export async function startTestWorker(env: Record<string, string>): Promise<TestWorker> {
+/** The real worker (BullMQ consumers, SSH executor) in this process; an undefined variable is unset. */
+export async function startTestWorker(env: Record<string, string | undefined>): Promise<TestWorker> {
   const config = parseConfig(env);
   const logger = createRootLogger(config.LOG_LEVEL, { service: 'drover-worker-test' });
   const app = await NestFactory.createApplicationContext(WorkerModule.forRoot(config), {

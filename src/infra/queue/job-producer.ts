@@ -2,7 +2,7 @@ import { JobName, JobPayloads, QUEUE_OF, QueueName } from '@drover/protocol';
 import { InjectQueue } from '@nestjs/bullmq';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { JobsOptions, Queue } from 'bullmq';
-import type Redis from 'ioredis';
+import type { RedisClient } from '../redis/redis-connection';
 import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config.schema';
 import { REDIS } from '../redis/redis.module';
@@ -26,7 +26,7 @@ export class JobProducer {
   constructor(
     @InjectQueue(QueueName.Lifecycle) lifecycle: Queue,
     @InjectQueue(QueueName.Background) background: Queue,
-    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(REDIS) private readonly redis: RedisClient,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {
     // BullMQ reconnects on its own; without a listener ioredis prints every failed attempt as an

@@ -1,17 +1,19 @@
 import { QueueName } from '@drover/protocol';
 import { BullModule } from '@nestjs/bullmq';
 import { Module } from '@nestjs/common';
+import type { ConnectionOptions } from 'bullmq';
 import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config.schema';
+import { BULLMQ_CONNECTION } from '../redis/redis.token';
 import { JobProducer } from './job-producer';
 
 /** BullMQ connection, the queues (lanes), and the one producer; shared by the API and the worker. */
 @Module({
   imports: [
     BullModule.forRootAsync({
-      inject: [APP_CONFIG],
-      useFactory: (config: AppConfig) => ({
-        connection: { url: config.REDIS_URL, maxRetriesPerRequest: null },
+      inject: [APP_CONFIG, BULLMQ_CONNECTION],
+      useFactory: (config: AppConfig, connection: ConnectionOptions) => ({
+        connection,
         prefix: config.QUEUE_PREFIX,
       }),
     }),

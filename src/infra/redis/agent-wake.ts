@@ -1,5 +1,5 @@
 import { Inject, Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
-import type Redis from 'ioredis';
+import { duplicateRedisClient, type RedisClient } from './redis-connection';
 import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config.schema';
 import { REDIS } from './redis.token';
@@ -18,11 +18,11 @@ export interface WakeListener {
 @Injectable()
 export class AgentWake implements OnModuleDestroy {
   private readonly logger = new Logger(AgentWake.name);
-  private subscriber: Redis | null = null;
+  private subscriber: RedisClient | null = null;
   private readonly waiting = new Map<string, Set<() => void>>();
 
   constructor(
-    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(REDIS) private readonly redis: RedisClient,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
@@ -83,7 +83,7 @@ export class AgentWake implements OnModuleDestroy {
 
   private async subscribe(): Promise<void> {
     if (this.subscriber) return;
-    const subscriber = this.redis.duplicate();
+    const subscriber = duplicateRedisClient(this.redis);
     this.subscriber = subscriber;
     subscriber.on('error', (error: Error) => this.logger.warn(`agent wake-up channel: ${error.message}`));
     const prefix = this.channel('');

@@ -1,4 +1,4 @@
-import type Redis from 'ioredis';
+import type { RedisClient } from './redis-connection';
 
 const RENEW = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end`;
 const RELEASE = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
@@ -11,14 +11,14 @@ export class RedisLease {
   private renewal: NodeJS.Timeout | undefined;
 
   private constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     readonly key: string,
     private readonly owner: string,
     private readonly ttlMs: number,
   ) {}
 
   /** Takes the lease, or returns null when someone else holds it. Re-entrant for the same owner. */
-  static async acquire(redis: Redis, key: string, owner: string, ttlMs: number): Promise<RedisLease | null> {
+  static async acquire(redis: RedisClient, key: string, owner: string, ttlMs: number): Promise<RedisLease | null> {
     const taken = await redis.set(key, owner, 'PX', ttlMs, 'NX');
     if (taken !== 'OK') {
       const holder = await redis.get(key);
@@ -32,7 +32,7 @@ export class RedisLease {
   }
 
   /** Who holds a key now (for error messages), or null. */
-  static holder(redis: Redis, key: string): Promise<string | null> {
+  static holder(redis: RedisClient, key: string): Promise<string | null> {
     return redis.get(key);
   }
 

@@ -1,13 +1,18 @@
-import { Global, Inject, Logger, Module, OnModuleDestroy } from '@nestjs/common';
-import Redis from 'ioredis';
+import { Global, Inject, Logger, Module, OnApplicationShutdown, OnModuleDestroy } from '@nestjs/common';
+import type { ConnectionOptions } from 'bullmq';
+import { Cluster } from 'ioredis';
 import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config.schema';
 import { AgentWake } from './agent-wake';
-import { REDIS } from './redis.token';
+import { bullmqConnection, createRedisClient, type RedisClient } from './redis-connection';
+import { BULLMQ_CONNECTION, REDIS } from './redis.token';
 
-export { REDIS };
+export { BULLMQ_CONNECTION, REDIS };
 
-/** A shared ioredis connection for health checks and small commands (BullMQ keeps its own). */
+/**
+ * The Redis clients of a process, all from one factory: a shared client for health checks and
+ * small commands, and the connection BullMQ's queues and workers use.
+ */
 @Global()
 @Module({
   providers: [
@@ -15,7 +20,7 @@ export { REDIS };
       provide: REDIS,
       inject: [APP_CONFIG],
       useFactory: (config: AppConfig) => {
-        const redis = new Redis(config.REDIS_URL, {
+        const redis = createRedisClient(config, {
           lazyConnect: true,
           maxRetriesPerRequest: 1,
           enableOfflineQueue: true,
@@ -26,14 +31,26 @@ export { REDIS };
         return redis;
       },
     },
+    { provide: BULLMQ_CONNECTION, inject: [APP_CONFIG], useFactory: bullmqConnection },
     AgentWake,
   ],
-  exports: [REDIS, AgentWake],
+  exports: [REDIS, BULLMQ_CONNECTION, AgentWake],
 })
-export class RedisModule implements OnModuleDestroy {
-  constructor(@Inject(REDIS) private readonly redis: Redis) {}
+export class RedisModule implements OnModuleDestroy, OnApplicationShutdown {
+  constructor(
+    @Inject(REDIS) private readonly redis: RedisClient,
+    @Inject(BULLMQ_CONNECTION) private readonly bullmq: ConnectionOptions,
+  ) {}
 
   onModuleDestroy(): void {
     this.redis.disconnect();
+  }
+
+  /**
+   * A shared Cluster client BullMQ was given is not closed by its queues; workers closed theirs when
+   * their modules were destroyed, before this.
+   */
+  onApplicationShutdown(): void {
+    if (this.bullmq instanceof Cluster) this.bullmq.disconnect();
   }
 }
