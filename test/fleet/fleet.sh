@@ -776,7 +776,19 @@ wait_host() { # NAME ADDR — runs in the background; writes $hd/boot-result
   done
 }
 
-running_waiters() { local n=0 p; for p in "${WAITERS[@]}"; do kill -0 "$p" 2>/dev/null && n=$((n + 1)); done; echo "$n"; }
+# Waiters still running. Not `kill -0`: a finished waiter's PID is soon another process's (a fleet of
+# hundreds starts thousands), which would count as running for ever. A waiter is a child of this
+# script running bash.
+running_waiters() {
+  local n=0 p stat
+  for p in "${WAITERS[@]}"; do
+    stat=$(cat "/proc/$p/stat" 2>/dev/null) || continue
+    [[ $stat == "$p (bash) "* ]] || continue
+    stat=${stat#* (bash) }
+    [ "$(cut -d' ' -f2 <<<"$stat")" = "$$" ] && n=$((n + 1))
+  done
+  echo "$n"
+}
 
 boot_all() { # NAME... — at most BOOT_PARALLEL booting at once; dies naming the first failed host
   local name hd addr results=() failed=() res
