@@ -261,6 +261,11 @@ export class SshExecutor implements OnModuleDestroy {
       );
     }
     const ran = split(result.stdout, result.stderr, result.durationMs);
+    if (confirm && proceeded && ran.length === confirm.after && result.durationMs >= settings.timeoutMs) {
+      // Our "go" came after the timeout (this process stood still) and the host, as designed, did not
+      // run the rest: the sequence timed out, whichever of the session's end and our timer came first.
+      throw new CommandTimeoutError(target.name, display, settings.timeoutMs, result.stdout, result.stderr);
+    }
     const expected = confirm && !proceeded ? confirm.after : steps.length;
     if (ran.length !== expected) {
       throw new Error(
