@@ -5,6 +5,7 @@ import type { DroverClient, Schemas } from '../../src/client';
 import { startTestApi, TestApi } from '../support/api';
 import { CliResult, runCli } from '../support/cli';
 import { FleetInventory, readFleetInventory } from '../support/fleet';
+import { discoverAndWait } from '../support/discovery';
 import { assertProblem } from '../support/problems';
 import { onHost, resetProbe } from '../support/rollouts';
 import { waitUntil } from '../support/wait';
@@ -28,25 +29,13 @@ describe('drift of a unit across booted hosts', () => {
   const label = `drift-${randomBytes(3).toString('hex')}`;
   const selector = `drift=${label}`;
 
-  /** Discovers every host and waits until each has stored a listing read after this call. */
-  async function discoverAll(): Promise<void> {
-    const since = Date.now();
-    for (const host of hosts) {
-      const queued = await client.POST('/v1/hosts/{name}/discover', { params: { path: { name: host.name } } });
-      assert.equal(queued.response.status, 202, JSON.stringify(queued.error));
-    }
-    await waitUntil(
-      async () => {
-        const found = await client.GET('/v1/units', { params: { query: { name: UNIT, selector } } });
-        return (
-          found.data?.items.length === hosts.length &&
-          found.data.items.every((unit) => Date.parse(unit.refreshedAt) >= since)
-        );
-      },
-      'every host discovered again',
+  const discoverAll = () =>
+    discoverAndWait(
+      client,
+      hosts.map((host) => host.name),
+      UNIT,
       LONG,
     );
-  }
 
   async function drift(query: { from?: string; to?: string } = {}, unit = UNIT): Promise<Schemas['UnitDrift']> {
     const answer = await client.GET('/v1/units/{name}/drift', {

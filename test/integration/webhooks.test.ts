@@ -9,6 +9,7 @@ import type { DroverClient, Schemas } from '../../src/client';
 import { EVENT_ID_HEADER, SIGNATURE_HEADER, verifyWebhookSignature } from '../../src/webhooks/webhook-signature';
 import { startTestApi, TestApi } from '../support/api';
 import { query } from '../support/database';
+import { discoverAndWait } from '../support/discovery';
 import { FleetInventory, readFleetInventory } from '../support/fleet';
 import { actOnHost } from '../support/operations';
 import { assertProblem } from '../support/problems';
@@ -517,19 +518,7 @@ describe('webhooks', () => {
       });
       assert.equal(policy.response.status, 201, JSON.stringify(policy.error));
       policyId = policy.data!.id;
-      const discover = async () => {
-        const since = Date.now();
-        await client.POST('/v1/hosts/{name}/discover', { params: { path: { name: host.name } } });
-        await waitUntil(
-          async () => {
-            const units = await client.GET('/v1/hosts/{name}/units', { params: { path: { name: host.name } } });
-            const unit = units.data?.items.find((item) => item.name === UNIT);
-            return unit !== undefined && Date.parse(unit.refreshedAt) >= since;
-          },
-          `${host.name} discovered again`,
-          SETTLE_MS,
-        );
-      };
+      const discover = () => discoverAndWait(client, [host.name], UNIT, SETTLE_MS);
       // About this host (another host not yet discovered here would count as out of line too).
       const aboutHost = () =>
         policies.accepted.filter((item) => (item.data.host as { name: string }).name === host.name);
