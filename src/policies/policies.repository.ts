@@ -32,6 +32,27 @@ function audited(policy: PolicyFields & { id: string }) {
   };
 }
 
+/** A policy's create, update or delete as its audit event (in the change's transaction). */
+async function recordPolicyChange(
+  tx: Prisma.TransactionClient,
+  actor: AuditActor,
+  action: string,
+  change: { before?: Policy; after?: Policy },
+): Promise<void> {
+  const policy = (change.after ?? change.before)!;
+  await tx.auditEvent.create({
+    data: {
+      ...auditActorColumns(actor),
+      action,
+      result: 'succeeded',
+      unit: policy.unit,
+      parameters: { name: policy.name },
+      ...(change.before ? { before: audited(change.before) } : {}),
+      ...(change.after ? { after: audited(change.after) } : {}),
+    },
+  });
+}
+
 /**
  * The SQL twin of driftReasons (policy-drift.ts), so a page of drift and the metric count only
  * hosts out of line: no unit (or not-found), a unit-file state other than the one wanted, or an
@@ -69,16 +90,7 @@ export class PoliciesRepository {
     try {
       return await this.prisma.$transaction(async (tx) => {
         const policy = await tx.policy.create({ data: { ...input, createdBy: actor.actorName } });
-        await tx.auditEvent.create({
-          data: {
-            ...auditActorColumns(actor),
-            action: AUDIT_ACTION.policyCreate,
-            result: 'succeeded',
-            unit: policy.unit,
-            parameters: { name: policy.name },
-            after: audited(policy),
-          },
-        });
+        await recordPolicyChange(tx, actor, AUDIT_ACTION.policyCreate, { after: policy });
         return policy;
       });
     } catch (error) {
@@ -123,17 +135,7 @@ export class PoliciesRepository {
         const fields = change(current);
         name = fields.name;
         const policy = await tx.policy.update({ where: { id }, data: { ...fields, updatedAt: new Date() } });
-        await tx.auditEvent.create({
-          data: {
-            ...auditActorColumns(actor),
-            action: AUDIT_ACTION.policyUpdate,
-            result: 'succeeded',
-            unit: policy.unit,
-            parameters: { name: policy.name },
-            before: audited(current),
-            after: audited(policy),
-          },
-        });
+        await recordPolicyChange(tx, actor, AUDIT_ACTION.policyUpdate, { before: current, after: policy });
         return policy;
       });
     } catch (error) {
@@ -152,16 +154,7 @@ export class PoliciesRepository {
       const current = await tx.policy.findUniqueOrThrow({ where: { id } });
       allowed(current);
       await tx.policy.delete({ where: { id } });
-      await tx.auditEvent.create({
-        data: {
-          ...auditActorColumns(actor),
-          action: AUDIT_ACTION.policyDelete,
-          result: 'succeeded',
-          unit: current.unit,
-          parameters: { name: current.name },
-          before: audited(current),
-        },
-      });
+      await recordPolicyChange(tx, actor, AUDIT_ACTION.policyDelete, { before: current });
     });
   }
 
