@@ -38,7 +38,17 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { installCommandLine } from '../src/cli/agents';
 import type { LoadReport } from './agent-load';
-import { call, Drover, ensureServices, machine, startDrover, waitForIdleQueue } from './lib/drover';
+import { call, Drover, droverPids, ensureServices, machine, startDrover } from './lib/drover';
+import {
+  bareSsh2ColdRun,
+  eachLimited,
+  Measured,
+  operationRun,
+  probeStates,
+  restartProblems,
+  subsetLabel,
+  subsetLabels,
+} from './lib/fanout';
 import {
   FLEET_KEY,
   FleetHost,
@@ -47,17 +57,16 @@ import {
   provideFleet,
   readFleetInstance,
   readInventory,
-  sshConnect,
-  sshExec,
 } from './lib/fleet';
 import {
   cpuSeconds,
   cpuSecondsOfStat,
-  errorText,
   fail,
   mib,
   peakRssBytes,
+  partList,
   positiveInteger,
+  positiveIntegers,
   progress,
   ROOT,
   rssBytes,
@@ -70,9 +79,6 @@ import {
 } from './lib/harness';
 
 const DEFAULT_OUT = path.join(ROOT, 'bench/results/agent.md');
-const UNIT = 'drover-probe.service';
-/** The probe appends one line here per start (test/fleet/base/drover-probe). */
-const STARTS_FILE = '/var/lib/drover-probe/starts';
 const SSH_DROVER = { database: 'drover_bench_agent_ssh', queuePrefix: 'drover-bench-agent-ssh', port: 8093 };
 const AGENT_DROVER = { database: 'drover_bench_agent', queuePrefix: 'drover-bench-agent', port: 8094 };
 const LOAD_DROVER = { database: 'drover_bench_agent_load', queuePrefix: 'drover-bench-agent-load', port: 8095 };
@@ -81,14 +87,6 @@ const HOST_PARALLEL = 8;
 const CHECK_PARALLEL = 16;
 /** The pause before every run, so no contender runs in the aftermath of the one before. */
 const QUIET_MS = 2_000;
-const OPERATION_POLL_MS = 50;
-/**
- * 200 handshakes at once on a busy 2-core machine took longer than ssh2's usual 15 s for some hosts
- * (drover's worker opens at most WORKER_CONCURRENCY at once): the bare script waits longer, so that
- * its time says how long the handshakes took rather than failing.
- */
-const COLD_HANDSHAKE_TIMEOUT_MS = 60_000;
-const OPERATION_TIMEOUT_MS = 180_000;
 const POLL_WAIT_MS = 25_000;
 const LOAD_RAMP_SECONDS = 10;
 /** The API's accept queue (HTTP_LISTEN_BACKLOG, its default); Linux caps it at net.core.somaxconn. */
@@ -130,73 +128,16 @@ function parseOptions(argv: string[]): Options {
     const arg = argv[i]!;
     if (arg === '--keep-fleet') options.keepFleet = true;
     else if (arg === '--out') options.out = path.resolve(argv[++i] ?? fail('--out needs a file'));
-    else if (arg === '--hosts') {
-      const text = argv[++i] ?? '';
-      options.sizes = [...new Set(text.split(',').map((size) => positiveInteger('--hosts', size)))].sort(
-        (a, b) => a - b,
-      );
-    } else if (arg === '--runs') options.runs = positiveInteger(arg, argv[++i]);
+    else if (arg === '--hosts') options.sizes = positiveIntegers(arg, argv[++i]);
+    else if (arg === '--runs') options.runs = positiveInteger(arg, argv[++i]);
     else if (arg === '--idle-seconds') options.idleSeconds = positiveInteger(arg, argv[++i]);
     else if (arg === '--simulated') options.simulated = positiveInteger(arg, argv[++i]);
     else if (arg === '--load-seconds') options.loadSeconds = positiveInteger(arg, argv[++i]);
-    else if (arg === '--parts') {
-      const names = (argv[++i] ?? '').split(',');
-      if (names.some((name) => !(PARTS as readonly string[]).includes(name))) fail(`--parts takes ${PARTS.join(',')}`);
-      options.parts = names as Part[];
-    } else fail(`unknown option ${arg}`);
+    else if (arg === '--parts') options.parts = partList(PARTS, argv[++i]);
+    else fail(`unknown option ${arg}`);
   }
   if (Math.max(...options.sizes) > 1_000) fail('--hosts must be at most 1000 (the most fleet.sh boots)');
   return options;
-}
-
-/** Runs `work` on every item, at most `parallel` at once; resolves with the results in order. */
-async function eachLimited<T, R>(items: T[], parallel: number, work: (item: T) => Promise<R>): Promise<R[]> {
-  const results: R[] = new Array<R>(items.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(parallel, items.length) }, async () => {
-      for (let i = next++; i < items.length; i = next++) results[i] = await work(items[i]!);
-    }),
-  );
-  return results;
-}
-
-const subsetLabel = (size: number): string => `first-${size}`;
-
-/** The labels that let one selector pick the first `size` hosts, for every size of the run. */
-function subsetLabels(index: number, sizes: number[]): Record<string, string> {
-  return Object.fromEntries(sizes.filter((size) => index < size).map((size) => [subsetLabel(size), 'yes']));
-}
-
-// ---------------------------------------------------------------------------------------------
-// checks on the hosts (nsenter: no SSH, no agent)
-
-interface ProbeState {
-  mainPid: number;
-  starts: number;
-}
-
-async function probeStates(fleet: FleetInstance, hosts: FleetHost[]): Promise<Map<string, ProbeState>> {
-  const command = `systemctl show -p MainPID --value ${UNIT} && wc -l < ${STARTS_FILE}`;
-  const states = await eachLimited(hosts, CHECK_PARALLEL, async (host) => {
-    const result = await inHost(fleet, host, command);
-    if (result.code !== 0) throw new Error(`${host.name}: ${command}: exit ${result.code}: ${result.stderr}`);
-    const [mainPid = '', starts = ''] = result.stdout.trim().split('\n');
-    return [host.name, { mainPid: Number(mainPid), starts: Number(starts) }] as const;
-  });
-  return new Map(states);
-}
-
-/** What is wrong unless the probe has a new MainPID and recorded exactly one start on every host. */
-function restartProblems(before: Map<string, ProbeState>, after: Map<string, ProbeState>): string[] {
-  return [...after].flatMap(([name, state]) => {
-    const earlier = before.get(name)!;
-    const problems: string[] = [];
-    if (state.mainPid === 0) problems.push(`${UNIT} is not running`);
-    else if (state.mainPid === earlier.mainPid) problems.push(`MainPID ${state.mainPid} unchanged`);
-    if (state.starts !== earlier.starts + 1) problems.push(`${state.starts - earlier.starts} starts recorded`);
-    return problems.map((problem) => `${name}: ${problem}`);
-  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -245,76 +186,6 @@ async function installAgents(drover: Drover, fleet: FleetInstance, hosts: FleetH
 
 // ---------------------------------------------------------------------------------------------
 // the contenders
-
-interface Measured {
-  seconds: number;
-  /** CPU seconds of drover's API + worker (drover contenders), or of this process (bare ssh2). */
-  cpuSeconds: number;
-  /** The operation a drover contender ran (null for bare ssh2). */
-  operationId: string | null;
-}
-
-interface Operation {
-  id: string;
-  status: string;
-  counts: Record<string, number>;
-  tasks: { hostName: string; state: string; reason: string | null }[];
-}
-
-/** One operation over the first `size` hosts at once; the time is from the POST to every task ended. */
-async function operationRun(drover: Drover, size: number): Promise<Measured> {
-  const cpu = () => cpuSeconds(drover.api.pid!) + cpuSeconds(drover.worker.pid!);
-  const cpuBefore = cpu();
-  const started = performance.now();
-  const created = await call<Operation>(
-    drover,
-    'POST',
-    '/v1/operations',
-    { verb: 'restart', unit: UNIT, selector: `${subsetLabel(size)}=yes`, concurrency: size },
-    202,
-  );
-  let operation = created;
-  while (!['succeeded', 'failed', 'cancelled'].includes(operation.status)) {
-    if (performance.now() - started > OPERATION_TIMEOUT_MS) throw new Error(`operation ${created.id} still running`);
-    await sleep(OPERATION_POLL_MS);
-    operation = await call<Operation>(drover, 'GET', `/v1/operations/${created.id}`, undefined, 200);
-  }
-  const seconds = (performance.now() - started) / 1000;
-  await waitForIdleQueue(drover.queue);
-  const cpuSpent = cpu() - cpuBefore;
-  if (operation.status !== 'succeeded' || operation.tasks.length !== size) {
-    const failed = operation.tasks.filter((task) => task.state !== 'succeeded');
-    throw new Error(
-      `operation ${operation.id} ${operation.status} with ${operation.tasks.length} tasks; ` +
-        failed
-          .slice(0, 5)
-          .map((task) => `${task.hostName}: ${task.state} ${task.reason ?? ''}`)
-          .join('; '),
-    );
-  }
-  return { seconds, cpuSeconds: cpuSpent, operationId: operation.id };
-}
-
-/** A new connection to every host at once, one restart on each, the connection closed: cold, every run. */
-async function bareSsh2Run(hosts: FleetHost[], privateKey: Buffer): Promise<Measured> {
-  const cpuBefore = cpuSeconds('self');
-  const started = performance.now();
-  const results = await Promise.allSettled(
-    hosts.map(async (host) => {
-      const client = await sshConnect(host, privateKey, COLD_HANDSHAKE_TIMEOUT_MS);
-      try {
-        const result = await sshExec(client, `systemctl restart ${UNIT}`);
-        if (result.code !== 0) throw new Error(`${host.name}: exit ${result.code}: ${result.stderr}`);
-      } finally {
-        client.end();
-      }
-    }),
-  );
-  const seconds = (performance.now() - started) / 1000;
-  const failed = results.flatMap((result) => (result.status === 'rejected' ? [errorText(result.reason)] : []));
-  if (failed.length > 0) throw new Error(`bare ssh2: ${failed.length} hosts failed: ${failed.slice(0, 5).join('; ')}`);
-  return { seconds, cpuSeconds: cpuSeconds('self') - cpuBefore, operationId: null };
-}
 
 /**
  * For every task of an agent operation, the milliseconds from its offer (the worker sets offered_at,
@@ -849,9 +720,10 @@ async function fleetParts(
   const records: RunRecord[] = [];
   if (options.parts.includes('fanout')) {
     const contenders: Record<Contender, (size: number) => Promise<Measured>> = {
-      agent: (size) => operationRun(agentDrover, size),
-      ssh: (size) => operationRun(sshDrover, size),
-      ssh2: (size) => bareSsh2Run(hosts.slice(0, size), privateKey),
+      agent: (size) => operationRun(agentDrover, `${subsetLabel(size)}=yes`, size, droverPids(agentDrover)),
+      ssh: (size) => operationRun(sshDrover, `${subsetLabel(size)}=yes`, size, droverPids(sshDrover)),
+      // Every host at once: the worker opens as many handshakes as it has task slots.
+      ssh2: (size) => bareSsh2ColdRun(hosts.slice(0, size), privateKey, size),
     };
     for (const size of options.sizes) {
       const subset = hosts.slice(0, size);

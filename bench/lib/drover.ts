@@ -55,6 +55,9 @@ export interface DroverSetup {
 export interface Drover {
   api: ChildProcess;
   worker: ChildProcess;
+  /** The environment both were started with, for more workers (startWorker). */
+  env: NodeJS.ProcessEnv;
+  profileDir: string | null;
   /** The API's base URL, http://127.0.0.1:PORT. */
   url: string;
   /** An admin token. */
@@ -143,8 +146,6 @@ export async function startDrover(hosts: FleetHost[], setup: DroverSetup, teardo
   const workerLog = path.join(setup.workDir, `${logPrefix}worker.log`);
   const api = startNode('dist/src/main.js', env, apiLog, profileDir);
   teardown.add('stopping the drover API', () => stopProcess(api));
-  const worker = startNode('dist/src/worker.js', env, workerLog, profileDir);
-  teardown.add('stopping the drover worker', () => stopProcess(worker));
   await waitUntil(
     `the API (see ${apiLog})`,
     () =>
@@ -152,13 +153,9 @@ export async function startDrover(hosts: FleetHost[], setup: DroverSetup, teardo
         (response) => response.ok,
         () => false,
       ),
-    [api, worker],
+    [api],
   );
-  await waitUntil(
-    `the worker (see ${workerLog})`,
-    () => readFile(workerLog, 'utf8').then((text) => text.includes('connected and consuming')),
-    [api, worker],
-  );
+  const worker = await startWorker({ env, profileDir }, workerLog, teardown);
   const { stdout } = await execFileAsync(
     process.execPath,
     [path.join(ROOT, 'dist/src/admin.js'), 'create-token', '--name', 'bench', '--scope', 'admin'],
@@ -170,7 +167,7 @@ export async function startDrover(hosts: FleetHost[], setup: DroverSetup, teardo
   teardown.add('closing the database connection', () => db.end());
   const queue = new Queue(QueueName.Lifecycle, { connection: { url: REDIS_URL }, prefix: setup.queuePrefix });
   teardown.add('closing the queue connection', () => queue.close());
-  const drover: Drover = { api, worker, url, token, db, queue };
+  const drover: Drover = { api, worker, env, profileDir, url, token, db, queue };
   if (hosts.length === 0) {
     progress(`drover is up on ${url} (${setup.database}); no SSH hosts imported`);
     return drover;
@@ -179,6 +176,27 @@ export async function startDrover(hosts: FleetHost[], setup: DroverSetup, teardo
   progress(`drover is up on ${url} (${setup.database}); imported ${imported.total} hosts with their pinned host keys`);
   return drover;
 }
+
+/**
+ * Starts a worker of this drover (one more, or one replacing a stopped one), its output appended
+ * to `logFile`; resolves once it consumes. It stops on the teardown.
+ */
+export async function startWorker(
+  drover: Pick<Drover, 'env' | 'profileDir'>,
+  logFile: string,
+  teardown: Teardown,
+): Promise<ChildProcess> {
+  const consuming = async () =>
+    (await readFile(logFile, 'utf8').catch(() => '')).split('connected and consuming').length;
+  const before = await consuming();
+  const worker = startNode('dist/src/worker.js', drover.env, logFile, drover.profileDir);
+  teardown.add('stopping a drover worker', () => stopProcess(worker));
+  await waitUntil(`the worker (see ${logFile})`, async () => (await consuming()) > before, [worker]);
+  return worker;
+}
+
+/** The processes whose CPU is drover's: the API and the worker. */
+export const droverPids = (drover: Pick<Drover, 'api' | 'worker'>): number[] => [drover.api.pid!, drover.worker.pid!];
 
 /** One call to drover's API with the admin token; any status but `expect` is an error. */
 export async function call<T>(

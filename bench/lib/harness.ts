@@ -53,6 +53,18 @@ export function positiveInteger(option: string, value: string | undefined): numb
   return parsed;
 }
 
+/** A comma-separated list of whole numbers of at least 1, without repeats, smallest first. */
+export function positiveIntegers(option: string, value: string | undefined): number[] {
+  return [...new Set((value ?? '').split(',').map((item) => positiveInteger(option, item)))].sort((a, b) => a - b);
+}
+
+/** A comma-separated list of some of `parts` (a benchmark's --parts), or an error listing them. */
+export function partList<Part extends string>(parts: readonly Part[], value: string | undefined): Part[] {
+  const names = (value ?? '').split(',');
+  if (names.some((name) => !(parts as readonly string[]).includes(name))) fail(`--parts takes ${parts.join(',')}`);
+  return names as Part[];
+}
+
 // ---------------------------------------------------------------------------------------------
 // processes
 

@@ -91,6 +91,12 @@ const environmentSchema = z.object({
   /** Concurrent commands on one pooled connection (OpenSSH's MaxSessions defaults to 10). */
   SSH_MAX_SESSIONS_PER_HOST: integerString(1, 64).default(8),
   SSH_IDLE_TIMEOUT_MS: integerString(1_000, 3_600_000).default(300_000),
+  /**
+   * SSH handshakes one worker process runs at once; more connections wait for a turn, and their
+   * SSH_CONNECT_TIMEOUT_MS starts with it. Key exchanges are CPU-bound on both ends: beyond a few
+   * dozen at once they only slow each other down.
+   */
+  SSH_MAX_HANDSHAKES: integerString(1, 10_000).default(32),
   /** Jobs one worker process runs at once (tasks mostly wait on hosts, so this can be high). */
   WORKER_CONCURRENCY: integerString(1, 1_000).default(50),
   /** Background jobs (discoveries) one worker process runs at once, apart from the tasks' lane. */

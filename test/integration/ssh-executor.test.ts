@@ -485,6 +485,49 @@ describe('SshExecutor on the booted fleet', () => {
     });
   });
 
+  it('runs at most SSH_MAX_HANDSHAKES handshakes at once; a waiting one gets its whole connect timeout', async () => {
+    const [frozen, waiting, waitingToo] = [hosts[2]!, hosts[0]!, hosts[1]!];
+    await withExecutor(
+      async (ssh) => {
+        try {
+          await setFrozen(frozen, true);
+          const startedAt = performance.now();
+          // The frozen host takes the only turn and keeps it for its whole connect timeout.
+          const stuck = ssh.exec(targetOf(frozen), ['true']).then(
+            () => assert.fail('a frozen host answered'),
+            (error: unknown) => ({ error, atMs: performance.now() - startedAt }),
+          );
+          await sleep(100);
+          const answered = await Promise.all(
+            [waiting, waitingToo].map((host) =>
+              ssh
+                .exec(targetOf(host), ['hostname'])
+                .then((result) => ({ result, atMs: performance.now() - startedAt })),
+            ),
+          );
+          const failed = await stuck;
+          assert.ok(failed.error instanceof HostUnreachableError, String(failed.error));
+          assert.match(failed.error.message, /no SSH handshake/);
+          for (const [index, { result, atMs }] of answered.entries()) {
+            // Connected only after the frozen host's handshake gave up: it waited for its turn,
+            // and its own connect timeout (which that wait exceeds) started with the turn.
+            assert.equal(result.stdout.trim(), [waiting, waitingToo][index]!.name);
+            assert.ok(
+              atMs >= failed.atMs,
+              `${index}: answered at ${atMs} ms, before the turn was free (${failed.atMs} ms)`,
+            );
+          }
+          timings['two handshakes waiting behind a frozen host: done after'] = Math.round(
+            Math.max(...answered.map(({ atMs }) => atMs)),
+          );
+        } finally {
+          await setFrozen(frozen, false);
+        }
+      },
+      { SSH_MAX_HANDSHAKES: '1' },
+    );
+  });
+
   it('fails on a host that freezes with a pooled connection within the command timeout', async () => {
     const host = hosts[2]!;
     await withExecutor(async (ssh) => {

@@ -1,13 +1,16 @@
 import { Client, ClientChannel, ClientErrorExtensions } from 'ssh2';
+import type { HandshakeGate } from './handshake-gate';
 import { sha256Fingerprint } from './host-key';
 import { HostKeyMismatchError, HostUnreachableError, SshError } from './ssh-errors';
 import type { HostKeyPolicy, SshTarget } from './ssh-target';
 
 export interface ConnectionSettings {
   privateKey: Buffer;
-  /** Bounds TCP connect + banner + key exchange + authentication (ssh2's readyTimeout). */
+  /** Bounds TCP connect + banner + key exchange + authentication (ssh2's readyTimeout), from its turn at the gate. */
   connectTimeoutMs: number;
   keepaliveIntervalMs: number;
+  /** Where the connection waits for its turn to start the handshake. */
+  handshakes: HandshakeGate;
 }
 
 /**
@@ -42,8 +45,9 @@ export class ChannelFailure extends Error {
 }
 
 /**
- * One authenticated ssh2 connection to a host. It starts connecting when constructed; `ready`
- * settles when it can run commands or with the SshError that prevented it. The host key is
+ * One authenticated ssh2 connection to a host. It starts connecting when constructed, as soon as the
+ * handshake gate gives it a turn; `ready` settles when it can run commands or with the SshError that
+ * prevented it. The host key is
  * checked in the handshake, before authentication: a refused key means no command can run.
  */
 export class SshConnection {
@@ -91,15 +95,22 @@ export class SshConnection {
     };
     this.client.on('end', () => this.markClosed(null));
     this.client.on('close', () => this.markClosed(null));
-    this.client.connect({
-      host: target.address,
-      port: target.port,
-      username: target.sshUser,
-      privateKey: settings.privateKey,
-      readyTimeout: settings.connectTimeoutMs,
-      keepaliveInterval: settings.keepaliveIntervalMs,
-      keepaliveCountMax: KEEPALIVE_COUNT_MAX,
-      hostVerifier: (key: Buffer) => this.verifyHostKey(key),
+    const turn = settings.handshakes.enter();
+    void turn.then((leave) => {
+      // Closed while it waited (the executor shut down): it never connects.
+      if (this.closed) return leave();
+      // The turn ends with the handshake, however it ends.
+      this.ready.then(leave, leave);
+      this.client.connect({
+        host: target.address,
+        port: target.port,
+        username: target.sshUser,
+        privateKey: settings.privateKey,
+        readyTimeout: settings.connectTimeoutMs,
+        keepaliveInterval: settings.keepaliveIntervalMs,
+        keepaliveCountMax: KEEPALIVE_COUNT_MAX,
+        hostVerifier: (key: Buffer) => this.verifyHostKey(key),
+      });
     });
   }
 

@@ -6,6 +6,7 @@ import type { ClientChannel } from 'ssh2';
 import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config.schema';
 import { CappedOutput, DEFAULT_MAX_OUTPUT_BYTES } from './capped-output';
+import { HandshakeGate } from './handshake-gate';
 import { readPrivateKey } from './private-key';
 import { shellQuote } from './shell-quote';
 import { ChannelFailure, SshConnection } from './ssh-connection';
@@ -120,6 +121,7 @@ const SHUTDOWN_GRACE_MS = 2_000;
 export class SshExecutor implements OnModuleDestroy {
   private readonly logger = new Logger(SshExecutor.name);
   private readonly pool: SshConnectionPool;
+  private readonly handshakes: HandshakeGate;
   private privateKey: Promise<Buffer> | undefined;
   private commandsRun = 0;
 
@@ -132,6 +134,7 @@ export class SshExecutor implements OnModuleDestroy {
       },
       this.logger,
     );
+    this.handshakes = new HandshakeGate(config.SSH_MAX_HANDSHAKES);
   }
 
   /**
@@ -313,6 +316,7 @@ export class SshExecutor implements OnModuleDestroy {
           privateKey,
           connectTimeoutMs: this.config.SSH_CONNECT_TIMEOUT_MS,
           keepaliveIntervalMs: this.config.SSH_KEEPALIVE_INTERVAL_MS,
+          handshakes: this.handshakes,
         },
         onClose,
       );
