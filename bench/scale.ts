@@ -83,13 +83,15 @@ import {
 } from './lib/harness';
 
 const DEFAULT_OUT = path.join(ROOT, 'bench/results/scale.md');
-const DROVER = { database: 'drover_bench_scale', queuePrefix: 'drover-bench-scale', port: 8096 };
+const DROVER = { database: 'drover_bench_scale', queuePrefix: 'drover-bench-scale', port: 8098 };
 /** The pause before every run, so no contender runs in the aftermath of the one before. */
 const QUIET_MS = 2_000;
 const FANOUT_GOAL = 1.3;
 const FIRST_TASK_GOAL_MS = 100;
 const FIRST_ROLLOUT_GOAL = 1.5;
 const FIRST_TASK_POLL_MS = 20;
+/** A label naming each host, so that one selector picks one host. */
+const HOST_LABEL = 'bench-host';
 
 const FANOUT_CONTENDERS = ['drover-cold', 'drover-warm', 'ssh2-cold', 'ssh2-warm'] as const;
 type FanoutContender = (typeof FANOUT_CONTENDERS)[number];
@@ -191,6 +193,8 @@ async function checked<T>(bench: Bench, hosts: FleetHost[], what: string, act: (
   return result;
 }
 
+const loadList = (loads: number[]): string => loads.map((load) => load.toFixed(1)).join(', ');
+
 // ---------------------------------------------------------------------------------------------
 // fanout
 
@@ -269,10 +273,9 @@ function fanoutSection(options: Options, records: FanoutRecord[]): string[] {
       '',
       `- cold: drover / bare ssh2 ${verdict(ratio('drover-cold', 'ssh2-cold'))} (goal ≤ ${FANOUT_GOAL}×)`,
       `- warm: drover / bare ssh2 ${verdict(ratio('drover-warm', 'ssh2-warm'))} (goal ≤ ${FANOUT_GOAL}×)`,
-      `- load average (1 min) as the timed runs began: ${records
-        .filter((record) => record.size === size && record.round > 0)
-        .map((record) => record.load.toFixed(1))
-        .join(', ')}`,
+      `- load average (1 min) as the timed runs began: ${loadList(
+        records.filter((record) => record.size === size && record.round > 0).map((record) => record.load),
+      )}`,
       '',
     );
   }
@@ -289,14 +292,19 @@ interface FirstTaskResult {
   startMs: number[];
   /** From the POST to the task seen running or ended, this process's clock. */
   observedMs: number[];
+  loads: number[];
 }
 
-/** Hosts nobody answers for, on the fleet's network: each discovery waits out its connect timeout. */
-function silentHosts(bench: Bench, count: number): { name: string; address: string; labels: Record<string, string> }[] {
+/**
+ * Hosts nobody answers for, on the fleet's network: each discovery waits out its connect timeout.
+ * They need a pinned key (any: it is never presented), or their discoveries would fail at once.
+ */
+function silentHosts(bench: Bench, count: number): Omit<FleetHost, 'port' | 'sshUser'>[] {
   const [a, b] = bench.hosts[0]!.address.split('.');
   return Array.from({ length: count }, (_, index) => ({
     name: `silent-${index}`,
     address: `${a}.${b}.254.${(index % 250) + 1}`,
+    hostKeyFingerprint: bench.hosts[0]!.hostKeyFingerprint,
     labels: { scale: 'silent' },
   }));
 }
@@ -321,16 +329,17 @@ async function firstTaskPart(bench: Bench, options: Options): Promise<FirstTaskR
     );
     const queuedAtStart = await background.getWaitingCount();
     progress(`first-task: ${queuedAtStart} discoveries waiting in the background lane`);
-    const result: FirstTaskResult = { queuedAtStart, queuedAtEnd: 0, startMs: [], observedMs: [] };
+    const result: FirstTaskResult = { queuedAtStart, queuedAtEnd: 0, startMs: [], observedMs: [], loads: [] };
     for (let run = 0; run < options.firstTasks; run += 1) {
       const host = bench.hosts[run % bench.hosts.length]!;
+      result.loads.push(os.loadavg()[0]!);
       await checked(bench, [host], `first task ${run + 1}`, async () => {
         const started = performance.now();
         const created = await call<{ id: string }>(
           drover,
           'POST',
           '/v1/operations',
-          { verb: 'restart', unit: PROBE_UNIT, selector: `name=${host.name}` },
+          { verb: 'restart', unit: PROBE_UNIT, selector: `${HOST_LABEL}=${host.name}` },
           202,
         );
         for (;;) {
@@ -379,6 +388,7 @@ function firstTaskSection(options: Options, result: FirstTaskResult): string[] {
     '',
     `- goal, the first task within ${FIRST_TASK_GOAL_MS} ms of the operation's creation (the slowest of the runs): ` +
       `**${start.max.toFixed(0)} ms: ${start.max <= FIRST_TASK_GOAL_MS ? 'met' : 'not met'}**`,
+    `- load average (1 min) as each began: ${loadList(result.loads)}`,
     '',
   ];
 }
@@ -390,6 +400,7 @@ interface FirstRolloutResult {
   batches: number[];
   drover: Measured[];
   ssh2: Measured[];
+  loads: number[];
 }
 
 /** Connects to every host, then restarts the probe batch after batch; the time includes connecting. */
@@ -416,16 +427,17 @@ async function bareSsh2Batches(bench: Bench, batches: FleetHost[][], connectPara
 
 async function firstRolloutPart(bench: Bench, options: Options): Promise<FirstRolloutResult> {
   const hosts = bench.hosts.slice(0, options.rolloutHosts);
-  const result: FirstRolloutResult = { batches: [], drover: [], ssh2: [] };
+  const result: FirstRolloutResult = { batches: [], drover: [], ssh2: [], loads: [] };
   let batches: FleetHost[][] = [];
   for (let round = 0; round < options.runs; round += 1) {
+    result.loads.push(os.loadavg()[0]!);
     const measured = await checked(bench, hosts, `first rollout ${round + 1}`, async () => {
       await restartWorker(bench);
       const pids = pidsOf(bench.drover);
       const cpu = () => pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
       const cpuBefore = cpu();
       const started = performance.now();
-      const created = await call<Rollout & { hosts: { name: string; batch: number | null }[] }>(
+      const created = await call<Rollout>(
         bench.drover,
         'POST',
         '/v1/rollouts',
@@ -440,13 +452,19 @@ async function firstRolloutPart(bench: Bench, options: Options): Promise<FirstRo
       );
       await finishedEvent(bench.drover, created.id);
       const seconds = (performance.now() - started) / 1000;
-      const rollout = await call<Rollout>(bench.drover, 'GET', `/v1/rollouts/${created.id}`, undefined, 200);
+      const rollout = await call<Rollout & { hosts: { name: string; batch: number | null }[] }>(
+        bench.drover,
+        'GET',
+        `/v1/rollouts/${created.id}`,
+        undefined,
+        200,
+      );
       await waitForIdleQueue(bench.drover.queue);
       if (rollout.status !== 'succeeded')
         throw new Error(`rollout ${rollout.id} ${rollout.status}: ${rollout.reason ?? ''}`);
       const byName = new Map(hosts.map((host) => [host.name, host]));
       const sizes: FleetHost[][] = [];
-      for (const host of created.hosts)
+      for (const host of rollout.hosts)
         sizes[host.batch ?? 0] = [...(sizes[host.batch ?? 0] ?? []), byName.get(host.name)!];
       batches = sizes;
       return { seconds, cpuSeconds: cpu() - cpuBefore, operationId: null };
@@ -472,7 +490,7 @@ function firstRolloutSection(options: Options, result: FirstRolloutResult): stri
     '',
     `A rolling restart of the probe on ${options.rolloutHosts} hosts in batches of ${result.batches.join(', ')} ` +
       '(health gate: the unit active), by a worker started just before (no pooled connection, nothing warmed up), ' +
-      `${options.runs} times; the bare script connects to every host (at most ${options.connectParallel} at once), then runs the same batches.`,
+      `${options.runs} time(s); the bare script connects to every host (at most ${options.connectParallel} at once), then runs the same batches.`,
     '',
     '| contender | median s | min s | max s | CPU s (median) |',
     '|---|--:|--:|--:|--:|',
@@ -480,6 +498,7 @@ function firstRolloutSection(options: Options, result: FirstRolloutResult): stri
     `| bare ssh2, connecting included | ${secs(ssh2.median)} | ${secs(ssh2.min)} | ${secs(ssh2.max)} | ${secs(stats(result.ssh2.map((run) => run.cpuSeconds)).median)} |`,
     '',
     `- drover / bare ssh2: **${ratio.toFixed(2)}×: ${ratio <= FIRST_ROLLOUT_GOAL ? 'met' : 'not met'}** (goal ≤ ${FIRST_ROLLOUT_GOAL}×)`,
+    `- load average (1 min) as each round began: ${loadList(result.loads)}`,
     '',
   ];
 }
@@ -540,7 +559,7 @@ function workersSection(options: Options, records: WorkersRecord[]): string[] {
   });
   const base = rows[0]!;
   return [
-    `## Workers: the restart on ${size} hosts with 1, 2 and 4 workers`,
+    `## Workers: the restart on ${size} hosts with ${options.workers.join(', ')} workers`,
     '',
     'Each worker with the same settings; connections warm (one uncounted run first); one Redis, one PostgreSQL, one API.',
     '',
@@ -550,6 +569,8 @@ function workersSection(options: Options, records: WorkersRecord[]): string[] {
       (row) =>
         `| ${row.count} | ${secs(row.wall.median)} | ${secs(row.wall.min)} | ${secs(row.wall.max)} | ${(size / row.wall.median).toFixed(0)} | ${(base.wall.median / row.wall.median).toFixed(2)}× | ${secs(row.cpu)} | ${mib(row.rss)} |`,
     ),
+    '',
+    `- load average (1 min) as the timed runs began: ${loadList(records.map((record) => record.load))}`,
     '',
   ];
 }
@@ -568,7 +589,10 @@ async function benchmark(options: Options, teardown: Teardown): Promise<void> {
   const hosts = allHosts.slice(0, largest);
   const sizes = [...options.sizes, options.rolloutHosts];
   const drover = await startDrover(
-    hosts.map((host, index) => ({ ...host, labels: { ...host.labels, ...subsetLabels(index, sizes) } })),
+    hosts.map((host, index) => ({
+      ...host,
+      labels: { ...host.labels, ...subsetLabels(index, sizes), [HOST_LABEL]: host.name },
+    })),
     // The product's database pool: up to 4 workers and the API stay within PostgreSQL's 100 connections.
     { ...DROVER, workDir, env: { DATABASE_POOL_SIZE: '10' } },
     teardown,
