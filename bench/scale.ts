@@ -27,7 +27,8 @@
  *
  * Options: --hosts N[,N...] (200,400), --runs R (3 timed rounds after a warm-up), --connect-parallel P
  * (50), --discoveries D (5000), --first-tasks K (10), --rollout-hosts H (50), --workers W[,W...]
- * (1,2,4), --parts fanout,first-task,first-rollout,workers (all), --keep-fleet, --out FILE
+ * (1,2,4), --worker-concurrency C (the product's default), --parts fanout,first-task,first-rollout,workers
+ * (all), --keep-fleet, --out FILE
  * (bench/results/scale.md). DROVER_FLEET_STATE and DROVER_FLEET_BOOT_PARALLEL are fleet.sh's.
  */
 import { ChildProcess } from 'node:child_process';
@@ -39,6 +40,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { Queue } from 'bullmq';
 import { JobName, QueueName } from '@drover/protocol';
+import { parseConfig } from '../src/config/config.schema';
 import {
   call,
   Drover,
@@ -83,6 +85,8 @@ import {
 } from './lib/harness';
 
 const DEFAULT_OUT = path.join(ROOT, 'bench/results/scale.md');
+/** What drover runs with when nothing is set (the benchmark measures the product as shipped). */
+const PRODUCT_DEFAULTS = parseConfig({ DATABASE_URL: 'postgresql://unused', REDIS_URL: 'redis://unused' });
 const DROVER = { database: 'drover_bench_scale', queuePrefix: 'drover-bench-scale', port: 8098 };
 /** The pause before every run, so no contender runs in the aftermath of the one before. */
 const QUIET_MS = 2_000;
@@ -112,6 +116,8 @@ interface Options {
   firstTasks: number;
   rolloutHosts: number;
   workers: number[];
+  /** WORKER_CONCURRENCY of every worker (the product's default unless told). */
+  workerConcurrency: number;
   parts: readonly Part[];
   keepFleet: boolean;
   out: string;
@@ -130,6 +136,7 @@ function parseOptions(argv: string[]): Options {
       'first-tasks': text,
       'rollout-hosts': text,
       workers: text,
+      'worker-concurrency': text,
       parts: text,
       'keep-fleet': { type: 'boolean' },
       out: text,
@@ -145,6 +152,7 @@ function parseOptions(argv: string[]): Options {
     firstTasks: count('first-tasks', 10),
     rolloutHosts: count('rollout-hosts', 50),
     workers: values.workers === undefined ? [1, 2, 4] : positiveIntegers('--workers', values.workers),
+    workerConcurrency: count('worker-concurrency', PRODUCT_DEFAULTS.WORKER_CONCURRENCY),
     parts: values.parts === undefined ? PARTS : partList(PARTS, values.parts),
     keepFleet: values['keep-fleet'] ?? false,
     out: path.resolve(values.out ?? DEFAULT_OUT),
@@ -594,7 +602,7 @@ async function benchmark(options: Options, teardown: Teardown): Promise<void> {
       labels: { ...host.labels, ...subsetLabels(index, sizes), [HOST_LABEL]: host.name },
     })),
     // The product's database pool: up to 4 workers and the API stay within PostgreSQL's 100 connections.
-    { ...DROVER, workDir, env: { DATABASE_POOL_SIZE: '10' } },
+    { ...DROVER, workDir, env: { DATABASE_POOL_SIZE: '10', WORKER_CONCURRENCY: String(options.workerConcurrency) } },
     teardown,
   );
   const bench: Bench = {
