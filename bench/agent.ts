@@ -23,7 +23,9 @@
  *
  * Options: --hosts N[,N...] (50,200: the fleet has the largest; smaller runs use its first hosts),
  * --runs R (3 timed rounds after a warm-up), --keep-fleet, --idle-seconds S (60), --simulated N
- * (10000), --load-seconds S (60), --parts fanout,idle,load (all), --out FILE
+ * (10000), --load-seconds S (60), --load-port N (8095) and --load-database NAME
+ * (drover_bench_agent_load, also its Redis prefix) for the load part, --cpu-prof DIR (a V8 CPU
+ * profile of the load part's API), --parts fanout,idle,load (all), --out FILE
  * (bench/results/agent.md). DROVER_FLEET_STATE and DROVER_FLEET_BOOT_PARALLEL are fleet.sh's.
  * Needs root, PostgreSQL and Redis on 127.0.0.1 (started when absent) and `npm run build` (the
  * agent's bundle in dist/agent).
@@ -81,7 +83,7 @@ import {
 const DEFAULT_OUT = path.join(ROOT, 'bench/results/agent.md');
 const SSH_DROVER = { database: 'drover_bench_agent_ssh', queuePrefix: 'drover-bench-agent-ssh', port: 8093 };
 const AGENT_DROVER = { database: 'drover_bench_agent', queuePrefix: 'drover-bench-agent', port: 8094 };
-const LOAD_DROVER = { database: 'drover_bench_agent_load', queuePrefix: 'drover-bench-agent-load', port: 8095 };
+const LOAD_DEFAULTS = { database: 'drover_bench_agent_load', port: 8095 };
 /** Hosts installed, or checked, at once (each is a few processes inside the host). */
 const HOST_PARALLEL = 8;
 const CHECK_PARALLEL = 16;
@@ -109,6 +111,11 @@ interface Options {
   idleSeconds: number;
   simulated: number;
   loadSeconds: number;
+  /** The load part's API port and database (also its Redis key prefix). */
+  loadPort: number;
+  loadDatabase: string;
+  /** A directory for a V8 CPU profile of the load part's API (written when it stops), or null. */
+  cpuProfileDir: string | null;
   parts: readonly Part[];
   out: string;
 }
@@ -121,6 +128,9 @@ function parseOptions(argv: string[]): Options {
     idleSeconds: 60,
     simulated: 10_000,
     loadSeconds: 60,
+    loadPort: LOAD_DEFAULTS.port,
+    loadDatabase: LOAD_DEFAULTS.database,
+    cpuProfileDir: null,
     parts: PARTS,
     out: DEFAULT_OUT,
   };
@@ -133,6 +143,10 @@ function parseOptions(argv: string[]): Options {
     else if (arg === '--idle-seconds') options.idleSeconds = positiveInteger(arg, argv[++i]);
     else if (arg === '--simulated') options.simulated = positiveInteger(arg, argv[++i]);
     else if (arg === '--load-seconds') options.loadSeconds = positiveInteger(arg, argv[++i]);
+    else if (arg === '--load-port') options.loadPort = positiveInteger(arg, argv[++i]);
+    else if (arg === '--load-database') options.loadDatabase = argv[++i] ?? fail('--load-database needs a name');
+    else if (arg === '--cpu-prof')
+      options.cpuProfileDir = path.resolve(argv[++i] ?? fail('--cpu-prof needs a directory'));
     else if (arg === '--parts') options.parts = partList(PARTS, argv[++i]);
     else fail(`unknown option ${arg}`);
   }
@@ -358,7 +372,7 @@ async function acceptQueueLength(port: number): Promise<number> {
 }
 
 /** Every second: the API's CPU and RSS, how long GET /healthz/live takes, its database connections. */
-function sampleApi(drover: Drover, database: string, until: AbortSignal): Promise<Sample[]> {
+function sampleApi(drover: Drover, database: string, port: number, until: AbortSignal): Promise<Sample[]> {
   const samples: Sample[] = [];
   return (async () => {
     while (!until.aborted) {
@@ -381,7 +395,7 @@ function sampleApi(drover: Drover, database: string, until: AbortSignal): Promis
         rss: rssBytes(drover.api.pid!),
         liveMs,
         dbConnections: rows[0]!.n,
-        acceptQueue: await acceptQueueLength(LOAD_DROVER.port),
+        acceptQueue: await acceptQueueLength(port),
       });
       await sleep(Math.max(0, 1_000 - (Date.now() - at)));
     }
@@ -422,6 +436,8 @@ interface LoadResult {
   samples: Sample[];
   peakRss: number;
   loadCpuSeconds: number;
+  /** The machine's load averages (1, 5, 15 minutes) as polling began and at the end. */
+  loadAverages: { start: number[]; end: number[] };
 }
 
 /**
@@ -446,9 +462,10 @@ async function loadRun(drover: Drover, options: Options, workDir: string): Promi
     fail(`open files are limited to ${openFiles}: raise ulimit -n above ${options.simulated + NOFILE_SPARE}`);
   }
   const childrenCpu = cpuSeconds('self', 'children');
+  const loadAtStart = os.loadavg();
   const overflowsBefore = await listenOverflows();
   const stopSampling = new AbortController();
-  const sampling = sampleApi(drover, LOAD_DROVER.database, stopSampling.signal);
+  const sampling = sampleApi(drover, options.loadDatabase, options.loadPort, stopSampling.signal);
   const child: ChildProcess = spawn(
     process.execPath,
     [
@@ -485,6 +502,7 @@ async function loadRun(drover: Drover, options: Options, workDir: string): Promi
     samples,
     peakRss: peakRssBytes(drover.api.pid!),
     loadCpuSeconds,
+    loadAverages: { start: loadAtStart, end: os.loadavg() },
   };
 }
 
@@ -623,7 +641,12 @@ function loadSection(options: Options, load: LoadResult, somaxconn: number): str
   const answeredTotal = Object.values(report.answered).reduce((sum, n) => sum + n, 0);
   const steadyFrom = Math.ceil((report.rampEndedAt - report.pollStartedAt) / 1000);
   const steadyCounts = report.answeredPerSecond.slice(steadyFrom);
-  const steadyRate = steadyCounts.reduce((sum, n) => sum + n, 0) / Math.max(1, steadyCounts.length);
+  const steadyAnswered = steadyCounts.reduce((sum, n) => sum + n, 0);
+  const steadyRate = steadyAnswered / Math.max(1, steadyCounts.length);
+  // After the ramp every answered poll is followed by the agent's next one: a poll cycle.
+  const perThousandPolls = (1000 * steadyCpu.cpu) / Math.max(1, steadyAnswered);
+  const rssAtEnd = samples[samples.length - 1]!.rss;
+  const rssPerHeldPoll = (rssAtEnd - rssAtPollStart) / Math.max(1, report.inFlightAtEnd);
   const live = samples.map((s) => s.liveMs).filter((ms): ms is number => ms !== null);
   const liveFailed = samples.length - live.length;
   const liveStats = live.length > 0 ? stats(live) : null;
@@ -640,6 +663,8 @@ function loadSection(options: Options, load: LoadResult, somaxconn: number): str
       'one keep-alive socket per agent) does the sign-ins and the polls',
     `- polling: every agent starts within ${LOAD_RAMP_SECONDS} s (the ramp), then for ${options.loadSeconds} s more each holds ` +
       `GET /agent/v1/commands/next?waitMs=${POLL_WAIT_MS} and asks again as soon as it is answered`,
+    `- the machine's load average (1, 5, 15 min) as the sign-ins began: ${load.loadAverages.start.map((n) => n.toFixed(2)).join(', ')}; ` +
+      `at the end: ${load.loadAverages.end.map((n) => n.toFixed(2)).join(', ')}`,
     '',
     '| what | value |',
     '|---|--:|',
@@ -656,7 +681,9 @@ function loadSection(options: Options, load: LoadResult, somaxconn: number): str
     `| polls held open by the server at once: max, at the end | ${report.maxInFlight}, ${report.inFlightAtEnd} |`,
     `| API CPU during the ramp (every agent's first poll) | ${percent(ramp)} |`,
     `| API CPU after the ramp | ${percent(steadyCpu)} |`,
-    `| API RSS: before the sign-ins, when polling began, at the end, peak (VmHWM) | ${mib(samples[0]!.rss)}, ${mib(rssAtPollStart)}, ${mib(samples[samples.length - 1]!.rss)}, ${mib(load.peakRss)} |`,
+    `| API CPU per 1,000 poll cycles after the ramp (answer + the next poll) | ${perThousandPolls.toFixed(2)} s |`,
+    `| API RSS: before the sign-ins, when polling began, at the end, peak (VmHWM) | ${mib(samples[0]!.rss)}, ${mib(rssAtPollStart)}, ${mib(rssAtEnd)}, ${mib(load.peakRss)} |`,
+    `| API RSS per held poll ((at the end − when polling began) / polls held at the end) | ${(rssPerHeldPoll / 1024).toFixed(0)} KiB |`,
     `| GET /healthz/live while loaded (event loop): median, max | ${liveStats ? `${liveStats.median.toFixed(0)} ms, ${liveStats.max.toFixed(0)} ms` : 'never answered'}${liveFailed > 0 ? ` (${liveFailed} of ${samples.length} not answered within 10 s)` : ''} |`,
     `| the API's PostgreSQL connections (max) | ${Math.max(...samples.map((s) => s.dbConnections))} |`,
     `| the load process, CPU s in all | ${load.loadCpuSeconds.toFixed(1)} |`,
@@ -780,7 +807,15 @@ async function benchmark(options: Options, teardown: Teardown): Promise<void> {
     somaxconn = await ensureSomaxconn(LOAD_LISTEN_BACKLOG, teardown);
     const loadDrover = await startDrover(
       [],
-      { ...LOAD_DROVER, workDir, logPrefix: 'load-', env: { HTTP_LISTEN_BACKLOG: String(LOAD_LISTEN_BACKLOG) } },
+      {
+        database: options.loadDatabase,
+        queuePrefix: options.loadDatabase,
+        port: options.loadPort,
+        workDir,
+        logPrefix: 'load-',
+        profileDir: options.cpuProfileDir,
+        env: { HTTP_LISTEN_BACKLOG: String(LOAD_LISTEN_BACKLOG) },
+      },
       teardown,
     );
     machineLines = await machine(loadDrover.db);
