@@ -7,6 +7,7 @@ import type { AgentCommand, EnrollResponse, SessionResponse } from '@drover/prot
 import { AgentCredentialRoute, Public } from '../common/auth/auth.decorators';
 import { ResourceNotFoundError } from '../common/errors/domain-errors';
 import { AcceptsLargeBody } from '../common/http/json-body.interceptor';
+import { markIdleAnswer } from '../infra/logging/access-log';
 import { ApiProblems, ApiZodBody, ApiZodParams, ApiZodQuery, ApiZodResponse } from '../common/openapi/zod-openapi';
 import { APP_CONFIG } from '../config/config.module';
 import type { AppConfig } from '../config/config.schema';
@@ -43,6 +44,15 @@ const AGENT_FILES = {
   installScript: 'install.sh',
   unitFile: 'drover-agent.service',
 } as const;
+
+const POLL_PATH = '/agent/v1/commands/next';
+
+/** Whether a request URL is an agent's long poll (GET agent/v1/commands/next below), for the access log. */
+export function isAgentPoll(url: string | undefined): boolean {
+  return (
+    url !== undefined && url.startsWith(POLL_PATH) && (url.length === POLL_PATH.length || url[POLL_PATH.length] === '?')
+  );
+}
 
 /**
  * The routes a per-host agent calls, and only it: enrolment and sessions without an API token, the
@@ -195,12 +205,15 @@ export class AgentChannelController {
     @Req() request: AgentRequest,
   ): Promise<{ command: AgentCommand | null; serverTime: string }> {
     const gone = new AbortController();
-    request.on('close', () => gone.abort());
-    const command = await this.work.next(
-      request.agent,
-      query.waitMs ?? this.config.AGENT_POLL_MAX_WAIT_MS,
-      gone.signal,
-    );
+    // Listened to only while waiting: the request's 'close' also comes after every answer, and an
+    // abort then would build a DOMException (a stack trace) per poll for nothing.
+    const onClose = (): void => gone.abort();
+    request.on('close', onClose);
+    const command = await this.work
+      .next(request.agent, query.waitMs ?? this.config.AGENT_POLL_MAX_WAIT_MS, gone.signal)
+      .finally(() => request.off('close', onClose));
+    // The common answer of an idle agent: not worth an access-log line (thousands a minute).
+    if (command === null) markIdleAnswer(request);
     return { command, serverTime: new Date().toISOString() };
   }
 

@@ -69,7 +69,11 @@ export class AgentWorkService {
         const left = deadline - Date.now();
         if (left <= 0) return null;
         // A claim lapsing (its agent died or was cut off) makes its task claimable without a wake-up.
-        await listener.wait(nextLapseInMs === null ? left : Math.min(left, nextLapseInMs + LAPSE_MARGIN_MS));
+        const waitMs = nextLapseInMs === null ? left : Math.min(left, nextLapseInMs + LAPSE_MARGIN_MS);
+        // A wait that ran to the end of the poll unwoken does not look again: the agent asks again at
+        // once and that request looks, so an idle poll costs one look, not two (a wake-up lost on the
+        // way, as AgentWake allows, is still found by the next poll).
+        if (!(await listener.wait(waitMs)) && waitMs === left) return null;
       }
     } finally {
       listener.close();

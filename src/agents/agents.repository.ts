@@ -189,20 +189,17 @@ export class AgentsRepository {
     });
   }
 
+  /**
+   * The agent and its host's name, read on every agent request: one statement by primary key (a
+   * findUnique selecting the host is two round trips, one per table).
+   */
   async identity(agentId: string): Promise<AgentIdentity | null> {
-    const agent = await this.prisma.agent.findUnique({
-      where: { id: agentId },
-      select: { id: true, hostId: true, revokedAt: true, lastSeenAt: true, host: { select: { name: true } } },
-    });
-    return agent
-      ? {
-          agentId: agent.id,
-          hostId: agent.hostId,
-          hostName: agent.host.name,
-          revokedAt: agent.revokedAt,
-          lastSeenAt: agent.lastSeenAt,
-        }
-      : null;
+    const [agent] = await this.prisma.$queryRaw<AgentIdentity[]>`
+      SELECT a.id::text AS "agentId", a.host_id::text AS "hostId", h.name AS "hostName",
+        a.revoked_at AS "revokedAt", a.last_seen_at AS "lastSeenAt"
+      FROM agents a JOIN hosts h ON h.id = a.host_id
+      WHERE a.id = ${agentId}::uuid`;
+    return agent ?? null;
   }
 
   findById(agentId: string): Promise<Agent | null> {

@@ -5,7 +5,8 @@ import type { AppConfig } from '../../config/config.schema';
 import { REDIS } from './redis.token';
 
 export interface WakeListener {
-  wait(ms: number): Promise<void>;
+  /** Resolves true when woken (or aborted), false when `ms` passed without a wake-up. */
+  wait(ms: number): Promise<boolean>;
   close(): void;
 }
 
@@ -32,16 +33,16 @@ export class AgentWake implements OnModuleDestroy {
 
   /**
    * Listens for wake-ups of the host from now on (so none published while the caller looks for work
-   * is missed): `wait(ms)` resolves at once when one came since the last wait, else at the next one,
-   * after `ms`, or when `signal` aborts. Close it when done.
+   * is missed): `wait(ms)` resolves true at once when one came since the last wait, else at the next
+   * one or when `signal` aborts, and false after `ms` without one. Close it when done.
    */
   async listen(hostId: string, signal: AbortSignal): Promise<WakeListener> {
     await this.subscribe();
     let woken = false;
-    let release: (() => void) | null = null;
+    let release: ((byWake: boolean) => void) | null = null;
     const onWake = (): void => {
       woken = true;
-      release?.();
+      release?.(true);
     };
     const waiters = this.waiting.get(hostId) ?? new Set();
     waiters.add(onWake);
@@ -49,23 +50,23 @@ export class AgentWake implements OnModuleDestroy {
     signal.addEventListener('abort', onWake);
     return {
       wait: (ms) =>
-        new Promise<void>((resolve) => {
+        new Promise<boolean>((resolve) => {
           if (woken || signal.aborted) {
             woken = false;
-            resolve();
+            resolve(true);
             return;
           }
-          const timer = setTimeout(() => release?.(), ms);
-          release = () => {
+          const timer = setTimeout(() => release?.(false), ms);
+          release = (byWake) => {
             clearTimeout(timer);
             release = null;
             woken = false;
-            resolve();
+            resolve(byWake);
           };
         }),
       close: () => {
         signal.removeEventListener('abort', onWake);
-        release?.();
+        release?.(true);
         waiters.delete(onWake);
         if (waiters.size === 0) this.waiting.delete(hostId);
       },
