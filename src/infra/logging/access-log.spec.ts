@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  createServer,
+  request as httpRequest,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
@@ -11,7 +17,7 @@ interface Line {
   level: number;
   msg: string;
   requestId: string;
-  req: { id: string; method: string; url: string; headers: Record<string, string> };
+  req: { id: string; method: string; url: string; headers: Record<string, string>; remoteAddress?: string };
   res: { statusCode: number };
   err?: { message: string };
   responseTime: number;
@@ -29,15 +35,21 @@ const log = accessLog(
   (request) => request.url?.startsWith('/held') ?? false,
 );
 
-/** Answers with the status in the path (/held/403, /other/200), marked idle when ?idle is asked. */
+/**
+ * Answers with the status in the path (/held/403, /other/200), marked idle when ?idle is asked;
+ * never answers /held/never (its caller goes away).
+ */
 function answer(request: IncomingMessage & { id?: unknown }, response: ServerResponse): void {
   log(request, response, () => {
+    if (request.url === '/held/never') return void heldArrived();
     if (request.url?.includes('idle')) markIdleAnswer(request);
     response.statusCode = Number(/\/(\d{3})/.exec(request.url ?? '')?.[1] ?? 200);
     response.end(JSON.stringify({ id: request.id }));
   });
 }
 
+/** Called when /held/never reached the handler. */
+let heldArrived = (): void => undefined;
 let server: Server;
 let base: string;
 
@@ -89,6 +101,22 @@ describe('accessLog', () => {
       [[50, 'request errored', 'failed with status code 500']],
     );
     assert.equal((await get('/held/200')).lines[0]?.msg, 'request completed');
+  });
+
+  it('writes a held request its caller left before the answer as aborted, with the caller’s address', async () => {
+    const before = lines.length;
+    const arrived = new Promise<void>((resolve) => (heldArrived = resolve));
+    // A connection of its own (no keep-alive socket whose address was read by an earlier request).
+    const asked = httpRequest(`${base}/held/never`, { agent: false });
+    asked.on('error', () => undefined);
+    asked.end();
+    await arrived;
+    asked.destroy();
+    while (lines.length === before) await new Promise((resolve) => setImmediate(resolve));
+    const [line] = lines.slice(before);
+    assert.equal(line!.msg, 'request aborted');
+    assert.equal(line!.req.url, '/held/never');
+    assert.equal(line!.req.remoteAddress, '127.0.0.1');
   });
 
   it('leaves out a held request answered idle, but not an idle-marked one that failed', async () => {

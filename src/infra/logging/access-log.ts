@@ -52,6 +52,9 @@ export function accessLog(
       return;
     }
     request.id = genReqId(request, response);
+    // Read while the connection is up: the socket keeps its peer's address for the line written at
+    // the end, when an agent that went away has closed it (pino-http reads it on arrival).
+    void request.socket.remoteAddress;
     const startedAt = Date.now();
     const answered = (): void => {
       response.off('finish', answered);
