@@ -50,6 +50,8 @@ export interface DroverSetup {
   profileDir?: string | null;
   /** Settings on top of the benchmark's defaults (WORKER_CONCURRENCY 64, no discovery sweeps, no rate limit). */
   env?: Record<string, string>;
+  /** The worker's entry file (default dist/src/worker.js), e.g. a benchmark's worker on a simulated fleet. */
+  workerScript?: string;
 }
 
 export interface Drover {
@@ -143,7 +145,7 @@ export async function startDrover(hosts: FleetHost[], setup: DroverSetup, teardo
   const workerLog = path.join(setup.workDir, `${logPrefix}worker.log`);
   const api = startNode('dist/src/main.js', env, apiLog, profileDir);
   teardown.add('stopping the drover API', () => stopProcess(api));
-  const worker = startNode('dist/src/worker.js', env, workerLog, profileDir);
+  const worker = startNode(setup.workerScript ?? 'dist/src/worker.js', env, workerLog, profileDir);
   teardown.add('stopping the drover worker', () => stopProcess(worker));
   await waitUntil(
     `the API (see ${apiLog})`,

@@ -138,42 +138,66 @@ export class OperationsRepository {
 
   /**
    * Marks the next tasks of an operation as dispatched, up to its concurrency. Returns those
-   * (`claimed`) and every dispatched task that has not finished (`inFlight`, the claimed ones
-   * included): the reconciler enqueues those again (harmless, job ids dedupe), so a crash between
-   * this commit and the enqueue loses nothing.
+   * (`claimed`), and whether no dispatched task is left unfinished (`idle`: what a rollout's next
+   * step waits for). Called after every task's end, so it reads no more than it must: when no task
+   * is left to dispatch (an operation whose concurrency covers all its hosts, from its start), one
+   * statement without a lock answers; idle read that way is safe, because each task's end commits
+   * before its own call reads, so the call after the last end sees none left. Only a claim takes
+   * the operation's row lock, so two callers never claim the same slot.
    */
   async claimDispatchable(
     operationId: string,
-  ): Promise<{ claimed: string[]; inFlight: string[]; rolloutId: string | null }> {
+  ): Promise<{ claimed: string[]; idle: boolean; rolloutId: string | null }> {
+    const [look] = await this.prisma.$queryRaw<{ rollout_id: string | null; pending: boolean; busy: boolean }[]>`
+      SELECT o.rollout_id::text AS rollout_id,
+        EXISTS (SELECT 1 FROM tasks t WHERE t.operation_id = o.id AND t.dispatched_at IS NULL AND t.state = 'queued')
+          AS pending,
+        EXISTS (SELECT 1 FROM tasks t WHERE t.operation_id = o.id AND t.dispatched_at IS NOT NULL
+          AND t.state IN ('queued', 'running')) AS busy
+      FROM operations o WHERE o.id = ${operationId}::uuid`;
+    if (!look) return { claimed: [], idle: true, rolloutId: null };
+    if (!look.pending) return { claimed: [], idle: !look.busy, rolloutId: look.rollout_id };
     return this.prisma.$transaction(async (tx) => {
       const [operation] = await tx.$queryRaw<{ concurrency: number; status: string; rollout_id: string | null }[]>`
         SELECT concurrency, status::text AS status, rollout_id::text AS rollout_id
         FROM operations WHERE id = ${operationId}::uuid FOR UPDATE`;
-      if (!operation) return { claimed: [], inFlight: [], rolloutId: null };
+      if (!operation) return { claimed: [], idle: true, rolloutId: null };
       const rolloutId = operation.rollout_id;
       if (operation.status === 'succeeded' || operation.status === 'failed' || operation.status === 'cancelled') {
-        return { claimed: [], inFlight: [], rolloutId };
+        return { claimed: [], idle: true, rolloutId };
       }
-      const dispatched = await tx.task.findMany({
-        where: { operationId, dispatchedAt: { not: null }, state: { in: [...ACTIVE_TASK_STATES] } },
-        orderBy: { position: 'asc' },
-        select: { id: true },
-      });
-      const inFlight = dispatched.map((task) => task.id);
-      const free = operation.concurrency - inFlight.length;
-      if (free <= 0) return { claimed: [], inFlight, rolloutId };
-      const next = await tx.task.findMany({
-        where: { operationId, dispatchedAt: null, state: 'queued' },
-        orderBy: { position: 'asc' },
-        take: free,
-        select: { id: true },
-      });
-      const claimed = next.map((task) => task.id);
-      if (claimed.length > 0) {
-        await tx.task.updateMany({ where: { id: { in: claimed } }, data: { dispatchedAt: new Date() } });
+      const dispatched = { operationId, dispatchedAt: { not: null }, state: { in: [...ACTIVE_TASK_STATES] } };
+      const free = operation.concurrency - (await tx.task.count({ where: dispatched }));
+      let claimed: string[] = [];
+      if (free > 0) {
+        const next = await tx.task.findMany({
+          where: { operationId, dispatchedAt: null, state: 'queued' },
+          orderBy: { position: 'asc' },
+          take: free,
+          select: { id: true },
+        });
+        claimed = next.map((task) => task.id);
+        if (claimed.length > 0) {
+          await tx.task.updateMany({ where: { id: { in: claimed } }, data: { dispatchedAt: new Date() } });
+        }
       }
-      return { claimed, inFlight: [...inFlight, ...claimed], rolloutId };
+      const idle =
+        claimed.length === 0 && (await tx.task.findFirst({ where: dispatched, select: { id: true } })) === null;
+      return { claimed, idle, rolloutId };
     });
+  }
+
+  /**
+   * Every dispatched task of the operation that has not finished: the reconciler enqueues those
+   * again (harmless, job ids dedupe), so a crash between a claim's commit and its enqueue loses nothing.
+   */
+  async inFlightTaskIds(operationId: string): Promise<string[]> {
+    const rows = await this.prisma.task.findMany({
+      where: { operationId, dispatchedAt: { not: null }, state: { in: [...ACTIVE_TASK_STATES] } },
+      orderBy: { position: 'asc' },
+      select: { id: true },
+    });
+    return rows.map((row) => row.id);
   }
 
   /** Operations not finished yet (for the reconciler). */
@@ -212,18 +236,23 @@ export class OperationsRepository {
    * so a redelivered job does nothing.
    */
   async startAttempt(task: TaskWithContext): Promise<StartedAttempt | null> {
-    return this.prisma.$transaction(async (tx) => {
-      const [started] = await tx.$queryRaw<
-        { attempts: number; before: Prisma.JsonValue | null; command_sent_ms_ago: number | null }[]
-      >`
+    // One statement (so one round trip, and atomic): the task taken over, and its operation marked
+    // running only when the task was.
+    const [started] = await this.prisma.$queryRaw<
+      { attempts: number; before: Prisma.JsonValue | null; command_sent_ms_ago: number | null }[]
+    >`
+      WITH started AS (
         UPDATE tasks SET state = 'running', attempts = attempts + 1, started_at = COALESCE(started_at, now())
         WHERE id = ${task.id}::uuid AND state IN ('queued', 'running')
         RETURNING attempts, before,
-          (EXTRACT(EPOCH FROM now() - command_sent_at) * 1000)::float8 AS command_sent_ms_ago`;
-      if (!started) return null;
-      await tx.operation.updateMany({ where: { id: task.operationId, status: 'queued' }, data: { status: 'running' } });
-      return { attempt: started.attempts, before: started.before, commandSentMsAgo: started.command_sent_ms_ago };
-    });
+          (EXTRACT(EPOCH FROM now() - command_sent_at) * 1000)::float8 AS command_sent_ms_ago
+      ), running AS (
+        UPDATE operations SET status = 'running'
+        WHERE id = ${task.operationId}::uuid AND status = 'queued' AND EXISTS (SELECT 1 FROM started)
+      )
+      SELECT attempts, before, command_sent_ms_ago FROM started`;
+    if (!started) return null;
+    return { attempt: started.attempts, before: started.before, commandSentMsAgo: started.command_sent_ms_ago };
   }
 
   /**
@@ -386,8 +415,12 @@ export class OperationsRepository {
   }
 
   private async closeOperationIfDone(tx: Prisma.TransactionClient, operationId: string): Promise<void> {
-    const remaining = await tx.task.count({ where: { operationId, state: { in: [...ACTIVE_TASK_STATES] } } });
-    if (remaining > 0) return;
+    // One row, not a count: every task's end asks, and an operation may have 10,000 tasks.
+    const remaining = await tx.task.findFirst({
+      where: { operationId, state: { in: [...ACTIVE_TASK_STATES] } },
+      select: { id: true },
+    });
+    if (remaining) return;
     const ended = await tx.task.groupBy({ by: ['state'], where: { operationId }, _count: { _all: true } });
     const states = ended.map((group) => group.state);
     // Failed if any task failed; otherwise cancelled if any was cancelled before it ran.
