@@ -152,6 +152,9 @@ class MemoryWatch {
   }
 
   private sample(): void {
+    // A process that exited (the benchmark failing, its teardown stopping both) has nothing to read.
+    if (this.drover.api.exitCode !== null || this.drover.worker.exitCode !== null) return;
+    if (this.drover.api.signalCode !== null || this.drover.worker.signalCode !== null) return;
     this.peaks = {
       api: Math.max(this.peaks.api, rssBytes(this.drover.api.pid!)),
       worker: Math.max(this.peaks.worker, rssBytes(this.drover.worker.pid!)),
