@@ -50,6 +50,8 @@ export interface DroverSetup {
   profileDir?: string | null;
   /** Settings on top of the benchmark's defaults (WORKER_CONCURRENCY 64, no discovery sweeps, no rate limit). */
   env?: Record<string, string>;
+  /** The worker's entry file (default dist/src/worker.js), e.g. a benchmark's worker on a simulated fleet. */
+  workerScript?: string;
 }
 
 export interface Drover {
@@ -58,6 +60,7 @@ export interface Drover {
   /** The environment both were started with, for more workers (startWorker). */
   env: NodeJS.ProcessEnv;
   profileDir: string | null;
+  workerScript: string;
   /** The API's base URL, http://127.0.0.1:PORT. */
   url: string;
   /** An admin token. */
@@ -155,7 +158,8 @@ export async function startDrover(hosts: FleetHost[], setup: DroverSetup, teardo
       ),
     [api],
   );
-  const worker = await startWorker({ env, profileDir }, workerLog, teardown);
+  const workerScript = setup.workerScript ?? 'dist/src/worker.js';
+  const worker = await startWorker({ env, profileDir, workerScript }, workerLog, teardown);
   const { stdout } = await execFileAsync(
     process.execPath,
     [path.join(ROOT, 'dist/src/admin.js'), 'create-token', '--name', 'bench', '--scope', 'admin'],
@@ -167,7 +171,7 @@ export async function startDrover(hosts: FleetHost[], setup: DroverSetup, teardo
   teardown.add('closing the database connection', () => db.end());
   const queue = new Queue(QueueName.Lifecycle, { connection: { url: REDIS_URL }, prefix: setup.queuePrefix });
   teardown.add('closing the queue connection', () => queue.close());
-  const drover: Drover = { api, worker, env, profileDir, url, token, db, queue };
+  const drover: Drover = { api, worker, env, profileDir, workerScript, url, token, db, queue };
   if (hosts.length === 0) {
     progress(`drover is up on ${url} (${setup.database}); no SSH hosts imported`);
     return drover;
@@ -182,14 +186,14 @@ export async function startDrover(hosts: FleetHost[], setup: DroverSetup, teardo
  * to `logFile`; resolves once it consumes. It stops on the teardown.
  */
 export async function startWorker(
-  drover: Pick<Drover, 'env' | 'profileDir'>,
+  drover: Pick<Drover, 'env' | 'profileDir' | 'workerScript'>,
   logFile: string,
   teardown: Teardown,
 ): Promise<ChildProcess> {
   const consuming = async () =>
     (await readFile(logFile, 'utf8').catch(() => '')).split('connected and consuming').length;
   const before = await consuming();
-  const worker = startNode('dist/src/worker.js', drover.env, logFile, drover.profileDir);
+  const worker = startNode(drover.workerScript, drover.env, logFile, drover.profileDir);
   teardown.add('stopping a drover worker', () => stopProcess(worker));
   await waitUntil(`the worker (see ${logFile})`, async () => (await consuming()) > before, [worker]);
   return worker;

@@ -14,11 +14,11 @@ export class DispatcherService {
   ) {}
 
   async dispatch(operationId: string): Promise<void> {
-    const { claimed, inFlight, rolloutId } = await this.operations.claimDispatchable(operationId);
+    const { claimed, idle, rolloutId } = await this.operations.claimDispatchable(operationId);
     await this.producer.runTasks(claimed);
     // A batch of a rollout whose last task just ended: that is what the rollout's next step waits
     // for. (Its hosts' gates start together: the batch ends with its slowest host either way.)
-    if (rolloutId && inFlight.length === 0) await this.producer.wakeRollout(rolloutId);
+    if (rolloutId && idle) await this.producer.wakeRollout(rolloutId);
   }
 
   /**
@@ -29,8 +29,8 @@ export class DispatcherService {
   async reconcile(): Promise<number> {
     const ids = await this.operations.unfinishedOperationIds();
     for (const id of ids) {
-      const { inFlight, rolloutId } = await this.operations.claimDispatchable(id);
-      await this.producer.requeueTasks(inFlight);
+      const { rolloutId } = await this.operations.claimDispatchable(id);
+      await this.producer.requeueTasks(await this.operations.inFlightTaskIds(id));
       if (rolloutId) await this.producer.wakeRollout(rolloutId);
     }
     return ids.length;

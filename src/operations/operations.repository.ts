@@ -96,16 +96,14 @@ export class OperationsRepository {
     actor: AuditActor,
   ): Promise<Operation> {
     const created = await tx.operation.create({ data: operation });
-    await tx.task.createMany({
-      data: hosts.map((host, position) => ({
-        operationId: created.id,
-        hostId: host.id,
-        hostName: host.name,
-        verb: operation.verb,
-        unit: host.unit ?? operation.unit,
-        position,
-      })),
-    });
+    // One statement with three array parameters: createMany binds six parameters per task and
+    // takes longer than the transaction's timeout for 10,000 hosts.
+    await tx.$executeRaw`
+      INSERT INTO tasks (id, operation_id, host_id, host_name, verb, unit, position)
+      SELECT gen_random_uuid(), ${created.id}::uuid, given.host_id, given.host_name, ${operation.verb},
+        given.unit, (given.position - 1)::int
+      FROM unnest(${hosts.map((host) => host.id)}::uuid[], ${hosts.map((host) => host.name)}::text[],
+        ${hosts.map((host) => host.unit ?? operation.unit)}::text[]) WITH ORDINALITY AS given(host_id, host_name, unit, position)`;
     await tx.auditEvent.create({
       data: {
         ...actor,
@@ -138,42 +136,56 @@ export class OperationsRepository {
 
   /**
    * Marks the next tasks of an operation as dispatched, up to its concurrency. Returns those
-   * (`claimed`) and every dispatched task that has not finished (`inFlight`, the claimed ones
-   * included): the reconciler enqueues those again (harmless, job ids dedupe), so a crash between
-   * this commit and the enqueue loses nothing.
+   * (`claimed`), and whether no dispatched task is left unfinished (`idle`: what a rollout's next
+   * step waits for). Called after every task's end, so it reads no more than it must: whether an
+   * undispatched task is left (the index on operation_id, dispatched_at, position finds the first
+   * at once), the count of tasks in flight only when there is one to claim, and one row to tell idle.
    */
   async claimDispatchable(
     operationId: string,
-  ): Promise<{ claimed: string[]; inFlight: string[]; rolloutId: string | null }> {
+  ): Promise<{ claimed: string[]; idle: boolean; rolloutId: string | null }> {
     return this.prisma.$transaction(async (tx) => {
       const [operation] = await tx.$queryRaw<{ concurrency: number; status: string; rollout_id: string | null }[]>`
         SELECT concurrency, status::text AS status, rollout_id::text AS rollout_id
         FROM operations WHERE id = ${operationId}::uuid FOR UPDATE`;
-      if (!operation) return { claimed: [], inFlight: [], rolloutId: null };
+      if (!operation) return { claimed: [], idle: true, rolloutId: null };
       const rolloutId = operation.rollout_id;
       if (operation.status === 'succeeded' || operation.status === 'failed' || operation.status === 'cancelled') {
-        return { claimed: [], inFlight: [], rolloutId };
+        return { claimed: [], idle: true, rolloutId };
       }
-      const dispatched = await tx.task.findMany({
-        where: { operationId, dispatchedAt: { not: null }, state: { in: [...ACTIVE_TASK_STATES] } },
-        orderBy: { position: 'asc' },
-        select: { id: true },
-      });
-      const inFlight = dispatched.map((task) => task.id);
-      const free = operation.concurrency - inFlight.length;
-      if (free <= 0) return { claimed: [], inFlight, rolloutId };
-      const next = await tx.task.findMany({
-        where: { operationId, dispatchedAt: null, state: 'queued' },
-        orderBy: { position: 'asc' },
-        take: free,
-        select: { id: true },
-      });
-      const claimed = next.map((task) => task.id);
-      if (claimed.length > 0) {
-        await tx.task.updateMany({ where: { id: { in: claimed } }, data: { dispatchedAt: new Date() } });
+      const undispatched = { operationId, dispatchedAt: null, state: 'queued' as const };
+      const dispatched = { operationId, dispatchedAt: { not: null }, state: { in: [...ACTIVE_TASK_STATES] } };
+      let claimed: string[] = [];
+      if (await tx.task.findFirst({ where: undispatched, select: { id: true } })) {
+        const free = operation.concurrency - (await tx.task.count({ where: dispatched }));
+        if (free > 0) {
+          const next = await tx.task.findMany({
+            where: undispatched,
+            orderBy: { position: 'asc' },
+            take: free,
+            select: { id: true },
+          });
+          claimed = next.map((task) => task.id);
+          await tx.task.updateMany({ where: { id: { in: claimed } }, data: { dispatchedAt: new Date() } });
+        }
       }
-      return { claimed, inFlight: [...inFlight, ...claimed], rolloutId };
+      const idle =
+        claimed.length === 0 && (await tx.task.findFirst({ where: dispatched, select: { id: true } })) === null;
+      return { claimed, idle, rolloutId };
     });
+  }
+
+  /**
+   * Every dispatched task of the operation that has not finished: the reconciler enqueues those
+   * again (harmless, job ids dedupe), so a crash between a claim's commit and its enqueue loses nothing.
+   */
+  async inFlightTaskIds(operationId: string): Promise<string[]> {
+    const rows = await this.prisma.task.findMany({
+      where: { operationId, dispatchedAt: { not: null }, state: { in: [...ACTIVE_TASK_STATES] } },
+      orderBy: { position: 'asc' },
+      select: { id: true },
+    });
+    return rows.map((row) => row.id);
   }
 
   /** Operations not finished yet (for the reconciler). */
@@ -212,18 +224,23 @@ export class OperationsRepository {
    * so a redelivered job does nothing.
    */
   async startAttempt(task: TaskWithContext): Promise<StartedAttempt | null> {
-    return this.prisma.$transaction(async (tx) => {
-      const [started] = await tx.$queryRaw<
-        { attempts: number; before: Prisma.JsonValue | null; command_sent_ms_ago: number | null }[]
-      >`
+    // One statement (so one round trip, and atomic): the task taken over, and its operation marked
+    // running only when the task was.
+    const [started] = await this.prisma.$queryRaw<
+      { attempts: number; before: Prisma.JsonValue | null; command_sent_ms_ago: number | null }[]
+    >`
+      WITH started AS (
         UPDATE tasks SET state = 'running', attempts = attempts + 1, started_at = COALESCE(started_at, now())
         WHERE id = ${task.id}::uuid AND state IN ('queued', 'running')
         RETURNING attempts, before,
-          (EXTRACT(EPOCH FROM now() - command_sent_at) * 1000)::float8 AS command_sent_ms_ago`;
-      if (!started) return null;
-      await tx.operation.updateMany({ where: { id: task.operationId, status: 'queued' }, data: { status: 'running' } });
-      return { attempt: started.attempts, before: started.before, commandSentMsAgo: started.command_sent_ms_ago };
-    });
+          (EXTRACT(EPOCH FROM now() - command_sent_at) * 1000)::float8 AS command_sent_ms_ago
+      ), running AS (
+        UPDATE operations SET status = 'running'
+        WHERE id = ${task.operationId}::uuid AND status = 'queued' AND EXISTS (SELECT 1 FROM started)
+      )
+      SELECT attempts, before, command_sent_ms_ago FROM started`;
+    if (!started) return null;
+    return { attempt: started.attempts, before: started.before, commandSentMsAgo: started.command_sent_ms_ago };
   }
 
   /**
@@ -386,8 +403,12 @@ export class OperationsRepository {
   }
 
   private async closeOperationIfDone(tx: Prisma.TransactionClient, operationId: string): Promise<void> {
-    const remaining = await tx.task.count({ where: { operationId, state: { in: [...ACTIVE_TASK_STATES] } } });
-    if (remaining > 0) return;
+    // One row, not a count: every task's end asks, and an operation may have 10,000 tasks.
+    const remaining = await tx.task.findFirst({
+      where: { operationId, state: { in: [...ACTIVE_TASK_STATES] } },
+      select: { id: true },
+    });
+    if (remaining) return;
     const ended = await tx.task.groupBy({ by: ['state'], where: { operationId }, _count: { _all: true } });
     const states = ended.map((group) => group.state);
     // Failed if any task failed; otherwise cancelled if any was cancelled before it ran.
