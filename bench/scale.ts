@@ -43,6 +43,7 @@ import { JobName, QueueName } from '@drover/protocol';
 import { parseConfig } from '../src/config/config.schema';
 import {
   call,
+  droverPids,
   Drover,
   ensureServices,
   finishedEvent,
@@ -174,12 +175,6 @@ interface Bench {
   workerStarts: number;
 }
 
-const pidsOf = (drover: Drover, more: ChildProcess[] = []): number[] => [
-  drover.api.pid!,
-  drover.worker.pid!,
-  ...more.map((worker) => worker.pid!),
-];
-
 /** Replaces drover's worker with a new process: no pooled connection, nothing warmed up. */
 async function restartWorker(bench: Bench): Promise<void> {
   await stopProcess(bench.drover.worker);
@@ -237,9 +232,9 @@ async function fanoutPart(bench: Bench, options: Options): Promise<FanoutRecord[
     const contenders: Record<FanoutContender, () => Promise<Measured>> = {
       'drover-cold': async () => {
         await restartWorker(bench);
-        return operationRun(bench.drover, selector, size, pidsOf(bench.drover));
+        return operationRun(bench.drover, selector, size, droverPids(bench.drover));
       },
-      'drover-warm': () => operationRun(bench.drover, selector, size, pidsOf(bench.drover)),
+      'drover-warm': () => operationRun(bench.drover, selector, size, droverPids(bench.drover)),
       'ssh2-cold': () => bareSsh2ColdRun(hosts, bench.privateKey, options.connectParallel),
       'ssh2-warm': () => bareSsh2WarmRun(bench, hosts),
     };
@@ -441,7 +436,7 @@ async function firstRolloutPart(bench: Bench, options: Options): Promise<FirstRo
     result.loads.push(os.loadavg()[0]!);
     const measured = await checked(bench, hosts, `first rollout ${round + 1}`, async () => {
       await restartWorker(bench);
-      const pids = pidsOf(bench.drover);
+      const pids = droverPids(bench.drover);
       const cpu = () => pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
       const cpuBefore = cpu();
       const started = performance.now();
@@ -540,7 +535,7 @@ async function workersPart(bench: Bench, options: Options): Promise<WorkersRecor
       for (let round = 0; round <= options.runs; round += 1) {
         const load = os.loadavg()[0]!;
         const measured = await checked(bench, hosts, `${count} workers, round ${round}`, () =>
-          operationRun(bench.drover, selector, size, pidsOf(bench.drover, extra)),
+          operationRun(bench.drover, selector, size, droverPids(bench.drover, extra)),
         );
         const peakRss = [bench.drover.worker, ...extra].map((worker) => peakRssBytes(worker.pid!));
         if (round > 0) records.push({ workers: count, load, peakRss, ...measured });

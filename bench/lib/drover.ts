@@ -199,8 +199,12 @@ export async function startWorker(
   return worker;
 }
 
-/** The processes whose CPU is drover's: the API and the worker. */
-export const droverPids = (drover: Pick<Drover, 'api' | 'worker'>): number[] => [drover.api.pid!, drover.worker.pid!];
+/** The processes whose CPU is drover's: the API, the worker and any more workers started beside it. */
+export const droverPids = (drover: Pick<Drover, 'api' | 'worker'>, moreWorkers: ChildProcess[] = []): number[] => [
+  drover.api.pid!,
+  drover.worker.pid!,
+  ...moreWorkers.map((worker) => worker.pid!),
+];
 
 /** One call to drover's API with the admin token; any status but `expect` is an error. */
 export async function call<T>(
