@@ -11,6 +11,14 @@ import { storableText } from './task-output';
 
 export type { Operation, Task, TaskState };
 
+/** The states as the database functions take them (arrays bound as parameters). */
+const ACTIVE = [...ACTIVE_TASK_STATES];
+const FAILED = [...FAILED_TASK_STATES];
+
+function jsonOrNull(value: Prisma.InputJsonValue | null): string | null {
+  return value === null ? null : JSON.stringify(value);
+}
+
 export interface NewOperation {
   verb: string;
   unit: string | null;
@@ -130,49 +138,24 @@ export class OperationsRepository {
       where: { operationId: { in: operationIds }, state: 'queued' },
       data: { state: 'cancelled', reason, finishedAt: new Date() },
     });
-    for (const operationId of operationIds) await this.closeOperationIfDone(tx, operationId);
+    for (const operationId of operationIds) {
+      await tx.$executeRaw`SELECT close_operation_if_done(${operationId}::uuid, ${ACTIVE}::"TaskState"[], ${FAILED}::"TaskState"[])`;
+    }
     return cancelled.count;
   }
 
   /**
    * Marks the next tasks of an operation as dispatched, up to its concurrency. Returns those
    * (`claimed`), and whether no dispatched task is left unfinished (`idle`: what a rollout's next
-   * step waits for). Called after every task's end, so it reads no more than it must: whether an
-   * undispatched task is left (the index on operation_id, dispatched_at, position finds the first
-   * at once), the count of tasks in flight only when there is one to claim, and one row to tell idle.
+   * step waits for). Called after every task's end: one call to the database function
+   * claim_dispatchable_tasks, which holds the operation's row only while the database works.
    */
   async claimDispatchable(
     operationId: string,
   ): Promise<{ claimed: string[]; idle: boolean; rolloutId: string | null }> {
-    return this.prisma.$transaction(async (tx) => {
-      const [operation] = await tx.$queryRaw<{ concurrency: number; status: string; rollout_id: string | null }[]>`
-        SELECT concurrency, status::text AS status, rollout_id::text AS rollout_id
-        FROM operations WHERE id = ${operationId}::uuid FOR UPDATE`;
-      if (!operation) return { claimed: [], idle: true, rolloutId: null };
-      const rolloutId = operation.rollout_id;
-      if (operation.status === 'succeeded' || operation.status === 'failed' || operation.status === 'cancelled') {
-        return { claimed: [], idle: true, rolloutId };
-      }
-      const undispatched = { operationId, dispatchedAt: null, state: 'queued' as const };
-      const dispatched = { operationId, dispatchedAt: { not: null }, state: { in: [...ACTIVE_TASK_STATES] } };
-      let claimed: string[] = [];
-      if (await tx.task.findFirst({ where: undispatched, select: { id: true } })) {
-        const free = operation.concurrency - (await tx.task.count({ where: dispatched }));
-        if (free > 0) {
-          const next = await tx.task.findMany({
-            where: undispatched,
-            orderBy: { position: 'asc' },
-            take: free,
-            select: { id: true },
-          });
-          claimed = next.map((task) => task.id);
-          await tx.task.updateMany({ where: { id: { in: claimed } }, data: { dispatchedAt: new Date() } });
-        }
-      }
-      const idle =
-        claimed.length === 0 && (await tx.task.findFirst({ where: dispatched, select: { id: true } })) === null;
-      return { claimed, idle, rolloutId };
-    });
+    const [row] = await this.prisma.$queryRaw<{ claimed: string[]; idle: boolean; rollout_id: string | null }[]>`
+      SELECT claimed, idle, rollout_id FROM claim_dispatchable_tasks(${operationId}::uuid, ${ACTIVE}::"TaskState"[])`;
+    return { claimed: row?.claimed ?? [], idle: row?.idle ?? true, rolloutId: row?.rollout_id ?? null };
   }
 
   /**
@@ -344,83 +327,51 @@ export class OperationsRepository {
    */
   async clearToAct(taskId: string, attempt: number, before: Prisma.InputJsonValue | null): Promise<boolean> {
     const cleared = await this.prisma.$executeRaw`
-      UPDATE tasks SET before = COALESCE(${before === null ? null : JSON.stringify(before)}::jsonb, before),
+      UPDATE tasks SET before = COALESCE(${jsonOrNull(before)}::jsonb, before),
         command_sent_at = now(), waiting_for = NULL, waiting_for_rollout_id = NULL
       WHERE id = ${taskId}::uuid AND state = 'running' AND attempts = ${attempt}`;
     return cleared === 1;
   }
 
   /**
-   * Ends a task and records its audit event in one transaction (a result without its audit event
-   * cannot exist), then closes the operation if this was its last task. No-op (false) if already
-   * ended, or if `task.attempts` is no longer the task's current attempt (another took it over).
+   * Ends a task and records its audit event atomically (a result without its audit event cannot
+   * exist), then closes the operation if this was its last task: one call to the database function
+   * finish_task, so the audit chain's lock is never held across a round trip to this process.
+   * No-op (false) if already ended, or if `task.attempts` is no longer the task's current attempt
+   * (another took it over).
    */
   async finish(task: TaskWithContext, outcome: TaskOutcome, actor: AuditActor): Promise<boolean> {
-    return this.prisma.$transaction(async (tx) => {
-      const ended = await tx.task.updateMany({
-        where: { id: task.id, state: { in: [...ACTIVE_TASK_STATES] }, attempts: task.attempts },
-        data: {
-          state: outcome.state,
-          reason: storableText(outcome.reason),
-          exitCode: outcome.exitCode,
-          before: outcome.before ?? Prisma.DbNull,
-          after: outcome.after ?? Prisma.DbNull,
-          output: typeof outcome.output === 'string' ? storableText(outcome.output) : outcome.output,
-          diagnostics: outcome.diagnostics ? storableText(outcome.diagnostics) : null,
-          waitingFor: null,
-          waitingForRolloutId: null,
-          finishedAt: new Date(),
-        },
-      });
-      if (ended.count === 0) return false;
-      await tx.auditEvent.create({
-        data: {
-          ...actor,
-          // The verb was checked against VERBS when the task was created.
-          action: unitAction(task.verb as Verb),
-          result: outcome.state,
-          hostId: task.hostId,
-          hostName: task.hostName,
-          unit: task.unit,
-          operationId: task.operationId,
-          taskId: task.id,
-          parameters: {
-            verb: task.verb,
-            attempts: task.attempts,
-            daemonReload: task.operation.daemonReload,
-            ...(outcome.daemonReloaded ? { daemonReloaded: true } : {}),
-          },
-          before: outcome.before ?? Prisma.DbNull,
-          after: outcome.after ?? Prisma.DbNull,
-          reason: storableText(outcome.reason),
-        },
-      });
-      // After the audit insert, whose chain lock orders the ends of concurrent tasks: the last
-      // one to commit sees every other ended, so exactly one closes the operation.
-      await this.closeOperationIfDone(tx, task.operationId);
-      return true;
-    });
-  }
-
-  private async closeOperationIfDone(tx: Prisma.TransactionClient, operationId: string): Promise<void> {
-    // One row, not a count: every task's end asks, and an operation may have 10,000 tasks.
-    const remaining = await tx.task.findFirst({
-      where: { operationId, state: { in: [...ACTIVE_TASK_STATES] } },
-      select: { id: true },
-    });
-    if (remaining) return;
-    const ended = await tx.task.groupBy({ by: ['state'], where: { operationId }, _count: { _all: true } });
-    const states = ended.map((group) => group.state);
-    // Failed if any task failed; otherwise cancelled if any was cancelled before it ran.
-    const status = states.some((state) => FAILED_TASK_STATES.includes(state))
-      ? 'failed'
-      : states.includes('cancelled')
-        ? 'cancelled'
-        : 'succeeded';
-    await tx.operation.updateMany({
-      where: { id: operationId, status: { in: ['queued', 'running'] } },
-      data: { status, finishedAt: new Date() },
-    });
+    const reason = storableText(outcome.reason);
+    const event = {
+      actor_token_id: actor.actorTokenId,
+      actor_name: actor.actorName,
+      source_address: actor.sourceAddress,
+      request_id: actor.requestId,
+      // The verb was checked against VERBS when the task was created.
+      action: unitAction(task.verb as Verb),
+      result: outcome.state,
+      host_id: task.hostId,
+      host_name: task.hostName,
+      unit: task.unit,
+      operation_id: task.operationId,
+      task_id: task.id,
+      parameters: {
+        verb: task.verb,
+        attempts: task.attempts,
+        daemonReload: task.operation.daemonReload,
+        ...(outcome.daemonReloaded ? { daemonReloaded: true } : {}),
+      },
+      before: outcome.before,
+      after: outcome.after,
+      reason,
+    };
+    const [row] = await this.prisma.$queryRaw<{ ended: boolean }[]>`
+      SELECT finish_task(${task.id}::uuid, ${task.attempts}::int, ${outcome.state}::"TaskState", ${reason},
+        ${outcome.exitCode}::int, ${jsonOrNull(outcome.before)}::jsonb, ${jsonOrNull(outcome.after)}::jsonb,
+        ${outcome.output === undefined}, ${typeof outcome.output === 'string' ? storableText(outcome.output) : null},
+        ${outcome.diagnostics ? storableText(outcome.diagnostics) : null}, ${JSON.stringify(event)}::jsonb,
+        ${ACTIVE}::"TaskState"[], ${FAILED}::"TaskState"[]) AS ended`;
+    return row?.ended === true;
   }
 
   async findWithTasks(id: string): Promise<OperationWithTasks> {
