@@ -56,6 +56,7 @@ import {
 } from './lib/drover';
 import {
   bareSsh2ColdRun,
+  COLD_HANDSHAKE_TIMEOUT_MS,
   connectAll,
   Measured,
   operationRun,
@@ -597,7 +598,17 @@ async function benchmark(options: Options, teardown: Teardown): Promise<void> {
       labels: { ...host.labels, ...subsetLabels(index, sizes), [HOST_LABEL]: host.name },
     })),
     // The product's database pool: up to 4 workers and the API stay within PostgreSQL's 100 connections.
-    { ...DROVER, workDir, env: { DATABASE_POOL_SIZE: '10', WORKER_CONCURRENCY: String(options.workerConcurrency) } },
+    // Handshakes may take as long as the bare script's (COLD_HANDSHAKE_TIMEOUT_MS): the same fleet
+    // on the same machine, measured the same way.
+    {
+      ...DROVER,
+      workDir,
+      env: {
+        DATABASE_POOL_SIZE: '10',
+        WORKER_CONCURRENCY: String(options.workerConcurrency),
+        SSH_CONNECT_TIMEOUT_MS: String(COLD_HANDSHAKE_TIMEOUT_MS),
+      },
+    },
     teardown,
   );
   const bench: Bench = {
@@ -617,7 +628,14 @@ async function benchmark(options: Options, teardown: Teardown): Promise<void> {
     sections.push(...firstRolloutSection(options, await firstRolloutPart(bench, options)));
   if (options.parts.includes('workers')) sections.push(...workersSection(options, await workersPart(bench, options)));
 
-  const settings = ['WORKER_CONCURRENCY', 'DATABASE_POOL_SIZE', 'DISCOVERY_CONCURRENCY', 'SSH_POOL_MAX_CONNECTIONS']
+  const settings = [
+    'WORKER_CONCURRENCY',
+    'DATABASE_POOL_SIZE',
+    'DISCOVERY_CONCURRENCY',
+    'SSH_POOL_MAX_CONNECTIONS',
+    'SSH_CONNECT_TIMEOUT_MS',
+    'SSH_MAX_HANDSHAKES',
+  ]
     .map((name) => `${name}=${drover.env[name] ?? '(default)'}`)
     .join(', ');
   const markdown = [

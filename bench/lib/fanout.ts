@@ -21,7 +21,7 @@ const OPERATION_TIMEOUT_MS = 300_000;
  * Hundreds of handshakes at once on a busy 2-core machine take longer than ssh2's usual 15 s for
  * some hosts: the bare script waits longer, so that its time says how long they took rather than failing.
  */
-const COLD_HANDSHAKE_TIMEOUT_MS = 60_000;
+export const COLD_HANDSHAKE_TIMEOUT_MS = 60_000;
 
 /** Runs `work` on every item, at most `parallel` at once; resolves with the results in order. */
 export async function eachLimited<T, R>(items: T[], parallel: number, work: (item: T) => Promise<R>): Promise<R[]> {

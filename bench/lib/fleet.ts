@@ -6,6 +6,7 @@ import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { Client as SshClient } from 'ssh2';
 import { sha256Fingerprint } from '../../src/infra/ssh/host-key';
@@ -36,10 +37,8 @@ export async function readInventory(): Promise<FleetHost[] | null> {
   }
 }
 
-/** Whether a fleet of exactly `hosts` hosts is up and every one of them answers over SSH. */
-export async function fleetIsUp(hosts: number): Promise<boolean> {
-  const inventory = await readInventory();
-  if (inventory?.length !== hosts) return false;
+/** The inventory's hosts that do not answer over SSH now (`fleet.sh status`, 3 s connect timeout). */
+async function unreachableHosts(inventory: FleetHost[]): Promise<string[]> {
   const { stdout } = await execFileAsync('bash', [FLEET_SH, 'status'], { cwd: ROOT });
   const reachable = new Set(
     stdout
@@ -47,32 +46,60 @@ export async function fleetIsUp(hosts: number): Promise<boolean> {
       .map((line) => /^(\S+)\s+\S+\s+yes$/.exec(line)?.[1])
       .filter((name) => name !== undefined),
   );
-  return inventory.every((host) => reachable.has(host.name));
+  return inventory.filter((host) => !reachable.has(host.name)).map((host) => host.name);
+}
+
+/** Those of `names` that still do not answer, each asked with `fleet.sh ssh NAME true`. */
+async function stillSilent(names: string[]): Promise<string[]> {
+  const answers = await Promise.all(
+    names.map((name) =>
+      execFileAsync('bash', [FLEET_SH, 'ssh', name, '--', 'true'], { cwd: ROOT, timeout: 15_000 }).then(
+        () => null,
+        () => name,
+      ),
+    ),
+  );
+  return answers.filter((name) => name !== null);
 }
 
 /**
- * A fleet of `size` hosts: the one that is up when `keep` and it has that size (left up at the
- * end), else a fresh one booted with `fleet.sh up` (replacing this fleet's earlier hosts), torn
- * down on every way out unless `keep`. Resolves the hosts and how the fleet came to be.
+ * A fleet of `size` hosts: with `keep`, the one that is up if its inventory has that size (left up
+ * at the end); else a fresh one booted with `fleet.sh up` (replacing this fleet's earlier hosts),
+ * torn down on every way out unless `keep`. A kept fleet whose hosts do not all answer is asked
+ * again after a pause, then refused: a busy machine misses 3 s connects, and booting hundreds of
+ * hosts again over one miss would cost the run its fleet. Resolves the hosts and how the fleet came
+ * to be.
  */
 export async function provideFleet(
   size: number,
   keep: boolean,
   teardown: Teardown,
 ): Promise<{ hosts: FleetHost[]; fleet: string }> {
-  let fleet: string;
-  if (keep && (await fleetIsUp(size))) {
-    fleet = 'reused: already up';
+  const kept = keep ? await readInventory() : null;
+  if (kept?.length === size) {
+    let silent = await unreachableHosts(kept);
+    for (let attempt = 1; silent.length > 0 && attempt <= 3; attempt++) {
+      progress(
+        `${silent.length} of ${size} kept hosts did not answer (${silent.slice(0, 5).join(', ')}…); asking again`,
+      );
+      await sleep(10_000);
+      silent = await stillSilent(silent);
+    }
+    if (silent.length > 0) {
+      fail(
+        `--keep-fleet: ${silent.length} hosts of the kept fleet do not answer over SSH (${silent.join(', ')}); ` +
+          'fix or reset them (fleet.sh reset), or run without --keep-fleet to boot a fresh fleet',
+      );
+    }
     progress(`reusing the fleet of ${size} hosts that is up`);
-  } else {
-    progress(`booting a fleet of ${size} hosts (fleet.sh up replaces this fleet's earlier hosts)`);
-    if (!keep) teardown.add('tearing the fleet down', () => runOrFail('bash', [FLEET_SH, 'down']));
-    const started = performance.now();
-    await runOrFail('bash', [FLEET_SH, 'up', '--hosts', String(size)]);
-    fleet = `booted for this run in ${((performance.now() - started) / 1000).toFixed(0)} s`;
+    return { hosts: kept, fleet: 'reused: already up' };
   }
+  progress(`booting a fleet of ${size} hosts (fleet.sh up replaces this fleet's earlier hosts)`);
+  if (!keep) teardown.add('tearing the fleet down', () => runOrFail('bash', [FLEET_SH, 'down']));
+  const started = performance.now();
+  await runOrFail('bash', [FLEET_SH, 'up', '--hosts', String(size)]);
   const hosts = (await readInventory()) ?? fail(`no ${path.join(FLEET_STATE, 'inventory.json')}`);
-  return { hosts, fleet };
+  return { hosts, fleet: `booted for this run in ${((performance.now() - started) / 1000).toFixed(0)} s` };
 }
 
 /** Resolves when the client authenticated; the host must present its pinned key, or nothing is sent. */
