@@ -103,7 +103,7 @@ const SSH_HOST_FIELDS = {
 } as const;
 
 /** Admissions (creations and retries of rollouts) hold this advisory lock: one at a time, in order. */
-const ADMISSION_LOCK_KEY = 0x64726f7665720001n;
+export const ADMISSION_LOCK_KEY = 0x64726f7665720001n;
 
 /** The hosts and units a rollout acts on, to find overlaps with others. */
 export interface RolloutTarget {
@@ -172,6 +172,23 @@ function hostData(set: HostPatch): Prisma.RolloutHostUpdateManyMutationInput {
   };
 }
 
+/** Every field of a HostPatch: its column, and how its JSON value becomes the column's (constants, never input). */
+const HOST_PATCH_COLUMNS: Record<keyof HostPatch, { column: string; value: string }> = {
+  state: { column: 'state', value: `(p.set->>'state')::"RolloutHostState"` },
+  reason: { column: 'reason', value: `p.set->>'reason'` },
+  gateStartedAt: { column: 'gate_started_at', value: `(p.set->>'gateStartedAt')::timestamptz` },
+  healthySince: { column: 'healthy_since', value: `(p.set->>'healthySince')::timestamptz` },
+  baseline: { column: 'baseline', value: `NULLIF(p.set->'baseline', 'null'::jsonb)` },
+  lastCheck: { column: 'last_check', value: `NULLIF(p.set->'lastCheck', 'null'::jsonb)` },
+  finishedAt: { column: 'finished_at', value: `(p.set->>'finishedAt')::timestamptz` },
+};
+/** `column = its patched value when the patch has the field, else itself`, for every field. */
+const HOST_PATCH_ASSIGNMENTS = Prisma.raw(
+  Object.entries(HOST_PATCH_COLUMNS)
+    .map(([field, { column, value }]) => `${column} = CASE WHEN p.set ? '${field}' THEN ${value} ELSE h.${column} END`)
+    .join(',\n'),
+);
+
 /**
  * What a rollout's step may do while it holds the rollout's row lock. Every change of a rollout
  * goes through one of these, so steps of any number of workers and control requests never
@@ -210,13 +227,23 @@ export class LockedRollout {
 
   /** Writes a decision's changes in order, and appends its events. */
   async apply(decision: { changes: readonly RolloutChange[]; events: readonly RolloutEventInput[] }): Promise<void> {
+    // A step settles many hosts at once (a batch's tasks end together): the changes of one host
+    // each that follow each other are written in one statement, merged per host in their order.
+    const hostPatches = new Map<string, HostPatch>();
+    const writeHostPatches = async () => {
+      if (hostPatches.size === 0) return;
+      await this.patchHosts(hostPatches);
+      hostPatches.clear();
+    };
     for (const change of decision.changes) {
+      if (change.kind === 'host') {
+        hostPatches.set(change.id, { ...hostPatches.get(change.id), ...change.set });
+        continue;
+      }
+      await writeHostPatches();
       switch (change.kind) {
         case 'rollout':
           await this.update(change.set);
-          break;
-        case 'host':
-          await this.tx.rolloutHost.update({ where: { id: change.id }, data: hostData(change.set) });
           break;
         case 'hosts':
           await this.updateHosts(change.in, hostData(change.set));
@@ -243,7 +270,23 @@ export class LockedRollout {
           break;
       }
     }
+    await writeHostPatches();
     for (const event of decision.events) this.event(event);
+  }
+
+  /**
+   * Each host's patch, in one statement. A field absent from a patch keeps its value; present and
+   * null, it is cleared (the JSON columns to SQL NULL, as hostData does).
+   */
+  private async patchHosts(patches: ReadonlyMap<string, HostPatch>): Promise<void> {
+    const rows = JSON.stringify([...patches].map(([id, set]) => ({ id, set })));
+    const updated = await this.tx.$executeRaw`
+      UPDATE rollout_hosts AS h SET ${HOST_PATCH_ASSIGNMENTS}
+      FROM jsonb_to_recordset(${rows}::jsonb) AS p(id uuid, set jsonb)
+      WHERE h.id = p.id AND h.rollout_id = ${this.rollout.id}::uuid`;
+    if (updated !== patches.size) {
+      throw new Error(`rollout ${this.rollout.id}: ${patches.size - updated} of its hosts to update were not found`);
+    }
   }
 
   hosts(states?: RolloutHostState[]): Promise<RolloutHost[]> {
@@ -267,10 +310,6 @@ export class LockedRollout {
 
   async update(data: Prisma.RolloutUpdateInput): Promise<void> {
     Object.assign(this.rollout, await this.tx.rollout.update({ where: { id: this.rollout.id }, data }));
-  }
-
-  async updateHost(hostId: string, data: Prisma.RolloutHostUpdateInput): Promise<void> {
-    await this.tx.rolloutHost.update({ where: { id: hostId }, data });
   }
 
   async updateHosts(states: RolloutHostState[], data: Prisma.RolloutHostUpdateManyMutationInput): Promise<number> {
