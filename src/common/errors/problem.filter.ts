@@ -5,6 +5,10 @@ import { DomainError, FieldError } from './domain-errors';
 import type { Principal } from '../auth/principal';
 import type { Problem } from './problem';
 import { RefusalRecorder } from './refusal-recorder';
+import { isDatabaseUnavailable } from './database-unavailable';
+
+/** What a client is told to wait before retrying a request the database could not serve in time. */
+const DATABASE_RETRY_AFTER_SECONDS = 2;
 
 interface ProblemParts {
   status: number;
@@ -27,7 +31,11 @@ export class ProblemFilter implements ExceptionFilter {
     const response = http.getResponse<Response>();
     const parts = this.describe(exception);
     if (parts.status === 403 && request.principal) await this.recordDenial(request, request.principal, parts.detail);
-    if (parts.status >= 500) {
+    if (parts.code === 'database_unavailable') {
+      // The database's load or absence, not this request's fault: a warning, and a retry hint.
+      this.logger.warn({ err: exception, path: request.originalUrl.split('?')[0] }, parts.detail);
+      response.setHeader('Retry-After', String(DATABASE_RETRY_AFTER_SECONDS));
+    } else if (parts.status >= 500) {
       this.logger.error(exception instanceof Error ? exception : String(exception), (exception as Error)?.stack);
     }
     const problem: Problem = {
@@ -70,6 +78,16 @@ export class ProblemFilter implements ExceptionFilter {
     }
     if (exception instanceof HttpException) {
       return this.describeHttpException(exception);
+    }
+    if (isDatabaseUnavailable(exception)) {
+      return {
+        status: HttpStatus.SERVICE_UNAVAILABLE,
+        code: 'database_unavailable',
+        title: 'Service unavailable',
+        detail:
+          'the database could not serve this request in time (overloaded or unreachable); retry after Retry-After seconds',
+        errors: [],
+      };
     }
     return {
       status: HttpStatus.INTERNAL_SERVER_ERROR,

@@ -9,6 +9,7 @@ const API_DESCRIPTION = [
   'Every endpoint except `/healthz/*` and `/agent/v1/*` needs `Authorization: Bearer <token>`.',
   'The per-host agent enrols with a one-time join token and then calls `/agent/v1/*` with its own short-lived credential.',
   'Errors are `application/problem+json` with a stable `code`, the offending `errors[].field`s and the `requestId`.',
+  'Any operation may answer 503 `database_unavailable` with `Retry-After` when the database cannot serve it in time (overloaded or unreachable): retry it; a rollout retried with the same `Idempotency-Key` is created at most once.',
   'Lists use keyset pagination: pass `nextCursor` back as `cursor`.',
 ].join('\n');
 
