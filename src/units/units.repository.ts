@@ -45,24 +45,45 @@ export class UnitsRepository {
 
   /**
    * Makes the stored units of a host exactly the discovered ones in one statement: inserts or
-   * updates each, deletes the units the host no longer has. Keeps the last known MainPID of units
-   * a task has looked at. One statement, not one per unit: a host has hundreds of units, and every
-   * action is followed by a discovery.
+   * updates each, deletes the units the host no longer has. One statement, not one per unit: a host
+   * has hundreds of units, and every action is followed by a discovery.
    */
   async replaceForHost(hostId: string, units: DiscoveredUnitRow[]): Promise<void> {
+    const names = units.map((unit) => unit.name);
+    await this.upsertAndDelete(hostId, units, Prisma.sql`name <> ALL(${names}::text[])`);
+  }
+
+  /**
+   * Stores these units of a host as they are now and forgets `removed`; other units stay as they
+   * were. One statement, as replaceForHost: an agent's watch reports bursts of changes from many
+   * hosts at once.
+   */
+  async applyChanges(hostId: string, units: DiscoveredUnitRow[], removed: string[]): Promise<void> {
+    // One statement must not both update and delete a row: a unit reported changed stays.
+    const changed = new Set(units.map((unit) => unit.name));
+    const gone = removed.filter((name) => !changed.has(name));
+    await this.upsertAndDelete(hostId, units, Prisma.sql`name = ANY(${gone}::text[])`);
+  }
+
+  /**
+   * Inserts or updates `units` of the host and deletes its units matching `deleted` (which must
+   * not match any of `units`), in one statement. Keeps the last known MainPID of units a task has
+   * looked at.
+   */
+  private async upsertAndDelete(hostId: string, units: DiscoveredUnitRow[], deleted: Prisma.Sql): Promise<void> {
     const column = <Key extends keyof DiscoveredUnitRow>(key: Key) => units.map((unit) => unit[key]);
     await this.prisma.$executeRaw`
-      WITH discovered AS (
+      WITH reported AS (
         SELECT * FROM unnest(
           ${column('name')}::text[], ${column('description')}::text[], ${column('loadState')}::text[],
           ${column('activeState')}::text[], ${column('subState')}::text[], ${column('unitFileState')}::text[]
         ) AS unit(name, description, load_state, active_state, sub_state, unit_file_state)
       ), gone AS (
-        DELETE FROM units WHERE host_id = ${hostId}::uuid AND name <> ALL(${column('name')}::text[])
+        DELETE FROM units WHERE host_id = ${hostId}::uuid AND ${deleted}
       )
       INSERT INTO units (id, host_id, name, description, load_state, active_state, sub_state, unit_file_state, refreshed_at)
       SELECT gen_random_uuid(), ${hostId}::uuid, name, description, load_state, active_state, sub_state, unit_file_state, now()
-      FROM discovered
+      FROM reported
       ON CONFLICT (host_id, name) DO UPDATE SET
         description = EXCLUDED.description,
         load_state = EXCLUDED.load_state,
@@ -119,21 +140,6 @@ export class UnitsRepository {
       data: [...texts].map(([hash, text]) => ({ hash, text })),
       skipDuplicates: true,
     });
-  }
-
-  /** Stores these units of a host as they are now and forgets `removed`; other units stay as they were. */
-  async applyChanges(hostId: string, units: DiscoveredUnitRow[], removed: string[]): Promise<void> {
-    const refreshedAt = new Date();
-    await this.prisma.$transaction([
-      this.prisma.unit.deleteMany({ where: { hostId, name: { in: removed } } }),
-      ...units.map((unit) =>
-        this.prisma.unit.upsert({
-          where: { hostId_name: { hostId, name: unit.name } },
-          create: { hostId, ...unit, refreshedAt },
-          update: { ...unit, refreshedAt },
-        }),
-      ),
-    ]);
   }
 
   /** The unit as a task left it (its state read after acting), whoever carried the task out. */

@@ -168,6 +168,23 @@ describe('agents on real hosts', () => {
     await waitUntil(async () => (await stateOf()) === 'inactive', `${UNIT} shows inactive`, 15_000);
     await onAgentHost(host, `systemctl start ${UNIT}`);
     await waitUntil(async () => (await stateOf()) === 'active', `${UNIT} shows active again`, 15_000);
+
+    // A unit that comes and goes (a transient one) is added, then forgotten once systemd unloads it.
+    const transient = 'drover-live-transient.service';
+    const listed = async (): Promise<boolean> => {
+      const units = await admin.GET('/v1/hosts/{name}/units', {
+        params: { path: { name: host.name }, query: { limit: 1000 } },
+      });
+      return units.data!.items.some((unit) => unit.name === transient);
+    };
+    try {
+      await onAgentHost(host, `systemd-run --unit=${transient} sleep 600`);
+      await waitUntil(listed, `${transient} is listed`, 15_000);
+      await onAgentHost(host, `systemctl stop ${transient}`);
+      await waitUntil(async () => !(await listed()), `${transient} is no longer listed`, 15_000);
+    } finally {
+      await onAgentHost(host, `systemctl stop ${transient} 2>/dev/null || true`);
+    }
   });
 
   it('reports what units are built from, so drift groups agent hosts and diffs them (texts checked by the server)', async () => {
