@@ -207,6 +207,9 @@ export const droverPids = (drover: Pick<Drover, 'api' | 'worker'>, moreWorkers: 
 ];
 
 /** One call to drover's API with the admin token; any status but `expect` is an error. */
+/** How often `call` asks again after a 503 with Retry-After (the database busy), as a client should. */
+const RETRIES_WHEN_UNAVAILABLE = 5;
+
 export async function call<T>(
   drover: Pick<Drover, 'url' | 'token'>,
   method: string,
@@ -214,14 +217,23 @@ export async function call<T>(
   body: unknown,
   expect: number,
 ): Promise<T> {
-  const response = await fetch(`${drover.url}${route}`, {
-    method,
-    headers: { authorization: `Bearer ${drover.token}`, 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  if (response.status !== expect) throw new Error(`${method} ${route}: ${response.status} ${text.slice(0, 1000)}`);
-  return JSON.parse(text) as T;
+  for (let retries = 0; ; retries += 1) {
+    const response = await fetch(`${drover.url}${route}`, {
+      method,
+      headers: { authorization: `Bearer ${drover.token}`, 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await response.text();
+    const retryAfter = Number(response.headers.get('retry-after'));
+    if (response.status === 503 && retryAfter > 0 && retries < RETRIES_WHEN_UNAVAILABLE) {
+      // Shown, not hidden: a busy database during a benchmark is part of what it saw.
+      progress(`${method} ${route}: 503, asking again in ${retryAfter} s (${text.slice(0, 200)})`);
+      await sleep(retryAfter * 1000);
+      continue;
+    }
+    if (response.status !== expect) throw new Error(`${method} ${route}: ${response.status} ${text.slice(0, 1000)}`);
+    return JSON.parse(text) as T;
+  }
 }
 
 /** Follows the rollout's event stream, as `drover rollout --wait` does, until its finished event. */
