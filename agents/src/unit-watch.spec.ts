@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { MessageType } from '@particle/dbus-next';
-import { changeOf, unitNameOfPath } from './unit-watch';
+import { MessageType, Variant } from '@particle/dbus-next';
+import { changeOf, mayHaveChanged, unitNameOfPath } from './unit-watch';
 
 const signal = (fields: { path?: string; interface: string; member: string; body: unknown[] }) => ({
   type: MessageType.SIGNAL,
@@ -36,10 +36,14 @@ describe('changeOf', () => {
           path,
           interface: 'org.freedesktop.DBus.Properties',
           member: 'PropertiesChanged',
-          body: ['org.freedesktop.systemd1.Unit', {}, []],
+          body: [
+            'org.freedesktop.systemd1.Unit',
+            { ActiveState: new Variant('s', 'deactivating'), SubState: new Variant('s', 'stop-sigterm') },
+            [],
+          ],
         }),
       ),
-      { unit: 'nginx.service' },
+      { unit: 'nginx.service', kind: 'properties', activeState: 'deactivating', subState: 'stop-sigterm' },
     );
     assert.equal(
       changeOf(
@@ -58,9 +62,11 @@ describe('changeOf', () => {
     const manager = 'org.freedesktop.systemd1.Manager';
     assert.deepEqual(changeOf(signal({ interface: manager, member: 'UnitNew', body: ['a.service', '/x'] })), {
       unit: 'a.service',
+      kind: 'presence',
     });
     assert.deepEqual(changeOf(signal({ interface: manager, member: 'UnitRemoved', body: ['a.service', '/x'] })), {
       unit: 'a.service',
+      kind: 'presence',
     });
     assert.deepEqual(changeOf(signal({ interface: manager, member: 'UnitFilesChanged', body: [] })), { all: true });
     assert.deepEqual(changeOf(signal({ interface: manager, member: 'Reloading', body: [true] })), { all: true });
@@ -72,5 +78,28 @@ describe('changeOf', () => {
       }),
       null,
     );
+  });
+});
+
+describe('mayHaveChanged', () => {
+  const notLoaded = { loadState: 'not-loaded', activeState: 'inactive', subState: 'dead' };
+  const running = { loadState: 'loaded', activeState: 'active', subState: 'running' };
+
+  it('ignores the loading and unloading of a unit last listed as not loaded: a read loads it (the loop it would start)', () => {
+    assert.equal(mayHaveChanged({ unit: 'a.service', kind: 'presence' }, notLoaded), false);
+    assert.equal(mayHaveChanged({ unit: 'a.service', kind: 'presence' }, running), true, 'a loaded unit going away');
+    assert.equal(mayHaveChanged({ unit: 'new.service', kind: 'presence' }, undefined), true, 'a unit never listed');
+  });
+
+  it('counts a state signal only when its ActiveState or SubState differs from the one listed', () => {
+    const signal = (activeState?: string, subState?: string) =>
+      ({ unit: 'a.service', kind: 'properties', activeState, subState }) as const;
+    assert.equal(mayHaveChanged(signal('active', 'running'), running), false, 'dependencies or timestamps only');
+    assert.equal(mayHaveChanged(signal('inactive', 'dead'), notLoaded), false);
+    assert.equal(mayHaveChanged(signal('deactivating', 'stop-sigterm'), running), true);
+    assert.equal(mayHaveChanged(signal('active', 'exited'), running), true);
+    assert.equal(mayHaveChanged(signal('activating', 'start'), notLoaded), true, 'started');
+    assert.equal(mayHaveChanged(signal(), running), true, 'a signal without the state: list to be sure');
+    assert.equal(mayHaveChanged(signal('active', 'running'), undefined), true, 'a unit never listed');
   });
 });

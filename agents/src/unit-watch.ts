@@ -4,6 +4,7 @@ import {
   type Host,
   LIST_UNIT_FILES_ARGV,
   LIST_UNITS_ARGV,
+  NOT_LOADED,
   parseDiscovery,
   readDefinitionTexts,
   readUnitDefinitions,
@@ -45,6 +46,22 @@ export function unitNameOfPath(objectPath: string): string | null {
   return unitNameProblem(name) === null ? name : null;
 }
 
+/**
+ * What a signal from systemd says: a unit's state changed (with ActiveState and SubState as the
+ * signal carries them), a unit was loaded or unloaded (`presence`), or list everything again.
+ */
+export type UnitSignal =
+  | { unit: string; kind: 'properties'; activeState?: string; subState?: string }
+  | { unit: string; kind: 'presence' }
+  | { all: true };
+
+/** A unit as the last listing reported it. */
+export interface ListedState {
+  loadState: string;
+  activeState: string;
+  subState: string;
+}
+
 /** What a signal from systemd means for the listing: these units changed, or list everything again. */
 export function changeOf(message: {
   type: MessageType;
@@ -52,21 +69,46 @@ export function changeOf(message: {
   interface: string;
   member: string;
   body: unknown[];
-}): { unit: string } | { all: true } | null {
+}): UnitSignal | null {
   if (message.type !== MessageType.SIGNAL) return null;
   if (message.interface === 'org.freedesktop.DBus.Properties' && message.member === 'PropertiesChanged') {
     if (message.body[0] !== UNIT_INTERFACE) return null;
     const unit = unitNameOfPath(message.path);
-    return unit ? { unit } : null;
+    if (!unit) return null;
+    const changed = (message.body[1] ?? {}) as Record<string, { value?: unknown } | undefined>;
+    const text = (property: string) => {
+      const value = changed[property]?.value;
+      return typeof value === 'string' ? value : undefined;
+    };
+    return { unit, kind: 'properties', activeState: text('ActiveState'), subState: text('SubState') };
   }
   if (message.interface !== MANAGER) return null;
   if (message.member === 'UnitNew' || message.member === 'UnitRemoved') {
     const unit = message.body[0];
-    return typeof unit === 'string' && unitNameProblem(unit) === null ? { unit } : null;
+    return typeof unit === 'string' && unitNameProblem(unit) === null ? { unit, kind: 'presence' } : null;
   }
   // Unit files changed on disk (enable, mask, a package), or systemd reloaded: list everything.
   if (message.member === 'UnitFilesChanged' || message.member === 'Reloading') return { all: true };
   return null;
+}
+
+/**
+ * Whether a unit's signal may change what was last reported of it. Reading a unit that is not
+ * loaded (the listing's `systemctl show`, anyone's `systemctl status`) makes systemd load it and
+ * unload it again (UnitNew, UnitRemoved), and the units it names as dependencies signal changed
+ * dependency lists with their state unchanged. Listing again on those would read, and so load,
+ * the unit again: an endless loop keeping systemd busy on an idle host. So a unit last listed as
+ * not loaded does not count its loading or unloading, and a state signal counts only when it
+ * carries an ActiveState or SubState other than the one listed.
+ */
+export function mayHaveChanged(
+  signal: { unit: string; kind: 'properties' | 'presence'; activeState?: string; subState?: string },
+  listed: ListedState | undefined,
+): boolean {
+  if (listed === undefined) return true;
+  if (signal.kind === 'presence') return listed.loadState !== NOT_LOADED;
+  if (signal.activeState === undefined && signal.subState === undefined) return true;
+  return signal.activeState !== listed.activeState || signal.subState !== listed.subState;
 }
 
 /**
@@ -82,6 +124,8 @@ export class UnitWatch {
   private wake: (() => void) | null = null;
   /** Definitions whose text the server has from this process (after a restart: sent once more). */
   private readonly sentTexts = new Set<string>();
+  /** Each unit as last reported, to tell a signal that changes it from an echo of a read. */
+  private readonly listed = new Map<string, ListedState>();
 
   constructor(
     private readonly host: Host,
@@ -141,7 +185,7 @@ export class UnitWatch {
         const change = changeOf(message);
         if (change === null) return;
         if ('all' in change) this.markAll();
-        else this.markChanged(change.unit);
+        else if (mayHaveChanged(change, this.listed.get(change.unit))) this.markChanged(change.unit);
       });
       // Without a subscriber systemd sends no unit signals at all.
       await bus.call(
@@ -195,6 +239,7 @@ export class UnitWatch {
       try {
         const { report, textsSent } = await this.listing(full ? null : names);
         await this.report(report);
+        this.remember(report);
         for (const hash of textsSent) this.sentTexts.add(hash);
         if (full) lastFull = Date.now();
         failures = 0;
@@ -204,6 +249,14 @@ export class UnitWatch {
         if (!signal.aborted) this.log.warn('could not report unit changes; trying again', { err: error });
         await pause(backoffMs(failures), signal);
       }
+    }
+  }
+
+  private remember(report: UnitsReport): void {
+    if (report.full) this.listed.clear();
+    for (const name of report.removed) this.listed.delete(name);
+    for (const { name, loadState, activeState, subState } of report.units) {
+      this.listed.set(name, { loadState, activeState, subState });
     }
   }
 

@@ -23,7 +23,7 @@ export interface DiscoveredUnit {
  * The load state of a unit file systemd has not loaded (nothing references it). Not a systemd
  * LoadState: systemd would load it on first use, and only then know whether the file is valid.
  */
-const NOT_LOADED = 'not-loaded';
+export const NOT_LOADED = 'not-loaded';
 
 interface ListedUnit {
   loadState: string;
