@@ -44,6 +44,9 @@ export interface Sighting {
 }
 
 /** A task an agent claimed: what it carries out, and what an earlier attempt left. */
+/** How long a claim waits for a pool connection (Prisma's default is 2 s) before it fails with a 503. */
+const CLAIM_CONNECTION_WAIT_MS = 10_000;
+
 export interface ClaimedTask {
   id: string;
   attempt: number;
@@ -289,55 +292,65 @@ export class AgentsRepository {
    * partition). Claims of one host are serialised, and never two tasks on one unit run at once.
    */
   async claimNext(hostId: string, leaseMs: number): Promise<ClaimedTask | null> {
-    return this.prisma.$transaction(async (tx) => {
-      await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtextextended(${hostId}, 7))`;
-      const [claimed] = await tx.$queryRaw<
-        {
-          id: string;
-          operation_id: string;
-          attempts: number;
-          verb: string;
-          unit: string | null;
-          before: Prisma.JsonValue | null;
-          command_sent_ms_ago: number | null;
-        }[]
-      >`
-        UPDATE tasks SET state = 'running', attempts = attempts + 1, started_at = COALESCE(started_at, now()),
-          lease_expires_at = now() + ${leaseMs} * interval '1 millisecond', output_seq = 0
-        WHERE id = (
-          SELECT t.id FROM tasks t
-          WHERE t.host_id = ${hostId}::uuid AND t.offered_at IS NOT NULL
-            AND (t.state = 'queued' OR (t.state = 'running' AND t.lease_expires_at < now()))
-            AND NOT EXISTS (
-              SELECT 1 FROM tasks other
-              WHERE other.host_id = t.host_id AND other.id <> t.id AND other.state = 'running'
-                AND other.offered_at IS NOT NULL AND other.lease_expires_at >= now()
-                AND other.unit IS NOT DISTINCT FROM t.unit)
-          ORDER BY t.offered_at, t.position
-          LIMIT 1
-          FOR UPDATE SKIP LOCKED)
-        RETURNING id::text, operation_id::text, attempts, verb, unit, before,
-          (EXTRACT(EPOCH FROM now() - command_sent_at) * 1000)::float8 AS command_sent_ms_ago`;
-      if (!claimed) return null;
-      const operation = await tx.operation.findUniqueOrThrow({
-        where: { id: claimed.operation_id },
-        select: { commandTimeoutMs: true, daemonReload: true },
-      });
-      await tx.operation.updateMany({
-        where: { id: claimed.operation_id, status: 'queued' },
-        data: { status: 'running' },
-      });
-      return {
-        id: claimed.id,
-        attempt: claimed.attempts,
-        verb: claimed.verb,
-        unit: claimed.unit,
-        commandTimeoutMs: operation.commandTimeoutMs,
-        daemonReload: operation.daemonReload,
-        before: claimed.before,
-        commandSentMsAgo: claimed.command_sent_ms_ago === null ? null : Math.round(claimed.command_sent_ms_ago),
-      };
-    });
+    // Woken agents claim at once (a rollout's batch offers its tasks together), and a pool
+    // connection may take a while to come free then: waiting is better than failing, since the
+    // agent's request waits anyway. After the host's lock, one statement, so that the transaction
+    // holds its connection for as few round trips as it can.
+    return this.prisma.$transaction(
+      async (tx) => {
+        // One claim of a host at a time, each with a snapshot taken after the previous one committed:
+        // never two running tasks on one unit of a host.
+        await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtextextended(${hostId}, 7))`;
+        const [claimed] = await tx.$queryRaw<
+          {
+            id: string;
+            attempts: number;
+            verb: string;
+            unit: string | null;
+            before: Prisma.JsonValue | null;
+            command_sent_ms_ago: number | null;
+            command_timeout_ms: number;
+            daemon_reload: string;
+          }[]
+        >`
+          WITH claimed AS (
+            UPDATE tasks SET state = 'running', attempts = attempts + 1, started_at = COALESCE(started_at, now()),
+              lease_expires_at = now() + ${leaseMs} * interval '1 millisecond', output_seq = 0
+            WHERE id = (
+              SELECT t.id FROM tasks t
+              WHERE t.host_id = ${hostId}::uuid AND t.offered_at IS NOT NULL
+                AND (t.state = 'queued' OR (t.state = 'running' AND t.lease_expires_at < now()))
+                AND NOT EXISTS (
+                  SELECT 1 FROM tasks other
+                  WHERE other.host_id = t.host_id AND other.id <> t.id AND other.state = 'running'
+                    AND other.offered_at IS NOT NULL AND other.lease_expires_at >= now()
+                    AND other.unit IS NOT DISTINCT FROM t.unit)
+              ORDER BY t.offered_at, t.position
+              LIMIT 1
+              FOR UPDATE SKIP LOCKED)
+            RETURNING id, operation_id, attempts, verb, unit, before, command_sent_at
+          ), started AS (
+            UPDATE operations SET status = 'running'
+            FROM claimed WHERE operations.id = claimed.operation_id AND operations.status = 'queued'
+          )
+          SELECT claimed.id::text, claimed.attempts, claimed.verb, claimed.unit, claimed.before,
+            (EXTRACT(EPOCH FROM now() - claimed.command_sent_at) * 1000)::float8 AS command_sent_ms_ago,
+            o.command_timeout_ms, o.daemon_reload
+          FROM claimed JOIN operations o ON o.id = claimed.operation_id`;
+        if (!claimed) return null;
+        return {
+          id: claimed.id,
+          attempt: claimed.attempts,
+          verb: claimed.verb,
+          unit: claimed.unit,
+          commandTimeoutMs: claimed.command_timeout_ms,
+          daemonReload: claimed.daemon_reload,
+          before: claimed.before,
+          commandSentMsAgo: claimed.command_sent_ms_ago === null ? null : Math.round(claimed.command_sent_ms_ago),
+        };
+      },
+      { maxWait: CLAIM_CONNECTION_WAIT_MS },
+    );
   }
 
   /**
