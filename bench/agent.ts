@@ -224,6 +224,8 @@ interface AgentProcess {
   cpu: number;
   /** cutime + cstime: of the processes it ran and waited for (systemctl, at every heartbeat too). */
   childrenCpu: number;
+  /** utime + stime of the host's systemd (PID 1): what the agent's listings and reads cost it. */
+  systemdCpu: number;
   rss: number;
   /** VmRSS split: the process's own pages, and the files it maps (mostly the node binary, shared). */
   rssAnon: number;
@@ -234,7 +236,7 @@ interface AgentProcess {
 async function agentProcesses(fleet: FleetInstance, hosts: FleetHost[]): Promise<AgentProcess[]> {
   const command =
     'pid=$(systemctl show -p MainPID --value drover-agent.service) && [ "$pid" -gt 0 ] && ' +
-    'cat /proc/$pid/stat && grep -E "^(VmRSS|VmHWM|RssAnon|RssFile):" /proc/$pid/status';
+    'cat /proc/$pid/stat /proc/1/stat && grep -E "^(VmRSS|VmHWM|RssAnon|RssFile):" /proc/$pid/status';
   return eachLimited(hosts, CHECK_PARALLEL, async (host) => {
     const result = await inHost(fleet, host, command);
     if (result.code !== 0) throw new Error(`${host.name}: the agent's process: ${result.stderr}`);
@@ -243,6 +245,7 @@ async function agentProcesses(fleet: FleetInstance, hosts: FleetHost[]): Promise
       host: host.name,
       cpu: cpuSecondsOfStat(result.stdout.split('\n')[0]!),
       childrenCpu: cpuSecondsOfStat(result.stdout.split('\n')[0]!, 'children'),
+      systemdCpu: cpuSecondsOfStat(result.stdout.split('\n')[1]!),
       rss: kb('VmRSS'),
       rssAnon: kb('RssAnon'),
       rssFile: kb('RssFile'),
@@ -261,6 +264,8 @@ interface IdleResult {
   cpuSeconds: { median: number; max: number; total: number };
   /** The same with the CPU of the processes each agent ran (cutime + cstime) added. */
   withChildren: { median: number; max: number };
+  /** CPU of each host's systemd (PID 1) over the window. */
+  systemdCpuSeconds: { median: number; max: number };
   apiCpuSeconds: number;
   workerCpuSeconds: number;
 }
@@ -284,6 +289,7 @@ async function idleRun(drover: Drover, fleet: FleetInstance, hosts: FleetHost[],
   const withChildren = stats(
     after.map((process, i) => process.cpu + process.childrenCpu - before[i]!.cpu - before[i]!.childrenCpu),
   );
+  const systemdCpu = stats(after.map((process, i) => process.systemdCpu - before[i]!.systemdCpu));
   const rss = stats(after.map((process) => process.rss));
   const rssAnon = stats(after.map((process) => process.rssAnon));
   const rssFile = stats(after.map((process) => process.rssFile));
@@ -297,6 +303,7 @@ async function idleRun(drover: Drover, fleet: FleetInstance, hosts: FleetHost[],
     peakRss: Math.max(...after.map((process) => process.peakRss)),
     cpuSeconds: { median: cpu.median, max: cpu.max, total: deltas.reduce((sum, delta) => sum + delta, 0) },
     withChildren: { median: withChildren.median, max: withChildren.max },
+    systemdCpuSeconds: { median: systemdCpu.median, max: systemdCpu.max },
     apiCpuSeconds,
     workerCpuSeconds,
   };
@@ -609,6 +616,7 @@ function idleSection(idle: IdleResult): string[] {
     `| CPU s (utime + stime) over the window | ${idle.cpuSeconds.median.toFixed(3)} | ${idle.cpuSeconds.max.toFixed(3)} |`,
     `| CPU, % of one core | ${((100 * idle.cpuSeconds.median) / idle.seconds).toFixed(3)} | ${((100 * idle.cpuSeconds.max) / idle.seconds).toFixed(3)} |`,
     `| CPU s with the processes it ran (cutime + cstime: \`systemctl --version\` at every heartbeat) | ${idle.withChildren.median.toFixed(3)} | ${idle.withChildren.max.toFixed(3)} |`,
+    `| CPU s of the host's systemd (PID 1) over the window (the agent's listings and reads are work for it) | ${idle.systemdCpuSeconds.median.toFixed(3)} | ${idle.systemdCpuSeconds.max.toFixed(3)} |`,
     '',
     '- read inside every host (nsenter): `/proc/<MainPID of drover-agent.service>/stat` (utime + stime) and `status` ' +
       '(VmRSS, VmHWM) at the start and the end of the window, which begins 5 s after the last fan-out run; meanwhile ' +
