@@ -36,6 +36,9 @@ function hopeless(error: unknown): boolean {
 export class TaskAttempt {
   private lostBecause: string | null = null;
   private leaseTimer: NodeJS.Timeout | undefined;
+  /** The renewal in flight, if any: the outcome is never posted alongside one (see report). */
+  private renewal: Promise<void> | null = null;
+  private reporting = false;
   private readonly output: AttemptOutput;
   private readonly fields: Record<string, unknown>;
 
@@ -59,7 +62,12 @@ export class TaskAttempt {
   /** Renews the claim every leaseMs/3 from now until stopLease. */
   startLease(): void {
     const everyMs = Math.max(1_000, Math.floor(this.command.leaseMs / 3));
-    this.leaseTimer = setInterval(() => void this.renewLease(), everyMs);
+    this.leaseTimer = setInterval(() => {
+      if (this.reporting || this.renewal) return;
+      this.renewal = this.renewLease().finally(() => {
+        this.renewal = null;
+      });
+    }, everyMs);
   }
 
   stopLease(): void {
@@ -202,7 +210,15 @@ export class TaskAttempt {
     const { api, log, giveUp } = this.context;
     for (let failures = 0; !giveUp.aborted;) {
       try {
-        const answer = await this.call(() => api.result(this.command.taskId, this.command.attempt, outcome));
+        // A renewal racing the outcome would reach a task the outcome just ended: a 409, and this
+        // attempt taken for lost. The outcome waits for the renewal in flight, and none starts meanwhile.
+        this.reporting = true;
+        await this.renewal;
+        const answer = await this.call(() => api.result(this.command.taskId, this.command.attempt, outcome)).finally(
+          () => {
+            this.reporting = false;
+          },
+        );
         if (answer === true) log.debug('outcome recorded', this.fields);
         else log.warn('the server did not record the outcome (the task ended or a newer attempt owns it)', this.fields);
         return;
