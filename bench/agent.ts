@@ -598,7 +598,7 @@ const FANOUT_NOTES = [
     'a new MainPID and `/var/lib/drover-probe/starts` (one line per start, written before `systemctl restart` returns) ' +
     'has exactly one more line; anything else fails the benchmark. Every run starts after 2 s of quiet; the order of ' +
     "the contenders rotates every round; the warm-up round is not in the statistics. CPU s: the contender's drover " +
-    '(API + worker) until its queue is idle again, or this process for bare ssh2; the agents on the hosts, sshd, ' +
+    '(API + worker) until its queues are idle again (the discovery after each SSH action included), or this process for bare ssh2; the agents on the hosts, sshd, ' +
     'PostgreSQL and Redis are not counted for anyone.',
   '',
 ];

@@ -40,7 +40,7 @@ import {
   machine,
   Rollout,
   startDrover,
-  waitForIdleQueue,
+  waitForIdleQueues,
 } from './lib/drover';
 import { FLEET_KEY, FLEET_STATE, FleetHost, provideFleet, sshConnect, sshExec } from './lib/fleet';
 import {
@@ -251,7 +251,7 @@ async function droverRun(drover: Drover): Promise<Measured> {
   const rollout = await call<Rollout>(drover, 'GET', `/v1/rollouts/${created.id}`, undefined, 200);
   // The discoveries a finished rollout queues for its hosts are work it caused: they count in
   // drover's CPU, and the next contender starts only once they are done.
-  await waitForIdleQueue(drover.queue);
+  await waitForIdleQueues(drover.queues);
   const droverCpu = { api: cpuSeconds(drover.api.pid!) - api, worker: cpuSeconds(drover.worker.pid!) - worker };
   if (rollout.status !== 'succeeded') {
     const unfinished = rollout.hosts.filter((host) => host.state !== 'succeeded');
@@ -443,7 +443,7 @@ function report(
     `| API (\`dist/src/main.js\`) | ${secs(apiCpu.median)} | ${secs(apiCpu.min)}–${secs(apiCpu.max)} | ${mib(context.rss.api)} |`,
     `| worker (\`dist/src/worker.js\`) | ${secs(workerCpu.median)} | ${secs(workerCpu.min)}–${secs(workerCpu.max)} | ${mib(context.rss.worker)} |`,
     '',
-    `CPU: utime + stime from /proc/PID/stat, from before the POST until the queue is idle after the rollout ` +
+    `CPU: utime + stime from /proc/PID/stat, from before the POST until the queues are idle after the rollout ` +
       '(the discoveries it queues for its hosts when it ends included). ' +
       'Peak RSS: over the whole life of the process (start-up and migrations included). One API and one worker ' +
       `(WORKER_CONCURRENCY=64, periodic discovery off), PostgreSQL and Redis on this machine, not counted. ` +

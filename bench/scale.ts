@@ -52,7 +52,7 @@ import {
   Rollout,
   startDrover,
   startWorker,
-  waitForIdleQueue,
+  waitForIdleQueues,
 } from './lib/drover';
 import {
   bareSsh2ColdRun,
@@ -463,7 +463,7 @@ async function firstRolloutPart(bench: Bench, options: Options): Promise<FirstRo
         undefined,
         200,
       );
-      await waitForIdleQueue(bench.drover.queue);
+      await waitForIdleQueues(bench.drover.queues);
       if (rollout.status !== 'succeeded')
         throw new Error(`rollout ${rollout.id} ${rollout.status}: ${rollout.reason ?? ''}`);
       const byName = new Map(hosts.map((host) => [host.name, host]));

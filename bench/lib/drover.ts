@@ -66,8 +66,8 @@ export interface Drover {
   /** An admin token. */
   token: string;
   db: PgClient;
-  /** drover's job queue, to see it idle again after a run. */
-  queue: Queue;
+  /** drover's job queues (lifecycle, background), to see them idle again after a run. */
+  queues: Queue[];
 }
 
 export interface Rollout {
@@ -169,9 +169,13 @@ export async function startDrover(hosts: FleetHost[], setup: DroverSetup, teardo
   const db = new PgClient({ connectionString: env.DATABASE_URL });
   await db.connect();
   teardown.add('closing the database connection', () => db.end());
-  const queue = new Queue(QueueName.Lifecycle, { connection: { url: REDIS_URL }, prefix: setup.queuePrefix });
-  teardown.add('closing the queue connection', () => queue.close());
-  const drover: Drover = { api, worker, env, profileDir, workerScript, url, token, db, queue };
+  const queues = [QueueName.Lifecycle, QueueName.Background].map(
+    (name) => new Queue(name, { connection: { url: REDIS_URL }, prefix: setup.queuePrefix }),
+  );
+  teardown.add('closing the queue connections', async () => {
+    await Promise.all(queues.map((queue) => queue.close()));
+  });
+  const drover: Drover = { api, worker, env, profileDir, workerScript, url, token, db, queues };
   if (hosts.length === 0) {
     progress(`drover is up on ${url} (${setup.database}); no SSH hosts imported`);
     return drover;
@@ -255,12 +259,25 @@ export async function finishedEvent(drover: Pick<Drover, 'url' | 'token'>, rollo
   throw new Error(`the event stream of rollout ${rolloutId} ended before its finished event`);
 }
 
-export async function waitForIdleQueue(queue: Queue): Promise<void> {
+/**
+ * Waits until drover is quiet again after a run: nothing waiting, running or delayed in any of its
+ * queues, so the next run does not share the machine with this one's follow-up work (the discovery
+ * each action is followed by, one second later, on the background queue). Repeatable schedules
+ * (the periodic sweeps) are always delayed and do not count.
+ */
+export async function waitForIdleQueues(queues: Queue[]): Promise<void> {
   const deadline = Date.now() + START_TIMEOUT_MS;
   for (;;) {
-    const counts = await queue.getJobCounts('wait', 'active', 'prioritized');
-    if (Object.values(counts).every((count) => count === 0)) return;
-    if (Date.now() > deadline) throw new Error(`drover's queue still busy after a run: ${JSON.stringify(counts)}`);
+    const busy: Record<string, number> = {};
+    for (const queue of queues) {
+      const counts = await queue.getJobCounts('wait', 'active', 'prioritized');
+      const delayed = (await queue.getDelayed()).filter((job) => !job.id?.startsWith('repeat:')).length;
+      for (const [state, count] of Object.entries({ ...counts, delayed })) {
+        if (count > 0) busy[`${queue.name}.${state}`] = count;
+      }
+    }
+    if (Object.keys(busy).length === 0) return;
+    if (Date.now() > deadline) throw new Error(`drover's queues still busy after a run: ${JSON.stringify(busy)}`);
     await sleep(POLL_MS);
   }
 }

@@ -6,7 +6,7 @@
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client as SshClient } from 'ssh2';
-import { call, Drover, waitForIdleQueue } from './drover';
+import { call, Drover, waitForIdleQueues } from './drover';
 import { FleetHost, FleetInstance, inHost, sshConnect, sshExec } from './fleet';
 import { cpuSeconds, errorText } from './harness';
 
@@ -93,7 +93,7 @@ interface Operation {
 /**
  * One operation restarting the probe on the `size` hosts of `selector`, all at once; the time is
  * from the POST to the operation seen finished. CPU is of `pids` (drover's API and workers), until
- * the queue is idle again.
+ * its queues are idle again (the discoveries that follow included).
  */
 export async function operationRun(drover: Drover, selector: string, size: number, pids: number[]): Promise<Measured> {
   const cpu = () => pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
@@ -113,7 +113,7 @@ export async function operationRun(drover: Drover, selector: string, size: numbe
     operation = await call<Operation>(drover, 'GET', `/v1/operations/${created.id}`, undefined, 200);
   }
   const seconds = (performance.now() - started) / 1000;
-  await waitForIdleQueue(drover.queue);
+  await waitForIdleQueues(drover.queues);
   const cpuSpent = cpu() - cpuBefore;
   if (operation.status !== 'succeeded' || operation.tasks.length !== size) {
     const failed = operation.tasks.filter((task) => task.state !== 'succeeded');
