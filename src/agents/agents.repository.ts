@@ -43,10 +43,10 @@ export interface Sighting {
   facts: HostFacts | null;
 }
 
-/** A task an agent claimed: what it carries out, and what an earlier attempt left. */
 /** How long a claim waits for a pool connection (Prisma's default is 2 s) before it fails with a 503. */
 const CLAIM_CONNECTION_WAIT_MS = 10_000;
 
+/** A task an agent claimed: what it carries out, and what an earlier attempt left. */
 export interface ClaimedTask {
   id: string;
   attempt: number;
