@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { MessageType, Variant } from '@particle/dbus-next';
-import { changeOf, mayHaveChanged, unitNameOfPath } from './unit-watch';
+import { changeOf, mayHaveChanged, stillDiffers, unitNameOfPath, withSignal } from './unit-watch';
 
 const signal = (fields: { path?: string; interface: string; member: string; body: unknown[] }) => ({
   type: MessageType.SIGNAL,
@@ -101,5 +101,42 @@ describe('mayHaveChanged', () => {
     assert.equal(mayHaveChanged(signal('activating', 'start'), notLoaded), true, 'started');
     assert.equal(mayHaveChanged(signal(), running), true, 'a signal without the state: list to be sure');
     assert.equal(mayHaveChanged(signal('active', 'running'), undefined), true, 'a unit never listed');
+  });
+});
+
+describe('stillDiffers', () => {
+  const running = { loadState: 'loaded', activeState: 'active', subState: 'running' };
+  const state = (activeState?: string, subState?: string) => ({ kind: 'properties', activeState, subState }) as const;
+  const after = (...signals: Parameters<typeof withSignal>[1][]) =>
+    signals.reduce<ReturnType<typeof withSignal> | undefined>(
+      (change, signal) => withSignal(change, signal),
+      undefined,
+    )!;
+
+  it('lists a restarted unit no more once it runs again as listed', () => {
+    const restart = after(
+      state('deactivating', 'stop-sigterm'),
+      state('inactive', 'dead'),
+      state('activating', 'start'),
+      state('active', 'running'),
+    );
+    assert.equal(stillDiffers(restart, running), false);
+  });
+
+  it('lists a unit that ended in another state, or still moves, or whose state a signal did not carry', () => {
+    assert.equal(stillDiffers(after(state('deactivating', 'stop-sigterm'), state('inactive', 'dead')), running), true);
+    assert.equal(stillDiffers(after(state('inactive', 'dead'), state('activating', 'start')), running), true);
+    assert.equal(stillDiffers(after(state('inactive', 'dead'), state()), running), true, 'a signal without the state');
+    assert.equal(
+      stillDiffers(after(state('inactive', 'dead'), state('active')), running),
+      true,
+      'the SubState last signalled (dead) is kept when a later signal carries only ActiveState',
+    );
+    assert.equal(stillDiffers(after(state('active', 'running')), undefined), true, 'a unit never listed');
+  });
+
+  it('lists a unit that was loaded or unloaded in between, whatever state it ended in', () => {
+    const reloaded = after(state('inactive', 'dead'), { kind: 'presence' }, state('active', 'running'));
+    assert.equal(stillDiffers(reloaded, running), true);
   });
 });

@@ -112,13 +112,51 @@ export function mayHaveChanged(
 }
 
 /**
+ * What the signals since the last report said of a unit: that it was loaded or unloaded, that its
+ * state changed without saying to what, and the last ActiveState and SubState they carried.
+ */
+export interface SignalledChange {
+  presence: boolean;
+  stateless: boolean;
+  activeState?: string;
+  subState?: string;
+}
+
+/** A unit's signals so far with one more (the later state wins). */
+export function withSignal(
+  previous: SignalledChange | undefined,
+  signal: { kind: 'properties' | 'presence'; activeState?: string; subState?: string },
+): SignalledChange {
+  const change = previous ?? { presence: false, stateless: false };
+  if (signal.kind === 'presence') return { ...change, presence: true };
+  if (signal.activeState === undefined && signal.subState === undefined) return { ...change, stateless: true };
+  return {
+    ...change,
+    activeState: signal.activeState ?? change.activeState,
+    subState: signal.subState ?? change.subState,
+  };
+}
+
+/**
+ * Whether a unit's signals since the last report leave it other than it was listed, once they
+ * settled. A restart passes through deactivating and activating and ends running, as listed:
+ * nothing a listing reports of it changed (its new process is in the restart's own outcome), so
+ * it is not listed again, which spares the host and the server a listing and a report per restart.
+ */
+export function stillDiffers(change: SignalledChange, listed: ListedState | undefined): boolean {
+  if (listed === undefined || change.presence || change.stateless) return true;
+  return change.activeState !== listed.activeState || change.subState !== listed.subState;
+}
+
+/**
  * Keeps the server's picture of this host's units live: a full listing at start (the same
  * `systemctl` listings the SSH worker's discovery runs, parsed by the same code), then systemd's
  * own D-Bus signals (it is asked to Subscribe, so it sends them) say which units changed, and only
  * those are listed and reported. Without a system bus it falls back to a full listing a minute.
  */
 export class UnitWatch {
-  private readonly changed = new Set<string>();
+  /** Units signalled since the last listing, and what their signals said. */
+  private readonly signalled = new Map<string, SignalledChange>();
   private listAll = true;
   private flushTimer: NodeJS.Timeout | null = null;
   private wake: (() => void) | null = null;
@@ -185,7 +223,7 @@ export class UnitWatch {
         const change = changeOf(message);
         if (change === null) return;
         if ('all' in change) this.markAll();
-        else if (mayHaveChanged(change, this.listed.get(change.unit))) this.markChanged(change.unit);
+        else this.noteSignal(change);
       });
       // Without a subscriber systemd sends no unit signals at all.
       await bus.call(
@@ -199,8 +237,24 @@ export class UnitWatch {
     }
   }
 
-  private markChanged(unit: string): void {
-    this.changed.add(unit);
+  /**
+   * A unit's first signal counts only when it may change what was listed; once one counted, the
+   * unit's later state signals are kept too, so the flush sees the state it ended in.
+   */
+  private noteSignal(signal: {
+    unit: string;
+    kind: 'properties' | 'presence';
+    activeState?: string;
+    subState?: string;
+  }): void {
+    const previous = this.signalled.get(signal.unit);
+    if (
+      (previous === undefined || signal.kind === 'presence') &&
+      !mayHaveChanged(signal, this.listed.get(signal.unit))
+    ) {
+      return;
+    }
+    this.signalled.set(signal.unit, withSignal(previous, signal));
     this.scheduleFlush();
   }
 
@@ -221,7 +275,11 @@ export class UnitWatch {
   private async reportLoop(signal: AbortSignal): Promise<void> {
     let lastFull = 0;
     for (let failures = 0; !signal.aborted;) {
-      if (!this.listAll && this.changed.size === 0 && Date.now() - lastFull < FULL_LISTING_EVERY_MS) {
+      const names = [...this.signalled]
+        .filter(([unit, change]) => stillDiffers(change, this.listed.get(unit)))
+        .map(([unit]) => unit);
+      this.signalled.clear();
+      if (!this.listAll && names.length === 0 && Date.now() - lastFull < FULL_LISTING_EVERY_MS) {
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, FULL_LISTING_EVERY_MS - (Date.now() - lastFull));
           this.wake = () => {
@@ -232,9 +290,7 @@ export class UnitWatch {
         this.wake = null;
         continue;
       }
-      const names = [...this.changed];
       const full = this.listAll || names.length > MAX_NAMED_UNITS || Date.now() - lastFull >= FULL_LISTING_EVERY_MS;
-      this.changed.clear();
       this.listAll = false;
       try {
         const { report, textsSent } = await this.listing(full ? null : names);
