@@ -4,6 +4,7 @@ import { AccessModule } from './access/access.module';
 import { AgentsModule } from './agents/agents.module';
 import { AuditModule } from './audit/audit.module';
 import { BearerAuthGuard } from './tokens/bearer-auth.guard';
+import { HttpDrain } from './common/http/http-drain';
 import { JsonBodyInterceptor } from './common/http/json-body.interceptor';
 import { ProblemFilter } from './common/errors/problem.filter';
 import { ZodValidationPipe } from './common/validation/zod-validation.pipe';
@@ -51,6 +52,7 @@ export class AppModule {
         AgentsModule,
       ],
       providers: [
+        HttpDrain,
         { provide: APP_PIPE, useClass: ZodValidationPipe },
         { provide: APP_GUARD, useClass: BearerAuthGuard },
         // After the guard (Nest runs guards before interceptors): bodies of unauthenticated calls are never read.

@@ -3,6 +3,7 @@ import { SwaggerModule } from '@nestjs/swagger';
 import type { Logger } from 'pino';
 import { version } from '../package.json';
 import { isAgentPoll } from './agents/agent-channel.controller';
+import { HttpDrain } from './common/http/http-drain';
 import { accessLog } from './infra/logging/access-log';
 import { buildOpenApiDocument } from './common/openapi/openapi-document';
 import { dashboardMiddleware } from './ui/dashboard-static';
@@ -16,6 +17,7 @@ export function configureHttpApp(app: NestExpressApplication, logger: Logger): v
   // No body parser here: middleware runs before the bearer guard, so it would read and parse the
   // bodies of callers without a token. JsonBodyInterceptor reads them once the guard let them in.
   app.use(accessLog(logger, (request) => request.method === 'GET' && isAgentPoll(request.url)));
+  app.use(app.get(HttpDrain).refuseWhileDraining);
   app.use('/ui', dashboardMiddleware());
   const document = buildOpenApiDocument(app, version);
   SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'openapi.json', customSiteTitle: 'drover API' });

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
+import { connect } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
@@ -100,6 +102,51 @@ describe('entrypoints', () => {
       assert.equal(stopped.code, 0, `exited gracefully with status 0 (${JSON.stringify(stopped)})`);
       assert.ok(stopped.ms < 10_000, `stopped in ${stopped.ms} ms`);
     }
+  });
+
+  it('API: on SIGTERM takes no new connection, and a request still arriving is answered 503 shutting_down, never 500', async () => {
+    const queuePrefix = `drover-test-${randomBytes(4).toString('hex')}`;
+    const env = { DATABASE_URL: database.url, REDIS_URL: testEnv.redisUrl, QUEUE_PREFIX: queuePrefix };
+    const api = startNodeProcess(path.join(BUILD, 'main.js'), { ...env, PORT: '0', LOG_LEVEL: 'info' });
+    const listening = JSON.parse(await api.waitForLine((line) => line.includes('drover API listening'))) as {
+      url: string;
+    };
+    const url = new URL(listening.url.replace('[::1]', '127.0.0.1'));
+    const { stdout: token } = await run(
+      process.execPath,
+      [path.join(BUILD, 'admin.js'), 'create-token', '--name', 'drain'],
+      { env: { PATH: process.env.PATH ?? '', ...env } },
+    );
+    // A request in flight when the signal comes: its body is only half sent, so the connection is busy.
+    const socket = connect(Number(url.port), url.hostname);
+    await once(socket, 'connect');
+    let received = '';
+    socket.setEncoding('utf8').on('data', (chunk: string) => (received += chunk));
+    const body = JSON.stringify({ name: `drain-${randomBytes(3).toString('hex')}`, address: '192.0.2.7' });
+    const half = Math.floor(body.length / 2);
+    socket.write(
+      `POST /v1/hosts HTTP/1.1\r\nHost: ${url.host}\r\nAuthorization: Bearer ${token.trim()}\r\n` +
+        `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body.slice(0, half)}`,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const stopped = api.stop('SIGTERM');
+    await api.waitForLine((line) => line.includes('shutting down'));
+    await assert.rejects(fetch(`${url.origin}/healthz/live`), 'the listening socket is closed at once');
+    // The rest of the body, and one more request on the same connection behind it.
+    socket.write(
+      `${body.slice(half)}GET /v1/hosts HTTP/1.1\r\nHost: ${url.host}\r\nAuthorization: Bearer ${token.trim()}\r\n\r\n`,
+    );
+    await once(socket, 'close');
+    const statuses = [...received.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((match) => Number(match[1]));
+    assert.ok(!statuses.includes(500), `no 500 during shutdown: ${received}`);
+    assert.equal(statuses.length, 2, received);
+    const last = received.slice(received.lastIndexOf('HTTP/1.1 '));
+    assert.match(last, /^HTTP\/1\.1 503 /);
+    assert.match(last, /^retry-after: 1\r$/im);
+    assert.match(last, /^content-type: application\/problem\+json/im);
+    assert.match(last, /"code":"shutting_down"/);
+    const exited = await stopped;
+    assert.equal(exited.code, 0, `exited gracefully with status 0 (${JSON.stringify(exited)})`);
   });
 
   it('worker: connects to Redis, registers as a BullMQ worker, and deregisters on SIGTERM', async () => {

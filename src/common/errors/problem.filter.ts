@@ -6,6 +6,7 @@ import type { Principal } from '../auth/principal';
 import type { Problem } from './problem';
 import { RefusalRecorder } from './refusal-recorder';
 import { isDatabaseUnavailable } from './database-unavailable';
+import { HttpDrain, SHUTTING_DOWN_DETAIL, SHUTTING_DOWN_RETRY_AFTER_SECONDS } from '../http/http-drain';
 
 /** What a client is told to wait before retrying a request the database could not serve in time. */
 const DATABASE_RETRY_AFTER_SECONDS = 2;
@@ -18,20 +19,37 @@ interface ProblemParts {
   errors: FieldError[];
 }
 
+const SHUTTING_DOWN: ProblemParts = {
+  status: HttpStatus.SERVICE_UNAVAILABLE,
+  code: 'shutting_down',
+  title: 'Service unavailable',
+  detail: SHUTTING_DOWN_DETAIL,
+  errors: [],
+};
+
 /** Maps every error to an RFC 9457 problem+json response with a stable code and the request id. */
 @Catch()
 export class ProblemFilter implements ExceptionFilter {
   private readonly logger = new Logger(ProblemFilter.name);
 
-  constructor(private readonly refusals: RefusalRecorder) {}
+  constructor(
+    private readonly refusals: RefusalRecorder,
+    private readonly drain: HttpDrain,
+  ) {}
 
   async catch(exception: unknown, host: ArgumentsHost): Promise<void> {
     const http = host.switchToHttp();
     const request = http.getRequest<Request & { id?: string; principal?: Principal }>();
     const response = http.getResponse<Response>();
-    const parts = this.describe(exception);
+    const described = this.describe(exception);
+    // Once the API is stopping, a server error is the stop's doing (it closed the connections the
+    // request needed), not a fault of the request: the client is told to ask again.
+    const parts = described.status >= 500 && this.drain.draining ? SHUTTING_DOWN : described;
     if (parts.status === 403 && request.principal) await this.recordDenial(request, request.principal, parts.detail);
-    if (parts.code === 'database_unavailable') {
+    if (parts.code === 'shutting_down') {
+      this.logger.warn({ err: exception, path: request.originalUrl.split('?')[0] }, 'a request failed during shutdown');
+      response.setHeader('Retry-After', String(SHUTTING_DOWN_RETRY_AFTER_SECONDS));
+    } else if (parts.code === 'database_unavailable') {
       // The database's load or absence, not this request's fault: a warning, and a retry hint.
       this.logger.warn({ err: exception, path: request.originalUrl.split('?')[0] }, parts.detail);
       response.setHeader('Retry-After', String(DATABASE_RETRY_AFTER_SECONDS));

@@ -10,6 +10,7 @@ const API_DESCRIPTION = [
   'The per-host agent enrols with a one-time join token and then calls `/agent/v1/*` with its own short-lived credential.',
   'Errors are `application/problem+json` with a stable `code`, the offending `errors[].field`s and the `requestId`.',
   'Any operation may answer 503 `database_unavailable` with `Retry-After` when the database cannot serve it in time (overloaded or unreachable): retry it; a rollout retried with the same `Idempotency-Key` is created at most once.',
+  'A request reaching an API process that is shutting down is answered 503 `shutting_down` with `Retry-After` (and the connection closed): retry it, on another replica or once this one is back.',
   'Lists use keyset pagination: pass `nextCursor` back as `cursor`.',
 ].join('\n');
 
