@@ -55,6 +55,7 @@ import {
   FLEET_KEY,
   FleetHost,
   FleetInstance,
+  hostsCpuSeconds,
   inHost,
   provideFleet,
   readFleetInstance,
@@ -522,6 +523,8 @@ interface RunRecord extends Measured {
   round: number;
   /** The machine's 1-minute load average as the run began. */
   load: number;
+  /** CPU of the run's hosts, all their processes, from its start until 2 s after it ended. */
+  hostsCpuSeconds: number;
   /** Agent runs: offer-to-claim milliseconds of each task (offerToClaimMs). */
   offerToClaimMs: number[];
 }
@@ -542,6 +545,7 @@ function fanoutSection(options: Options, records: RunRecord[]): string[] {
       `- agent / bare ssh2 (cold): **${(wall.agent.median / wall.ssh2.median).toFixed(2)}×** (medians); ` +
         `agent / drover ssh: **${(wall.agent.median / wall.ssh.median).toFixed(2)}×**`,
       `- the goal, agents at least as fast as the bare ssh2 script: **${wall.agent.median <= wall.ssh2.median ? 'met' : 'not met'}**`,
+      hostsCpuLine(records.filter((r) => r.size === size && r.round > 0)),
       ...wakeLines(records.filter((r) => r.size === size && r.contender === 'agent' && r.round > 0)),
       '',
     );
@@ -550,15 +554,25 @@ function fanoutSection(options: Options, records: RunRecord[]): string[] {
     ...FANOUT_NOTES,
     '### Every run',
     '',
-    '| N | round | contender | wall s | CPU s | load average |',
-    '|--:|--:|---|--:|--:|--:|',
+    '| N | round | contender | wall s | CPU s | CPU s on the hosts | load average |',
+    '|--:|--:|---|--:|--:|--:|--:|',
     ...records.map(
       (r) =>
-        `| ${r.size} | ${r.round === 0 ? 'warm-up' : r.round} | ${TITLES[r.contender]} | ${secs(r.seconds)} | ${secs(r.cpuSeconds)} | ${r.load.toFixed(2)} |`,
+        `| ${r.size} | ${r.round === 0 ? 'warm-up' : r.round} | ${TITLES[r.contender]} | ${secs(r.seconds)} | ${secs(r.cpuSeconds)} | ${secs(r.hostsCpuSeconds)} | ${r.load.toFixed(2)} |`,
     ),
     '',
   );
   return lines;
+}
+
+/** The hosts' own CPU per run, per contender (medians): on this machine all hosts share its 2 cores. */
+function hostsCpuLine(timed: RunRecord[]): string {
+  const median = (contender: Contender) =>
+    stats(timed.filter((r) => r.contender === contender).map((r) => r.hostsCpuSeconds)).median;
+  return (
+    '- CPU on the hosts per run (medians, all their processes: cgroup usage from the start of the run until 2 s ' +
+    `after it): ${CONTENDERS.map((c) => `${TITLES[c]} ${secs(median(c))} s`).join(', ')}`
+  );
 }
 
 const WAKE_GOAL_MS = 100;
@@ -598,8 +612,9 @@ const FANOUT_NOTES = [
     'a new MainPID and `/var/lib/drover-probe/starts` (one line per start, written before `systemctl restart` returns) ' +
     'has exactly one more line; anything else fails the benchmark. Every run starts after 2 s of quiet; the order of ' +
     "the contenders rotates every round; the warm-up round is not in the statistics. CPU s: the contender's drover " +
-    '(API + worker) until its queues are idle again (the discovery after each SSH action included), or this process for bare ssh2; the agents on the hosts, sshd, ' +
-    'PostgreSQL and Redis are not counted for anyone.',
+    '(API + worker) until its queues are idle again (the discovery after each SSH action included), or this process for bare ssh2; ' +
+    "PostgreSQL and Redis are not counted for anyone. CPU s on the hosts: every process of the run's hosts (sshd, the agent, " +
+    'systemd and what they ran), from the cgroup v2 usage of each host, read before the run and 2 s after it ended.',
   '',
 ];
 
@@ -769,18 +784,23 @@ async function fleetParts(
           await sleep(QUIET_MS);
           const before = await probeStates(fleet, subset);
           const load = os.loadavg()[0]!;
+          const hostsCpuBefore = await hostsCpuSeconds(fleet, subset);
           const measured = await contenders[contender](size);
           const problems = restartProblems(before, await probeStates(fleet, subset));
           if (problems.length > 0) {
             throw new Error(`${label}, ${contender}: ${problems.length} problems: ${problems.slice(0, 5).join('; ')}`);
           }
+          // What the run left the hosts to do (an agent's unit report, the SSH discoveries) counts too.
+          await sleep(QUIET_MS);
+          const hostsCpu = (await hostsCpuSeconds(fleet, subset)) - hostsCpuBefore;
           const wake =
             contender === 'agent' && measured.operationId
               ? await offerToClaimMs(agentDrover, measured.operationId)
               : [];
-          records.push({ contender, size, round, load, ...measured, offerToClaimMs: wake });
+          records.push({ contender, size, round, load, ...measured, hostsCpuSeconds: hostsCpu, offerToClaimMs: wake });
           progress(
-            `${label}: ${TITLES[contender]} ${secs(measured.seconds)} s (CPU ${secs(measured.cpuSeconds)} s), ` +
+            `${label}: ${TITLES[contender]} ${secs(measured.seconds)} s (CPU ${secs(measured.cpuSeconds)} s, ` +
+              `on the hosts ${secs(hostsCpu)} s), ` +
               `a new MainPID and one start on all ${size} hosts`,
           );
         }

@@ -152,6 +152,26 @@ export async function readFleetInstance(): Promise<FleetInstance> {
 }
 
 /**
+ * CPU seconds every process of these hosts used in all since they booted (usage_usec of each
+ * host's cgroup in the unified hierarchy): sshd, the agent, systemd and whatever they started.
+ */
+export async function hostsCpuSeconds(fleet: FleetInstance, hosts: readonly { name: string }[]): Promise<number> {
+  const usage = await Promise.all(
+    hosts.map(async (host) => {
+      for (const root of fleet.cgroupRoots) {
+        const stat = await readFile(path.join(root, fleet.cgroupParent, host.name, 'cpu.stat'), 'utf8').catch(
+          () => null,
+        );
+        const usec = stat && /^usage_usec (\d+)$/m.exec(stat)?.[1];
+        if (usec) return Number(usec) / 1e6;
+      }
+      throw new Error(`${host.name}: no cgroup v2 cpu.stat under ${fleet.cgroupRoots.join(', ')}`);
+    }),
+  );
+  return usage.reduce((sum, seconds) => sum + seconds, 0);
+}
+
+/**
  * Runs a shell command as root inside a host's namespaces (nsenter into its init), without SSH:
  * checks that touch neither sshd nor the agent, so they cost no contender anything.
  */
