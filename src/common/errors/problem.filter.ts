@@ -1,31 +1,15 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, HttpStatus, Logger } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import { SelectorSyntaxError } from '@drover/protocol';
-import { DomainError, FieldError } from './domain-errors';
+import { DomainError } from './domain-errors';
 import type { Principal } from '../auth/principal';
-import type { Problem } from './problem';
+import { type ProblemParts, sendProblem } from './problem';
 import { RefusalRecorder } from './refusal-recorder';
 import { isDatabaseUnavailable } from './database-unavailable';
-import { HttpDrain, SHUTTING_DOWN_DETAIL, SHUTTING_DOWN_RETRY_AFTER_SECONDS } from '../http/http-drain';
+import { HttpDrain, SHUTTING_DOWN, SHUTTING_DOWN_RETRY_AFTER_SECONDS } from '../http/http-drain';
 
 /** What a client is told to wait before retrying a request the database could not serve in time. */
 const DATABASE_RETRY_AFTER_SECONDS = 2;
-
-interface ProblemParts {
-  status: number;
-  code: string;
-  title: string;
-  detail: string;
-  errors: FieldError[];
-}
-
-const SHUTTING_DOWN: ProblemParts = {
-  status: HttpStatus.SERVICE_UNAVAILABLE,
-  code: 'shutting_down',
-  title: 'Service unavailable',
-  detail: SHUTTING_DOWN_DETAIL,
-  errors: [],
-};
 
 /** Maps every error to an RFC 9457 problem+json response with a stable code and the request id. */
 @Catch()
@@ -56,20 +40,10 @@ export class ProblemFilter implements ExceptionFilter {
     } else if (parts.status >= 500) {
       this.logger.error(exception instanceof Error ? exception : String(exception), (exception as Error)?.stack);
     }
-    const problem: Problem = {
-      type: `urn:drover:problem:${parts.code}`,
-      title: parts.title,
-      status: parts.status,
-      detail: parts.detail,
-      instance: request.originalUrl.split('?')[0] ?? request.originalUrl,
-      code: parts.code,
-      requestId: String(request.id ?? ''),
-      errors: parts.errors,
-    };
     // A refusal sent before the body arrived (no token, body too large): close the connection after
     // answering, instead of letting Node read and discard megabytes to keep it alive.
     if (!request.complete) response.setHeader('Connection', 'close');
-    response.status(parts.status).type('application/problem+json').send(JSON.stringify(problem));
+    sendProblem(request, response, parts);
   }
 
   private async recordDenial(request: Request & { id?: string }, principal: Principal, reason: string): Promise<void> {

@@ -1,12 +1,19 @@
 import type { Server } from 'node:http';
-import { Injectable } from '@nestjs/common';
+import { HttpStatus, Injectable } from '@nestjs/common';
 import type { NextFunction, Request, Response } from 'express';
-import type { Problem } from '../errors/problem';
+import { type ProblemParts, sendProblem } from '../errors/problem';
 
 /** What a client is told to wait before asking again (another replica, or this one restarted). */
 export const SHUTTING_DOWN_RETRY_AFTER_SECONDS = 1;
-export const SHUTTING_DOWN_DETAIL =
-  'this API process is shutting down; retry after Retry-After seconds (another replica, or this one once it is back)';
+/** The answer to a request the stopping API cannot serve. */
+export const SHUTTING_DOWN: ProblemParts = {
+  status: HttpStatus.SERVICE_UNAVAILABLE,
+  code: 'shutting_down',
+  title: 'Service unavailable',
+  detail:
+    'this API process is shutting down; retry after Retry-After seconds (another replica, or this one once it is back)',
+  errors: [],
+};
 
 /**
  * The API's stop as its clients see it. Nest closes the database and Redis connections before the
@@ -37,18 +44,8 @@ export class HttpDrain {
       next();
       return;
     }
-    const problem: Problem = {
-      type: 'urn:drover:problem:shutting_down',
-      title: 'Service unavailable',
-      status: 503,
-      detail: SHUTTING_DOWN_DETAIL,
-      instance: request.originalUrl.split('?')[0] ?? request.originalUrl,
-      code: 'shutting_down',
-      requestId: String(request.id ?? ''),
-      errors: [],
-    };
     response.setHeader('Retry-After', String(SHUTTING_DOWN_RETRY_AFTER_SECONDS));
     response.setHeader('Connection', 'close');
-    response.status(503).type('application/problem+json').send(JSON.stringify(problem));
+    sendProblem(request, response, SHUTTING_DOWN);
   };
 }
