@@ -106,7 +106,8 @@ describe('mayHaveChanged', () => {
 
 describe('stillDiffers', () => {
   const running = { loadState: 'loaded', activeState: 'active', subState: 'running' };
-  const state = (activeState?: string, subState?: string) => ({ kind: 'properties', activeState, subState }) as const;
+  const state = (activeState?: string, subState?: string) =>
+    ({ unit: 'a.service', kind: 'properties', activeState, subState }) as const;
   const after = (...signals: Parameters<typeof withSignal>[1][]) =>
     signals.reduce<ReturnType<typeof withSignal> | undefined>(
       (change, signal) => withSignal(change, signal),
@@ -136,7 +137,11 @@ describe('stillDiffers', () => {
   });
 
   it('lists a unit that was loaded or unloaded in between, whatever state it ended in', () => {
-    const reloaded = after(state('inactive', 'dead'), { kind: 'presence' }, state('active', 'running'));
+    const reloaded = after(
+      state('inactive', 'dead'),
+      { unit: 'a.service', kind: 'presence' },
+      state('active', 'running'),
+    );
     assert.equal(stillDiffers(reloaded, running), true);
   });
 });

@@ -55,6 +55,9 @@ export type UnitSignal =
   | { unit: string; kind: 'presence' }
   | { all: true };
 
+/** A signal about one unit. */
+export type UnitChange = Exclude<UnitSignal, { all: true }>;
+
 /** A unit as the last listing reported it. */
 export interface ListedState {
   loadState: string;
@@ -101,10 +104,7 @@ export function changeOf(message: {
  * not loaded does not count its loading or unloading, and a state signal counts only when it
  * carries an ActiveState or SubState other than the one listed.
  */
-export function mayHaveChanged(
-  signal: { unit: string; kind: 'properties' | 'presence'; activeState?: string; subState?: string },
-  listed: ListedState | undefined,
-): boolean {
+export function mayHaveChanged(signal: UnitChange, listed: ListedState | undefined): boolean {
   if (listed === undefined) return true;
   if (signal.kind === 'presence') return listed.loadState !== NOT_LOADED;
   if (signal.activeState === undefined && signal.subState === undefined) return true;
@@ -123,10 +123,7 @@ export interface SignalledChange {
 }
 
 /** A unit's signals so far with one more (the later state wins). */
-export function withSignal(
-  previous: SignalledChange | undefined,
-  signal: { kind: 'properties' | 'presence'; activeState?: string; subState?: string },
-): SignalledChange {
+export function withSignal(previous: SignalledChange | undefined, signal: UnitChange): SignalledChange {
   const change = previous ?? { presence: false, stateless: false };
   if (signal.kind === 'presence') return { ...change, presence: true };
   if (signal.activeState === undefined && signal.subState === undefined) return { ...change, stateless: true };
@@ -241,12 +238,7 @@ export class UnitWatch {
    * A unit's first signal counts only when it may change what was listed; once one counted, the
    * unit's later state signals are kept too, so the flush sees the state it ended in.
    */
-  private noteSignal(signal: {
-    unit: string;
-    kind: 'properties' | 'presence';
-    activeState?: string;
-    subState?: string;
-  }): void {
+  private noteSignal(signal: UnitChange): void {
     const previous = this.signalled.get(signal.unit);
     if (
       (previous === undefined || signal.kind === 'presence') &&
