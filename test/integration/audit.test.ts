@@ -11,7 +11,7 @@ import { buildHost, buildHosts } from '../factories/host.factory';
 import { insertUnits } from '../factories/unit.factory';
 import { ProtocolAgent } from '../support/agent-client';
 import { startTestApi, TestApi } from '../support/api';
-import { query } from '../support/database';
+import { countRows, query } from '../support/database';
 import { waitUntil } from '../support/wait';
 
 type Verification = Schemas['AuditVerification'];
@@ -24,8 +24,7 @@ describe('audit trail', () => {
   let admin: DroverClient;
   let auditor: DroverClient;
 
-  const eventCount = async () =>
-    Number((await query<{ n: string }>(api.database.url, 'SELECT count(*) AS n FROM audit_events'))[0]?.n);
+  const eventCount = async () => countRows(api.database.url, 'audit_events');
 
   async function verify(range: { fromSeq?: number; toSeq?: number } = {}): Promise<Verification> {
     const result = await auditor.GET('/v1/audit/verify', { params: { query: range } });

@@ -5,7 +5,7 @@ import { Client } from 'pg';
 import type { DroverClient } from '../../src/client';
 import { ADMISSION_LOCK_KEY } from '../../src/rollouts/rollouts.repository';
 import { buildHosts } from '../factories/host.factory';
-import { query } from '../support/database';
+import { countRows } from '../support/database';
 import { startTestApi, TestApi } from '../support/api';
 import { assertProblem } from '../support/problems';
 
@@ -15,8 +15,7 @@ describe('a database that cannot serve a request in time', () => {
   /** Another session of the database, holding what a rollout's admission needs. */
   let blocker: Client;
 
-  const rolloutCount = async () =>
-    Number((await query<{ n: string }>(api.database.url, 'SELECT count(*) AS n FROM rollouts'))[0]?.n);
+  const rolloutCount = async () => countRows(api.database.url, 'rollouts');
 
   before(async () => {
     api = await startTestApi();

@@ -8,7 +8,7 @@ import Redis from 'ioredis';
 import { AGENT_PROTOCOL_HEADER, AGENT_PROTOCOL_VERSION } from '@drover/protocol';
 import { ProtocolAgent } from '../support/agent-client';
 import { startTestApi, TestApi } from '../support/api';
-import { query } from '../support/database';
+import { countRows } from '../support/database';
 import { testEnv } from '../support/env';
 
 /** The requests one run sends, and how many are in flight at once: bounded, so the run is too. */
@@ -240,13 +240,8 @@ describe('HTTP fuzzing: generated bad input to every route with input (walks ope
 
   const counts = async () =>
     Object.fromEntries(
-      await Promise.all(
-        TABLES.map(async (table) => [
-          table,
-          (await query<{ n: string }>(api.database.url, `SELECT count(*) AS n FROM ${table}`))[0]?.n,
-        ]),
-      ),
-    ) as Record<string, string>;
+      await Promise.all(TABLES.map(async (table) => [table, await countRows(api.database.url, table)])),
+    ) as Record<string, number>;
   const queueKeys = async () => (await redis.keys(`${prefix}:*`)).sort();
 
   before(async () => {

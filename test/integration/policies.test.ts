@@ -5,7 +5,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { DroverClient, Schemas } from '../../src/client';
 import { startTestApi, TestApi } from '../support/api';
-import { query } from '../support/database';
+import { countRows, query } from '../support/database';
 import { FleetInventory, readFleetInventory } from '../support/fleet';
 import { assertProblem } from '../support/problems';
 import { onHost, waitForSettled } from '../support/rollouts';
@@ -84,8 +84,7 @@ describe('desired-state policies on a booted fleet', () => {
   }
 
   async function rolloutCount(): Promise<number> {
-    const rows = await query<{ n: string }>(api.database.url, 'SELECT count(*) AS n FROM rollouts');
-    return Number(rows[0]?.n);
+    return countRows(api.database.url, 'rollouts');
   }
 
   async function metric(): Promise<string> {

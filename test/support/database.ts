@@ -50,3 +50,8 @@ export async function query<Row extends Record<string, unknown>>(
     await client.end();
   }
 }
+
+/** How many rows a table holds (a table name of the test's own, never user input). */
+export async function countRows(url: string, table: string): Promise<number> {
+  return Number((await query<{ n: string }>(url, `SELECT count(*) AS n FROM ${table}`))[0]?.n);
+}
