@@ -4,6 +4,7 @@ import {
   type Host,
   LIST_UNIT_FILES_ARGV,
   LIST_UNITS_ARGV,
+  MAX_NAMED_UNITS,
   NOT_LOADED,
   parseDiscovery,
   readDefinitionTexts,
@@ -26,8 +27,6 @@ const FULL_LISTING_EVERY_MS = 10 * 60_000;
 /** Without D-Bus: full listings this often instead of live changes. */
 const POLL_WITHOUT_BUS_MS = 60_000;
 const LISTING_TIMEOUT_MS = 30_000;
-/** The most unit names one partial listing names on its command line (more: a full listing). */
-const MAX_NAMED_UNITS = 200;
 
 /**
  * A unit's name from its D-Bus object path: systemd escapes every byte outside [A-Za-z0-9] as _xx

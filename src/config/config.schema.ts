@@ -108,6 +108,12 @@ const environmentSchema = z.object({
   JOB_LOCK_DURATION_MS: integerString(1_000, 600_000).default(30_000),
   /** How often every host's units are rediscovered; 0 turns periodic discovery off. */
   DISCOVERY_INTERVAL_MS: integerString(0, 86_400_000).default(300_000),
+  /**
+   * After actions that can change other units' files (enable, disable, daemon-reload), a host's
+   * units are all listed again at most this often; in between, and after any other action, only
+   * the units whose state changed are. 0: a full listing after every such action.
+   */
+  FULL_DISCOVERY_MIN_GAP_MS: integerString(0, 86_400_000).default(60_000),
   /** How often unfinished operations are checked for tasks that lost their queue job. */
   RECONCILE_INTERVAL_MS: integerString(1_000, 3_600_000).default(15_000),
   /** Requests per minute one API token may make (0: no limit). */

@@ -18,7 +18,7 @@ import { TaskOutputStream } from './task-output';
 import type { AuditActor } from '../audit/audit-actor';
 import { OperationsRepository, StartedAttempt, TaskState, TaskWithContext, UnitHold } from './operations.repository';
 import type { DaemonReloadPolicy, UnitActionOutcome, UnitSnapshot, UnitTaskSpec, Verb } from '@drover/protocol';
-import { ActionProgress, carryOut, UnitActionHooks } from '@drover/systemd';
+import { ActionProgress, carryOut, UnitActionHooks, VERBS_CHANGING_OTHER_UNITS } from '@drover/systemd';
 
 /** How often a task whose unit another rollout holds looks again (gates last seconds to minutes). */
 const HOLD_POLL_MS = 1_000;
@@ -318,16 +318,17 @@ export class TaskRunnerService {
     return { target, outcome, reached };
   }
 
-  /** The host's last contact, the unit as the task left it, and a fresh look at the whole host. */
+  /** The host's last contact, the unit as the task left it, and a look at what else changed there. */
   private async recordAfterwards(task: TaskWithContext, { target, outcome, reached }: Afterwards): Promise<void> {
     if (reached !== null) await this.hosts.recordContact(target.hostId, reached);
     if (outcome.after && task.unit) {
       await this.units.recordAfterTask(target.hostId, task.unit, outcome.after);
     }
-    // Every action is followed by a fresh look at the whole host (deduplicated per host). A
-    // rollout's hosts get theirs when the rollout ends, not while later batches still act.
+    // Every action is followed by a look at what else it changed on the host (deduplicated per
+    // host). A rollout's hosts get theirs when the rollout ends, not while later batches still act.
     if (outcome.state !== 'unreachable' && task.operation.rolloutId === null) {
-      await this.producer.discoverHost(target.hostId, 1_000);
+      const otherUnitFiles = VERBS_CHANGING_OTHER_UNITS.includes(task.verb as Verb) || outcome.daemonReloaded === true;
+      await this.producer.discoverAfterAction(target.hostId, otherUnitFiles);
     }
   }
 

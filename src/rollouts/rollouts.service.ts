@@ -13,7 +13,7 @@ import { HostsService } from '../hosts/hosts.service';
 import { ProbesRepository } from '../probes/probes.repository';
 import { assertMayActOn, BoundsTarget, reloadFirstAction } from '../tokens/token-bounds';
 import type { Principal } from '../common/auth/principal';
-import { daemonReloadEffect } from '@drover/systemd';
+import { daemonReloadEffect, VERBS_CHANGING_OTHER_UNITS } from '@drover/systemd';
 import {
   ACTED_ROLLOUT_HOST_STATES,
   compileUnitGlob,
@@ -255,13 +255,17 @@ export class RolloutsService {
 
   /**
    * A finished rollout's last host came to rest: the rollouts queued behind it look again at once,
-   * and its hosts get the look at all their units every action is followed by (not earlier, so
+   * and its hosts get the look at their units every action is followed by (not earlier, so
    * discoveries do not compete with the batches still acting).
    */
   async cameToRest(id: string): Promise<void> {
     for (const queued of await this.rollouts.queuedBehind(id)) await this.wake(queued);
+    const rollout = await this.rollouts.find(id);
+    if (!rollout) return;
+    const strategy = rollout.strategy as unknown as RolloutStrategy;
+    const otherUnitFiles = VERBS_CHANGING_OTHER_UNITS.includes(strategy.verb) || strategy.daemonReload === 'auto';
     const acted = await this.rollouts.hostsIn(id, ACTED_ROLLOUT_HOST_STATES);
-    for (const host of acted) if (host.host) await this.producer.discoverHost(host.host.id);
+    for (const host of acted) if (host.host) await this.producer.discoverAfterAction(host.host.id, otherUnitFiles);
   }
 
   /** Queues the rollout's next step; if Redis is away the reconciler does it shortly. */

@@ -11,6 +11,7 @@ import {
   readUnitDefinitions,
   SYSTEMD_PROBE_ARGV,
   type UnitDefinition,
+  unitsToListAgain,
 } from '@drover/systemd';
 import { UnitsRepository } from './units.repository';
 
@@ -18,8 +19,8 @@ import { UnitsRepository } from './units.repository';
 const NEW_DEFINITIONS_PER_DISCOVERY = 100;
 
 /**
- * Lists every unit of a host (list-units --all plus list-unit-files) and stores exactly those,
- * with what each is built from (for drift).
+ * Lists the units of a host (list-units --all plus list-unit-files) and stores them with what each
+ * is built from (for drift): every unit, or after an action those that changed.
  */
 @Injectable()
 export class DiscoveryService {
@@ -40,12 +41,19 @@ export class DiscoveryService {
     const wakeSignal = this.producer.discoveryWakeSignal(hostId);
     await this.producer.takeWakeSignal(wakeSignal);
     let stored: number | null;
-    do stored = await this.discoverOnce(hostId);
-    while (await this.producer.takeWakeSignal(wakeSignal));
+    do {
+      const full = await this.producer.takeWakeSignal(this.producer.fullDiscoverySignal(hostId));
+      stored = await this.discoverOnce(hostId, full);
+    } while (await this.producer.takeWakeSignal(wakeSignal));
     return stored;
   }
 
-  private async discoverOnce(hostId: string): Promise<number | null> {
+  /**
+   * Every unit (`full`), or the units whose state differs from the one stored (as a fresh
+   * list-units tells) and those systemd let go of: the look after an action, which spares the
+   * host's PID 1 a list-unit-files of everything. Falls back to every unit when too many differ.
+   */
+  private async discoverOnce(hostId: string, full: boolean): Promise<number | null> {
     const host = await this.hosts.findById(hostId);
     if (!host || host.transport !== 'ssh') return null;
     const target = { hostId: host.id, ...host };
@@ -61,15 +69,28 @@ export class DiscoveryService {
         this.logger.log({ hostId, host: host.name }, 'host has no systemd: nothing to discover');
         return 0;
       }
-      const [units, files] = await Promise.all([
-        this.ssh.exec(target, LIST_UNITS_ARGV),
-        this.ssh.exec(target, LIST_UNIT_FILES_ARGV),
-      ]);
-      for (const listing of [units, files]) {
-        if (listing.exitCode !== 0)
-          throw new Error(`systemctl listing failed on ${host.name}: ${listing.stderr.trim()}`);
+      const listUnits = await this.ssh.exec(target, LIST_UNITS_ARGV);
+      if (listUnits.exitCode !== 0)
+        throw new Error(`systemctl list-units failed on ${host.name}: ${listUnits.stderr.trim()}`);
+      const changed = full
+        ? null
+        : unitsToListAgain(parseDiscovery(listUnits.stdout, ''), await this.units.listedStates(host.id));
+      if (changed?.length === 0) {
+        await this.hosts.recordContact(host.id, true);
+        return 0;
       }
-      const discovered = parseDiscovery(units.stdout, files.stdout);
+      // Any user may list unit files: named ones are listed as the login user, since a sudoers
+      // drop-in of exact command lines cannot allow every set of names.
+      const files = changed
+        ? await this.ssh.exec(target, [...LIST_UNIT_FILES_ARGV, '--', ...changed], { asLoginUser: true })
+        : await this.ssh.exec(target, LIST_UNIT_FILES_ARGV);
+      // list-unit-files exits 1 when none of the names it was given has a unit file.
+      if (files.exitCode !== 0 && (changed === null || files.exitCode !== 1)) {
+        throw new Error(`systemctl list-unit-files failed on ${host.name}: ${files.stderr.trim()}`);
+      }
+      const listed = parseDiscovery(listUnits.stdout, files.exitCode === 0 ? files.stdout : '');
+      const relisted = new Set(changed);
+      const discovered = changed ? listed.filter((unit) => relisted.has(unit.name)) : listed;
       // Unit definitions are world-readable: read as the login user, so no sudoers rule is needed.
       const run = (argv: readonly string[]) => this.ssh.exec(target, argv, { asLoginUser: true });
       const { definitions, fileHashes } = await readUnitDefinitions(
@@ -78,7 +99,16 @@ export class DiscoveryService {
       );
       // Texts first: once a unit shows a definition hash, the drift diff can show its text.
       await this.storeNewDefinitionTexts(run, definitions, fileHashes);
-      await this.units.replaceForHost(host.id, discovered);
+      if (changed) {
+        const present = new Set(discovered.map((unit) => unit.name));
+        await this.units.applyChanges(
+          host.id,
+          discovered,
+          changed.filter((name) => !present.has(name)),
+        );
+      } else {
+        await this.units.replaceForHost(host.id, discovered);
+      }
       await this.units.recordDefinitions(host.id, definitions);
       await this.hosts.recordContact(host.id, true);
       return discovered.length;

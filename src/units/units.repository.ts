@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { ResourceNotFoundError } from '../common/errors/domain-errors';
 import { type Selector, type UnitSnapshot } from '@drover/protocol';
-import type { UnitDefinition } from '@drover/systemd';
+import type { ListedState, UnitDefinition } from '@drover/systemd';
 import { Prisma, Unit } from '../generated/prisma/client';
 import { PrismaService } from '../infra/prisma/prisma.service';
 import { selectorSql } from '../infra/prisma/selector-sql';
@@ -91,6 +91,15 @@ export class UnitsRepository {
         sub_state = EXCLUDED.sub_state,
         unit_file_state = EXCLUDED.unit_file_state,
         refreshed_at = EXCLUDED.refreshed_at`;
+  }
+
+  /** How each unit of the host was last listed: its load, active and sub state. */
+  async listedStates(hostId: string): Promise<Map<string, ListedState>> {
+    const units = await this.prisma.unit.findMany({
+      where: { hostId },
+      select: { name: true, loadState: true, activeState: true, subState: true },
+    });
+    return new Map(units.map(({ name, ...state }) => [name, state]));
   }
 
   /**

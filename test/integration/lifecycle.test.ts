@@ -316,7 +316,7 @@ describe('lifecycle verbs on booted hosts (real systemd over SSH)', () => {
     assert.equal(afterList.data?.items.length, before.data?.items.length);
   });
 
-  it('discovers every unit of a host, on demand and after actions', async () => {
+  it('discovers every unit of a host on demand', async () => {
     const queued = await client.POST('/v1/hosts/{name}/discover', { params: { path: { name: host.name } } });
     assert.equal(queued.response.status, 202);
     const deadline = Date.now() + 20_000;

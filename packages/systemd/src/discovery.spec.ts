@@ -1,7 +1,16 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { DiscoveredUnit, LIST_UNIT_FILES_ARGV, LIST_UNITS_ARGV, parseDiscovery } from './discovery';
+import {
+  DiscoveredUnit,
+  LIST_UNIT_FILES_ARGV,
+  LIST_UNITS_ARGV,
+  ListedState,
+  MAX_NAMED_UNITS,
+  NOT_LOADED,
+  parseDiscovery,
+  unitsToListAgain,
+} from './discovery';
 
 // Rows of `systemctl list-units --all --plain --no-legend --no-pager --full` and
 // `systemctl list-unit-files --plain --no-legend --no-pager --full` captured on a fleet host
@@ -350,5 +359,46 @@ describe('parseDiscovery', () => {
         { numRuns: 300 },
       );
     });
+  });
+});
+
+describe('unitsToListAgain', () => {
+  const loaded = parseDiscovery(LIST_UNITS, '');
+  const asStored = (units: readonly DiscoveredUnit[]) =>
+    new Map<string, ListedState>(
+      units.map(({ name, loadState, activeState, subState }) => [name, { loadState, activeState, subState }]),
+    );
+
+  it('names nothing when the host shows every unit as recorded', () => {
+    const stored = asStored(parseDiscovery(LIST_UNITS, LIST_UNIT_FILES));
+    assert.deepEqual(unitsToListAgain(loaded, stored), []);
+  });
+
+  it('names a unit that runs otherwise, one loaded since, and one systemd let go of', () => {
+    const stored = asStored(parseDiscovery(LIST_UNITS, LIST_UNIT_FILES));
+    stored.set('nginx.service', { loadState: 'loaded', activeState: 'inactive', subState: 'dead' });
+    stored.delete('getty.target');
+    stored.set('was-loaded.service', { loadState: 'loaded', activeState: 'failed', subState: 'failed' });
+    assert.deepEqual(unitsToListAgain(loaded, stored), ['getty.target', 'nginx.service', 'was-loaded.service']);
+  });
+
+  it('leaves alone a unit file nothing has loaded, and names one loaded since', () => {
+    const stored = asStored(parseDiscovery(LIST_UNITS, LIST_UNIT_FILES));
+    const notLoaded = [...stored].filter(([, unit]) => unit.loadState === NOT_LOADED);
+    assert.ok(notLoaded.length > 0);
+    assert.deepEqual(unitsToListAgain(loaded, stored), []);
+    stored.set('nginx.service', { loadState: NOT_LOADED, activeState: 'inactive', subState: 'dead' });
+    assert.deepEqual(unitsToListAgain(loaded, stored), ['nginx.service']);
+  });
+
+  it('asks for a full listing when nothing is recorded, or when too many units changed', () => {
+    assert.equal(unitsToListAgain(loaded, new Map()), null);
+    const many = new Map<string, ListedState>(
+      Array.from({ length: MAX_NAMED_UNITS + 1 }, (_, index) => [
+        `gone-${index}.service`,
+        { loadState: 'loaded', activeState: 'active', subState: 'running' },
+      ]),
+    );
+    assert.equal(unitsToListAgain(loaded, many), null);
   });
 });

@@ -1,3 +1,4 @@
+import type { Verb } from '@drover/protocol';
 import { unitNameProblem } from './unit-name';
 import { isTemplate } from './unit-names';
 
@@ -123,4 +124,50 @@ export function parseDiscovery(listUnitsOutput: string, listUnitFilesOutput: str
     });
   }
   return [...units.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+/**
+ * Verbs after which units other than the acted one may show other unit files or enablement:
+ * enable and disable follow Also= and Alias=, daemon-reload reads every unit file again. After
+ * the others, the acted unit's own after-snapshot and the units whose state changed tell it all.
+ */
+export const VERBS_CHANGING_OTHER_UNITS: readonly Verb[] = ['enable', 'disable', 'daemon-reload'];
+
+/** The most unit names one partial listing names on its command line (more: a full listing). */
+export const MAX_NAMED_UNITS = 200;
+
+/** What `systemctl list-units` says of a unit: how it is loaded and how it runs. */
+export type ListedState = Pick<DiscoveredUnit, 'loadState' | 'activeState' | 'subState'>;
+
+/**
+ * The units to list again so that `stored` (a host's units as last recorded) matches the host,
+ * judged by `loaded`: what a fresh `list-units --all` shows (parseDiscovery of it alone). Those
+ * are the units loaded now and listed otherwise or not at all, and the units recorded as loaded
+ * that systemd has since let go (they are now not loaded, or gone). Null when a full listing is
+ * due instead: nothing is recorded yet, or more than MAX_NAMED_UNITS would be named.
+ *
+ * list-units is cheap for systemd (what it holds in memory); list-unit-files without names makes
+ * it read the enablement of every installed unit file, hundreds of milliseconds of PID 1.
+ */
+export function unitsToListAgain(
+  loaded: readonly DiscoveredUnit[],
+  stored: ReadonlyMap<string, ListedState>,
+): string[] | null {
+  if (stored.size === 0) return null;
+  const names = new Set<string>();
+  for (const unit of loaded) {
+    const known = stored.get(unit.name);
+    if (
+      known?.loadState !== unit.loadState ||
+      known.activeState !== unit.activeState ||
+      known.subState !== unit.subState
+    ) {
+      names.add(unit.name);
+    }
+  }
+  const loadedNow = new Set(loaded.map((unit) => unit.name));
+  for (const [name, known] of stored) {
+    if (known.loadState !== NOT_LOADED && !loadedNow.has(name)) names.add(name);
+  }
+  return names.size > MAX_NAMED_UNITS ? null : [...names].sort();
 }

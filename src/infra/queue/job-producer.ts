@@ -10,6 +10,9 @@ import { REDIS } from '../redis/redis.module';
 /** A wake signal outlives any step that could miss it; it only expires for rollouts nobody steps any more. */
 const WAKE_SIGNAL_TTL_MS = 10 * 60_000;
 
+/** After an action, the host is looked at this much later: actions in quick succession share one look. */
+const AFTER_ACTION_DISCOVERY_DELAY_MS = 1_000;
+
 const taskJobId = (taskId: string): string => `task-${taskId}`;
 
 const KEEP_FINISHED = { removeOnComplete: { age: 3_600, count: 10_000 }, removeOnFail: { age: 7 * 86_400 } };
@@ -145,9 +148,34 @@ export class JobProducer {
     return `${this.config.QUEUE_PREFIX}:discover-wake:${hostId}`;
   }
 
+  /** The key set while the host's next discovery is to list every unit, not only those that changed. */
+  fullDiscoverySignal(hostId: string): string {
+    return `${this.config.QUEUE_PREFIX}:discover-full:${hostId}`;
+  }
+
   /** Clears a wake signal; true when it was set (someone asked for a step since it was last taken). */
   async takeWakeSignal(key: string): Promise<boolean> {
     return (await this.redis.del(key)) > 0;
+  }
+
+  /** Queues a discovery of every unit of the host (asked for, periodic, or a host added). */
+  async discoverHost(hostId: string, delayMs = 0): Promise<void> {
+    await this.redis.set(this.fullDiscoverySignal(hostId), '1', 'PX', WAKE_SIGNAL_TTL_MS);
+    await this.queueDiscovery(hostId, delayMs);
+  }
+
+  /**
+   * Queues a look at a host that was acted on: at the units whose state changed, or, when the
+   * action may have changed other units' files (`otherUnitFiles`), at every unit, but that at most
+   * once per FULL_DISCOVERY_MIN_GAP_MS and host (the periodic discovery catches up after).
+   */
+  async discoverAfterAction(hostId: string, otherUnitFiles: boolean): Promise<void> {
+    const gapMs = this.config.FULL_DISCOVERY_MIN_GAP_MS;
+    const gapKey = `${this.config.QUEUE_PREFIX}:discover-full-gap:${hostId}`;
+    if (otherUnitFiles && (gapMs === 0 || (await this.redis.set(gapKey, '1', 'PX', gapMs, 'NX')) === 'OK')) {
+      await this.redis.set(this.fullDiscoverySignal(hostId), '1', 'PX', WAKE_SIGNAL_TTL_MS);
+    }
+    await this.queueDiscovery(hostId, AFTER_ACTION_DISCOVERY_DELAY_MS);
   }
 
   /**
@@ -155,7 +183,7 @@ export class JobProducer {
    * it. A request while one runs is not lost: the signal set first makes the running discovery
    * list the host again once it ends (it may have read the host before what prompted this request).
    */
-  async discoverHost(hostId: string, delayMs = 0): Promise<void> {
+  private async queueDiscovery(hostId: string, delayMs: number): Promise<void> {
     await this.redis.set(this.discoveryWakeSignal(hostId), '1', 'PX', WAKE_SIGNAL_TTL_MS);
     await this.lane(JobName.DiscoverHost).add(
       JobName.DiscoverHost,
