@@ -603,6 +603,7 @@ async function benchmark(options: Options, teardown: Teardown): Promise<void> {
     {
       ...DROVER,
       workDir,
+      discoverHosts: true,
       env: {
         DATABASE_POOL_SIZE: '10',
         WORKER_CONCURRENCY: String(options.workerConcurrency),
@@ -646,7 +647,7 @@ async function benchmark(options: Options, teardown: Teardown): Promise<void> {
     `- date: ${new Date().toISOString()}; \`node dist/bench/scale.js ${process.argv.slice(2).join(' ')}\``,
     ...(await machine(drover.db)),
     `- fleet: ${fleetSize} systemd-nspawn hosts of \`test/fleet/fleet.sh\` (${fleetOrigin}); the unit: ${PROBE_UNIT}`,
-    `- drover: one API and one worker (more in the workers part), ${settings}, periodic discovery off`,
+    `- drover: one API and one worker (more in the workers part), ${settings}, periodic discovery off (every host discovered once before the runs)`,
     '',
     ...sections,
   ].join('\n');

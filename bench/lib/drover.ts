@@ -7,6 +7,7 @@ import { ChildProcess, execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { Queue } from 'bullmq';
@@ -19,6 +20,7 @@ import {
   progress,
   ROOT,
   runOrFail,
+  secs,
   START_TIMEOUT_MS,
   startNode,
   stopProcess,
@@ -29,6 +31,8 @@ import {
 const SERVER_URL = 'postgresql://drover:drover@127.0.0.1:5432/postgres';
 export const REDIS_URL = 'redis://127.0.0.1:6379';
 const POLL_MS = 100;
+/** How much longer the first discovery of the hosts may take per host (a loaded 2-core machine). */
+const FIRST_DISCOVERY_ALLOWANCE_MS = 2_000;
 const execFileAsync = promisify(execFile);
 
 export const databaseUrl = (database: string): string => `postgresql://drover:drover@127.0.0.1:5432/${database}`;
@@ -52,6 +56,12 @@ export interface DroverSetup {
   env?: Record<string, string>;
   /** The worker's entry file (default dist/src/worker.js), e.g. a benchmark's worker on a simulated fleet. */
   workerScript?: string;
+  /**
+   * Discover every imported host before returning, as the periodic discovery would have by the
+   * time anyone acts: the runs then find each host's units known (a host never discovered gets
+   * a full listing after its first action) and do not share the machine with these listings.
+   */
+  discoverHosts?: boolean;
 }
 
 export interface Drover {
@@ -182,6 +192,13 @@ export async function startDrover(hosts: FleetHost[], setup: DroverSetup, teardo
   }
   const imported = await call<{ total: number }>(drover, 'POST', '/v1/hosts/bulk-upsert', { hosts }, 200);
   progress(`drover is up on ${url} (${setup.database}); imported ${imported.total} hosts with their pinned host keys`);
+  if (!setup.discoverHosts) return drover;
+  const discovering = performance.now();
+  for (const host of hosts) {
+    await call(drover, 'POST', `/v1/hosts/${encodeURIComponent(host.name)}/discover`, undefined, 202);
+  }
+  await waitForIdleQueues(queues, START_TIMEOUT_MS + hosts.length * FIRST_DISCOVERY_ALLOWANCE_MS);
+  progress(`discovered the units of every host (${secs((performance.now() - discovering) / 1000)} s)`);
   return drover;
 }
 
@@ -265,8 +282,8 @@ export async function finishedEvent(drover: Pick<Drover, 'url' | 'token'>, rollo
  * each action is followed by, one second later, on the background queue). Repeatable schedules
  * (the periodic sweeps) are always delayed and do not count.
  */
-export async function waitForIdleQueues(queues: Queue[]): Promise<void> {
-  const deadline = Date.now() + START_TIMEOUT_MS;
+export async function waitForIdleQueues(queues: Queue[], timeoutMs = START_TIMEOUT_MS): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
   for (;;) {
     const busy: Record<string, number> = {};
     for (const queue of queues) {
