@@ -139,9 +139,6 @@ export class AgentWorkService {
     await this.dispatcher.dispatch(task.operationId);
     // A task of this host that waited for this one's unit can be claimed now.
     await this.wake.wake(agent.hostId);
-    if (outcome.after && task.unit) {
-      await this.units.recordAfterTask(agent.hostId, task.unit, outcome.after);
-    }
     return true;
   }
 

@@ -78,6 +78,28 @@ export interface StartedAttempt {
   commandSentMsAgo: number | null;
 }
 
+interface StartRow {
+  attempts: number;
+  before: Prisma.JsonValue | null;
+  command_sent_ms_ago: number | null;
+}
+
+interface HoldRow {
+  rollout_id: string;
+  state: 'acting' | 'gating';
+}
+
+/** A row of outer joins: each column null when its side found nothing. */
+type Joined<Row> = { [Column in keyof Row]: Row[Column] | null };
+
+function startedOf(row: StartRow): StartedAttempt {
+  return { attempt: row.attempts, before: row.before, commandSentMsAgo: row.command_sent_ms_ago };
+}
+
+function holdOf(row: HoldRow): UnitHold {
+  return { rolloutId: row.rollout_id, hostState: row.state };
+}
+
 @Injectable()
 export class OperationsRepository {
   constructor(private readonly prisma: PrismaService) {}
@@ -207,23 +229,43 @@ export class OperationsRepository {
    * so a redelivered job does nothing.
    */
   async startAttempt(task: TaskWithContext): Promise<StartedAttempt | null> {
-    // One statement (so one round trip, and atomic): the task taken over, and its operation marked
-    // running only when the task was.
-    const [started] = await this.prisma.$queryRaw<
-      { attempts: number; before: Prisma.JsonValue | null; command_sent_ms_ago: number | null }[]
-    >`
-      WITH started AS (
+    const [row] = await this.prisma.$queryRaw<StartRow[]>`
+      WITH ${this.startedSql(task, Prisma.empty)}
+      SELECT attempts, before, command_sent_ms_ago FROM started`;
+    return row ? startedOf(row) : null;
+  }
+
+  /**
+   * As startAttempt, unless another rollout holds the task's unit (see unitHolder): then the task
+   * is left as it was and the hold is returned. One statement: the first thing every task does.
+   */
+  async startUnlessHeld(task: TaskWithContext): Promise<{ started: StartedAttempt | null; hold: UnitHold | null }> {
+    const [row] = await this.prisma.$queryRaw<Joined<StartRow & HoldRow>[]>`
+      WITH hold AS (${this.holdSql(task)}),
+      ${this.startedSql(task, Prisma.sql`AND NOT EXISTS (SELECT 1 FROM hold)`)}
+      SELECT started.attempts, started.before, started.command_sent_ms_ago, hold.rollout_id, hold.state
+      FROM (VALUES (1)) AS one (x) LEFT JOIN hold ON true LEFT JOIN started ON true`;
+    if (row?.rollout_id && row.state)
+      return { started: null, hold: holdOf({ rollout_id: row.rollout_id, state: row.state }) };
+    if (!row || row.attempts === null) return { started: null, hold: null };
+    return { started: startedOf({ ...row, attempts: row.attempts }), hold: null };
+  }
+
+  /**
+   * The CTEs `started` (the task taken over, when `guard` allows) and `running` (its operation
+   * marked running only when the task was): one statement, so one round trip, and atomic.
+   */
+  private startedSql(task: TaskWithContext, guard: Prisma.Sql): Prisma.Sql {
+    return Prisma.sql`
+      started AS (
         UPDATE tasks SET state = 'running', attempts = attempts + 1, started_at = COALESCE(started_at, now())
-        WHERE id = ${task.id}::uuid AND state IN ('queued', 'running')
+        WHERE id = ${task.id}::uuid AND state IN ('queued', 'running') ${guard}
         RETURNING attempts, before,
           (EXTRACT(EPOCH FROM now() - command_sent_at) * 1000)::float8 AS command_sent_ms_ago
       ), running AS (
         UPDATE operations SET status = 'running'
         WHERE id = ${task.operationId}::uuid AND status = 'queued' AND EXISTS (SELECT 1 FROM started)
-      )
-      SELECT attempts, before, command_sent_ms_ago FROM started`;
-    if (!started) return null;
-    return { attempt: started.attempts, before: started.before, commandSentMsAgo: started.command_sent_ms_ago };
+      )`;
   }
 
   /**
@@ -232,8 +274,15 @@ export class OperationsRepository {
    * acts on it while a rollout judges it (another restart would look like a crash to the gate).
    */
   async unitHolder(task: TaskWithContext): Promise<UnitHold | null> {
-    if (task.hostId === null || task.unit === null) return null;
-    const [hold] = await this.prisma.$queryRaw<{ rollout_id: string; state: 'acting' | 'gating' }[]>`
+    const [hold] = await this.prisma.$queryRaw<HoldRow[]>`${this.holdSql(task)}`;
+    return hold ? holdOf(hold) : null;
+  }
+
+  private holdSql(task: TaskWithContext): Prisma.Sql {
+    if (task.hostId === null || task.unit === null) {
+      return Prisma.sql`SELECT NULL::text AS rollout_id, NULL::text AS state WHERE false`;
+    }
+    return Prisma.sql`
       SELECT h.rollout_id::text AS rollout_id, h.state::text AS state
       FROM rollout_hosts h
       WHERE h.host_id = ${task.hostId}::uuid AND ${task.unit} = ANY (h.units)
@@ -244,7 +293,6 @@ export class OperationsRepository {
             AND t.state NOT IN ('queued', 'cancelled', 'skipped'))))
       ORDER BY h.gate_started_at NULLS FIRST
       LIMIT 1`;
-    return hold ? { rolloutId: hold.rollout_id, hostState: hold.state } : null;
   }
 
   /**
@@ -336,11 +384,18 @@ export class OperationsRepository {
   /**
    * Ends a task and records its audit event atomically (a result without its audit event cannot
    * exist), then closes the operation if this was its last task: one call to the database function
-   * finish_task, so the audit chain's lock is never held across a round trip to this process.
+   * finish_task, so the audit chain's lock is never held across a round trip to this process. The
+   * same call keeps the inventory current: the unit's row becomes the state the task left it in,
+   * and `contact` (true: the host answered; false: unreachable; null: nothing to tell) its host's.
    * No-op (false) if already ended, or if `task.attempts` is no longer the task's current attempt
    * (another took it over).
    */
-  async finish(task: TaskWithContext, outcome: TaskOutcome, actor: AuditActor): Promise<boolean> {
+  async finish(
+    task: TaskWithContext,
+    outcome: TaskOutcome,
+    actor: AuditActor,
+    contact: boolean | null = null,
+  ): Promise<boolean> {
     const reason = storableText(outcome.reason);
     const event = {
       actor_token_id: actor.actorTokenId,
@@ -370,7 +425,7 @@ export class OperationsRepository {
         ${outcome.exitCode}::int, ${jsonOrNull(outcome.before)}::jsonb, ${jsonOrNull(outcome.after)}::jsonb,
         ${outcome.output === undefined}, ${typeof outcome.output === 'string' ? storableText(outcome.output) : null},
         ${outcome.diagnostics ? storableText(outcome.diagnostics) : null}, ${JSON.stringify(event)}::jsonb,
-        ${ACTIVE}::"TaskState"[], ${FAILED}::"TaskState"[]) AS ended`;
+        ${ACTIVE}::"TaskState"[], ${FAILED}::"TaskState"[], ${contact}::boolean) AS ended`;
     return row?.ended === true;
   }
 

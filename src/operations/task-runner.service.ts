@@ -12,7 +12,6 @@ import { RedisLease } from '../infra/redis/redis-lock';
 import { HostKeyMismatchError, SshError } from '../infra/ssh/ssh-errors';
 import { SshExecutor, SshTarget } from '../infra/ssh/ssh-executor';
 import { SshHostAdapter } from '../infra/ssh/ssh-host-adapter';
-import { UnitsRepository } from '../units/units.repository';
 import { DispatcherService } from './dispatcher.service';
 import { TaskOutputStream } from './task-output';
 import type { AuditActor } from '../audit/audit-actor';
@@ -46,12 +45,10 @@ interface ExecOutcome {
   diagnostics?: string | null;
 }
 
-/** What a task's end leaves to record once whoever waits for it has been told. */
+/** What a task's end leaves to do once whoever waits for it has been told. */
 interface Afterwards {
   target: SshTarget;
   outcome: ExecOutcome;
-  /** The contact to record: true, it answered; false, unreachable; null, nothing to tell (a timeout). */
-  reached: boolean | null;
 }
 
 /** The task as an attempt took it over: its number (the fencing token) and what earlier ones left. */
@@ -71,7 +68,6 @@ export class TaskRunnerService {
   constructor(
     private readonly operations: OperationsRepository,
     private readonly hosts: HostsRepository,
-    private readonly units: UnitsRepository,
     private readonly dispatcher: DispatcherService,
     private readonly producer: JobProducer,
     private readonly ssh: SshExecutor,
@@ -99,10 +95,14 @@ export class TaskRunnerService {
     let hold: UnitHold | null;
     try {
       // Read holding the unit's lease: a holder's task ends before it lets go of the lease, so a
-      // hold that starts after this read cannot be missed.
-      hold = task.state === 'queued' ? await this.operations.unitHolder(task) : null;
-      const started = hold ? null : await this.operations.startAttempt(task);
-      if (started) ended = await this.execute(attemptAt(task, started), started.commandSentMsAgo);
+      // hold that starts after this read cannot be missed. A task already running (a redelivery)
+      // passed that check when it started.
+      const begun =
+        task.state === 'queued'
+          ? await this.operations.startUnlessHeld(task)
+          : { started: await this.operations.startAttempt(task), hold: null };
+      hold = begun.hold;
+      if (begun.started) ended = await this.execute(attemptAt(task, begun.started), begun.started.commandSentMsAgo);
     } finally {
       await lease.release();
     }
@@ -110,10 +110,9 @@ export class TaskRunnerService {
       await this.heldByRollout(task, hold);
       return;
     }
-    // Whoever waits for this task (the operation's next task, a rollout's step) hears of it first;
-    // what follows only keeps the inventory current.
+    // Whoever waits for this task (the operation's next task, a rollout's step) hears of it first.
     await this.dispatcher.dispatch(task.operationId);
-    if (ended) await this.recordAfterwards(task, ended);
+    if (ended) await this.lookAround(task, ended);
   }
 
   /**
@@ -178,14 +177,17 @@ export class TaskRunnerService {
     const started = await this.operations.startAttempt(task);
     if (started === null) return;
     const recorded = attemptAt(task, started);
-    await this.finish(recorded, {
-      ...end,
-      exitCode: null,
-      before: recorded.before ? (recorded.before as unknown as UnitSnapshot) : null,
-      after: null,
-      output: undefined,
-    });
-    if (end.state === 'unreachable' && task.host) await this.hosts.recordContact(task.host.id, false);
+    await this.finish(
+      recorded,
+      {
+        ...end,
+        exitCode: null,
+        before: recorded.before ? (recorded.before as unknown as UnitSnapshot) : null,
+        after: null,
+        output: undefined,
+      },
+      end.state === 'unreachable' ? false : null,
+    );
     await this.dispatcher.dispatch(task.operationId);
   }
 
@@ -314,16 +316,12 @@ export class TaskRunnerService {
       reached = error.kind === 'unreachable' ? false : null;
     }
     // Not recorded (a newer attempt owns the task): nothing more of this attempt's is recorded either.
-    if (!(await this.finish(task, outcome))) return null;
-    return { target, outcome, reached };
+    if (!(await this.finish(task, outcome, reached))) return null;
+    return { target, outcome };
   }
 
-  /** The host's last contact, the unit as the task left it, and a look at what else changed there. */
-  private async recordAfterwards(task: TaskWithContext, { target, outcome, reached }: Afterwards): Promise<void> {
-    if (reached !== null) await this.hosts.recordContact(target.hostId, reached);
-    if (outcome.after && task.unit) {
-      await this.units.recordAfterTask(target.hostId, task.unit, outcome.after);
-    }
+  /** A look at what else the task changed on its host (its own unit's state was recorded as it ended). */
+  private async lookAround(task: TaskWithContext, { target, outcome }: Afterwards): Promise<void> {
     // Every action is followed by a look at what else it changed on the host (deduplicated per
     // host). A rollout's hosts get theirs when the rollout ends, not while later batches still act.
     if (outcome.state !== 'unreachable' && task.operation.rolloutId === null) {
@@ -332,8 +330,11 @@ export class TaskRunnerService {
     }
   }
 
-  /** Ends the task with this attempt's outcome; false when it had ended or a newer attempt owns it. */
-  private async finish(task: TaskWithContext, outcome: ExecOutcome): Promise<boolean> {
+  /**
+   * Ends the task with this attempt's outcome, and records `contact` with its host (see
+   * OperationsRepository.finish); false when it had ended or a newer attempt owns it.
+   */
+  private async finish(task: TaskWithContext, outcome: ExecOutcome, contact: boolean | null = null): Promise<boolean> {
     // The worker acts for whoever asked; the source address was recorded with the request.
     const actor: AuditActor = {
       actorTokenId: task.operation.requestedByTokenId,
@@ -341,7 +342,7 @@ export class TaskRunnerService {
       requestId: task.operation.requestId,
       sourceAddress: null,
     };
-    const ended = await this.operations.finish(task, outcome, actor);
+    const ended = await this.operations.finish(task, outcome, actor, contact);
     if (ended) {
       this.logger.log(
         {

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { ResourceNotFoundError } from '../common/errors/domain-errors';
-import { type Selector, type UnitSnapshot } from '@drover/protocol';
+import { type Selector } from '@drover/protocol';
 import type { ListedState, UnitDefinition } from '@drover/systemd';
 import { Prisma, Unit } from '../generated/prisma/client';
 import { PrismaService } from '../infra/prisma/prisma.service';
@@ -148,28 +148,6 @@ export class UnitsRepository {
     await this.prisma.unitDefinition.createMany({
       data: [...texts].map(([hash, text]) => ({ hash, text })),
       skipDuplicates: true,
-    });
-  }
-
-  /** The unit as a task left it (its state read after acting), whoever carried the task out. */
-  recordAfterTask(hostId: string, name: string, after: UnitSnapshot): Promise<void> {
-    return this.upsertOne(hostId, {
-      name,
-      description: after.description,
-      loadState: after.loadState,
-      activeState: after.activeState,
-      subState: after.subState,
-      unitFileState: after.unitFileState,
-      mainPid: after.mainPid,
-    });
-  }
-
-  async upsertOne(hostId: string, unit: DiscoveredUnitRow & { mainPid: number | null }): Promise<void> {
-    const refreshedAt = new Date();
-    await this.prisma.unit.upsert({
-      where: { hostId_name: { hostId, name: unit.name } },
-      create: { hostId, ...unit, refreshedAt },
-      update: { ...unit, refreshedAt },
     });
   }
 
