@@ -29,7 +29,7 @@
  * (50), --discoveries D (5000), --first-tasks K (10), --rollout-hosts H (50), --workers W[,W...]
  * (1,2,4), --worker-concurrency C (the product's default), --parts fanout,first-task,first-rollout,workers
  * (all), --keep-fleet, --out FILE
- * (bench/results/scale.md). DROVER_FLEET_STATE and DROVER_FLEET_BOOT_PARALLEL are fleet.sh's.
+ * (bench/results/scale.md), --cpu-prof DIR (V8 CPU profiles of drover's API and every worker). DROVER_FLEET_STATE and DROVER_FLEET_BOOT_PARALLEL are fleet.sh's.
  */
 import { ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -123,6 +123,8 @@ interface Options {
   parts: readonly Part[];
   keepFleet: boolean;
   out: string;
+  /** A directory for V8 CPU profiles of drover's API and workers, or null. */
+  cpuProf: string | null;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -142,6 +144,7 @@ function parseOptions(argv: string[]): Options {
       parts: text,
       'keep-fleet': { type: 'boolean' },
       out: text,
+      'cpu-prof': text,
     },
   });
   const count = (name: keyof typeof values, fallback: number) =>
@@ -158,6 +161,7 @@ function parseOptions(argv: string[]): Options {
     parts: values.parts === undefined ? PARTS : partList(PARTS, values.parts),
     keepFleet: values['keep-fleet'] ?? false,
     out: path.resolve(values.out ?? DEFAULT_OUT),
+    cpuProf: values['cpu-prof'] === undefined ? null : path.resolve(values['cpu-prof']),
   };
   if (Math.max(...options.sizes, options.rolloutHosts) > 1_000)
     fail('--hosts must be at most 1000 (the most fleet.sh boots)');
@@ -603,6 +607,7 @@ async function benchmark(options: Options, teardown: Teardown): Promise<void> {
     {
       ...DROVER,
       workDir,
+      profileDir: options.cpuProf,
       discoverHosts: true,
       env: {
         DATABASE_POOL_SIZE: '10',
