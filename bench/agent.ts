@@ -600,7 +600,8 @@ const FANOUT_NOTES = [
     'the API listens on the fleet gateway). The worker offers each task (a Redis wake-up of the waiting long poll), ' +
     "the host's agent claims it, reads the unit, runs `systemctl restart` itself, reads the unit until it settled and " +
     'reports the outcome, which the API records with its audit event. The time runs from the POST until ' +
-    '`GET /v1/operations/{id}` (asked every 50 ms) shows the operation finished; it must have succeeded with N tasks.',
+    "the operation's row in PostgreSQL (read every 20 ms over the benchmark's own connection) shows it finished; it " +
+    'must have succeeded with N tasks.',
   '- **drover ssh**: the same POST to a second API and worker (another database and queue prefix) whose database has ' +
     'the same hosts as SSH hosts with pinned host keys; the worker (WORKER_CONCURRENCY=64) runs each task over its ' +
     'pooled SSH connection: `systemctl show` before, `systemctl restart`, `systemctl show` until settled, the audit ' +

@@ -35,6 +35,10 @@ DECLARE
   v_host_id uuid;
   v_unit text;
 BEGIN
+  -- The host's row before the task's: deleting a host takes its row and then its tasks' (their
+  -- host_id set to null), and an operator's edit of a host takes its row and then the audit chain's
+  -- lock; taken in the same order here, none of them waits for another in a circle.
+  PERFORM 1 FROM hosts h WHERE h.id = (SELECT t.host_id FROM tasks t WHERE t.id = p_task_id) FOR NO KEY UPDATE;
   UPDATE tasks SET
     state = p_state,
     reason = p_reason,
@@ -51,13 +55,7 @@ BEGIN
   IF NOT FOUND THEN
     RETURN false;
   END IF;
-  INSERT INTO audit_events (actor_token_id, actor_name, source_address, request_id, action, result,
-    host_id, host_name, unit, operation_id, task_id, parameters, before, after, reason)
-  SELECT e.actor_token_id, e.actor_name, e.source_address, e.request_id, e.action, e.result,
-    e.host_id, e.host_name, e.unit, e.operation_id, e.task_id, e.parameters, e.before, e.after, e.reason
-  FROM jsonb_populate_record(NULL::audit_events, p_event) AS e;
-  -- After the audit insert, whose chain lock orders the ends of concurrent tasks.
-  PERFORM close_operation_if_done(v_operation_id, p_active, p_failed);
+  -- The inventory before the audit chain's lock, which other writers of these rows take last too.
   IF v_host_id IS NOT NULL AND p_contact IS NOT NULL THEN
     UPDATE hosts SET
       status = CASE WHEN p_contact THEN 'reachable' ELSE 'unreachable' END::"HostStatus",
@@ -82,5 +80,12 @@ BEGIN
       main_pid = excluded.main_pid,
       refreshed_at = excluded.refreshed_at;
   END IF;
+  INSERT INTO audit_events (actor_token_id, actor_name, source_address, request_id, action, result,
+    host_id, host_name, unit, operation_id, task_id, parameters, before, after, reason)
+  SELECT e.actor_token_id, e.actor_name, e.source_address, e.request_id, e.action, e.result,
+    e.host_id, e.host_name, e.unit, e.operation_id, e.task_id, e.parameters, e.before, e.after, e.reason
+  FROM jsonb_populate_record(NULL::audit_events, p_event) AS e;
+  -- After the audit insert, whose chain lock orders the ends of concurrent tasks.
+  PERFORM close_operation_if_done(v_operation_id, p_active, p_failed);
   RETURN true;
 END $$;
