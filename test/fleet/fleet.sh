@@ -537,9 +537,16 @@ wait_gone() { # SECONDS CGROUP_PARENT — until no launcher and no process in th
   return 1
 }
 
+# Signals only the waiters still running, from bash's own table of jobs: a finished waiter's PID
+# may already be another process's. At 400 hosts the PIDs wrap around during the boot, and
+# signalling every waiter once all had finished stopped sshd (and once the init) of booted hosts.
 stop_waiters() {
   [ ${#WAITERS[@]} -gt 0 ] || return 0
-  signal TERM "${WAITERS[@]}"
+  local -A running=()
+  local p live=()
+  for p in $(jobs -rp); do running[$p]=1; done
+  for p in "${WAITERS[@]}"; do [ -n "${running[$p]:-}" ] && live+=("$p"); done
+  signal TERM "${live[@]}"
   WAITERS=()
 }
 
