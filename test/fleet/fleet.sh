@@ -539,7 +539,7 @@ wait_gone() { # SECONDS CGROUP_PARENT — until no launcher and no process in th
 
 # Signals only the waiters still running, from bash's own table of jobs: a finished waiter's PID
 # may already be another process's. At 400 hosts the PIDs wrap around during the boot, and
-# signalling every waiter once all had finished stopped sshd (and once the init) of booted hosts.
+# signalling every waiter once all had finished stopped sshd (likely once an init) of booted hosts.
 stop_waiters() {
   [ ${#WAITERS[@]} -gt 0 ] || return 0
   local -A running=()
