@@ -14,6 +14,7 @@ import {
   judgeStartLimit,
   mayStart,
   parseStartJournal,
+  parseUtcTimestamp,
   START_JOURNAL_LINES,
   START_LIKE_VERBS,
   START_LIMIT_MARGIN_MS,
@@ -231,7 +232,7 @@ describe('judgeStartLimit', () => {
       /journalctl exited 1: sudo: a password is required \(regenerate the host's sudoers drop-in/,
     );
     assert.match(noted({ clock: { exitCode: 0, stdout: 'Mon Dec  1\n', stderr: '' } }), /the host clock is/);
-    assert.match(noted({ clock: undefined, journal: undefined }), /the journal was not read/);
+    assert.match(noted({ clock: undefined, journal: undefined }), /the host clock was not read/);
     assert.match(noted({ before: snapshot({ startLimitBurst: null }) }), /reports no start limit/);
     assert.match(noted({}, 'No journal files were found.\n'), /not JSON/);
     // A read cut at START_JOURNAL_LINES, all within the interval, with fewer starts than the burst.
@@ -240,6 +241,39 @@ describe('judgeStartLimit', () => {
       JSON.stringify({ MESSAGE_ID: 'x', INVOCATION_ID: `run${index % 50}`, __REALTIME_TIMESTAMP: String(now - index) }),
     ).join('\n');
     assert.match(noted({ before: busy }, lines), /more than 200 journal entries/);
+  });
+
+  it('judges without the journal only when the unit is active since before the interval, else asks for it', () => {
+    const now = Date.UTC(2026, 11, 4, 6, 34, 15) * 1000 + 250_000;
+    const since = (secondsAgo: number, zone = 'UTC') => {
+      const text = new Date((now - secondsAgo * SECOND) / 1000).toISOString().replace('T', ' ').slice(0, 19);
+      return `Fri ${text} ${zone}`;
+    };
+    const unread = (before: UnitSnapshot, verb: StartLimitInput['verb'] = 'restart') =>
+      judgeStartLimit(input(now, '', { before, verb, journal: undefined }));
+    // Interval 20 s: entered 22 s ago is older than the interval with the second cut off and the margin.
+    assert.deepEqual(unread(snapshot({ activeEnterTimestamp: since(22) })), {
+      action: 'act',
+      note: null,
+      hostClock: now,
+    });
+    assert.deepEqual(unread(snapshot({ activeEnterTimestamp: since(21) })), { action: 'count' });
+    assert.deepEqual(unread(snapshot({ activeEnterTimestamp: since(5) })), { action: 'count' });
+    // Down, failed or starting: a start attempt may lie within the interval whatever the timestamp.
+    for (const activeState of ['inactive', 'failed', 'activating', 'reloading']) {
+      assert.deepEqual(unread(snapshot({ activeState, activeEnterTimestamp: since(3600) })), { action: 'count' });
+    }
+    // A zone whose offset the text does not give, no timestamp, or an interval that never ends.
+    assert.deepEqual(unread(snapshot({ activeEnterTimestamp: since(3600, 'CET') })), { action: 'count' });
+    assert.deepEqual(unread(snapshot({ activeEnterTimestamp: null })), { action: 'count' });
+    const forever = snapshot({ activeEnterTimestamp: since(3600), startLimitIntervalUSec: 'infinity' });
+    assert.deepEqual(unread(forever), { action: 'count' });
+    // A verb that starts nothing here needs neither the journal nor the unit's age.
+    assert.deepEqual(unread(snapshot({ activeEnterTimestamp: since(1) }), 'start'), {
+      action: 'act',
+      note: null,
+      hostClock: null,
+    });
   });
 
   it('never lets through a start systemd would refuse (its ratelimit, simulated), and never waits for nothing', () => {
@@ -331,6 +365,18 @@ describe('startLimitRefusal', () => {
       null,
       'a refusal before this start is not its',
     );
+  });
+});
+
+describe('parseUtcTimestamp', () => {
+  it('reads systemd’s timestamps in UTC, with or without microseconds, and nothing in another zone', () => {
+    const at = Date.UTC(2026, 11, 4, 6, 34, 15) * 1000;
+    assert.equal(parseUtcTimestamp('Fri 2026-12-04 06:34:15 UTC'), at);
+    assert.equal(parseUtcTimestamp('Fri 2026-12-04 06:34:15.000042 UTC'), at + 42);
+    assert.equal(parseUtcTimestamp('Fr 2026-12-04 06:34:15 GMT'), at);
+    assert.equal(parseUtcTimestamp('Fri 2026-12-04 07:34:15 CET'), null);
+    assert.equal(parseUtcTimestamp(''), null);
+    assert.equal(parseUtcTimestamp(null), null);
   });
 });
 

@@ -173,6 +173,8 @@ export type StepOutput = CommandResult;
 export type StartLimitVerdict =
   /** Go ahead; `note` (when not null) belongs in the task's reason. */
   | { action: 'act'; note: string | null; hostClock: number | null }
+  /** The unit's state cannot rule out starts within the interval: read the journal, then judge again. */
+  | { action: 'count' }
   /** Another start now could be refused: wait this long and look again. */
   | { action: 'wait'; waitMs: number; reason: string }
   /** Staying within the limit needs a longer wait than the task may take. */
@@ -184,6 +186,7 @@ export interface StartLimitInput {
   /** The unit as read in the same session, just before. */
   before: UnitSnapshot | null;
   clock: StepOutput | undefined;
+  /** Not read yet: judged from the unit's state when that suffices, else the verdict is 'count'. */
   journal: StepOutput | undefined;
   /** How long this task waited for the limit already, and the most it may wait in all. */
   waitedMs: number;
@@ -194,6 +197,39 @@ function firstLine(step: StepOutput): string {
   const line = (step.stderr.trim() || step.stdout.trim()).split('\n')[0]!.slice(0, 200) || 'no output';
   // A sudoers drop-in generated before drover counted starts does not allow these reads.
   return line.startsWith('sudo:') ? `${line} (regenerate the host's sudoers drop-in: POST /v1/access/sudoers)` : line;
+}
+
+/**
+ * systemd's timestamp as `systemctl show` prints it in UTC ("Fri 2026-12-04 06:34:15 UTC", whole
+ * seconds, or with microseconds where configured) in µs since the epoch; null for any other zone,
+ * whose offset the text does not give.
+ */
+export function parseUtcTimestamp(text: string | null): number | null {
+  const match = /(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))? (?:UTC|GMT)$/.exec(text ?? '');
+  if (!match) return null;
+  const [year, month, day, hour, minute, second] = match.slice(1, 7).map(Number) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
+  const ms = Date.UTC(year, month - 1, day, hour, minute, second);
+  return ms * 1000 + Number((match[7] ?? '').padEnd(6, '0'));
+}
+
+/**
+ * Whether the unit's state alone shows that it was last started before `windowStart` (µs, host
+ * clock), so that no start falls inside the limit's interval and the journal need not be read: it
+ * is active, and entered that state before the window (a later start attempt would have left it
+ * inactive, failed, or active since then; starting an active unit and reloading it do not count).
+ * The timestamp is cut to whole seconds, so a second's margin and START_LIMIT_MARGIN_MS are added.
+ */
+export function startedBefore(before: UnitSnapshot | null, windowStart: number): boolean {
+  if (before?.activeState !== 'active') return false;
+  const entered = parseUtcTimestamp(before.activeEnterTimestamp);
+  return entered !== null && entered + 1_000_000 + START_LIMIT_MARGIN_MS * 1000 <= windowStart;
 }
 
 /**
@@ -221,21 +257,25 @@ export function judgeStartLimit(input: StartLimitInput): StartLimitVerdict {
       `${unit}'s recent starts could not be counted (${why}), so systemd's start limit was not checked before acting`,
     );
   if (burst === null || interval === null || limit === null) return uncounted('systemctl show reports no start limit');
-  if (!clock || !journal) return uncounted('the journal was not read');
+  if (!clock) return uncounted('the host clock was not read');
   if (clock.exitCode !== 0) return uncounted(`date exited ${clock.exitCode}: ${firstLine(clock)}`);
-  if (journal.exitCode !== 0) return uncounted(`journalctl exited ${journal.exitCode}: ${firstLine(journal)}`);
   let now: number;
-  let read: StartJournal;
   try {
     now = parseHostClock(clock.stdout);
+  } catch (error) {
+    return uncounted((error as Error).message);
+  }
+  const infinite = interval === 'infinity';
+  const intervalUs = infinite ? Number.POSITIVE_INFINITY : Number(interval);
+  const windowStart = now - intervalUs;
+  if (!journal) return startedBefore(before, windowStart) ? act(null, now) : { action: 'count' };
+  if (journal.exitCode !== 0) return uncounted(`journalctl exited ${journal.exitCode}: ${firstLine(journal)}`);
+  let read: StartJournal;
+  try {
     read = parseStartJournal(journal.stdout);
   } catch (error) {
     return uncounted((error as Error).message);
   }
-
-  const infinite = interval === 'infinity';
-  const intervalUs = infinite ? Number.POSITIVE_INFINITY : Number(interval);
-  const windowStart = now - intervalUs;
   const recent = read.starts.filter((at) => at >= windowStart);
   if (recent.length < burst) {
     // Every entry read lies within the interval and there may be more: the count is a floor only.

@@ -7,9 +7,9 @@ import {
   type UnitTaskSpec,
   type Verb,
 } from '@drover/protocol';
-import { FakeHost, showText } from './fixtures/fake-host';
+import { FakeHost, showText, utcTimestamp } from './fixtures/fake-host';
 import { STATIC } from './fixtures/systemctl-show';
-import { parseSnapshot } from './unit-snapshot';
+import { parseSnapshot, SNAPSHOT_PROPERTIES } from './unit-snapshot';
 import { type ActionProgress, carryOut, type EarlierAttempt, readUnit } from './unit-action';
 
 const UNIT = 'nginx.service';
@@ -242,11 +242,33 @@ describe('hosts without systemd', () => {
 
   it('fails without acting when the probe cannot tell whether systemd runs', async () => {
     const host = new FakeHost(unit());
+    host.systemd = false;
     host.script = (argv) =>
       argv[0] === 'test' ? { exitCode: 127, stdout: '', stderr: 'test: not found\n' } : undefined;
     const { outcome } = await act({ host, verb: 'start' });
     assert.equal(outcome.reason, 'could not tell whether fake-host runs systemd (probe exit 127: test: not found)');
     assert.deepEqual(host.actions, []);
+  });
+
+  it('asks the probe only when systemctl show fails, and reports show’s error on a host that runs systemd', async () => {
+    const running = new FakeHost(unit());
+    await act({ host: running, verb: 'restart' });
+    assert.ok(!running.log.some((line) => line.startsWith('test ')));
+
+    const broken = new FakeHost(unit());
+    broken.script = (argv) =>
+      argv[1] === 'show' ? { exitCode: 1, stdout: '', stderr: 'Failed to connect to bus\n' } : undefined;
+    await assert.rejects(
+      act({ host: broken, verb: 'restart' }),
+      /^Error: systemctl show exited 1 on fake-host: Failed to connect to bus$/,
+    );
+    assert.deepEqual(broken.log, [
+      `systemctl show --no-pager --property=${SNAPSHOT_PROPERTIES.join(',')} -- ${UNIT}`,
+      'date +%s%6N',
+      'pause',
+      'stop',
+      'test -d /run/systemd/system',
+    ]);
   });
 });
 
@@ -406,6 +428,29 @@ describe("systemd's start limit", () => {
       "not acted: the rollout was cancelled while this task waited for systemd's start limit",
     );
     assert.deepEqual(host.actions, []);
+  });
+
+  it('reads the journal only when the unit’s state cannot show its last start is older than the interval', async () => {
+    // Active since long before the interval: one session, no journal.
+    const settled = new FakeHost(unit({ activeEnterTimestamp: utcTimestamp(Date.UTC(2026, 0, 1)) }));
+    assert.equal((await act({ host: settled, verb: 'restart' })).outcome.result, 'succeeded');
+    assert.ok(!settled.log.some((line) => line.startsWith('journalctl')));
+    assert.equal(settled.log.filter((line) => line === 'pause').length, 1);
+
+    // Active for two seconds after three starts: the first session stops before acting, the second
+    // counts the starts and waits.
+    const host = startedRecently(3);
+    host.unit = { ...host.unit, activeState: 'active', subState: 'running', mainPid: 100 };
+    host.unit.activeEnterTimestamp = utcTimestamp(host.nowMs - 2_000);
+    const { outcome, waits } = await act({ host, verb: 'restart' });
+    assert.equal(outcome.result, 'succeeded');
+    assert.equal(waits.length, 1);
+    assert.deepEqual(
+      host.log.slice(0, 6).map((line) => line.split(' ')[0]),
+      ['systemctl', 'date', 'pause', 'stop', 'systemctl', 'date'],
+    );
+    assert.equal(host.log[6]!.split(' ')[0], 'journalctl');
+    assert.deepEqual(host.actions, [`systemctl --no-ask-password --no-pager restart -- ${UNIT}`]);
   });
 
   it('names the start limit when systemd refused the start', async () => {

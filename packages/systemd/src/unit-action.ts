@@ -110,12 +110,14 @@ export function joinOutput(stdout: string, stderr: string): string | null {
   return text.length > MAX_OUTCOME_OUTPUT_CHARS ? `…${text.slice(-MAX_OUTCOME_OUTPUT_CHARS)}` : text;
 }
 
+function showFailure(shown: CommandResult, hostName?: string): Error {
+  const where = hostName === undefined ? '' : ` on ${hostName}`;
+  return new Error(`systemctl show exited ${shown.exitCode}${where}: ${shown.stderr.trim()}`);
+}
+
 /** The unit as `systemctl show` printed it; `hostName` (when given) names the host in the error. */
 function snapshotFrom(shown: CommandResult, hostName?: string): UnitSnapshot {
-  if (shown.exitCode !== 0) {
-    const where = hostName === undefined ? '' : ` on ${hostName}`;
-    throw new Error(`systemctl show exited ${shown.exitCode}${where}: ${shown.stderr.trim()}`);
-  }
+  if (shown.exitCode !== 0) throw showFailure(shown, hostName);
   return parseSnapshot(shown.stdout);
 }
 
@@ -179,8 +181,15 @@ class UnitAction {
   private readonly hooks: UnitActionHooks;
   private readonly clock: Clock;
   private readonly limit: StartLimitProgress = { waitedMs: 0, hostClock: null, note: null };
-  /** Before a verb that may start the unit, its recent starts are counted (the host's clock, then its journal). */
-  private readonly counting: (readonly string[])[];
+  /** A verb that may start the unit: its recent starts are judged before acting (see start-limit.ts). */
+  private readonly checksStartLimit: boolean;
+  /**
+   * Whether the unit's starts are counted in its journal, the costliest read of an action on the
+   * host. A unit being restarted is usually active since long before the limit's interval, which its
+   * state shows without the journal (see startedBefore); only when it cannot does a second session
+   * count. A unit being started is usually down, which never shows that: its first session counts.
+   */
+  private countsStarts: boolean;
   /** When the action began (this side's clock), for the journal's window when the host's clock was not read. */
   private readonly startedAt: number;
 
@@ -194,9 +203,14 @@ class UnitAction {
     this.hooks = input.hooks;
     this.clock = input.clock ?? REAL_CLOCK;
     this.startedAt = this.clock.now();
-    // Reads drover can do without, so a sudo refusal only skips the check.
-    this.counting =
-      this.unit && START_LIKE_VERBS.includes(this.verb) ? [HOST_CLOCK_ARGV, startJournalArgv(this.unit)] : [];
+    this.checksStartLimit = this.unit !== null && START_LIKE_VERBS.includes(this.verb);
+    this.countsStarts = this.verb === 'start';
+  }
+
+  /** The reads for the start limit: the host's clock, then (when needed) the journal. Each is optional: a sudo refusal only skips the check. */
+  private get counting(): (readonly string[])[] {
+    if (!this.checksStartLimit) return [];
+    return this.countsStarts ? [HOST_CLOCK_ARGV, startJournalArgv(this.unit!)] : [HOST_CLOCK_ARGV];
   }
 
   private exec(argv: readonly string[], onData?: (chunk: string) => void): Promise<CommandResult> {
@@ -227,14 +241,14 @@ class UnitAction {
   }
 
   /**
-   * One session when nothing is in transition: it reads whether the host runs systemd and the
-   * unit's state, pauses while that state is stored (so a lost worker's successor can tell whether
-   * the action happened), then runs the verb and reads the state again. After a lost attempt, and
-   * before the host's identity is settled, the reading and the action are separate round trips.
+   * One session when nothing is in transition: it reads the unit's state (a `systemctl show` that
+   * answers shows the host runs systemd; without a unit, the probe asks), pauses while that state is
+   * stored (so a lost worker's successor can tell whether the action happened), then runs the verb
+   * and reads the state again. After a lost attempt, and before the host's identity is settled, the
+   * reading and the action are separate round trips.
    */
   async act(): Promise<Outcome> {
-    const { verb, unit, counting, progress, host } = this;
-    const look = unit ? [SYSTEMD_PROBE_ARGV, snapshotArgv(unit), ...counting] : [SYSTEMD_PROBE_ARGV];
+    const { verb, unit, progress, host } = this;
     const action = unit ? [verbArgv(verb, unit), snapshotArgv(unit)] : [verbArgv(verb, unit)];
     const recorded = this.earlier.before;
     const commandSentMsAgo = this.earlier.clearedMsAgo;
@@ -244,16 +258,26 @@ class UnitAction {
     let acted: CommandResult[] | null = null;
     if (!recorded && commandSentMsAgo === null && host.identified) {
       for (;;) {
-        // Set when the unit's changed definition or the start limit stops the session before the "go".
-        const held: { verdict?: StartLimitVerdict; interlock?: Exclude<Interlock, { kind: 'act' }> } = {};
+        const { counting } = this;
+        const look = unit ? [snapshotArgv(unit), ...counting] : [SYSTEMD_PROBE_ARGV];
+        // Set when the first read failed, or the unit's changed definition or the start limit stops
+        // the session before the "go".
+        const held: {
+          unread?: CommandResult;
+          verdict?: StartLimitVerdict;
+          interlock?: Exclude<Interlock, { kind: 'act' }>;
+        } = {};
         const ran = await host.runSequence([...look, ...action], {
           timeoutMs,
-          optional: counting.map((_, index) => 2 + index),
+          optional: counting.map((_, index) => 1 + index),
           pause: {
             after: look.length,
-            proceed: async ([probe, shown, ...counted]) => {
-              if (probe!.exitCode !== 0) return false;
-              progress.before = shown ? snapshotFrom(shown, host.name) : null;
+            proceed: async ([first, ...counted]) => {
+              if (first!.exitCode !== 0) {
+                held.unread = first!;
+                return false;
+              }
+              progress.before = unit ? snapshotFrom(first!, host.name) : null;
               const decision = this.interlockOf(progress.before);
               if (decision.kind !== 'act') {
                 held.interlock = decision;
@@ -271,18 +295,27 @@ class UnitAction {
           acted = ran.steps.slice(look.length);
           break;
         }
+        if (held.unread) return this.unreadable(held.unread);
         if (held.interlock) {
           // Nothing was sent; what follows reads the unit again in separate round trips.
           const stop = await this.applyInterlock(held.interlock);
           if (stop) return stop;
           break;
         }
-        if (!held.verdict) return this.withoutSystemd(ran.steps[0]!);
+        if (!held.verdict) throw new Error(`the session on ${host.name} ended before drover decided to act`);
+        if (held.verdict.action === 'count') {
+          this.countsStarts = true;
+          continue;
+        }
         const stopped = await this.holdForStartLimit(held.verdict, progress.before);
         if (stopped) return stopped;
       }
     }
     if (acted === null) {
+      // A rare path: the starts are counted in the journal without first asking the unit's state.
+      this.countsStarts = true;
+      const { counting } = this;
+      const look = unit ? [SYSTEMD_PROBE_ARGV, snapshotArgv(unit)] : [SYSTEMD_PROBE_ARGV];
       const looked = await host.runSequence(look, { timeoutMs });
       const probe = looked.steps[0]!;
       if (probe.exitCode !== 0) return this.withoutSystemd(probe);
@@ -367,8 +400,9 @@ class UnitAction {
 
     const settled = await this.settle(before, acted[1] ? snapshotFrom(acted[1], this.host.name) : null);
     if (failedCommand) {
-      const refused =
-        this.counting.length > 0 ? await this.refusedByStartLimit(before, settled?.after ?? null, result.stderr) : null;
+      const refused = this.checksStartLimit
+        ? await this.refusedByStartLimit(before, settled?.after ?? null, result.stderr)
+        : null;
       const why = refused ?? (result.stderr.trim().split('\n').slice(-3).join(' ') || 'no error output');
       return {
         result: 'failed',
@@ -540,6 +574,16 @@ class UnitAction {
       }
     }
     return null;
+  }
+
+  /**
+   * The session's first read failed: without a unit that was the probe; a `systemctl show` that
+   * failed is the unit's error on a host that runs systemd, else the probe tells what the host is.
+   */
+  private async unreadable(first: CommandResult): Promise<Outcome> {
+    const probe = this.unit ? await this.exec(SYSTEMD_PROBE_ARGV) : first;
+    if (probe.exitCode === 0) throw showFailure(first, this.host.name);
+    return this.withoutSystemd(probe);
   }
 
   /** The systemd probe said no (exit 1: act through the init script) or could not tell. */
