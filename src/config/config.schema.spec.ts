@@ -255,6 +255,23 @@ describe('parseConfig', () => {
     assert.match(configErrorMessage({ ...required, REDIS_TLS: 'true' }), /REDIS_TLS does not apply to REDIS_URL/);
   });
 
+  it('takes a CA file for Redis only with TLS on, and only as an absolute path', () => {
+    const ca = '/etc/drover/redis-ca.pem';
+    assert.match(
+      configErrorMessage({ ...required, REDIS_TLS_CA_FILE: ca }),
+      /REDIS_TLS_CA_FILE needs TLS: REDIS_TLS=true, or a rediss:\/\/ REDIS_URL/,
+    );
+    const cluster = { DATABASE_URL: required.DATABASE_URL, REDIS_CLUSTER_NODES: 'redis-1:7000' };
+    assert.match(configErrorMessage({ ...cluster, REDIS_TLS_CA_FILE: ca }), /REDIS_TLS_CA_FILE needs TLS/);
+    assert.match(
+      configErrorMessage({ ...cluster, REDIS_TLS: 'true', REDIS_TLS_CA_FILE: 'redis-ca.pem' }),
+      /REDIS_TLS_CA_FILE must be an absolute path/,
+    );
+    assert.equal(parseConfig({ ...cluster, REDIS_TLS: 'true', REDIS_TLS_CA_FILE: ca }).REDIS_TLS_CA_FILE, ca);
+    const url = { ...required, REDIS_URL: 'rediss://cache:6380' };
+    assert.equal(parseConfig({ ...url, REDIS_TLS_CA_FILE: ca }).REDIS_TLS_CA_FILE, ca);
+  });
+
   it('names a node list that is not host:port pairs', () => {
     for (const nodes of ['', 'redis', 'redis:', 'redis:0', 'redis:65536', 'a:1,,b:2', 'redis:6379/0', 'fd00::5:7000']) {
       const message = configErrorMessage({ DATABASE_URL: required.DATABASE_URL, REDIS_CLUSTER_NODES: nodes });

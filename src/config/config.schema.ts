@@ -66,6 +66,8 @@ const environmentSchema = z.object({
   REDIS_SENTINEL_PASSWORD: z.string().min(1).optional(),
   /** TLS to the Redis servers (and sentinels) of REDIS_SENTINELS or REDIS_CLUSTER_NODES (rediss:// says it for REDIS_URL). */
   REDIS_TLS: booleanString.default(false),
+  /** PEM file of the CA (or CAs) trusted for Redis's TLS instead of the system's, e.g. a private CA. */
+  REDIS_TLS_CA_FILE: z.string().regex(/^\//, { error: 'must be an absolute path' }).optional(),
   /** PostgreSQL connections one process keeps at most (its pool); requests wait up to 2 s for one. */
   DATABASE_POOL_SIZE: integerString(1, 1_000).default(10),
   HOST: z.string().min(1).default('127.0.0.1'),
@@ -193,6 +195,10 @@ function checkRedisTarget(env: Environment, context: z.RefinementCtx): void {
   }
   if (env.REDIS_SENTINEL_PASSWORD !== undefined && env.REDIS_SENTINELS === undefined) {
     problem('REDIS_SENTINEL_PASSWORD', 'is only meaningful with REDIS_SENTINELS');
+  }
+  if (env.REDIS_TLS_CA_FILE !== undefined) {
+    const tls = env.REDIS_URL === undefined ? env.REDIS_TLS : env.REDIS_URL.startsWith('rediss://');
+    if (!tls) problem('REDIS_TLS_CA_FILE', 'needs TLS: REDIS_TLS=true, or a rediss:// REDIS_URL');
   }
   if (env.REDIS_URL !== undefined) {
     for (const name of ['REDIS_PASSWORD', 'REDIS_USERNAME', 'REDIS_TLS'] as const) {

@@ -3,23 +3,14 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import type { DroverClient } from '../../src/client';
 import { startTestApi, TestApi } from '../support/api';
-import { query } from '../support/database';
 import { FleetInventory, readFleetInventory } from '../support/fleet';
 import { startSentinelSet, type SentinelSet } from '../support/redis-servers';
-import {
-  probeDropIn,
-  probeStarts,
-  resetProbe,
-  startRollout,
-  waitForRollout,
-  waitForSettled,
-} from '../support/rollouts';
-import { waitUntil } from '../support/wait';
+import { rolloutAcrossFailover } from '../support/redis-failover';
+import { probeDropIn, resetProbe } from '../support/rollouts';
 import { startTestWorker, TestWorker, workerEnv } from '../support/worker';
 
 type FleetHost = FleetInventory['hosts'][number];
 
-const UNIT = 'drover-probe.service';
 const MASTER = 'drovermaster';
 
 describe('Redis behind Sentinel: a failover in the middle of a rollout', () => {
@@ -73,63 +64,29 @@ describe('Redis behind Sentinel: a failover in the middle of a rollout', () => {
     assert.deepEqual(problems, [], 'the worker and the API closed');
   });
 
-  /**
-   * Rolls drover-probe out over the hosts one at a time and, once the second batch's restart is
-   * under way on its host, has Redis fail over to `newMasterPort`; then checks that the rollout
-   * succeeded with every host started exactly once, and that the audit chain verifies.
-   */
-  async function rolloutAcrossFailover(failover: () => Promise<void>, newMasterPort: number): Promise<void> {
-    const set = redis!;
-    const startsBefore = await Promise.all(hosts.map(async (host) => (await probeStarts(host)).length));
-    const created = await startRollout(client, {
-      unit: UNIT,
+  /** A rollout across the hosts during which the sentinels promote `newMasterPort`. */
+  const rolloutAcrossSentinelFailover = (failover: () => Promise<void>, newMasterPort: number) =>
+    rolloutAcrossFailover({
+      api: api!,
+      client,
+      hosts,
       selector: 'sentinel=yes',
-      batches: { size: 1 },
-      healthGate: { minHealthyTimeMs: 1_000 },
-    });
-    await waitForRollout(client, created.id, (rollout) => rollout.batches.length >= 2, 60_000);
-    await waitUntil(
-      async () => {
-        const [row] = await query<{ count: string }>(
-          api!.database.url,
-          `SELECT count(*) FROM tasks t JOIN rollout_batches b ON b.operation_id = t.operation_id
-            WHERE b.rollout_id = $1 AND b.index = 1 AND t.state = 'running'`,
-          [created.id],
-        );
-        return Number(row?.count) > 0;
+      failover,
+      failedOver: {
+        check: async () => (await redis!.currentMasterPort()) === newMasterPort,
+        description: `the sentinels promoted port ${newMasterPort}`,
       },
-      'a task of the second batch runs',
-      30_000,
-    );
-    await failover();
-    await waitUntil(
-      async () => (await set.currentMasterPort()) === newMasterPort,
-      `the sentinels promoted port ${newMasterPort}`,
-      30_000,
-    );
-
-    const rollout = await waitForSettled(client, created.id, 120_000);
-    assert.equal(rollout.status, 'succeeded', rollout.reason ?? '');
-    assert.deepEqual(
-      await Promise.all(hosts.map(async (host) => (await probeStarts(host)).length)),
-      startsBefore.map((count) => count + 1),
-      'each host started exactly once, none skipped',
-    );
-    const auditor = await api!.client({ scopes: ['audit'] });
-    const verification = await auditor.GET('/v1/audit/verify', {});
-    assert.equal(verification.response.status, 200);
-    assert.equal(verification.data!.ok, true, JSON.stringify(verification.data));
-  }
+    });
 
   it('master crashes (SIGKILL; writes not yet replicated are lost): every host restarted once, audit intact', async () => {
     const set = redis!;
-    await rolloutAcrossFailover(() => set.master.kill(), set.replica.port);
+    await rolloutAcrossSentinelFailover(() => set.master.kill(), set.replica.port);
   });
 
   it('failover on request (the old master lives on as a replica): every host restarted once, audit intact', async () => {
     const set = redis!;
     // The crashed master of the test before comes back, and becomes the new master's replica.
     const oldMaster = await set.revive(set.master);
-    await rolloutAcrossFailover(() => set.failover(), oldMaster.port);
+    await rolloutAcrossSentinelFailover(() => set.failover(), oldMaster.port);
   });
 });

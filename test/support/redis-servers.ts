@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
-import { ChildProcess, spawn } from 'node:child_process';
+import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Redis } from 'ioredis';
+import { connect as connectTls } from 'node:tls';
+import { Redis, type RedisOptions } from 'ioredis';
 import { waitUntil } from './wait';
 
 /** A TCP port nothing listens on right now (the kernel's pick). */
@@ -20,13 +22,45 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** A certificate for 127.0.0.1 that is its own CA: what TLS servers present and their clients trust. */
+export interface RedisTls {
+  certFile: string;
+  keyFile: string;
+  /** Removes the files (safe to call more than once). */
+  remove(): Promise<void>;
+}
+
+/** A fresh self-signed certificate (EC P-256, one day) for servers on 127.0.0.1. */
+export async function makeRedisTls(): Promise<RedisTls> {
+  const directory = await mkdtemp(path.join(tmpdir(), 'drover-redis-tls-'));
+  const certFile = path.join(directory, 'redis.pem');
+  const keyFile = path.join(directory, 'redis.key');
+  execFileSync(
+    'openssl',
+    [
+      ...['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1'],
+      ...['-keyout', keyFile, '-out', certFile, '-subj', '/CN=drover-test-redis'],
+      ...['-addext', 'subjectAltName=IP:127.0.0.1', '-addext', 'basicConstraints=critical,CA:TRUE'],
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  return { certFile, keyFile, remove: () => rm(directory, { recursive: true, force: true }) };
+}
+
+/** ioredis options for a server of these (TLS trusting its certificate, or plain TCP). */
+export function clientTls(tls: RedisTls | undefined): Pick<RedisOptions, 'tls'> {
+  return tls ? { tls: { ca: readFileSync(tls.certFile) } } : {};
+}
+
 /** Whether a Redis server on 127.0.0.1:port answers PING (false while it is still starting). */
-export function redisAnswers(port: number): Promise<boolean> {
+export function redisAnswers(port: number, tls?: RedisTls): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1');
+    const socket = tls
+      ? connectTls({ port, host: '127.0.0.1', ca: readFileSync(tls.certFile) })
+      : connect(port, '127.0.0.1');
     socket.setTimeout(1_000);
-    socket.once('connect', () => socket.write('PING\r\n'));
-    socket.once('data', (data) => {
+    socket.once(tls ? 'secureConnect' : 'connect', () => socket.write('PING\r\n'));
+    socket.once('data', (data: Buffer) => {
       socket.destroy();
       resolve(data.toString().startsWith('+PONG'));
     });
@@ -54,16 +88,23 @@ export interface RedisServer {
 /**
  * A redis-server started as a child of this process, on 127.0.0.1 with nothing kept on disk beyond
  * its life (a replica's copy of the master's data goes to a directory of its own, removed with it)
- * and `args` added; or, given `sentinelConfig`, a sentinel with that config file (which names its port).
+ * and `args` added; with `tls`, it speaks only TLS on that port. Or, given `sentinelConfig`, a
+ * sentinel with that config file (which names its port).
  */
 export async function startRedisServer(
-  options: { port?: number; args?: string[]; sentinelConfig?: string } = {},
+  options: { port?: number; args?: string[]; sentinelConfig?: string; tls?: RedisTls } = {},
 ): Promise<RedisServer> {
   const port = options.port ?? (await freePort());
   const directory = await mkdtemp(path.join(tmpdir(), 'drover-redis-'));
+  const { tls } = options;
+  const listen = tls
+    ? ['--port', '0', '--tls-port', String(port), '--tls-cert-file', tls.certFile, '--tls-key-file', tls.keyFile]
+        // Clients are not asked for certificates; the CA is what servers check each other against.
+        .concat(['--tls-ca-cert-file', tls.certFile, '--tls-auth-clients', 'no'])
+    : ['--port', String(port)];
   const argv =
     options.sentinelConfig === undefined
-      ? ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', directory].concat(
+      ? [...listen, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', directory].concat(
           options.args ?? [],
         )
       : [options.sentinelConfig, '--sentinel'];
@@ -83,7 +124,7 @@ export async function startRedisServer(
     await rm(directory, { recursive: true, force: true });
   };
   try {
-    await waitUntil(() => redisAnswers(port), `redis-server on port ${port} answers PING`);
+    await waitUntil(() => redisAnswers(port, tls), `redis-server on port ${port} answers PING`);
   } catch (error) {
     await kill();
     throw new Error(`${(error as Error).message}; its output:\n${output}`, { cause: error });
@@ -220,6 +261,10 @@ export interface RedisCluster {
   nodes: RedisServer[];
   /** The nodes as REDIS_CLUSTER_NODES wants them. */
   nodesSetting: string;
+  /** The ports of the master serving `key`'s slot and of its replica (null: none), as the cluster says now. */
+  shardOf(key: string): Promise<{ master: number; replica: number | null }>;
+  /** CLUSTER FAILOVER on a replica: it takes over its master's slots, and the master becomes its replica. */
+  failover(replicaPort: number): Promise<void>;
   /** Kills every node (safe to call more than once). */
   stop(): Promise<void>;
 }
@@ -238,21 +283,48 @@ async function freeClusterPort(): Promise<number> {
   }
 }
 
-/** A Redis Cluster of three masters (no replicas), its slots all assigned. */
-export async function startRedisCluster(): Promise<RedisCluster> {
+/**
+ * A Redis Cluster of three masters, its slots all assigned; with `replicas`, each master has a
+ * replica, and a master that stops answering for a second is replaced by it. With `tls`, clients,
+ * replication and the cluster bus speak only TLS.
+ */
+export async function startRedisCluster(options: { replicas?: boolean; tls?: RedisTls } = {}): Promise<RedisCluster> {
+  const { tls } = options;
   const nodes: RedisServer[] = [];
   const stop = async () => {
     await Promise.all(nodes.map((node) => node.kill()));
   };
+  // One short-lived connection to a node for one command; `port` must answer.
+  const ask = async <T>(port: number, ...command: string[]): Promise<T> => {
+    const client = new Redis({
+      port,
+      host: '127.0.0.1',
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+      ...clientTls(tls),
+    });
+    try {
+      await client.connect();
+      return (await client.call(command[0]!, ...command.slice(1))) as T;
+    } finally {
+      client.disconnect();
+    }
+  };
+  const args = ['--cluster-enabled', 'yes', '--cluster-node-timeout', '1000'].concat(
+    tls ? ['--tls-cluster', 'yes', '--tls-replication', 'yes'] : [],
+  );
   try {
-    for (let index = 0; index < 3; index += 1) {
+    for (let index = 0; index < (options.replicas ? 6 : 3); index += 1) {
       const port = await freeClusterPort();
       // Each node keeps its nodes.conf in its own directory.
-      nodes.push(await startRedisServer({ port, args: ['--cluster-enabled', 'yes'] }));
+      nodes.push(await startRedisServer({ port, args, ...(tls ? { tls } : {}) }));
     }
     const addresses = nodes.map((node) => `127.0.0.1:${node.port}`);
+    const createArgs = ['--cluster', 'create', ...addresses, '--cluster-yes']
+      .concat(options.replicas ? ['--cluster-replicas', '1'] : [])
+      .concat(tls ? ['--tls', '--cacert', tls.certFile] : []);
     await new Promise<void>((resolve, reject) => {
-      const create = spawn('redis-cli', ['--cluster', 'create', ...addresses, '--cluster-yes'], { stdio: 'pipe' });
+      const create = spawn('redis-cli', createArgs, { stdio: 'pipe' });
       let output = '';
       create.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
       create.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -261,18 +333,37 @@ export async function startRedisCluster(): Promise<RedisCluster> {
         code === 0 ? resolve() : reject(new Error(`redis-cli --cluster create: ${output}`)),
       );
     });
-    const ask = new Redis({ port: nodes[0]!.port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0 });
-    try {
-      await ask.connect();
-      await waitUntil(
-        async () => ((await ask.call('CLUSTER', 'INFO')) as string).includes('cluster_state:ok'),
-        'the cluster is ok',
-        30_000,
-      );
-    } finally {
-      ask.disconnect();
-    }
-    return { nodes, nodesSetting: addresses.join(','), stop };
+    const shardOf = async (key: string) => {
+      // Any node that still runs knows the cluster's map (a test may have killed some).
+      const { port } = nodes.find((node) => node.child.exitCode === null && node.child.signalCode === null)!;
+      const slot = await ask<number>(port, 'CLUSTER', 'KEYSLOT', key);
+      const ranges = await ask<[number, number, [string, number], ...[string, number][]][]>(port, 'CLUSTER', 'SLOTS');
+      const range = ranges.find(([first, last]) => first <= slot && slot <= last);
+      assert.ok(range, `no node serves slot ${slot}`);
+      const [, , master, replica] = range;
+      return { master: master[1], replica: replica ? replica[1] : null };
+    };
+    await waitUntil(
+      async () => {
+        for (const node of nodes) {
+          if (!(await ask<string>(node.port, 'CLUSTER', 'INFO')).includes('cluster_state:ok')) return false;
+          const replication = await ask<string>(node.port, 'INFO', 'replication');
+          if (replication.includes('role:slave') && !replication.includes('master_link_status:up')) return false;
+        }
+        return true;
+      },
+      'every node sees the cluster ok, and every replica has synchronised',
+      30_000,
+    );
+    return {
+      nodes,
+      nodesSetting: addresses.join(','),
+      shardOf,
+      failover: async (replicaPort) => {
+        assert.equal(await ask<string>(replicaPort, 'CLUSTER', 'FAILOVER'), 'OK');
+      },
+      stop,
+    };
   } catch (error) {
     await stop();
     throw error;

@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, it } from 'node:test';
 import { Cluster, Redis } from 'ioredis';
 import { parseConfig } from '../../config/config.schema';
@@ -73,6 +76,57 @@ describe('createRedisClient', () => {
     assert.ok(copy instanceof Cluster);
     client.disconnect();
     copy.disconnect();
+  });
+});
+
+describe('a private CA for Redis’s TLS (REDIS_TLS_CA_FILE)', () => {
+  const pem = '-----BEGIN CERTIFICATE-----\nnot checked here\n-----END CERTIFICATE-----\n';
+  const withCa = async <T>(use: (file: string) => T): Promise<T> => {
+    const directory = await mkdtemp(path.join(tmpdir(), 'drover-ca-'));
+    try {
+      const file = path.join(directory, 'ca.pem');
+      await writeFile(file, pem);
+      return use(file);
+    } finally {
+      await rm(directory, { recursive: true, force: true });
+    }
+  };
+
+  it('is trusted on every connection: a Cluster’s nodes, sentinels and their master, a rediss:// URL, BullMQ’s', async () => {
+    await withCa((file) => {
+      const cluster = createRedisClient({ ...clusterConfig, REDIS_TLS_CA_FILE: file }, { lazyConnect: true });
+      assert.ok(cluster instanceof Cluster);
+      assert.equal(String((cluster.options.redisOptions?.tls as { ca: Buffer }).ca), pem);
+      cluster.disconnect();
+
+      const sentinels = parseConfig({
+        ...database,
+        REDIS_SENTINELS: 's:26379',
+        REDIS_SENTINEL_MASTER: 'm',
+        REDIS_TLS: 'true',
+        REDIS_TLS_CA_FILE: file,
+      });
+      const viaSentinels = createRedisClient(sentinels, { lazyConnect: true });
+      assert.equal(String((viaSentinels.options as { tls: { ca: Buffer } }).tls.ca), pem);
+      assert.equal(String((viaSentinels.options as { sentinelTLS: { ca: Buffer } }).sentinelTLS.ca), pem);
+      viaSentinels.disconnect();
+
+      const url = parseConfig({ ...database, REDIS_URL: 'rediss://cache:6380', REDIS_TLS_CA_FILE: file });
+      const direct = createRedisClient(url, { lazyConnect: true });
+      assert.equal(String((direct.options as { tls: { ca: Buffer } }).tls.ca), pem);
+      direct.disconnect();
+      const forBullmq = bullmqConnection(url) as { url: string; tls: { ca: Buffer } };
+      assert.equal(forBullmq.url, 'rediss://cache:6380');
+      assert.equal(String(forBullmq.tls.ca), pem);
+    });
+  });
+
+  it('names the variable when the file cannot be read', () => {
+    const config = { ...clusterConfig, REDIS_TLS_CA_FILE: '/nonexistent/drover-ca.pem' };
+    assert.throws(
+      () => createRedisClient(config, { lazyConnect: true }),
+      /^Error: REDIS_TLS_CA_FILE: cannot read \/nonexistent\/drover-ca\.pem: ENOENT/,
+    );
   });
 });
 

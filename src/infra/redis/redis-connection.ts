@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import type { ConnectionOptions as TlsOptions } from 'node:tls';
 import type { ConnectionOptions } from 'bullmq';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import type { AppConfig } from '../../config/config.schema';
@@ -15,14 +17,31 @@ type RedisSettings = Pick<
   | 'REDIS_USERNAME'
   | 'REDIS_SENTINEL_PASSWORD'
   | 'REDIS_TLS'
+  | 'REDIS_TLS_CA_FILE'
 >;
+
+/** TLS options of every Redis and sentinel connection: the configured CA, else the system's. */
+function tlsOptions(config: RedisSettings): TlsOptions {
+  const file = config.REDIS_TLS_CA_FILE;
+  if (file === undefined) return {};
+  try {
+    return { ca: readFileSync(file) };
+  } catch (error) {
+    throw new Error(`REDIS_TLS_CA_FILE: cannot read ${file}: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+/** For REDIS_URL: TLS comes with rediss://, and only a configured CA needs saying. */
+function urlTlsOptions(config: RedisSettings): Pick<RedisOptions, 'tls'> {
+  return config.REDIS_TLS_CA_FILE === undefined ? {} : { tls: tlsOptions(config) };
+}
 
 /** What a connection needs beyond the address: its authentication and TLS. */
 function serverOptions(config: RedisSettings): Pick<RedisOptions, 'username' | 'password' | 'tls'> {
   return {
     ...(config.REDIS_USERNAME === undefined ? {} : { username: config.REDIS_USERNAME }),
     ...(config.REDIS_PASSWORD === undefined ? {} : { password: config.REDIS_PASSWORD }),
-    ...(config.REDIS_TLS ? { tls: {} } : {}),
+    ...(config.REDIS_TLS ? { tls: tlsOptions(config) } : {}),
   };
 }
 
@@ -38,7 +57,7 @@ function sentinelOptions(config: RedisSettings, sentinels: NonNullable<RedisSett
     name: config.REDIS_SENTINEL_MASTER,
     ...(config.REDIS_SENTINEL_PASSWORD === undefined ? {} : { sentinelPassword: config.REDIS_SENTINEL_PASSWORD }),
     // TLS both to the sentinels and to the master they name.
-    ...(config.REDIS_TLS ? { sentinelTLS: {}, enableTLSForSentinelMode: true } : {}),
+    ...(config.REDIS_TLS ? { sentinelTLS: tlsOptions(config), enableTLSForSentinelMode: true } : {}),
     // Not ioredis's failoverDetector: its subscriptions to the sentinels can outlive disconnect() (they
     // kept a test process alive), and the sentinels already disconnect the old master's clients.
     reconnectOnError: (error: Error): 2 | false => (error.message.startsWith('READONLY') ? 2 : false),
@@ -61,7 +80,7 @@ export function createRedisClient(config: RedisSettings, options: RedisOptions =
     return new Redis({ ...sentinelOptions(config, config.REDIS_SENTINELS), ...options });
   }
   if (config.REDIS_URL === undefined) throw new Error('no Redis configured (the config schema requires one)');
-  return new Redis(config.REDIS_URL, options);
+  return new Redis(config.REDIS_URL, { ...urlTlsOptions(config), ...options });
 }
 
 /** A second client to the same Redis (for a subscriber, which can do nothing else). */
@@ -82,5 +101,5 @@ export function bullmqConnection(config: RedisSettings): ConnectionOptions {
   // Lazy: BullMQ connects it when a queue or worker first needs it.
   if (config.REDIS_CLUSTER_NODES !== undefined) return createRedisClient(config, { ...blocking, lazyConnect: true });
   if (config.REDIS_SENTINELS !== undefined) return { ...sentinelOptions(config, config.REDIS_SENTINELS), ...blocking };
-  return { url: config.REDIS_URL, ...blocking };
+  return { url: config.REDIS_URL, ...urlTlsOptions(config), ...blocking };
 }
