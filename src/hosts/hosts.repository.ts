@@ -91,25 +91,31 @@ export class HostsRepository {
   }
 
   /** Up to `take` hosts matching the selector, ordered by name, strictly after `afterName`. */
-  async list(selector: Selector, afterName: string | undefined, take: number): Promise<Host[]> {
-    const after = afterName === undefined ? Prisma.sql`TRUE` : Prisma.sql`name > ${afterName}`;
-    const rows = await this.prisma.$queryRaw<{ id: string }[]>`
-      SELECT id FROM hosts
-      WHERE ${selectorSql(selector, Prisma.sql`labels`)} AND ${after}
-      ORDER BY name
-      LIMIT ${take}`;
-    const hosts = await this.prisma.host.findMany({
-      where: { id: { in: rows.map((row) => row.id) } },
-      orderBy: { name: 'asc' },
-    });
-    return hosts;
+  list(selector: Selector, afterName: string | undefined, take: number): Promise<Host[]> {
+    return this.matching(selector, afterName, take);
   }
 
   /** Every host matching the selector, ordered by name (targets of an operation). */
-  async findAllMatching(selector: Selector): Promise<Host[]> {
-    const rows = await this.prisma.$queryRaw<{ id: string }[]>`
-      SELECT id FROM hosts WHERE ${selectorSql(selector, Prisma.sql`labels`)}`;
-    return this.prisma.host.findMany({ where: { id: { in: rows.map((row) => row.id) } }, orderBy: { name: 'asc' } });
+  findAllMatching(selector: Selector): Promise<Host[]> {
+    return this.matching(selector);
+  }
+
+  /**
+   * Hosts matching the selector by name, in one statement. A selector is SQL on the labels column,
+   * which Prisma's query builder cannot express; reading the ids first and then the rows by id
+   * cost a second query over the whole page of ids, most of a 1,000-host page's time.
+   */
+  private matching(selector: Selector, afterName?: string, take?: number): Promise<Host[]> {
+    const after = afterName === undefined ? Prisma.sql`TRUE` : Prisma.sql`name > ${afterName}`;
+    const limit = take === undefined ? Prisma.empty : Prisma.sql`LIMIT ${take}`;
+    return this.prisma.$queryRaw<Host[]>`
+      SELECT id, name, address, port, transport, ssh_user AS "sshUser",
+             host_key_fingerprint AS "hostKeyFingerprint", labels, status,
+             last_seen_at AS "lastSeenAt", created_at AS "createdAt", updated_at AS "updatedAt"
+      FROM hosts
+      WHERE ${selectorSql(selector, Prisma.sql`labels`)} AND ${after}
+      ORDER BY name
+      ${limit}`;
   }
 
   async findById(id: string): Promise<Host | null> {

@@ -1,8 +1,9 @@
 import { type Requirement, type Selector } from '@drover/protocol';
 import { Prisma } from '../../generated/prisma/client';
 
+// `@>` and `?` are served by the GIN index on hosts.labels (the default jsonb_ops class, which,
+// unlike jsonb_path_ops, indexes keys too); the function jsonb_exists() would not be.
 function hasLabel(column: Prisma.Sql, key: string, value: string): Prisma.Sql {
-  // `@>` is served by the GIN (jsonb_path_ops) index on hosts.labels.
   return Prisma.sql`${column} @> ${JSON.stringify({ [key]: value })}::jsonb`;
 }
 
@@ -16,9 +17,9 @@ function anyLabel(column: Prisma.Sql, key: string, values: string[]): Prisma.Sql
 function requirementSql(column: Prisma.Sql, requirement: Requirement): Prisma.Sql {
   switch (requirement.operator) {
     case 'exists':
-      return Prisma.sql`jsonb_exists(${column}, ${requirement.key})`;
+      return Prisma.sql`${column} ? ${requirement.key}`;
     case 'notExists':
-      return Prisma.sql`NOT jsonb_exists(${column}, ${requirement.key})`;
+      return Prisma.sql`NOT (${column} ? ${requirement.key})`;
     case 'equals':
       return hasLabel(column, requirement.key, requirement.value);
     case 'notEquals':
