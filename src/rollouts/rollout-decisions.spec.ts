@@ -14,6 +14,7 @@ import {
   type GateReading,
   type HostView,
   leaveQueue,
+  likelyNextBatch,
   planBatch,
   QUEUED_POLL_MS,
   type RolloutState,
@@ -233,6 +234,37 @@ describe('advance: batches, gates and completion', () => {
     assert.equal(decision.events.at(-1)?.type, 'rollout.pausing_between_batches');
     assert.equal(advance({ ...decision.state, now: T0 + 29_999 }, NOTHING).nextStepInMs, 1);
     assert.deepEqual(advance({ ...decision.state, now: T0 + 30_000 }, NOTHING).proposal?.hostIds, ['id-web-2']);
+  });
+});
+
+describe('likelyNextBatch: whom to connect to ahead', () => {
+  it('guesses the pending hosts the batch after the one just started takes, by the next size', () => {
+    const state = rolloutState({ count: 10, strategy: { batches: { sizes: [1, '30%'] } } });
+    const canary = advance(state, NOTHING).proposal;
+    assert.ok(canary);
+    assert.deepEqual(likelyNextBatch(state, canary), ['id-web-2', 'id-web-3', 'id-web-4']);
+  });
+
+  it('counts the batches of the run started before, whether or not the started one is among them', () => {
+    const sizes = { batches: { sizes: [1, 2, 4] } };
+    const hosts = [host('web-1', 'succeeded', 0), host('web-2', 'acting', 1), host('web-3', 'acting', 1)];
+    const second = { hostIds: ['id-web-2', 'id-web-3'], index: 1, run: 1, unavailableAtStart: 0 };
+    const without = rolloutState({ count: 10, hosts, strategy: sizes, batches: [batch(0, ['web-1'], 1, true)] });
+    const withIt = { ...without, batches: [...without.batches, batch(1, ['web-2', 'web-3'])] };
+    const expected = ['id-web-4', 'id-web-5', 'id-web-6', 'id-web-7'];
+    assert.deepEqual(likelyNextBatch(without, second), expected);
+    assert.deepEqual(likelyNextBatch(withIt, second), expected);
+  });
+
+  it('is empty when the started batch takes the last pending hosts', () => {
+    const last = { hostIds: ['id-web-2', 'id-web-3'], index: 1, run: 1, unavailableAtStart: 0 };
+    const after = rolloutState({
+      count: 3,
+      hosts: [host('web-1', 'succeeded', 0)],
+      strategy: { batches: { sizes: [1, 2] } },
+      batches: [batch(0, ['web-1'], 1, true)],
+    });
+    assert.deepEqual(likelyNextBatch(after, last), []);
   });
 });
 

@@ -19,7 +19,14 @@ import {
 } from '@drover/protocol';
 import type { RolloutStrategy } from './dto/rollout.dto';
 import { blockersOf, type Overlap, queuedReason } from './rollout-admission';
-import { baselineOf, downFirst, failureBudgetExceeded, judgeGate, nextBatchSize } from './rollout-rules';
+import {
+  baselineOf,
+  downFirst,
+  failureBudgetExceeded,
+  judgeGate,
+  nextBatchSize,
+  wantedBatchSize,
+} from './rollout-rules';
 
 /** How often hosts in their health gate are checked. */
 export const GATE_CHECK_INTERVAL_MS = 1_000;
@@ -611,6 +618,25 @@ export function batchStarted(state: RolloutState, proposal: BatchProposal, opera
     },
   });
   return draft.decide({ nextStepInMs: ACTING_POLL_MS });
+}
+
+/**
+ * The hosts (rollout host ids) the batch after `started` will most likely take: the next pending
+ * ones in order, as many as the strategy's next size. A guess, for connecting ahead only: a unit
+ * down or an availability limit may pick others when that batch is planned.
+ */
+export function likelyNextBatch(state: RolloutState, started: BatchProposal): string[] {
+  const { rollout } = state;
+  const earlier = state.batches.filter((batch) => batch.run === started.run && batch.index !== started.index);
+  const size = wantedBatchSize(
+    rollout.strategy.batches.sizes ?? [rollout.strategy.batches.size ?? 1],
+    earlier.length + 1,
+    rollout.total,
+  );
+  return state.hosts
+    .filter((host) => host.state === 'pending' && !started.hostIds.includes(host.id))
+    .slice(0, size)
+    .map((host) => host.id);
 }
 
 /** The proposed batch may not start: the rollout's token may no longer act on its hosts. */

@@ -91,6 +91,13 @@ export function failureBudgetExceeded(failed: number, maxFailures: number): bool
   return failed > maxFailures;
 }
 
+/** The size the strategy gives the `batchOfRun`-th batch of a run (0: the first), availability aside. */
+export function wantedBatchSize(sizes: readonly Amount[], batchOfRun: number, total: number): number {
+  const last = sizes[sizes.length - 1];
+  if (last === undefined) throw new RangeError('no batch size given');
+  return resolvePercent(sizes[batchOfRun] ?? last, total);
+}
+
 /**
  * The size of the next batch: the strategy's size for this batch of the run (the last size
  * repeats), no more than the hosts left, and no more than the availability limit leaves room for
@@ -107,9 +114,7 @@ export function nextBatchSize(input: {
   downNow: number;
   downPending?: number;
 }): number {
-  const last = input.sizes[input.sizes.length - 1];
-  if (last === undefined) throw new RangeError('no batch size given');
-  const wanted = resolvePercent(input.sizes[input.batchOfRun] ?? last, input.total);
+  const wanted = wantedBatchSize(input.sizes, input.batchOfRun, input.total);
   const room =
     input.maxUnavailable === null
       ? wanted

@@ -22,6 +22,7 @@ import {
   type EndedTask,
   type GateReading,
   leaveQueue,
+  likelyNextBatch,
   planBatch,
 } from './rollout-decisions';
 import { judgeGate, unitGateProblem, type UnitReading } from './rollout-rules';
@@ -38,6 +39,8 @@ interface Outcome {
   decision: Decision;
   /** The operation of a batch started under the lock, to dispatch once it is committed. */
   operationId?: string;
+  /** The rollout hosts the batch after that one will most likely take (see likelyNextBatch). */
+  likelyNext?: string[];
 }
 
 function targetOf(host: SshHost): SshTarget {
@@ -203,7 +206,7 @@ export class RolloutRunnerService {
     );
     const started = batchStarted(decision.state, proposal, operationId);
     await this.apply(locked, started);
-    return { decision: started, operationId };
+    return { decision: started, operationId, likelyNext: likelyNextBatch(decision.state, proposal) };
   }
 
   private async apply(locked: LockedRollout, decision: Decision): Promise<void> {
@@ -216,7 +219,32 @@ export class RolloutRunnerService {
 
   private async afterCommit(rolloutId: string, outcome: Outcome): Promise<void> {
     if (outcome.operationId) await this.dispatcher.dispatch(outcome.operationId);
+    if (outcome.likelyNext?.length) void this.connectAhead(rolloutId, outcome.likelyNext);
     if (outcome.decision.quiesced) await this.rolloutsService.cameToRest(rolloutId);
+  }
+
+  /**
+   * Opens the SSH connections of the next batch's likely hosts while this batch acts, so that a
+   * worker new to them does not pay their handshakes batch after batch (a script connecting to the
+   * whole fleet first does not). Best effort and never awaited: a host that cannot be reached or
+   * shows another key fails its own task later, with its own error.
+   */
+  private async connectAhead(rolloutId: string, rolloutHostIds: string[]): Promise<void> {
+    try {
+      const pending = await this.rollouts.hostsIn(rolloutId, ['pending']);
+      const ahead = pending.flatMap(({ id, host }) =>
+        host?.transport === 'ssh' && rolloutHostIds.includes(id) ? [host] : [],
+      );
+      await Promise.all(
+        ahead.map((host) =>
+          this.ssh.warm(targetOf(host)).catch((error: unknown) => {
+            this.logger.debug({ rolloutId, host: host.name, err: error }, 'could not connect ahead');
+          }),
+        ),
+      );
+    } catch (error) {
+      this.logger.warn({ rolloutId, err: error }, 'could not look up the next batch to connect ahead');
+    }
   }
 
   /** Asks for the next step when the decision wants one. */

@@ -81,6 +81,24 @@ export class SshConnectionPool {
     };
   }
 
+  /**
+   * Opens the connection for `key` ahead of its first command, only when there is none yet and the
+   * pool has a free place: it never evicts a connection nor waits for room, so a connection opened
+   * ahead never takes the place a command needs. Resolves when it is open (idle from then on, closed
+   * after the idle timeout like any other) or nothing was to be done; rejects with the connect
+   * attempt's error.
+   */
+  async warm(key: string, connect: (onClose: () => void) => SshConnection): Promise<void> {
+    if (this.shutDown || this.entries.has(key) || this.entries.size >= this.limits.maxConnections) return;
+    const entry = this.create(key, connect);
+    this.use(entry);
+    try {
+      await entry.connection.ready;
+    } finally {
+      this.detach(entry);
+    }
+  }
+
   /** Closes every connection (politely, then forcibly after `graceMs`) and refuses new work. */
   async closeAll(graceMs: number): Promise<void> {
     this.shutDown = true;

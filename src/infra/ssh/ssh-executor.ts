@@ -304,23 +304,41 @@ export class SshExecutor implements OnModuleDestroy {
     };
   }
 
+  /**
+   * Connects to `target` ahead of its first command, verifying its host key as `exec` would, when
+   * the pool has a free place (see SshConnectionPool.warm). Rejects with the SshError of the attempt.
+   */
+  async warm(target: SshTarget): Promise<void> {
+    const { key, connect } = await this.connector(target, this.hostKeyPolicy(target, {}));
+    await this.pool.warm(key, connect);
+  }
+
+  /** The pool key of a connection to `target` under `hostKeyPolicy`, and how to open it. */
+  private async connector(
+    target: SshTarget,
+    hostKeyPolicy: HostKeyPolicy,
+  ): Promise<{ key: string; connect: (onClose: () => void) => SshConnection }> {
+    const privateKey = await this.loadPrivateKey();
+    return {
+      key: JSON.stringify([target.hostId, target.address, target.port, target.sshUser, hostKeyPolicy]),
+      connect: (onClose) =>
+        new SshConnection(
+          target,
+          hostKeyPolicy,
+          {
+            privateKey,
+            connectTimeoutMs: this.config.SSH_CONNECT_TIMEOUT_MS,
+            keepaliveIntervalMs: this.config.SSH_KEEPALIVE_INTERVAL_MS,
+            handshakes: this.handshakes,
+          },
+          onClose,
+        ),
+    };
+  }
+
   /** Sends one command line on a pooled connection (reconnecting once if the pooled one was dead). */
   private async send(target: SshTarget, command: string, display: string, settings: ExecSettings): Promise<ExecResult> {
-    const privateKey = await this.loadPrivateKey();
-    const key = JSON.stringify([target.hostId, target.address, target.port, target.sshUser, settings.hostKeyPolicy]);
-    const connect = (onClose: () => void): SshConnection =>
-      new SshConnection(
-        target,
-        settings.hostKeyPolicy,
-        {
-          privateKey,
-          connectTimeoutMs: this.config.SSH_CONNECT_TIMEOUT_MS,
-          keepaliveIntervalMs: this.config.SSH_KEEPALIVE_INTERVAL_MS,
-          handshakes: this.handshakes,
-        },
-        onClose,
-      );
-
+    const { key, connect } = await this.connector(target, settings.hostKeyPolicy);
     for (let attempt = 1; ; attempt++) {
       try {
         const lease = await this.pool.acquire(key, connect);
