@@ -231,10 +231,8 @@ export class RolloutRunnerService {
    */
   private async connectAhead(rolloutId: string, rolloutHostIds: string[]): Promise<void> {
     try {
-      const pending = await this.rollouts.hostsIn(rolloutId, ['pending']);
-      const ahead = pending.flatMap(({ id, host }) =>
-        host?.transport === 'ssh' && rolloutHostIds.includes(id) ? [host] : [],
-      );
+      const pending = await this.rollouts.hostsIn(rolloutId, ['pending'], rolloutHostIds);
+      const ahead = pending.flatMap(({ host }) => (host?.transport === 'ssh' ? [host] : []));
       await Promise.all(
         ahead.map((host) =>
           this.ssh.warm(targetOf(host)).catch((error: unknown) => {

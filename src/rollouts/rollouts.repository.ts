@@ -591,10 +591,14 @@ export class RolloutsRepository {
     return this.prisma.rollout.findUnique({ where: { id } });
   }
 
-  /** Hosts of a rollout in the given states, with how to reach them. */
-  hostsIn(rolloutId: string, states: readonly RolloutHostState[]): Promise<RolloutHostWithHost[]> {
+  /** Hosts of a rollout in the given states (of these rollout host ids only, if given), with how to reach them. */
+  hostsIn(
+    rolloutId: string,
+    states: readonly RolloutHostState[],
+    onlyIds?: readonly string[],
+  ): Promise<RolloutHostWithHost[]> {
     return this.prisma.rolloutHost.findMany({
-      where: { rolloutId, state: { in: [...states] } },
+      where: { rolloutId, state: { in: [...states] }, ...(onlyIds ? { id: { in: [...onlyIds] } } : {}) },
       orderBy: { position: 'asc' },
       include: { host: { select: SSH_HOST_FIELDS } },
     });
