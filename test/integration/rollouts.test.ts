@@ -117,6 +117,42 @@ describe('rollouts on a booted fleet', () => {
     assert.deepEqual((await refreshed()).sort(), hosts.map((host) => host.name).sort());
   });
 
+  it('connects ahead to the hosts of the next batch while a batch acts, on a worker new to the fleet', async () => {
+    // A new worker: its pool holds no connection yet. Its warm-ups are watched, not replaced.
+    await worker.close();
+    worker = await startTestWorker(workerEnv(api.database.url, queuePrefix));
+    const connectedAhead = new Map<string, number>();
+    const warm = worker.ssh.warm.bind(worker.ssh);
+    worker.ssh.warm = async (target) => {
+      await warm(target);
+      connectedAhead.set(target.name, Date.now());
+    };
+    const created = await startRollout(client, {
+      unit: UNIT,
+      selector: SIX,
+      batches: { sizes: [1, 2] },
+      // Long enough that a handshake on a busy machine ends well before the next batch starts.
+      healthGate: { minHealthyTimeMs: 2_000 },
+    });
+    const rollout = await waitForSettled(client, created.id);
+    assert.equal(rollout.status, 'succeeded', rollout.reason ?? '');
+    const [canary, ...later] = rollout.batches;
+    assert.ok(canary && later.length > 0);
+    for (const name of canary.hosts) assert.equal(connectedAhead.has(name), false, `${name}: acted on at once`);
+    for (const batch of later) {
+      for (const name of batch.hosts) {
+        const at = connectedAhead.get(name);
+        assert.ok(at !== undefined, `${name} (batch ${batch.index}) was not connected to ahead`);
+        assert.ok(at <= Date.parse(batch.startedAt), `${name} was connected to after its batch started`);
+      }
+    }
+    assert.equal(
+      worker.ssh.stats().connectionsOpened,
+      hosts.length,
+      'one connection per host: each task used the one opened ahead',
+    );
+  });
+
   it('aborts at exactly the failure budget, starts nothing after, and a retry skips the hosts already done', async () => {
     // fleet-02 and fleet-04 (in name order) cannot start the unit any more.
     const broken = [hosts[1]!, hosts[3]!];
