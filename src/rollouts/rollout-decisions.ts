@@ -18,6 +18,7 @@ import {
   type UnitSnapshot,
 } from '@drover/protocol';
 import type { RolloutStrategy } from './dto/rollout.dto';
+import type { Amount } from './planner';
 import { blockersOf, type Overlap, queuedReason } from './rollout-admission';
 import {
   baselineOf,
@@ -555,6 +556,11 @@ export function advance(state: RolloutState, input: StepInput): Decision {
   return draft.decide({ nextStepInMs: null, wantsCensus: true });
 }
 
+/** The strategy's batch sizes in one form: `sizes`, or the single `size` repeated. */
+function batchSizesOf(rollout: RolloutView): Amount[] {
+  return rollout.strategy.batches.sizes ?? [rollout.strategy.batches.size ?? 1];
+}
+
 function planIn(draft: Draft, down: ReadonlySet<string>): Decision {
   const { rollout } = draft;
   if (rollout.status !== 'running' || (rollout.nextBatchAt?.getTime() ?? 0) > draft.state.now) {
@@ -565,7 +571,7 @@ function planIn(draft: Draft, down: ReadonlySet<string>): Decision {
   const pending = downFirst(draft.hosts(['pending']), (host) => down.has(host.id));
   const downNow = draft.hosts().filter((host) => down.has(host.id)).length;
   const size = nextBatchSize({
-    sizes: rollout.strategy.batches.sizes ?? [rollout.strategy.batches.size ?? 1],
+    sizes: batchSizesOf(rollout),
     batchOfRun: draft.batchesOfRun(rollout.runs).length,
     total: rollout.total,
     remaining: pending.length,
@@ -628,11 +634,7 @@ export function batchStarted(state: RolloutState, proposal: BatchProposal, opera
 export function likelyNextBatch(state: RolloutState, started: BatchProposal): string[] {
   const { rollout } = state;
   const earlier = state.batches.filter((batch) => batch.run === started.run && batch.index !== started.index);
-  const size = wantedBatchSize(
-    rollout.strategy.batches.sizes ?? [rollout.strategy.batches.size ?? 1],
-    earlier.length + 1,
-    rollout.total,
-  );
+  const size = wantedBatchSize(batchSizesOf(rollout), earlier.length + 1, rollout.total);
   return state.hosts
     .filter((host) => host.state === 'pending' && !started.hostIds.includes(host.id))
     .slice(0, size)
