@@ -665,6 +665,38 @@ describe('SshExecutor on the booted fleet', () => {
     });
   });
 
+  it('kills a sequence whose step outlives the timeout: the rest never runs, the step is gone from the host', async () => {
+    await withExecutor(async (ssh) => {
+      const target = targetOf(hosts[0]!);
+      const timeoutMs = 1_500;
+      const file = `/tmp/drover-sequence-${randomUUID()}`;
+      const { error } = await rejectsWithin(
+        ssh.execSequence(
+          target,
+          [
+            ['echo', 'first'],
+            ['sh', '-c', 'echo started; sleep 31'],
+            ['touch', file],
+          ],
+          {
+            timeoutMs,
+          },
+        ),
+        [CommandTimeoutError],
+        timeoutMs + MARGIN_MS,
+      );
+      assert.match(error.stdout, /^first\n[^]*started\n$/);
+      const startedAt = performance.now();
+      let left = await ssh.exec(target, ['pgrep', '-af', '[s]leep 31']);
+      while (left.exitCode === 0 && performance.now() - startedAt < 5_000) {
+        await sleep(100);
+        left = await ssh.exec(target, ['pgrep', '-af', '[s]leep 31']);
+      }
+      assert.equal(left.exitCode, 1, `the step is gone: ${left.stdout}`);
+      assert.equal((await ssh.exec(target, ['test', '-e', file])).exitCode, 1, 'the step after it never ran');
+    });
+  });
+
   it('reconnects after the pooled connection is killed server-side, and reports a drop mid-command', async () => {
     await withExecutor(async (ssh) => {
       const host = hosts[1]!;

@@ -83,8 +83,13 @@ type ExecSettings = ExecOptions & {
  */
 const WATCHDOG_KILL_AFTER_S = 2;
 
+/** Before a command, for a non-root login. -n: fail instead of prompting for a password; --: the argv is never read as sudo options. */
+const SUDO: readonly string[] = ['sudo', '-n', '--'];
+
 /** What coreutils `timeout` exits with when it had to stop the command. */
 const WATCHDOG_EXIT_CODE = 124;
+/** ... or when the command outlived the TERM too and had to be killed (128 + SIGKILL). */
+const WATCHDOG_EXIT_CODES: readonly (number | null)[] = [WATCHDOG_EXIT_CODE, 128 + 9];
 
 /** sudo's own refusals (sudo 1.8/1.9 wording), printed on stderr with exit status 1. */
 const SUDO_REFUSAL =
@@ -94,7 +99,8 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * How long after the start of a sequence with `confirm` its host may still act on a "go": its
- * timeout, counted in whole seconds on the host's clock (so up to a second more, rounded up).
+ * timeout (when the host's watchdog ends the session), with a second to spare. (Hosts counted it
+ * in whole seconds of their clock before, up to a second more: the window kept its length.)
  */
 export function confirmWindowMs(timeoutMs: number): number {
   return Math.ceil(timeoutMs / 1000) * 1000 + 1000;
@@ -109,8 +115,9 @@ const SHUTDOWN_GRACE_MS = 2_000;
  * element. Host keys are always verified against the pinned fingerprint. Connections are pooled
  * per host (see SshConnectionPool). Every failure about a host is an SshError subclass.
  *
- * Killing a command that runs too long: each command runs under coreutils `timeout` on the host
- * (TERM at the deadline, KILL 2 s later), so it is stopped even when the connection is gone. On
+ * Killing a command that runs too long: each command (each sequence's shell, with its steps) runs
+ * under coreutils `timeout` on the host (TERM at the deadline, KILL 2 s later), so it is stopped
+ * even when the connection is gone. On
  * our side the deadline sends the channel a KILL signal and closes it, but that alone is not
  * enough: OpenSSH refuses signal requests for root logins ("session signalling requires privilege
  * separation") and cannot signal a root command under sudo for another user, and closing a channel
@@ -148,7 +155,8 @@ export class SshExecutor implements OnModuleDestroy {
     // between sshd and it, so exit signals are reported as such). stdin is /dev/null: the command
     // sees EOF instead of waiting for input, and our side of the channel stays open, which sshd
     // needs to accept a signal for it.
-    const command = `exec ${shellQuote(this.prefix(settings.timeoutMs, settings.usesSudo))} ${shellQuote(argv)} </dev/null`;
+    const prefix = [...this.watchdog(settings.timeoutMs), ...(settings.usesSudo ? SUDO : [])];
+    const command = `exec ${shellQuote(prefix)} ${shellQuote(argv)} </dev/null`;
     const result = await this.send(target, command, shellQuote(argv), settings);
     this.checkResult(target, shellQuote(argv), result, settings);
     return result;
@@ -169,6 +177,11 @@ export class SshExecutor implements OnModuleDestroy {
    * confirmWindowMs(timeoutMs) after the session began. One session can so read a state, have the
    * caller store it, and only then act. The output before the pause is bounded by maxOutputBytes
    * too: past it the rest never runs and the sequence fails.
+   *
+   * One watchdog guards the whole session (a shell under `timeout`), not one per step: a process
+   * started on a host costs milliseconds of its CPU, and a restart's session ran eleven of them
+   * where it now runs six. It also keeps the "go" window: a shell still waiting when the timeout
+   * ends is killed, so the rest cannot run later (by the host's monotonic clock, not its date).
    */
   async execSequence(
     target: SshTarget,
@@ -182,18 +195,18 @@ export class SshExecutor implements OnModuleDestroy {
     }
     const settings = this.settingsOf(target, execOptions);
     const marker = `drover-step-${randomBytes(12).toString('hex')}`;
-    const prefix = shellQuote(this.prefix(settings.timeoutMs, settings.usesSudo));
+    const sudo = settings.usesSudo ? `${shellQuote(SUDO)} ` : '';
     // After each step: its exit status on stdout and a bare marker on stderr, each on a line of
     // its own (the leading \n ends a last line the step left open; the split removes it again).
     const run = (argv: readonly string[]) =>
-      `${prefix} ${shellQuote(argv)} </dev/null; printf '\\n%s:%s\\n' ${marker} "$?"; printf '\\n%s\\n' ${marker} >&2`;
-    // A "go" counts only within the sequence's timeout of the shell's start, by the host's clock: a
-    // caller paused past that (a stopped worker) cannot act late, after another took over.
-    const command = confirm
-      ? `drover_t0=$(date +%s); ${steps.slice(0, confirm.after).map(run).join('; ')}; ` +
-        `if read -r drover_go && [ "$drover_go" = go ] && [ $(($(date +%s) - drover_t0)) -lt ${Math.ceil(settings.timeoutMs / 1000)} ]; ` +
-        `then ${steps.slice(confirm.after).map(run).join('; ')}; fi`
+      `${sudo}${shellQuote(argv)} </dev/null; printf '\\n%s:%s\\n' ${marker} "$?"; printf '\\n%s\\n' ${marker} >&2`;
+    const script = confirm
+      ? `${steps.slice(0, confirm.after).map(run).join('; ')}; ` +
+        `if read -r drover_go && [ "$drover_go" = go ]; then ${steps.slice(confirm.after).map(run).join('; ')}; fi`
       : steps.map(run).join('; ');
+    // `exec`: the login shell becomes the watchdog, whose TERM (then KILL) reaches the whole
+    // process group: the inner shell, the step it runs, and sudo, which relays TERM to its command.
+    const command = `exec ${shellQuote([...this.watchdog(settings.timeoutMs), 'sh', '-c', script])}`;
     const display = steps.map((argv) => shellQuote(argv)).join('; ');
     /** The steps whose both markers arrived; `check` also reads their exit statuses for sudo and the watchdog. */
     const split = (stdout: string, stderr: string, durationMs: number, check = true): StepResult[] => {
@@ -264,12 +277,17 @@ export class SshExecutor implements OnModuleDestroy {
       );
     }
     const ran = split(result.stdout, result.stderr, result.durationMs);
-    if (confirm && proceeded && ran.length === confirm.after && result.durationMs >= settings.timeoutMs) {
-      // Our "go" came after the timeout (this process stood still) and the host, as designed, did not
-      // run the rest: the sequence timed out, whichever of the session's end and our timer came first.
+    const expected = confirm && !proceeded ? confirm.after : steps.length;
+    if (
+      ran.length < expected &&
+      WATCHDOG_EXIT_CODES.includes(result.exitCode) &&
+      result.durationMs >= settings.timeoutMs
+    ) {
+      // The host's watchdog ended the session before our timer got to run (this process stood
+      // still): a step was cut short, or our "go" came after the timeout and, as designed, the rest
+      // never ran. Either way the sequence timed out.
       throw new CommandTimeoutError(target.name, display, settings.timeoutMs, result.stdout, result.stderr);
     }
-    const expected = confirm && !proceeded ? confirm.after : steps.length;
     if (ran.length !== expected) {
       throw new Error(
         `the output of ${display} on ${target.name} does not show where each command ended` +
@@ -381,11 +399,9 @@ export class SshExecutor implements OnModuleDestroy {
     throw new HostKeyNotPinnedError(target.name);
   }
 
-  /** What runs before the caller's argv: the remote watchdog, then sudo for a non-root login. */
-  private prefix(timeoutMs: number, usesSudo: boolean): string[] {
-    const watchdog = ['timeout', `--kill-after=${WATCHDOG_KILL_AFTER_S}s`, `${timeoutMs / 1000}s`];
-    // -n: fail instead of prompting for a password; --: the argv is never read as sudo options.
-    return usesSudo ? [...watchdog, 'sudo', '-n', '--'] : watchdog;
+  /** The remote watchdog: what runs before a command (then sudo, for a non-root login) or a sequence's shell. */
+  private watchdog(timeoutMs: number): string[] {
+    return ['timeout', `--kill-after=${WATCHDOG_KILL_AFTER_S}s`, `${timeoutMs / 1000}s`];
   }
 
   /** Read once; a failed read is retried next time (the file may be fixed without a restart). */
