@@ -108,14 +108,14 @@ export class HostsRepository {
   private matching(selector: Selector, afterName?: string, take?: number): Promise<Host[]> {
     const after = afterName === undefined ? Prisma.sql`TRUE` : Prisma.sql`name > ${afterName}`;
     const limit = take === undefined ? Prisma.empty : Prisma.sql`LIMIT ${take}`;
-    return this.prisma.$queryRaw<Host[]>`
+    return this.prisma.rows<Host>(Prisma.sql`
       SELECT id, name, address, port, transport, ssh_user AS "sshUser",
              host_key_fingerprint AS "hostKeyFingerprint", labels, status,
              last_seen_at AS "lastSeenAt", created_at AS "createdAt", updated_at AS "updatedAt"
       FROM hosts
       WHERE ${selectorSql(selector, Prisma.sql`labels`)} AND ${after}
       ORDER BY name
-      ${limit}`;
+      ${limit}`);
   }
 
   async findById(id: string): Promise<Host | null> {

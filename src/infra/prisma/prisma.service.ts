@@ -1,14 +1,35 @@
-import { Inject, Injectable, OnModuleDestroy } from '@nestjs/common';
+import { Inject, Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
 import { PrismaPg } from '@prisma/adapter-pg';
+import { Pool } from 'pg';
 import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config.schema';
-import { PrismaClient } from '../../generated/prisma/client';
+import { Prisma, PrismaClient } from '../../generated/prisma/client';
 
 /** The one Prisma client of a process. Only repositories inject it. */
 @Injectable()
 export class PrismaService extends PrismaClient implements OnModuleDestroy {
+  private readonly logger = new Logger(PrismaService.name);
+  /** The connections under Prisma's adapter, shared with `rows`. */
+  private readonly pool: Pool;
+
   constructor(@Inject(APP_CONFIG) config: AppConfig) {
-    super({ adapter: new PrismaPg({ connectionString: config.DATABASE_URL, max: config.DATABASE_POOL_SIZE }) });
+    const pool = new Pool({ connectionString: config.DATABASE_URL, max: config.DATABASE_POOL_SIZE });
+    super({ adapter: new PrismaPg(pool) });
+    this.pool = pool;
+    // A pooled connection that breaks while idle is dropped by the pool; unheard, its error would
+    // end the process (the adapter listens too, but only once Prisma first connects).
+    pool.on('error', (error) => this.logger.warn({ err: error }, 'an idle database connection failed'));
+  }
+
+  /**
+   * The rows of one statement as node-postgres reads them, past Prisma's result pipeline, which
+   * costs twice the CPU on a page of a thousand rows. For reads of many rows whose columns need no
+   * conversion beyond node-postgres' own (text, numbers, jsonb, timestamptz as Date); the SQL is
+   * a Prisma.Sql, so values are always parameters.
+   */
+  async rows<T>(query: Prisma.Sql): Promise<T[]> {
+    const result = await this.pool.query({ text: query.text, values: query.values });
+    return result.rows as T[];
   }
 
   /** Readiness probe: one round trip to the database. */
@@ -18,5 +39,6 @@ export class PrismaService extends PrismaClient implements OnModuleDestroy {
 
   async onModuleDestroy(): Promise<void> {
     await this.$disconnect();
+    await this.pool.end();
   }
 }
