@@ -86,10 +86,11 @@ const WATCHDOG_KILL_AFTER_S = 2;
 /** Before a command, for a non-root login. -n: fail instead of prompting for a password; --: the argv is never read as sudo options. */
 const SUDO: readonly string[] = ['sudo', '-n', '--'];
 
-/** What coreutils `timeout` exits with when it had to stop the command. */
-const WATCHDOG_EXIT_CODE = 124;
-/** ... or when the command outlived the TERM too and had to be killed (128 + SIGKILL). */
-const WATCHDOG_EXIT_CODES: readonly (number | null)[] = [WATCHDOG_EXIT_CODE, 128 + 9];
+/**
+ * What coreutils `timeout` exits with when it had to stop the command (124), or when the command
+ * outlived the TERM too and had to be killed (128 + SIGKILL).
+ */
+const WATCHDOG_EXIT_CODES: readonly (number | null)[] = [124, 128 + 9];
 
 /** sudo's own refusals (sudo 1.8/1.9 wording), printed on stderr with exit status 1. */
 const SUDO_REFUSAL =
@@ -117,9 +118,8 @@ const SHUTDOWN_GRACE_MS = 2_000;
  *
  * Killing a command that runs too long: each command (each sequence's shell, with its steps) runs
  * under coreutils `timeout` on the host (TERM at the deadline, KILL 2 s later), so it is stopped
- * even when the connection is gone. On
- * our side the deadline sends the channel a KILL signal and closes it, but that alone is not
- * enough: OpenSSH refuses signal requests for root logins ("session signalling requires privilege
+ * even when the connection is gone. On our side the deadline sends the channel a KILL signal and
+ * closes it, but that alone is not enough: OpenSSH refuses signal requests for root logins ("session signalling requires privilege
  * separation") and cannot signal a root command under sudo for another user, and closing a channel
  * without a pty does not signal the command at all (sshd waits for it to exit). Hosts therefore
  * need coreutils' `timeout` and a POSIX-compatible login shell.
@@ -158,7 +158,10 @@ export class SshExecutor implements OnModuleDestroy {
     const prefix = [...this.watchdog(settings.timeoutMs), ...(settings.usesSudo ? SUDO : [])];
     const command = `exec ${shellQuote(prefix)} ${shellQuote(argv)} </dev/null`;
     const result = await this.send(target, command, shellQuote(argv), settings);
-    this.checkResult(target, shellQuote(argv), result, settings);
+    if (this.endedByWatchdog(result, settings)) {
+      throw new CommandTimeoutError(target.name, shellQuote(argv), settings.timeoutMs, result.stdout, result.stderr);
+    }
+    this.checkSudo(target, shellQuote(argv), result, settings);
     return result;
   }
 
@@ -208,7 +211,7 @@ export class SshExecutor implements OnModuleDestroy {
     // process group: the inner shell, the step it runs, and sudo, which relays TERM to its command.
     const command = `exec ${shellQuote([...this.watchdog(settings.timeoutMs), 'sh', '-c', script])}`;
     const display = steps.map((argv) => shellQuote(argv)).join('; ');
-    /** The steps whose both markers arrived; `check` also reads their exit statuses for sudo and the watchdog. */
+    /** The steps whose both markers arrived; `check` also reads their exit statuses for sudo's refusals. */
     const split = (stdout: string, stderr: string, durationMs: number, check = true): StepResult[] => {
       const stdouts = stdout.split(new RegExp(`\n${marker}:(\\d+)\n`));
       const stderrs = stderr.split(`\n${marker}\n`);
@@ -221,7 +224,7 @@ export class SshExecutor implements OnModuleDestroy {
           stderr: stderrs[index]!,
           durationMs,
         };
-        if (check && !optional.includes(index)) this.checkResult(target, shellQuote(argv), step, settings);
+        if (check && !optional.includes(index)) this.checkSudo(target, shellQuote(argv), step, settings);
         return step;
       });
     };
@@ -278,11 +281,7 @@ export class SshExecutor implements OnModuleDestroy {
     }
     const ran = split(result.stdout, result.stderr, result.durationMs);
     const expected = confirm && !proceeded ? confirm.after : steps.length;
-    if (
-      ran.length < expected &&
-      WATCHDOG_EXIT_CODES.includes(result.exitCode) &&
-      result.durationMs >= settings.timeoutMs
-    ) {
+    if (ran.length < expected && this.endedByWatchdog(result, settings)) {
       // The host's watchdog ended the session before our timer got to run (this process stood
       // still): a step was cut short, or our "go" came after the timeout and, as designed, the rest
       // never ran. Either way the sequence timed out.
@@ -374,12 +373,16 @@ export class SshExecutor implements OnModuleDestroy {
     }
   }
 
-  /** What an exit status means beyond itself: the host's watchdog fired, or sudo refused. */
-  private checkResult(target: SshTarget, display: string, result: StepResult, settings: ExecSettings): void {
-    if (result.exitCode === WATCHDOG_EXIT_CODE && result.durationMs >= settings.timeoutMs) {
-      // The host's watchdog fired before our timer got to run (a busy event loop).
-      throw new CommandTimeoutError(target.name, display, settings.timeoutMs, result.stdout, result.stderr);
-    }
+  /**
+   * Whether the host's watchdog ended the command or session before our timer got to run (a busy
+   * event loop): only the watchdog's exit statuses, and only once the timeout has passed.
+   */
+  private endedByWatchdog(result: StepResult, settings: ExecSettings): boolean {
+    return WATCHDOG_EXIT_CODES.includes(result.exitCode) && result.durationMs >= settings.timeoutMs;
+  }
+
+  /** sudo's refusal is an error, not the command's exit status. */
+  private checkSudo(target: SshTarget, display: string, result: StepResult, settings: ExecSettings): void {
     if (settings.usesSudo && result.exitCode === 1 && SUDO_REFUSAL.test(result.stderr)) {
       throw new SudoRefusedError(target.name, target.sshUser, display, result.stderr);
     }
