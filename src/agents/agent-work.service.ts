@@ -81,12 +81,14 @@ export class AgentWorkService {
   }
 
   async renew(agent: AgentIdentity, taskId: string, attempt: number): Promise<void> {
-    await this.held(agent, taskId, attempt);
+    await this.hold(agent, taskId, attempt);
   }
 
   async clear(agent: AgentIdentity, taskId: string, attempt: number, before: UnitSnapshot | null): Promise<void> {
-    await this.held(agent, taskId, attempt);
-    if (!(await this.operations.clearToAct(taskId, attempt, before))) throw this.lost(taskId, attempt);
+    const claim = { hostId: agent.hostId, leaseMs: this.config.AGENT_TASK_LEASE_MS };
+    if (!(await this.operations.clearToAct(taskId, attempt, before, claim))) {
+      throw await this.refusal(agent, taskId, attempt);
+    }
   }
 
   async waiting(agent: AgentIdentity, taskId: string, attempt: number, reason: string): Promise<void> {
@@ -99,7 +101,7 @@ export class AgentWorkService {
   }
 
   async output(agent: AgentIdentity, taskId: string, attempt: number, chunk: OutputChunk): Promise<void> {
-    await this.held(agent, taskId, attempt);
+    await this.hold(agent, taskId, attempt);
     await this.agents.appendOutputChunk(taskId, attempt, chunk.seq, chunk.text);
   }
 
@@ -166,11 +168,8 @@ export class AgentWorkService {
   private async take(agent: AgentIdentity): Promise<{ command: AgentCommand | null; nextLapseInMs: number | null }> {
     const read = await this.reads.next(agent.hostId);
     if (read) return { command: read, nextLapseInMs: null };
-    const pending = await this.agents.pendingWork(agent.hostId);
-    const claimed = pending.claimable
-      ? await this.agents.claimNext(agent.hostId, this.config.AGENT_TASK_LEASE_MS)
-      : null;
-    return { command: claimed ? this.taskCommand(claimed) : null, nextLapseInMs: pending.nextLapseInMs };
+    const { task, nextLapseInMs } = await this.agents.claimNext(agent.hostId, this.config.AGENT_TASK_LEASE_MS);
+    return { command: task ? this.taskCommand(task) : null, nextLapseInMs };
   }
 
   private taskCommand(task: ClaimedTask): AgentCommand {
@@ -200,10 +199,22 @@ export class AgentWorkService {
   /** The agent's task while `attempt` still holds it: renews the claim, or 409 when it was lost. */
   private async held(agent: AgentIdentity, taskId: string, attempt: number): Promise<TaskWithContext> {
     const task = await this.ownTask(agent, taskId);
-    if (!(await this.agents.renewLease(agent.hostId, taskId, attempt, this.config.AGENT_TASK_LEASE_MS))) {
-      throw this.lost(taskId, attempt);
-    }
+    await this.hold(agent, taskId, attempt);
     return { ...task, attempts: attempt };
+  }
+
+  /** Renews the claim of `attempt`, one statement when it holds; refused (404 or 409) when it does not. */
+  private async hold(agent: AgentIdentity, taskId: string, attempt: number): Promise<void> {
+    if (!(await this.agents.renewLease(agent.hostId, taskId, attempt, this.config.AGENT_TASK_LEASE_MS))) {
+      throw await this.refusal(agent, taskId, attempt);
+    }
+  }
+
+  /** Why a call of an attempt was refused: 404 for another host's task (it learns nothing of them), else 409. */
+  private async refusal(agent: AgentIdentity, taskId: string, attempt: number): Promise<Error> {
+    return (await this.agents.ownsTask(agent.hostId, taskId))
+      ? this.lost(taskId, attempt)
+      : new ResourceNotFoundError('task', taskId);
   }
 
   private lost(taskId: string, attempt: number): StateConflictError {

@@ -43,9 +43,6 @@ export interface Sighting {
   facts: HostFacts | null;
 }
 
-/** How long a claim waits for a pool connection (Prisma's default is 2 s) before it fails with a 503. */
-const CLAIM_CONNECTION_WAIT_MS = 10_000;
-
 /** A task an agent claimed: what it carries out, and what an earlier attempt left. */
 export interface ClaimedTask {
   id: string;
@@ -197,11 +194,11 @@ export class AgentsRepository {
    * findUnique selecting the host is two round trips, one per table).
    */
   async identity(agentId: string): Promise<AgentIdentity | null> {
-    const [agent] = await this.prisma.$queryRaw<AgentIdentity[]>`
+    const [agent] = await this.prisma.rows<AgentIdentity>(Prisma.sql`
       SELECT a.id::text AS "agentId", a.host_id::text AS "hostId", h.name AS "hostName",
         a.revoked_at AS "revokedAt", a.last_seen_at AS "lastSeenAt"
       FROM agents a JOIN hosts h ON h.id = a.host_id
-      WHERE a.id = ${agentId}::uuid`;
+      WHERE a.id = ${agentId}::uuid`);
     return agent ?? null;
   }
 
@@ -290,83 +287,40 @@ export class AgentsRepository {
    * Claims the host's next offered task for its agent, as a new attempt (the fencing token): a
    * queued one, or a running one whose agent's lease lapsed (the agent lost it, or is back after a
    * partition). Claims of one host are serialised, and never two tasks on one unit run at once.
+   * Also says in how many milliseconds the first running task's claim lapses (then its task can be
+   * claimed again), or null when none runs. One call to the database function claim_agent_task.
    */
-  async claimNext(hostId: string, leaseMs: number): Promise<ClaimedTask | null> {
-    // Woken agents claim at once (a rollout's batch offers its tasks together), and a pool
-    // connection may take a while to come free then: waiting is better than failing, since the
-    // agent's request waits anyway. After the host's lock, one statement, so that the transaction
-    // holds its connection for as few round trips as it can.
-    return this.prisma.$transaction(
-      async (tx) => {
-        // One claim of a host at a time, each with a snapshot taken after the previous one committed:
-        // never two running tasks on one unit of a host.
-        await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtextextended(${hostId}, 7))`;
-        const [claimed] = await tx.$queryRaw<
-          {
-            id: string;
-            attempts: number;
-            verb: string;
-            unit: string | null;
-            before: Prisma.JsonValue | null;
-            command_sent_ms_ago: number | null;
-            command_timeout_ms: number;
-            daemon_reload: string;
-          }[]
-        >`
-          WITH claimed AS (
-            UPDATE tasks SET state = 'running', attempts = attempts + 1, started_at = COALESCE(started_at, now()),
-              lease_expires_at = now() + ${leaseMs} * interval '1 millisecond', output_seq = 0
-            WHERE id = (
-              SELECT t.id FROM tasks t
-              WHERE t.host_id = ${hostId}::uuid AND t.offered_at IS NOT NULL
-                AND (t.state = 'queued' OR (t.state = 'running' AND t.lease_expires_at < now()))
-                AND NOT EXISTS (
-                  SELECT 1 FROM tasks other
-                  WHERE other.host_id = t.host_id AND other.id <> t.id AND other.state = 'running'
-                    AND other.offered_at IS NOT NULL AND other.lease_expires_at >= now()
-                    AND other.unit IS NOT DISTINCT FROM t.unit)
-              ORDER BY t.offered_at, t.position
-              LIMIT 1
-              FOR UPDATE SKIP LOCKED)
-            RETURNING id, operation_id, attempts, verb, unit, before, command_sent_at
-          ), started AS (
-            UPDATE operations SET status = 'running'
-            FROM claimed WHERE operations.id = claimed.operation_id AND operations.status = 'queued'
-          )
-          SELECT claimed.id::text, claimed.attempts, claimed.verb, claimed.unit, claimed.before,
-            (EXTRACT(EPOCH FROM now() - claimed.command_sent_at) * 1000)::float8 AS command_sent_ms_ago,
-            o.command_timeout_ms, o.daemon_reload
-          FROM claimed JOIN operations o ON o.id = claimed.operation_id`;
-        if (!claimed) return null;
-        return {
-          id: claimed.id,
-          attempt: claimed.attempts,
-          verb: claimed.verb,
-          unit: claimed.unit,
-          commandTimeoutMs: claimed.command_timeout_ms,
-          daemonReload: claimed.daemon_reload,
-          before: claimed.before,
-          commandSentMsAgo: claimed.command_sent_ms_ago === null ? null : Math.round(claimed.command_sent_ms_ago),
-        };
-      },
-      { maxWait: CLAIM_CONNECTION_WAIT_MS },
-    );
-  }
-
-  /**
-   * One cheap read before any claim (most requests find nothing): whether a task offered to the
-   * host may be claimable now, and in how many milliseconds the first running task's claim lapses
-   * (then its task can be claimed again), or null when none runs.
-   */
-  async pendingWork(hostId: string): Promise<{ claimable: boolean; nextLapseInMs: number | null }> {
-    const [row] = await this.prisma.$queryRaw<{ claimable: boolean | null; next_lapse_ms: number | null }[]>`
-      SELECT bool_or(state = 'queued' OR lease_expires_at < now()) AS claimable,
-        (EXTRACT(EPOCH FROM min(lease_expires_at) FILTER (WHERE state = 'running' AND lease_expires_at >= now()) - now())
-          * 1000)::float8 AS next_lapse_ms
-      FROM tasks
-      WHERE host_id = ${hostId}::uuid AND offered_at IS NOT NULL AND state IN ('queued', 'running')`;
+  async claimNext(
+    hostId: string,
+    leaseMs: number,
+  ): Promise<{ task: ClaimedTask | null; nextLapseInMs: number | null }> {
+    const [row] = await this.prisma.rows<{
+      task_id: string | null;
+      attempt: number;
+      verb: string;
+      unit: string | null;
+      before: Prisma.JsonValue | null;
+      command_sent_ms_ago: number | null;
+      command_timeout_ms: number;
+      daemon_reload: string;
+      next_lapse_ms: number | null;
+    }>(Prisma.sql`SELECT * FROM claim_agent_task(${hostId}, ${leaseMs}::int)`);
     const lapse = row?.next_lapse_ms ?? null;
-    return { claimable: row?.claimable === true, nextLapseInMs: lapse === null ? null : Math.max(0, Math.ceil(lapse)) };
+    const nextLapseInMs = lapse === null ? null : Math.max(0, Math.ceil(lapse));
+    if (!row || row.task_id === null) return { task: null, nextLapseInMs };
+    return {
+      task: {
+        id: row.task_id,
+        attempt: row.attempt,
+        verb: row.verb,
+        unit: row.unit,
+        commandTimeoutMs: row.command_timeout_ms,
+        daemonReload: row.daemon_reload,
+        before: row.before,
+        commandSentMsAgo: row.command_sent_ms_ago === null ? null : Math.round(row.command_sent_ms_ago),
+      },
+      nextLapseInMs,
+    };
   }
 
   /** Renews the agent's claim of an attempt; false when it is no longer that attempt's (or its host's). */

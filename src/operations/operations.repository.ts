@@ -60,6 +60,89 @@ export type TaskWithContext = Task & {
   } | null;
 };
 
+/**
+ * The columns of a task, its operation and its host as TaskWithContext names them, for reading all
+ * three in one statement. `satisfies` keeps each list complete: a field added to the schema and not
+ * here fails to compile.
+ */
+const TASK_COLUMNS = {
+  id: 'id',
+  operationId: 'operation_id',
+  hostId: 'host_id',
+  hostName: 'host_name',
+  verb: 'verb',
+  unit: 'unit',
+  position: 'position',
+  state: 'state',
+  attempts: 'attempts',
+  dispatchedAt: 'dispatched_at',
+  startedAt: 'started_at',
+  finishedAt: 'finished_at',
+  commandSentAt: 'command_sent_at',
+  exitCode: 'exit_code',
+  reason: 'reason',
+  before: 'before',
+  after: 'after',
+  output: 'output',
+  diagnostics: 'diagnostics',
+  waitingFor: 'waiting_for',
+  waitingForRolloutId: 'waiting_for_rollout_id',
+  waitingSince: 'waiting_since',
+  offeredAt: 'offered_at',
+  leaseExpiresAt: 'lease_expires_at',
+  outputSeq: 'output_seq',
+} as const satisfies Record<keyof Task, string>;
+const OPERATION_COLUMNS = {
+  id: 'id',
+  verb: 'verb',
+  unit: 'unit',
+  selector: 'selector',
+  concurrency: 'concurrency',
+  onConflict: 'on_conflict',
+  daemonReload: 'daemon_reload',
+  commandTimeoutMs: 'command_timeout_ms',
+  trustOnFirstUse: 'trust_on_first_use',
+  requestedByTokenId: 'requested_by_token_id',
+  requestedBy: 'requested_by',
+  requestId: 'request_id',
+  status: 'status',
+  createdAt: 'created_at',
+  finishedAt: 'finished_at',
+  rolloutId: 'rollout_id',
+} as const satisfies Record<keyof Operation, string>;
+const RUN_HOST_COLUMNS = {
+  id: 'id',
+  name: 'name',
+  address: 'address',
+  port: 'port',
+  sshUser: 'ssh_user',
+  hostKeyFingerprint: 'host_key_fingerprint',
+  transport: 'transport',
+} as const satisfies Record<keyof NonNullable<TaskWithContext['host']>, string>;
+
+/** `alias.column AS "prefix.field"` for each field: node-postgres keeps one value per result column name. */
+function selectAs(alias: string, prefix: string, columns: Record<string, string>): string {
+  return Object.entries(columns)
+    .map(([field, column]) => `${alias}.${column} AS "${prefix}.${field}"`)
+    .join(', ');
+}
+
+/** The fields of one prefix back from a row of `selectAs` columns. */
+function fieldsOf(
+  row: Record<string, unknown>,
+  prefix: string,
+  columns: Record<string, string>,
+): Record<string, unknown> {
+  return Object.fromEntries(Object.keys(columns).map((field) => [field, row[`${prefix}.${field}`]]));
+}
+
+// Static text (no input): the columns of findForRun's one statement.
+const RUN_COLUMNS = Prisma.raw(
+  [selectAs('t', 't', TASK_COLUMNS), selectAs('o', 'o', OPERATION_COLUMNS), selectAs('h', 'h', RUN_HOST_COLUMNS)].join(
+    ', ',
+  ),
+);
+
 export type OperationWithTasks = Operation & { tasks: Task[] };
 
 /** Another rollout's hold on a task's unit: its task acted on the unit there, or its health gate watches it. */
@@ -202,25 +285,24 @@ export class OperationsRepository {
     return rows.map((row) => row.id);
   }
 
-  /** The task with its operation and host, or null when it does not exist any more. */
-  findForRun(taskId: string): Promise<TaskWithContext | null> {
-    return this.prisma.task.findUnique({
-      where: { id: taskId },
-      include: {
-        operation: true,
-        host: {
-          select: {
-            id: true,
-            name: true,
-            address: true,
-            port: true,
-            sshUser: true,
-            hostKeyFingerprint: true,
-            transport: true,
-          },
-        },
-      },
-    });
+  /**
+   * The task with its operation and host, or null when it does not exist any more. One statement
+   * (Prisma's include reads the three tables in three), since every task's job and every agent's
+   * report begins with it. node-postgres gives the columns as Prisma would: uuids, enums and text
+   * as strings, timestamps as Dates, jsonb parsed.
+   */
+  async findForRun(taskId: string): Promise<TaskWithContext | null> {
+    const [row] = await this.prisma.rows<Record<string, unknown>>(Prisma.sql`
+      SELECT ${RUN_COLUMNS}
+      FROM tasks t JOIN operations o ON o.id = t.operation_id LEFT JOIN hosts h ON h.id = t.host_id
+      WHERE t.id = ${taskId}::uuid`);
+    if (!row) return null;
+    return {
+      ...(fieldsOf(row, 't', TASK_COLUMNS) as Task),
+      operation: fieldsOf(row, 'o', OPERATION_COLUMNS) as Operation,
+      host:
+        row['h.id'] === null ? null : (fieldsOf(row, 'h', RUN_HOST_COLUMNS) as NonNullable<TaskWithContext['host']>),
+    };
   }
 
   /**
@@ -371,13 +453,25 @@ export class OperationsRepository {
   /**
    * Clears an attempt to send its command: records the state before acting (so a later attempt can
    * tell what happened) and when it was cleared. False when another attempt took the task over or
-   * it ended: the attempt must not act.
+   * it ended: the attempt must not act. For an agent's attempt (`agentClaim`), in the same statement:
+   * only a task of the agent's host offered to it, and its claim renewed.
    */
-  async clearToAct(taskId: string, attempt: number, before: Prisma.InputJsonValue | null): Promise<boolean> {
+  async clearToAct(
+    taskId: string,
+    attempt: number,
+    before: Prisma.InputJsonValue | null,
+    agentClaim?: { hostId: string; leaseMs: number },
+  ): Promise<boolean> {
+    const renewClaim = agentClaim
+      ? Prisma.sql`, lease_expires_at = now() + ${agentClaim.leaseMs} * interval '1 millisecond'`
+      : Prisma.empty;
+    const claimedByAgent = agentClaim
+      ? Prisma.sql` AND host_id = ${agentClaim.hostId}::uuid AND offered_at IS NOT NULL`
+      : Prisma.empty;
     const cleared = await this.prisma.$executeRaw`
       UPDATE tasks SET before = COALESCE(${jsonOrNull(before)}::jsonb, before),
-        command_sent_at = now(), waiting_for = NULL, waiting_for_rollout_id = NULL
-      WHERE id = ${taskId}::uuid AND state = 'running' AND attempts = ${attempt}`;
+        command_sent_at = now(), waiting_for = NULL, waiting_for_rollout_id = NULL${renewClaim}
+      WHERE id = ${taskId}::uuid AND state = 'running' AND attempts = ${attempt}${claimedByAgent}`;
     return cleared === 1;
   }
 

@@ -154,6 +154,39 @@ describe("a task's end keeps the inventory current", () => {
     assert.equal((await hostRow()).status, 'unknown', 'contact null: nothing told about the host');
   });
 
+  it('reads a task with its operation and host in one statement, as Prisma reads them', async () => {
+    const task = await startedTask();
+    assert.equal(await operations.clearToAct(task.id, task.attempts, snapshot(31)), true);
+    const viaPrisma = () =>
+      prisma.task.findUnique({
+        where: { id: task.id },
+        include: {
+          operation: true,
+          host: {
+            select: {
+              id: true,
+              name: true,
+              address: true,
+              port: true,
+              sshUser: true,
+              hostKeyFingerprint: true,
+              transport: true,
+            },
+          },
+        },
+      });
+    const read = await operations.findForRun(task.id);
+    assert.ok(read?.startedAt instanceof Date, 'timestamps are Dates');
+    assert.deepEqual(read.before, snapshot(31), 'jsonb is parsed');
+    assert.deepEqual(read, await viaPrisma());
+
+    await query(database.url, 'DELETE FROM hosts WHERE id = $1::uuid', [hostId]);
+    const orphan = await operations.findForRun(task.id);
+    assert.equal(orphan?.host, null, 'a deleted host leaves the task without one');
+    assert.deepEqual(orphan, await viaPrisma());
+    assert.equal(await operations.findForRun('00000000-0000-4000-8000-000000000000'), null);
+  });
+
   it('does not deadlock with the deletion of its host', async () => {
     const task = await startedTask();
     await query(

@@ -23,9 +23,10 @@ export class PrismaService extends PrismaClient implements OnModuleDestroy {
 
   /**
    * The rows of one statement as node-postgres reads them, past Prisma's result pipeline, which
-   * costs twice the CPU on a page of a thousand rows. For reads of many rows whose columns need no
-   * conversion beyond node-postgres' own (text, numbers, jsonb, timestamptz as Date); the SQL is
-   * a Prisma.Sql, so values are always parameters.
+   * costs twice the CPU on a page of a thousand rows and more than the round trip on a statement
+   * of one row. For reads of many rows and for the statements every task or agent request runs,
+   * whose columns need no conversion beyond node-postgres' own (text, numbers, jsonb, timestamptz
+   * as Date); the SQL is a Prisma.Sql, so values are always parameters.
    */
   async rows<T>(query: Prisma.Sql): Promise<T[]> {
     const result = await this.pool.query({ text: query.text, values: query.values });
