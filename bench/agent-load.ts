@@ -9,13 +9,10 @@
  *
  * FILE holds one JSON object per line: {"agentId": "...", "privateKey": "<PKCS#8 DER, base64>"}.
  */
-import { createPrivateKey, KeyObject, sign } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
-import { readFile } from 'node:fs/promises';
-import http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { AGENT_PROTOCOL_HEADER, AGENT_PROTOCOL_VERSION, sessionSigningText } from '@drover/protocol';
+import { login, readSimulatedAgents, request, SimulatedAgent, sockets } from './lib/simulated-agents';
 
 const LOGIN_CONCURRENCY = 64;
 /** A poll answered this much before its wait ended counts as answered early. */
@@ -73,46 +70,6 @@ function parseOptions(argv: string[]): Options {
 
 const progress = (message: string): void => void process.stderr.write(`[bench:agent-load] ${message}\n`);
 
-/** One socket per simulated agent, kept open between its polls, as each agent's own connection is. */
-const sockets = new http.Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: Infinity });
-
-function request(
-  url: string,
-  method: 'GET' | 'POST',
-  headers: Record<string, string>,
-  body: unknown,
-  timeoutMs: number,
-  signal: AbortSignal,
-): Promise<{ status: number; text: string }> {
-  return new Promise((resolve, reject) => {
-    const payload = body === undefined ? undefined : JSON.stringify(body);
-    const outgoing = http.request(
-      url,
-      {
-        method,
-        agent: sockets,
-        headers: {
-          ...headers,
-          [AGENT_PROTOCOL_HEADER]: String(AGENT_PROTOCOL_VERSION),
-          ...(payload === undefined ? {} : { 'content-type': 'application/json' }),
-        },
-        timeout: timeoutMs,
-        signal,
-      },
-      (response) => {
-        let text = '';
-        response.setEncoding('utf8');
-        response.on('data', (chunk: string) => (text += chunk));
-        response.on('end', () => resolve({ status: response.statusCode ?? 0, text }));
-        response.on('error', reject);
-      },
-    );
-    outgoing.on('timeout', () => outgoing.destroy(new Error('no answer in time')));
-    outgoing.on('error', reject);
-    outgoing.end(payload);
-  });
-}
-
 const errorKey = (error: unknown): string =>
   error instanceof Error ? ((error as { code?: string }).code ?? error.message).slice(0, 80) : String(error);
 
@@ -120,37 +77,9 @@ function count(counts: Record<string, number>, key: string): void {
   counts[key] = (counts[key] ?? 0) + 1;
 }
 
-interface SimulatedAgent {
-  agentId: string;
-  key: KeyObject;
-  credential: string;
-}
-
-async function login(url: string, agent: SimulatedAgent, signal: AbortSignal): Promise<void> {
-  const challenge = await request(`${url}/agent/v1/challenge`, 'POST', {}, { agentId: agent.agentId }, 30_000, signal);
-  if (challenge.status !== 200) throw new Error(`challenge ${challenge.status}`);
-  const { challenge: text } = JSON.parse(challenge.text) as { challenge: string };
-  const signature = sign(null, Buffer.from(sessionSigningText(agent.agentId, text)), agent.key).toString('base64');
-  const session = await request(
-    `${url}/agent/v1/sessions`,
-    'POST',
-    {},
-    { agentId: agent.agentId, challenge: text, signature },
-    30_000,
-    signal,
-  );
-  if (session.status !== 201) throw new Error(`session ${session.status}`);
-  agent.credential = (JSON.parse(session.text) as { credential: string }).credential;
-}
-
 async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2));
-  const lines = (await readFile(options.agentsFile, 'utf8')).split('\n').filter((line) => line !== '');
-  const agents: SimulatedAgent[] = lines.map((line) => {
-    const parsed = JSON.parse(line) as { agentId: string; privateKey: string };
-    const key = createPrivateKey({ key: Buffer.from(parsed.privateKey, 'base64'), format: 'der', type: 'pkcs8' });
-    return { agentId: parsed.agentId, key, credential: '' };
-  });
+  const agents = await readSimulatedAgents(options.agentsFile);
   const stop = new AbortController();
   // Every request in flight listens to it: 10,000 and more.
   setMaxListeners(Infinity, stop.signal);

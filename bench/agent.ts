@@ -24,14 +24,13 @@
  * Options: --hosts N[,N...] (50,200: the fleet has the largest; smaller runs use its first hosts),
  * --runs R (3 timed rounds after a warm-up), --keep-fleet, --idle-seconds S (60), --simulated N
  * (10000), --load-seconds S (60), --load-port N (8095) and --load-database NAME
- * (drover_bench_agent_load, also its Redis prefix) for the load part, --cpu-prof DIR (a V8 CPU
- * profile of the load part's API), --parts fanout,idle,load (all), --out FILE
+ * (drover_bench_agent_load, also its Redis prefix) for the load part, --cpu-prof DIR (V8 CPU
+ * profiles of the load part's API and of the fan-out's agent drover, its API and worker), --parts fanout,idle,load (all), --out FILE
  * (bench/results/agent.md). DROVER_FLEET_STATE and DROVER_FLEET_BOOT_PARALLEL are fleet.sh's.
  * Needs root, PostgreSQL and Redis on 127.0.0.1 (started when absent) and `npm run build` (the
  * agent's bundle in dist/agent).
  */
 import { ChildProcess, spawn } from 'node:child_process';
-import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -39,6 +38,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { installCommandLine } from '../src/cli/agents';
+import { seedAgents } from './lib/simulated-agents';
 import type { LoadReport } from './agent-load';
 import { call, Drover, droverPids, ensureServices, machine, startDrover } from './lib/drover';
 import {
@@ -312,51 +312,6 @@ async function idleRun(drover: Drover, fleet: FleetInstance, hosts: FleetHost[],
 
 // ---------------------------------------------------------------------------------------------
 // many simulated agents against one API
-
-/** Hosts and agents rows for `count` agents, each with an Ed25519 key of its own; writes their keys for the load process. */
-async function seedAgents(drover: Drover, count: number, file: string): Promise<void> {
-  const started = performance.now();
-  const names: string[] = [];
-  const ids: string[] = [];
-  const publicKeys: string[] = [];
-  const lines: string[] = [];
-  for (let i = 0; i < count; i += 1) {
-    const pair = generateKeyPairSync('ed25519');
-    const agentId = randomUUID();
-    names.push(`sim-${String(i).padStart(5, '0')}`);
-    ids.push(agentId);
-    publicKeys.push(pair.publicKey.export({ format: 'der', type: 'spki' }).toString('base64'));
-    lines.push(
-      JSON.stringify({
-        agentId,
-        privateKey: pair.privateKey.export({ format: 'der', type: 'pkcs8' }).toString('base64'),
-      }),
-    );
-  }
-  const facts = {
-    hostname: 'sim',
-    os: 'Debian GNU/Linux 12 (bookworm)',
-    kernel: os.release(),
-    systemdVersion: 'systemd 252',
-    uptimeSeconds: 1,
-    agentVersion: 'bench',
-    protocolVersion: 1,
-    runsAsRoot: true,
-  };
-  await drover.db.query(
-    `WITH new AS (SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[]) AS n(name, agent_id, public_key)),
-       hosts_made AS (
-         INSERT INTO hosts (id, name, address, port, transport, labels, status, last_seen_at, created_at, updated_at)
-         SELECT gen_random_uuid(), name, name, 0, 'agent', '{"sim":"yes"}', 'reachable', now(), now(), now() FROM new
-         RETURNING id, name)
-     INSERT INTO agents (id, host_id, public_key, facts, protocol_version, enrolled_at, last_seen_at)
-     SELECT new.agent_id, hosts_made.id, new.public_key, $4::jsonb, 1, now(), now()
-     FROM new JOIN hosts_made USING (name)`,
-    [names, ids, publicKeys, JSON.stringify(facts)],
-  );
-  await writeFile(file, `${lines.join('\n')}\n`, { mode: 0o600 });
-  progress(`seeded ${count} agents (keys, hosts and agents rows) in ${secs((performance.now() - started) / 1000)} s`);
-}
 
 interface Sample {
   at: number;
@@ -757,6 +712,7 @@ async function fleetParts(
       workDir,
       logPrefix: 'agent-',
       listenAddress: fleet.gateway,
+      profileDir: options.cpuProfileDir,
       env: { AGENT_BUNDLE_DIR: path.join(ROOT, 'dist/agent') },
     },
     teardown,

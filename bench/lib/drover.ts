@@ -243,7 +243,19 @@ export async function call<T>(
       method,
       headers: { authorization: `Bearer ${drover.token}`, 'content-type': 'application/json' },
       body: body === undefined ? undefined : JSON.stringify(body),
+    }).catch((error: Error) => {
+      // fetch's own message ("fetch failed") hides what failed.
+      return new Error(`${method} ${route}: ${error.message} (${String(error.cause)})`);
     });
+    if (response instanceof Error) {
+      // A kept-alive connection the API closed as idle just as this request went out (a busy
+      // machine notices the close late) resets the request before the API read it: ask once more.
+      if (/ECONNRESET|other side closed/.test(response.message) && retries === 0) {
+        progress(`${response.message}: asking again on a new connection`);
+        continue;
+      }
+      throw response;
+    }
     const text = await response.text();
     const retryAfter = Number(response.headers.get('retry-after'));
     if (response.status === 503 && retryAfter > 0 && retries < RETRIES_WHEN_UNAVAILABLE) {
