@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { AppModule } from './app.module';
-import { HttpDrain } from './common/http/http-drain';
+import { DRAIN_GRACE_MS, HttpDrain } from './common/http/http-drain';
 import { configureHttpApp } from './app.setup';
 import { loadConfigOrExit } from './config/load-config';
 import { createRootLogger, PinoNestLogger } from './infra/logging/logger';
@@ -21,7 +21,10 @@ async function bootstrap(): Promise<void> {
     bodyParser: false,
   });
   configureHttpApp(app, logger);
-  closeOnSignals(app, config.SHUTDOWN_TIMEOUT_MS, logger, () => app.get(HttpDrain).start(app.getHttpServer()));
+  // Half the shutdown's time at most for the changes in flight: the close that follows needs the rest.
+  closeOnSignals(app, config.SHUTDOWN_TIMEOUT_MS, logger, () =>
+    app.get(HttpDrain).start(app.getHttpServer(), Math.min(DRAIN_GRACE_MS, config.SHUTDOWN_TIMEOUT_MS / 2)),
+  );
   // Nest passes every argument on to http.Server.listen(port, host, backlog, callback); its typings omit the backlog.
   const listen = app.listen.bind(app) as unknown as (port: number, host: string, backlog: number) => Promise<unknown>;
   await listen(config.PORT, config.HOST, config.HTTP_LISTEN_BACKLOG);
