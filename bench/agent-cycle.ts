@@ -17,7 +17,7 @@
  *   node dist/bench/agent-cycle.js --agents 50 --rounds 10 --out /tmp/cycle.md
  *
  * Options: --agents N (50), --warm-up R (3: the API's code paths compiled), --rounds R (10),
- * --port N (8096), --cpu-prof DIR (V8 CPU profiles of the API and worker), --out FILE
+ * --port N (8099), --cpu-prof DIR (V8 CPU profiles of the API and worker), --out FILE
  * (bench/results/agent-cycle.md). Needs PostgreSQL and Redis on 127.0.0.1 (started when absent).
  */
 import { mkdtemp } from 'node:fs/promises';
@@ -61,7 +61,7 @@ function parseOptions(argv: string[]): Options {
     agents: 50,
     warmUp: 3,
     rounds: 10,
-    port: 8096,
+    port: 8099,
     cpuProfileDir: null,
     out: path.join(ROOT, 'bench/results/agent-cycle.md'),
   };
