@@ -24,7 +24,7 @@ export function closeOnSignals(
         logger.error({ timeoutMs }, 'graceful shutdown timed out; exiting');
         process.exit(1);
       }, timeoutMs).unref();
-      (beforeClose ?? (() => Promise.resolve()))()
+      Promise.resolve(beforeClose?.())
         .then(() => app.close())
         .then(
           () => process.exit(0),

@@ -61,87 +61,44 @@ export type TaskWithContext = Task & {
 };
 
 /**
- * The columns of a task, its operation and its host as TaskWithContext names them, for reading all
- * three in one statement. `satisfies` keeps each list complete: a field added to the schema and not
- * here fails to compile.
+ * The host fields acting on a host needs: TaskWithContext's host (`satisfies` keeps the list
+ * complete), and the Prisma select of a rollout's hosts.
  */
-const TASK_COLUMNS = {
-  id: 'id',
-  operationId: 'operation_id',
-  hostId: 'host_id',
-  hostName: 'host_name',
-  verb: 'verb',
-  unit: 'unit',
-  position: 'position',
-  state: 'state',
-  attempts: 'attempts',
-  dispatchedAt: 'dispatched_at',
-  startedAt: 'started_at',
-  finishedAt: 'finished_at',
-  commandSentAt: 'command_sent_at',
-  exitCode: 'exit_code',
-  reason: 'reason',
-  before: 'before',
-  after: 'after',
-  output: 'output',
-  diagnostics: 'diagnostics',
-  waitingFor: 'waiting_for',
-  waitingForRolloutId: 'waiting_for_rollout_id',
-  waitingSince: 'waiting_since',
-  offeredAt: 'offered_at',
-  leaseExpiresAt: 'lease_expires_at',
-  outputSeq: 'output_seq',
-} as const satisfies Record<keyof Task, string>;
-const OPERATION_COLUMNS = {
-  id: 'id',
-  verb: 'verb',
-  unit: 'unit',
-  selector: 'selector',
-  concurrency: 'concurrency',
-  onConflict: 'on_conflict',
-  daemonReload: 'daemon_reload',
-  commandTimeoutMs: 'command_timeout_ms',
-  trustOnFirstUse: 'trust_on_first_use',
-  requestedByTokenId: 'requested_by_token_id',
-  requestedBy: 'requested_by',
-  requestId: 'request_id',
-  status: 'status',
-  createdAt: 'created_at',
-  finishedAt: 'finished_at',
-  rolloutId: 'rollout_id',
-} as const satisfies Record<keyof Operation, string>;
-const RUN_HOST_COLUMNS = {
-  id: 'id',
-  name: 'name',
-  address: 'address',
-  port: 'port',
-  sshUser: 'ssh_user',
-  hostKeyFingerprint: 'host_key_fingerprint',
-  transport: 'transport',
-} as const satisfies Record<keyof NonNullable<TaskWithContext['host']>, string>;
+export const RUN_HOST_FIELDS = {
+  id: true,
+  name: true,
+  address: true,
+  port: true,
+  sshUser: true,
+  hostKeyFingerprint: true,
+  transport: true,
+} as const satisfies Record<keyof NonNullable<TaskWithContext['host']>, true>;
 
-/** `alias.column AS "prefix.field"` for each field: node-postgres keeps one value per result column name. */
-function selectAs(alias: string, prefix: string, columns: Record<string, string>): string {
-  return Object.entries(columns)
-    .map(([field, column]) => `${alias}.${column} AS "${prefix}.${field}"`)
-    .join(', ');
-}
+/**
+ * The fields findForRun reads, by table alias: every scalar field of the task and of its operation
+ * (Prisma's own lists of them), and the host's above.
+ */
+const RUN_FIELDS = {
+  t: Object.keys(Prisma.TaskScalarFieldEnum),
+  o: Object.keys(Prisma.OperationScalarFieldEnum),
+  h: Object.keys(RUN_HOST_FIELDS),
+} as const;
 
-/** The fields of one prefix back from a row of `selectAs` columns. */
-function fieldsOf(
-  row: Record<string, unknown>,
-  prefix: string,
-  columns: Record<string, string>,
-): Record<string, unknown> {
-  return Object.fromEntries(Object.keys(columns).map((field) => [field, row[`${prefix}.${field}`]]));
-}
+/** A field's column: the schema maps every camelCase field to its snake_case name. */
+const columnOf = (field: string): string => field.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`);
 
-// Static text (no input): the columns of findForRun's one statement.
+// Static text (no input): `alias.column AS "alias.field"`, since node-postgres keeps one value per
+// result column name.
 const RUN_COLUMNS = Prisma.raw(
-  [selectAs('t', 't', TASK_COLUMNS), selectAs('o', 'o', OPERATION_COLUMNS), selectAs('h', 'h', RUN_HOST_COLUMNS)].join(
-    ', ',
-  ),
+  Object.entries(RUN_FIELDS)
+    .flatMap(([alias, fields]) => fields.map((field) => `${alias}.${columnOf(field)} AS "${alias}.${field}"`))
+    .join(', '),
 );
+
+/** The fields of one table alias back from a row of RUN_COLUMNS. */
+function fieldsOf(row: Record<string, unknown>, alias: keyof typeof RUN_FIELDS): Record<string, unknown> {
+  return Object.fromEntries(RUN_FIELDS[alias].map((field) => [field, row[`${alias}.${field}`]]));
+}
 
 export type OperationWithTasks = Operation & { tasks: Task[] };
 
@@ -289,7 +246,7 @@ export class OperationsRepository {
    * The task with its operation and host, or null when it does not exist any more. One statement
    * (Prisma's include reads the three tables in three), since every task's job and every agent's
    * report begins with it. node-postgres gives the columns as Prisma would: uuids, enums and text
-   * as strings, timestamps as Dates, jsonb parsed.
+   * as strings, timestamps as Dates, jsonb parsed (task-end-inventory compares the two).
    */
   async findForRun(taskId: string): Promise<TaskWithContext | null> {
     const [row] = await this.prisma.rows<Record<string, unknown>>(Prisma.sql`
@@ -298,10 +255,9 @@ export class OperationsRepository {
       WHERE t.id = ${taskId}::uuid`);
     if (!row) return null;
     return {
-      ...(fieldsOf(row, 't', TASK_COLUMNS) as Task),
-      operation: fieldsOf(row, 'o', OPERATION_COLUMNS) as Operation,
-      host:
-        row['h.id'] === null ? null : (fieldsOf(row, 'h', RUN_HOST_COLUMNS) as NonNullable<TaskWithContext['host']>),
+      ...(fieldsOf(row, 't') as Task),
+      operation: fieldsOf(row, 'o') as Operation,
+      host: row['h.id'] === null ? null : (fieldsOf(row, 'h') as NonNullable<TaskWithContext['host']>),
     };
   }
 

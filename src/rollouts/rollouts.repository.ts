@@ -20,7 +20,7 @@ import {
 import { createdBefore, CreatedKey } from '../common/pagination/cursor';
 import { PrismaService } from '../infra/prisma/prisma.service';
 import { countsByOwner } from '../infra/prisma/state-counts';
-import { NewOperation, OperationsRepository } from '../operations/operations.repository';
+import { NewOperation, OperationsRepository, RUN_HOST_FIELDS } from '../operations/operations.repository';
 import { Admission, Overlap } from './rollout-admission';
 import type { RolloutStrategy } from './dto/rollout.dto';
 import { type HostPatch, type LastCheck, type RolloutChange, type RolloutState, supersede } from './rollout-decisions';
@@ -91,16 +91,6 @@ export interface BatchTask {
   after: Prisma.JsonValue;
   diagnostics: string | null;
 }
-
-const SSH_HOST_FIELDS = {
-  id: true,
-  name: true,
-  address: true,
-  port: true,
-  sshUser: true,
-  hostKeyFingerprint: true,
-  transport: true,
-} as const;
 
 /** Admissions (creations and retries of rollouts) hold this advisory lock: one at a time, in order. */
 export const ADMISSION_LOCK_KEY = 0x64726f7665720001n;
@@ -600,7 +590,7 @@ export class RolloutsRepository {
     return this.prisma.rolloutHost.findMany({
       where: { rolloutId, state: { in: [...states] }, ...(onlyIds ? { id: { in: [...onlyIds] } } : {}) },
       orderBy: { position: 'asc' },
-      include: { host: { select: SSH_HOST_FIELDS } },
+      include: { host: { select: RUN_HOST_FIELDS } },
     });
   }
 

@@ -119,10 +119,11 @@ const SHUTDOWN_GRACE_MS = 2_000;
  * Killing a command that runs too long: each command (each sequence's shell, with its steps) runs
  * under coreutils `timeout` on the host (TERM at the deadline, KILL 2 s later), so it is stopped
  * even when the connection is gone. On our side the deadline sends the channel a KILL signal and
- * closes it, but that alone is not enough: OpenSSH refuses signal requests for root logins ("session signalling requires privilege
- * separation") and cannot signal a root command under sudo for another user, and closing a channel
- * without a pty does not signal the command at all (sshd waits for it to exit). Hosts therefore
- * need coreutils' `timeout` and a POSIX-compatible login shell.
+ * closes it, but that alone is not enough: OpenSSH refuses signal requests for root logins
+ * ("session signalling requires privilege separation") and cannot signal a root command under sudo
+ * for another user, and closing a channel without a pty does not signal the command at all (sshd
+ * waits for it to exit). Hosts therefore need coreutils' `timeout` and a POSIX-compatible login
+ * shell.
  */
 @Injectable()
 export class SshExecutor implements OnModuleDestroy {
