@@ -57,6 +57,7 @@ import {
   FleetInstance,
   hostsCpuSeconds,
   inHost,
+  untilHostsQuiet,
   provideFleet,
   readFleetInstance,
   readInventory,
@@ -88,8 +89,6 @@ const LOAD_DEFAULTS = { database: 'drover_bench_agent_load', port: 8095 };
 /** Hosts installed, or checked, at once (each is a few processes inside the host). */
 const HOST_PARALLEL = 8;
 const CHECK_PARALLEL = 16;
-/** The pause before every run, so no contender runs in the aftermath of the one before. */
-const QUIET_MS = 2_000;
 const POLL_WAIT_MS = 25_000;
 const LOAD_RAMP_SECONDS = 10;
 /** The API's accept queue (HTTP_LISTEN_BACKLOG, its default); Linux caps it at net.core.somaxconn. */
@@ -478,7 +477,7 @@ interface RunRecord extends Measured {
   round: number;
   /** The machine's 1-minute load average as the run began. */
   load: number;
-  /** CPU of the run's hosts, all their processes, from its start until 2 s after it ended. */
+  /** CPU of the run's hosts, all their processes, from its start until they were quiet again after it. */
   hostsCpuSeconds: number;
   /** Agent runs: offer-to-claim milliseconds of each task (offerToClaimMs). */
   offerToClaimMs: number[];
@@ -525,8 +524,8 @@ function hostsCpuLine(timed: RunRecord[]): string {
   const median = (contender: Contender) =>
     stats(timed.filter((r) => r.contender === contender).map((r) => r.hostsCpuSeconds)).median;
   return (
-    '- CPU on the hosts per run (medians, all their processes: cgroup usage from the start of the run until 2 s ' +
-    `after it): ${CONTENDERS.map((c) => `${TITLES[c]} ${secs(median(c))} s`).join(', ')}`
+    '- CPU on the hosts per run (medians, all their processes: cgroup usage from the start of the run until the ' +
+    `hosts were quiet again after it): ${CONTENDERS.map((c) => `${TITLES[c]} ${secs(median(c))} s`).join(', ')}`
   );
 }
 
@@ -559,18 +558,19 @@ const FANOUT_NOTES = [
     'must have succeeded with N tasks.',
   '- **drover ssh**: the same POST to a second API and worker (another database and queue prefix) whose database has ' +
     'the same hosts as SSH hosts with pinned host keys; the worker (WORKER_CONCURRENCY=64) runs each task over its ' +
-    'pooled SSH connection: `systemctl show` before, `systemctl restart`, `systemctl show` until settled, the audit ' +
+    'pooled SSH connection (SSH_CONNECT_TIMEOUT_MS 60 s: the warm-up logs in to every host at once): `systemctl show` before, `systemctl restart`, `systemctl show` until settled, the audit ' +
     'event. Its pool keeps connections between runs (SSH_IDLE_TIMEOUT_MS 300 s): after the warm-up it does not connect.',
   '- **bare ssh2 (cold)**: in this process, a new ssh2 connection to every host at once (host key checked against ' +
     'the pinned fingerprint), one `systemctl restart drover-probe.service` each, the connection closed: the ' +
     'handshake is paid in every run, nothing is read or recorded. The lower bound of SSH without a pool.',
   '- after every run (warm-up included), inside every host through nsenter (neither SSH nor the agent): the unit has ' +
     'a new MainPID and `/var/lib/drover-probe/starts` (one line per start, written before `systemctl restart` returns) ' +
-    'has exactly one more line; anything else fails the benchmark. Every run starts after 2 s of quiet; the order of ' +
+    'has exactly one more line; anything else fails the benchmark. Every run starts once the hosts have been quiet for 2 s ' +
+    '(their cgroups used under 0.02 + 0.004 × N of a core: agents that just started list their units for seconds); the order of ' +
     "the contenders rotates every round; the warm-up round is not in the statistics. CPU s: the contender's drover " +
     '(API + worker) until its queues are idle again (the discovery after each SSH action included), or this process for bare ssh2; ' +
     "PostgreSQL and Redis are not counted for anyone. CPU s on the hosts: every process of the run's hosts (sshd, the agent, " +
-    'systemd and what they ran), from the cgroup v2 usage of each host, read before the run and 2 s after it ended.',
+    'systemd and what they ran), from the cgroup v2 usage of each host, read before the run and once they are quiet again after it.',
   '',
 ];
 
@@ -702,7 +702,14 @@ async function fleetParts(
   const privateKey = await readFile(FLEET_KEY);
   const sshDrover = await startDrover(
     hosts.map((host, index) => ({ ...host, labels: { ...host.labels, ...subsetLabels(index, options.sizes) } })),
-    { ...SSH_DROVER, workDir, logPrefix: 'ssh-' },
+    {
+      ...SSH_DROVER,
+      workDir,
+      logPrefix: 'ssh-',
+      // The warm-up's first logins open a session on every host at once (sshd, PAM, systemd's user
+      // manager): on 2 cores shared with 50 hosts those handshakes took over the default 10 s.
+      env: { SSH_CONNECT_TIMEOUT_MS: '60000' },
+    },
     teardown,
   );
   const agentDrover = await startDrover(
@@ -738,7 +745,7 @@ async function fleetParts(
         const label = `N=${size} ${round === 0 ? 'warm-up' : `round ${round}`}`;
         for (let i = 0; i < CONTENDERS.length; i += 1) {
           const contender = CONTENDERS[(round + i) % CONTENDERS.length]!;
-          await sleep(QUIET_MS);
+          await untilHostsQuiet(fleet, subset, `${label}, ${TITLES[contender]}`);
           const before = await probeStates(fleet, subset);
           const load = os.loadavg()[0]!;
           const hostsCpuBefore = await hostsCpuSeconds(fleet, subset);
@@ -748,7 +755,7 @@ async function fleetParts(
             throw new Error(`${label}, ${contender}: ${problems.length} problems: ${problems.slice(0, 5).join('; ')}`);
           }
           // What the run left the hosts to do (an agent's unit report, the SSH discoveries) counts too.
-          await sleep(QUIET_MS);
+          await untilHostsQuiet(fleet, subset, `${label}, after ${TITLES[contender]}`);
           const hostsCpu = (await hostsCpuSeconds(fleet, subset)) - hostsCpuBefore;
           const wake =
             contender === 'agent' && measured.operationId

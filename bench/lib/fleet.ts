@@ -171,6 +171,46 @@ export async function hostsCpuSeconds(fleet: FleetInstance, hosts: readonly { na
   return usage.reduce((sum, seconds) => sum + seconds, 0);
 }
 
+/** How long the hosts must stay quiet, and the longest untilHostsQuiet waits for that. */
+const QUIET_SPAN_MS = 2_000;
+const QUIET_WAIT_MAX_MS = 180_000;
+
+/**
+ * Waits until these hosts have used less than a little CPU (0.02 of a core, plus 0.004 per host:
+ * an idle agent's long poll is about 0.002) over QUIET_SPAN_MS, read from their cgroups: what an
+ * earlier step left them doing (agents starting and listing their units, sessions a login opened,
+ * discoveries) must neither slow the next run on these shared cores nor be counted in it. Says so
+ * (progress, naming `before`) when that took long, or did not happen within QUIET_WAIT_MAX_MS
+ * (then it goes on). Returns the milliseconds it waited.
+ */
+export async function untilHostsQuiet(
+  fleet: FleetInstance,
+  hosts: readonly { name: string }[],
+  before: string,
+): Promise<number> {
+  const started = performance.now();
+  const quietCores = 0.02 + 0.004 * hosts.length;
+  let used = await hostsCpuSeconds(fleet, hosts);
+  for (;;) {
+    await sleep(QUIET_SPAN_MS);
+    const now = await hostsCpuSeconds(fleet, hosts);
+    const cores = (now - used) / (QUIET_SPAN_MS / 1000);
+    used = now;
+    const waitedMs = performance.now() - started;
+    if (cores < quietCores) {
+      if (waitedMs > 3 * QUIET_SPAN_MS)
+        progress(`${before}: waited ${(waitedMs / 1000).toFixed(1)} s for the hosts to go quiet`);
+      return waitedMs;
+    }
+    if (waitedMs >= QUIET_WAIT_MAX_MS) {
+      progress(
+        `${before}: the hosts still used ${cores.toFixed(2)} cores after ${(waitedMs / 1000).toFixed(0)} s; going on`,
+      );
+      return waitedMs;
+    }
+  }
+}
+
 /**
  * Runs a shell command as root inside a host's namespaces (nsenter into its init), without SSH:
  * checks that touch neither sshd nor the agent, so they cost no contender anything.
