@@ -325,10 +325,10 @@ export class AgentsRepository {
 
   /** Renews the agent's claim of an attempt; false when it is no longer that attempt's (or its host's). */
   async renewLease(hostId: string, taskId: string, attempt: number, leaseMs: number): Promise<boolean> {
-    const renewed = await this.prisma.$executeRaw`
+    const renewed = await this.prisma.execute(Prisma.sql`
       UPDATE tasks SET lease_expires_at = now() + ${leaseMs} * interval '1 millisecond'
       WHERE id = ${taskId}::uuid AND host_id = ${hostId}::uuid AND state = 'running' AND attempts = ${attempt}
-        AND offered_at IS NOT NULL`;
+        AND offered_at IS NOT NULL`);
     return renewed === 1;
   }
 
@@ -340,8 +340,8 @@ export class AgentsRepository {
 
   /** Stores one output chunk of an attempt once: chunk `seq` only when it is the next one expected. */
   async appendOutputChunk(taskId: string, attempt: number, seq: number, text: string): Promise<void> {
-    await this.prisma.$executeRaw`
+    await this.prisma.execute(Prisma.sql`
       UPDATE tasks SET output = COALESCE(output, '') || ${storableText(text)}, output_seq = output_seq + 1
-      WHERE id = ${taskId}::uuid AND state = 'running' AND attempts = ${attempt} AND output_seq = ${seq}`;
+      WHERE id = ${taskId}::uuid AND state = 'running' AND attempts = ${attempt} AND output_seq = ${seq}`);
   }
 }

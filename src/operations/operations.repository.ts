@@ -215,8 +215,8 @@ export class OperationsRepository {
   async claimDispatchable(
     operationId: string,
   ): Promise<{ claimed: string[]; idle: boolean; rolloutId: string | null }> {
-    const [row] = await this.prisma.$queryRaw<{ claimed: string[]; idle: boolean; rollout_id: string | null }[]>`
-      SELECT claimed, idle, rollout_id FROM claim_dispatchable_tasks(${operationId}::uuid, ${ACTIVE}::"TaskState"[])`;
+    const [row] = await this.prisma.rows<{ claimed: string[]; idle: boolean; rollout_id: string | null }>(Prisma.sql`
+      SELECT claimed, idle, rollout_id FROM claim_dispatchable_tasks(${operationId}::uuid, ${ACTIVE}::"TaskState"[])`);
     return { claimed: row?.claimed ?? [], idle: row?.idle ?? true, rolloutId: row?.rollout_id ?? null };
   }
 
@@ -267,9 +267,9 @@ export class OperationsRepository {
    * so a redelivered job does nothing.
    */
   async startAttempt(task: TaskWithContext): Promise<StartedAttempt | null> {
-    const [row] = await this.prisma.$queryRaw<StartRow[]>`
+    const [row] = await this.prisma.rows<StartRow>(Prisma.sql`
       WITH ${this.startedSql(task, Prisma.empty)}
-      SELECT attempts, before, command_sent_ms_ago FROM started`;
+      SELECT attempts, before, command_sent_ms_ago FROM started`);
     return row ? startedOf(row) : null;
   }
 
@@ -278,11 +278,11 @@ export class OperationsRepository {
    * is left as it was and the hold is returned. One statement: the first thing every task does.
    */
   async startUnlessHeld(task: TaskWithContext): Promise<{ started: StartedAttempt | null; hold: UnitHold | null }> {
-    const [row] = await this.prisma.$queryRaw<Joined<StartRow & HoldRow>[]>`
+    const [row] = await this.prisma.rows<Joined<StartRow & HoldRow>>(Prisma.sql`
       WITH hold AS (${this.holdSql(task)}),
       ${this.startedSql(task, Prisma.sql`AND NOT EXISTS (SELECT 1 FROM hold)`)}
       SELECT started.attempts, started.before, started.command_sent_ms_ago, hold.rollout_id, hold.state
-      FROM (VALUES (1)) AS one (x) LEFT JOIN hold ON true LEFT JOIN started ON true`;
+      FROM (VALUES (1)) AS one (x) LEFT JOIN hold ON true LEFT JOIN started ON true`);
     if (row?.rollout_id && row.state)
       return { started: null, hold: holdOf({ rollout_id: row.rollout_id, state: row.state }) };
     if (!row || row.attempts === null) return { started: null, hold: null };
@@ -312,7 +312,7 @@ export class OperationsRepository {
    * acts on it while a rollout judges it (another restart would look like a crash to the gate).
    */
   async unitHolder(task: TaskWithContext): Promise<UnitHold | null> {
-    const [hold] = await this.prisma.$queryRaw<HoldRow[]>`${this.holdSql(task)}`;
+    const [hold] = await this.prisma.rows<HoldRow>(this.holdSql(task));
     return hold ? holdOf(hold) : null;
   }
 
@@ -368,11 +368,10 @@ export class OperationsRepository {
     return rollout?.status === 'cancelled' || rollout?.status === 'aborted' ? rollout.status : null;
   }
 
-  /** Appends output to a running task (streamed while its command runs), unless another attempt took it. */
   /** Makes a task claimable by its host's agent (once); false when it was offered already or ended. */
   async offer(taskId: string): Promise<boolean> {
-    const offered = await this.prisma.$executeRaw`
-      UPDATE tasks SET offered_at = now() WHERE id = ${taskId}::uuid AND offered_at IS NULL AND state = 'queued'`;
+    const offered = await this.prisma.execute(Prisma.sql`
+      UPDATE tasks SET offered_at = now() WHERE id = ${taskId}::uuid AND offered_at IS NULL AND state = 'queued'`);
     return offered === 1;
   }
 
@@ -383,14 +382,16 @@ export class OperationsRepository {
   async agentTaskWatch(
     taskId: string,
   ): Promise<{ offeredMsAgo: number | null; leaseLapsedMsAgo: number | null; agentSeenMsAgo: number | null } | null> {
-    const [row] = await this.prisma.$queryRaw<
-      { offered_ms_ago: number | null; lease_lapsed_ms_ago: number | null; agent_seen_ms_ago: number | null }[]
-    >`
+    const [row] = await this.prisma.rows<{
+      offered_ms_ago: number | null;
+      lease_lapsed_ms_ago: number | null;
+      agent_seen_ms_ago: number | null;
+    }>(Prisma.sql`
       SELECT (EXTRACT(EPOCH FROM now() - t.offered_at) * 1000)::float8 AS offered_ms_ago,
         (EXTRACT(EPOCH FROM now() - t.lease_expires_at) * 1000)::float8 AS lease_lapsed_ms_ago,
         (EXTRACT(EPOCH FROM now() - a.last_seen_at) * 1000)::float8 AS agent_seen_ms_ago
       FROM tasks t LEFT JOIN agents a ON a.host_id = t.host_id AND a.revoked_at IS NULL
-      WHERE t.id = ${taskId}::uuid`;
+      WHERE t.id = ${taskId}::uuid`);
     return row
       ? {
           offeredMsAgo: row.offered_ms_ago,
@@ -400,10 +401,11 @@ export class OperationsRepository {
       : null;
   }
 
+  /** Appends output to a running task (streamed while its command runs), unless another attempt took it. */
   async appendOutput(taskId: string, attempt: number, text: string): Promise<void> {
-    await this.prisma.$executeRaw`
+    await this.prisma.execute(Prisma.sql`
       UPDATE tasks SET output = COALESCE(output, '') || ${storableText(text)}
-      WHERE id = ${taskId}::uuid AND state = 'running' AND attempts = ${attempt}`;
+      WHERE id = ${taskId}::uuid AND state = 'running' AND attempts = ${attempt}`);
   }
 
   /**
@@ -424,10 +426,10 @@ export class OperationsRepository {
     const claimedByAgent = agentClaim
       ? Prisma.sql` AND host_id = ${agentClaim.hostId}::uuid AND offered_at IS NOT NULL`
       : Prisma.empty;
-    const cleared = await this.prisma.$executeRaw`
+    const cleared = await this.prisma.execute(Prisma.sql`
       UPDATE tasks SET before = COALESCE(${jsonOrNull(before)}::jsonb, before),
         command_sent_at = now(), waiting_for = NULL, waiting_for_rollout_id = NULL${renewClaim}
-      WHERE id = ${taskId}::uuid AND state = 'running' AND attempts = ${attempt}${claimedByAgent}`;
+      WHERE id = ${taskId}::uuid AND state = 'running' AND attempts = ${attempt}${claimedByAgent}`);
     return cleared === 1;
   }
 
@@ -470,12 +472,12 @@ export class OperationsRepository {
       after: outcome.after,
       reason,
     };
-    const [row] = await this.prisma.$queryRaw<{ ended: boolean }[]>`
+    const [row] = await this.prisma.rows<{ ended: boolean }>(Prisma.sql`
       SELECT finish_task(${task.id}::uuid, ${task.attempts}::int, ${outcome.state}::"TaskState", ${reason},
         ${outcome.exitCode}::int, ${jsonOrNull(outcome.before)}::jsonb, ${jsonOrNull(outcome.after)}::jsonb,
         ${outcome.output === undefined}, ${typeof outcome.output === 'string' ? storableText(outcome.output) : null},
         ${outcome.diagnostics ? storableText(outcome.diagnostics) : null}, ${JSON.stringify(event)}::jsonb,
-        ${ACTIVE}::"TaskState"[], ${FAILED}::"TaskState"[], ${contact}::boolean) AS ended`;
+        ${ACTIVE}::"TaskState"[], ${FAILED}::"TaskState"[], ${contact}::boolean) AS ended`);
     return row?.ended === true;
   }
 

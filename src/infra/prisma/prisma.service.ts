@@ -33,6 +33,12 @@ export class PrismaService extends PrismaClient implements OnModuleDestroy {
     return result.rows as T[];
   }
 
+  /** The number of rows one statement changed, as `rows` reads (for the writes every task runs). */
+  async execute(query: Prisma.Sql): Promise<number> {
+    const result = await this.pool.query({ text: query.text, values: query.values });
+    return result.rowCount ?? 0;
+  }
+
   /** Readiness probe: one round trip to the database. */
   async ping(): Promise<void> {
     await this.$queryRaw`SELECT 1`;
