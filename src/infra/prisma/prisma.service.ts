@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
 import { PrismaPg } from '@prisma/adapter-pg';
-import { Pool } from 'pg';
+import { Pool, type QueryResult } from 'pg';
 import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config.schema';
 import { Prisma, PrismaClient } from '../../generated/prisma/client';
@@ -29,14 +29,16 @@ export class PrismaService extends PrismaClient implements OnModuleDestroy {
    * as Date); the SQL is a Prisma.Sql, so values are always parameters.
    */
   async rows<T>(query: Prisma.Sql): Promise<T[]> {
-    const result = await this.pool.query({ text: query.text, values: query.values });
-    return result.rows as T[];
+    return (await this.run(query)).rows as T[];
   }
 
   /** The number of rows one statement changed, as `rows` reads (for the writes every task runs). */
   async execute(query: Prisma.Sql): Promise<number> {
-    const result = await this.pool.query({ text: query.text, values: query.values });
-    return result.rowCount ?? 0;
+    return (await this.run(query)).rowCount ?? 0;
+  }
+
+  private run(query: Prisma.Sql): Promise<QueryResult> {
+    return this.pool.query({ text: query.text, values: query.values });
   }
 
   /** Readiness probe: one round trip to the database. */
