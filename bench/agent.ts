@@ -55,7 +55,9 @@ import {
   FLEET_KEY,
   FleetHost,
   FleetInstance,
-  hostsCpuSeconds,
+  HOST_CPU_PARTS,
+  HostCpuPart,
+  hostsCpuByPart,
   inHost,
   untilHostsQuiet,
   provideFleet,
@@ -479,6 +481,8 @@ interface RunRecord extends Measured {
   load: number;
   /** CPU of the run's hosts, all their processes, from its start until they were quiet again after it. */
   hostsCpuSeconds: number;
+  /** The same, of the parts told apart (HOST_CPU_PARTS). */
+  hostsCpuParts: Record<HostCpuPart, number>;
   /** Agent runs: offer-to-claim milliseconds of each task (offerToClaimMs). */
   offerToClaimMs: number[];
 }
@@ -523,9 +527,16 @@ function fanoutSection(options: Options, records: RunRecord[]): string[] {
 function hostsCpuLine(timed: RunRecord[]): string {
   const median = (contender: Contender) =>
     stats(timed.filter((r) => r.contender === contender).map((r) => r.hostsCpuSeconds)).median;
+  const parts = (contender: Contender) =>
+    (Object.keys(HOST_CPU_PARTS) as HostCpuPart[])
+      .map(
+        (part) =>
+          `${part} ${secs(stats(timed.filter((r) => r.contender === contender).map((r) => r.hostsCpuParts[part])).median)}`,
+      )
+      .join(', ');
   return (
     '- CPU on the hosts per run (medians, all their processes: cgroup usage from the start of the run until the ' +
-    `hosts were quiet again after it): ${CONTENDERS.map((c) => `${TITLES[c]} ${secs(median(c))} s`).join(', ')}`
+    `hosts were quiet again after it): ${CONTENDERS.map((c) => `${TITLES[c]} ${secs(median(c))} s (of it ${parts(c)})`).join('; ')}`
   );
 }
 
@@ -748,7 +759,7 @@ async function fleetParts(
           await untilHostsQuiet(fleet, subset, `${label}, ${TITLES[contender]}`);
           const before = await probeStates(fleet, subset);
           const load = os.loadavg()[0]!;
-          const hostsCpuBefore = await hostsCpuSeconds(fleet, subset);
+          const hostsCpuBefore = await hostsCpuByPart(fleet, subset);
           const measured = await contenders[contender](size);
           const problems = restartProblems(before, await probeStates(fleet, subset));
           if (problems.length > 0) {
@@ -756,12 +767,28 @@ async function fleetParts(
           }
           // What the run left the hosts to do (an agent's unit report, the SSH discoveries) counts too.
           await untilHostsQuiet(fleet, subset, `${label}, after ${TITLES[contender]}`);
-          const hostsCpu = (await hostsCpuSeconds(fleet, subset)) - hostsCpuBefore;
+          const hostsCpuAfter = await hostsCpuByPart(fleet, subset);
+          const hostsCpu = hostsCpuAfter.total - hostsCpuBefore.total;
+          const hostsCpuParts = Object.fromEntries(
+            (Object.keys(HOST_CPU_PARTS) as HostCpuPart[]).map((part) => [
+              part,
+              hostsCpuAfter.parts[part] - hostsCpuBefore.parts[part],
+            ]),
+          ) as Record<HostCpuPart, number>;
           const wake =
             contender === 'agent' && measured.operationId
               ? await offerToClaimMs(agentDrover, measured.operationId)
               : [];
-          records.push({ contender, size, round, load, ...measured, hostsCpuSeconds: hostsCpu, offerToClaimMs: wake });
+          records.push({
+            contender,
+            size,
+            round,
+            load,
+            ...measured,
+            hostsCpuSeconds: hostsCpu,
+            hostsCpuParts,
+            offerToClaimMs: wake,
+          });
           progress(
             `${label}: ${TITLES[contender]} ${secs(measured.seconds)} s (CPU ${secs(measured.cpuSeconds)} s, ` +
               `on the hosts ${secs(hostsCpu)} s), ` +

@@ -152,23 +152,59 @@ export async function readFleetInstance(): Promise<FleetInstance> {
 }
 
 /**
- * CPU seconds every process of these hosts used in all since they booted (usage_usec of each
- * host's cgroup in the unified hierarchy): sshd, the agent, systemd and whatever they started.
+ * CPU seconds the processes of `part` (a cgroup below a host's root, '' for all of the host) used
+ * on these hosts in all since they booted (usage_usec in the unified hierarchy); a part that does
+ * not exist on a host (a service not running there) counts 0.
  */
-export async function hostsCpuSeconds(fleet: FleetInstance, hosts: readonly { name: string }[]): Promise<number> {
+async function hostsCgroupSeconds(
+  fleet: FleetInstance,
+  hosts: readonly { name: string }[],
+  part: string,
+): Promise<number> {
   const usage = await Promise.all(
     hosts.map(async (host) => {
+      let hostFound = false;
       for (const root of fleet.cgroupRoots) {
-        const stat = await readFile(path.join(root, fleet.cgroupParent, host.name, 'cpu.stat'), 'utf8').catch(
-          () => null,
-        );
+        const hostDir = path.join(root, fleet.cgroupParent, host.name);
+        const stat = await readFile(path.join(hostDir, part, 'cpu.stat'), 'utf8').catch(() => null);
         const usec = stat && /^usage_usec (\d+)$/m.exec(stat)?.[1];
         if (usec) return Number(usec) / 1e6;
+        if (part && (await readFile(path.join(hostDir, 'cpu.stat'), 'utf8').catch(() => null))) hostFound = true;
       }
+      if (hostFound) return 0;
       throw new Error(`${host.name}: no cgroup v2 cpu.stat under ${fleet.cgroupRoots.join(', ')}`);
     }),
   );
   return usage.reduce((sum, seconds) => sum + seconds, 0);
+}
+
+/** CPU seconds every process of these hosts used since they booted: sshd, the agent, systemd and what they started. */
+export function hostsCpuSeconds(fleet: FleetInstance, hosts: readonly { name: string }[]): Promise<number> {
+  return hostsCgroupSeconds(fleet, hosts, '');
+}
+
+/** The parts of a host's CPU told apart in reports: cgroups below the host's root. */
+export const HOST_CPU_PARTS = {
+  agent: 'payload/system.slice/drover-agent.service',
+  'PID 1': 'payload/init.scope',
+  sshd: 'payload/system.slice/ssh.service',
+} as const;
+export type HostCpuPart = keyof typeof HOST_CPU_PARTS;
+
+/** hostsCpuSeconds, and the same for each of HOST_CPU_PARTS (a part whose cgroup went away meanwhile reads low). */
+export async function hostsCpuByPart(
+  fleet: FleetInstance,
+  hosts: readonly { name: string }[],
+): Promise<{ total: number; parts: Record<HostCpuPart, number> }> {
+  const names = Object.keys(HOST_CPU_PARTS) as HostCpuPart[];
+  const [total, ...parts] = await Promise.all([
+    hostsCpuSeconds(fleet, hosts),
+    ...names.map((name) => hostsCgroupSeconds(fleet, hosts, HOST_CPU_PARTS[name])),
+  ]);
+  return {
+    total,
+    parts: Object.fromEntries(names.map((name, index) => [name, parts[index]!])) as Record<HostCpuPart, number>,
+  };
 }
 
 /** How long the hosts must stay quiet, and the longest untilHostsQuiet waits for that. */
