@@ -717,8 +717,8 @@ async function fleetParts(
       ...SSH_DROVER,
       workDir,
       logPrefix: 'ssh-',
-      // The warm-up's first logins open a session on every host at once (sshd, PAM, systemd's user
-      // manager): on 2 cores shared with 50 hosts those handshakes took over the default 10 s.
+      // The warm-up logs in to every host at once (key exchange, PAM): on 2 cores shared with 50
+      // hosts some of those handshakes took over the default 10 s.
       env: { SSH_CONNECT_TIMEOUT_MS: '60000' },
     },
     teardown,

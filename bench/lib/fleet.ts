@@ -214,8 +214,8 @@ const QUIET_WAIT_MAX_MS = 180_000;
 /**
  * Waits until these hosts have used less than a little CPU (0.02 of a core, plus 0.004 per host:
  * an idle agent's long poll is about 0.002) over QUIET_SPAN_MS, read from their cgroups: what an
- * earlier step left them doing (agents starting and listing their units, sessions a login opened,
- * discoveries) must neither slow the next run on these shared cores nor be counted in it. Says so
+ * earlier step left them doing (agents starting and listing their units, the discoveries after
+ * an action) must neither slow the next run on these shared cores nor be counted in it. Says so
  * (progress, naming `before`) when that took long, or did not happen within QUIET_WAIT_MAX_MS
  * (then it goes on). Returns the milliseconds it waited.
  */
