@@ -12,6 +12,7 @@ import { TaskJournal } from './journal';
 import { LocalHost } from './local-host';
 import type { Logger } from './log';
 import { carryOutRead } from './reads';
+import { SystemdReads } from './systemd-bus';
 import { TaskAttempt } from './task-attempt';
 import { UnitWatch } from './unit-watch';
 
@@ -110,7 +111,8 @@ export class DroverAgent {
   private readonly running = new Set<Promise<void>>();
   private readonly attempts = new Set<TaskAttempt>();
   private readonly unitQueues = new Map<string, Promise<void>>();
-  private readonly host = new LocalHost();
+  private readonly reads: SystemdReads;
+  private readonly host: LocalHost;
   private api!: AgentApi;
   private journal!: TaskJournal;
   private revoked: Promise<void> | null = null;
@@ -122,7 +124,10 @@ export class DroverAgent {
     private config: AgentConfig,
     private readonly configFile: string,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.reads = new SystemdReads({ log });
+    this.host = new LocalHost({ answer: (argv) => this.reads.answer(argv) });
+  }
 
   /** Runs until stop(); resolves with the exit code. */
   async run(joinToken: string | undefined): Promise<number> {
@@ -150,6 +155,7 @@ export class DroverAgent {
     await heartbeats;
     await watching;
     await this.drain();
+    this.reads.close();
     await this.journal.close();
     await this.api.close();
     log.info('stopped');

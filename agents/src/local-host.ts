@@ -43,8 +43,11 @@ export interface LocalHostOptions {
   name?: string;
   maxStreamChars?: number;
   killGraceMs?: number;
-  /** Seen with each command as it starts (for debug logs). */
-  onCommand?: (argv: readonly string[]) => void;
+  /**
+   * Answers some reads in the agent's own process (SystemdReads: the unit's state over D-Bus, the
+   * clock) instead of starting a child process for each; null runs the argv as a command.
+   */
+  answer?: (argv: readonly string[]) => Promise<CommandResult | null>;
 }
 
 /**
@@ -71,10 +74,18 @@ export class LocalHost implements Host {
     return timeoutMs;
   }
 
-  run(argv: readonly string[], { timeoutMs, onData }: RunOptions): Promise<CommandResult> {
+  async run(argv: readonly string[], options: RunOptions): Promise<CommandResult> {
+    const answered = await this.options.answer?.(argv);
+    if (answered) {
+      if (answered.stdout !== '') options.onData?.(answered.stdout);
+      return answered;
+    }
+    return this.spawn(argv, options);
+  }
+
+  private spawn(argv: readonly string[], { timeoutMs, onData }: RunOptions): Promise<CommandResult> {
     const [command, ...args] = argv;
     if (command === undefined) return Promise.reject(new Error('an empty argv cannot run'));
-    this.options.onCommand?.(argv);
     return new Promise<CommandResult>((resolve, reject) => {
       const stdout = new Tail(this.maxStreamChars);
       const stderr = new Tail(this.maxStreamChars);

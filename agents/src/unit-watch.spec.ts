@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { MessageType, Variant } from '@particle/dbus-next';
-import { changeOf, mayHaveChanged, stillDiffers, unitNameOfPath, withSignal } from './unit-watch';
+import { changeOf, mayHaveChanged, SIGNAL_MATCH_RULES, stillDiffers, withSignal } from './unit-watch';
 
 const signal = (fields: { path?: string; interface: string; member: string; body: unknown[] }) => ({
   type: MessageType.SIGNAL,
@@ -11,19 +11,56 @@ const signal = (fields: { path?: string; interface: string; member: string; body
   body: fields.body,
 });
 
-describe('unitNameOfPath', () => {
-  it('reads the unit name systemd escaped into its object path', () => {
-    assert.equal(unitNameOfPath('/org/freedesktop/systemd1/unit/nginx_2eservice'), 'nginx.service');
-    assert.equal(unitNameOfPath('/org/freedesktop/systemd1/unit/getty_40tty1_2eservice'), 'getty@tty1.service');
-    assert.equal(unitNameOfPath('/org/freedesktop/systemd1/unit/drover_2dprobe_2eservice'), 'drover-probe.service');
+/** Whether a signal from systemd passes a match rule (the keys SIGNAL_MATCH_RULES uses). */
+function passes(rule: string, message: ReturnType<typeof signal>): boolean {
+  return [...rule.matchAll(/(\w+)='([^']*)'/g)].every(([, key, value]) => {
+    if (key === 'type') return value === 'signal';
+    if (key === 'sender') return value === 'org.freedesktop.systemd1';
+    if (key === 'arg0') return message.body[0] === value;
+    return message[key as 'interface' | 'member'] === value;
+  });
+}
+
+describe('SIGNAL_MATCH_RULES', () => {
+  const unitPath = '/org/freedesktop/systemd1/unit/nginx_2eservice';
+  const properties = (iface: string) =>
+    signal({
+      path: unitPath,
+      interface: 'org.freedesktop.DBus.Properties',
+      member: 'PropertiesChanged',
+      body: [iface, {}, []],
+    });
+  const manager = (member: string, body: unknown[] = []) =>
+    signal({ interface: 'org.freedesktop.systemd1.Manager', member, body });
+
+  it('let through every signal changeOf reads', () => {
+    const read = [
+      properties('org.freedesktop.systemd1.Unit'),
+      manager('UnitNew', ['nginx.service', unitPath]),
+      manager('UnitRemoved', ['nginx.service', unitPath]),
+      manager('UnitFilesChanged'),
+      manager('Reloading', [true]),
+    ];
+    for (const message of read) {
+      assert.notEqual(changeOf(message), null, message.member);
+      assert.ok(
+        SIGNAL_MATCH_RULES.some((rule) => passes(rule, message)),
+        `${message.member} is matched`,
+      );
+    }
   });
 
-  it('refuses paths that are not units, or not valid unit names', () => {
-    assert.equal(unitNameOfPath('/org/freedesktop/systemd1/job/42'), null);
-    assert.equal(unitNameOfPath('/org/freedesktop/systemd1/unit/'), null);
-    assert.equal(unitNameOfPath('/org/freedesktop/systemd1/unit/no_2dsuffix'), null);
-    assert.equal(unitNameOfPath('/org/freedesktop/systemd1/unit/bad_zzname_2eservice'), null);
-    assert.equal(unitNameOfPath('/org/freedesktop/systemd1/unit/a_2fb_2eservice'), null, 'a slash is no unit name');
+  it('keep out the signals changeOf drops, which a restart sends as many of', () => {
+    const dropped = [
+      properties('org.freedesktop.systemd1.Service'),
+      properties('org.freedesktop.systemd1.Job'),
+      manager('JobNew', [1, '/org/freedesktop/systemd1/job/1', 'nginx.service']),
+      manager('JobRemoved', [1, '/org/freedesktop/systemd1/job/1', 'nginx.service', 'done']),
+    ];
+    for (const message of dropped) {
+      assert.equal(changeOf(message), null, message.member);
+      assert.ok(!SIGNAL_MATCH_RULES.some((rule) => passes(rule, message)), `${message.member} is not matched`);
+    }
   });
 });
 

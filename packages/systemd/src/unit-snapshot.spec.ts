@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { TRANSITIONAL_STATES, type UnitSnapshot, unitSnapshotSchema } from '@drover/protocol';
-import { parseSnapshot, SNAPSHOT_PROPERTIES, snapshotArgv } from './unit-snapshot';
+import { parseSnapshot, SNAPSHOT_PROPERTIES, snapshotArgv, snapshotArgvUnit } from './unit-snapshot';
 import { ACTIVATING, MASKED_TIMER, NOT_FOUND, STATIC } from './fixtures/systemctl-show';
 
 // `systemctl show --property=…` output captured on the nspawn test fleet (Debian 12, systemd 252.39),
@@ -240,6 +240,28 @@ describe('snapshotArgv', () => {
   it('refuses a template, which systemd has no state for, and says what to name instead', () => {
     // On the fleet: "Failed to get properties: Unit name getty@.service is neither a valid invocation ID nor unit name."
     assert.throws(() => snapshotArgv('getty@.service'), /getty@\.service is a template.*getty@NAME\.service/);
+  });
+});
+
+describe('snapshotArgvUnit', () => {
+  it("names the unit of snapshotArgv's own argv", () => {
+    assert.equal(snapshotArgvUnit(snapshotArgv('nginx.service')), 'nginx.service');
+    assert.equal(snapshotArgvUnit(snapshotArgv('getty@tty1.service')), 'getty@tty1.service');
+  });
+
+  it('is null for any other argv: other properties, more units, another command, a template', () => {
+    const argv = snapshotArgv('nginx.service');
+    for (const other of [
+      [],
+      ['systemctl', 'show', '--no-pager', '--property=Id', '--', 'nginx.service'],
+      [...argv.slice(0, -1), 'nginx.service', 'ssh.service'],
+      ['systemctl', 'restart', '--', 'nginx.service'],
+      ['sudo', '-n', ...argv],
+      [...argv.slice(0, -1), 'getty@.service'],
+      [...argv.slice(0, -1), '--all'],
+    ]) {
+      assert.equal(snapshotArgvUnit(other), null, JSON.stringify(other));
+    }
   });
 });
 

@@ -72,6 +72,23 @@ export function snapshotArgv(unit: string): string[] {
 }
 
 /**
+ * The unit whose state `argv` reads when it is exactly what snapshotArgv gives for it, else null: a
+ * host that can read a unit's properties without running systemctl (an agent, over D-Bus) answers
+ * such a read itself and leaves every other argv to run as a command.
+ */
+export function snapshotArgvUnit(argv: readonly string[]): string | null {
+  const unit = argv.at(-1);
+  if (unit === undefined) return null;
+  let expected: string[];
+  try {
+    expected = snapshotArgv(unit);
+  } catch {
+    return null;
+  }
+  return expected.length === argv.length && expected.every((part, index) => part === argv[index]) ? unit : null;
+}
+
+/**
  * Reads the output of `snapshotArgv`. systemd prints the properties in its own order, one
  * Name=value per line, and leaves out those the unit's type lacks (MainPID, NRestarts and Result
  * exist only for some types): those are null, and missing is an error only where the type has them.
