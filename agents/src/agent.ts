@@ -195,7 +195,7 @@ export class DroverAgent {
     while (!this.stopped) {
       if (!this.revoked) {
         try {
-          const { outdated } = await this.api.heartbeat(await hostFacts(), this.stopping.signal);
+          const { outdated } = await this.api.heartbeat(await hostFacts(this.reads), this.stopping.signal);
           this.notifyReady();
           if (outdated && !this.toldOutdated) {
             this.log.warn('the server speaks a newer protocol than this agent: upgrade the agent');

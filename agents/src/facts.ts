@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { hostname, release, uptime } from 'node:os';
 import { promisify } from 'node:util';
 import { AGENT_PROTOCOL_VERSION, type HostFacts } from '@drover/protocol';
+import type { SystemdReads } from './systemd-bus';
 import { AGENT_VERSION } from './version';
 
 const run = promisify(execFile);
@@ -27,23 +28,29 @@ async function osName(): Promise<string> {
   return 'unknown';
 }
 
-async function systemdVersion(): Promise<string | null> {
+/** The first line of `systemctl --version` ("systemd 252 (252.39-1~deb12u1)"). */
+async function systemctlVersion(): Promise<string | null> {
   try {
     const { stdout } = await run('systemctl', ['--version'], { timeout: 5_000 });
-    return stdout.split('\n')[0]?.trim().slice(0, 100) || null;
+    return stdout.split('\n')[0]?.trim() || null;
   } catch {
     return null;
   }
 }
 
-/** What the agent tells the server about its host (at enrolment and with every heartbeat). */
-export async function hostFacts(): Promise<HostFacts> {
-  const [os, systemd] = await Promise.all([osName(), systemdVersion()]);
+/**
+ * What the agent tells the server about its host (at enrolment and with every heartbeat). With
+ * `reads`, the systemd version is the running manager's, asked over D-Bus (a heartbeat every 15 s
+ * then starts no process); without, or when the bus cannot tell, systemctl's.
+ */
+export async function hostFacts(reads?: SystemdReads): Promise<HostFacts> {
+  const version = async () => ((await reads?.managerVersion()) ?? null) || systemctlVersion();
+  const [os, systemd] = await Promise.all([osName(), version()]);
   return {
     hostname: hostname().slice(0, 253) || 'localhost',
     os,
     kernel: release().slice(0, 200),
-    systemdVersion: systemd,
+    systemdVersion: systemd?.slice(0, 100) ?? null,
     uptimeSeconds: Math.max(0, Math.floor(uptime())),
     agentVersion: AGENT_VERSION,
     protocolVersion: AGENT_PROTOCOL_VERSION,

@@ -3,7 +3,15 @@ import { EventEmitter } from 'node:events';
 import { describe, it } from 'node:test';
 import { type MessageBus, Variant } from '@particle/dbus-next';
 import { HOST_CLOCK_ARGV, parseSnapshot, snapshotArgv } from '@drover/systemd';
-import { showValue, snapshotShowText, SystemdReads, typeInterfaceOf, unitNameOfPath, unitPathOf } from './systemd-bus';
+import {
+  managerVersionLine,
+  showValue,
+  snapshotShowText,
+  SystemdReads,
+  typeInterfaceOf,
+  unitNameOfPath,
+  unitPathOf,
+} from './systemd-bus';
 
 describe('unitNameOfPath', () => {
   it('reads the unit name systemd escaped into its object path', () => {
@@ -120,6 +128,15 @@ describe('snapshotShowText', () => {
   });
 });
 
+describe('managerVersionLine', () => {
+  it("prints the manager's Version as systemctl --version's first line does", () => {
+    // systemctl --version on the fleet's Debian 12: "systemd 252 (252.39-1~deb12u1)".
+    assert.equal(managerVersionLine('252.39-1~deb12u1'), 'systemd 252 (252.39-1~deb12u1)');
+    assert.equal(managerVersionLine('256'), 'systemd 256 (256)');
+    assert.equal(managerVersionLine('v257-rc1'), 'systemd v257-rc1');
+  });
+});
+
 /** A bus whose calls fail as a lost connection's do. */
 function brokenBus(): MessageBus {
   const bus = new EventEmitter() as unknown as MessageBus & { disconnected: boolean };
@@ -145,6 +162,10 @@ describe('SystemdReads.answer', () => {
     for (const argv of [['systemctl', 'restart', '--', 'nginx.service'], ['date'], [...HOST_CLOCK_ARGV, 'x']]) {
       assert.equal(await reads.answer(argv), null, argv.join(' '));
     }
+  });
+
+  it('has no manager version when D-Bus fails (the facts then ask systemctl)', async () => {
+    assert.equal(await new SystemdReads({ connect: brokenBus }).managerVersion(), null);
   });
 
   it('leaves the unit read to systemctl when D-Bus fails, and connects again for the next one', async () => {

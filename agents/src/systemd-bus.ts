@@ -122,6 +122,12 @@ export function snapshotShowText(
   return lines.join('');
 }
 
+/** `systemctl --version`'s first line for a manager Version ("252.39-1~deb12u1" is systemd 252). */
+export function managerVersionLine(version: string): string {
+  const major = /^\d+/.exec(version)?.[0];
+  return major === undefined ? `systemd ${version}` : `systemd ${major} (${version})`;
+}
+
 export interface SystemdReadsOptions {
   /** The connection to systemd's bus; the system bus by default (a test reaches a booted host's). */
   connect?: () => MessageBus;
@@ -155,8 +161,32 @@ export class SystemdReads {
       return { exitCode: 0, stdout: await this.readSnapshot(unit), stderr: '' };
     } catch (error) {
       this.options.log?.debug('could not read the unit over D-Bus; running systemctl show', { unit, err: error });
-      // systemd's own error reply leaves the connection good; anything else (a timeout) does not.
-      if (!(error instanceof DBusError)) this.close();
+      this.dropAfter(error);
+      return null;
+    }
+  }
+
+  /**
+   * The running systemd's version as the first line of `systemctl --version` prints it
+   * ("systemd 252 (252.39-1~deb12u1)"), from the manager's Version property; null when D-Bus cannot tell.
+   */
+  async managerVersion(): Promise<string | null> {
+    try {
+      const reply = await this.call(
+        new Message({
+          destination: SYSTEMD,
+          path: SYSTEMD_PATH,
+          interface: PROPERTIES,
+          member: 'Get',
+          signature: 'ss',
+          body: [MANAGER, 'Version'],
+        }),
+      );
+      const version = (reply?.body[0] as Variant | undefined)?.value as unknown;
+      if (typeof version !== 'string' || version === '') return null;
+      return managerVersionLine(version);
+    } catch (error) {
+      this.dropAfter(error);
       return null;
     }
   }
@@ -178,6 +208,23 @@ export class SystemdReads {
   }
 
   private async getAll(path: string, iface: string): Promise<Record<string, Variant>> {
+    const reply = await this.call(
+      new Message({
+        destination: SYSTEMD,
+        path,
+        interface: PROPERTIES,
+        member: 'GetAll',
+        signature: 's',
+        body: [iface],
+      }),
+    );
+    const properties = reply?.body[0] as Record<string, Variant> | undefined;
+    if (!properties) throw new Error(`systemd sent no properties of ${iface} for ${path}`);
+    return properties;
+  }
+
+  /** One method call, answered within READ_TIMEOUT_MS or failed. */
+  private async call(message: Message): Promise<Message | null> {
     const bus = this.connected();
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_resolve, reject) => {
@@ -187,25 +234,15 @@ export class SystemdReads {
       );
     });
     try {
-      const reply = await Promise.race([
-        bus.call(
-          new Message({
-            destination: SYSTEMD,
-            path,
-            interface: PROPERTIES,
-            member: 'GetAll',
-            signature: 's',
-            body: [iface],
-          }),
-        ),
-        timeout,
-      ]);
-      const properties = reply?.body[0] as Record<string, Variant> | undefined;
-      if (!properties) throw new Error(`systemd sent no properties of ${iface} for ${path}`);
-      return properties;
+      return await Promise.race([bus.call(message), timeout]);
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /** systemd's own error reply leaves the connection good; anything else (a timeout) does not. */
+  private dropAfter(error: unknown): void {
+    if (!(error instanceof DBusError)) this.close();
   }
 
   private connected(): MessageBus {

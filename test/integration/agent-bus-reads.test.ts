@@ -81,6 +81,11 @@ describe('the agent reads units over D-Bus as systemctl show does', () => {
     assert.ok((await read('nginx.service')).dropInPaths?.some((path) => path.includes('nginx.service.d')));
   });
 
+  it("tells the running systemd's version as systemctl --version does", async () => {
+    const printed = (await onHost(host, 'systemctl --version')).split('\n')[0];
+    assert.equal(await reads.managerVersion(), printed);
+  });
+
   it("answers the host clock's read with the host's clock", async () => {
     const hostClock = Number((await onHost(host, HOST_CLOCK_ARGV.join(' '))).trim());
     const answered = Number((await reads.answer(HOST_CLOCK_ARGV))!.stdout.trim());
