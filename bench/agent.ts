@@ -597,7 +597,7 @@ function idleSection(idle: IdleResult): string[] {
     `| of it RssFile: mapped files (the node binary's code and data, shared with every node process) | ${mib(idle.rssFile.median)} | ${mib(idle.rssFile.max)} |`,
     `| CPU s (utime + stime) over the window | ${idle.cpuSeconds.median.toFixed(3)} | ${idle.cpuSeconds.max.toFixed(3)} |`,
     `| CPU, % of one core | ${((100 * idle.cpuSeconds.median) / idle.seconds).toFixed(3)} | ${((100 * idle.cpuSeconds.max) / idle.seconds).toFixed(3)} |`,
-    `| CPU s with the processes it ran (cutime + cstime: \`systemctl --version\` at every heartbeat) | ${idle.withChildren.median.toFixed(3)} | ${idle.withChildren.max.toFixed(3)} |`,
+    `| CPU s with the processes it ran (cutime + cstime: none when idle; the heartbeat reads the systemd version over D-Bus) | ${idle.withChildren.median.toFixed(3)} | ${idle.withChildren.max.toFixed(3)} |`,
     `| CPU s of the host's systemd (PID 1) over the window (the agent's listings and reads are work for it) | ${idle.systemdCpuSeconds.median.toFixed(3)} | ${idle.systemdCpuSeconds.max.toFixed(3)} |`,
     '',
     '- read inside every host (nsenter): `/proc/<MainPID of drover-agent.service>/stat` (utime + stime) and `status` ' +
