@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { MessageType, Variant } from '@particle/dbus-next';
-import { changeOf, mayHaveChanged, SIGNAL_MATCH_RULES, stillDiffers, withSignal } from './unit-watch';
+import { changeOf, dueForListing, mayHaveChanged, SIGNAL_MATCH_RULES, stillDiffers, withSignal } from './unit-watch';
 
 const signal = (fields: { path?: string; interface: string; member: string; body: unknown[] }) => ({
   type: MessageType.SIGNAL,
@@ -141,16 +141,73 @@ describe('mayHaveChanged', () => {
   });
 });
 
-describe('stillDiffers', () => {
-  const running = { loadState: 'loaded', activeState: 'active', subState: 'running' };
-  const state = (activeState?: string, subState?: string) =>
-    ({ unit: 'a.service', kind: 'properties', activeState, subState }) as const;
-  const after = (...signals: Parameters<typeof withSignal>[1][]) =>
-    signals.reduce<ReturnType<typeof withSignal> | undefined>(
-      (change, signal) => withSignal(change, signal),
-      undefined,
-    )!;
+const running = { loadState: 'loaded', activeState: 'active', subState: 'running' };
+const state = (activeState?: string, subState?: string) =>
+  ({ unit: 'a.service', kind: 'properties', activeState, subState }) as const;
+/** A unit's signals, the first at `since` (ms). */
+const signalsFrom = (since: number, ...signals: Parameters<typeof withSignal>[1][]) =>
+  signals.reduce<ReturnType<typeof withSignal> | undefined>(
+    (change, signal, index) => withSignal(change, signal, since + index),
+    undefined,
+  )!;
+const after = (...signals: Parameters<typeof withSignal>[1][]) => signalsFrom(0, ...signals);
 
+describe('withSignal', () => {
+  it('keeps when the first signal came', () => {
+    assert.equal(signalsFrom(1_000, state('deactivating', 'stop-sigterm'), state('inactive', 'dead')).since, 1_000);
+  });
+});
+
+describe('dueForListing', () => {
+  const listed = new Map([
+    ['a.service', running],
+    ['b.service', running],
+  ]);
+
+  it('holds a unit in transition, and lists it once its transition ended elsewhere than listed', () => {
+    const midRestart = new Map([['a.service', signalsFrom(1_000, state('deactivating', 'stop-sigterm'))]]);
+    assert.deepEqual(dueForListing(midRestart, listed, 1_300), { names: [], held: ['a.service'], heldUntil: 6_000 });
+    const stopped = new Map([
+      ['a.service', signalsFrom(1_000, state('deactivating', 'stop-sigterm'), state('inactive', 'dead'))],
+    ]);
+    assert.deepEqual(dueForListing(stopped, listed, 1_300), { names: ['a.service'], held: [], heldUntil: null });
+  });
+
+  it('lists nothing for a restart that ended running, as listed, however long it took', () => {
+    const restarted = new Map([
+      [
+        'a.service',
+        signalsFrom(
+          1_000,
+          state('deactivating', 'stop-sigterm'),
+          state('inactive', 'dead'),
+          state('activating', 'start'),
+          state('active', 'running'),
+        ),
+      ],
+    ]);
+    assert.deepEqual(dueForListing(restarted, listed, 3_000), { names: [], held: [], heldUntil: null });
+  });
+
+  it('lists a unit still in transition once the hold is over, and the others meanwhile', () => {
+    const slow = new Map([
+      ['a.service', signalsFrom(1_000, state('activating', 'start'))],
+      ['b.service', signalsFrom(1_000, state('failed', 'failed'))],
+    ]);
+    assert.deepEqual(dueForListing(slow, listed, 2_000), {
+      names: ['b.service'],
+      held: ['a.service'],
+      heldUntil: 6_000,
+    });
+    assert.deepEqual(dueForListing(slow, listed, 6_000), {
+      names: ['a.service', 'b.service'],
+      held: [],
+      heldUntil: null,
+    });
+  });
+});
+
+describe('stillDiffers', () => {
   it('lists a restarted unit no more once it runs again as listed', () => {
     const restart = after(
       state('deactivating', 'stop-sigterm'),

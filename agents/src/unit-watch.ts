@@ -1,5 +1,5 @@
 import { Message, MessageType, systemBus, type MessageBus } from '@particle/dbus-next';
-import type { UnitsReport } from '@drover/protocol';
+import { TRANSITIONAL_STATES, type UnitsReport } from '@drover/protocol';
 import {
   type Host,
   LIST_UNIT_FILES_ARGV,
@@ -18,6 +18,8 @@ import { MANAGER, SYSTEMD, SYSTEMD_PATH, UNIT_INTERFACE, unitNameOfPath } from '
 
 /** Changes that arrive together (a restart is several property changes) are reported together. */
 const SETTLE_MS = 250;
+/** The longest a unit in transition (activating...) waits for its end before it is listed as it is. */
+const TRANSITION_HOLD_MS = 5_000;
 /** A full listing now and then, so that a signal lost (the bus restarted, a report failed) heals. */
 const FULL_LISTING_EVERY_MS = 10 * 60_000;
 /** Without D-Bus: full listings this often instead of live changes. */
@@ -112,11 +114,13 @@ export interface SignalledChange {
   stateless: boolean;
   activeState?: string;
   subState?: string;
+  /** When the first of these signals came (ms). */
+  since: number;
 }
 
-/** A unit's signals so far with one more (the later state wins). */
-export function withSignal(previous: SignalledChange | undefined, signal: UnitChange): SignalledChange {
-  const change = previous ?? { presence: false, stateless: false };
+/** A unit's signals so far with one more, which came at `now` (the later state wins). */
+export function withSignal(previous: SignalledChange | undefined, signal: UnitChange, now: number): SignalledChange {
+  const change = previous ?? { presence: false, stateless: false, since: now };
   if (signal.kind === 'presence') return { ...change, presence: true };
   if (signal.activeState === undefined && signal.subState === undefined) return { ...change, stateless: true };
   return {
@@ -135,6 +139,36 @@ export function withSignal(previous: SignalledChange | undefined, signal: UnitCh
 export function stillDiffers(change: SignalledChange, listed: ListedState | undefined): boolean {
   if (listed === undefined || change.presence || change.stateless) return true;
   return change.activeState !== listed.activeState || change.subState !== listed.subState;
+}
+
+/**
+ * Which signalled units to list now (`names`: those whose signals leave them other than listed),
+ * and which wait (`held`, until `heldUntil`): a unit whose last signal left it in transition
+ * (activating, deactivating...) waits for the signal of that transition's end, for at most
+ * TRANSITION_HOLD_MS after its first signal. On a busy host a restart outlasts SETTLE_MS: listed
+ * mid-way, the unit would be reported in a state about to end and, once running again, differ from
+ * that listing and be listed a second time: two listings (five processes on the host) for a
+ * restart that changed nothing a listing shows. Measured on 50 hosts sharing 2 cores, the agents
+ * spent about 0.3 CPU s each on such listings in every run of the fan-out benchmark, theirs or not.
+ */
+export function dueForListing(
+  signalled: ReadonlyMap<string, SignalledChange>,
+  listed: ReadonlyMap<string, ListedState>,
+  now: number,
+): { names: string[]; held: string[]; heldUntil: number | null } {
+  const names: string[] = [];
+  const held: string[] = [];
+  let heldUntil: number | null = null;
+  for (const [unit, change] of signalled) {
+    const until = change.since + TRANSITION_HOLD_MS;
+    if (change.activeState !== undefined && TRANSITIONAL_STATES.includes(change.activeState) && now < until) {
+      held.push(unit);
+      heldUntil = Math.min(heldUntil ?? until, until);
+    } else if (stillDiffers(change, listed.get(unit))) {
+      names.push(unit);
+    }
+  }
+  return { names, held, heldUntil };
 }
 
 /**
@@ -240,7 +274,7 @@ export class UnitWatch {
     ) {
       return;
     }
-    this.signalled.set(signal.unit, withSignal(previous, signal));
+    this.signalled.set(signal.unit, withSignal(previous, signal, Date.now()));
     this.scheduleFlush();
   }
 
@@ -261,13 +295,16 @@ export class UnitWatch {
   private async reportLoop(signal: AbortSignal): Promise<void> {
     let lastFull = 0;
     for (let failures = 0; !signal.aborted;) {
-      const names = [...this.signalled]
-        .filter(([unit, change]) => stillDiffers(change, this.listed.get(unit)))
-        .map(([unit]) => unit);
-      this.signalled.clear();
+      const { names, held, heldUntil } = dueForListing(this.signalled, this.listed, Date.now());
+      for (const unit of [...this.signalled.keys()]) if (!held.includes(unit)) this.signalled.delete(unit);
       if (!this.listAll && names.length === 0 && Date.now() - lastFull < FULL_LISTING_EVERY_MS) {
+        const fullDueInMs = FULL_LISTING_EVERY_MS - (Date.now() - lastFull);
         await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, FULL_LISTING_EVERY_MS - (Date.now() - lastFull));
+          // A unit still in transition is looked at again when its hold ends, if no signal came first.
+          const timer = setTimeout(
+            resolve,
+            heldUntil === null ? fullDueInMs : Math.min(fullDueInMs, Math.max(0, heldUntil - Date.now())),
+          );
           this.wake = () => {
             clearTimeout(timer);
             resolve();
