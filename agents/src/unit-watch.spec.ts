@@ -75,13 +75,32 @@ describe('changeOf', () => {
           member: 'PropertiesChanged',
           body: [
             'org.freedesktop.systemd1.Unit',
-            { ActiveState: new Variant('s', 'deactivating'), SubState: new Variant('s', 'stop-sigterm') },
+            {
+              ActiveState: new Variant('s', 'deactivating'),
+              SubState: new Variant('s', 'stop-sigterm'),
+              Job: new Variant('(uo)', [2509, '/org/freedesktop/systemd1/job/2509']),
+            },
             [],
           ],
         }),
       ),
-      { unit: 'nginx.service', kind: 'properties', activeState: 'deactivating', subState: 'stop-sigterm' },
+      {
+        unit: 'nginx.service',
+        kind: 'properties',
+        activeState: 'deactivating',
+        subState: 'stop-sigterm',
+        jobPending: true,
+      },
     );
+    const done = changeOf(
+      signal({
+        path,
+        interface: 'org.freedesktop.DBus.Properties',
+        member: 'PropertiesChanged',
+        body: ['org.freedesktop.systemd1.Unit', { Job: new Variant('(uo)', [0, '/']) }, []],
+      }),
+    );
+    assert.equal(done && 'jobPending' in done ? done.jobPending : null, false, 'job id 0: no job any more');
     assert.equal(
       changeOf(
         signal({
@@ -171,6 +190,23 @@ describe('dueForListing', () => {
       ['a.service', signalsFrom(1_000, state('deactivating', 'stop-sigterm'), state('inactive', 'dead'))],
     ]);
     assert.deepEqual(dueForListing(stopped, listed, 1_300), { names: ['a.service'], held: [], heldUntil: null });
+  });
+
+  it("holds a unit between its restart's stop and its start (inactive, its job still running)", () => {
+    const job = (jobPending: boolean, activeState: string, subState: string) =>
+      ({ unit: 'a.service', kind: 'properties', activeState, subState, jobPending }) as const;
+    const betweenStopAndStart = new Map([
+      ['a.service', signalsFrom(1_000, job(true, 'deactivating', 'stop-sigterm'), job(true, 'inactive', 'dead'))],
+    ]);
+    assert.deepEqual(dueForListing(betweenStopAndStart, listed, 1_400), {
+      names: [],
+      held: ['a.service'],
+      heldUntil: 6_000,
+    });
+    const restarted = new Map([
+      ['a.service', signalsFrom(1_000, job(true, 'inactive', 'dead'), job(false, 'active', 'running'))],
+    ]);
+    assert.deepEqual(dueForListing(restarted, listed, 1_400), { names: [], held: [], heldUntil: null });
   });
 
   it('lists nothing for a restart that ended running, as listed, however long it took', () => {

@@ -45,7 +45,7 @@ export const SIGNAL_MATCH_RULES: readonly string[] = [
  * signal carries them), a unit was loaded or unloaded (`presence`), or list everything again.
  */
 export type UnitSignal =
-  | { unit: string; kind: 'properties'; activeState?: string; subState?: string }
+  | { unit: string; kind: 'properties'; activeState?: string; subState?: string; jobPending?: boolean }
   | { unit: string; kind: 'presence' }
   | { all: true };
 
@@ -77,7 +77,10 @@ export function changeOf(message: {
       const value = changed[property]?.value;
       return typeof value === 'string' ? value : undefined;
     };
-    return { unit, kind: 'properties', activeState: text('ActiveState'), subState: text('SubState') };
+    // Job is (id, path): a job (the restart, the start...) is queued or running on the unit while id is not 0.
+    const job = changed.Job?.value;
+    const jobPending = Array.isArray(job) && typeof job[0] === 'number' ? job[0] !== 0 : undefined;
+    return { unit, kind: 'properties', activeState: text('ActiveState'), subState: text('SubState'), jobPending };
   }
   if (message.interface !== MANAGER) return null;
   if (message.member === 'UnitNew' || message.member === 'UnitRemoved') {
@@ -114,6 +117,8 @@ export interface SignalledChange {
   stateless: boolean;
   activeState?: string;
   subState?: string;
+  /** Whether the last signal that told said a job is queued or running on the unit. */
+  jobPending?: boolean;
   /** When the first of these signals came (ms). */
   since: number;
 }
@@ -127,6 +132,7 @@ export function withSignal(previous: SignalledChange | undefined, signal: UnitCh
     ...change,
     activeState: signal.activeState ?? change.activeState,
     subState: signal.subState ?? change.subState,
+    jobPending: signal.jobPending ?? change.jobPending,
   };
 }
 
@@ -143,13 +149,14 @@ export function stillDiffers(change: SignalledChange, listed: ListedState | unde
 
 /**
  * Which signalled units to list now (`names`: those whose signals leave them other than listed),
- * and which wait (`held`, until `heldUntil`): a unit whose last signal left it in transition
- * (activating, deactivating...) waits for the signal of that transition's end, for at most
- * TRANSITION_HOLD_MS after its first signal. On a busy host a restart outlasts SETTLE_MS: listed
- * mid-way, the unit would be reported in a state about to end and, once running again, differ from
- * that listing and be listed a second time: two listings (five processes on the host) for a
- * restart that changed nothing a listing shows. Measured on 50 hosts sharing 2 cores, the agents
- * spent about 0.3 CPU s each on such listings in every run of the fan-out benchmark, theirs or not.
+ * and which wait (`held`, until `heldUntil`): a unit whose last signal left it in transition (a job
+ * on it, the restart's, or a state such as activating) waits for the signal of that transition's
+ * end, for at most TRANSITION_HOLD_MS after its first signal. On a busy host a restart outlasts
+ * SETTLE_MS, and between its stop and its start the unit is inactive: listed mid-way, it would be
+ * reported in a state about to end and, once running again, differ from that listing and be listed
+ * a second time: two listings (five processes on the host) for a restart that changed nothing a
+ * listing shows. Seen on 50 hosts sharing 2 cores (strace of the agents, their D-Bus signals): the
+ * agents listed the unit after every restart, anyone's, about 0.3 CPU s each per fan-out run.
  */
 export function dueForListing(
   signalled: ReadonlyMap<string, SignalledChange>,
@@ -161,7 +168,10 @@ export function dueForListing(
   let heldUntil: number | null = null;
   for (const [unit, change] of signalled) {
     const until = change.since + TRANSITION_HOLD_MS;
-    if (change.activeState !== undefined && TRANSITIONAL_STATES.includes(change.activeState) && now < until) {
+    const moving =
+      change.jobPending === true ||
+      (change.activeState !== undefined && TRANSITIONAL_STATES.includes(change.activeState));
+    if (moving && now < until) {
       held.push(unit);
       heldUntil = Math.min(heldUntil ?? until, until);
     } else if (stillDiffers(change, listed.get(unit))) {
