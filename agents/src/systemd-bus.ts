@@ -73,9 +73,6 @@ export function showValue(name: string, variant: Variant): string | null {
   switch (signature) {
     case 's':
     case 'o':
-      return String(value);
-    case 'b':
-      return value ? 'yes' : 'no';
     case 'y':
     case 'q':
     case 'u':
@@ -83,6 +80,8 @@ export function showValue(name: string, variant: Variant): string | null {
     case 'i':
     case 'x':
       return String(value);
+    case 'b':
+      return value ? 'yes' : 'no';
     case 't': {
       const number = BigInt(value as bigint | number);
       if (name.endsWith('Timestamp')) return formatTimestamp(number);
