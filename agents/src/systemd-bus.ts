@@ -2,6 +2,7 @@ import { DBusError, Message, systemBus, type MessageBus, type Variant } from '@p
 import {
   type CommandResult,
   HOST_CLOCK_ARGV,
+  sameArgv,
   SNAPSHOT_PROPERTIES,
   snapshotArgvUnit,
   unitNameProblem,
@@ -150,7 +151,7 @@ export class SystemdReads {
 
   /** The answer to `argv` without running it, or null: run it. */
   async answer(argv: readonly string[]): Promise<CommandResult | null> {
-    if (argv.length === HOST_CLOCK_ARGV.length && argv.every((part, index) => part === HOST_CLOCK_ARGV[index])) {
+    if (sameArgv(argv, HOST_CLOCK_ARGV)) {
       // `date +%s%6N`: microseconds since the epoch (this clock has milliseconds).
       return { exitCode: 0, stdout: `${BigInt(Date.now()) * 1000n}\n`, stderr: '' };
     }

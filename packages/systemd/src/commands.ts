@@ -19,6 +19,11 @@ export function verbArgv(verb: Verb, unit: string | null): string[] {
   return ['systemctl', '--no-ask-password', '--no-pager', verb, '--', unit];
 }
 
+/** Whether two argvs are the same words in the same order (how a host recognises a read it can answer itself). */
+export function sameArgv(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((part, index) => part === b[index]);
+}
+
 /** Exits 0 when systemd is the host's service manager: the check sd_booted(3) makes. */
 export const SYSTEMD_PROBE_ARGV: string[] = ['test', '-d', '/run/systemd/system'];
 

@@ -1,4 +1,5 @@
 import type { UnitSnapshot } from '@drover/protocol';
+import { sameArgv } from './commands';
 import { assertUnitName, isTemplate } from './unit-names';
 
 /** What drover reads of a unit before and after acting on it (`systemctl show` property names). */
@@ -85,7 +86,7 @@ export function snapshotArgvUnit(argv: readonly string[]): string | null {
   } catch {
     return null;
   }
-  return expected.length === argv.length && expected.every((part, index) => part === argv[index]) ? unit : null;
+  return sameArgv(expected, argv) ? unit : null;
 }
 
 /**
