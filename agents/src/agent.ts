@@ -12,7 +12,7 @@ import { TaskJournal } from './journal';
 import { LocalHost } from './local-host';
 import type { Logger } from './log';
 import { carryOutRead } from './reads';
-import { SystemdReads } from './systemd-bus';
+import { SystemdBus } from './systemd-bus';
 import { TaskAttempt } from './task-attempt';
 import { UnitWatch } from './unit-watch';
 
@@ -111,7 +111,7 @@ export class DroverAgent {
   private readonly running = new Set<Promise<void>>();
   private readonly attempts = new Set<TaskAttempt>();
   private readonly unitQueues = new Map<string, Promise<void>>();
-  private readonly reads: SystemdReads;
+  private readonly systemd: SystemdBus;
   private readonly host: LocalHost;
   private api!: AgentApi;
   private journal!: TaskJournal;
@@ -125,8 +125,8 @@ export class DroverAgent {
     private readonly configFile: string,
     private readonly log: Logger,
   ) {
-    this.reads = new SystemdReads({ log });
-    this.host = new LocalHost({ answer: (argv) => this.reads.answer(argv) });
+    this.systemd = new SystemdBus({ log });
+    this.host = new LocalHost({ answer: (argv, timeoutMs) => this.systemd.answer(argv, timeoutMs) });
   }
 
   /** Runs until stop(); resolves with the exit code. */
@@ -155,7 +155,7 @@ export class DroverAgent {
     await heartbeats;
     await watching;
     await this.drain();
-    this.reads.close();
+    this.systemd.close();
     await this.journal.close();
     await this.api.close();
     log.info('stopped');
@@ -195,7 +195,7 @@ export class DroverAgent {
     while (!this.stopped) {
       if (!this.revoked) {
         try {
-          const { outdated } = await this.api.heartbeat(await hostFacts(this.reads), this.stopping.signal);
+          const { outdated } = await this.api.heartbeat(await hostFacts(this.systemd), this.stopping.signal);
           this.notifyReady();
           if (outdated && !this.toldOutdated) {
             this.log.warn('the server speaks a newer protocol than this agent: upgrade the agent');

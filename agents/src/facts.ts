@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { hostname, release, uptime } from 'node:os';
 import { promisify } from 'node:util';
 import { AGENT_PROTOCOL_VERSION, type HostFacts } from '@drover/protocol';
-import type { SystemdReads } from './systemd-bus';
+import type { SystemdBus } from './systemd-bus';
 import { AGENT_VERSION } from './version';
 
 const run = promisify(execFile);
@@ -40,11 +40,11 @@ async function systemctlVersion(): Promise<string | null> {
 
 /**
  * What the agent tells the server about its host (at enrolment and with every heartbeat). With
- * `reads`, the systemd version is the running manager's, asked over D-Bus (a heartbeat every 15 s
+ * `bus`, the systemd version is the running manager's, asked over D-Bus (a heartbeat every 15 s
  * then starts no process); without, or when the bus cannot tell, systemctl's.
  */
-export async function hostFacts(reads?: SystemdReads): Promise<HostFacts> {
-  const version = async () => ((await reads?.managerVersion()) ?? null) || systemctlVersion();
+export async function hostFacts(bus?: SystemdBus): Promise<HostFacts> {
+  const version = async () => ((await bus?.managerVersion()) ?? null) || systemctlVersion();
   const [os, systemd] = await Promise.all([osName(), version()]);
   return {
     hostname: hostname().slice(0, 253) || 'localhost',

@@ -27,6 +27,25 @@ describe('LocalHost.run', () => {
     assert.ok(Date.now() - started < 3_000);
   });
 
+  it('takes the answer the agent gives itself, streamed as output is, and runs the argv only without one', async () => {
+    const asked: [readonly string[], number][] = [];
+    const answering = new LocalHost({
+      answer: (argv, timeoutMs) => {
+        asked.push([argv, timeoutMs]);
+        return Promise.resolve(argv[0] === 'answered' ? { exitCode: 1, stdout: 'out\n', stderr: 'warning\n' } : null);
+      },
+    });
+    const streamed: string[] = [];
+    const answer = await answering.run(['answered'], { timeoutMs: 4_000, onData: (text) => streamed.push(text) });
+    assert.deepEqual(answer, { exitCode: 1, stdout: 'out\n', stderr: 'warning\n' });
+    assert.deepEqual(streamed, ['out\n', 'warning\n']);
+    assert.deepEqual((await answering.run(['printf', 'ran'], { timeoutMs: 5_000 })).stdout, 'ran');
+    assert.deepEqual(asked, [
+      [['answered'], 4_000],
+      [['printf', 'ran'], 5_000],
+    ]);
+  });
+
   it('fails when the command cannot run', async () => {
     await assert.rejects(host.run(['/nonexistent/drover-command'], { timeoutMs: 1_000 }), /could not run/);
   });

@@ -44,10 +44,11 @@ export interface LocalHostOptions {
   maxStreamChars?: number;
   killGraceMs?: number;
   /**
-   * Answers some reads in the agent's own process (SystemdReads: the unit's state over D-Bus, the
-   * clock) instead of starting a child process for each; null runs the argv as a command.
+   * Answers some commands in the agent's own process (SystemdBus: the unit's state and its jobs over
+   * D-Bus, the clock) instead of starting a child process for each; null runs the argv as a command.
+   * An answer past `timeoutMs` rejects with CommandTimeoutError, as a command past its time does.
    */
-  answer?: (argv: readonly string[]) => Promise<CommandResult | null>;
+  answer?: (argv: readonly string[], timeoutMs: number) => Promise<CommandResult | null>;
 }
 
 /**
@@ -75,9 +76,10 @@ export class LocalHost implements Host {
   }
 
   async run(argv: readonly string[], options: RunOptions): Promise<CommandResult> {
-    const answered = await this.options.answer?.(argv);
+    const answered = await this.options.answer?.(argv, options.timeoutMs);
     if (answered) {
-      if (answered.stdout !== '') options.onData?.(answered.stdout);
+      // Streamed as a command's output is: both streams.
+      for (const text of [answered.stdout, answered.stderr]) if (text !== '') options.onData?.(text);
       return answered;
     }
     return this.spawn(argv, options);

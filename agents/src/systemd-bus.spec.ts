@@ -1,13 +1,19 @@
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { describe, it } from 'node:test';
-import { type MessageBus, Variant } from '@particle/dbus-next';
-import { HOST_CLOCK_ARGV, parseSnapshot, snapshotArgv } from '@drover/systemd';
+import { DBusError, Message, MessageType, type MessageBus, Variant } from '@particle/dbus-next';
+import { HOST_CLOCK_ARGV, parseSnapshot, snapshotArgv, verbArgv } from '@drover/systemd';
+import { CommandTimeoutError } from './local-host';
 import {
+  jobEndText,
+  MANAGER,
   managerVersionLine,
+  refusedBeforeQueueing,
   showValue,
   snapshotShowText,
-  SystemdReads,
+  SystemdBus,
+  SYSTEMD_PATH,
+  triggeringWarning,
   typeInterfaceOf,
   unitNameOfPath,
   unitPathOf,
@@ -147,37 +153,248 @@ function brokenBus(): MessageBus {
   return bus;
 }
 
-describe('SystemdReads.answer', () => {
+describe('SystemdBus.answer: reads', () => {
   it("answers the host clock's read with this clock, in microseconds", async () => {
-    const reads = new SystemdReads({ connect: brokenBus });
+    const reads = new SystemdBus({ connect: brokenBus });
     const before = Date.now() * 1000;
-    const answer = await reads.answer(HOST_CLOCK_ARGV);
+    const answer = await reads.answer(HOST_CLOCK_ARGV, 1_000);
     assert.equal(answer?.exitCode, 0);
     const microseconds = Number(answer.stdout.trim());
     assert.ok(microseconds >= before && microseconds <= Date.now() * 1000, answer.stdout);
   });
 
   it('leaves every other command to run (null)', async () => {
-    const reads = new SystemdReads({ connect: brokenBus });
-    for (const argv of [['systemctl', 'restart', '--', 'nginx.service'], ['date'], [...HOST_CLOCK_ARGV, 'x']]) {
-      assert.equal(await reads.answer(argv), null, argv.join(' '));
+    const reads = new SystemdBus({ connect: brokenBus });
+    for (const argv of [
+      ['systemctl', 'restart', '--', 'nginx.service'],
+      ['date'],
+      [...HOST_CLOCK_ARGV, 'x'],
+      verbArgv('enable', 'nginx.service'),
+      verbArgv('status', 'nginx.service'),
+      verbArgv('daemon-reload', null),
+    ]) {
+      assert.equal(await reads.answer(argv, 1_000), null, argv.join(' '));
     }
   });
 
   it('has no manager version when D-Bus fails (the facts then ask systemctl)', async () => {
-    assert.equal(await new SystemdReads({ connect: brokenBus }).managerVersion(), null);
+    assert.equal(await new SystemdBus({ connect: brokenBus }).managerVersion(), null);
   });
 
   it('leaves the unit read to systemctl when D-Bus fails, and connects again for the next one', async () => {
     let connections = 0;
-    const reads = new SystemdReads({
+    const reads = new SystemdBus({
       connect: () => {
         connections += 1;
         return brokenBus();
       },
     });
-    assert.equal(await reads.answer(snapshotArgv('nginx.service')), null);
-    assert.equal(await reads.answer(snapshotArgv('nginx.service')), null);
+    assert.equal(await reads.answer(snapshotArgv('nginx.service'), 1_000), null);
+    assert.equal(await reads.answer(snapshotArgv('nginx.service'), 1_000), null);
+    assert.equal(connections, 2);
+  });
+});
+
+describe('jobEndText', () => {
+  it('is nothing for a job done or skipped', () => {
+    assert.equal(jobEndText('nginx.service', 'done', null), null);
+    assert.equal(jobEndText('nginx.service', 'skipped', null), null);
+  });
+
+  it("says why a service's job failed by the service's Result, as systemctl 252 does", () => {
+    assert.equal(
+      jobEndText('nginx.service', 'failed', 'exit-code'),
+      'Job for nginx.service failed because the control process exited with error code.\n' +
+        'See "systemctl status nginx.service" and "journalctl -xeu nginx.service" for details.\n',
+    );
+    assert.equal(
+      jobEndText('a\\x2db.service', 'failed', null),
+      'Job for a\\x2db.service failed.\n' +
+        'See "systemctl status "a\\\\x2db.service"" and "journalctl -xeu "a\\\\x2db.service"" for details.\n',
+    );
+    assert.match(
+      jobEndText('nginx.service', 'failed', 'start-limit-hit')!,
+      /attempted too often\.\n.*\nTo force a start use "systemctl reset-failed nginx.service"\nfollowed by "systemctl start nginx.service" again\.\n$/,
+    );
+  });
+
+  it('names the other results in their own words', () => {
+    assert.equal(jobEndText('nginx.service', 'invalid', null), 'nginx.service is not active, cannot reload.\n');
+    assert.equal(jobEndText('nginx.service', 'canceled', null), 'Job for nginx.service canceled.\n');
+    assert.equal(jobEndText('tmp.mount', 'failed', null), 'Job failed. See "journalctl -xe" for details.\n');
+  });
+});
+
+describe('triggeringWarning', () => {
+  it('lists the active units that can start the stopped one again, as systemctl stop does', () => {
+    assert.equal(triggeringWarning('foo.service', []), '');
+    assert.equal(
+      triggeringWarning('foo.service', ['foo.socket', 'foo.path']),
+      'Warning: Stopping foo.service, but it can still be activated by:\n  foo.socket\n  foo.path\n',
+    );
+  });
+});
+
+describe('refusedBeforeQueueing', () => {
+  it("is systemd's or polkit's refusal, never a missing answer", () => {
+    assert.equal(refusedBeforeQueueing(new DBusError('org.freedesktop.systemd1.UnitMasked', 'masked')), true);
+    assert.equal(refusedBeforeQueueing(new DBusError('org.freedesktop.DBus.Error.AccessDenied', 'no')), true);
+    assert.equal(refusedBeforeQueueing(new DBusError('org.freedesktop.DBus.Error.NoReply', 'late')), false);
+    assert.equal(refusedBeforeQueueing(new Error('connection closed')), false);
+  });
+});
+
+/**
+ * systemd as the job calls see it: each method call is answered by `handle` (a body, or a thrown
+ * DBusError); jobs end when the test says so, with JobRemoved as systemd broadcasts it.
+ */
+class FakeSystemd extends EventEmitter {
+  readonly calls: Message[] = [];
+  disconnected = false;
+  constructor(private readonly handle: (message: Message) => unknown[] | Promise<unknown[]>) {
+    super();
+  }
+
+  async call(message: Message): Promise<Message> {
+    this.calls.push(message);
+    await Promise.resolve();
+    return { body: await this.handle(message) } as Message;
+  }
+
+  disconnect(): void {
+    this.disconnected = true;
+  }
+
+  jobRemoved(job: string, unit: string, result: string): void {
+    this.emit(
+      'message',
+      new Message({
+        type: MessageType.SIGNAL,
+        path: SYSTEMD_PATH,
+        interface: MANAGER,
+        member: 'JobRemoved',
+        signature: 'uoss',
+        body: [7, job, unit, result],
+      }),
+    );
+  }
+
+  methods(): string[] {
+    return this.calls.map((call) => (call.member === 'Get' ? `Get ${String(call.body[1])}` : call.member));
+  }
+}
+
+const JOB = '/org/freedesktop/systemd1/job/7';
+
+/** A systemd whose job methods queue JOB and whose properties are `properties` (by name). */
+function systemdWith(properties: Record<string, Variant>, onQueued?: (bus: FakeSystemd) => void): FakeSystemd {
+  const bus: FakeSystemd = new FakeSystemd((message) => {
+    if (message.member === 'AddMatch') return [];
+    if (message.member === 'Get') {
+      const value = properties[String(message.body[1])];
+      if (!value) throw new DBusError('org.freedesktop.DBus.Error.UnknownProperty', 'no such property');
+      return [value];
+    }
+    onQueued?.(bus);
+    return [JOB];
+  });
+  return bus;
+}
+
+function busOf(fake: FakeSystemd): { connect: () => MessageBus } {
+  return { connect: () => fake as unknown as MessageBus };
+}
+
+describe('SystemdBus.answer: jobs', () => {
+  it("restarts through the Manager's RestartUnit and answers once systemd removed the job, done", async () => {
+    const fake = systemdWith({ NeedDaemonReload: new Variant('b', false) });
+    const answering = new SystemdBus(busOf(fake)).answer(verbArgv('restart', 'nginx.service'), 5_000);
+    setTimeout(() => fake.jobRemoved(JOB, 'nginx.service', 'done'), 20);
+    assert.deepEqual(await answering, { exitCode: 0, stdout: '', stderr: '' });
+    const queued = fake.calls.find((call) => call.member === 'RestartUnit')!;
+    assert.deepEqual(queued.body, ['nginx.service', 'replace']);
+    assert.equal(fake.methods()[0], 'AddMatch', 'JobRemoved is matched before any job is queued');
+  });
+
+  it('takes a JobRemoved that came before the reply was read', async () => {
+    const fake = systemdWith({}, (bus) => bus.jobRemoved(JOB, 'nginx.service', 'done'));
+    assert.equal((await new SystemdBus(busOf(fake)).answer(verbArgv('start', 'nginx.service'), 5_000))?.exitCode, 0);
+  });
+
+  it("fails as systemctl does when the job failed, saying why from the service's Result", async () => {
+    const fake = systemdWith({ Result: new Variant('s', 'exit-code'), NeedDaemonReload: new Variant('b', true) });
+    const answering = new SystemdBus(busOf(fake)).answer(verbArgv('start', 'nginx.service'), 5_000);
+    setTimeout(() => fake.jobRemoved(JOB, 'nginx.service', 'failed'), 20);
+    const answer = await answering;
+    assert.equal(answer?.exitCode, 1);
+    assert.match(
+      answer.stderr,
+      /^Warning: The unit file.*nginx.service changed on disk.*\nJob for nginx.service failed because the control process exited with error code\.\n/,
+    );
+  });
+
+  it('warns after a stop when an active unit can start it again', async () => {
+    const fake = systemdWith({
+      LoadState: new Variant('s', 'loaded'),
+      TriggeredBy: new Variant('as', ['foo.socket']),
+      ActiveState: new Variant('s', 'active'),
+    });
+    const answering = new SystemdBus(busOf(fake)).answer(verbArgv('stop', 'foo.service'), 5_000);
+    setTimeout(() => fake.jobRemoved(JOB, 'foo.service', 'done'), 20);
+    const answer = await answering;
+    assert.equal(answer?.exitCode, 0);
+    assert.equal(answer.stderr, 'Warning: Stopping foo.service, but it can still be activated by:\n  foo.socket\n');
+  });
+
+  it('leaves a job systemd refused before queueing it to systemctl (null), which says why', async () => {
+    const fake = new FakeSystemd((message) => {
+      if (message.member === 'AddMatch') return [];
+      throw new DBusError('org.freedesktop.systemd1.UnitMasked', 'Unit nginx.service is masked.');
+    });
+    assert.equal(await new SystemdBus(busOf(fake)).answer(verbArgv('restart', 'nginx.service'), 5_000), null);
+  });
+
+  it('never runs a job twice: a call without a reply fails instead of falling back to systemctl', async () => {
+    const fake = new FakeSystemd((message) => {
+      if (message.member === 'AddMatch') return [];
+      throw new DBusError('org.freedesktop.DBus.Error.NoReply', 'Did not receive a reply.');
+    });
+    const answer = await new SystemdBus(busOf(fake)).answer(verbArgv('restart', 'nginx.service'), 5_000);
+    assert.deepEqual(answer, {
+      exitCode: 1,
+      stdout: '',
+      stderr: 'Failed to restart nginx.service: Did not receive a reply.\n',
+    });
+  });
+
+  it('fails as a command past its time when the job outlasts the timeout', async () => {
+    const fake = systemdWith({});
+    await assert.rejects(
+      new SystemdBus(busOf(fake)).answer(verbArgv('reload', 'nginx.service'), 50),
+      (error: unknown) => error instanceof CommandTimeoutError && error.timeoutMs === 50,
+    );
+  });
+
+  it('fails the job it awaited when the connection is lost, and connects anew for the next call', async () => {
+    let connections = 0;
+    let fake = systemdWith({});
+    const systemd = new SystemdBus({
+      connect: () => {
+        connections += 1;
+        fake = systemdWith({});
+        return fake as unknown as MessageBus;
+      },
+    });
+    const answering = systemd.answer(verbArgv('restart', 'nginx.service'), 5_000);
+    const first = fake;
+    setTimeout(() => first.emit('error', new Error('Connection reset by peer')), 20);
+    const answer = await answering;
+    assert.equal(answer?.exitCode, 1);
+    assert.match(answer.stderr, /^Failed to wait for response: Connection reset by peer\n$/);
+    assert.equal(first.disconnected, true);
+    const next = systemd.answer(verbArgv('restart', 'nginx.service'), 5_000);
+    setTimeout(() => fake.jobRemoved(JOB, 'nginx.service', 'done'), 20);
+    assert.equal((await next)?.exitCode, 0);
     assert.equal(connections, 2);
   });
 });

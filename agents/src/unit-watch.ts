@@ -14,7 +14,15 @@ import {
 } from '@drover/systemd';
 import { backoffMs, pause } from './backoff';
 import type { Logger } from './log';
-import { MANAGER, SYSTEMD, SYSTEMD_PATH, UNIT_INTERFACE, unitNameOfPath } from './systemd-bus';
+import {
+  addMatch,
+  MANAGER,
+  onConnectionLost,
+  SYSTEMD,
+  SYSTEMD_PATH,
+  UNIT_INTERFACE,
+  unitNameOfPath,
+} from './systemd-bus';
 
 /** Changes that arrive together (a restart is several property changes) are reported together. */
 const SETTLE_MS = 250;
@@ -228,7 +236,7 @@ export class UnitWatch {
           resolve();
         };
         signal.addEventListener('abort', done);
-        bus.on('error', (error: unknown) => {
+        onConnectionLost(bus, (error) => {
           this.log.warn('lost the D-Bus connection to systemd; reconnecting', { err: error });
           done();
         });
@@ -242,18 +250,7 @@ export class UnitWatch {
   private async subscribe(): Promise<MessageBus> {
     const bus = systemBus();
     try {
-      for (const rule of SIGNAL_MATCH_RULES) {
-        await bus.call(
-          new Message({
-            destination: 'org.freedesktop.DBus',
-            path: '/org/freedesktop/DBus',
-            interface: 'org.freedesktop.DBus',
-            member: 'AddMatch',
-            signature: 's',
-            body: [rule],
-          }),
-        );
-      }
+      for (const rule of SIGNAL_MATCH_RULES) await addMatch(bus, rule);
       bus.on('message', (message: Message) => {
         const change = changeOf(message);
         if (change === null) return;

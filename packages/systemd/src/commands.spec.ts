@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { unitNameProblem } from './unit-name';
-import { legacySucceeded, legacyVerbArgv, SYSTEMD_PROBE_ARGV, verbArgv } from './commands';
+import { legacySucceeded, legacyVerbArgv, SYSTEMD_PROBE_ARGV, verbArgv, verbArgvParts } from './commands';
 import { HOST_LEVEL_VERBS, MUTATING_VERBS, Verb, VERBS } from '@drover/protocol';
 
 describe('verbs', () => {
@@ -93,6 +93,31 @@ describe('verbArgv', () => {
       }),
       { numRuns: 1000 },
     );
+  });
+});
+
+describe('verbArgvParts', () => {
+  it('reads back the verb and unit of every argv verbArgv gives for a unit', () => {
+    for (const verb of VERBS.filter((v) => v !== 'daemon-reload')) {
+      for (const unit of ['nginx.service', 'getty@tty1.service', 'foo\\x2dbar.mount']) {
+        assert.deepEqual(verbArgvParts(verbArgv(verb, unit)), { verb, unit });
+      }
+    }
+  });
+
+  it('recognises nothing else: another spelling, extra words, daemon-reload, a bad unit', () => {
+    for (const argv of [
+      verbArgv('daemon-reload', null),
+      ['systemctl', '--no-pager', 'restart', '--', 'nginx.service'],
+      ['systemctl', '--no-ask-password', '--no-pager', 'restart', '--', 'nginx.service', 'x.service'],
+      ['systemctl', '--no-ask-password', '--no-pager', 'restart', '--', '-x.service'],
+      ['systemctl', '--no-ask-password', '--no-pager', 'kill', '--', 'nginx.service'],
+      ['/bin/systemctl', '--no-ask-password', '--no-pager', 'restart', '--', 'nginx.service'],
+      ['restart', '--', 'nginx.service'],
+      [],
+    ]) {
+      assert.equal(verbArgvParts(argv), null, argv.join(' '));
+    }
   });
 });
 

@@ -19,6 +19,22 @@ export function verbArgv(verb: Verb, unit: string | null): string[] {
   return ['systemctl', '--no-ask-password', '--no-pager', verb, '--', unit];
 }
 
+/**
+ * The verb and unit of `argv` when it is exactly what verbArgv gives for a verb on a unit, else
+ * null: a host that can run a unit's job without systemctl (an agent, over D-Bus) recognises the
+ * command it stands for this way and leaves every other argv to run as it is.
+ */
+export function verbArgvParts(argv: readonly string[]): { verb: Verb; unit: string } | null {
+  // Every verb on a unit is spelled `... <verb> -- <unit>`.
+  const [verb, , unit] = argv.slice(-3);
+  if (unit === undefined || !(VERBS as readonly (string | undefined)[]).includes(verb)) return null;
+  try {
+    return sameArgv(verbArgv(verb as Verb, unit), argv) ? { verb: verb as Verb, unit } : null;
+  } catch {
+    return null;
+  }
+}
+
 /** Whether two argvs are the same words in the same order (how a host recognises a read it can answer itself). */
 export function sameArgv(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((part, index) => part === b[index]);
