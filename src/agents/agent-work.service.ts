@@ -12,6 +12,8 @@ import {
   type Verb,
 } from '@drover/protocol';
 import type { AuditActor } from '../audit/audit-actor';
+import { Turns } from '../common/concurrency/turns';
+import { DatabaseBusyError } from '../common/errors/database-unavailable';
 import { ResourceNotFoundError, StateConflictError } from '../common/errors/domain-errors';
 import { APP_CONFIG } from '../config/config.module';
 import type { AppConfig } from '../config/config.schema';
@@ -28,6 +30,11 @@ import { AgentsRepository, type AgentIdentity, type ClaimedTask } from './agents
 const LAPSE_MARGIN_MS = 50;
 /** The most the unit is read again after acting while it is still in transition (as over SSH). */
 const MAX_SETTLE_MS = 30_000;
+/**
+ * The longest a unit report waits for its turn before it is answered 503 (with Retry-After): under
+ * the agent's request timeout (30 s), so that the agent backs off instead of timing out.
+ */
+const REPORT_TURN_WAIT_MS = 10_000;
 
 /**
  * What an agent does for its host through the API: ask for its next command (held open until there
@@ -39,6 +46,8 @@ const MAX_SETTLE_MS = 30_000;
 @Injectable()
 export class AgentWorkService {
   private readonly logger = new Logger(AgentWorkService.name);
+  /** Unit reports stored at once (AGENT_REPORT_CONCURRENCY), so that they leave connections to everything else. */
+  private readonly reportTurns: Turns;
 
   constructor(
     private readonly agents: AgentsRepository,
@@ -49,7 +58,9 @@ export class AgentWorkService {
     private readonly wake: AgentWake,
     private readonly sightings: AgentSightings,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
-  ) {}
+  ) {
+    this.reportTurns = new Turns(config.AGENT_REPORT_CONCURRENCY);
+  }
 
   async heartbeat(agent: AgentIdentity, facts: HostFacts): Promise<{ serverTime: string; outdated: boolean }> {
     // Waits for its batch: a heartbeat answered is a heartbeat recorded (or an error the agent retries).
@@ -146,6 +157,19 @@ export class AgentWorkService {
 
   /** The host's units as its agent saw them change (or all of them): discovery for agent hosts is live. */
   async reportUnits(agent: AgentIdentity, report: UnitsReport): Promise<void> {
+    const leave = await this.reportTurns.enter(AbortSignal.timeout(REPORT_TURN_WAIT_MS)).catch(() => {
+      throw new DatabaseBusyError(
+        `no turn to store a unit report within ${REPORT_TURN_WAIT_MS} ms (AGENT_REPORT_CONCURRENCY ${this.config.AGENT_REPORT_CONCURRENCY})`,
+      );
+    });
+    try {
+      await this.storeReport(agent, report);
+    } finally {
+      leave();
+    }
+  }
+
+  private async storeReport(agent: AgentIdentity, report: UnitsReport): Promise<void> {
     const accepted = (report.definitions ?? []).map(acceptReportedDefinition);
     // Texts first, as discovery stores them: a definition hash shown has its text when it was sent.
     const texts = accepted.flatMap(({ definition: { definitionHash }, text }) =>

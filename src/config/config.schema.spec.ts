@@ -57,6 +57,7 @@ describe('parseConfig', () => {
       AGENT_CREDENTIAL_TTL_MS: 900_000,
       AGENT_OFFLINE_AFTER_MS: 60_000,
       AGENT_TASK_LEASE_MS: 30_000,
+      AGENT_REPORT_CONCURRENCY: 2,
       AGENT_POLL_MAX_WAIT_MS: 25_000,
       AGENT_BUNDLE_DIR: 'dist/agent',
       QUEUE_PREFIX: 'drover',
@@ -106,6 +107,7 @@ describe('parseConfig', () => {
       AGENT_CREDENTIAL_TTL_MS: '60000',
       AGENT_OFFLINE_AFTER_MS: '30000',
       AGENT_TASK_LEASE_MS: '10000',
+      AGENT_REPORT_CONCURRENCY: '3',
       AGENT_POLL_MAX_WAIT_MS: '20000',
       AGENT_BUNDLE_DIR: '/opt/drover/agent',
       QUEUE_PREFIX: 'drover:staging',
@@ -149,10 +151,20 @@ describe('parseConfig', () => {
       AGENT_CREDENTIAL_TTL_MS: 60_000,
       AGENT_OFFLINE_AFTER_MS: 30_000,
       AGENT_TASK_LEASE_MS: 10_000,
+      AGENT_REPORT_CONCURRENCY: 3,
       AGENT_POLL_MAX_WAIT_MS: 20_000,
       AGENT_BUNDLE_DIR: '/opt/drover/agent',
       QUEUE_PREFIX: 'drover:staging',
     });
+  });
+
+  it("stores agents' unit reports a quarter of the pool at a time unless told, at least one", () => {
+    assert.equal(parseConfig({ ...required, DATABASE_POOL_SIZE: '40' }).AGENT_REPORT_CONCURRENCY, 10);
+    assert.equal(parseConfig({ ...required, DATABASE_POOL_SIZE: '3' }).AGENT_REPORT_CONCURRENCY, 1);
+    assert.equal(
+      parseConfig({ ...required, DATABASE_POOL_SIZE: '3', AGENT_REPORT_CONCURRENCY: '2' }).AGENT_REPORT_CONCURRENCY,
+      2,
+    );
   });
 
   it('ignores variables it does not know', () => {

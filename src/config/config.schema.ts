@@ -156,6 +156,12 @@ const environmentSchema = z.object({
   AGENT_OFFLINE_AFTER_MS: integerString(1_000, 86_400_000).default(60_000),
   /** How long an agent's claim of a running task holds without renewal (the agent renews it every third of this). */
   AGENT_TASK_LEASE_MS: integerString(1_000, 600_000).default(30_000),
+  /**
+   * Agents' unit reports one API process stores at once (default: a quarter of DATABASE_POOL_SIZE,
+   * at least 1); the others wait for a turn, so that a burst of listings (agents starting, a fleet
+   * enrolling) never takes every database connection from operators' requests and agents' claims.
+   */
+  AGENT_REPORT_CONCURRENCY: integerString(1, 1_000).optional(),
   /** The longest an agent's request for its next command is held open (under a proxy's idle timeout). */
   AGENT_POLL_MAX_WAIT_MS: integerString(0, 120_000).default(25_000),
   /** Where the API finds the agent's bundle and packaging files (built by `npm run build`). */
@@ -209,11 +215,11 @@ function checkRedisTarget(env: Environment, context: z.RefinementCtx): void {
   }
 }
 
-export const configSchema = environmentSchema
-  .superRefine(checkRedisTarget, { when: () => true })
-  .transform((env) =>
-    env.REDIS_CLUSTER_NODES === undefined ? env : { ...env, QUEUE_PREFIX: withHashTag(env.QUEUE_PREFIX) },
-  );
+export const configSchema = environmentSchema.superRefine(checkRedisTarget, { when: () => true }).transform((env) => ({
+  ...env,
+  QUEUE_PREFIX: env.REDIS_CLUSTER_NODES === undefined ? env.QUEUE_PREFIX : withHashTag(env.QUEUE_PREFIX),
+  AGENT_REPORT_CONCURRENCY: env.AGENT_REPORT_CONCURRENCY ?? Math.max(1, Math.floor(env.DATABASE_POOL_SIZE / 4)),
+}));
 
 export type AppConfig = z.output<typeof configSchema>;
 

@@ -8,11 +8,19 @@ import { Prisma } from '../../generated/prisma/client';
  * (PrismaService.rows) fail with node-postgres' own errors: the same failures are recognised there.
  */
 export function isDatabaseUnavailable(error: unknown): boolean {
+  if (error instanceof DatabaseBusyError) return true;
   if (error instanceof Prisma.PrismaClientKnownRequestError) {
     return DATABASE_UNAVAILABLE_CODES.has(error.code) || UNAVAILABLE_DRIVER_KINDS.has(driverErrorKind(error));
   }
   return isConnectionFailure(error);
 }
+
+/**
+ * This process lets only a few requests of one kind use the database at once (a bulkhead, such as
+ * agents' unit reports), so that they leave connections to everything else, and this request
+ * waited too long for its turn.
+ */
+export class DatabaseBusyError extends Error {}
 
 const DATABASE_UNAVAILABLE_CODES = new Set(['P1001', 'P1002', 'P1008', 'P1017', 'P2024', 'P2028']);
 

@@ -1,5 +1,5 @@
 import { Client, ClientChannel, ClientErrorExtensions } from 'ssh2';
-import type { HandshakeGate } from './handshake-gate';
+import type { Turns } from '../../common/concurrency/turns';
 import { sha256Fingerprint } from './host-key';
 import { HostKeyMismatchError, HostUnreachableError, SshError } from './ssh-errors';
 import type { HostKeyPolicy, SshTarget } from './ssh-target';
@@ -10,7 +10,7 @@ export interface ConnectionSettings {
   connectTimeoutMs: number;
   keepaliveIntervalMs: number;
   /** Where the connection waits for its turn to start the handshake. */
-  handshakes: HandshakeGate;
+  handshakes: Turns;
 }
 
 /**

@@ -6,7 +6,7 @@ import type { ClientChannel } from 'ssh2';
 import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config.schema';
 import { CappedOutput, DEFAULT_MAX_OUTPUT_BYTES } from './capped-output';
-import { HandshakeGate } from './handshake-gate';
+import { Turns } from '../../common/concurrency/turns';
 import { readPrivateKey } from './private-key';
 import { shellQuote } from './shell-quote';
 import { ChannelFailure, SshConnection } from './ssh-connection';
@@ -129,7 +129,14 @@ const SHUTDOWN_GRACE_MS = 2_000;
 export class SshExecutor implements OnModuleDestroy {
   private readonly logger = new Logger(SshExecutor.name);
   private readonly pool: SshConnectionPool;
-  private readonly handshakes: HandshakeGate;
+  /**
+   * At most SSH_MAX_HANDSHAKES at once; the others wait in arrival order. A key exchange costs CPU
+   * on both ends: hundreds started at once on a busy machine (a restart of a whole fleet by a worker
+   * whose pool is cold) all slow down together, and some run past their connect timeout and end
+   * unreachable although their host is fine. Waiting instead lets the first ones finish at full
+   * speed; a connection's connect timeout starts when its handshake does.
+   */
+  private readonly handshakes: Turns;
   private privateKey: Promise<Buffer> | undefined;
   private commandsRun = 0;
 
@@ -142,7 +149,7 @@ export class SshExecutor implements OnModuleDestroy {
       },
       this.logger,
     );
-    this.handshakes = new HandshakeGate(config.SSH_MAX_HANDSHAKES);
+    this.handshakes = new Turns(config.SSH_MAX_HANDSHAKES);
   }
 
   /**
