@@ -259,6 +259,19 @@ export function managerVersionLine(version: string): string {
   return major === undefined ? `systemd ${version}` : `systemd ${major} (${version})`;
 }
 
+/** `promise`, or a rejection with `timedOut()` once `ms` passed without it settling. */
+async function settledWithin<T>(promise: Promise<T>, ms: number, timedOut: () => Error): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(timedOut()), Math.max(0, ms));
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export interface SystemdBusOptions {
   /** The connection to systemd's bus; the system bus by default (a test reaches a booted host's). */
   connect?: () => MessageBus;
@@ -489,40 +502,25 @@ export class SystemdBus {
     return this.withinReadTimeout(this.connected().bus.call(message));
   }
 
-  private async withinReadTimeout<T>(promise: Promise<T>): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(
-        () => reject(new Error(`no answer from systemd within ${READ_TIMEOUT_MS} ms`)),
-        READ_TIMEOUT_MS,
-      );
-    });
-    try {
-      return await Promise.race([promise, timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
+  private withinReadTimeout<T>(promise: Promise<T>): Promise<T> {
+    return settledWithin(
+      promise,
+      READ_TIMEOUT_MS,
+      () => new Error(`no answer from systemd within ${READ_TIMEOUT_MS} ms`),
+    );
   }
 
   /** `promise`, or the command's timeout once `deadline` passed, as a command past its time fails. */
-  private async untilDeadline<T>(
+  private untilDeadline<T>(
     promise: Promise<T>,
     deadline: number,
     command: { argv: readonly string[]; timeoutMs: number },
   ): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(
-        () =>
-          reject(new CommandTimeoutError(command.argv, command.timeoutMs, { exitCode: null, stdout: '', stderr: '' })),
-        Math.max(0, deadline - Date.now()),
-      );
-    });
-    try {
-      return await Promise.race([promise, timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
+    return settledWithin(
+      promise,
+      deadline - Date.now(),
+      () => new CommandTimeoutError(command.argv, command.timeoutMs, { exitCode: null, stdout: '', stderr: '' }),
+    );
   }
 
   /**
