@@ -77,6 +77,13 @@ const environmentSchema = z.object({
    * thousands of agents reconnecting at once overflowed that. Linux caps it at net.core.somaxconn.
    */
   HTTP_LISTEN_BACKLOG: integerString(1, 1_000_000).default(4_096),
+  /**
+   * How long an idle client connection is kept open (Node's own default is 5 s). Agents send a
+   * heartbeat every 15 s and, during a task, requests beside their held poll: with 5 s each of
+   * those opened a new connection (a TLS handshake on both ends in production). Longer than a load
+   * balancer's usual idle timeout (60 s), so that the balancer, not the API, closes first.
+   */
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: integerString(1_000, 600_000).default(65_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Apply pending SQL migrations when the API starts (safe with many replicas: advisory lock). */
   MIGRATE_ON_START: booleanString.default(true),

@@ -341,6 +341,24 @@ describe('agent protocol', () => {
     assert.equal((await listed()).facts?.uptimeSeconds, 4242);
   });
 
+  it('keeps an agent’s connection open from one heartbeat to the next, past Node’s 5 s default', async () => {
+    const agent = await enrolled('kept-alive');
+    const server = api.app.getHttpServer();
+    const first = await agent.call('POST', 'heartbeat', { facts: testFacts('kept-alive') });
+    assert.equal(first.status, 200, JSON.stringify(first.body));
+    let opened = 0;
+    const count = () => void opened++;
+    server.on('connection', count);
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 6_000));
+      const second = await agent.call('POST', 'heartbeat', { facts: testFacts('kept-alive') });
+      assert.equal(second.status, 200, JSON.stringify(second.body));
+    } finally {
+      server.off('connection', count);
+    }
+    assert.equal(opened, 0, 'the second heartbeat reused the first one’s connection');
+  });
+
   it('refuses a request without a protocol version this server speaks, naming the header', async () => {
     const agent = await enrolled('old-protocol');
     for (const version of [undefined, '99', 'one']) {
