@@ -5,7 +5,14 @@ import { keyRotationSigningText, type TaskCommand } from '@drover/protocol';
 import { createDroverClient, type DroverClient } from '../../src/client';
 import { unitSnapshot } from '../factories/unit-snapshot.factory';
 import type { AgentReply } from '../support/agent-client';
-import { ProtocolAgent, testFacts } from '../support/agent-client';
+import {
+  assertWokenByNewTask,
+  createJoinToken,
+  enrolledAgent,
+  okOutcome,
+  ProtocolAgent,
+  testFacts,
+} from '../support/agent-client';
 import { startTestApi, TestApi } from '../support/api';
 import { query } from '../support/database';
 import { waitForOperation } from '../support/operations';
@@ -19,21 +26,6 @@ const AGENT_SETTINGS = {
   AGENT_POLL_MAX_WAIT_MS: '20000',
 };
 const SETTLE_MS = 60_000;
-
-function okOutcome(unit: string, reason = 'restarted') {
-  const before = unitSnapshot({ id: unit, mainPid: 100 });
-  const after = unitSnapshot({ id: unit, mainPid: 200, invocationId: 'b' });
-  return {
-    result: 'succeeded' as const,
-    reason,
-    exitCode: 0,
-    before,
-    after,
-    output: null,
-    verdict: { outcome: 'ok' as const, detail: 'a new run' },
-    daemonReloaded: false,
-  };
-}
 
 /**
  * The agent protocol against the real API, worker, PostgreSQL and Redis, spoken request by request
@@ -58,20 +50,9 @@ describe('agent protocol', () => {
     await api?.close();
   });
 
-  async function joinToken(body: { hostName?: string; labels?: Record<string, string> } = {}): Promise<string> {
-    const created = await admin.POST('/v1/agent-join-tokens', { body });
-    assert.equal(created.response.status, 201, JSON.stringify(created.error));
-    assert.match(created.data!.joinToken, /^drj_/);
-    return created.data!.joinToken;
-  }
-
-  async function enrolled(hostName: string, labels: Record<string, string> = {}): Promise<ProtocolAgent> {
-    const agent = new ProtocolAgent(api.baseUrl);
-    const reply = await agent.enrol(await joinToken({ labels }), hostName);
-    assert.equal(reply.status, 201, JSON.stringify(reply.body));
-    assert.equal((await agent.login()).status, 201);
-    return agent;
-  }
+  const joinToken = (body: { hostName?: string; labels?: Record<string, string> } = {}) => createJoinToken(admin, body);
+  const enrolled = (hostName: string, labels: Record<string, string> = {}) =>
+    enrolledAgent(admin, api.baseUrl, hostName, labels);
 
   async function act(host: string, verb: string, unit: string, timeoutMs = 20_000): Promise<string> {
     const created = await admin.POST('/v1/hosts/{name}/actions', {
@@ -239,15 +220,7 @@ describe('agent protocol', () => {
   });
 
   it('wakes a waiting agent when a task for its host is queued', async () => {
-    const agent = await enrolled('wakeful');
-    const waiting = agent.next(20_000);
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    const started = Date.now();
-    await act('wakeful', 'status', 'nginx.service');
-    const reply = await waiting;
-    assert.equal(reply.body.command?.kind, 'task');
-    // The request was answered by the wake-up, not by the end of its 20 s wait.
-    assert.ok(Date.now() - started < 15_000, `answered after ${Date.now() - started} ms`);
+    await assertWokenByNewTask(admin, await enrolled('wakeful'), 'wakeful');
   });
 
   it('lets a newer attempt take over a task whose agent stopped renewing its claim; the old attempt can no longer act or report', async () => {

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import type { DroverClient } from '../../src/client';
+import { assertWokenByNewTask, enrolledAgent } from '../support/agent-client';
 import { startTestApi, TestApi } from '../support/api';
 import { FleetInventory, readFleetInventory } from '../support/fleet';
 import { rolloutAcrossFailover } from '../support/redis-failover';
@@ -55,6 +56,12 @@ describe('Redis Cluster over TLS (three masters, a replica each): a rollout, and
     await tls?.remove();
   });
 
+  // Agents' wake-ups are Redis pub/sub, not BullMQ: the API's subscriber stays on one node of the
+  // Cluster (whichever ioredis picked) while drover's publishes reach any node.
+  it('wakes a waiting agent through the Cluster when a task for its host is queued', async () => {
+    await assertWokenByNewTask(client, await enrolledAgent(client, api!.baseUrl, 'cluster-agent-1'), 'cluster-agent-1');
+  });
+
   it('carries a rolling restart: every host restarted exactly once', async () => {
     const startsBefore = await Promise.all(hosts.map(async (host) => (await probeStarts(host)).length));
     const created = await startRollout(client, {
@@ -100,5 +107,9 @@ describe('Redis Cluster over TLS (three masters, a replica each): a rollout, and
       assert.ok(node, `port ${master} is one of the cluster's nodes`);
       await node.kill();
     });
+  });
+
+  it('still wakes a waiting agent after both failovers (the subscriber follows the Cluster)', async () => {
+    await assertWokenByNewTask(client, await enrolledAgent(client, api!.baseUrl, 'cluster-agent-2'), 'cluster-agent-2');
   });
 });

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import type { DroverClient } from '../../src/client';
+import { assertWokenByNewTask, enrolledAgent } from '../support/agent-client';
 import { startTestApi, TestApi } from '../support/api';
 import { FleetInventory, readFleetInventory } from '../support/fleet';
 import { startSentinelSet, type SentinelSet } from '../support/redis-servers';
@@ -78,6 +79,15 @@ describe('Redis behind Sentinel: a failover in the middle of a rollout', () => {
       },
     });
 
+  // Agents' wake-ups are Redis pub/sub, not BullMQ: the API's subscriber must follow the master too.
+  it('wakes a waiting agent through the master the sentinels name', async () => {
+    await assertWokenByNewTask(
+      client,
+      await enrolledAgent(client, api!.baseUrl, 'sentinel-agent-1'),
+      'sentinel-agent-1',
+    );
+  });
+
   it('master crashes (SIGKILL; writes not yet replicated are lost): every host restarted once, audit intact', async () => {
     const set = redis!;
     await rolloutAcrossSentinelFailover(() => set.master.kill(), set.replica.port);
@@ -88,5 +98,13 @@ describe('Redis behind Sentinel: a failover in the middle of a rollout', () => {
     // The crashed master of the test before comes back, and becomes the new master's replica.
     const oldMaster = await set.revive(set.master);
     await rolloutAcrossSentinelFailover(() => set.failover(), oldMaster.port);
+  });
+
+  it('still wakes a waiting agent after both failovers', async () => {
+    await assertWokenByNewTask(
+      client,
+      await enrolledAgent(client, api!.baseUrl, 'sentinel-agent-2'),
+      'sentinel-agent-2',
+    );
   });
 });
