@@ -8,7 +8,7 @@ import { HttpDrain } from './common/http/http-drain';
 import { JsonBodyInterceptor } from './common/http/json-body.interceptor';
 import { ProblemFilter } from './common/errors/problem.filter';
 import { ZodValidationPipe } from './common/validation/zod-validation.pipe';
-import { APP_CONFIG, ConfigModule } from './config/config.module';
+import { ConfigModule } from './config/config.module';
 import type { AppConfig } from './config/config.schema';
 import { HealthModule } from './health/health.module';
 import { HostsModule } from './hosts/hosts.module';
@@ -19,7 +19,6 @@ import { PrismaModule } from './infra/prisma/prisma.module';
 import { RedisModule } from './infra/redis/redis.module';
 import { ProbesModule } from './probes/probes.module';
 import { RolloutsModule } from './rollouts/rollouts.module';
-import { TOKEN_RATE_LIMIT_PER_MINUTE } from './tokens/rate-limit';
 import { TokensModule } from './tokens/tokens.module';
 import { UnitsModule } from './units/units.module';
 import { WebhooksModule } from './webhooks/webhooks.module';
@@ -58,11 +57,6 @@ export class AppModule {
         // After the guard (Nest runs guards before interceptors): bodies of unauthenticated calls are never read.
         { provide: APP_INTERCEPTOR, useClass: JsonBodyInterceptor },
         { provide: APP_FILTER, useClass: ProblemFilter },
-        {
-          provide: TOKEN_RATE_LIMIT_PER_MINUTE,
-          inject: [APP_CONFIG],
-          useFactory: (appConfig: AppConfig) => appConfig.TOKEN_RATE_LIMIT_PER_MINUTE,
-        },
       ],
     };
   }

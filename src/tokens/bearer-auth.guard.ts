@@ -1,14 +1,11 @@
-import { CanActivate, ExecutionContext, Inject, Injectable, Logger, Optional } from '@nestjs/common';
+import { CanActivate, ExecutionContext, Inject, Injectable, Logger } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import type { Response } from 'express';
 import type { RedisClient } from '../infra/redis/redis-connection';
 import { REDIS } from '../infra/redis/redis.module';
-import {
-  DEFAULT_TOKEN_RATE_LIMIT_PER_MINUTE,
-  TOKEN_RATE_LIMIT_PER_MINUTE,
-  TokenRateLimiter,
-  TooManyRequestsError,
-} from './rate-limit';
+import { APP_CONFIG } from '../config/config.module';
+import type { AppConfig } from '../config/config.schema';
+import { TokenRateLimiter, TooManyRequestsError } from './rate-limit';
 import { AuthFailureRecorder } from './auth-failure-recorder';
 import { TokenRejectedError, tokenPrefixOf } from './auth-failures';
 import type { Principal } from '../common/auth/principal';
@@ -33,10 +30,10 @@ export class BearerAuthGuard implements CanActivate {
     private readonly tokens: TokensService,
     private readonly failures: AuthFailureRecorder,
     @Inject(REDIS) redis: RedisClient,
-    @Optional() @Inject(TOKEN_RATE_LIMIT_PER_MINUTE) limitPerMinute?: number,
+    @Inject(APP_CONFIG) config: AppConfig,
   ) {
-    const limit = limitPerMinute ?? DEFAULT_TOKEN_RATE_LIMIT_PER_MINUTE;
-    this.limiter = limit > 0 ? new TokenRateLimiter(redis, limit) : null;
+    const limit = config.TOKEN_RATE_LIMIT_PER_MINUTE;
+    this.limiter = limit > 0 ? new TokenRateLimiter(redis, config.QUEUE_PREFIX, limit) : null;
   }
 
   async canActivate(context: ExecutionContext): Promise<boolean> {

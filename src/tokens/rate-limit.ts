@@ -1,15 +1,6 @@
 import type { RedisClient } from '../infra/redis/redis-connection';
 import { DomainError } from '../common/errors/domain-errors';
 
-/** Requests one token may make per minute when nothing else is configured. */
-export const DEFAULT_TOKEN_RATE_LIMIT_PER_MINUTE = 600;
-
-/**
- * Optional provider of the per-token limit (requests per minute; 0 turns limiting off). The bearer
- * guard falls back to DEFAULT_TOKEN_RATE_LIMIT_PER_MINUTE when nothing provides it.
- */
-export const TOKEN_RATE_LIMIT_PER_MINUTE = Symbol('TOKEN_RATE_LIMIT_PER_MINUTE');
-
 const WINDOW_MS = 60_000;
 
 /**
@@ -28,9 +19,12 @@ if ttl < 0 then
 end
 return {count, ttl}`;
 
-/** The Redis key counting a token's requests in its current window. */
-export function rateLimitKey(tokenId: string): string {
-  return `drover:rate-limit:token:${tokenId}`;
+/**
+ * The Redis key counting a token's requests in its current window: under drover's prefix like all
+ * its keys (QUEUE_PREFIX), which a Redis ACL limiting drover to its own keys relies on.
+ */
+export function rateLimitKey(keyPrefix: string, tokenId: string): string {
+  return `${keyPrefix}:rate-limit:token:${tokenId}`;
 }
 
 export interface RateLimitDecision {
@@ -46,13 +40,17 @@ export interface RateLimitDecision {
 export class TokenRateLimiter {
   constructor(
     private readonly redis: RedisClient,
+    private readonly keyPrefix: string,
     readonly limit: number,
     private readonly windowMs = WINDOW_MS,
   ) {}
 
   /** Counts one request of the token and says whether it is within the limit. */
   async consume(tokenId: string): Promise<RateLimitDecision> {
-    const reply = (await this.redis.eval(CONSUME, 1, rateLimitKey(tokenId), String(this.windowMs))) as [number, number];
+    const reply = (await this.redis.eval(CONSUME, 1, rateLimitKey(this.keyPrefix, tokenId), String(this.windowMs))) as [
+      number,
+      number,
+    ];
     const [count, ttlMs] = reply;
     return {
       allowed: count <= this.limit,

@@ -1,17 +1,12 @@
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import type Redis from 'ioredis';
 import { createDroverClient, DroverClient, Schemas } from '../../src/client';
 import { MetricsService } from '../../src/infra/metrics/metrics.service';
 import { REDIS } from '../../src/infra/redis/redis.module';
-import {
-  DEFAULT_TOKEN_RATE_LIMIT_PER_MINUTE,
-  RateLimitDecision,
-  rateLimitKey,
-  TokenRateLimiter,
-} from '../../src/tokens/rate-limit';
+import { RateLimitDecision, rateLimitKey, TokenRateLimiter } from '../../src/tokens/rate-limit';
 import { buildHost } from '../factories/host.factory';
 import { query } from '../support/database';
 import { startTestApi, TestApi } from '../support/api';
@@ -20,6 +15,9 @@ import { waitUntil } from '../support/wait';
 
 type CreatedToken = Schemas['CreatedToken'];
 type CreateToken = Schemas['CreateToken'];
+
+/** The product's default limit, given explicitly (the other tests turn limiting off). */
+const TOKEN_LIMIT = 600;
 
 function sha256(text: string): string {
   return createHash('sha256').update(text).digest('hex');
@@ -36,6 +34,8 @@ describe('token API', () => {
   let admin: DroverClient;
   let adminId: string;
   let redis: Redis;
+  /** The API's own key prefix: the limiter's counters live under it. */
+  const prefix = `drover-test-${randomBytes(4).toString('hex')}`;
   /** Every secret this file has seen, to prove none of them ends up in a listing or the audit trail. */
   const secrets: string[] = [];
 
@@ -51,7 +51,7 @@ describe('token API', () => {
 
   before(async () => {
     // The limit as deployed, whatever the test suite's default for other files may be.
-    api = await startTestApi({ TOKEN_RATE_LIMIT_PER_MINUTE: String(DEFAULT_TOKEN_RATE_LIMIT_PER_MINUTE) });
+    api = await startTestApi({ TOKEN_RATE_LIMIT_PER_MINUTE: String(TOKEN_LIMIT), QUEUE_PREFIX: prefix });
     redis = api.app.get<Redis>(REDIS);
     // The admin client's own token, made through the API by a bootstrap token, so its id is known.
     const bootstrapSecret = await api.token({ name: uniqueName('bootstrap') });
@@ -414,8 +414,8 @@ describe('token API', () => {
       const token = await createToken();
       const client = createDroverClient(api.baseUrl, token.secret);
       for (let i = 0; i < 3; i += 1) assert.equal((await client.GET('/v1/hosts', {})).response.status, 200);
-      assert.equal(await redis.get(rateLimitKey(token.id)), '3');
-      const ttl = await redis.pttl(rateLimitKey(token.id));
+      assert.equal(await redis.get(rateLimitKey(prefix, token.id)), '3');
+      const ttl = await redis.pttl(rateLimitKey(prefix, token.id));
       assert.ok(ttl > 0 && ttl <= 60_000, `ttl ${ttl}`);
     });
 
@@ -424,12 +424,12 @@ describe('token API', () => {
       const client = createDroverClient(api.baseUrl, token.secret);
       const bystander = createDroverClient(api.baseUrl, (await createToken()).secret);
       // As if the token had made its whole allowance already in this window.
-      await redis.set(rateLimitKey(token.id), String(DEFAULT_TOKEN_RATE_LIMIT_PER_MINUTE - 1), 'PX', 30_000);
+      await redis.set(rateLimitKey(prefix, token.id), String(TOKEN_LIMIT - 1), 'PX', 30_000);
       assert.equal((await client.GET('/v1/hosts', {})).response.status, 200);
       const limited = await client.GET('/v1/hosts', {});
       const problem = assertProblem(limited, 429, 'rate_limited');
       assert.equal(problem.type, 'urn:drover:problem:rate_limited');
-      assert.match(problem.detail, new RegExp(`more than ${DEFAULT_TOKEN_RATE_LIMIT_PER_MINUTE} requests`));
+      assert.match(problem.detail, new RegExp(`more than ${TOKEN_LIMIT} requests`));
       const retryAfter = Number(limited.response.headers.get('retry-after'));
       assert.ok(Number.isInteger(retryAfter) && retryAfter >= 1 && retryAfter <= 30, `Retry-After ${retryAfter}`);
       assertProblem(await client.POST('/v1/hosts', { body: buildHost() }), 429, 'rate_limited');
@@ -439,14 +439,14 @@ describe('token API', () => {
       const stranger = createDroverClient(api.baseUrl, `drv_${'B'.repeat(43)}`);
       assertProblem(await stranger.GET('/v1/hosts', {}), 401, 'unauthenticated');
 
-      await redis.del(rateLimitKey(token.id));
+      await redis.del(rateLimitKey(prefix, token.id));
       assert.equal((await client.GET('/v1/hosts', {})).response.status, 200);
     });
 
     it('TokenRateLimiter allows the limit per window, then says how long to wait', async () => {
       // A window long enough that five requests fit in it on a slow machine; its end is awaited by
       // watching Redis expire the counter, not by sleeping past it.
-      const limiter = new TokenRateLimiter(redis, 3, 4_000);
+      const limiter = new TokenRateLimiter(redis, prefix, 3, 4_000);
       const id = `limiter-${process.pid}-${Date.now()}`;
       try {
         const decisions: RateLimitDecision[] = [];
@@ -468,27 +468,27 @@ describe('token API', () => {
             String(decision.retryAfterSeconds),
           );
         }
-        await waitUntil(async () => (await redis.exists(rateLimitKey(id))) === 0, 'the window closed');
+        await waitUntil(async () => (await redis.exists(rateLimitKey(prefix, id))) === 0, 'the window closed');
         assert.deepEqual(await limiter.consume(id), { allowed: true, limit: 3, remaining: 2, retryAfterSeconds: 4 });
       } finally {
-        await redis.del(rateLimitKey(id));
+        await redis.del(rateLimitKey(prefix, id));
       }
     });
 
     it('TokenRateLimiter counts concurrent requests exactly and repairs a counter without expiry', async () => {
-      const limiter = new TokenRateLimiter(redis, 50);
+      const limiter = new TokenRateLimiter(redis, prefix, 50);
       const id = `limiter-race-${process.pid}-${Date.now()}`;
       try {
         const decisions = await Promise.all(Array.from({ length: 80 }, () => limiter.consume(id)));
         assert.equal(decisions.filter((decision) => decision.allowed).length, 50);
-        assert.equal(await redis.get(rateLimitKey(id)), '80');
+        assert.equal(await redis.get(rateLimitKey(prefix, id)), '80');
 
-        await redis.set(rateLimitKey(id), '999'); // no expiry: would block the token for good
+        await redis.set(rateLimitKey(prefix, id), '999'); // no expiry: would block the token for good
         const blocked = await limiter.consume(id);
         assert.equal(blocked.allowed, false);
-        assert.ok((await redis.pttl(rateLimitKey(id))) > 0, 'the counter got its expiry back');
+        assert.ok((await redis.pttl(rateLimitKey(prefix, id))) > 0, 'the counter got its expiry back');
       } finally {
-        await redis.del(rateLimitKey(id));
+        await redis.del(rateLimitKey(prefix, id));
       }
     });
   });
