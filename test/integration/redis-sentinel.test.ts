@@ -5,7 +5,7 @@ import type { DroverClient } from '../../src/client';
 import { assertWokenByNewTask, enrolledAgent } from '../support/agent-client';
 import { startTestApi, TestApi } from '../support/api';
 import { FleetInventory, readFleetInventory } from '../support/fleet';
-import { startSentinelSet, type SentinelSet } from '../support/redis-servers';
+import { makeRedisTls, type RedisTls, startSentinelSet, type SentinelSet } from '../support/redis-servers';
 import { rolloutAcrossFailover } from '../support/redis-failover';
 import { probeDropIn, resetProbe } from '../support/rollouts';
 import { startTestWorker, TestWorker, workerEnv } from '../support/worker';
@@ -14,7 +14,8 @@ type FleetHost = FleetInventory['hosts'][number];
 
 const MASTER = 'drovermaster';
 
-describe('Redis behind Sentinel: a failover in the middle of a rollout', () => {
+describe('Redis behind Sentinel, over TLS with passwords: a failover in the middle of a rollout', () => {
+  let tls: RedisTls | undefined;
   let redis: SentinelSet | undefined;
   let api: TestApi | undefined;
   let worker: TestWorker | undefined;
@@ -24,12 +25,19 @@ describe('Redis behind Sentinel: a failover in the middle of a rollout', () => {
   before(async () => {
     hosts = (await readFleetInventory()).hosts.slice(0, 4);
     assert.equal(hosts.length, 4, 'this test needs a fleet of at least 4 hosts');
-    redis = await startSentinelSet(MASTER);
-    // Only the sentinels are named: drover must find the master (and later the new one) through them.
+    tls = await makeRedisTls();
+    const passwords = { servers: randomBytes(12).toString('hex'), sentinels: randomBytes(12).toString('hex') };
+    redis = await startSentinelSet(MASTER, { tls, passwords });
+    // Only the sentinels are named: drover must find the master (and later the new one) through them,
+    // over TLS trusting only the test's own CA, with one password for the sentinels and one for Redis.
     const viaSentinels = {
       REDIS_URL: undefined,
       REDIS_SENTINELS: redis.sentinelsSetting,
       REDIS_SENTINEL_MASTER: MASTER,
+      REDIS_TLS: 'true',
+      REDIS_TLS_CA_FILE: tls.certFile,
+      REDIS_PASSWORD: passwords.servers,
+      REDIS_SENTINEL_PASSWORD: passwords.sentinels,
     };
     const prefix = `drover-test-${randomBytes(4).toString('hex')}`;
     api = await startTestApi({ QUEUE_PREFIX: prefix, ...viaSentinels });
@@ -62,6 +70,7 @@ describe('Redis behind Sentinel: a failover in the middle of a rollout', () => {
     await step('closing the worker', worker && (() => worker!.close()));
     await step('closing the API', api && (() => api!.close()));
     await redis?.stop();
+    await tls?.remove();
     assert.deepEqual(problems, [], 'the worker and the API closed');
   });
 

@@ -52,7 +52,10 @@ export function clientTls(tls: RedisTls | undefined): Pick<RedisOptions, 'tls'> 
   return tls ? { tls: { ca: readFileSync(tls.certFile) } } : {};
 }
 
-/** Whether a Redis server on 127.0.0.1:port answers PING (false while it is still starting). */
+/**
+ * Whether a Redis server on 127.0.0.1:port answers PING (false while it is still starting); one
+ * that wants a password first answers too (NOAUTH).
+ */
 export function redisAnswers(port: number, tls?: RedisTls): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = tls
@@ -62,7 +65,7 @@ export function redisAnswers(port: number, tls?: RedisTls): Promise<boolean> {
     socket.once(tls ? 'secureConnect' : 'connect', () => socket.write('PING\r\n'));
     socket.once('data', (data: Buffer) => {
       socket.destroy();
-      resolve(data.toString().startsWith('+PONG'));
+      resolve(/^(\+PONG|-NOAUTH)/.test(data.toString()));
     });
     socket.once('error', () => resolve(false));
     socket.once('timeout', () => {
@@ -149,19 +152,40 @@ export interface SentinelSet {
   stop(): Promise<void>;
 }
 
+/** Passwords of a Sentinel set: of its Redis servers (requirepass), and of its sentinels. */
+export interface SentinelPasswords {
+  servers: string;
+  sentinels: string;
+}
+
 /**
  * A master, a replica of it and three sentinels (quorum 2) watching them, fast to fail over (down
  * after 1 s). Resolves once the sentinels know each other and the replica, so a failover can happen.
+ * With `tls`, servers and sentinels speak only TLS, to clients and to each other; with `passwords`,
+ * each wants its password (the sentinels use them among themselves too).
  */
-export async function startSentinelSet(masterName: string): Promise<SentinelSet> {
+export async function startSentinelSet(
+  masterName: string,
+  options: { tls?: RedisTls; passwords?: SentinelPasswords } = {},
+): Promise<SentinelSet> {
+  const { tls, passwords } = options;
   const directory = await mkdtemp(path.join(tmpdir(), 'drover-sentinel-'));
   const started: RedisServer[] = [];
   const stop = async () => {
     await Promise.all(started.map((server) => server.kill()));
     await rm(directory, { recursive: true, force: true });
   };
+  const sentinelPorts = new Set<number>();
   const ask = async <T>(port: number, ...args: string[]): Promise<T> => {
-    const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0 });
+    const password = sentinelPorts.has(port) ? passwords?.sentinels : passwords?.servers;
+    const client = new Redis({
+      port,
+      host: '127.0.0.1',
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+      ...(password === undefined ? {} : { password }),
+      ...clientTls(tls),
+    });
     try {
       await client.connect();
       return (await client.call(args[0]!, ...args.slice(1))) as T;
@@ -169,10 +193,18 @@ export async function startSentinelSet(masterName: string): Promise<SentinelSet>
       client.disconnect();
     }
   };
+  // Every server may become a replica (a failover demotes the master): each can replicate over TLS
+  // and log in to whichever is master.
+  const serverArgs = [
+    ...(tls ? ['--tls-replication', 'yes'] : []),
+    ...(passwords ? ['--requirepass', passwords.servers, '--masterauth', passwords.servers] : []),
+  ];
+  const startServer = (port?: number, args: string[] = []) =>
+    startRedisServer({ ...(port === undefined ? {} : { port }), tls, args: [...serverArgs, ...args] });
   try {
-    const master = await startRedisServer();
+    const master = await startServer();
     started.push(master);
-    const replica = await startRedisServer({ args: ['--replicaof', '127.0.0.1', String(master.port)] });
+    const replica = await startServer(undefined, ['--replicaof', '127.0.0.1', String(master.port)]);
     started.push(replica);
     await waitUntil(
       async () => (await ask<string>(replica.port, 'INFO', 'replication')).includes('master_link_status:up'),
@@ -181,22 +213,36 @@ export async function startSentinelSet(masterName: string): Promise<SentinelSet>
     const sentinels: RedisServer[] = [];
     for (let index = 0; index < 3; index += 1) {
       const port = await freePort();
+      sentinelPorts.add(port);
       // A sentinel rewrites its config file: each gets its own, in the set's directory.
       const file = path.join(directory, `sentinel-${port}.conf`);
       await writeFile(
         file,
         [
-          `port ${port}`,
+          ...(tls
+            ? ['port 0', `tls-port ${port}`, `tls-cert-file ${tls.certFile}`, `tls-key-file ${tls.keyFile}`].concat([
+                `tls-ca-cert-file ${tls.certFile}`,
+                'tls-auth-clients no',
+                'tls-replication yes',
+              ])
+            : [`port ${port}`]),
           'bind 127.0.0.1',
           `dir ${directory}`,
           `sentinel monitor ${masterName} 127.0.0.1 ${master.port} 2`,
           `sentinel down-after-milliseconds ${masterName} 1000`,
           `sentinel failover-timeout ${masterName} 5000`,
           `sentinel parallel-syncs ${masterName} 1`,
+          ...(passwords
+            ? [
+                `sentinel auth-pass ${masterName} ${passwords.servers}`,
+                `requirepass ${passwords.sentinels}`,
+                `sentinel sentinel-pass ${passwords.sentinels}`,
+              ]
+            : []),
           '',
         ].join('\n'),
       );
-      const sentinel = await startRedisServer({ port, sentinelConfig: file });
+      const sentinel = await startRedisServer({ port, sentinelConfig: file, tls });
       started.push(sentinel);
       sentinels.push(sentinel);
     }
@@ -243,7 +289,7 @@ export async function startSentinelSet(masterName: string): Promise<SentinelSet>
         assert.equal(await ask<string>(sentinels[0]!.port, 'SENTINEL', 'FAILOVER', masterName), 'OK');
       },
       revive: async (server) => {
-        const revived = await startRedisServer({ port: server.port });
+        const revived = await startServer(server.port);
         started.push(revived);
         // It comes back as an empty master; the sentinels turn it into a replica of the current one.
         await waitUntil(() => readyReplica(server.port), `the sentinels made port ${server.port} a replica`, 30_000);
