@@ -11,6 +11,7 @@ import { FleetInventory, inHost, readFleetInstance, readFleetInventory } from '.
 import { setPartitioned } from '../support/faults';
 import { actOnHost, onlyTask, waitForOperation } from '../support/operations';
 import { startNodeProcess } from '../support/process';
+import { freePort } from '../support/redis-servers';
 import { resetProbe, startRollout, waitForSettled } from '../support/rollouts';
 import { waitUntil } from '../support/wait';
 import { workerEnv } from '../support/worker';
@@ -18,6 +19,7 @@ import { workerEnv } from '../support/worker';
 type FleetHost = FleetInventory['hosts'][number];
 
 const WORKER = path.resolve(__dirname, '../../src/worker.js');
+const API = path.resolve(__dirname, '../../src/main.js');
 const UNIT = 'drover-probe.service';
 const SETTLE_MS = 120_000;
 
@@ -76,6 +78,22 @@ describe('agents on real hosts', () => {
   let agentHosts: FleetHost[];
   let prefix: string;
   const workers: ReturnType<typeof startNodeProcess>[] = [];
+  /** The API replica the agents call (a process of its own, so it can be killed); the test's own serves the operator. */
+  let agentsApi: ReturnType<typeof startNodeProcess> | undefined;
+  let agentsApiUrl: string;
+  let agentsApiEnv: Record<string, string>;
+
+  async function startAgentsApi(): Promise<void> {
+    const started = startNodeProcess(API, agentsApiEnv);
+    try {
+      await started.waitForLine((line) => line.includes('drover API listening'));
+    } catch (error) {
+      // An API left running would keep this file's process alive until its time limit.
+      await started.stop('SIGKILL');
+      throw error;
+    }
+    agentsApi = started;
+  }
 
   async function startWorker(): Promise<void> {
     const worker = startNodeProcess(WORKER, {
@@ -93,18 +111,28 @@ describe('agents on real hosts', () => {
     sshHosts = inventory.hosts.slice(0, 2);
     agentHosts = inventory.hosts.slice(-2);
     prefix = `drover-test-${randomBytes(4).toString('hex')}`;
-    // Listening on the fleet bridge: the hosts call the API there.
-    api = await startTestApi(
-      {
-        QUEUE_PREFIX: prefix,
-        AGENT_BUNDLE_DIR: path.resolve(__dirname, '../../agent'),
-        AGENT_TASK_LEASE_MS: '5000',
-        // Tasks here take a second or two: a lost one ends (and says why) well within a test's wait.
-        SSH_COMMAND_TIMEOUT_MS: '30000',
-      },
-      (await readFleetInstance()).gateway,
-    );
+    const agentSettings = {
+      AGENT_BUNDLE_DIR: path.resolve(__dirname, '../../agent'),
+      AGENT_TASK_LEASE_MS: '5000',
+      // Tasks here take a second or two: a lost one ends (and says why) well within a test's wait.
+      SSH_COMMAND_TIMEOUT_MS: '30000',
+    };
+    api = await startTestApi({ QUEUE_PREFIX: prefix, ...agentSettings });
     admin = await api.client();
+    // Listening on the fleet bridge: the hosts call this replica there, on one port across its restarts.
+    const gateway = (await readFleetInstance()).gateway;
+    const port = await freePort();
+    agentsApiUrl = `http://${gateway}:${port}`;
+    agentsApiEnv = {
+      ...workerEnv(api.database.url, prefix),
+      ...agentSettings,
+      HOST: gateway,
+      PORT: String(port),
+      MIGRATE_ON_START: 'false',
+      TOKEN_RATE_LIMIT_PER_MINUTE: '0',
+      LOG_LEVEL: 'info',
+    };
+    await startAgentsApi();
     await startWorker();
     const imported = await admin.POST('/v1/hosts/bulk-upsert', {
       body: { hosts: sshHosts.map((host) => ({ ...host, labels: { ...host.labels, mixed: 'yes' } })) },
@@ -117,7 +145,7 @@ describe('agents on real hosts', () => {
         body: { hostName: host.name, labels: { mixed: 'yes', transport: 'agent' } },
       });
       assert.equal(token.response.status, 201, JSON.stringify(token.error));
-      const installed = await inHost(host, installCommandLine(api.baseUrl, token.data!.joinToken), 120_000);
+      const installed = await inHost(host, installCommandLine(agentsApiUrl, token.data!.joinToken), 120_000);
       assert.equal(installed.code, 0, `install on ${host.name}: ${installed.stdout}\n${installed.stderr}`);
       // From here on nothing reaches the host from outside: only the agent calls out.
       await onAgentHost(host, 'systemctl stop ssh.service ssh.socket 2>/dev/null || systemctl stop ssh.service');
@@ -134,6 +162,7 @@ describe('agents on real hosts', () => {
     }
     await Promise.all(workers.map((worker) => worker.stop('SIGTERM')));
     for (const host of agentHosts ?? []) await uninstallAgent(host);
+    await agentsApi?.stop('SIGTERM');
     await api?.close();
   });
 
@@ -395,7 +424,7 @@ describe('agents on real hosts', () => {
     }
   });
 
-  it('SIGKILL of an agent and of the worker mid-rollout: it completes, each agent host restarted once', async () => {
+  it('SIGKILL of an agent, of the API it calls and of the worker mid-rollout: it completes, each agent host restarted once', async () => {
     await slowStop(agentHosts);
     try {
       const startsBefore = await Promise.all(agentHosts.map((host) => recorded(host, 'starts')));
@@ -413,11 +442,13 @@ describe('agents on real hosts', () => {
         SETTLE_MS,
       );
       // The agent dies in the middle of its restart (systemd restarts it: Restart=on-failure), and
-      // so does the worker watching the task; a fresh worker takes over.
+      // so do the API replica the agents call and the worker watching the task; fresh ones take over.
       await onAgentHost(victim, 'systemctl kill --signal=SIGKILL drover-agent.service');
+      await agentsApi!.stop('SIGKILL');
       const dying = workers.splice(0);
       for (const worker of dying) await worker.stop('SIGKILL');
       await startWorker();
+      await startAgentsApi();
       const rollout = await waitForSettled(admin, created.id, SETTLE_MS);
       assert.equal(rollout.status, 'succeeded', rollout.reason ?? '');
       assert.deepEqual(
