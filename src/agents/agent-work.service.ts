@@ -129,7 +129,7 @@ export class AgentWorkService {
       requestId: task.operation.requestId,
       sourceAddress: null,
     };
-    const recorded = await this.operations.finish(
+    const claim = await this.operations.finish(
       fenced,
       {
         state: outcome.result,
@@ -144,12 +144,12 @@ export class AgentWorkService {
       },
       actor,
     );
-    if (!recorded) return false;
+    if (claim === null) return false;
     this.logger.log(
       { taskId, host: agent.hostName, unit: task.unit, verb: task.verb, state: outcome.result, attempt },
       `${task.verb} ${task.unit ?? ''} on ${agent.hostName} (agent): ${outcome.result} (${outcome.reason})`,
     );
-    await this.dispatcher.dispatch(task.operationId);
+    await this.dispatcher.afterTaskEnd(task.operationId, claim);
     // A task of this host that waited for this one's unit can be claimed now.
     await this.wake.wake(agent.hostId);
     return true;

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { JobProducer } from '../infra/queue/job-producer';
-import { OperationsRepository } from './operations.repository';
+import { Dispatchable, OperationsRepository } from './operations.repository';
 
 /**
  * Hands an operation's tasks to the queue, never more at once than its concurrency. Called after
@@ -14,7 +14,19 @@ export class DispatcherService {
   ) {}
 
   async dispatch(operationId: string): Promise<void> {
-    const { claimed, idle, rolloutId } = await this.operations.claimDispatchable(operationId);
+    await this.enqueue(await this.operations.claimDispatchable(operationId));
+  }
+
+  /**
+   * After a task's end: queues what that end claimed in its own call (OperationsRepository.finish),
+   * or, when it ended nothing (`claim` null: the task had ended, or a newer attempt owns it),
+   * dispatches as any other caller would.
+   */
+  async afterTaskEnd(operationId: string, claim: Dispatchable | null): Promise<void> {
+    await this.enqueue(claim ?? (await this.operations.claimDispatchable(operationId)));
+  }
+
+  private async enqueue({ claimed, idle, rolloutId }: Dispatchable): Promise<void> {
     await this.producer.runTasks(claimed);
     // A batch of a rollout whose last task just ended: that is what the rollout's next step waits
     // for. (Its hosts' gates start together: the batch ends with its slowest host either way.)

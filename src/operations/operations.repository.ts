@@ -118,6 +118,21 @@ export interface StartedAttempt {
   commandSentMsAgo: number | null;
 }
 
+/** An operation's next tasks, marked dispatched by a claim (see OperationsRepository.claimDispatchable). */
+export interface Dispatchable {
+  /** The tasks claimed, in position order: they are to be queued now. */
+  claimed: string[];
+  /** No dispatched task of the operation is left unfinished: what a rollout's next step waits for. */
+  idle: boolean;
+  rolloutId: string | null;
+}
+
+interface ClaimRow {
+  claimed: string[];
+  idle: boolean;
+  rollout_id: string | null;
+}
+
 interface StartRow {
   attempts: number;
   before: Prisma.JsonValue | null;
@@ -134,6 +149,11 @@ type Joined<Row> = { [Column in keyof Row]: Row[Column] | null };
 
 function startedOf(row: StartRow): StartedAttempt {
   return { attempt: row.attempts, before: row.before, commandSentMsAgo: row.command_sent_ms_ago };
+}
+
+/** A claim's row; none (the operation is gone) claims nothing and leaves nothing to wait for. */
+function dispatchableOf(row: Joined<ClaimRow> | undefined): Dispatchable {
+  return { claimed: row?.claimed ?? [], idle: row?.idle ?? true, rolloutId: row?.rollout_id ?? null };
 }
 
 function holdOf(row: HoldRow): UnitHold {
@@ -209,15 +229,14 @@ export class OperationsRepository {
   /**
    * Marks the next tasks of an operation as dispatched, up to its concurrency. Returns those
    * (`claimed`), and whether no dispatched task is left unfinished (`idle`: what a rollout's next
-   * step waits for). Called after every task's end: one call to the database function
-   * claim_dispatchable_tasks, which holds the operation's row only while the database works.
+   * step waits for). One call to the database function claim_dispatchable_tasks, which holds the
+   * operation's row only while the database works; a task's end makes the same claim in its own
+   * call (finish).
    */
-  async claimDispatchable(
-    operationId: string,
-  ): Promise<{ claimed: string[]; idle: boolean; rolloutId: string | null }> {
-    const [row] = await this.prisma.rows<{ claimed: string[]; idle: boolean; rollout_id: string | null }>(Prisma.sql`
+  async claimDispatchable(operationId: string): Promise<Dispatchable> {
+    const [row] = await this.prisma.rows<ClaimRow>(Prisma.sql`
       SELECT claimed, idle, rollout_id FROM claim_dispatchable_tasks(${operationId}::uuid, ${ACTIVE}::"TaskState"[])`);
-    return { claimed: row?.claimed ?? [], idle: row?.idle ?? true, rolloutId: row?.rollout_id ?? null };
+    return dispatchableOf(row);
   }
 
   /**
@@ -438,8 +457,9 @@ export class OperationsRepository {
    * exist), then closes the operation if this was its last task: one call to the database function
    * finish_task, so the audit chain's lock is never held across a round trip to this process. The
    * same call keeps the inventory current: the unit's row becomes the state the task left it in,
-   * and `contact` (true: the host answered; false: unreachable; null: nothing to tell) its host's.
-   * No-op (false) if already ended, or if `task.attempts` is no longer the task's current attempt
+   * and `contact` (true: the host answered; false: unreachable; null: nothing to tell) its host's;
+   * and it claims the operation's next tasks (as claimDispatchable), which it returns.
+   * No-op (null) if already ended, or if `task.attempts` is no longer the task's current attempt
    * (another took it over).
    */
   async finish(
@@ -447,7 +467,7 @@ export class OperationsRepository {
     outcome: TaskOutcome,
     actor: AuditActor,
     contact: boolean | null = null,
-  ): Promise<boolean> {
+  ): Promise<Dispatchable | null> {
     const reason = storableText(outcome.reason);
     const event = {
       actor_token_id: actor.actorTokenId,
@@ -472,13 +492,14 @@ export class OperationsRepository {
       after: outcome.after,
       reason,
     };
-    const [row] = await this.prisma.rows<{ ended: boolean }>(Prisma.sql`
-      SELECT finish_task(${task.id}::uuid, ${task.attempts}::int, ${outcome.state}::"TaskState", ${reason},
+    const [row] = await this.prisma.rows<Joined<ClaimRow> & { ended: boolean }>(Prisma.sql`
+      SELECT ended, claimed, idle, rollout_id FROM finish_task_and_claim_next(${task.operationId}::uuid,
+        ${task.id}::uuid, ${task.attempts}::int, ${outcome.state}::"TaskState", ${reason},
         ${outcome.exitCode}::int, ${jsonOrNull(outcome.before)}::jsonb, ${jsonOrNull(outcome.after)}::jsonb,
         ${outcome.output === undefined}, ${typeof outcome.output === 'string' ? storableText(outcome.output) : null},
         ${outcome.diagnostics ? storableText(outcome.diagnostics) : null}, ${JSON.stringify(event)}::jsonb,
-        ${ACTIVE}::"TaskState"[], ${FAILED}::"TaskState"[], ${contact}::boolean) AS ended`);
-    return row?.ended === true;
+        ${ACTIVE}::"TaskState"[], ${FAILED}::"TaskState"[], ${contact}::boolean)`);
+    return row?.ended === true ? dispatchableOf(row) : null;
   }
 
   async findWithTasks(id: string): Promise<OperationWithTasks> {

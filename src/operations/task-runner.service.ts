@@ -15,7 +15,14 @@ import { SshHostAdapter } from '../infra/ssh/ssh-host-adapter';
 import { DispatcherService } from './dispatcher.service';
 import { TaskOutputStream } from './task-output';
 import type { AuditActor } from '../audit/audit-actor';
-import { OperationsRepository, StartedAttempt, TaskState, TaskWithContext, UnitHold } from './operations.repository';
+import {
+  Dispatchable,
+  OperationsRepository,
+  StartedAttempt,
+  TaskState,
+  TaskWithContext,
+  UnitHold,
+} from './operations.repository';
 import type { DaemonReloadPolicy, UnitActionOutcome, UnitSnapshot, UnitTaskSpec, Verb } from '@drover/protocol';
 import { ActionProgress, carryOut, UnitActionHooks, VERBS_CHANGING_OTHER_UNITS } from '@drover/systemd';
 
@@ -45,10 +52,12 @@ interface ExecOutcome {
   diagnostics?: string | null;
 }
 
-/** What a task's end leaves to do once whoever waits for it has been told. */
+/** What a task's end leaves to do: tell whoever waits for it (`claim`), then look around. */
 interface Afterwards {
   target: SshTarget;
   outcome: ExecOutcome;
+  /** The operation's next tasks, claimed as the task ended. */
+  claim: Dispatchable;
 }
 
 /** The task as an attempt took it over: its number (the fencing token) and what earlier ones left. */
@@ -111,7 +120,7 @@ export class TaskRunnerService {
       return;
     }
     // Whoever waits for this task (the operation's next task, a rollout's step) hears of it first.
-    await this.dispatcher.dispatch(task.operationId);
+    await this.dispatcher.afterTaskEnd(task.operationId, ended?.claim ?? null);
     if (ended) await this.lookAround(task, ended);
   }
 
@@ -124,7 +133,7 @@ export class TaskRunnerService {
     if (!task) return;
     const started = await this.operations.startAttempt(task);
     if (started === null) return;
-    await this.finish(attemptAt(task, started), {
+    const claim = await this.finish(attemptAt(task, started), {
       state: 'failed',
       reason: `gave up after ${started.attempt - 1} attempt(s): ${cause}`,
       exitCode: null,
@@ -132,7 +141,7 @@ export class TaskRunnerService {
       after: null,
       output: null,
     });
-    await this.dispatcher.dispatch(task.operationId);
+    await this.dispatcher.afterTaskEnd(task.operationId, claim);
   }
 
   /**
@@ -177,7 +186,7 @@ export class TaskRunnerService {
     const started = await this.operations.startAttempt(task);
     if (started === null) return;
     const recorded = attemptAt(task, started);
-    await this.finish(
+    const claim = await this.finish(
       recorded,
       {
         ...end,
@@ -188,7 +197,7 @@ export class TaskRunnerService {
       },
       end.state === 'unreachable' ? false : null,
     );
-    await this.dispatcher.dispatch(task.operationId);
+    await this.dispatcher.afterTaskEnd(task.operationId, claim);
   }
 
   /** Never two tasks on the same unit of a host at once, across every worker. */
@@ -209,7 +218,7 @@ export class TaskRunnerService {
     }
     const started = await this.operations.startAttempt(task);
     if (started === null) return;
-    await this.finish(attemptAt(task, started), {
+    const claim = await this.finish(attemptAt(task, started), {
       state: 'failed',
       reason: `${waitingFor}; this operation asked to reject conflicts`,
       exitCode: null,
@@ -217,7 +226,7 @@ export class TaskRunnerService {
       after: null,
       output: null,
     });
-    await this.dispatcher.dispatch(task.operationId);
+    await this.dispatcher.afterTaskEnd(task.operationId, claim);
   }
 
   private async onConflict(task: TaskWithContext): Promise<void> {
@@ -227,7 +236,7 @@ export class TaskRunnerService {
     if (task.operation.onConflict === 'wait' || holder?.startsWith(`${task.id}:`)) throw new JobDeferred(1_000);
     const started = await this.operations.startAttempt(task);
     if (started === null) return;
-    await this.finish(attemptAt(task, started), {
+    const claim = await this.finish(attemptAt(task, started), {
       state: 'failed',
       reason: `another task (${holder ?? 'just finished'}) is acting on ${task.unit ?? 'this host'} on ${task.hostName}; this operation asked to reject conflicts`,
       exitCode: null,
@@ -235,7 +244,7 @@ export class TaskRunnerService {
       after: null,
       output: null,
     });
-    await this.dispatcher.dispatch(task.operationId);
+    await this.dispatcher.afterTaskEnd(task.operationId, claim);
   }
 
   /**
@@ -315,9 +324,10 @@ export class TaskRunnerService {
       };
       reached = error.kind === 'unreachable' ? false : null;
     }
+    const claim = await this.finish(task, outcome, reached);
     // Not recorded (a newer attempt owns the task): nothing more of this attempt's is recorded either.
-    if (!(await this.finish(task, outcome, reached))) return null;
-    return { target, outcome };
+    if (claim === null) return null;
+    return { target, outcome, claim };
   }
 
   /** A look at what else the task changed on its host (its own unit's state was recorded as it ended). */
@@ -332,9 +342,14 @@ export class TaskRunnerService {
 
   /**
    * Ends the task with this attempt's outcome, and records `contact` with its host (see
-   * OperationsRepository.finish); false when it had ended or a newer attempt owns it.
+   * OperationsRepository.finish): the operation's next tasks claimed as it ended, or null when it
+   * had ended or a newer attempt owns it.
    */
-  private async finish(task: TaskWithContext, outcome: ExecOutcome, contact: boolean | null = null): Promise<boolean> {
+  private async finish(
+    task: TaskWithContext,
+    outcome: ExecOutcome,
+    contact: boolean | null = null,
+  ): Promise<Dispatchable | null> {
     // The worker acts for whoever asked; the source address was recorded with the request.
     const actor: AuditActor = {
       actorTokenId: task.operation.requestedByTokenId,
@@ -342,8 +357,8 @@ export class TaskRunnerService {
       requestId: task.operation.requestId,
       sourceAddress: null,
     };
-    const ended = await this.operations.finish(task, outcome, actor, contact);
-    if (ended) {
+    const claim = await this.operations.finish(task, outcome, actor, contact);
+    if (claim) {
       this.logger.log(
         {
           taskId: task.id,
@@ -361,7 +376,7 @@ export class TaskRunnerService {
         'the task had ended or a newer attempt took it over; this attempt’s outcome is not recorded',
       );
     }
-    return ended;
+    return claim;
   }
 
   /** The task as its host carries it out. */

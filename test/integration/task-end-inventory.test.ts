@@ -31,8 +31,9 @@ function outcome(after: ReturnType<typeof snapshot> | null): TaskOutcome {
 
 /**
  * A task's end (OperationsRepository.finish, the database function finish_task) records the host's
- * contact and the unit's state in the same call, only for the attempt that ended the task, and
- * takes its locks in an order that cannot deadlock with a host's deletion.
+ * contact and the unit's state in the same call, only for the attempt that ended the task, claims
+ * its operation's next tasks (finish_task_and_claim_next), and takes its locks in an order that
+ * cannot deadlock with a host's deletion.
  */
 describe("a task's end keeps the inventory current", () => {
   let database: TestDatabase;
@@ -60,9 +61,8 @@ describe("a task's end keeps the inventory current", () => {
     hostId = host!.id;
   });
 
-  /** A new operation of one task on the host, started: its first attempt holds it. */
-  async function startedTask(): Promise<TaskWithContext> {
-    const [host] = await query<{ name: string }>(database.url, 'SELECT name FROM hosts WHERE id = $1::uuid', [hostId]);
+  /** A new operation restarting the unit on these hosts, one at a time: its tasks' ids by position. */
+  async function createOperation(hosts: { id: string; name: string }[]): Promise<{ id: string; taskIds: string[] }> {
     const operation = await operations.create(
       {
         verb: 'restart',
@@ -77,18 +77,30 @@ describe("a task's end keeps the inventory current", () => {
         requestedBy: ACTOR.actorName,
         requestId: null,
       },
-      [{ id: hostId, name: host!.name }],
+      hosts,
       {},
       ACTOR,
     );
-    const [task] = await query<{ id: string }>(
+    const tasks = await query<{ id: string }>(
       database.url,
-      'SELECT id::text FROM tasks WHERE operation_id = $1::uuid',
+      'SELECT id::text FROM tasks WHERE operation_id = $1::uuid ORDER BY position',
       [operation.id],
     );
-    const found = await operations.findForRun(task!.id);
+    return { id: operation.id, taskIds: tasks.map((task) => task.id) };
+  }
+
+  /** The task, started: its first attempt holds it. */
+  async function startedAttempt(taskId: string): Promise<TaskWithContext> {
+    const found = await operations.findForRun(taskId);
     const started = await operations.startAttempt(found!);
     return { ...found!, attempts: started!.attempt };
+  }
+
+  /** A new operation of one task on the host, started. */
+  async function startedTask(): Promise<TaskWithContext> {
+    const [host] = await query<{ name: string }>(database.url, 'SELECT name FROM hosts WHERE id = $1::uuid', [hostId]);
+    const { taskIds } = await createOperation([{ id: hostId, name: host!.name }]);
+    return startedAttempt(taskIds[0]!);
   }
 
   const hostRow = async () =>
@@ -111,7 +123,7 @@ describe("a task's end keeps the inventory current", () => {
   it("records the host as reachable and the unit as the task left it, creating the unit's row", async () => {
     const task = await startedTask();
     assert.equal(await unitRow(), undefined);
-    assert.equal(await operations.finish(task, outcome(snapshot(4242)), ACTOR, true), true);
+    assert.notEqual(await operations.finish(task, outcome(snapshot(4242)), ACTOR, true), null);
     const host = await hostRow();
     assert.equal(host.status, 'reachable');
     assert.ok(host.last_seen_at instanceof Date);
@@ -123,16 +135,43 @@ describe("a task's end keeps the inventory current", () => {
     });
 
     const next = await startedTask();
-    assert.equal(await operations.finish(next, outcome(snapshot(4343)), ACTOR, true), true);
+    assert.notEqual(await operations.finish(next, outcome(snapshot(4343)), ACTOR, true), null);
     assert.equal((await unitRow())?.main_pid, 4343, 'the existing row is updated');
   });
 
   it('records nothing for an attempt that a newer one took over', async () => {
     const task = await startedTask();
     await operations.startAttempt(task);
-    assert.equal(await operations.finish(task, outcome(snapshot(777)), ACTOR, true), false);
+    assert.equal(await operations.finish(task, outcome(snapshot(777)), ACTOR, true), null);
     assert.equal((await hostRow()).status, 'unknown');
     assert.equal(await unitRow(), undefined);
+  });
+
+  it("claims the operation's next task as it ends, and says when none it dispatched is left", async () => {
+    const hosts = await query<{ id: string; name: string }>(
+      database.url,
+      `INSERT INTO hosts (id, name, address)
+       SELECT gen_random_uuid(), 'web-' || md5(random()::text), '10.0.0.' || n FROM generate_series(2, 3) n
+       RETURNING id::text, name`,
+    );
+    const operation = await createOperation(hosts);
+    const [first, second] = operation.taskIds;
+    assert.deepEqual(await operations.claimDispatchable(operation.id), {
+      claimed: [first],
+      idle: false,
+      rolloutId: null,
+    });
+    // Concurrency 1: the first task's end is what frees the second's place.
+    const afterFirst = await operations.finish(await startedAttempt(first!), outcome(snapshot(1)), ACTOR, true);
+    assert.deepEqual(afterFirst, { claimed: [second], idle: false, rolloutId: null });
+    const afterLast = await operations.finish(await startedAttempt(second!), outcome(snapshot(2)), ACTOR, true);
+    assert.deepEqual(afterLast, { claimed: [], idle: true, rolloutId: null });
+    const [row] = await query<{ status: string }>(
+      database.url,
+      'SELECT status::text FROM operations WHERE id = $1::uuid',
+      [operation.id],
+    );
+    assert.equal(row?.status, 'succeeded');
   });
 
   it('marks the host unreachable without moving its last contact, and stores no state it was not given', async () => {
@@ -140,7 +179,7 @@ describe("a task's end keeps the inventory current", () => {
     await operations.finish(first, outcome(snapshot(1)), ACTOR, true);
     const seen = (await hostRow()).last_seen_at;
     const task = await startedTask();
-    assert.equal(await operations.finish(task, outcome(null), ACTOR, false), true);
+    assert.notEqual(await operations.finish(task, outcome(null), ACTOR, false), null);
     const host = await hostRow();
     assert.equal(host.status, 'unreachable');
     assert.deepEqual(host.last_seen_at, seen);
@@ -149,7 +188,7 @@ describe("a task's end keeps the inventory current", () => {
 
   it("cuts a reported state to its column's width instead of failing the task's end", async () => {
     const task = await startedTask();
-    assert.equal(await operations.finish(task, outcome(snapshot(5, 'x'.repeat(5_000))), ACTOR, null), true);
+    assert.notEqual(await operations.finish(task, outcome(snapshot(5, 'x'.repeat(5_000))), ACTOR, null), null);
     assert.equal((await unitRow())?.load_state, 'x'.repeat(32));
     assert.equal((await hostRow()).status, 'unknown', 'contact null: nothing told about the host');
   });
@@ -204,7 +243,8 @@ describe("a task's end keeps the inventory current", () => {
       );
       await gate.query('SELECT pg_advisory_unlock($1)', [GATE]);
       const [end, deletion] = await Promise.allSettled([ended, deleted]);
-      assert.deepEqual(end, { status: 'fulfilled', value: true });
+      assert.ok(end.status === 'fulfilled', end.status === 'rejected' ? String(end.reason) : '');
+      assert.notEqual(end.value, null, 'the task ended');
       assert.equal(deletion.status, 'fulfilled', deletion.status === 'rejected' ? String(deletion.reason) : '');
       const [row] = await query<{ state: string; host_id: string | null }>(
         database.url,
