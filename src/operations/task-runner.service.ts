@@ -52,12 +52,18 @@ interface ExecOutcome {
   diagnostics?: string | null;
 }
 
-/** What a task's end leaves to do: tell whoever waits for it (`claim`), then look around. */
+/** What an action leaves to do once whoever waits for its task has been told: a look around its host. */
 interface Afterwards {
   target: SshTarget;
   outcome: ExecOutcome;
-  /** The operation's next tasks, claimed as the task ended. */
+}
+
+/** A task this attempt ended. */
+interface Ended {
+  /** The operation's next tasks, claimed as the task ended: whoever waits for it is told first. */
   claim: Dispatchable;
+  /** null: nothing acted on a host (it was removed from the inventory). */
+  afterwards: Afterwards | null;
 }
 
 /** The task as an attempt took it over: its number (the fencing token) and what earlier ones left. */
@@ -100,7 +106,7 @@ export class TaskRunnerService {
       await this.onConflict(task);
       return;
     }
-    let ended: Afterwards | null = null;
+    let ended: Ended | null = null;
     let hold: UnitHold | null;
     try {
       // Read holding the unit's lease: a holder's task ends before it lets go of the lease, so a
@@ -121,7 +127,7 @@ export class TaskRunnerService {
     }
     // Whoever waits for this task (the operation's next task, a rollout's step) hears of it first.
     await this.dispatcher.afterTaskEnd(task.operationId, ended?.claim ?? null);
-    if (ended) await this.lookAround(task, ended);
+    if (ended?.afterwards) await this.lookAround(task, ended.afterwards);
   }
 
   /**
@@ -251,9 +257,9 @@ export class TaskRunnerService {
    * `task` as this attempt took it over (its `attempts` is the attempt's fencing token).
    * `commandSentMsAgo`: how long ago an earlier attempt was cleared to act, or null.
    */
-  private async execute(task: TaskWithContext, commandSentMsAgo: number | null): Promise<Afterwards | null> {
+  private async execute(task: TaskWithContext, commandSentMsAgo: number | null): Promise<Ended | null> {
     if (!task.host) {
-      await this.finish(task, {
+      const claim = await this.finish(task, {
         state: 'failed',
         reason: `host ${task.hostName} was removed from the inventory`,
         exitCode: null,
@@ -261,7 +267,7 @@ export class TaskRunnerService {
         after: null,
         output: null,
       });
-      return null;
+      return claim && { claim, afterwards: null };
     }
     const target: SshTarget = { hostId: task.host.id, ...task.host };
     let outcome: ExecOutcome;
@@ -327,7 +333,7 @@ export class TaskRunnerService {
     const claim = await this.finish(task, outcome, reached);
     // Not recorded (a newer attempt owns the task): nothing more of this attempt's is recorded either.
     if (claim === null) return null;
-    return { target, outcome, claim };
+    return { claim, afterwards: { target, outcome } };
   }
 
   /** A look at what else the task changed on its host (its own unit's state was recorded as it ended). */
