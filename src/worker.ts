@@ -14,7 +14,10 @@ async function bootstrap(): Promise<void> {
   });
   closeOnSignals(app, config.SHUTDOWN_TIMEOUT_MS, logger);
   await app.get(LifecycleProcessor).waitUntilReady();
-  logger.info({ queuePrefix: config.QUEUE_PREFIX }, 'drover worker connected and consuming');
+  logger.info(
+    { queuePrefix: config.QUEUE_PREFIX, lanes: config.WORKER_LANES },
+    'drover worker connected and consuming',
+  );
 }
 
 bootstrap().catch((error: unknown) => {

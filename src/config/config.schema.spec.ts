@@ -40,6 +40,7 @@ describe('parseConfig', () => {
       SSH_MAX_HANDSHAKES: 32,
       WORKER_CONCURRENCY: 50,
       DISCOVERY_CONCURRENCY: 8,
+      WORKER_LANES: ['lifecycle', 'background'],
       JOB_LOCK_DURATION_MS: 30_000,
       DISCOVERY_INTERVAL_MS: 300_000,
       FULL_DISCOVERY_MIN_GAP_MS: 60_000,
@@ -91,6 +92,7 @@ describe('parseConfig', () => {
       SSH_MAX_HANDSHAKES: '12',
       WORKER_CONCURRENCY: '20',
       DISCOVERY_CONCURRENCY: '3',
+      WORKER_LANES: ' background ',
       JOB_LOCK_DURATION_MS: '10000',
       DISCOVERY_INTERVAL_MS: '0',
       FULL_DISCOVERY_MIN_GAP_MS: '0',
@@ -136,6 +138,7 @@ describe('parseConfig', () => {
       SSH_MAX_HANDSHAKES: 12,
       WORKER_CONCURRENCY: 20,
       DISCOVERY_CONCURRENCY: 3,
+      WORKER_LANES: ['background'],
       JOB_LOCK_DURATION_MS: 10_000,
       DISCOVERY_INTERVAL_MS: 0,
       FULL_DISCOVERY_MIN_GAP_MS: 0,
@@ -168,6 +171,23 @@ describe('parseConfig', () => {
       parseConfig({ ...required, DATABASE_POOL_SIZE: '3', AGENT_REPORT_CONCURRENCY: '2' }).AGENT_REPORT_CONCURRENCY,
       2,
     );
+  });
+
+  it('takes the lanes a worker consumes, and names WORKER_LANES when one is unknown, repeated or missing', () => {
+    assert.deepEqual(parseConfig({ ...required, WORKER_LANES: 'lifecycle' }).WORKER_LANES, ['lifecycle']);
+    assert.deepEqual(parseConfig({ ...required, WORKER_LANES: 'background,lifecycle' }).WORKER_LANES, [
+      'background',
+      'lifecycle',
+    ]);
+    assert.match(
+      configErrorMessage({ ...required, WORKER_LANES: 'lifecycle,tasks' }),
+      /WORKER_LANES must name lanes among lifecycle, background \("tasks" is not one\)/,
+    );
+    assert.match(
+      configErrorMessage({ ...required, WORKER_LANES: 'lifecycle,lifecycle' }),
+      /WORKER_LANES names a lane twice/,
+    );
+    assert.match(configErrorMessage({ ...required, WORKER_LANES: '' }), /WORKER_LANES must name lanes/);
   });
 
   it('ignores variables it does not know', () => {

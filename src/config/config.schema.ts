@@ -1,3 +1,4 @@
+import { QueueName } from '@drover/protocol';
 import { z } from 'zod';
 
 const booleanString = z.enum(['true', 'false']).transform((value) => value === 'true');
@@ -31,6 +32,26 @@ const redisNodeList = z.string().transform((text, context): RedisNode[] => {
     nodes.push({ host: match[1]!.replace(/^\[|\]$/g, ''), port });
   }
   return nodes;
+});
+
+/** A comma-separated list of lane names, at least one, each once. */
+const workerLanes = z.string().transform((text, context): QueueName[] => {
+  const names = Object.values(QueueName) as string[];
+  const lanes = text.split(',').map((part) => part.trim());
+  for (const lane of lanes) {
+    if (!names.includes(lane)) {
+      context.addIssue({
+        code: 'custom',
+        message: `must name lanes among ${names.join(', ')} (${JSON.stringify(lane)} is not one)`,
+      });
+      return z.NEVER;
+    }
+  }
+  if (new Set(lanes).size !== lanes.length) {
+    context.addIssue({ code: 'custom', message: 'names a lane twice' });
+    return z.NEVER;
+  }
+  return lanes as QueueName[];
 });
 
 /**
@@ -110,6 +131,12 @@ const environmentSchema = z.object({
   WORKER_CONCURRENCY: integerString(1, 1_000).default(50),
   /** Background jobs (discoveries) one worker process runs at once, apart from the tasks' lane. */
   DISCOVERY_CONCURRENCY: integerString(1, 1_000).default(8),
+  /**
+   * The lanes this worker process consumes: `lifecycle` (tasks, rollout steps, the reconciler) and
+   * `background` (discoveries). Both by default. A process of its own per lane keeps discoveries
+   * off the event loop and the core that tasks are started on; some worker must consume each lane.
+   */
+  WORKER_LANES: workerLanes.default(() => Object.values(QueueName)),
   /**
    * How long a worker's claim on a job lasts without renewal. A worker that dies (even SIGKILL)
    * loses its jobs to another worker after about this long.

@@ -16,10 +16,11 @@ import { BULLMQ_CONNECTION } from '../infra/redis/redis.token';
 type Handlers = { [Name in JobName]: (payload: JobPayloads[Name]) => Promise<unknown> };
 
 /**
- * Consumes both lanes: the lifecycle queue (tasks, rollout steps, the reconciler) and the
- * background queue (discoveries), each with its own concurrency, so a flood of discoveries never
- * delays a task. Thin by design: each job name maps to one service method. The BullMQ workers are
- * built here (not by decorator) so concurrency and lock timing come from config.
+ * Consumes the lanes WORKER_LANES names (both by default): the lifecycle queue (tasks, rollout
+ * steps, the reconciler) and the background queue (discoveries), each with its own concurrency, so
+ * a flood of discoveries never takes a task's place. Thin by design: each job name maps to one
+ * service method. The BullMQ workers are built here (not by decorator) so concurrency and lock
+ * timing come from config.
  */
 @Injectable()
 export class LifecycleProcessor implements OnModuleInit, OnModuleDestroy {
@@ -67,7 +68,7 @@ export class LifecycleProcessor implements OnModuleInit, OnModuleDestroy {
       [QueueName.Lifecycle]: this.config.WORKER_CONCURRENCY,
       [QueueName.Background]: this.config.DISCOVERY_CONCURRENCY,
     };
-    for (const name of Object.values(QueueName)) {
+    for (const name of this.config.WORKER_LANES) {
       const lane = new Worker(name, (job, token) => this.process(job, token), {
         connection: this.connection,
         prefix: this.config.QUEUE_PREFIX,

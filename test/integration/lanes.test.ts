@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue } from 'bullmq';
 import type { DroverClient } from '../../src/client';
 import { JobProducer } from '../../src/infra/queue/job-producer';
@@ -8,7 +9,8 @@ import { QueueName } from '@drover/protocol';
 import { startTestApi, TestApi } from '../support/api';
 import { testEnv } from '../support/env';
 import { FleetInventory, readFleetInventory } from '../support/fleet';
-import { actOnHost } from '../support/operations';
+import { actOnHost, waitForOperation } from '../support/operations';
+import { waitUntil } from '../support/wait';
 import { startTestWorker, TestWorker, workerEnv } from '../support/worker';
 
 type FleetHost = FleetInventory['hosts'][number];
@@ -74,5 +76,70 @@ describe('lanes: user work never queues behind background work', () => {
     const counts = await background.getJobCounts('active', 'completed', 'failed', 'delayed');
     assert.ok(counts.active! + counts.completed! + counts.failed! + counts.delayed! > 0, 'no discovery ran');
     assert.ok(counts.active! <= 2, `${counts.active} discoveries ran at once with DISCOVERY_CONCURRENCY 2`);
+  });
+});
+
+describe('lanes: a worker process per lane (WORKER_LANES)', () => {
+  let api: TestApi;
+  let client: DroverClient;
+  let host: FleetHost;
+  let background: Queue;
+  let queuePrefix: string;
+  const workers: TestWorker[] = [];
+
+  const startLaneWorker = async (lane: QueueName): Promise<TestWorker> => {
+    const worker = await startTestWorker({ ...workerEnv(api.database.url, queuePrefix), WORKER_LANES: lane });
+    workers.push(worker);
+    return worker;
+  };
+  const unitsOf = (hostId: string) => api.prisma.unit.count({ where: { hostId } });
+
+  before(async () => {
+    host = (await readFleetInventory()).hosts[0]!;
+    queuePrefix = `drover-test-${randomBytes(4).toString('hex')}`;
+    api = await startTestApi({ QUEUE_PREFIX: queuePrefix });
+    client = await api.client();
+    background = new Queue(QueueName.Background, { connection: { url: testEnv.redisUrl }, prefix: queuePrefix });
+  });
+
+  after(async () => {
+    await Promise.all(workers.map((worker) => worker.close()));
+    await background.obliterate({ force: true });
+    await background.close();
+    await api.close();
+  });
+
+  it('a background-only worker discovers and runs no task; a lifecycle-only worker runs tasks and no discovery', async () => {
+    const discoverer = await startLaneWorker(QueueName.Background);
+    const imported = await client.POST('/v1/hosts/bulk-upsert', { body: { hosts: [host] } });
+    assert.equal(imported.response.status, 200, JSON.stringify(imported.error));
+    const { id: hostId } = await api.prisma.host.findUniqueOrThrow({ where: { name: host.name } });
+    // Discovered by the background-only worker, the only one running.
+    await api.app.get(JobProducer).discoverHost(hostId);
+    await waitUntil(async () => (await unitsOf(hostId)) > 0, 'the new host is discovered', 30_000);
+
+    const created = await client.POST('/v1/hosts/{name}/actions', {
+      params: { path: { name: host.name } },
+      body: { verb: 'restart', unit: 'drover-probe.service' },
+    });
+    assert.equal(created.response.status, 202, JSON.stringify(created.error));
+    await sleep(2_000);
+    const waiting = await api.prisma.task.findFirstOrThrow({ where: { operationId: created.data!.id } });
+    assert.equal(waiting.startedAt, null, 'a worker without the lifecycle lane started a task');
+
+    await discoverer.close();
+    await startLaneWorker(QueueName.Lifecycle);
+    const operation = await waitForOperation(client, created.data!.id);
+    assert.equal(operation.status, 'succeeded', operation.tasks[0]?.reason ?? '');
+
+    // The discovery the restart queued (and one more asked for now) waits for a background worker.
+    await api.app.get(JobProducer).discoverHost(hostId);
+    await sleep(2_000);
+    const counts = await background.getJobCounts('waiting', 'delayed', 'active', 'prioritized');
+    assert.equal(counts.active, 0, 'a worker without the background lane ran a discovery');
+    assert.ok(
+      counts.waiting! + counts.delayed! + counts.prioritized! >= 1,
+      `no discovery waiting: ${JSON.stringify(counts)}`,
+    );
   });
 });
