@@ -133,8 +133,9 @@ const environmentSchema = z.object({
   DISCOVERY_CONCURRENCY: integerString(1, 1_000).default(8),
   /**
    * The lanes this worker process consumes: `lifecycle` (tasks, rollout steps, the reconciler) and
-   * `background` (discoveries). Both by default. A process of its own per lane keeps discoveries
-   * off the event loop and the core that tasks are started on; some worker must consume each lane.
+   * `background` (discoveries, the discovery sweep, webhook deliveries). Both by default. A process
+   * of its own per lane keeps discoveries off the event loop tasks are started on; some worker must
+   * consume each lane, or its jobs wait.
    */
   WORKER_LANES: workerLanes.default(() => Object.values(QueueName)),
   /**

@@ -17,7 +17,7 @@ type Handlers = { [Name in JobName]: (payload: JobPayloads[Name]) => Promise<unk
 
 /**
  * Consumes the lanes WORKER_LANES names (both by default): the lifecycle queue (tasks, rollout
- * steps, the reconciler) and the background queue (discoveries), each with its own concurrency, so
+ * steps, the reconciler) and the background queue (discoveries, webhook deliveries), each with its own concurrency, so
  * a flood of discoveries never takes a task's place. Thin by design: each job name maps to one
  * service method. The BullMQ workers are built here (not by decorator) so concurrency and lock
  * timing come from config.
