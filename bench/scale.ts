@@ -337,7 +337,9 @@ async function startFirstTaskWorkers(bench: Bench, setup: FirstTaskSetup, teardo
   };
   await stopProcess(bench.drover.worker);
   bench.drover.worker = await laneWorker(QueueName.Lifecycle, bench.teardown);
-  await laneWorker(QueueName.Background, teardown);
+  const discoverer = await laneWorker(QueueName.Background, teardown);
+  // Also on the run's own teardown: a SIGINT or SIGTERM ends the run without this part's.
+  bench.teardown.add('stopping the background-lane worker', () => stopProcess(discoverer));
 }
 
 async function firstTasks(
