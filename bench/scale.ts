@@ -97,6 +97,8 @@ const FANOUT_GOAL = 1.3;
 const FIRST_TASK_GOAL_MS = 100;
 const FIRST_ROLLOUT_GOAL = 1.5;
 const FIRST_TASK_POLL_MS = 20;
+/** Idle before each operation of the after-quiet part: longer than node-postgres' 10 s idle timeout. */
+const AFTER_QUIET_MS = 15_000;
 /** A label naming each host, so that one selector picks one host. */
 const HOST_LABEL = 'bench-host';
 
@@ -108,7 +110,7 @@ const TITLES: Record<FanoutContender, string> = {
   'ssh2-cold': 'bare ssh2, cold',
   'ssh2-warm': 'bare ssh2, warm',
 };
-const PARTS = ['fanout', 'first-task', 'first-rollout', 'workers'] as const;
+const PARTS = ['fanout', 'first-task', 'after-quiet', 'first-rollout', 'workers'] as const;
 type Part = (typeof PARTS)[number];
 
 interface Options {
@@ -117,6 +119,7 @@ interface Options {
   connectParallel: number;
   discoveries: number;
   firstTasks: number;
+  quietTasks: number;
   rolloutHosts: number;
   workers: number[];
   /** WORKER_CONCURRENCY of every worker (the product's default unless told). */
@@ -139,6 +142,7 @@ function parseOptions(argv: string[]): Options {
       'connect-parallel': text,
       discoveries: text,
       'first-tasks': text,
+      'quiet-tasks': text,
       'rollout-hosts': text,
       workers: text,
       'worker-concurrency': text,
@@ -156,6 +160,7 @@ function parseOptions(argv: string[]): Options {
     connectParallel: count('connect-parallel', 50),
     discoveries: count('discoveries', 5_000),
     firstTasks: count('first-tasks', 10),
+    quietTasks: count('quiet-tasks', 5),
     rolloutHosts: count('rollout-hosts', 50),
     workers: values.workers === undefined ? [1, 2, 4] : positiveIntegers('--workers', values.workers),
     workerConcurrency: count('worker-concurrency', PRODUCT_DEFAULTS.WORKER_CONCURRENCY),
@@ -474,6 +479,127 @@ function firstTaskSection(options: Options, records: FirstTaskRecord[]): string[
 }
 
 // ---------------------------------------------------------------------------------------------
+// after-quiet
+
+/** The worker's database pool while the after-quiet part measures (DATABASE_POOL_MIN). */
+const AFTER_QUIET_SETUPS = ['no connection kept', 'connections kept'] as const;
+type AfterQuietSetup = (typeof AFTER_QUIET_SETUPS)[number];
+const AFTER_QUIET_POOL_MIN: Record<AfterQuietSetup, string> = {
+  'no connection kept': '0',
+  'connections kept': String(PRODUCT_DEFAULTS.DATABASE_POOL_MIN),
+};
+
+interface AfterQuietRecord {
+  setup: AfterQuietSetup;
+  /** created_at → dispatched_at: the API's share. */
+  apiMs: number[];
+  /** dispatched_at → started_at: the worker's share. */
+  workerMs: number[];
+  loads: number[];
+}
+
+/**
+ * The first task after drover sat idle for a while, as a deploy pipeline calling now and then
+ * meets it: with a worker that lets every idle database connection close (DATABASE_POOL_MIN=0,
+ * node-postgres' behaviour), and with the product's default, which keeps some open.
+ */
+async function afterQuietPart(bench: Bench, options: Options): Promise<AfterQuietRecord[]> {
+  const records: AfterQuietRecord[] = [];
+  try {
+    for (const setup of AFTER_QUIET_SETUPS) {
+      await stopProcess(bench.drover.worker);
+      bench.workerStarts += 1;
+      bench.drover.worker = await startWorker(
+        { ...bench.drover, env: { ...bench.drover.env, DATABASE_POOL_MIN: AFTER_QUIET_POOL_MIN[setup] } },
+        path.join(bench.workDir, `worker-${bench.workerStarts}.log`),
+        bench.teardown,
+      );
+      const record: AfterQuietRecord = { setup, apiMs: [], workerMs: [], loads: [] };
+      for (let run = 0; run < options.quietTasks; run += 1) {
+        const host = bench.hosts[run % bench.hosts.length]!;
+        await sleep(AFTER_QUIET_MS);
+        record.loads.push(os.loadavg()[0]!);
+        const created = await checked(bench, [host], `after-quiet task ${run + 1} (${setup})`, async () => {
+          const operation = await call<{ id: string }>(
+            bench.drover,
+            'POST',
+            '/v1/operations',
+            { verb: 'restart', unit: PROBE_UNIT, selector: `${HOST_LABEL}=${host.name}` },
+            202,
+          );
+          await untilOperationFinished(bench, operation.id);
+          return operation;
+        });
+        const { rows } = await bench.drover.db.query<{ api: number; worker: number }>(
+          `SELECT (EXTRACT(EPOCH FROM t.dispatched_at - o.created_at) * 1000)::float8 AS api,
+                  (EXTRACT(EPOCH FROM t.started_at - t.dispatched_at) * 1000)::float8 AS worker
+           FROM tasks t JOIN operations o ON o.id = t.operation_id WHERE o.id = $1::uuid`,
+          [created.id],
+        );
+        record.apiMs.push(rows[0]!.api);
+        record.workerMs.push(rows[0]!.worker);
+        progress(
+          `after-quiet ${run + 1}, ${setup}: dispatched after ${rows[0]!.api.toFixed(0)} ms, started ${rows[0]!.worker.toFixed(0)} ms later`,
+        );
+      }
+      records.push(record);
+    }
+    return records;
+  } finally {
+    // The parts after this one run with drover's usual worker.
+    await restartWorker(bench);
+  }
+}
+
+/** Until the operation's task has finished (it must have succeeded). */
+async function untilOperationFinished(bench: Bench, operationId: string): Promise<void> {
+  for (;;) {
+    const { rows } = await bench.drover.db.query<{ state: string; finished: boolean }>(
+      `SELECT state::text AS state, finished_at IS NOT NULL AS finished FROM tasks WHERE operation_id = $1::uuid`,
+      [operationId],
+    );
+    if (rows[0]?.finished) {
+      if (rows[0].state !== 'succeeded') throw new Error(`operation ${operationId}: its task ${rows[0].state}`);
+      return;
+    }
+    await sleep(FIRST_TASK_POLL_MS);
+  }
+}
+
+function afterQuietSection(options: Options, records: AfterQuietRecord[]): string[] {
+  const cells = (values: number[]) => {
+    const summary = stats(values);
+    return `${summary.median.toFixed(0)} | ${summary.max.toFixed(0)}`;
+  };
+  return [
+    '## First task after a quiet spell',
+    '',
+    `${options.quietTasks} operations per setup, each restarting the probe on one host after drover sat idle for ` +
+      `${AFTER_QUIET_MS / 1000} s (longer than node-postgres' 10 s idle timeout), with no discoveries queued; the ` +
+      `worker restarted for each setup: \`DATABASE_POOL_MIN=0\` (no connection kept) and the product's default ` +
+      `\`DATABASE_POOL_MIN=${PRODUCT_DEFAULTS.DATABASE_POOL_MIN}\` (connections kept). The API keeps its default throughout. ` +
+      "PostgreSQL's clock: the API's share is created_at → dispatched_at, the worker's dispatched_at → started_at.",
+    '',
+    '| worker pool | API median ms | API max ms | worker median ms | worker max ms | total median ms | total max ms |',
+    '|---|--:|--:|--:|--:|--:|--:|',
+    ...records.map((record) => {
+      const totals = record.apiMs.map((api, index) => api + record.workerMs[index]!);
+      return `| ${record.setup} | ${cells(record.apiMs)} | ${cells(record.workerMs)} | ${cells(totals)} |`;
+    }),
+    '',
+    ...records.map((record) => {
+      const slowest = Math.max(...record.apiMs.map((api, index) => api + record.workerMs[index]!));
+      return (
+        `- goal, the first task within ${FIRST_TASK_GOAL_MS} ms of the operation's creation (the slowest of the runs), ` +
+        `${record.setup}: **${slowest.toFixed(0)} ms: ${slowest <= FIRST_TASK_GOAL_MS ? 'met' : 'not met'}**; ` +
+        `load average (1 min) as each began: ${loadList(record.loads)}`
+      );
+    }),
+    '',
+  ];
+}
+
+// ---------------------------------------------------------------------------------------------
 // first-rollout
 
 interface FirstRolloutResult {
@@ -702,6 +828,8 @@ async function benchmark(options: Options, teardown: Teardown): Promise<void> {
   if (options.parts.includes('fanout')) sections.push(...fanoutSection(options, await fanoutPart(bench, options)));
   if (options.parts.includes('first-task'))
     sections.push(...firstTaskSection(options, await firstTaskPart(bench, options)));
+  if (options.parts.includes('after-quiet'))
+    sections.push(...afterQuietSection(options, await afterQuietPart(bench, options)));
   if (options.parts.includes('first-rollout'))
     sections.push(...firstRolloutSection(options, await firstRolloutPart(bench, options)));
   if (options.parts.includes('workers')) sections.push(...workersSection(options, await workersPart(bench, options)));

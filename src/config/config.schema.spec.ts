@@ -23,6 +23,7 @@ describe('parseConfig', () => {
       ...required,
       REDIS_TLS: false,
       DATABASE_POOL_SIZE: 10,
+      DATABASE_POOL_MIN: 2,
       HOST: '127.0.0.1',
       PORT: 8080,
       HTTP_LISTEN_BACKLOG: 4_096,
@@ -75,6 +76,7 @@ describe('parseConfig', () => {
       DATABASE_URL: 'postgres://db/drover',
       REDIS_URL: 'rediss://redis:6380/1',
       DATABASE_POOL_SIZE: '40',
+      DATABASE_POOL_MIN: '5',
       HOST: '0.0.0.0',
       PORT: '9000',
       HTTP_LISTEN_BACKLOG: '16384',
@@ -121,6 +123,7 @@ describe('parseConfig', () => {
       REDIS_URL: 'rediss://redis:6380/1',
       REDIS_TLS: false,
       DATABASE_POOL_SIZE: 40,
+      DATABASE_POOL_MIN: 5,
       HOST: '0.0.0.0',
       PORT: 9000,
       HTTP_LISTEN_BACKLOG: 16_384,
@@ -170,6 +173,15 @@ describe('parseConfig', () => {
     assert.equal(
       parseConfig({ ...required, DATABASE_POOL_SIZE: '3', AGENT_REPORT_CONCURRENCY: '2' }).AGENT_REPORT_CONCURRENCY,
       2,
+    );
+  });
+
+  it('keeps two database connections open unless told, never more than the pool, and names DATABASE_POOL_MIN above it', () => {
+    assert.equal(parseConfig({ ...required, DATABASE_POOL_SIZE: '1' }).DATABASE_POOL_MIN, 1);
+    assert.equal(parseConfig({ ...required, DATABASE_POOL_MIN: '0' }).DATABASE_POOL_MIN, 0);
+    assert.equal(
+      configErrorMessage({ ...required, DATABASE_POOL_SIZE: '4', DATABASE_POOL_MIN: '5' }),
+      'invalid configuration: DATABASE_POOL_MIN must be at most DATABASE_POOL_SIZE (4)',
     );
   });
 

@@ -91,6 +91,12 @@ const environmentSchema = z.object({
   REDIS_TLS_CA_FILE: z.string().regex(/^\//, { error: 'must be an absolute path' }).optional(),
   /** PostgreSQL connections one process keeps at most (its pool); requests wait up to 2 s for one. */
   DATABASE_POOL_SIZE: integerString(1, 1_000).default(10),
+  /**
+   * PostgreSQL connections one process opens when it starts and keeps open while idle (default 2, at
+   * most DATABASE_POOL_SIZE): the first request or task after a start or a quiet spell then finds a
+   * connection ready instead of opening one while a burst loads the database.
+   */
+  DATABASE_POOL_MIN: integerString(0, 1_000).optional(),
   HOST: z.string().min(1).default('127.0.0.1'),
   PORT: integerString(0, 65535).default(8080),
   /**
@@ -250,11 +256,25 @@ function checkRedisTarget(env: Environment, context: z.RefinementCtx): void {
   }
 }
 
-export const configSchema = environmentSchema.superRefine(checkRedisTarget, { when: () => true }).transform((env) => ({
-  ...env,
-  QUEUE_PREFIX: env.REDIS_CLUSTER_NODES === undefined ? env.QUEUE_PREFIX : withHashTag(env.QUEUE_PREFIX),
-  AGENT_REPORT_CONCURRENCY: env.AGENT_REPORT_CONCURRENCY ?? Math.max(1, Math.floor(env.DATABASE_POOL_SIZE / 4)),
-}));
+function checkPoolBounds(env: Environment, context: z.RefinementCtx): void {
+  if (env.DATABASE_POOL_MIN !== undefined && env.DATABASE_POOL_MIN > env.DATABASE_POOL_SIZE) {
+    context.addIssue({
+      code: 'custom',
+      path: ['DATABASE_POOL_MIN'],
+      message: `must be at most DATABASE_POOL_SIZE (${env.DATABASE_POOL_SIZE})`,
+    });
+  }
+}
+
+export const configSchema = environmentSchema
+  .superRefine(checkRedisTarget, { when: () => true })
+  .superRefine(checkPoolBounds)
+  .transform((env) => ({
+    ...env,
+    QUEUE_PREFIX: env.REDIS_CLUSTER_NODES === undefined ? env.QUEUE_PREFIX : withHashTag(env.QUEUE_PREFIX),
+    DATABASE_POOL_MIN: env.DATABASE_POOL_MIN ?? Math.min(2, env.DATABASE_POOL_SIZE),
+    AGENT_REPORT_CONCURRENCY: env.AGENT_REPORT_CONCURRENCY ?? Math.max(1, Math.floor(env.DATABASE_POOL_SIZE / 4)),
+  }));
 
 export type AppConfig = z.output<typeof configSchema>;
 

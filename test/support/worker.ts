@@ -29,6 +29,7 @@ export function workerEnv(databaseUrl: string, queuePrefix: string): Record<stri
 export interface TestWorker {
   app: INestApplicationContext;
   ssh: SshExecutor;
+  /** Stops the worker; closing it again waits for the same stop. */
   close(): Promise<void>;
 }
 
@@ -39,5 +40,7 @@ export async function startTestWorker(env: Record<string, string | undefined>): 
   const app = await NestFactory.createApplicationContext(WorkerModule.forRoot(config), {
     logger: new PinoNestLogger(logger),
   });
-  return { app, ssh: app.get(SshExecutor), close: () => app.close() };
+  // Once: a test may stop a worker early and its `after` close every worker it started.
+  let closed: Promise<void> | undefined;
+  return { app, ssh: app.get(SshExecutor), close: () => (closed ??= app.close()) };
 }

@@ -1,19 +1,27 @@
-import { Inject, Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
+import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
 import { PrismaPg } from '@prisma/adapter-pg';
 import { Pool, type QueryResult } from 'pg';
+import { waitAtMost } from '../../common/concurrency/wait-at-most';
 import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config.schema';
 import { Prisma, PrismaClient } from '../../generated/prisma/client';
 
+/** How long a start waits for its ready connections before it goes on without them. */
+const POOL_WARM_UP_WAIT_MS = 5_000;
+
 /** The one Prisma client of a process. Only repositories inject it. */
 @Injectable()
-export class PrismaService extends PrismaClient implements OnModuleDestroy {
+export class PrismaService extends PrismaClient implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger(PrismaService.name);
   /** The connections under Prisma's adapter, shared with `rows`. */
   private readonly pool: Pool;
 
-  constructor(@Inject(APP_CONFIG) config: AppConfig) {
-    const pool = new Pool({ connectionString: config.DATABASE_URL, max: config.DATABASE_POOL_SIZE });
+  constructor(@Inject(APP_CONFIG) private readonly config: AppConfig) {
+    const pool = new Pool({
+      connectionString: config.DATABASE_URL,
+      max: config.DATABASE_POOL_SIZE,
+      min: config.DATABASE_POOL_MIN,
+    });
     super({ adapter: new PrismaPg(pool) });
     this.pool = pool;
     // A pooled connection that breaks while idle is dropped by the pool; unheard, its error would
@@ -44,6 +52,22 @@ export class PrismaService extends PrismaClient implements OnModuleDestroy {
   /** Readiness probe: one round trip to the database. */
   async ping(): Promise<void> {
     await this.$queryRaw`SELECT 1`;
+  }
+
+  /**
+   * Opens the pool's DATABASE_POOL_MIN connections now, which it then keeps while idle: otherwise the
+   * first task after a start waits for a connection of its own, opened while whatever woke the
+   * worker loads the database. Best effort, and waited for at most a few seconds: a database that is
+   * away is the readiness probe's news, not a reason to hold the start.
+   */
+  async onApplicationBootstrap(): Promise<void> {
+    const opening = Array.from({ length: this.config.DATABASE_POOL_MIN }, () =>
+      this.pool.connect().then((client) => client.release()),
+    );
+    const opened = Promise.all(opening).catch((error: unknown) =>
+      this.logger.warn({ err: error }, 'could not open the database connections kept ready'),
+    );
+    await waitAtMost(opened, POOL_WARM_UP_WAIT_MS);
   }
 
   async onModuleDestroy(): Promise<void> {

@@ -1,6 +1,15 @@
-import { Global, Inject, Logger, Module, OnApplicationShutdown, OnModuleDestroy } from '@nestjs/common';
+import {
+  Global,
+  Inject,
+  Logger,
+  Module,
+  OnApplicationBootstrap,
+  OnApplicationShutdown,
+  OnModuleDestroy,
+} from '@nestjs/common';
 import type { ConnectionOptions } from 'bullmq';
 import { Cluster } from 'ioredis';
+import { waitAtMost } from '../../common/concurrency/wait-at-most';
 import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config.schema';
 import { AgentWake } from './agent-wake';
@@ -8,6 +17,9 @@ import { bullmqConnection, createRedisClient, type RedisClient } from './redis-c
 import { BULLMQ_CONNECTION, REDIS } from './redis.token';
 
 export { BULLMQ_CONNECTION, REDIS };
+
+/** How long a start waits for the shared client to connect before it goes on without it. */
+const CONNECT_AT_START_WAIT_MS = 5_000;
 
 /**
  * The Redis clients of a process, all from one factory: a shared client for health checks and
@@ -36,11 +48,26 @@ export { BULLMQ_CONNECTION, REDIS };
   ],
   exports: [REDIS, BULLMQ_CONNECTION, AgentWake],
 })
-export class RedisModule implements OnModuleDestroy, OnApplicationShutdown {
+export class RedisModule implements OnApplicationBootstrap, OnModuleDestroy, OnApplicationShutdown {
+  private readonly logger = new Logger('Redis');
+
   constructor(
     @Inject(REDIS) private readonly redis: RedisClient,
     @Inject(BULLMQ_CONNECTION) private readonly bullmq: ConnectionOptions,
   ) {}
+
+  /**
+   * Connects the shared client now rather than on its first command, which for a worker is its first
+   * task's unit lease. Best effort, waited for a few seconds at most: a Redis that is away is the
+   * readiness probe's news, and the client keeps trying on its own.
+   */
+  async onApplicationBootstrap(): Promise<void> {
+    if (this.redis.status !== 'wait') return;
+    const connected = this.redis
+      .connect()
+      .catch((error: unknown) => this.logger.warn({ err: error }, 'could not connect to Redis at start'));
+    await waitAtMost(connected, CONNECT_AT_START_WAIT_MS);
+  }
 
   onModuleDestroy(): void {
     this.redis.disconnect();

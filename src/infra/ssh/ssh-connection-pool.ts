@@ -1,5 +1,6 @@
 import type { Logger } from '@nestjs/common';
 import { ChannelFailure, SshConnection } from './ssh-connection';
+import { waitAtMost } from '../../common/concurrency/wait-at-most';
 
 export interface PoolLimits {
   maxConnections: number;
@@ -108,12 +109,7 @@ export class SshConnectionPool {
       if (entry.isReady) entry.connection.end();
       else entry.connection.destroy('the SSH executor is shutting down');
     }
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      Promise.all(entries.map((entry) => entry.connection.whenClosed())),
-      new Promise((resolve) => (timer = setTimeout(resolve, graceMs))),
-    ]);
-    clearTimeout(timer);
+    await waitAtMost(Promise.all(entries.map((entry) => entry.connection.whenClosed())), graceMs);
     for (const entry of entries) entry.connection.destroy('the SSH executor is shutting down');
   }
 
