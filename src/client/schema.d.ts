@@ -2192,6 +2192,11 @@ export interface components {
                     error?: string;
                 };
             };
+            /** @description Worker processes consuming each lane; a lane at 0 holds its jobs until a worker starts */
+            workers?: {
+                lifecycle: number;
+                background: number;
+            };
         };
         ReadResults: {
             results: ({

@@ -19,6 +19,10 @@ class ReadinessDto extends createZodDto(
   z.object({
     status: z.enum(['ready', 'not_ready']),
     checks: z.object({ database: checkSchema, redis: checkSchema }),
+    workers: z
+      .object({ lifecycle: z.number().int().nonnegative(), background: z.number().int().nonnegative() })
+      .optional()
+      .describe('Worker processes consuming each lane; a lane at 0 holds its jobs until a worker starts'),
   }),
 ) {}
 

@@ -1,4 +1,6 @@
+import type { QueueName } from '@drover/protocol';
 import { Inject, Injectable } from '@nestjs/common';
+import { LanePresence } from '../infra/queue/lane-presence';
 import type { RedisClient } from '../infra/redis/redis-connection';
 import { PrismaService } from '../infra/prisma/prisma.service';
 import { REDIS } from '../infra/redis/redis.module';
@@ -12,6 +14,11 @@ export interface DependencyCheck {
 export interface Readiness {
   status: 'ready' | 'not_ready';
   checks: { database: DependencyCheck; redis: DependencyCheck };
+  /**
+   * Worker processes consuming each lane (absent when Redis did not answer). Not part of the status:
+   * the API serves without workers, but a lane at 0 holds its jobs until one starts.
+   */
+  workers?: Record<QueueName, number>;
 }
 
 const CHECK_TIMEOUT_MS = 2_000;
@@ -40,11 +47,18 @@ export class HealthService {
   constructor(
     private readonly prisma: PrismaService,
     @Inject(REDIS) private readonly redis: RedisClient,
+    private readonly lanes: LanePresence,
   ) {}
 
   async readiness(): Promise<Readiness> {
-    const [database, redis] = await Promise.all([timed(() => this.prisma.ping()), timed(() => this.redis.ping())]);
+    let workers: Record<QueueName, number> | undefined;
+    const [database, redis] = await Promise.all([
+      timed(() => this.prisma.ping()),
+      timed(() => this.redis.ping()),
+      // Counted beside the checks, within the same bound, and never deciding the status.
+      timed(async () => (workers = await this.lanes.workers())),
+    ]);
     const ready = database.status === 'up' && redis.status === 'up';
-    return { status: ready ? 'ready' : 'not_ready', checks: { database, redis } };
+    return { status: ready ? 'ready' : 'not_ready', checks: { database, redis }, ...(workers ? { workers } : {}) };
   }
 }

@@ -1,4 +1,6 @@
 import { JOB_NAMES, JobName, JobPayloads, QueueName } from '@drover/protocol';
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import { Inject, Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import { type ConnectionOptions, DelayedError, Job, Worker } from 'bullmq';
 import { APP_CONFIG } from '../config/config.module';
@@ -11,6 +13,7 @@ import { WebhookDeliveryService } from '../webhooks/webhook-delivery.service';
 import { PolicyEvaluationService } from '../policies/policy-evaluation.service';
 import { JobDeferred } from '../infra/queue/job-deferred';
 import { JobProducer } from '../infra/queue/job-producer';
+import { LanePresence } from '../infra/queue/lane-presence';
 import { BULLMQ_CONNECTION } from '../infra/redis/redis.token';
 
 type Handlers = { [Name in JobName]: (payload: JobPayloads[Name]) => Promise<unknown> };
@@ -28,6 +31,10 @@ export class LifecycleProcessor implements OnModuleInit, OnModuleDestroy {
   private readonly handlers: Handlers;
   private readonly lanes: Worker[] = [];
   private maintenanceTimer: NodeJS.Timeout | undefined;
+  /** This process, as it counts among a lane's workers. */
+  private readonly presenceId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+  /** The lanes this process does not consume that had no worker at the last look. */
+  private readonly unconsumed = new Set<QueueName>();
 
   constructor(
     private readonly taskRunner: TaskRunnerService,
@@ -37,6 +44,7 @@ export class LifecycleProcessor implements OnModuleInit, OnModuleDestroy {
     webhooks: WebhookDeliveryService,
     policies: PolicyEvaluationService,
     private readonly producer: JobProducer,
+    private readonly presence: LanePresence,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(BULLMQ_CONNECTION) private readonly connection: ConnectionOptions,
   ) {
@@ -83,20 +91,51 @@ export class LifecycleProcessor implements OnModuleInit, OnModuleDestroy {
       this.lanes.push(lane);
     }
     await this.producer.scheduleMaintenance();
+    await this.announce();
     // Redis keeps nothing on disk here: after a restart the schedulers are gone with the queue.
     // Re-installing them is idempotent, and the reconciler they run re-queues the lost jobs.
     this.maintenanceTimer = setInterval(() => {
       this.producer
         .scheduleMaintenance()
         .catch((error: unknown) => this.logger.warn({ err: error }, 'could not install the periodic jobs'));
+      // Looked at from the first interval on, not at start: workers of a deployment start in any order.
+      void this.announce().then(() => this.checkOtherLanes());
     }, this.config.RECONCILE_INTERVAL_MS);
     this.maintenanceTimer.unref();
   }
 
   async onModuleDestroy(): Promise<void> {
     clearInterval(this.maintenanceTimer);
+    await this.presence
+      .withdraw(this.presenceId, this.config.WORKER_LANES)
+      .catch((error: unknown) => this.logger.warn({ err: error }, 'could not withdraw from the lanes'));
     // Waits for running jobs to finish; the entrypoint bounds how long.
     await Promise.all(this.lanes.map((lane) => lane.close()));
+  }
+
+  private async announce(): Promise<void> {
+    await this.presence
+      .announce(this.presenceId, this.config.WORKER_LANES)
+      .catch((error: unknown) => this.logger.warn({ err: error }, 'could not announce the lanes this worker consumes'));
+  }
+
+  /** Warns once when a lane this process leaves out has no worker (its jobs would wait forever), and once when it has again. */
+  private async checkOtherLanes(): Promise<void> {
+    const others = Object.values(QueueName).filter((lane) => !this.config.WORKER_LANES.includes(lane));
+    if (others.length === 0) return;
+    const workers = await this.presence.workers().catch(() => null);
+    if (!workers) return;
+    for (const lane of others) {
+      if (workers[lane] === 0 && !this.unconsumed.has(lane)) {
+        this.unconsumed.add(lane);
+        this.logger.warn(
+          { lane },
+          `no worker consumes the ${lane} lane: its jobs wait until one does (start a worker whose WORKER_LANES includes ${lane})`,
+        );
+      } else if (workers[lane] > 0 && this.unconsumed.delete(lane)) {
+        this.logger.log({ lane, workers: workers[lane] }, `the ${lane} lane has a worker again`);
+      }
+    }
   }
 
   private async onFailed(job: Job | undefined, error: Error): Promise<void> {

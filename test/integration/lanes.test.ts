@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue } from 'bullmq';
@@ -10,6 +11,7 @@ import { startTestApi, TestApi } from '../support/api';
 import { testEnv } from '../support/env';
 import { FleetInventory, readFleetInventory } from '../support/fleet';
 import { actOnHost, waitForOperation } from '../support/operations';
+import { startNodeProcess } from '../support/process';
 import { waitUntil } from '../support/wait';
 import { startTestWorker, TestWorker, workerEnv } from '../support/worker';
 
@@ -141,5 +143,41 @@ describe('lanes: a worker process per lane (WORKER_LANES)', () => {
       counts.waiting! + counts.delayed! + counts.prioritized! >= 1,
       `no discovery waiting: ${JSON.stringify(counts)}`,
     );
+  });
+
+  it("the readiness probe counts each lane's workers, and a stopped worker no longer counts", async () => {
+    await Promise.all(workers.map((worker) => worker.close()));
+    const laneWorkers = async () => {
+      const ready = await client.GET('/healthz/ready');
+      assert.equal(ready.response.status, 200, JSON.stringify(ready.error));
+      return ready.data!.workers;
+    };
+    assert.deepEqual(await laneWorkers(), { lifecycle: 0, background: 0 });
+    const discoverer = await startLaneWorker(QueueName.Background);
+    assert.deepEqual(await laneWorkers(), { lifecycle: 0, background: 1 });
+    await startLaneWorker(QueueName.Lifecycle);
+    await startTestWorker({ ...workerEnv(api.database.url, queuePrefix) }).then((both) => workers.push(both));
+    assert.deepEqual(await laneWorkers(), { lifecycle: 2, background: 2 });
+    await discoverer.close();
+    assert.deepEqual(await laneWorkers(), { lifecycle: 2, background: 1 });
+  });
+
+  it('a worker that leaves a lane out warns while no worker consumes it, and says when one does again', async () => {
+    await Promise.all(workers.map((worker) => worker.close()));
+    const lifecycleOnly = startNodeProcess(path.resolve(__dirname, '../../src/worker.js'), {
+      ...workerEnv(api.database.url, queuePrefix),
+      WORKER_LANES: 'lifecycle',
+      RECONCILE_INTERVAL_MS: '1000',
+      LOG_LEVEL: 'info',
+    });
+    try {
+      await lifecycleOnly.waitForLine((line) => line.includes('no worker consumes the background lane'));
+      await startLaneWorker(QueueName.Background);
+      await lifecycleOnly.waitForLine((line) => line.includes('the background lane has a worker again'));
+      const warnings = lifecycleOnly.lines().filter((line) => line.includes('no worker consumes'));
+      assert.equal(warnings.length, 1, 'warned once, not at every look');
+    } finally {
+      await lifecycleOnly.stop('SIGTERM');
+    }
   });
 });

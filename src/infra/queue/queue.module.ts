@@ -6,8 +6,9 @@ import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config.schema';
 import { BULLMQ_CONNECTION } from '../redis/redis.token';
 import { JobProducer } from './job-producer';
+import { LanePresence } from './lane-presence';
 
-/** BullMQ connection, the queues (lanes), and the one producer; shared by the API and the worker. */
+/** BullMQ connection, the queues (lanes), the one producer and who consumes each lane; shared by the API and the worker. */
 @Module({
   imports: [
     BullModule.forRootAsync({
@@ -19,7 +20,7 @@ import { JobProducer } from './job-producer';
     }),
     BullModule.registerQueue({ name: QueueName.Lifecycle }, { name: QueueName.Background }),
   ],
-  providers: [JobProducer],
-  exports: [BullModule, JobProducer],
+  providers: [JobProducer, LanePresence],
+  exports: [BullModule, JobProducer, LanePresence],
 })
 export class QueueModule {}
