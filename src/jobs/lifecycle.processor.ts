@@ -11,10 +11,16 @@ import { RolloutRunnerService } from '../rollouts/rollout-runner.service';
 import { DiscoveryService } from '../units/discovery.service';
 import { WebhookDeliveryService } from '../webhooks/webhook-delivery.service';
 import { PolicyEvaluationService } from '../policies/policy-evaluation.service';
+import { waitAtMost } from '../common/concurrency/wait-at-most';
 import { JobDeferred } from '../infra/queue/job-deferred';
 import { JobProducer } from '../infra/queue/job-producer';
 import { LanePresence } from '../infra/queue/lane-presence';
 import { BULLMQ_CONNECTION } from '../infra/redis/redis.token';
+
+/** How long a stop waits to withdraw this worker from the lanes it counts in. */
+const WITHDRAW_WAIT_MS = 1_000;
+/** Looks in a row finding a lane without a worker before a worker that leaves it out warns. */
+const EMPTY_LOOKS_BEFORE_WARNING = 2;
 
 type Handlers = { [Name in JobName]: (payload: JobPayloads[Name]) => Promise<unknown> };
 
@@ -33,8 +39,8 @@ export class LifecycleProcessor implements OnModuleInit, OnModuleDestroy {
   private maintenanceTimer: NodeJS.Timeout | undefined;
   /** This process, as it counts among a lane's workers. */
   private readonly presenceId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
-  /** The lanes this process does not consume that had no worker at the last look. */
-  private readonly unconsumed = new Set<QueueName>();
+  /** For each lane this process does not consume, how many looks in a row found no worker on it. */
+  private readonly emptyLooks = new Map<QueueName, number>();
 
   constructor(
     private readonly taskRunner: TaskRunnerService,
@@ -106,9 +112,14 @@ export class LifecycleProcessor implements OnModuleInit, OnModuleDestroy {
 
   async onModuleDestroy(): Promise<void> {
     clearInterval(this.maintenanceTimer);
-    await this.presence
-      .withdraw(this.presenceId, this.config.WORKER_LANES)
-      .catch((error: unknown) => this.logger.warn({ err: error }, 'could not withdraw from the lanes'));
+    // Bounded: a Redis that is away must not take the time the running jobs have to finish. Not
+    // withdrawn, this worker stops counting a few intervals later.
+    await waitAtMost(
+      this.presence
+        .withdraw(this.presenceId, this.config.WORKER_LANES)
+        .catch((error: unknown) => this.logger.warn({ err: error }, 'could not withdraw from the lanes')),
+      WITHDRAW_WAIT_MS,
+    );
     // Waits for running jobs to finish; the entrypoint bounds how long.
     await Promise.all(this.lanes.map((lane) => lane.close()));
   }
@@ -119,22 +130,27 @@ export class LifecycleProcessor implements OnModuleInit, OnModuleDestroy {
       .catch((error: unknown) => this.logger.warn({ err: error }, 'could not announce the lanes this worker consumes'));
   }
 
-  /** Warns once when a lane this process leaves out has no worker (its jobs would wait forever), and once when it has again. */
+  /**
+   * Warns once when a lane this process leaves out has had no worker at two looks in a row (its
+   * jobs would wait forever), and says when it has one again. Two looks: after Redis lost its data,
+   * this worker may look before its peers have announced themselves again.
+   */
   private async checkOtherLanes(): Promise<void> {
     const others = Object.values(QueueName).filter((lane) => !this.config.WORKER_LANES.includes(lane));
     if (others.length === 0) return;
     const workers = await this.presence.workers().catch(() => null);
     if (!workers) return;
     for (const lane of others) {
-      if (workers[lane] === 0 && !this.unconsumed.has(lane)) {
-        this.unconsumed.add(lane);
+      const looks = workers[lane] === 0 ? (this.emptyLooks.get(lane) ?? 0) + 1 : 0;
+      if (looks === EMPTY_LOOKS_BEFORE_WARNING) {
         this.logger.warn(
           { lane },
           `no worker consumes the ${lane} lane: its jobs wait until one does (start a worker whose WORKER_LANES includes ${lane})`,
         );
-      } else if (workers[lane] > 0 && this.unconsumed.delete(lane)) {
+      } else if (looks === 0 && (this.emptyLooks.get(lane) ?? 0) >= EMPTY_LOOKS_BEFORE_WARNING) {
         this.logger.log({ lane, workers: workers[lane] }, `the ${lane} lane has a worker again`);
       }
+      this.emptyLooks.set(lane, looks);
     }
   }
 

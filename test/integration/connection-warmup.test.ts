@@ -4,6 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { RedisClient } from '../../src/infra/redis/redis-connection';
 import { REDIS } from '../../src/infra/redis/redis.token';
+import { startTestApi } from '../support/api';
 import { createTestDatabase, query, TestDatabase } from '../support/database';
 import { startTestWorker, TestWorker, workerEnv } from '../support/worker';
 
@@ -52,12 +53,20 @@ describe('connections a process keeps ready (DATABASE_POOL_MIN)', () => {
     await Promise.all(databases.map((database) => database.drop()));
   });
 
-  it('a worker starts with its Redis client connected and DATABASE_POOL_MIN connections open, and keeps them through a quiet spell', async () => {
-    assert.equal(
-      kept.worker.app.get<RedisClient>(REDIS).status,
-      'ready',
-      'the shared Redis client waits for a first command',
-    );
+  it('an API starts with its Redis client connected, before any request needs it', async () => {
+    const api = await startTestApi();
+    try {
+      assert.equal(
+        api.app.get<RedisClient>(REDIS).status,
+        'ready',
+        'the shared Redis client waits for a first command',
+      );
+    } finally {
+      await api.close();
+    }
+  });
+
+  it('a worker starts with DATABASE_POOL_MIN connections open, and keeps them through a quiet spell', async () => {
     assert.ok((await connectionsTo(kept.database)) >= 3, 'the pool did not open its kept connections at start');
     await sleep(QUIET_SPELL_MS);
     assert.ok((await connectionsTo(kept.database)) >= 3, 'the pool closed its kept connections while idle');

@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
+import { Inject, Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import { PrismaPg } from '@prisma/adapter-pg';
 import { Pool, type QueryResult } from 'pg';
 import { waitAtMost } from '../../common/concurrency/wait-at-most';
@@ -11,7 +11,7 @@ const POOL_WARM_UP_WAIT_MS = 5_000;
 
 /** The one Prisma client of a process. Only repositories inject it. */
 @Injectable()
-export class PrismaService extends PrismaClient implements OnApplicationBootstrap, OnModuleDestroy {
+export class PrismaService extends PrismaClient implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger(PrismaService.name);
   /** The connections under Prisma's adapter, shared with `rows`. */
   private readonly pool: Pool;
@@ -21,6 +21,10 @@ export class PrismaService extends PrismaClient implements OnApplicationBootstra
       connectionString: config.DATABASE_URL,
       max: config.DATABASE_POOL_SIZE,
       min: config.DATABASE_POOL_MIN,
+      // Kept connections may sit idle for hours: without keepalive, one a NAT or firewall dropped
+      // silently would hold the next query until the kernel gives up on it.
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
     });
     super({ adapter: new PrismaPg(pool) });
     this.pool = pool;
@@ -57,10 +61,11 @@ export class PrismaService extends PrismaClient implements OnApplicationBootstra
   /**
    * Opens the pool's DATABASE_POOL_MIN connections now, which it then keeps while idle: otherwise the
    * first task after a start waits for a connection of its own, opened while whatever woke the
-   * worker loads the database. Best effort, and waited for at most a few seconds: a database that is
-   * away is the readiness probe's news, not a reason to hold the start.
+   * worker loads the database. At module init, not bootstrap: this global module initialises before
+   * the worker's queue consumers start taking jobs. Best effort, and waited for at most a few
+   * seconds: a database that is away is the readiness probe's news, not a reason to hold the start.
    */
-  async onApplicationBootstrap(): Promise<void> {
+  async onModuleInit(): Promise<void> {
     const opening = Array.from({ length: this.config.DATABASE_POOL_MIN }, () =>
       this.pool.connect().then((client) => client.release()),
     );

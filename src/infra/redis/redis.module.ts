@@ -1,12 +1,4 @@
-import {
-  Global,
-  Inject,
-  Logger,
-  Module,
-  OnApplicationBootstrap,
-  OnApplicationShutdown,
-  OnModuleDestroy,
-} from '@nestjs/common';
+import { Global, Inject, Logger, Module, OnApplicationShutdown, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import type { ConnectionOptions } from 'bullmq';
 import { Cluster } from 'ioredis';
 import { waitAtMost } from '../../common/concurrency/wait-at-most';
@@ -48,7 +40,7 @@ const CONNECT_AT_START_WAIT_MS = 5_000;
   ],
   exports: [REDIS, BULLMQ_CONNECTION, AgentWake],
 })
-export class RedisModule implements OnApplicationBootstrap, OnModuleDestroy, OnApplicationShutdown {
+export class RedisModule implements OnModuleInit, OnModuleDestroy, OnApplicationShutdown {
   private readonly logger = new Logger('Redis');
 
   constructor(
@@ -58,10 +50,11 @@ export class RedisModule implements OnApplicationBootstrap, OnModuleDestroy, OnA
 
   /**
    * Connects the shared client now rather than on its first command, which for a worker is its first
-   * task's unit lease. Best effort, waited for a few seconds at most: a Redis that is away is the
-   * readiness probe's news, and the client keeps trying on its own.
+   * task's unit lease (at module init: this global module initialises before the consumers start).
+   * Best effort, waited for a few seconds at most: a Redis that is away is the readiness probe's
+   * news, and the client keeps trying on its own.
    */
-  async onApplicationBootstrap(): Promise<void> {
+  async onModuleInit(): Promise<void> {
     if (this.redis.status !== 'wait') return;
     const connected = this.redis
       .connect()
