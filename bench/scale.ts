@@ -187,11 +187,12 @@ interface Bench {
 }
 
 /** Replaces drover's worker with a new process: no pooled connection, nothing warmed up. */
-async function restartWorker(bench: Bench): Promise<void> {
+/** Replaces the worker with a new one, with `env` on top of drover's settings. */
+async function restartWorker(bench: Bench, env: Record<string, string> = {}): Promise<void> {
   await stopProcess(bench.drover.worker);
   bench.workerStarts += 1;
   bench.drover.worker = await startWorker(
-    bench.drover,
+    { ...bench.drover, env: { ...bench.drover.env, ...env } },
     path.join(bench.workDir, `worker-${bench.workerStarts}.log`),
     bench.teardown,
   );
@@ -507,13 +508,7 @@ async function afterQuietPart(bench: Bench, options: Options): Promise<AfterQuie
   const records: AfterQuietRecord[] = [];
   try {
     for (const setup of AFTER_QUIET_SETUPS) {
-      await stopProcess(bench.drover.worker);
-      bench.workerStarts += 1;
-      bench.drover.worker = await startWorker(
-        { ...bench.drover, env: { ...bench.drover.env, DATABASE_POOL_MIN: AFTER_QUIET_POOL_MIN[setup] } },
-        path.join(bench.workDir, `worker-${bench.workerStarts}.log`),
-        bench.teardown,
-      );
+      await restartWorker(bench, { DATABASE_POOL_MIN: AFTER_QUIET_POOL_MIN[setup] });
       const record: AfterQuietRecord = { setup, apiMs: [], workerMs: [], loads: [] };
       for (let run = 0; run < options.quietTasks; run += 1) {
         const host = bench.hosts[run % bench.hosts.length]!;

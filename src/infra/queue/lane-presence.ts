@@ -7,17 +7,17 @@ import { REDIS } from '../redis/redis.token';
 
 // Scores are "counts until", in Redis's own clock: workers on machines whose clocks disagree still
 // count the same, and a reader needs no setting of the writers'.
-const ANNOUNCE = `
+const NOW_MS = `
 local now = redis.call('TIME')
-local nowMs = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local nowMs = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)`;
+const ANNOUNCE = `${NOW_MS}
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', nowMs)
 redis.call('ZADD', KEYS[1], nowMs + tonumber(ARGV[2]), ARGV[1])
 -- The key outlives its longest-valid member: a worker announcing for less never shortens it.
 if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 1`;
-const COUNT = `
-local now = redis.call('TIME')
-return redis.call('ZCOUNT', KEYS[1], tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000), '+inf')`;
+const COUNT = `${NOW_MS}
+return redis.call('ZCOUNT', KEYS[1], nowMs, '+inf')`;
 
 /** A worker that has not said it consumes a lane for this many maintenance intervals no longer counts. */
 const MISSED_ANNOUNCEMENTS = 3;
