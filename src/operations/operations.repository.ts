@@ -1,4 +1,4 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import { ACTIVE_TASK_STATES, AUDIT_ACTION, FAILED_TASK_STATES, unitAction, type Verb } from '@drover/protocol';
 import { ResourceNotFoundError } from '../common/errors/domain-errors';
 import type { AuditActor } from '../audit/audit-actor';
@@ -8,8 +8,15 @@ import { PrismaService } from '../infra/prisma/prisma.service';
 import { countsByOwner } from '../infra/prisma/state-counts';
 import type { DaemonReloadPolicy } from '@drover/protocol';
 import { storableText } from './task-output';
+import { Batcher } from '../common/concurrency/batcher';
 
 export type { Operation, Task, TaskState };
+
+/**
+ * The most task reads, starts, clearances or ends one statement takes (see Batcher): enough for a
+ * worker's concurrency, few enough that a batch holds its rows only briefly.
+ */
+const MAX_BATCH = 100;
 
 /** The states as the database functions take them (arrays bound as parameters). */
 const ACTIVE = [...ACTIVE_TASK_STATES];
@@ -144,6 +151,28 @@ interface HoldRow {
   state: 'acting' | 'gating';
 }
 
+/** A task to start, and whether only when no other rollout holds its unit (startUnlessHeld). */
+interface TaskStart {
+  task: TaskWithContext;
+  unlessHeld: boolean;
+}
+
+/** An attempt's clearance to act (clearToAct). */
+interface Clearance {
+  taskId: string;
+  attempt: number;
+  before: Prisma.InputJsonValue | null;
+  agentClaim: { hostId: string; leaseMs: number } | null;
+}
+
+/** A task's end (finish). */
+interface TaskEnd {
+  task: TaskWithContext;
+  outcome: TaskOutcome;
+  actor: AuditActor;
+  contact: boolean | null;
+}
+
 /** A row of outer joins: each column null when its side found nothing. */
 type Joined<Row> = { [Column in keyof Row]: Row[Column] | null };
 
@@ -162,7 +191,45 @@ function holdOf(row: HoldRow): UnitHold {
 
 @Injectable()
 export class OperationsRepository {
+  private readonly logger = new Logger(OperationsRepository.name);
+  private readonly reads = this.batcher(
+    'task reads',
+    (taskIds: readonly string[]) => this.findManyForRun(taskIds),
+    (id) => id,
+  );
+  private readonly starts = this.batcher(
+    'task starts',
+    (starts: readonly TaskStart[]) => this.startMany(starts),
+    ({ task }) => task.id,
+  );
+  private readonly clearances = this.batcher(
+    'clearances to act',
+    (clearances: readonly Clearance[]) => this.clearManyToAct(clearances),
+    ({ taskId }) => taskId,
+  );
+  // One end per host in a call (see finish_tasks_and_claim_next: the lock order relies on it).
+  private readonly ends = this.batcher(
+    'task ends',
+    (ends: readonly TaskEnd[]) => this.finishMany(ends),
+    ({ task }) => task.hostId ?? `name:${task.hostName}`,
+  );
+
   constructor(private readonly prisma: PrismaService) {}
+
+  /** Statements of one kind made as one for every call in the same turn (see Batcher). */
+  private batcher<Item, Result>(
+    what: string,
+    runMany: (items: readonly Item[]) => Promise<Result[]>,
+    keyOf: (item: Item) => string,
+  ): Batcher<Item, Result> {
+    return new Batcher({
+      runMany,
+      keyOf,
+      maxSize: MAX_BATCH,
+      onBatchFailed: (error, size) =>
+        this.logger.warn({ err: error, size }, `a batch of ${size} ${what} failed; each is made on its own`),
+    });
+  }
 
   /** Creates the operation, one task per host, and the audit event of the request, atomically. */
   async create(
@@ -263,21 +330,32 @@ export class OperationsRepository {
 
   /**
    * The task with its operation and host, or null when it does not exist any more. One statement
-   * (Prisma's include reads the three tables in three), since every task's job and every agent's
-   * report begins with it. node-postgres gives the columns as Prisma would: uuids, enums and text
-   * as strings, timestamps as Dates, jsonb parsed (task-end-inventory compares the two).
+   * (Prisma's include reads the three tables in three) for every read made in the same turn, since
+   * every task's job and every agent's report begins with it. node-postgres gives the columns as
+   * Prisma would: uuids, enums and text as strings, timestamps as Dates, jsonb parsed
+   * (task-end-inventory compares the two).
    */
-  async findForRun(taskId: string): Promise<TaskWithContext | null> {
-    const [row] = await this.prisma.rows<Record<string, unknown>>(Prisma.sql`
+  findForRun(taskId: string): Promise<TaskWithContext | null> {
+    return this.reads.run(taskId);
+  }
+
+  private async findManyForRun(taskIds: readonly string[]): Promise<(TaskWithContext | null)[]> {
+    const rows = await this.prisma.rows<Record<string, unknown>>(Prisma.sql`
       SELECT ${RUN_COLUMNS}
       FROM tasks t JOIN operations o ON o.id = t.operation_id LEFT JOIN hosts h ON h.id = t.host_id
-      WHERE t.id = ${taskId}::uuid`);
-    if (!row) return null;
-    return {
-      ...(fieldsOf(row, 't') as Task),
-      operation: fieldsOf(row, 'o') as Operation,
-      host: row['h.id'] === null ? null : (fieldsOf(row, 'h') as NonNullable<TaskWithContext['host']>),
-    };
+      WHERE t.id = ANY (${taskIds}::uuid[])`);
+    const found = new Map<unknown, TaskWithContext>(
+      rows.map((row) => [
+        row['t.id'],
+        {
+          ...(fieldsOf(row, 't') as Task),
+          operation: fieldsOf(row, 'o') as Operation,
+          host: row['h.id'] === null ? null : (fieldsOf(row, 'h') as NonNullable<TaskWithContext['host']>),
+        },
+      ]),
+    );
+    // PostgreSQL writes uuids in lower case; a caller may not have.
+    return taskIds.map((taskId) => found.get(taskId.toLowerCase()) ?? null);
   }
 
   /**
@@ -286,43 +364,54 @@ export class OperationsRepository {
    * so a redelivered job does nothing.
    */
   async startAttempt(task: TaskWithContext): Promise<StartedAttempt | null> {
-    const [row] = await this.prisma.rows<StartRow>(Prisma.sql`
-      WITH ${this.startedSql(task, Prisma.empty)}
-      SELECT attempts, before, command_sent_ms_ago FROM started`);
-    return row ? startedOf(row) : null;
+    return (await this.starts.run({ task, unlessHeld: false })).started;
   }
 
   /**
    * As startAttempt, unless another rollout holds the task's unit (see unitHolder): then the task
-   * is left as it was and the hold is returned. One statement: the first thing every task does.
+   * is left as it was and the hold is returned. The first thing every task does: one statement for
+   * every start asked for in the same turn.
    */
-  async startUnlessHeld(task: TaskWithContext): Promise<{ started: StartedAttempt | null; hold: UnitHold | null }> {
-    const [row] = await this.prisma.rows<Joined<StartRow & HoldRow>>(Prisma.sql`
-      WITH hold AS (${this.holdSql(task)}),
-      ${this.startedSql(task, Prisma.sql`AND NOT EXISTS (SELECT 1 FROM hold)`)}
-      SELECT started.attempts, started.before, started.command_sent_ms_ago, hold.rollout_id, hold.state
-      FROM (VALUES (1)) AS one (x) LEFT JOIN hold ON true LEFT JOIN started ON true`);
-    if (row?.rollout_id && row.state)
-      return { started: null, hold: holdOf({ rollout_id: row.rollout_id, state: row.state }) };
-    if (!row || row.attempts === null) return { started: null, hold: null };
-    return { started: startedOf({ ...row, attempts: row.attempts }), hold: null };
+  startUnlessHeld(task: TaskWithContext): Promise<{ started: StartedAttempt | null; hold: UnitHold | null }> {
+    return this.starts.run({ task, unlessHeld: true });
   }
 
   /**
-   * The CTEs `started` (the task taken over, when `guard` allows) and `running` (its operation
-   * marked running only when the task was): one statement, so one round trip, and atomic.
+   * The starts in one statement, so one round trip, and atomic: each task taken over unless its
+   * `unlessHeld` finds a hold, and the operations of those started marked running.
    */
-  private startedSql(task: TaskWithContext, guard: Prisma.Sql): Prisma.Sql {
-    return Prisma.sql`
-      started AS (
-        UPDATE tasks SET state = 'running', attempts = attempts + 1, started_at = COALESCE(started_at, now())
-        WHERE id = ${task.id}::uuid AND state IN ('queued', 'running') ${guard}
-        RETURNING attempts, before,
-          (EXTRACT(EPOCH FROM now() - command_sent_at) * 1000)::float8 AS command_sent_ms_ago
+  private async startMany(
+    starts: readonly TaskStart[],
+  ): Promise<{ started: StartedAttempt | null; hold: UnitHold | null }[]> {
+    const column = <Value>(pick: (start: TaskStart) => Value) => starts.map(pick);
+    const rows = await this.prisma.rows<Joined<StartRow & HoldRow>>(Prisma.sql`
+      WITH input AS (
+        SELECT * FROM unnest(${column(({ task }) => task.id)}::uuid[], ${column(({ task }) => task.operationId)}::uuid[],
+          ${column(({ task }) => task.hostId)}::uuid[], ${column(({ task }) => task.unit)}::text[],
+          ${column(({ task }) => task.operation.rolloutId)}::uuid[], ${column((start) => start.unlessHeld)}::boolean[])
+          WITH ORDINALITY AS i (task_id, operation_id, host_id, unit, rollout_id, unless_held, n)
+      ), hold AS (
+        SELECT i.n, held.rollout_id, held.state
+        FROM input i CROSS JOIN LATERAL (${this.holdSql(Prisma.raw('i.host_id'), Prisma.raw('i.unit'), Prisma.raw('i.rollout_id'))}) AS held
+        WHERE i.unless_held
+      ), started AS (
+        UPDATE tasks t SET state = 'running', attempts = t.attempts + 1, started_at = COALESCE(t.started_at, now())
+        FROM input i
+        WHERE t.id = i.task_id AND t.state IN ('queued', 'running') AND NOT EXISTS (SELECT 1 FROM hold WHERE hold.n = i.n)
+        RETURNING i.n, t.attempts, t.before,
+          (EXTRACT(EPOCH FROM now() - t.command_sent_at) * 1000)::float8 AS command_sent_ms_ago
       ), running AS (
-        UPDATE operations SET status = 'running'
-        WHERE id = ${task.operationId}::uuid AND status = 'queued' AND EXISTS (SELECT 1 FROM started)
-      )`;
+        UPDATE operations o SET status = 'running'
+        WHERE o.id IN (SELECT i.operation_id FROM input i JOIN started ON started.n = i.n) AND o.status = 'queued'
+      )
+      SELECT started.attempts, started.before, started.command_sent_ms_ago, hold.rollout_id, hold.state
+      FROM input i LEFT JOIN hold ON hold.n = i.n LEFT JOIN started ON started.n = i.n
+      ORDER BY i.n`);
+    return rows.map((row) => {
+      if (row.rollout_id && row.state)
+        return { started: null, hold: holdOf({ rollout_id: row.rollout_id, state: row.state }) };
+      return { started: row.attempts === null ? null : startedOf({ ...row, attempts: row.attempts }), hold: null };
+    });
   }
 
   /**
@@ -331,22 +420,29 @@ export class OperationsRepository {
    * acts on it while a rollout judges it (another restart would look like a crash to the gate).
    */
   async unitHolder(task: TaskWithContext): Promise<UnitHold | null> {
-    const [hold] = await this.prisma.rows<HoldRow>(this.holdSql(task));
+    const [hold] = await this.prisma.rows<HoldRow>(
+      this.holdSql(
+        Prisma.sql`${task.hostId}::uuid`,
+        Prisma.sql`${task.unit}::text`,
+        Prisma.sql`${task.operation.rolloutId}::uuid`,
+      ),
+    );
     return hold ? holdOf(hold) : null;
   }
 
-  private holdSql(task: TaskWithContext): Prisma.Sql {
-    if (task.hostId === null || task.unit === null) {
-      return Prisma.sql`SELECT NULL::text AS rollout_id, NULL::text AS state WHERE false`;
-    }
+  /**
+   * The hold on a unit of a host (none when either is null) by a rollout other than `rolloutId`:
+   * the expressions given, a task's values or the columns of a statement's input.
+   */
+  private holdSql(hostId: Prisma.Sql, unit: Prisma.Sql, rolloutId: Prisma.Sql): Prisma.Sql {
     return Prisma.sql`
       SELECT h.rollout_id::text AS rollout_id, h.state::text AS state
       FROM rollout_hosts h
-      WHERE h.host_id = ${task.hostId}::uuid AND ${task.unit} = ANY (h.units)
-        AND h.rollout_id IS DISTINCT FROM ${task.operation.rolloutId}::uuid
+      WHERE h.host_id = ${hostId} AND ${unit} = ANY (h.units)
+        AND h.rollout_id IS DISTINCT FROM ${rolloutId}
         AND (h.state = 'gating' OR (h.state = 'acting' AND EXISTS (
           SELECT 1 FROM tasks t
-          WHERE t.operation_id = h.operation_id AND t.host_id = h.host_id AND t.unit = ${task.unit}
+          WHERE t.operation_id = h.operation_id AND t.host_id = h.host_id AND t.unit = ${unit}
             AND t.state NOT IN ('queued', 'cancelled', 'skipped'))))
       ORDER BY h.gate_started_at NULLS FIRST
       LIMIT 1`;
@@ -431,75 +527,103 @@ export class OperationsRepository {
    * Clears an attempt to send its command: records the state before acting (so a later attempt can
    * tell what happened) and when it was cleared. False when another attempt took the task over or
    * it ended: the attempt must not act. For an agent's attempt (`agentClaim`), in the same statement:
-   * only a task of the agent's host offered to it, and its claim renewed.
+   * only a task of the agent's host offered to it, and its claim renewed. One statement for every
+   * clearance asked for in the same turn.
    */
-  async clearToAct(
+  clearToAct(
     taskId: string,
     attempt: number,
     before: Prisma.InputJsonValue | null,
     agentClaim?: { hostId: string; leaseMs: number },
   ): Promise<boolean> {
-    const renewClaim = agentClaim
-      ? Prisma.sql`, lease_expires_at = now() + ${agentClaim.leaseMs} * interval '1 millisecond'`
-      : Prisma.empty;
-    const claimedByAgent = agentClaim
-      ? Prisma.sql` AND host_id = ${agentClaim.hostId}::uuid AND offered_at IS NOT NULL`
-      : Prisma.empty;
-    const cleared = await this.prisma.execute(Prisma.sql`
-      UPDATE tasks SET before = COALESCE(${jsonOrNull(before)}::jsonb, before),
-        command_sent_at = now(), waiting_for = NULL, waiting_for_rollout_id = NULL${renewClaim}
-      WHERE id = ${taskId}::uuid AND state = 'running' AND attempts = ${attempt}${claimedByAgent}`);
-    return cleared === 1;
+    return this.clearances.run({ taskId, attempt, before, agentClaim: agentClaim ?? null });
+  }
+
+  private async clearManyToAct(clearances: readonly Clearance[]): Promise<boolean[]> {
+    const column = <Value>(pick: (clearance: Clearance) => Value) => clearances.map(pick);
+    const cleared = await this.prisma.rows<{ n: string }>(Prisma.sql`
+      UPDATE tasks t SET before = COALESCE(i.before, t.before), command_sent_at = now(), waiting_for = NULL,
+        waiting_for_rollout_id = NULL,
+        lease_expires_at = CASE WHEN i.lease_ms IS NULL THEN t.lease_expires_at
+          ELSE now() + i.lease_ms * interval '1 millisecond' END
+      FROM unnest(${column((clearance) => clearance.taskId)}::uuid[], ${column((clearance) => clearance.attempt)}::int[],
+        ${column((clearance) => jsonOrNull(clearance.before))}::jsonb[],
+        ${column((clearance) => clearance.agentClaim?.hostId ?? null)}::uuid[],
+        ${column((clearance) => clearance.agentClaim?.leaseMs ?? null)}::float8[])
+        WITH ORDINALITY AS i (task_id, attempt, before, agent_host_id, lease_ms, n)
+      WHERE t.id = i.task_id AND t.state = 'running' AND t.attempts = i.attempt
+        AND (i.agent_host_id IS NULL OR (t.host_id = i.agent_host_id AND t.offered_at IS NOT NULL))
+      RETURNING i.n`);
+    const positions = new Set(cleared.map((row) => Number(row.n)));
+    return clearances.map((_, index) => positions.has(index + 1));
   }
 
   /**
    * Ends a task and records its audit event atomically (a result without its audit event cannot
-   * exist), then closes the operation if this was its last task: one call to the database function
+   * exist), then closes the operation if this was its last task, in the database function
    * finish_task, so the audit chain's lock is never held across a round trip to this process. The
    * same call keeps the inventory current: the unit's row becomes the state the task left it in,
    * and `contact` (true: the host answered; false: unreachable; null: nothing to tell) its host's;
    * and it claims the operation's next tasks (as claimDispatchable), which it returns.
    * No-op (null) if already ended, or if `task.attempts` is no longer the task's current attempt
-   * (another took it over).
+   * (another took it over). The ends asked for in the same turn, at most one per host, go in one
+   * call of finish_tasks_and_claim_next.
    */
-  async finish(
+  finish(
     task: TaskWithContext,
     outcome: TaskOutcome,
     actor: AuditActor,
     contact: boolean | null = null,
   ): Promise<Dispatchable | null> {
-    const reason = storableText(outcome.reason);
-    const event = {
-      actor_token_id: actor.actorTokenId,
-      actor_name: actor.actorName,
-      source_address: actor.sourceAddress,
-      request_id: actor.requestId,
-      // The verb was checked against VERBS when the task was created.
-      action: unitAction(task.verb as Verb),
-      result: outcome.state,
-      host_id: task.hostId,
-      host_name: task.hostName,
-      unit: task.unit,
-      operation_id: task.operationId,
-      task_id: task.id,
-      parameters: {
-        verb: task.verb,
-        attempts: task.attempts,
-        daemonReload: task.operation.daemonReload,
-        ...(outcome.daemonReloaded ? { daemonReloaded: true } : {}),
-      },
-      before: outcome.before,
-      after: outcome.after,
-      reason,
-    };
-    const [row] = await this.prisma.rows<Joined<ClaimRow> & { ended: boolean }>(Prisma.sql`
-      SELECT ended, claimed, idle, rollout_id FROM finish_task_and_claim_next(${task.operationId}::uuid,
-        ${task.id}::uuid, ${task.attempts}::int, ${outcome.state}::"TaskState", ${reason},
-        ${outcome.exitCode}::int, ${jsonOrNull(outcome.before)}::jsonb, ${jsonOrNull(outcome.after)}::jsonb,
-        ${outcome.output === undefined}, ${typeof outcome.output === 'string' ? storableText(outcome.output) : null},
-        ${outcome.diagnostics ? storableText(outcome.diagnostics) : null}, ${JSON.stringify(event)}::jsonb,
-        ${ACTIVE}::"TaskState"[], ${FAILED}::"TaskState"[], ${contact}::boolean)`);
-    return row?.ended === true ? dispatchableOf(row) : null;
+    return this.ends.run({ task, outcome, actor, contact });
+  }
+
+  private async finishMany(ends: readonly TaskEnd[]): Promise<(Dispatchable | null)[]> {
+    const items = ends.map(({ task, outcome, actor, contact }) => {
+      const reason = storableText(outcome.reason);
+      return {
+        operation_id: task.operationId,
+        task_id: task.id,
+        attempt: task.attempts,
+        state: outcome.state,
+        reason,
+        exit_code: outcome.exitCode,
+        before: outcome.before,
+        after: outcome.after,
+        keep_output: outcome.output === undefined,
+        output: typeof outcome.output === 'string' ? storableText(outcome.output) : null,
+        diagnostics: outcome.diagnostics ? storableText(outcome.diagnostics) : null,
+        contact,
+        event: {
+          actor_token_id: actor.actorTokenId,
+          actor_name: actor.actorName,
+          source_address: actor.sourceAddress,
+          request_id: actor.requestId,
+          // The verb was checked against VERBS when the task was created.
+          action: unitAction(task.verb as Verb),
+          result: outcome.state,
+          host_id: task.hostId,
+          host_name: task.hostName,
+          unit: task.unit,
+          operation_id: task.operationId,
+          task_id: task.id,
+          parameters: {
+            verb: task.verb,
+            attempts: task.attempts,
+            daemonReload: task.operation.daemonReload,
+            ...(outcome.daemonReloaded ? { daemonReloaded: true } : {}),
+          },
+          before: outcome.before,
+          after: outcome.after,
+          reason,
+        },
+      };
+    });
+    const rows = await this.prisma.rows<Joined<ClaimRow> & { ended: boolean }>(Prisma.sql`
+      SELECT ended, claimed, idle, rollout_id
+      FROM finish_tasks_and_claim_next(${JSON.stringify(items)}::jsonb, ${ACTIVE}::"TaskState"[], ${FAILED}::"TaskState"[])
+      ORDER BY ordinal`);
+    return rows.map((row) => (row.ended === true ? dispatchableOf(row) : null));
   }
 
   async findWithTasks(id: string): Promise<OperationWithTasks> {

@@ -8,6 +8,7 @@ import type { AuditActor } from '../../src/audit/audit-actor';
 import { createTestDatabase, query, TestDatabase } from '../support/database';
 import { testEnv } from '../support/env';
 import { waitUntil } from '../support/wait';
+import { buildOperation } from '../factories/operation.factory';
 
 /** The advisory lock the test holds to stop a task's end right after it wrote the task's row. */
 const GATE = 7_270_737_001;
@@ -63,24 +64,7 @@ describe("a task's end keeps the inventory current", () => {
 
   /** A new operation restarting the unit on these hosts, one at a time: its tasks' ids by position. */
   async function createOperation(hosts: { id: string; name: string }[]): Promise<{ id: string; taskIds: string[] }> {
-    const operation = await operations.create(
-      {
-        verb: 'restart',
-        unit: UNIT,
-        selector: null,
-        concurrency: 1,
-        onConflict: 'wait',
-        daemonReload: 'auto',
-        commandTimeoutMs: 60_000,
-        trustOnFirstUse: false,
-        requestedByTokenId: null,
-        requestedBy: ACTOR.actorName,
-        requestId: null,
-      },
-      hosts,
-      {},
-      ACTOR,
-    );
+    const operation = await operations.create(buildOperation(ACTOR.actorName, { unit: UNIT }), hosts, {}, ACTOR);
     const tasks = await query<{ id: string }>(
       database.url,
       'SELECT id::text FROM tasks WHERE operation_id = $1::uuid ORDER BY position',

@@ -1,0 +1,77 @@
+export interface BatcherOptions<Item, Result> {
+  /** Runs items together: one result per item, in their order. A rejection applies nothing. */
+  runMany(items: readonly Item[]): Promise<Result[]>;
+  /** Items of one batch never share a key (a second one waits for the next batch). */
+  keyOf(item: Item): string;
+  /** The most items one batch takes. */
+  maxSize: number;
+  /** Told when a batch of several failed (each of its items is then run alone). */
+  onBatchFailed?(error: unknown, size: number): void;
+}
+
+interface Pending<Item, Result> {
+  item: Item;
+  resolve(result: Result): void;
+  reject(error: unknown): void;
+}
+
+/**
+ * Runs the calls made while the event loop was busy as one: a call joins the batch gathered since the
+ * last one left, which leaves once this turn's callbacks have run (setImmediate), or as soon as it is
+ * full. Under load, the tasks whose database replies arrived together make their next statements
+ * together; alone, a call leaves at once in a batch of one. `runMany` must be all-or-nothing (one
+ * statement is): a batch of several that fails is run again item by item, so that one item's error
+ * (or a deadlock between batches) is each item's own outcome, as it would be without batching.
+ */
+export class Batcher<Item, Result> {
+  private pending: Pending<Item, Result>[] = [];
+  private readonly keys = new Set<string>();
+  private flushScheduled = false;
+
+  constructor(private readonly options: BatcherOptions<Item, Result>) {}
+
+  run(item: Item): Promise<Result> {
+    return new Promise<Result>((resolve, reject) => {
+      const key = this.options.keyOf(item);
+      if (this.keys.has(key)) this.flush();
+      this.pending.push({ item, resolve, reject });
+      this.keys.add(key);
+      if (this.pending.length >= this.options.maxSize) {
+        this.flush();
+      } else if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => {
+          this.flushScheduled = false;
+          this.flush();
+        });
+      }
+    });
+  }
+
+  private flush(): void {
+    const batch = this.pending;
+    if (batch.length === 0) return;
+    this.pending = [];
+    this.keys.clear();
+    void this.settle(batch);
+  }
+
+  private async settle(batch: Pending<Item, Result>[]): Promise<void> {
+    let results: Result[];
+    try {
+      results = await this.options.runMany(batch.map((entry) => entry.item));
+      if (results.length !== batch.length) {
+        throw new Error(`a batch of ${batch.length} gave ${results.length} result(s)`);
+      }
+    } catch (error) {
+      if (batch.length === 1) {
+        batch[0]?.reject(error);
+        return;
+      }
+      this.options.onBatchFailed?.(error, batch.length);
+      await Promise.all(batch.map((entry) => this.settle([entry])));
+      return;
+    }
+    batch.forEach((entry, index) => entry.resolve(results[index] as Result));
+  }
+}

@@ -1,0 +1,217 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { parseConfig } from '../../src/config/config.schema';
+import { AuditRepository } from '../../src/audit/audit.repository';
+import { AuditService } from '../../src/audit/audit.service';
+import { MetricsService } from '../../src/infra/metrics/metrics.service';
+import { PrismaService } from '../../src/infra/prisma/prisma.service';
+import { OperationsRepository, TaskOutcome, TaskWithContext } from '../../src/operations/operations.repository';
+import type { AuditActor } from '../../src/audit/audit-actor';
+import { createTestDatabase, query, TestDatabase } from '../support/database';
+import { testEnv } from '../support/env';
+import { buildOperation } from '../factories/operation.factory';
+
+const UNIT = 'nginx.service';
+const ACTOR: AuditActor = { actorTokenId: null, actorName: 'batch-test', requestId: null, sourceAddress: null };
+const HOSTS = 20;
+
+function outcome(mainPid: number): TaskOutcome {
+  const state = { loadState: 'loaded', activeState: 'active', subState: 'running', mainPid };
+  return { state: 'succeeded', reason: 'restarted', exitCode: 0, before: state, after: state, output: null };
+}
+
+/**
+ * A worker's tasks that reach the same step in the same turn of its event loop share one statement
+ * for it (OperationsRepository's batchers: reads, starts, clearances to act, ends). Each call still
+ * gets its own answer, a stale attempt or a bad input stays its own, and the ends keep the audit
+ * chain whole.
+ */
+describe('task reads and writes made together go in one statement', () => {
+  let database: TestDatabase;
+  let prisma: PrismaService;
+  let operations: OperationsRepository;
+  /** The statements run through PrismaService.rows (every batched statement goes through it). */
+  let statements = 0;
+
+  before(async () => {
+    database = await createTestDatabase();
+    prisma = new PrismaService(parseConfig({ DATABASE_URL: database.url, REDIS_URL: testEnv.redisUrl }));
+    const rows = prisma.rows.bind(prisma);
+    prisma.rows = (sql) => {
+      statements += 1;
+      return rows(sql);
+    };
+    operations = new OperationsRepository(prisma);
+  });
+
+  after(async () => {
+    await prisma.$disconnect();
+    await database.drop();
+  });
+
+  /** The statements `work` ran, and its result. */
+  async function counted<T>(work: () => Promise<T>): Promise<{ result: T; statements: number }> {
+    const start = statements;
+    const result = await work();
+    return { result, statements: statements - start };
+  }
+
+  /** `count` new hosts. */
+  const newHosts = (count: number) =>
+    query<{ id: string; name: string }>(
+      database.url,
+      `INSERT INTO hosts (id, name, address)
+       SELECT gen_random_uuid(), 'web-' || md5(random()::text), '10.0.1.' || n FROM generate_series(1, $1::int) n
+       RETURNING id::text, name`,
+      [count],
+    );
+
+  /**
+   * A new operation restarting the unit on each of these hosts (or the unit an entry names), all at
+   * once, claimed: its tasks' ids.
+   */
+  async function dispatchedOperation(
+    hosts: { id: string; name: string; unit?: string }[],
+  ): Promise<{ id: string; taskIds: string[] }> {
+    const operation = await prisma.$transaction((tx) =>
+      operations.createIn(
+        tx,
+        buildOperation(ACTOR.actorName, { unit: UNIT, concurrency: hosts.length }),
+        hosts,
+        {},
+        ACTOR,
+      ),
+    );
+    const { claimed } = await operations.claimDispatchable(operation.id);
+    assert.equal(claimed.length, hosts.length);
+    return { id: operation.id, taskIds: claimed };
+  }
+
+  const taskTimes = (operationId: string) =>
+    query<{ started: string; cleared: string; finished: string }>(
+      database.url,
+      `SELECT count(DISTINCT started_at)::text AS started, count(DISTINCT command_sent_at)::text AS cleared,
+         count(DISTINCT finished_at)::text AS finished
+       FROM tasks WHERE operation_id = $1::uuid`,
+      [operationId],
+    );
+
+  it('reads, starts, clears and ends 20 tasks in one statement each, each with its own answer', async () => {
+    const operation = await dispatchedOperation(await newHosts(HOSTS));
+
+    const reads = await counted(() => Promise.all(operation.taskIds.map((id) => operations.findForRun(id))));
+    assert.equal(reads.statements, 1);
+    assert.deepEqual(
+      reads.result.map((task) => task?.id),
+      operation.taskIds,
+    );
+    const tasks = reads.result as TaskWithContext[];
+
+    const starts = await counted(() => Promise.all(tasks.map((task) => operations.startUnlessHeld(task))));
+    assert.equal(starts.statements, 1);
+    assert.deepEqual(
+      starts.result.map(({ started, hold }) => [started?.attempt, hold]),
+      tasks.map(() => [1, null]),
+    );
+    const attempts = tasks.map((task) => ({ ...task, attempts: 1 }));
+
+    const clearances = await counted(() =>
+      Promise.all(attempts.map((task, index) => operations.clearToAct(task.id, task.attempts, outcome(index).before))),
+    );
+    assert.equal(clearances.statements, 1);
+    assert.deepEqual(
+      clearances.result,
+      attempts.map(() => true),
+    );
+
+    const ends = await counted(() =>
+      Promise.all(attempts.map((task, index) => operations.finish(task, outcome(1000 + index), ACTOR, true))),
+    );
+    assert.equal(ends.statements, 1);
+    // Ended in turn within the call: only the last end finds nothing of the operation left running.
+    assert.deepEqual(
+      ends.result.map((claim) => claim && [claim.claimed, claim.idle]),
+      attempts.map((_, index) => [[], index === HOSTS - 1]),
+    );
+    // One statement, one transaction: now() is the same for every row it wrote.
+    assert.deepEqual(await taskTimes(operation.id), [{ started: '1', cleared: '1', finished: '1' }]);
+    const [summary] = await query<{ status: string; events: string; units: string }>(
+      database.url,
+      `SELECT o.status::text,
+         (SELECT count(*) FROM audit_events a WHERE a.operation_id = o.id AND a.task_id IS NOT NULL)::text AS events,
+         (SELECT count(*) FROM units u JOIN tasks t ON t.host_id = u.host_id AND t.unit = u.name
+          WHERE t.operation_id = o.id AND u.main_pid >= 1000)::text AS units
+       FROM operations o WHERE o.id = $1::uuid`,
+      [operation.id],
+    );
+    assert.deepEqual(summary, { status: 'succeeded', events: String(HOSTS), units: String(HOSTS) });
+    const verification = await new AuditService(new AuditRepository(prisma), new MetricsService()).verify();
+    assert.equal(verification.ok, true, JSON.stringify(verification.firstBroken));
+  });
+
+  it('leaves a finished task and a superseded attempt out of a batch, and ends the rest', async () => {
+    const operation = await dispatchedOperation(await newHosts(4));
+    const tasks = (await Promise.all(operation.taskIds.map((id) => operations.findForRun(id)))) as TaskWithContext[];
+    const started = await Promise.all(tasks.map((task) => operations.startUnlessHeld(task)));
+    const attempts = tasks.map((task, index) => ({ ...task, attempts: started[index]!.started!.attempt }));
+    // The first task ends; the second is taken over by a newer attempt (a redelivered job).
+    assert.notEqual(await operations.finish(attempts[0]!, outcome(1), ACTOR, true), null);
+    assert.equal((await operations.startAttempt(attempts[1]!))?.attempt, 2);
+
+    const restarted = await counted(() => Promise.all(attempts.map((task) => operations.startUnlessHeld(task))));
+    assert.equal(restarted.statements, 1);
+    assert.deepEqual(
+      restarted.result.map(({ started: again }) => again?.attempt ?? null),
+      [null, 3, 2, 2],
+      'an ended task is not started again; the others are taken over once more',
+    );
+    const ends = await counted(() =>
+      Promise.all(attempts.map((task, index) => operations.finish(task, outcome(10 + index), ACTOR, true))),
+    );
+    assert.equal(ends.statements, 1);
+    assert.deepEqual(
+      ends.result.map((claim) => claim !== null),
+      [false, false, false, false],
+      'every attempt in hand was superseded by the starts above',
+    );
+    const current = attempts.map((task, index) => ({
+      ...task,
+      attempts: restarted.result[index]?.started?.attempt ?? 0,
+    }));
+    const last = await Promise.all(current.slice(1).map((task) => operations.finish(task, outcome(20), ACTOR, true)));
+    assert.deepEqual(
+      last.map((claim) => claim?.idle),
+      [false, false, true],
+    );
+  });
+
+  it('puts at most one end per host in a call, and makes a failed batch call by call', async () => {
+    const [host] = await newHosts(1);
+    const units = ['a.service', 'b.service'];
+    const operation = await dispatchedOperation(units.map((unit) => ({ ...host!, unit })));
+    const tasks = (await Promise.all(operation.taskIds.map((id) => operations.findForRun(id)))) as TaskWithContext[];
+    assert.deepEqual(
+      tasks.map((task) => [task.hostId, task.unit]),
+      units.map((unit) => [host!.id, unit]),
+    );
+    const started = await Promise.all(tasks.map((task) => operations.startUnlessHeld(task)));
+    const attempts = tasks.map((task, index) => ({ ...task, attempts: started[index]!.started!.attempt }));
+    const ends = await counted(() =>
+      Promise.all(attempts.map((task, index) => operations.finish(task, outcome(index), ACTOR, true))),
+    );
+    assert.equal(ends.statements, 2, 'one call for each end of the host');
+    assert.deepEqual(
+      ends.result.map((claim) => claim?.idle),
+      [false, true],
+    );
+
+    // A read of a malformed id fails the batch's statement: the reads are made again one by one,
+    // and only the malformed one fails.
+    const reads = await counted(() =>
+      Promise.allSettled([operations.findForRun(tasks[0]!.id), operations.findForRun('not-a-uuid')]),
+    );
+    assert.equal(reads.statements, 3, 'the batch, then each read alone');
+    assert.equal(reads.result[0].status === 'fulfilled' && reads.result[0].value?.id, tasks[0]?.id);
+    assert.equal(reads.result[1].status, 'rejected');
+  });
+});
