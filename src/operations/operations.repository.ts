@@ -450,7 +450,8 @@ export class OperationsRepository {
 
   /**
    * Records what a task that may not act yet waits for; when that changed and the task is a
-   * rollout's, the rollout's events say so too (once per change, not per look).
+   * rollout's, the rollout's events say so too (once per change, not per look). Fenced on
+   * `task.attempts`, as every write of an attempt: one taken over meanwhile records nothing.
    */
   async markWaiting(task: TaskWithContext, waitingFor: string, heldByRolloutId: string | null): Promise<void> {
     const text = storableText(waitingFor);
@@ -458,7 +459,8 @@ export class OperationsRepository {
       const changed = await tx.$executeRaw`
         UPDATE tasks SET waiting_for = ${text}, waiting_for_rollout_id = ${heldByRolloutId}::uuid,
           waiting_since = COALESCE(waiting_since, now())
-        WHERE id = ${task.id}::uuid AND state IN ('queued', 'running') AND waiting_for IS DISTINCT FROM ${text}`;
+        WHERE id = ${task.id}::uuid AND state IN ('queued', 'running') AND attempts = ${task.attempts}
+          AND waiting_for IS DISTINCT FROM ${text}`;
       if (changed === 0 || task.operation.rolloutId === null) return;
       await tx.rolloutEvent.create({
         data: {
@@ -619,11 +621,18 @@ export class OperationsRepository {
         },
       };
     });
-    const rows = await this.prisma.rows<Joined<ClaimRow> & { ended: boolean }>(Prisma.sql`
-      SELECT ended, claimed, idle, rollout_id
+    const rows = await this.prisma.rows<Joined<ClaimRow> & { busy: boolean; ended: boolean | null }>(Prisma.sql`
+      SELECT busy, ended, claimed, idle, rollout_id
       FROM finish_tasks_and_claim_next(${JSON.stringify(items)}::jsonb, ${ACTIVE}::"TaskState"[], ${FAILED}::"TaskState"[])
       ORDER BY ordinal`);
-    return rows.map((row) => (row.ended === true ? dispatchableOf(row) : null));
+    // An end whose host's row another writer held was left out: made on its own now, it waits for
+    // that row as a single end does (see finish_tasks_and_claim_next).
+    return Promise.all(
+      rows.map(async (row, index) => {
+        if (row.busy) return (await this.finishMany([ends[index]!]))[0] ?? null;
+        return row.ended === true ? dispatchableOf(row) : null;
+      }),
+    );
   }
 
   async findWithTasks(id: string): Promise<OperationWithTasks> {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { Client } from 'pg';
 import { parseConfig } from '../../src/config/config.schema';
 import { AuditRepository } from '../../src/audit/audit.repository';
 import { AuditService } from '../../src/audit/audit.service';
@@ -9,6 +10,7 @@ import { OperationsRepository, TaskOutcome, TaskWithContext } from '../../src/op
 import type { AuditActor } from '../../src/audit/audit-actor';
 import { createTestDatabase, query, TestDatabase } from '../support/database';
 import { testEnv } from '../support/env';
+import { waitUntil } from '../support/wait';
 import { buildOperation } from '../factories/operation.factory';
 
 const UNIT = 'nginx.service';
@@ -113,6 +115,12 @@ describe('task reads and writes made together go in one statement', () => {
       starts.result.map(({ started, hold }) => [started?.attempt, hold]),
       tasks.map(() => [1, null]),
     );
+    const [running] = await query<{ status: string }>(
+      database.url,
+      'SELECT status::text FROM operations WHERE id = $1::uuid',
+      [operation.id],
+    );
+    assert.equal(running?.status, 'running', 'the operation of the tasks started is marked running');
     const attempts = tasks.map((task) => ({ ...task, attempts: 1 }));
 
     const clearances = await counted(() =>
@@ -214,4 +222,142 @@ describe('task reads and writes made together go in one statement', () => {
     assert.equal(reads.result[0].status === 'fulfilled' && reads.result[0].value?.id, tasks[0]?.id);
     assert.equal(reads.result[1].status, 'rejected');
   });
+  /** The tasks of an operation over `count` new hosts, each started (attempt 1), in position order. */
+  async function startedTasks(count: number, concurrency = count): Promise<{ id: string; tasks: TaskWithContext[] }> {
+    const hosts = await newHosts(count);
+    const operation = await operations.create(buildOperation(ACTOR.actorName, { concurrency }), hosts, {}, ACTOR);
+    const { claimed } = await operations.claimDispatchable(operation.id);
+    const tasks = (await Promise.all(claimed.map((id) => operations.findForRun(id)))) as TaskWithContext[];
+    const started = await Promise.all(tasks.map((task) => operations.startUnlessHeld(task)));
+    return {
+      id: operation.id,
+      tasks: tasks.map((task, index) => ({ ...task, attempts: started[index]!.started!.attempt })),
+    };
+  }
+
+  it('clears in one statement the attempts that hold their task, and refuses the others', async () => {
+    const { tasks } = await startedTasks(4);
+    const [current, stale, agentsOwn, othersHost] = tasks as [
+      TaskWithContext,
+      TaskWithContext,
+      TaskWithContext,
+      TaskWithContext,
+    ];
+    await query(database.url, 'UPDATE tasks SET offered_at = now() WHERE id = ANY($1::uuid[])', [
+      [agentsOwn.id, othersHost.id],
+    ]);
+    const leaseMs = 60_000;
+    const cleared = await counted(() =>
+      Promise.all([
+        operations.clearToAct(current.id, current.attempts, null),
+        operations.clearToAct(stale.id, stale.attempts + 1, null),
+        operations.clearToAct(agentsOwn.id, agentsOwn.attempts, null, { hostId: agentsOwn.hostId!, leaseMs }),
+        operations.clearToAct(othersHost.id, othersHost.attempts, null, { hostId: agentsOwn.hostId!, leaseMs }),
+      ]),
+    );
+    assert.equal(cleared.statements, 1);
+    assert.deepEqual(cleared.result, [true, false, true, false]);
+    const rows = await query<{ id: string; cleared: boolean; leased: boolean }>(
+      database.url,
+      `SELECT id::text, command_sent_at IS NOT NULL AS cleared, lease_expires_at > now() + interval '50 seconds' AS leased
+       FROM tasks WHERE id = ANY($1::uuid[]) ORDER BY position`,
+      [tasks.map((task) => task.id)],
+    );
+    assert.deepEqual(
+      rows.map((row) => [row.cleared, row.leased ?? false]),
+      [
+        [true, false],
+        [false, false],
+        [true, true],
+        [false, false],
+      ],
+      "only the agent's own offered task had its claim renewed",
+    );
+  });
+
+  it("ends claim the operation's next tasks in turn, and store what each end was given", async () => {
+    const { id, tasks } = await startedTasks(4, 2);
+    assert.equal(tasks.length, 2, 'concurrency 2: two tasks dispatched');
+    const [first, second] = tasks as [TaskWithContext, TaskWithContext];
+    const ends = await counted(() =>
+      Promise.all([
+        operations.finish(first, { ...outcome(1), before: null, after: null, output: 'restarted\n' }, ACTOR, false),
+        operations.finish(second, { ...outcome(2), state: 'failed', diagnostics: 'journal lines' }, ACTOR, null),
+      ]),
+    );
+    assert.equal(ends.statements, 1);
+    const positions = await query<{ id: string; position: number }>(
+      database.url,
+      'SELECT id::text, position FROM tasks WHERE operation_id = $1::uuid ORDER BY position',
+      [id],
+    );
+    assert.deepEqual(
+      ends.result.map((claim) => claim && [claim.claimed, claim.idle]),
+      [
+        [[positions[2]?.id], false],
+        [[positions[3]?.id], false],
+      ],
+    );
+    const stored = await query<{
+      state: string;
+      before: unknown;
+      after: unknown;
+      output: string | null;
+      diagnostics: string | null;
+      host: string;
+    }>(
+      database.url,
+      `SELECT t.state::text, t.before, t.after, t.output, t.diagnostics, h.status::text AS host
+       FROM tasks t JOIN hosts h ON h.id = t.host_id WHERE t.id = ANY($1::uuid[]) ORDER BY t.position`,
+      [[first.id, second.id]],
+    );
+    assert.deepEqual(stored, [
+      { state: 'succeeded', before: null, after: null, output: 'restarted\n', diagnostics: null, host: 'unreachable' },
+      {
+        state: 'failed',
+        before: outcome(2).before,
+        after: outcome(2).after,
+        output: null,
+        diagnostics: 'journal lines',
+        host: 'unknown',
+      },
+    ]);
+  });
+
+  it('makes an end whose host row another writer holds after the rest, without a deadlock', async () => {
+    const { tasks } = await startedTasks(2);
+    const [first, second] = tasks as [TaskWithContext, TaskWithContext];
+    const writer = new Client({ connectionString: database.url });
+    await writer.connect();
+    try {
+      // Another writer of several host rows (as an agents' sighting batch), holding the second's...
+      await writer.query('BEGIN');
+      await writer.query('UPDATE hosts SET updated_at = now() WHERE id = $1::uuid', [second.hostId]);
+      const ends = counted(() =>
+        Promise.all([first, second].map((task, index) => operations.finish(task, outcome(index), ACTOR, true))),
+      );
+      // ... the first end does not wait for it ...
+      await waitUntil(async () => (await endedTasks([first.id, second.id])) === 1, 'the first end is made');
+      // ... nor holds its own host's row any more, which the writer takes next: a batch that took
+      // its hosts' rows in turn, waiting, would hold the first's here and wait in a circle.
+      await writer.query('UPDATE hosts SET updated_at = now() WHERE id = $1::uuid', [first.hostId]);
+      await writer.query('COMMIT');
+      const done = await ends;
+      assert.ok(done.result.every((claim) => claim !== null));
+      assert.equal(done.statements, 2, 'the batch, then the end left out');
+    } finally {
+      await writer.end();
+    }
+  });
+
+  const endedTasks = async (ids: string[]) =>
+    Number(
+      (
+        await query<{ n: string }>(
+          database.url,
+          "SELECT count(*)::text AS n FROM tasks WHERE id = ANY($1::uuid[]) AND state <> 'running'",
+          [ids],
+        )
+      )[0]?.n,
+    );
 });

@@ -60,12 +60,40 @@ describe('Batcher', () => {
     assert.deepEqual(failures, [3], 'the failed batch is reported once');
   });
 
-  it('fails every call of a batch that gave the wrong number of results', async () => {
+  it('fails every call of a batch that gave the wrong number of results, without running it again', async () => {
+    let runs = 0;
     const batcher = new Batcher<number, number>({
-      runMany: () => Promise.resolve([]),
+      runMany: () => {
+        runs += 1;
+        return Promise.resolve([0]);
+      },
       keyOf: (n) => String(n),
       maxSize: 100,
     });
-    await assert.rejects(batcher.run(1), /a batch of 1 gave 0 result/);
+    const results = await Promise.allSettled([1, 2].map((n) => batcher.run(n)));
+    assert.deepEqual(
+      results.map((result) => result.status === 'rejected' && (result.reason as Error).message),
+      ['a batch of 2 gave 1 result(s)', 'a batch of 2 gave 1 result(s)'],
+    );
+    assert.equal(runs, 1);
+  });
+
+  it('still runs the calls of a failed batch when its listener throws', async () => {
+    let first = true;
+    const batcher = new Batcher<number, number>({
+      runMany: (items) => {
+        if (first) {
+          first = false;
+          return Promise.reject(new Error('deadlock'));
+        }
+        return Promise.resolve(items.map((n) => n + 1));
+      },
+      keyOf: (n) => String(n),
+      maxSize: 100,
+      onBatchFailed: () => {
+        throw new Error('listener failed');
+      },
+    });
+    assert.deepEqual(await Promise.all([1, 2].map((n) => batcher.run(n))), [2, 3]);
   });
 });

@@ -5,7 +5,7 @@ export interface BatcherOptions<Item, Result> {
   keyOf(item: Item): string;
   /** The most items one batch takes. */
   maxSize: number;
-  /** Told when a batch of several failed (each of its items is then run alone). */
+  /** Told when a batch of several failed (each of its items is then run alone, whatever this does). */
   onBatchFailed?(error: unknown, size: number): void;
 }
 
@@ -60,16 +60,23 @@ export class Batcher<Item, Result> {
     let results: Result[];
     try {
       results = await this.options.runMany(batch.map((entry) => entry.item));
-      if (results.length !== batch.length) {
-        throw new Error(`a batch of ${batch.length} gave ${results.length} result(s)`);
-      }
     } catch (error) {
       if (batch.length === 1) {
         batch[0]?.reject(error);
         return;
       }
-      this.options.onBatchFailed?.(error, batch.length);
+      try {
+        this.options.onBatchFailed?.(error, batch.length);
+      } catch {
+        // Only a listener: the calls are made whatever it does.
+      }
       await Promise.all(batch.map((entry) => this.settle([entry])));
+      return;
+    }
+    if (results.length !== batch.length) {
+      // Not run again: the batch may have applied.
+      const error = new Error(`a batch of ${batch.length} gave ${results.length} result(s)`);
+      for (const entry of batch) entry.reject(error);
       return;
     }
     batch.forEach((entry, index) => entry.resolve(results[index] as Result));
