@@ -18,6 +18,9 @@ export type { Operation, Task, TaskState };
  */
 const MAX_BATCH = 100;
 
+/** An end left out of its call because another writer held its host's row (see finish). */
+const HOST_BUSY = Symbol('host busy');
+
 /** The states as the database functions take them (arrays bound as parameters). */
 const ACTIVE = [...ACTIVE_TASK_STATES];
 const FAILED = [...FAILED_TASK_STATES];
@@ -571,16 +574,23 @@ export class OperationsRepository {
    * (another took it over). The ends asked for in the same turn, at most one per host, go in one
    * call of finish_tasks_and_claim_next.
    */
-  finish(
+  async finish(
     task: TaskWithContext,
     outcome: TaskOutcome,
     actor: AuditActor,
     contact: boolean | null = null,
   ): Promise<Dispatchable | null> {
-    return this.ends.run({ task, outcome, actor, contact });
+    const end: TaskEnd = { task, outcome, actor, contact };
+    const ended = await this.ends.run(end);
+    if (ended !== HOST_BUSY) return ended;
+    // Its host's row was held by another writer, so its call left it out (finish_tasks_and_claim_next).
+    // Made alone now, outside the batch (whose other ends are answered already), it waits for that
+    // row as a single end does; a single end is never left out.
+    const [alone] = await this.finishMany([end]);
+    return alone === HOST_BUSY ? null : (alone ?? null);
   }
 
-  private async finishMany(ends: readonly TaskEnd[]): Promise<(Dispatchable | null)[]> {
+  private async finishMany(ends: readonly TaskEnd[]): Promise<(Dispatchable | null | typeof HOST_BUSY)[]> {
     const items = ends.map(({ task, outcome, actor, contact }) => {
       const reason = storableText(outcome.reason);
       return {
@@ -625,14 +635,7 @@ export class OperationsRepository {
       SELECT busy, ended, claimed, idle, rollout_id
       FROM finish_tasks_and_claim_next(${JSON.stringify(items)}::jsonb, ${ACTIVE}::"TaskState"[], ${FAILED}::"TaskState"[])
       ORDER BY ordinal`);
-    // An end whose host's row another writer held was left out: made on its own now, it waits for
-    // that row as a single end does (see finish_tasks_and_claim_next).
-    return Promise.all(
-      rows.map(async (row, index) => {
-        if (row.busy) return (await this.finishMany([ends[index]!]))[0] ?? null;
-        return row.ended === true ? dispatchableOf(row) : null;
-      }),
-    );
+    return rows.map((row) => (row.busy ? HOST_BUSY : row.ended === true ? dispatchableOf(row) : null));
   }
 
   async findWithTasks(id: string): Promise<OperationWithTasks> {

@@ -246,32 +246,36 @@ describe('task reads and writes made together go in one statement', () => {
     await query(database.url, 'UPDATE tasks SET offered_at = now() WHERE id = ANY($1::uuid[])', [
       [agentsOwn.id, othersHost.id],
     ]);
+    // A newer attempt took `stale` over: its first attempt's writes must change nothing.
+    assert.equal((await operations.startAttempt(stale))?.attempt, stale.attempts + 1);
+    await operations.markWaiting(stale, 'the start limit', null);
     const leaseMs = 60_000;
     const cleared = await counted(() =>
       Promise.all([
         operations.clearToAct(current.id, current.attempts, null),
-        operations.clearToAct(stale.id, stale.attempts + 1, null),
+        operations.clearToAct(stale.id, stale.attempts, null),
         operations.clearToAct(agentsOwn.id, agentsOwn.attempts, null, { hostId: agentsOwn.hostId!, leaseMs }),
         operations.clearToAct(othersHost.id, othersHost.attempts, null, { hostId: agentsOwn.hostId!, leaseMs }),
       ]),
     );
     assert.equal(cleared.statements, 1);
     assert.deepEqual(cleared.result, [true, false, true, false]);
-    const rows = await query<{ id: string; cleared: boolean; leased: boolean }>(
+    const rows = await query<{ id: string; cleared: boolean; leased: boolean; waiting: string | null }>(
       database.url,
-      `SELECT id::text, command_sent_at IS NOT NULL AS cleared, lease_expires_at > now() + interval '50 seconds' AS leased
+      `SELECT id::text, command_sent_at IS NOT NULL AS cleared, lease_expires_at > now() + interval '50 seconds' AS leased,
+         waiting_for AS waiting
        FROM tasks WHERE id = ANY($1::uuid[]) ORDER BY position`,
       [tasks.map((task) => task.id)],
     );
     assert.deepEqual(
-      rows.map((row) => [row.cleared, row.leased ?? false]),
+      rows.map((row) => [row.cleared, row.leased ?? false, row.waiting]),
       [
-        [true, false],
-        [false, false],
-        [true, true],
-        [false, false],
+        [true, false, null],
+        [false, false, null],
+        [true, true, null],
+        [false, false, null],
       ],
-      "only the agent's own offered task had its claim renewed",
+      "only the agent's own offered task had its claim renewed; the stale attempt's wait was not recorded",
     );
   });
 
@@ -302,21 +306,32 @@ describe('task reads and writes made together go in one statement', () => {
       state: string;
       before: unknown;
       after: unknown;
+      stateless: boolean;
       output: string | null;
       diagnostics: string | null;
       host: string;
     }>(
       database.url,
-      `SELECT t.state::text, t.before, t.after, t.output, t.diagnostics, h.status::text AS host
+      `SELECT t.state::text, t.before, t.after, t.before IS NULL AND t.after IS NULL AS stateless, t.output,
+         t.diagnostics, h.status::text AS host
        FROM tasks t JOIN hosts h ON h.id = t.host_id WHERE t.id = ANY($1::uuid[]) ORDER BY t.position`,
       [[first.id, second.id]],
     );
     assert.deepEqual(stored, [
-      { state: 'succeeded', before: null, after: null, output: 'restarted\n', diagnostics: null, host: 'unreachable' },
+      {
+        state: 'succeeded',
+        before: null,
+        after: null,
+        stateless: true, // SQL NULL, not a JSON null (node-postgres reads both as null)
+        output: 'restarted\n',
+        diagnostics: null,
+        host: 'unreachable',
+      },
       {
         state: 'failed',
         before: outcome(2).before,
         after: outcome(2).after,
+        stateless: false,
         output: null,
         diagnostics: 'journal lines',
         host: 'unknown',
