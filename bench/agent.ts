@@ -25,7 +25,8 @@
  * --runs R (3 timed rounds after a warm-up), --keep-fleet, --idle-seconds S (60), --simulated N
  * (10000), --load-seconds S (60), --load-port N (8095) and --load-database NAME
  * (drover_bench_agent_load, also its Redis prefix) for the load part, --cpu-prof DIR (V8 CPU
- * profiles of the load part's API and of the fan-out's agent drover, its API and worker), --parts fanout,idle,load (all), --out FILE
+ * profiles of the load part's API, of the fan-out's agent drover, its API and worker, and of the
+ * first two hosts' agents over the fan-out runs), --parts fanout,idle,load (all), --out FILE
  * (bench/results/agent.md). DROVER_FLEET_STATE and DROVER_FLEET_BOOT_PARALLEL are fleet.sh's.
  * Needs root, PostgreSQL and Redis on 127.0.0.1 (started when absent) and `npm run build` (the
  * agent's bundle in dist/agent).
@@ -165,9 +166,49 @@ function uninstallAgent(fleet: FleetInstance, host: FleetHost): Promise<unknown>
     fleet,
     host,
     'systemctl disable --now drover-agent.service 2>/dev/null; ' +
-      'rm -rf /opt/drover-agent /etc/drover-agent /var/lib/drover-agent /etc/systemd/system/drover-agent.service; ' +
+      'rm -rf /opt/drover-agent /etc/drover-agent /var/lib/drover-agent /etc/systemd/system/drover-agent.service ' +
+      '/etc/systemd/system/drover-agent.service.d; ' +
       'systemctl daemon-reload',
   );
+}
+
+/** With --cpu-prof: the agents of this many hosts (the first) write V8 CPU profiles. */
+const PROFILED_AGENTS = 2;
+const AGENT_PROFILE_DIR = '/var/lib/drover-agent/cpu-profiles';
+/** Sampling every 4 ms, not V8's 1 ms: the profiler's own thread would keep the hosts from looking quiet. */
+const AGENT_PROFILE_INTERVAL_US = 4_000;
+const AGENT_PROFILE_DROP_IN = '/etc/systemd/system/drover-agent.service.d/cpu-profile.conf';
+
+/** Restarts the host's agent with V8's CPU profiler on (a drop-in; the profile is written as it stops). */
+async function profileAgent(fleet: FleetInstance, host: FleetHost): Promise<void> {
+  // --cpu-prof is not allowed in NODE_OPTIONS: the drop-in runs the installed ExecStart with it.
+  const done = await inHost(
+    fleet,
+    host,
+    `exec=$(sed -n 's|^ExecStart=/usr/bin/env node |&--cpu-prof --cpu-prof-interval=${AGENT_PROFILE_INTERVAL_US} --cpu-prof-dir=${AGENT_PROFILE_DIR} |p' ` +
+      '/etc/systemd/system/drover-agent.service) && [ -n "$exec" ] && ' +
+      `mkdir -p ${path.dirname(AGENT_PROFILE_DROP_IN)} && ` +
+      `printf '[Service]\\nExecStart=\\n%s\\nMemoryMax=512M\\n' "$exec" > ${AGENT_PROFILE_DROP_IN} && ` +
+      'systemctl daemon-reload && systemctl restart drover-agent.service',
+  );
+  if (done.code !== 0) throw new Error(`profiling the agent of ${host.name}: ${done.stdout}${done.stderr}`);
+}
+
+/** Stops a profiled agent (V8 writes its profile then) and copies the profile to `directory`. */
+async function collectAgentProfile(fleet: FleetInstance, host: FleetHost, directory: string): Promise<void> {
+  const stopped = await inHost(
+    fleet,
+    host,
+    `systemctl stop drover-agent.service && cat ${AGENT_PROFILE_DIR}/*.cpuprofile`,
+  );
+  if (stopped.code !== 0) throw new Error(`the agent profile of ${host.name}: ${stopped.stderr}`);
+  await writeFile(path.join(directory, `agent-${host.name}.cpuprofile`), stopped.stdout);
+  const restarted = await inHost(
+    fleet,
+    host,
+    `rm -rf ${AGENT_PROFILE_DIR} ${path.dirname(AGENT_PROFILE_DROP_IN)} && systemctl daemon-reload && systemctl start drover-agent.service`,
+  );
+  if (restarted.code !== 0) throw new Error(`restarting the agent of ${host.name}: ${restarted.stderr}`);
 }
 
 /** The agent installed by its install script with a join token bound to the host; sshd stays up. */
@@ -741,6 +782,8 @@ async function fleetParts(
     );
   }
   await installAgents(agentDrover, fleet, hosts, options.sizes);
+  const profiledAgents = options.cpuProfileDir ? hosts.slice(0, PROFILED_AGENTS) : [];
+  await eachLimited(profiledAgents, HOST_PARALLEL, (host) => profileAgent(fleet, host));
 
   const records: RunRecord[] = [];
   if (options.parts.includes('fanout')) {
@@ -797,6 +840,10 @@ async function fleetParts(
         }
       }
     }
+  }
+  if (options.cpuProfileDir) {
+    const directory = options.cpuProfileDir;
+    await eachLimited(profiledAgents, HOST_PARALLEL, (host) => collectAgentProfile(fleet, host, directory));
   }
   const idle = options.parts.includes('idle') ? await idleRun(agentDrover, fleet, hosts, options.idleSeconds) : null;
   return { records, idle, fleet: fleetOrigin, machine: await machine(agentDrover.db) };

@@ -19,6 +19,11 @@ export const MANAGER = 'org.freedesktop.systemd1.Manager';
 export const UNIT_INTERFACE = 'org.freedesktop.systemd1.Unit';
 const UNIT_PATH_PREFIX = `${SYSTEMD_PATH}/unit/`;
 const PROPERTIES = 'org.freedesktop.DBus.Properties';
+/** What a Get answers for a property its interface does not have (or an interface the unit does not have). */
+const ABSENT_PROPERTY_ERRORS: readonly string[] = [
+  'org.freedesktop.DBus.Error.UnknownProperty',
+  'org.freedesktop.DBus.Error.UnknownInterface',
+];
 /** A property read over D-Bus that takes longer than this is left to `systemctl show` instead. */
 const READ_TIMEOUT_MS = 5_000;
 /** JobRemoved signals kept for a job whose caller has not yet read the method's reply. */
@@ -458,6 +463,10 @@ export class SystemdBus {
   }
 
   private async property(path: string, iface: string, name: string): Promise<unknown> {
+    return (await this.variant(path, iface, name))?.value as unknown;
+  }
+
+  private async variant(path: string, iface: string, name: string): Promise<Variant | undefined> {
     const reply = await this.call(
       new Message({
         destination: SYSTEMD,
@@ -468,17 +477,38 @@ export class SystemdBus {
         body: [iface, name],
       }),
     );
-    return (reply?.body[0] as Variant | undefined)?.value as unknown;
+    return reply?.body[0] as Variant | undefined;
   }
 
+  /**
+   * The Unit interface's properties all at once, then only those of the snapshot it lacks from the
+   * type's interface (a service's MainPID, NRestarts and Result), one Get each: a Service has some
+   * 300 properties, and decoding them all cost more than the rest of the read (measured on a
+   * booted host: 1.7 ms of the agent's CPU per read against 0.5 ms).
+   */
   private async readSnapshot(unit: string): Promise<string> {
     const path = unitPathOf(unit);
     // Reading the unit's object loads the unit when it is not loaded, as `systemctl show` does.
-    const [unitProperties, typeProperties] = await Promise.all([
-      this.getAll(path, UNIT_INTERFACE),
-      this.getAll(path, typeInterfaceOf(unit)),
-    ]);
+    const unitProperties = await this.getAll(path, UNIT_INTERFACE);
+    const typeInterface = typeInterfaceOf(unit);
+    const fromType = await Promise.all(
+      SNAPSHOT_PROPERTIES.filter((name) => !(name in unitProperties)).map(
+        async (name) => [name, await this.propertyIfAny(path, typeInterface, name)] as const,
+      ),
+    );
+    const typeProperties: Record<string, Variant> = {};
+    for (const [name, variant] of fromType) if (variant !== undefined) typeProperties[name] = variant;
     return snapshotShowText(unitProperties, typeProperties);
+  }
+
+  /** A property as its Variant; undefined when the interface does not have it (as GetAll would leave it out). */
+  private async propertyIfAny(path: string, iface: string, name: string): Promise<Variant | undefined> {
+    try {
+      return await this.variant(path, iface, name);
+    } catch (error) {
+      if (error instanceof DBusError && ABSENT_PROPERTY_ERRORS.includes(error.type)) return undefined;
+      throw error;
+    }
   }
 
   private async getAll(path: string, iface: string): Promise<Record<string, Variant>> {
