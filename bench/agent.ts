@@ -33,7 +33,7 @@
  */
 import { ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -181,7 +181,8 @@ const AGENT_PROFILE_DROP_IN = '/etc/systemd/system/drover-agent.service.d/cpu-pr
 
 /** Restarts the host's agent with V8's CPU profiler on (a drop-in; the profile is written as it stops). */
 async function profileAgent(fleet: FleetInstance, host: FleetHost): Promise<void> {
-  // --cpu-prof is not allowed in NODE_OPTIONS: the drop-in runs the installed ExecStart with it.
+  // Node 20 refuses --cpu-prof in NODE_OPTIONS: the drop-in runs the installed ExecStart with it.
+  // The profiler keeps its samples in memory until the agent stops: more room than MemoryMax=128M.
   const done = await inHost(
     fleet,
     host,
@@ -194,21 +195,35 @@ async function profileAgent(fleet: FleetInstance, host: FleetHost): Promise<void
   if (done.code !== 0) throw new Error(`profiling the agent of ${host.name}: ${done.stdout}${done.stderr}`);
 }
 
-/** Stops a profiled agent (V8 writes its profile then) and copies the profile to `directory`. */
-async function collectAgentProfile(fleet: FleetInstance, host: FleetHost, directory: string): Promise<void> {
-  const stopped = await inHost(
-    fleet,
-    host,
-    `systemctl stop drover-agent.service && cat ${AGENT_PROFILE_DIR}/*.cpuprofile`,
-  );
-  if (stopped.code !== 0) throw new Error(`the agent profile of ${host.name}: ${stopped.stderr}`);
-  await writeFile(path.join(directory, `agent-${host.name}.cpuprofile`), stopped.stdout);
+/**
+ * Stops a profiled agent (V8 writes its profile then), copies each profile it wrote to `directory`
+ * and starts it again without the profiler. Best effort, each step said when it fails (the agent
+ * killed before it wrote its profile, say): the measured runs are kept.
+ */
+async function collectAgentProfiles(fleet: FleetInstance, host: FleetHost, directory: string): Promise<void> {
+  try {
+    const stopped = await inHost(fleet, host, 'systemctl stop drover-agent.service');
+    if (stopped.code !== 0) throw new Error(`systemctl stop: ${stopped.stderr.trim()}`);
+    const listed = await inHost(fleet, host, `ls ${AGENT_PROFILE_DIR} 2>/dev/null`);
+    const files = listed.stdout.split('\n').filter((name) => name.endsWith('.cpuprofile'));
+    if (files.length === 0) progress(`the agent of ${host.name} wrote no CPU profile`);
+    for (const [index, file] of files.entries()) {
+      const profile = await inHost(fleet, host, `cat ${AGENT_PROFILE_DIR}/${file}`);
+      if (profile.code !== 0) throw new Error(profile.stderr);
+      const suffix = files.length > 1 ? `-${index + 1}` : '';
+      await writeFile(path.join(directory, `agent-${host.name}${suffix}.cpuprofile`), profile.stdout);
+    }
+  } catch (error) {
+    progress(`the CPU profile of ${host.name}'s agent was not copied: ${(error as Error).message}`);
+  }
   const restarted = await inHost(
     fleet,
     host,
-    `rm -rf ${AGENT_PROFILE_DIR} ${path.dirname(AGENT_PROFILE_DROP_IN)} && systemctl daemon-reload && systemctl start drover-agent.service`,
+    `rm -rf ${AGENT_PROFILE_DIR} ${AGENT_PROFILE_DROP_IN} && systemctl daemon-reload && systemctl start drover-agent.service`,
   );
-  if (restarted.code !== 0) throw new Error(`restarting the agent of ${host.name}: ${restarted.stderr}`);
+  if (restarted.code !== 0) {
+    progress(`the agent of ${host.name} did not start again without the profiler: ${restarted.stderr.trim()}`);
+  }
 }
 
 /** The agent installed by its install script with a join token bound to the host; sshd stays up. */
@@ -782,7 +797,8 @@ async function fleetParts(
     );
   }
   await installAgents(agentDrover, fleet, hosts, options.sizes);
-  const profiledAgents = options.cpuProfileDir ? hosts.slice(0, PROFILED_AGENTS) : [];
+  const profiledAgents =
+    options.cpuProfileDir && options.parts.includes('fanout') ? hosts.slice(0, PROFILED_AGENTS) : [];
   await eachLimited(profiledAgents, HOST_PARALLEL, (host) => profileAgent(fleet, host));
 
   const records: RunRecord[] = [];
@@ -841,9 +857,9 @@ async function fleetParts(
       }
     }
   }
-  if (options.cpuProfileDir) {
+  if (options.cpuProfileDir && profiledAgents.length > 0) {
     const directory = options.cpuProfileDir;
-    await eachLimited(profiledAgents, HOST_PARALLEL, (host) => collectAgentProfile(fleet, host, directory));
+    await eachLimited(profiledAgents, HOST_PARALLEL, (host) => collectAgentProfiles(fleet, host, directory));
   }
   const idle = options.parts.includes('idle') ? await idleRun(agentDrover, fleet, hosts, options.idleSeconds) : null;
   return { records, idle, fleet: fleetOrigin, machine: await machine(agentDrover.db) };
@@ -852,6 +868,8 @@ async function fleetParts(
 async function benchmark(options: Options, teardown: Teardown): Promise<void> {
   const workDir = await mkdtemp(path.join(os.tmpdir(), 'drover-bench-agent-'));
   progress(`logs in ${workDir} (kept if the run fails)`);
+  // Before any run: a directory that cannot be made must not cost the measured runs.
+  if (options.cpuProfileDir) await mkdir(options.cpuProfileDir, { recursive: true });
   await ensureServices();
 
   let fleetResults: Awaited<ReturnType<typeof fleetParts>> | null = null;

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { DBusError, Message, MessageType, type MessageBus, Variant } from '@particle/dbus-next';
 import { HOST_CLOCK_ARGV, parseSnapshot, snapshotArgv, verbArgv } from '@drover/systemd';
 import { CommandTimeoutError } from './local-host';
@@ -179,6 +180,49 @@ describe('SystemdBus.answer: reads', () => {
 
   it('has no manager version when D-Bus fails (the facts then ask systemctl)', async () => {
     assert.equal(await new SystemdBus({ connect: brokenBus }).managerVersion(), null);
+  });
+
+  it("reads the Unit interface whole and, beside it, only the snapshot's properties of the type's, leaving out what it lacks", async () => {
+    let mainPidAsked: () => void = () => undefined;
+    const askedForMainPid = new Promise<void>((resolve) => (mainPidAsked = resolve));
+    const fake = new FakeSystemd(async (message) => {
+      const [iface, name] = message.body as [string, string | undefined];
+      if (message.member === 'GetAll' && iface === 'org.freedesktop.systemd1.Unit') {
+        // Answered only once the type's properties were asked too: the reads go out together.
+        const together = await Promise.race([askedForMainPid.then(() => true), sleep(500).then(() => false)]);
+        if (!together) throw new Error("the Unit's GetAll was not answered: MainPID was not asked beside it");
+        return [{ Id: new Variant('s', 'nginx.service'), ActiveState: new Variant('s', 'active') }];
+      }
+      if (message.member === 'Get' && iface === 'org.freedesktop.systemd1.Service') {
+        if (name === 'MainPID') {
+          mainPidAsked();
+          return [new Variant('u', 4242)];
+        }
+        if (name === 'Result') return [new Variant('s', 'success')];
+        throw new DBusError('org.freedesktop.DBus.Error.UnknownProperty', `no ${name}`);
+      }
+      throw new DBusError('org.freedesktop.DBus.Error.UnknownMethod', `${message.member} ${iface}`);
+    });
+    const answer = await new SystemdBus(busOf(fake)).answer(snapshotArgv('nginx.service'), 1_000);
+    assert.deepEqual(answer, {
+      exitCode: 0,
+      stdout: 'Id=nginx.service\nActiveState=active\nMainPID=4242\nResult=success\n',
+      stderr: '',
+    });
+    const asked = fake.calls.map((call) => `${call.member} ${(call.body as string[]).join(' ')}`);
+    assert.ok(!asked.includes('GetAll org.freedesktop.systemd1.Service'), asked.join(', '));
+    // The Unit interface lacked the rest of the snapshot: each asked of the type's once, then left out.
+    const typeGets = asked.filter((call) => call.startsWith('Get org.freedesktop.systemd1.Service '));
+    assert.equal(new Set(typeGets).size, typeGets.length, typeGets.join(', '));
+    assert.ok(typeGets.includes('Get org.freedesktop.systemd1.Service StartLimitBurst'), typeGets.join(', '));
+  });
+
+  it('leaves the unit read to systemctl when a property read fails for another reason than its absence', async () => {
+    const fake = new FakeSystemd((message) => {
+      if (message.member === 'GetAll') return [{ Id: new Variant('s', 'nginx.service') }];
+      throw new DBusError('org.freedesktop.DBus.Error.AccessDenied', 'not allowed');
+    });
+    assert.equal(await new SystemdBus(busOf(fake)).answer(snapshotArgv('nginx.service'), 1_000), null);
   });
 
   it('leaves the unit read to systemctl when D-Bus fails, and connects again for the next one', async () => {
