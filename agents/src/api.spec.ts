@@ -150,7 +150,7 @@ async function enroll(settings: ApiSettings): Promise<EnrollResponse> {
   }
 }
 
-/** The code of the first error with one down the cause chain (TransportError → fetch's error → the socket's). */
+/** The code of the first error with one down the cause chain (TransportError → undici’s error → the socket’s). */
 function errorCode(error: unknown): string | undefined {
   for (let cause = error; cause instanceof Error; cause = cause.cause) {
     const code = (cause as NodeJS.ErrnoException).code;

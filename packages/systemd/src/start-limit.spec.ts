@@ -8,6 +8,7 @@ import {
   SIMPLE_SKIPPED_STARTS_THEN_REFUSED,
 } from './fixtures/journal-starts';
 import {
+  boundedStartJournalArgv,
   describeSpan,
   describeStartLimit,
   HOST_CLOCK_ARGV,
@@ -17,6 +18,7 @@ import {
   parseUtcTimestamp,
   START_JOURNAL_LINES,
   START_LIKE_VERBS,
+  START_JOURNAL_SINCE_MARGIN_S,
   START_LIMIT_MARGIN_MS,
   startJournalArgv,
   StartLimitInput,
@@ -96,6 +98,27 @@ describe('startJournalArgv', () => {
   it('refuses anything that is not a unit name', () => {
     for (const name of ['nginx.service --vacuum-time=1s', '-x.service', 'a b.service', '']) {
       assert.throws(() => startJournalArgv(name), /refusing unit name/, name);
+      assert.throws(() => boundedStartJournalArgv(name, String(10 * SECOND)), /refusing unit name/, name);
+    }
+  });
+});
+
+describe('boundedStartJournalArgv', () => {
+  it('is the fixed read with the interval and a margin as the window, in whole seconds rounded up', () => {
+    const bounded = boundedStartJournalArgv(UNIT, String(10 * SECOND + 1));
+    const since = `--since=-${11 + START_JOURNAL_SINCE_MARGIN_S}s`;
+    assert.deepEqual(
+      bounded.filter((word) => word !== since),
+      startJournalArgv(UNIT),
+    );
+    // An option, before the first match (journalctl reads the words after it as matches).
+    assert.ok(bounded.indexOf(since) < bounded.indexOf(`UNIT=${UNIT}`));
+    assert.ok(boundedStartJournalArgv(UNIT, '0').includes(`--since=-${START_JOURNAL_SINCE_MARGIN_S}s`));
+  });
+
+  it('reads unbounded what is not a finite number of microseconds', () => {
+    for (const interval of ['infinity', null, '', '-5', '1e9', '10s', '9'.repeat(30)]) {
+      assert.deepEqual(boundedStartJournalArgv(UNIT, interval), startJournalArgv(UNIT), String(interval));
     }
   });
 });

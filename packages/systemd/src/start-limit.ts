@@ -44,11 +44,36 @@ export const START_LIKE_VERBS: readonly Verb[] = ['start', 'restart', 'try-resta
 export const HOST_CLOCK_ARGV: readonly string[] = ['date', '+%s%6N'];
 
 /**
+ * How much further back than the start limit's interval a bounded journal read reaches: journalctl
+ * reads its clock a moment after `date` did in the same session, and a start just inside the
+ * window must not fall outside the read.
+ */
+export const START_JOURNAL_SINCE_MARGIN_S = 5;
+
+/**
  * The unit's start messages and start-limit refusals from the host's journal, newest
  * START_JOURNAL_LINES, one JSON object a line with only the fields drover reads. Fixed words per
  * unit (no time in the argv), so a sudoers line can allow exactly this read.
  */
 export function startJournalArgv(unit: string): string[] {
+  return startJournalRead(unit, []);
+}
+
+/**
+ * startJournalArgv bounded to the last `intervalUSec` (the unit's StartLimitIntervalUSec, as read in
+ * this action) and START_JOURNAL_SINCE_MARGIN_S: the journal then prints the starts that can count,
+ * not up to START_JOURNAL_LINES of older ones (on a unit restarted often, 80 KB of JSON that
+ * journalctl formats and drover parses, each time). Only for hosts that run any command line: the
+ * time in it is not a sudoers line's fixed word. An interval that is not a finite number of
+ * microseconds ('infinity') gives the unbounded read.
+ */
+export function boundedStartJournalArgv(unit: string, intervalUSec: string | null): string[] {
+  const intervalS = intervalUSec !== null && /^\d+$/.test(intervalUSec) ? Math.ceil(Number(intervalUSec) / 1e6) : null;
+  if (intervalS === null || !Number.isSafeInteger(intervalS)) return startJournalArgv(unit);
+  return startJournalRead(unit, [`--since=-${intervalS + START_JOURNAL_SINCE_MARGIN_S}s`]);
+}
+
+function startJournalRead(unit: string, window: readonly string[]): string[] {
   assertUnitName(unit);
   return [
     'journalctl',
@@ -57,6 +82,7 @@ export function startJournalArgv(unit: string): string[] {
     '--output=json',
     '--output-fields=MESSAGE_ID,INVOCATION_ID,CODE_FUNC',
     `--lines=${START_JOURNAL_LINES}`,
+    ...window,
     '_PID=1',
     `UNIT=${unit}`,
     `MESSAGE_ID=${UNIT_STARTING_MESSAGE}`,

@@ -8,6 +8,7 @@ import {
   type Verb,
 } from '@drover/protocol';
 import { FakeHost, showText, utcTimestamp } from './fixtures/fake-host';
+import { START_JOURNAL_SINCE_MARGIN_S, startJournalArgv } from './start-limit';
 import { STATIC } from './fixtures/systemctl-show';
 import { parseSnapshot, SNAPSHOT_PROPERTIES } from './unit-snapshot';
 import { type ActionProgress, carryOut, type EarlierAttempt, readUnit } from './unit-action';
@@ -450,7 +451,36 @@ describe("systemd's start limit", () => {
       ['systemctl', 'date', 'pause', 'stop', 'systemctl', 'date'],
     );
     assert.equal(host.log[6]!.split(' ')[0], 'journalctl');
+    // Bounded by the 20 s interval the first session read (and the margin).
+    assert.ok(host.log[6]!.includes(` --since=-${20 + START_JOURNAL_SINCE_MARGIN_S}s `), host.log[6]);
     assert.deepEqual(host.actions, [`systemctl --no-ask-password --no-pager restart -- ${UNIT}`]);
+  });
+
+  it('reads the journal in fixed words on a host that runs only those (sudo), with the same verdict', async () => {
+    const host = startedRecently(3);
+    host.fixedCommandLines = true;
+    host.unit = { ...host.unit, activeState: 'active', subState: 'running', mainPid: 100 };
+    host.unit.activeEnterTimestamp = utcTimestamp(host.nowMs - 2_000);
+    const { outcome, waits } = await act({ host, verb: 'restart' });
+    assert.equal(outcome.result, 'succeeded');
+    assert.equal(waits.length, 1);
+    const journalReads = host.log.filter((line) => line.startsWith('journalctl'));
+    assert.ok(journalReads.length > 0);
+    for (const line of journalReads) assert.equal(line, startJournalArgv(UNIT).join(' '));
+  });
+
+  it('counts, in a bounded read, a start at the very edge of the interval', async () => {
+    // Burst 3 in 20 s: starts 19.9, 10 and 5 s ago (and older ones that no longer count). The
+    // oldest of the three still counts, so the restart waits until it left the interval.
+    const host = startedRecently(0);
+    host.starts.push(host.nowMs - 120_000, host.nowMs - 19_900, host.nowMs - 10_000, host.nowMs - 5_000);
+    host.unit = { ...host.unit, activeState: 'active', subState: 'running', mainPid: 100 };
+    host.unit.activeEnterTimestamp = utcTimestamp(host.nowMs - 5_000);
+    const { outcome, waits } = await act({ host, verb: 'restart' });
+    assert.equal(outcome.result, 'succeeded');
+    assert.equal(waits.length, 1);
+    assert.match(waits[0]!, /started 3 time\(s\) in the last 20s/);
+    assert.ok(host.log.some((line) => line.startsWith('journalctl') && line.includes(' --since=')));
   });
 
   it('names the start limit when systemd refused the start', async () => {

@@ -12,6 +12,7 @@ import { interlock, type Interlock, interlockNote } from './daemon-reload-interl
 import { type Diagnostics, readDiagnostics } from './diagnostics';
 import type { CommandResult, Host } from './host';
 import {
+  boundedStartJournalArgv,
   HOST_CLOCK_ARGV,
   judgeStartLimit,
   parseStartJournal,
@@ -207,10 +208,19 @@ class UnitAction {
     this.countsStarts = this.verb === 'start';
   }
 
-  /** The reads for the start limit: the host's clock, then (when needed) the journal. Each is optional: a sudo refusal only skips the check. */
-  private get counting(): (readonly string[])[] {
+  /**
+   * The reads for the start limit: the host's clock, then (when needed) the journal, bounded to the
+   * limit's interval when `read` (the unit as this action read it) shows one and the host takes
+   * such a command line. Each is optional: a sudo refusal only skips the check.
+   */
+  private counting(read: UnitSnapshot | null): (readonly string[])[] {
     if (!this.checksStartLimit) return [];
-    return this.countsStarts ? [HOST_CLOCK_ARGV, startJournalArgv(this.unit!)] : [HOST_CLOCK_ARGV];
+    if (!this.countsStarts) return [HOST_CLOCK_ARGV];
+    const journal =
+      read === null || this.host.fixedCommandLines
+        ? startJournalArgv(this.unit!)
+        : boundedStartJournalArgv(this.unit!, read.startLimitIntervalUSec ?? null);
+    return [HOST_CLOCK_ARGV, journal];
   }
 
   private exec(argv: readonly string[], onData?: (chunk: string) => void): Promise<CommandResult> {
@@ -257,8 +267,11 @@ class UnitAction {
     let before: UnitSnapshot | null = null;
     let acted: CommandResult[] | null = null;
     if (!recorded && commandSentMsAgo === null && host.identified) {
+      // The unit as the last session read it: after one that could not rule out recent starts, the
+      // journal read is bounded by the limit's interval it showed.
+      let lastRead: UnitSnapshot | null = null;
       for (;;) {
-        const { counting } = this;
+        const counting = this.counting(lastRead);
         const look = unit ? [snapshotArgv(unit), ...counting] : [SYSTEMD_PROBE_ARGV];
         // Set when the first read failed, or the unit's changed definition or the start limit stops
         // the session before the "go".
@@ -278,6 +291,7 @@ class UnitAction {
                 return false;
               }
               progress.before = unit ? snapshotFrom(first!, host.name) : null;
+              lastRead = progress.before;
               const decision = this.interlockOf(progress.before);
               if (decision.kind !== 'act') {
                 held.interlock = decision;
@@ -314,12 +328,12 @@ class UnitAction {
     if (acted === null) {
       // A rare path: the starts are counted in the journal without first asking the unit's state.
       this.countsStarts = true;
-      const { counting } = this;
       const look = unit ? [SYSTEMD_PROBE_ARGV, snapshotArgv(unit)] : [SYSTEMD_PROBE_ARGV];
       const looked = await host.runSequence(look, { timeoutMs });
       const probe = looked.steps[0]!;
       if (probe.exitCode !== 0) return this.withoutSystemd(probe);
       const current = unit ? snapshotFrom(looked.steps[1]!, host.name) : null;
+      const counting = this.counting(current);
       if (recorded) {
         const settled = await this.recover(recorded, current);
         if (settled) return settled;

@@ -83,6 +83,11 @@ type ExecSettings = ExecOptions & {
  */
 const WATCHDOG_KILL_AFTER_S = 2;
 
+/** Whether commands on `target` run through `sudo -n` (a login other than root), so only the sudoers drop-in's lines. */
+export function runsThroughSudo(target: Pick<SshTarget, 'sshUser'>): boolean {
+  return target.sshUser !== 'root';
+}
+
 /** Before a command, for a non-root login. -n: fail instead of prompting for a password; --: the argv is never read as sudo options. */
 const SUDO: readonly string[] = ['sudo', '-n', '--'];
 
@@ -324,7 +329,7 @@ export class SshExecutor implements OnModuleDestroy {
       ...options,
       timeoutMs,
       maxOutputBytes,
-      usesSudo: target.sshUser !== 'root' && options.asLoginUser !== true,
+      usesSudo: runsThroughSudo(target) && options.asLoginUser !== true,
       hostKeyPolicy: this.hostKeyPolicy(target, options),
     };
   }

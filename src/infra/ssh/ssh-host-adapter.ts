@@ -1,5 +1,5 @@
 import type { CommandResult, Host, RunOptions, SequenceOptions, SequenceResult } from '@drover/systemd';
-import { confirmWindowMs, SshExecutor } from './ssh-executor';
+import { confirmWindowMs, runsThroughSudo, SshExecutor } from './ssh-executor';
 import type { SshTarget } from './ssh-target';
 
 export interface SshHostAdapterOptions {
@@ -27,6 +27,11 @@ export class SshHostAdapter implements Host {
   /** A paused session needs a pinned key: the first contact pins it before anything acts. */
   get identified(): boolean {
     return this.target.hostKeyFingerprint !== null;
+  }
+
+  /** A login through sudo runs only its sudoers drop-in's exact lines. */
+  get fixedCommandLines(): boolean {
+    return runsThroughSudo(this.target);
   }
 
   async run(argv: readonly string[], { timeoutMs, onData }: RunOptions): Promise<CommandResult> {
