@@ -8,11 +8,13 @@ import {
   SIMPLE_SKIPPED_STARTS_THEN_REFUSED,
 } from './fixtures/journal-starts';
 import {
+  boundedReadCovers,
   boundedStartJournalArgv,
   describeSpan,
   describeStartLimit,
   HOST_CLOCK_ARGV,
   judgeStartLimit,
+  MAX_BOUNDED_INTERVAL_S,
   mayStart,
   parseStartJournal,
   parseUtcTimestamp,
@@ -104,22 +106,43 @@ describe('startJournalArgv', () => {
 });
 
 describe('boundedStartJournalArgv', () => {
-  it('is the fixed read with the interval and a margin as the window, in whole seconds rounded up', () => {
-    const bounded = boundedStartJournalArgv(UNIT, String(10 * SECOND + 1));
+  it('is the fixed read with the interval and a margin as its window instead of the newest lines', () => {
+    const bounded = boundedStartJournalArgv(UNIT, String(10 * SECOND + 1))!;
     const since = `--since=-${11 + START_JOURNAL_SINCE_MARGIN_S}s`;
+    // No --lines: before systemd 254, --since with --lines prints the oldest lines after the time.
     assert.deepEqual(
       bounded.filter((word) => word !== since),
-      startJournalArgv(UNIT),
+      startJournalArgv(UNIT).filter((word) => word !== `--lines=${START_JOURNAL_LINES}`),
     );
     // An option, before the first match (journalctl reads the words after it as matches).
     assert.ok(bounded.indexOf(since) < bounded.indexOf(`UNIT=${UNIT}`));
-    assert.ok(boundedStartJournalArgv(UNIT, '0').includes(`--since=-${START_JOURNAL_SINCE_MARGIN_S}s`));
+    assert.ok(boundedStartJournalArgv(UNIT, '0')!.includes(`--since=-${START_JOURNAL_SINCE_MARGIN_S}s`));
+    assert.ok(boundedStartJournalArgv(UNIT, String(MAX_BOUNDED_INTERVAL_S * SECOND)));
   });
 
-  it('reads unbounded what is not a finite number of microseconds', () => {
-    for (const interval of ['infinity', null, '', '-5', '1e9', '10s', '9'.repeat(30)]) {
-      assert.deepEqual(boundedStartJournalArgv(UNIT, interval), startJournalArgv(UNIT), String(interval));
+  it('gives no bound for infinity, an interval beyond MAX_BOUNDED_INTERVAL_S, or anything odd', () => {
+    for (const interval of [
+      'infinity',
+      null,
+      '',
+      '-5',
+      '1e9',
+      '10s',
+      '9'.repeat(30),
+      String((MAX_BOUNDED_INTERVAL_S + 1) * SECOND),
+    ]) {
+      assert.equal(boundedStartJournalArgv(UNIT, interval), null, String(interval));
     }
+  });
+});
+
+describe('boundedReadCovers', () => {
+  it('holds when the interval judged is no longer than the one the read was bounded by', () => {
+    assert.equal(boundedReadCovers(String(20 * SECOND), String(20 * SECOND)), true);
+    assert.equal(boundedReadCovers(String(20 * SECOND), String(10 * SECOND)), true);
+    assert.equal(boundedReadCovers(String(10 * SECOND), String(300 * SECOND)), false);
+    assert.equal(boundedReadCovers(String(10 * SECOND), 'infinity'), false);
+    assert.equal(boundedReadCovers(String(10 * SECOND), null), false);
   });
 });
 

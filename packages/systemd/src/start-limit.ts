@@ -49,6 +49,11 @@ export const HOST_CLOCK_ARGV: readonly string[] = ['date', '+%s%6N'];
  * window must not fall outside the read.
  */
 export const START_JOURNAL_SINCE_MARGIN_S = 5;
+/**
+ * The longest interval a journal read is bounded to; beyond it the read is unbounded (journalctl
+ * refuses a --since before 1970, and a window of months saves nothing).
+ */
+export const MAX_BOUNDED_INTERVAL_S = 30 * 24 * 3600;
 
 /**
  * The unit's start messages and start-limit refusals from the host's journal, newest
@@ -56,24 +61,42 @@ export const START_JOURNAL_SINCE_MARGIN_S = 5;
  * unit (no time in the argv), so a sudoers line can allow exactly this read.
  */
 export function startJournalArgv(unit: string): string[] {
-  return startJournalRead(unit, []);
+  return startJournalRead(unit, [`--lines=${START_JOURNAL_LINES}`]);
+}
+
+/** An interval as `systemctl show` gives StartLimitIntervalUSec, in whole seconds rounded up; null for 'infinity' or anything odd. */
+function intervalSeconds(intervalUSec: string | null): number | null {
+  if (intervalUSec === null || !/^\d{1,19}$/.test(intervalUSec)) return null;
+  return Math.ceil(Number(intervalUSec) / 1e6);
 }
 
 /**
- * startJournalArgv bounded to the last `intervalUSec` (the unit's StartLimitIntervalUSec, as read in
- * this action) and START_JOURNAL_SINCE_MARGIN_S: the journal then prints the starts that can count,
- * not up to START_JOURNAL_LINES of older ones (on a unit restarted often, 80 KB of JSON that
- * journalctl formats and drover parses, each time). Only for hosts that run any command line: the
- * time in it is not a sudoers line's fixed word. An interval that is not a finite number of
- * microseconds ('infinity') gives the unbounded read.
+ * The bounded read for a unit whose StartLimitIntervalUSec (as read in this action) is
+ * `intervalUSec`: every such message of the last interval plus START_JOURNAL_SINCE_MARGIN_S
+ * (`--since=-Ns`), instead of the newest START_JOURNAL_LINES whatever their age (on a unit restarted
+ * often, ~80 KB of JSON that journalctl formats and drover parses, each time). Without --lines: before
+ * systemd 254, --since with --lines prints the oldest lines after the time, not the newest. Only for
+ * hosts that run any command line (the time is no fixed word a sudoers line can name). null when the
+ * interval gives no bound (infinity, longer than MAX_BOUNDED_INTERVAL_S, unreadable): read unbounded.
  */
-export function boundedStartJournalArgv(unit: string, intervalUSec: string | null): string[] {
-  const intervalS = intervalUSec !== null && /^\d+$/.test(intervalUSec) ? Math.ceil(Number(intervalUSec) / 1e6) : null;
-  if (intervalS === null || !Number.isSafeInteger(intervalS)) return startJournalArgv(unit);
-  return startJournalRead(unit, [`--since=-${intervalS + START_JOURNAL_SINCE_MARGIN_S}s`]);
+export function boundedStartJournalArgv(unit: string, intervalUSec: string | null): string[] | null {
+  const seconds = intervalSeconds(intervalUSec);
+  if (seconds === null || seconds > MAX_BOUNDED_INTERVAL_S) return null;
+  return startJournalRead(unit, [`--since=-${seconds + START_JOURNAL_SINCE_MARGIN_S}s`]);
 }
 
-function startJournalRead(unit: string, window: readonly string[]): string[] {
+/**
+ * Whether a journal read bounded for `readFor` (the interval it was bounded by) holds every start
+ * within `interval` (the interval judged now): not when the interval grew in between (a
+ * daemon-reload between the two readings of the unit).
+ */
+export function boundedReadCovers(readFor: string, interval: string | null): boolean {
+  const covered = intervalSeconds(readFor);
+  const wanted = intervalSeconds(interval);
+  return covered !== null && wanted !== null && wanted <= covered;
+}
+
+function startJournalRead(unit: string, bound: readonly string[]): string[] {
   assertUnitName(unit);
   return [
     'journalctl',
@@ -81,8 +104,7 @@ function startJournalRead(unit: string, window: readonly string[]): string[] {
     '--quiet',
     '--output=json',
     '--output-fields=MESSAGE_ID,INVOCATION_ID,CODE_FUNC',
-    `--lines=${START_JOURNAL_LINES}`,
-    ...window,
+    ...bound,
     '_PID=1',
     `UNIT=${unit}`,
     `MESSAGE_ID=${UNIT_STARTING_MESSAGE}`,

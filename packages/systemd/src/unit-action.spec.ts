@@ -456,31 +456,63 @@ describe("systemd's start limit", () => {
     assert.deepEqual(host.actions, [`systemctl --no-ask-password --no-pager restart -- ${UNIT}`]);
   });
 
-  it('reads the journal in fixed words on a host that runs only those (sudo), with the same verdict', async () => {
-    const host = startedRecently(3);
-    host.fixedCommandLines = true;
-    host.unit = { ...host.unit, activeState: 'active', subState: 'running', mainPid: 100 };
-    host.unit.activeEnterTimestamp = utcTimestamp(host.nowMs - 2_000);
-    const { outcome, waits } = await act({ host, verb: 'restart' });
-    assert.equal(outcome.result, 'succeeded');
-    assert.equal(waits.length, 1);
-    const journalReads = host.log.filter((line) => line.startsWith('journalctl'));
-    assert.ok(journalReads.length > 0);
-    for (const line of journalReads) assert.equal(line, startJournalArgv(UNIT).join(' '));
+  it('reads the journal in fixed words on a host that runs only those (sudo), judging as the bounded read does', async () => {
+    const verdicts = [];
+    for (const fixedCommandLines of [false, true]) {
+      const host = startedRecently(3);
+      host.fixedCommandLines = fixedCommandLines;
+      host.starts.unshift(host.nowMs - 120_000);
+      host.unit = { ...host.unit, activeState: 'active', subState: 'running', mainPid: 100 };
+      host.unit.activeEnterTimestamp = utcTimestamp(host.nowMs - 2_000);
+      const { outcome, waits } = await act({ host, verb: 'restart' });
+      // Before the wait and after it.
+      const journalReads = host.log.filter((line) => line.startsWith('journalctl'));
+      assert.equal(journalReads.length, 2);
+      for (const line of journalReads) {
+        if (fixedCommandLines) assert.equal(line, startJournalArgv(UNIT).join(' '));
+        else assert.ok(line.includes(` --since=-${20 + START_JOURNAL_SINCE_MARGIN_S}s `), line);
+      }
+      verdicts.push({ result: outcome.result, reason: outcome.reason, waits });
+    }
+    assert.match(verdicts[0]!.waits[0]!, /started 3 time\(s\) in the last 20s/);
+    assert.deepEqual(verdicts[1], verdicts[0]);
   });
 
-  it('counts, in a bounded read, a start at the very edge of the interval', async () => {
-    // Burst 3 in 20 s: starts 19.9, 10 and 5 s ago (and older ones that no longer count). The
-    // oldest of the three still counts, so the restart waits until it left the interval.
+  it('counts a start just inside the interval although the journal’s clock is ahead of date’s', async () => {
+    // Every session runs 3 s after its `date` (journalctl's "now" is 3 s later), so the counting
+    // session's `date` reads 3 s after the first one's. Burst 3 in 20 s: starts 19.5, 10 and 5 s
+    // before that `date`. The oldest counts, so the restart waits until it left the interval;
+    // without the margin the read would miss it and act.
     const host = startedRecently(0);
-    host.starts.push(host.nowMs - 120_000, host.nowMs - 19_900, host.nowMs - 10_000, host.nowMs - 5_000);
+    host.dateStepMs = 3_000;
+    const countingDate = host.nowMs + host.dateStepMs;
+    host.starts.push(countingDate - 120_000, countingDate - 19_500, countingDate - 10_000, countingDate - 5_000);
     host.unit = { ...host.unit, activeState: 'active', subState: 'running', mainPid: 100 };
-    host.unit.activeEnterTimestamp = utcTimestamp(host.nowMs - 5_000);
+    host.unit.activeEnterTimestamp = utcTimestamp(countingDate - 5_000);
     const { outcome, waits } = await act({ host, verb: 'restart' });
     assert.equal(outcome.result, 'succeeded');
     assert.equal(waits.length, 1);
     assert.match(waits[0]!, /started 3 time\(s\) in the last 20s/);
-    assert.ok(host.log.some((line) => line.startsWith('journalctl') && line.includes(' --since=')));
+  });
+
+  it('reads the journal unbounded when the interval grew after the reading that bounded it', async () => {
+    // The first reading shows a 10 s interval (before a daemon-reload), the next 300 s, with three
+    // starts in it: the read bounded to 15 s sees one; the check reads them all and does not act
+    // (the wait would outlast the task's timeout).
+    const host = startedRecently(0, String(300 * SECOND_US));
+    host.starts.push(host.nowMs - 100_000, host.nowMs - 60_000, host.nowMs - 2_000);
+    host.unit = { ...host.unit, activeState: 'active', subState: 'running', mainPid: 100 };
+    host.unit.activeEnterTimestamp = utcTimestamp(host.nowMs - 2_000);
+    host.transitions.push({ startLimitIntervalUSec: String(10 * SECOND_US) });
+    const { outcome } = await act({ host, verb: 'restart' });
+    const journalReads = host.log.filter((line) => line.startsWith('journalctl'));
+    assert.deepEqual(
+      journalReads.map((line) => line.includes(' --since=')),
+      [true, false],
+    );
+    assert.equal(outcome.result, 'failed');
+    assert.match(outcome.reason, /^not acted: nginx.service started 3 time\(s\) in the last 5min/);
+    assert.deepEqual(host.actions, []);
   });
 
   it('names the start limit when systemd refused the start', async () => {

@@ -12,6 +12,7 @@ import { interlock, type Interlock, interlockNote } from './daemon-reload-interl
 import { type Diagnostics, readDiagnostics } from './diagnostics';
 import type { CommandResult, Host } from './host';
 import {
+  boundedReadCovers,
   boundedStartJournalArgv,
   HOST_CLOCK_ARGV,
   judgeStartLimit,
@@ -191,6 +192,10 @@ class UnitAction {
    * count. A unit being started is usually down, which never shows that: its first session counts.
    */
   private countsStarts: boolean;
+  /** The interval the last journal read was bounded by (null: it was not bounded). */
+  private journalBoundBy: string | null = null;
+  /** Set once a bounded read turned out too short: the journal is read unbounded from then on. */
+  private readsJournalUnbounded = false;
   /** When the action began (this side's clock), for the journal's window when the host's clock was not read. */
   private readonly startedAt: number;
 
@@ -216,11 +221,13 @@ class UnitAction {
   private counting(read: UnitSnapshot | null): (readonly string[])[] {
     if (!this.checksStartLimit) return [];
     if (!this.countsStarts) return [HOST_CLOCK_ARGV];
-    const journal =
-      read === null || this.host.fixedCommandLines
-        ? startJournalArgv(this.unit!)
-        : boundedStartJournalArgv(this.unit!, read.startLimitIntervalUSec ?? null);
-    return [HOST_CLOCK_ARGV, journal];
+    const interval = read?.startLimitIntervalUSec ?? null;
+    const bounded =
+      read === null || this.host.fixedCommandLines || this.readsJournalUnbounded
+        ? null
+        : boundedStartJournalArgv(this.unit!, interval);
+    this.journalBoundBy = bounded === null ? null : interval;
+    return [HOST_CLOCK_ARGV, bounded ?? startJournalArgv(this.unit!)];
   }
 
   private exec(argv: readonly string[], onData?: (chunk: string) => void): Promise<CommandResult> {
@@ -232,6 +239,13 @@ class UnitAction {
 
   /** Whether the start limit lets this action act now; records what the reason should say. */
   private withinLimit(current: UnitSnapshot | null, counted: CommandResult[]): StartLimitVerdict {
+    const intervalNow = current?.startLimitIntervalUSec ?? null;
+    if (counted[1] && this.journalBoundBy !== null && !boundedReadCovers(this.journalBoundBy, intervalNow)) {
+      // The interval grew between the reading that bounded the journal and this one (a
+      // daemon-reload meanwhile): starts older than the read may count. Read it all.
+      this.readsJournalUnbounded = true;
+      return { action: 'count' };
+    }
     const verdict = judgeStartLimit({
       verb: this.verb,
       unit: this.unit ?? '',
@@ -333,7 +347,6 @@ class UnitAction {
       const probe = looked.steps[0]!;
       if (probe.exitCode !== 0) return this.withoutSystemd(probe);
       const current = unit ? snapshotFrom(looked.steps[1]!, host.name) : null;
-      const counting = this.counting(current);
       if (recorded) {
         const settled = await this.recover(recorded, current);
         if (settled) return settled;
@@ -356,6 +369,7 @@ class UnitAction {
       progress.before = before;
       let now = current;
       for (;;) {
+        const counting = this.counting(now);
         const held: { verdict?: StartLimitVerdict } = {};
         // Cleared by the caller's write while the host waits, like the single-session path above.
         const ran = await host.runSequence([SYSTEMD_PROBE_ARGV, ...counting, ...action], {
@@ -376,6 +390,8 @@ class UnitAction {
           break;
         }
         if (!held.verdict) throw new Error(`the session on ${host.name} ended before drover decided to act`);
+        // The journal read again, unbounded (the interval grew since `now` was read).
+        if (held.verdict.action === 'count') continue;
         const stopped = await this.holdForStartLimit(held.verdict, before);
         if (stopped) return stopped;
         now = await this.snapshot();
