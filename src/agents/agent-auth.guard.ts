@@ -14,8 +14,8 @@ export interface AgentRequest extends Request {
 
 /**
  * The only way into the agent routes: a valid agent credential of an agent that is not revoked.
- * A revoked agent is refused at once: its row is read on every request (one statement by primary
- * key, AgentsRepository.identity), so that revocation stops an agent at its next request on every
+ * A revoked agent is refused at once: its row is read on every request (by primary key, the
+ * requests of one turn in one statement: AgentsRepository.identity), so that revocation stops an agent at its next request on every
  * API replica. No cache: an in-process one invalidated by a Redis or PostgreSQL notification would
  * let a replica that has not received it yet (a slow or reconnecting subscriber) accept a revoked
  * agent for a while, and one in Redis next to the credential would have to be written apart from

@@ -1,12 +1,16 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import { AUDIT_ACTION, type HostFacts } from '@drover/protocol';
 import { AuditActor, auditActorColumns } from '../audit/audit-actor';
+import { Batcher } from '../common/concurrency/batcher';
 import { ResourceNotFoundError, StateConflictError, UnauthenticatedError } from '../common/errors/domain-errors';
 import { Agent, JoinToken, Prisma } from '../generated/prisma/client';
 import { PrismaService } from '../infra/prisma/prisma.service';
 import { storableText } from '../operations/task-output';
 
 export type { Agent, JoinToken };
+
+/** The most identity reads one statement takes (see AgentsRepository.identity). */
+const MAX_IDENTITY_BATCH = 100;
 
 /** An agent as its credential's guard sees it on every request. */
 export interface AgentIdentity {
@@ -58,6 +62,20 @@ export interface ClaimedTask {
 /** The agent-facing and operator-facing persistence of agents: join tokens, agents, claims. */
 @Injectable()
 export class AgentsRepository {
+  private readonly logger = new Logger(AgentsRepository.name);
+  /**
+   * The identity reads of the agent requests that arrived in the same turn of the event loop, as
+   * one statement (see Batcher): each request still reads after it arrived, so a revocation
+   * committed before it is seen, as with a read of its own.
+   */
+  private readonly identities = new Batcher<string, AgentIdentity | null>({
+    runMany: (agentIds) => this.identitiesOf(agentIds),
+    keyOf: (agentId) => agentId,
+    maxSize: MAX_IDENTITY_BATCH,
+    onBatchFailed: (error, size) =>
+      this.logger.warn({ err: error, size }, `a batch of ${size} agent identity reads failed; each is made on its own`),
+  });
+
   constructor(private readonly prisma: PrismaService) {}
 
   async createJoinToken(token: NewJoinToken, actor: AuditActor): Promise<JoinToken> {
@@ -190,16 +208,21 @@ export class AgentsRepository {
   }
 
   /**
-   * The agent and its host's name, read on every agent request: one statement by primary key (a
-   * findUnique selecting the host is two round trips, one per table).
+   * The agent and its host's name, read on every agent request: one statement by primary key for
+   * the requests of one turn (a findUnique selecting the host is two round trips, one per table).
    */
-  async identity(agentId: string): Promise<AgentIdentity | null> {
-    const [agent] = await this.prisma.rows<AgentIdentity>(Prisma.sql`
+  identity(agentId: string): Promise<AgentIdentity | null> {
+    return this.identities.run(agentId);
+  }
+
+  private async identitiesOf(agentIds: readonly string[]): Promise<(AgentIdentity | null)[]> {
+    const agents = await this.prisma.rows<AgentIdentity>(Prisma.sql`
       SELECT a.id::text AS "agentId", a.host_id::text AS "hostId", h.name AS "hostName",
         a.revoked_at AS "revokedAt", a.last_seen_at AS "lastSeenAt"
       FROM agents a JOIN hosts h ON h.id = a.host_id
-      WHERE a.id = ${agentId}::uuid`);
-    return agent ?? null;
+      WHERE a.id = ANY(${[...agentIds]}::uuid[])`);
+    const byId = new Map(agents.map((agent) => [agent.agentId, agent]));
+    return agentIds.map((agentId) => byId.get(agentId) ?? null);
   }
 
   findById(agentId: string): Promise<Agent | null> {

@@ -1,15 +1,14 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Client } from 'pg';
-import { parseConfig } from '../../src/config/config.schema';
 import { AuditRepository } from '../../src/audit/audit.repository';
 import { AuditService } from '../../src/audit/audit.service';
 import { MetricsService } from '../../src/infra/metrics/metrics.service';
 import { PrismaService } from '../../src/infra/prisma/prisma.service';
 import { OperationsRepository, TaskOutcome, TaskWithContext } from '../../src/operations/operations.repository';
 import type { AuditActor } from '../../src/audit/audit-actor';
+import { countingPrisma, type CountingPrisma } from '../support/counting-prisma';
 import { createTestDatabase, query, TestDatabase } from '../support/database';
-import { testEnv } from '../support/env';
 import { waitUntil } from '../support/wait';
 import { buildOperation } from '../factories/operation.factory';
 
@@ -32,17 +31,11 @@ describe('task reads and writes made together go in one statement', () => {
   let database: TestDatabase;
   let prisma: PrismaService;
   let operations: OperationsRepository;
-  /** The statements run through PrismaService.rows (every batched statement goes through it). */
-  let statements = 0;
+  let counted: CountingPrisma['counted'];
 
   before(async () => {
     database = await createTestDatabase();
-    prisma = new PrismaService(parseConfig({ DATABASE_URL: database.url, REDIS_URL: testEnv.redisUrl }));
-    const rows = prisma.rows.bind(prisma);
-    prisma.rows = (sql) => {
-      statements += 1;
-      return rows(sql);
-    };
+    ({ prisma, counted } = countingPrisma(database.url));
     operations = new OperationsRepository(prisma);
   });
 
@@ -50,13 +43,6 @@ describe('task reads and writes made together go in one statement', () => {
     await prisma.$disconnect();
     await database.drop();
   });
-
-  /** The statements `work` ran, and its result. */
-  async function counted<T>(work: () => Promise<T>): Promise<{ result: T; statements: number }> {
-    const start = statements;
-    const result = await work();
-    return { result, statements: statements - start };
-  }
 
   /** `count` new hosts. */
   const newHosts = (count: number) =>
