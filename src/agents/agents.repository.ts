@@ -1,7 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { AUDIT_ACTION, type HostFacts } from '@drover/protocol';
 import { AuditActor, auditActorColumns } from '../audit/audit-actor';
-import { Batcher } from '../common/concurrency/batcher';
+import { statementBatcher } from '../common/concurrency/batcher';
 import { ResourceNotFoundError, StateConflictError, UnauthenticatedError } from '../common/errors/domain-errors';
 import { Agent, JoinToken, Prisma } from '../generated/prisma/client';
 import { PrismaService } from '../infra/prisma/prisma.service';
@@ -68,12 +68,10 @@ export class AgentsRepository {
    * one statement (see Batcher): each request still reads after it arrived, so a revocation
    * committed before it is seen, as with a read of its own.
    */
-  private readonly identities = new Batcher<string, AgentIdentity | null>({
+  private readonly identities = statementBatcher<string, AgentIdentity | null>(this.logger, 'agent identity reads', {
     runMany: (agentIds) => this.identitiesOf(agentIds),
     keyOf: (agentId) => agentId,
     maxSize: MAX_IDENTITY_BATCH,
-    onBatchFailed: (error, size) =>
-      this.logger.warn({ err: error, size }, `a batch of ${size} agent identity reads failed; each is made on its own`),
   });
 
   constructor(private readonly prisma: PrismaService) {}

@@ -8,7 +8,7 @@ import { PrismaService } from '../infra/prisma/prisma.service';
 import { countsByOwner } from '../infra/prisma/state-counts';
 import type { DaemonReloadPolicy } from '@drover/protocol';
 import { storableText } from './task-output';
-import { Batcher } from '../common/concurrency/batcher';
+import { type Batcher, statementBatcher } from '../common/concurrency/batcher';
 
 export type { Operation, Task, TaskState };
 
@@ -225,13 +225,7 @@ export class OperationsRepository {
     runMany: (items: readonly Item[]) => Promise<Result[]>,
     keyOf: (item: Item) => string,
   ): Batcher<Item, Result> {
-    return new Batcher({
-      runMany,
-      keyOf,
-      maxSize: MAX_BATCH,
-      onBatchFailed: (error, size) =>
-        this.logger.warn({ err: error, size }, `a batch of ${size} ${what} failed; each is made on its own`),
-    });
+    return statementBatcher(this.logger, what, { runMany, keyOf, maxSize: MAX_BATCH });
   }
 
   /** Creates the operation, one task per host, and the audit event of the request, atomically. */

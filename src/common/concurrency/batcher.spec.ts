@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { Batcher } from './batcher';
+import { Batcher, statementBatcher } from './batcher';
 
 /** A batcher doubling numbers, recording each batch it ran; `failWhen` makes a batch reject. */
 function doubling(maxSize: number, failWhen: (items: readonly number[]) => boolean = () => false) {
@@ -95,5 +95,29 @@ describe('Batcher', () => {
       },
     });
     assert.deepEqual(await Promise.all([1, 2].map((n) => batcher.run(n))), [2, 3]);
+  });
+});
+
+describe('statementBatcher', () => {
+  it('logs a failed batch of several naming its statements, then runs each call alone', async () => {
+    const warnings: { fields: object; message: string }[] = [];
+    const batches: number[][] = [];
+    const batcher = statementBatcher<number, number>(
+      { warn: (fields, message) => warnings.push({ fields, message }) },
+      'doublings',
+      {
+        runMany: (items) => {
+          batches.push([...items]);
+          return items.length > 1 ? Promise.reject(new Error('too many')) : Promise.resolve([2 * items[0]!]);
+        },
+        keyOf: (n) => String(n),
+        maxSize: 10,
+      },
+    );
+    assert.deepEqual(await Promise.all([1, 2].map((n) => batcher.run(n))), [2, 4]);
+    assert.deepEqual(batches, [[1, 2], [1], [2]]);
+    assert.equal(warnings.length, 1);
+    assert.equal(warnings[0]!.message, 'a batch of 2 doublings failed; each is made on its own');
+    assert.deepEqual(Object.keys(warnings[0]!.fields), ['err', 'size']);
   });
 });

@@ -82,3 +82,24 @@ export class Batcher<Item, Result> {
     batch.forEach((entry, index) => entry.resolve(results[index] as Result));
   }
 }
+
+/** Where statementBatcher reports a failed batch (a Nest Logger). */
+export interface BatchWarnings {
+  warn(fields: object, message: string): void;
+}
+
+/**
+ * A Batcher of one kind of database statement (`what`, for the log), at most `maxSize` calls a
+ * statement: a failed batch of several is logged as a warning, then each call is made on its own.
+ */
+export function statementBatcher<Item, Result>(
+  logger: BatchWarnings,
+  what: string,
+  options: Omit<BatcherOptions<Item, Result>, 'onBatchFailed'>,
+): Batcher<Item, Result> {
+  return new Batcher({
+    ...options,
+    onBatchFailed: (error, size) =>
+      logger.warn({ err: error, size }, `a batch of ${size} ${what} failed; each is made on its own`),
+  });
+}
