@@ -11,6 +11,8 @@ export type { Agent, JoinToken };
 
 /** The most identity reads one statement takes (see AgentsRepository.identity). */
 const MAX_IDENTITY_BATCH = 100;
+/** The most claims one statement makes (see AgentsRepository.claimNext). */
+const MAX_CLAIM_BATCH = 100;
 
 /** An agent as its credential's guard sees it on every request. */
 export interface AgentIdentity {
@@ -59,6 +61,18 @@ export interface ClaimedTask {
   commandSentMsAgo: number | null;
 }
 
+/** A claim's answer: the task claimed (null when none was claimable), and when the first running one's claim lapses. */
+export interface Claim {
+  task: ClaimedTask | null;
+  /** In how many milliseconds the first running task's claim lapses, null when none runs. */
+  nextLapseInMs: number | null;
+}
+
+interface ClaimRequest {
+  hostId: string;
+  leaseMs: number;
+}
+
 /** The agent-facing and operator-facing persistence of agents: join tokens, agents, claims. */
 @Injectable()
 export class AgentsRepository {
@@ -72,6 +86,17 @@ export class AgentsRepository {
     runMany: (agentIds) => this.identitiesOf(agentIds),
     keyOf: (agentId) => agentId,
     maxSize: MAX_IDENTITY_BATCH,
+  });
+
+  /**
+   * The claims of the polls that looked for work in the same turn of the event loop (a rollout's
+   * batch offers its tasks together, so their agents' polls wake together), as one statement: one
+   * claim per host (a second poll of a host waits for the next statement, and sees the first's claim).
+   */
+  private readonly claims = statementBatcher<ClaimRequest, Claim>(this.logger, 'agent task claims', {
+    runMany: (requests) => this.claimsOf(requests),
+    keyOf: (request) => request.hostId,
+    maxSize: MAX_CLAIM_BATCH,
   });
 
   constructor(private readonly prisma: PrismaService) {}
@@ -309,13 +334,19 @@ export class AgentsRepository {
    * queued one, or a running one whose agent's lease lapsed (the agent lost it, or is back after a
    * partition). Claims of one host are serialised, and never two tasks on one unit run at once.
    * Also says in how many milliseconds the first running task's claim lapses (then its task can be
-   * claimed again), or null when none runs. One call to the database function claim_agent_task.
+   * claimed again), or null when none runs. One call to the database function claim_agent_task, in
+   * the statement of the claims made in the same turn (see `claims`).
    */
-  async claimNext(
-    hostId: string,
-    leaseMs: number,
-  ): Promise<{ task: ClaimedTask | null; nextLapseInMs: number | null }> {
-    const [row] = await this.prisma.rows<{
+  claimNext(hostId: string, leaseMs: number): Promise<Claim> {
+    return this.claims.run({ hostId, leaseMs });
+  }
+
+  private async claimsOf(requests: readonly ClaimRequest[]): Promise<Claim[]> {
+    // In host order: each claim takes its host's advisory lock until the statement commits, so two
+    // API processes claiming for the same hosts take their locks in the same order (no deadlock).
+    const ordered = [...requests].sort((a, b) => (a.hostId < b.hostId ? -1 : a.hostId > b.hostId ? 1 : 0));
+    const rows = await this.prisma.rows<{
+      host_id: string;
       task_id: string | null;
       attempt: number;
       verb: string;
@@ -325,23 +356,32 @@ export class AgentsRepository {
       command_timeout_ms: number;
       daemon_reload: string;
       next_lapse_ms: number | null;
-    }>(Prisma.sql`SELECT * FROM claim_agent_task(${hostId}, ${leaseMs}::int)`);
-    const lapse = row?.next_lapse_ms ?? null;
-    const nextLapseInMs = lapse === null ? null : Math.max(0, Math.ceil(lapse));
-    if (!row || row.task_id === null) return { task: null, nextLapseInMs };
-    return {
-      task: {
-        id: row.task_id,
-        attempt: row.attempt,
-        verb: row.verb,
-        unit: row.unit,
-        commandTimeoutMs: row.command_timeout_ms,
-        daemonReload: row.daemon_reload,
-        before: row.before,
-        commandSentMsAgo: row.command_sent_ms_ago === null ? null : Math.round(row.command_sent_ms_ago),
-      },
-      nextLapseInMs,
-    };
+    }>(Prisma.sql`
+      SELECT r.host_id, c.*
+      FROM unnest(${ordered.map((request) => request.hostId)}::text[], ${ordered.map((request) => request.leaseMs)}::int[])
+        WITH ORDINALITY AS r(host_id, lease_ms, position)
+      CROSS JOIN LATERAL claim_agent_task(r.host_id, r.lease_ms) c
+      ORDER BY r.position`);
+    const byHost = new Map(rows.map((row) => [row.host_id, row]));
+    return requests.map(({ hostId }) => {
+      const row = byHost.get(hostId);
+      const lapse = row?.next_lapse_ms ?? null;
+      const nextLapseInMs = lapse === null ? null : Math.max(0, Math.ceil(lapse));
+      if (!row || row.task_id === null) return { task: null, nextLapseInMs };
+      return {
+        task: {
+          id: row.task_id,
+          attempt: row.attempt,
+          verb: row.verb,
+          unit: row.unit,
+          commandTimeoutMs: row.command_timeout_ms,
+          daemonReload: row.daemon_reload,
+          before: row.before,
+          commandSentMsAgo: row.command_sent_ms_ago === null ? null : Math.round(row.command_sent_ms_ago),
+        },
+        nextLapseInMs,
+      };
+    });
   }
 
   /** Renews the agent's claim of an attempt; false when it is no longer that attempt's (or its host's). */

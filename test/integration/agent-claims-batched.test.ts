@@ -1,0 +1,165 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { AgentsRepository, type Claim } from '../../src/agents/agents.repository';
+import type { AuditActor } from '../../src/audit/audit-actor';
+import { PrismaService } from '../../src/infra/prisma/prisma.service';
+import { OperationsRepository } from '../../src/operations/operations.repository';
+import { countingPrisma, type CountingPrisma } from '../support/counting-prisma';
+import { createTestDatabase, query, TestDatabase } from '../support/database';
+import { buildOperation } from '../factories/operation.factory';
+
+const ACTOR: AuditActor = { actorTokenId: null, actorName: 'claims-test', requestId: null, sourceAddress: null };
+const HOSTS = 30;
+const LEASE_MS = 20_000;
+
+/**
+ * The agents' polls that look for work in the same turn of the API's event loop (a rollout's batch
+ * offers its tasks together, so their polls wake together) claim in one statement: each poll gets
+ * its own host's task, once, and two API processes claiming for the same hosts at once neither
+ * claim a task twice nor deadlock.
+ */
+describe('agent claims made together go in one statement', () => {
+  let database: TestDatabase;
+  let prisma: PrismaService;
+  let agents: AgentsRepository;
+  let operations: OperationsRepository;
+  let counted: CountingPrisma['counted'];
+
+  before(async () => {
+    database = await createTestDatabase();
+    ({ prisma, counted } = countingPrisma(database.url));
+    agents = new AgentsRepository(prisma);
+    operations = new OperationsRepository(prisma);
+  });
+
+  after(async () => {
+    await prisma.$disconnect();
+    await database.drop();
+  });
+
+  const newHosts = (count: number) =>
+    query<{ id: string; name: string }>(
+      database.url,
+      `INSERT INTO hosts (id, name, address, transport)
+       SELECT gen_random_uuid(), 'agent-' || md5(random()::text), '10.0.2.' || n, 'agent'
+       FROM generate_series(1, $1::int) n
+       RETURNING id::text, name`,
+      [count],
+    );
+
+  /** An operation restarting nginx on these hosts (a host listed twice gets two tasks), every task offered: host id → its tasks' ids. */
+  async function offeredOperation(hosts: { id: string; name: string }[]): Promise<Map<string, string[]>> {
+    const operation = await prisma.$transaction((tx) =>
+      operations.createIn(tx, buildOperation(ACTOR.actorName, { concurrency: hosts.length }), hosts, {}, ACTOR),
+    );
+    const tasks = await query<{ id: string; host_id: string }>(
+      database.url,
+      'SELECT id::text, host_id::text FROM tasks WHERE operation_id = $1::uuid ORDER BY position',
+      [operation.id],
+    );
+    const byHost = new Map<string, string[]>();
+    for (const task of tasks) {
+      assert.equal(await operations.offer(task.id), true);
+      byHost.set(task.host_id, [...(byHost.get(task.host_id) ?? []), task.id]);
+    }
+    return byHost;
+  }
+
+  const claimAll = (repository: AgentsRepository, hostIds: string[]) =>
+    Promise.all(hostIds.map((hostId) => repository.claimNext(hostId, LEASE_MS)));
+
+  it("claims 30 hosts' tasks in one statement, each poll its own host's task, and none again", async () => {
+    const hosts = await newHosts(HOSTS);
+    const tasks = await offeredOperation(hosts);
+    const hostIds = hosts.map((host) => host.id);
+
+    const { result: claims, statements } = await counted(() => claimAll(agents, hostIds));
+    assert.equal(statements, 1);
+    claims.forEach((claim, index) => {
+      assert.equal(claim.task?.id, tasks.get(hostIds[index]!)?.[0], `host ${index} claims its own task`);
+      assert.equal(claim.task?.attempt, 1);
+      assert.equal(claim.task?.verb, 'restart');
+      assert.equal(claim.task?.unit, 'nginx.service');
+      assert.equal(claim.nextLapseInMs, null, 'nothing of the host ran before the claim');
+    });
+    const running = await query<{ state: string; attempts: number; lease_ms: number }>(
+      database.url,
+      `SELECT state::text, attempts, (EXTRACT(EPOCH FROM lease_expires_at - now()) * 1000)::float8 AS lease_ms
+       FROM tasks WHERE host_id = ANY($1::uuid[])`,
+      [hostIds],
+    );
+    assert.equal(running.length, HOSTS);
+    for (const task of running) {
+      assert.equal(task.state, 'running');
+      assert.equal(task.attempts, 1);
+      assert.ok(task.lease_ms > 0 && task.lease_ms <= LEASE_MS, `a lease of ${task.lease_ms} ms`);
+    }
+
+    const again = await claimAll(agents, hostIds);
+    for (const claim of again) {
+      assert.equal(claim.task, null, 'a running task with a live claim is not claimed again');
+      assert.ok(claim.nextLapseInMs !== null && claim.nextLapseInMs > 0 && claim.nextLapseInMs <= LEASE_MS);
+    }
+  });
+
+  it('gives a host polled twice in one turn its task once, and its second task on the same unit only after the first', async () => {
+    const [host] = await newHosts(1);
+    const tasks = await offeredOperation([host!, host!]);
+    const [first, second] = tasks.get(host!.id)!;
+
+    const claims = await claimAll(agents, [host!.id, host!.id]);
+    assert.deepEqual(
+      claims.map((claim) => claim.task?.id ?? null),
+      [first, null],
+      'the second poll, in the next statement, sees the first claim and the unit it holds',
+    );
+    await query(database.url, `UPDATE tasks SET state = 'succeeded', finished_at = now() WHERE id = $1::uuid`, [first]);
+    const [next] = await claimAll(agents, [host!.id]);
+    assert.equal(next?.task?.id, second);
+  });
+
+  it('claims each task once when two API processes claim for the same hosts at once, in opposite orders', async () => {
+    const other = countingPrisma(database.url);
+    const otherAgents = new AgentsRepository(other.prisma);
+    try {
+      const hosts = await newHosts(HOSTS);
+      const tasks = await offeredOperation(hosts);
+      const hostIds = hosts.map((host) => host.id);
+      // Both connected before (a claim for a host without tasks), so that their statements overlap.
+      const nobody = randomUUID();
+      await Promise.all([agents.claimNext(nobody, LEASE_MS), otherAgents.claimNext(nobody, LEASE_MS)]);
+
+      // Counted on both: a deadlock between the two statements would show as a batch made again claim by claim.
+      const {
+        result: [mine, theirs],
+        statements: myStatements,
+      } = await counted(() =>
+        Promise.all([
+          claimAll(agents, hostIds),
+          other
+            .counted(() => claimAll(otherAgents, [...hostIds].reverse()))
+            .then(({ result, statements }) => {
+              assert.equal(statements, 1, "the other process's claims in one statement");
+              return result;
+            }),
+        ]),
+      );
+      assert.equal(myStatements, 1);
+      const claimed = (claims: Claim[]) => claims.flatMap((claim) => (claim.task ? [claim.task.id] : []));
+      const all = [...claimed(mine), ...claimed(theirs)].sort();
+      assert.deepEqual(all, [...tasks.values()].flat().sort(), 'every task claimed, none twice');
+      const attempts = await query<{ attempts: number }>(
+        database.url,
+        'SELECT attempts FROM tasks WHERE host_id = ANY($1::uuid[])',
+        [hostIds],
+      );
+      assert.deepEqual(
+        attempts.map((task) => task.attempts),
+        hostIds.map(() => 1),
+      );
+    } finally {
+      await other.prisma.$disconnect();
+    }
+  });
+});
