@@ -91,7 +91,8 @@ export class AgentsRepository {
   /**
    * The claims of the polls that looked for work in the same turn of the event loop (a rollout's
    * batch offers its tasks together, so their agents' polls wake together), as one statement: one
-   * claim per host (a second poll of a host waits for the next statement, and sees the first's claim).
+   * claim per host (a second poll of a host in the same turn makes the next statement, which waits
+   * for the host's lock and sees the claim of whichever statement took it first).
    */
   private readonly claims = statementBatcher<ClaimRequest, Claim>(this.logger, 'agent task claims', {
     runMany: (requests) => this.claimsOf(requests),
@@ -334,19 +335,16 @@ export class AgentsRepository {
    * queued one, or a running one whose agent's lease lapsed (the agent lost it, or is back after a
    * partition). Claims of one host are serialised, and never two tasks on one unit run at once.
    * Also says in how many milliseconds the first running task's claim lapses (then its task can be
-   * claimed again), or null when none runs. One call to the database function claim_agent_task, in
-   * the statement of the claims made in the same turn (see `claims`).
+   * claimed again), or null when none runs. One call to the database function claim_agent_tasks,
+   * with the other claims made in the same turn (see `claims`).
    */
   claimNext(hostId: string, leaseMs: number): Promise<Claim> {
     return this.claims.run({ hostId, leaseMs });
   }
 
   private async claimsOf(requests: readonly ClaimRequest[]): Promise<Claim[]> {
-    // In host order: each claim takes its host's advisory lock until the statement commits, so two
-    // API processes claiming for the same hosts take their locks in the same order (no deadlock).
-    const ordered = [...requests].sort((a, b) => (a.hostId < b.hostId ? -1 : a.hostId > b.hostId ? 1 : 0));
     const rows = await this.prisma.rows<{
-      host_id: string;
+      ordinal: number;
       task_id: string | null;
       attempt: number;
       verb: string;
@@ -357,14 +355,11 @@ export class AgentsRepository {
       daemon_reload: string;
       next_lapse_ms: number | null;
     }>(Prisma.sql`
-      SELECT r.host_id, c.*
-      FROM unnest(${ordered.map((request) => request.hostId)}::text[], ${ordered.map((request) => request.leaseMs)}::int[])
-        WITH ORDINALITY AS r(host_id, lease_ms, position)
-      CROSS JOIN LATERAL claim_agent_task(r.host_id, r.lease_ms) c
-      ORDER BY r.position`);
-    const byHost = new Map(rows.map((row) => [row.host_id, row]));
-    return requests.map(({ hostId }) => {
-      const row = byHost.get(hostId);
+      SELECT * FROM claim_agent_tasks(
+        ${requests.map((request) => request.hostId)}::text[], ${requests.map((request) => request.leaseMs)}::int[])`);
+    const byOrdinal = new Map(rows.map((row) => [row.ordinal, row]));
+    return requests.map((_, index) => {
+      const row = byOrdinal.get(index + 1);
       const lapse = row?.next_lapse_ms ?? null;
       const nextLapseInMs = lapse === null ? null : Math.max(0, Math.ceil(lapse));
       if (!row || row.task_id === null) return { task: null, nextLapseInMs };

@@ -1,12 +1,14 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { AgentsRepository, type Claim } from '../../src/agents/agents.repository';
+import { Client } from 'pg';
+import { AgentsRepository } from '../../src/agents/agents.repository';
 import type { AuditActor } from '../../src/audit/audit-actor';
 import { PrismaService } from '../../src/infra/prisma/prisma.service';
 import { OperationsRepository } from '../../src/operations/operations.repository';
 import { countingPrisma, type CountingPrisma } from '../support/counting-prisma';
 import { createTestDatabase, query, TestDatabase } from '../support/database';
+import { waitUntil } from '../support/wait';
 import { buildOperation } from '../factories/operation.factory';
 
 const ACTOR: AuditActor = { actorTokenId: null, actorName: 'claims-test', requestId: null, sourceAddress: null };
@@ -110,56 +112,112 @@ describe('agent claims made together go in one statement', () => {
 
     const claims = await claimAll(agents, [host!.id, host!.id]);
     assert.deepEqual(
-      claims.map((claim) => claim.task?.id ?? null),
-      [first, null],
-      'the second poll, in the next statement, sees the first claim and the unit it holds',
+      claims.map((claim) => claim.task?.id ?? null).sort(),
+      [first, null].sort(),
+      "the two polls' statements run at once: the one that takes the host's lock second sees the first's claim",
     );
     await query(database.url, `UPDATE tasks SET state = 'succeeded', finished_at = now() WHERE id = $1::uuid`, [first]);
     const [next] = await claimAll(agents, [host!.id]);
     assert.equal(next?.task?.id, second);
   });
 
-  it('claims each task once when two API processes claim for the same hosts at once, in opposite orders', async () => {
+  /** A second API process (its own connections and batches), until `work` is done. */
+  async function withOtherProcess<T>(
+    work: (other: AgentsRepository, counted: CountingPrisma['counted']) => Promise<T>,
+  ) {
     const other = countingPrisma(database.url);
-    const otherAgents = new AgentsRepository(other.prisma);
     try {
-      const hosts = await newHosts(HOSTS);
-      const tasks = await offeredOperation(hosts);
-      const hostIds = hosts.map((host) => host.id);
+      const otherAgents = new AgentsRepository(other.prisma);
       // Both connected before (a claim for a host without tasks), so that their statements overlap.
       const nobody = randomUUID();
       await Promise.all([agents.claimNext(nobody, LEASE_MS), otherAgents.claimNext(nobody, LEASE_MS)]);
-
-      // Counted on both: a deadlock between the two statements would show as a batch made again claim by claim.
-      const {
-        result: [mine, theirs],
-        statements: myStatements,
-      } = await counted(() =>
-        Promise.all([
-          claimAll(agents, hostIds),
-          other
-            .counted(() => claimAll(otherAgents, [...hostIds].reverse()))
-            .then(({ result, statements }) => {
-              assert.equal(statements, 1, "the other process's claims in one statement");
-              return result;
-            }),
-        ]),
-      );
-      assert.equal(myStatements, 1);
-      const claimed = (claims: Claim[]) => claims.flatMap((claim) => (claim.task ? [claim.task.id] : []));
-      const all = [...claimed(mine), ...claimed(theirs)].sort();
-      assert.deepEqual(all, [...tasks.values()].flat().sort(), 'every task claimed, none twice');
-      const attempts = await query<{ attempts: number }>(
-        database.url,
-        'SELECT attempts FROM tasks WHERE host_id = ANY($1::uuid[])',
-        [hostIds],
-      );
-      assert.deepEqual(
-        attempts.map((task) => task.attempts),
-        hostIds.map(() => 1),
-      );
+      return await work(otherAgents, other.counted);
     } finally {
       await other.prisma.$disconnect();
     }
+  }
+
+  /** Claims for `mine` here and for `theirs` in the other process at once; each must take one statement (a deadlock would show as a batch made again claim by claim). */
+  async function claimTogether(
+    other: AgentsRepository,
+    otherCounted: CountingPrisma['counted'],
+    mine: string[],
+    theirs: string[],
+  ): Promise<string[]> {
+    const [here, there] = await Promise.all([
+      counted(() => claimAll(agents, mine)),
+      otherCounted(() => claimAll(other, theirs)),
+    ]);
+    assert.deepEqual([here.statements, there.statements], [1, 1], 'one statement in each process');
+    return [...here.result, ...there.result].flatMap((claim) => (claim.task ? [claim.task.id] : []));
+  }
+
+  const attemptsOf = (hostIds: string[]) =>
+    query<{ attempts: number }>(database.url, 'SELECT attempts FROM tasks WHERE host_id = ANY($1::uuid[])', [hostIds]);
+
+  it('claims each task once when two API processes claim for overlapping hosts at once', async () => {
+    await withOtherProcess(async (other, otherCounted) => {
+      const hosts = await newHosts(HOSTS);
+      const tasks = await offeredOperation(hosts);
+      const hostIds = hosts.map((host) => host.id);
+
+      const claimed = await claimTogether(other, otherCounted, hostIds.slice(0, 20), hostIds.slice(10));
+      assert.deepEqual(claimed.sort(), [...tasks.values()].flat().sort(), 'every task claimed, none twice');
+      assert.deepEqual(
+        (await attemptsOf(hostIds)).map((task) => task.attempts),
+        hostIds.map(() => 1),
+      );
+    });
+  });
+
+  it('does not deadlock when two processes claim the first tasks of two new operations on interleaved hosts', async () => {
+    await withOtherProcess(async (other, otherCounted) => {
+      // In host order, as claims take the hosts: this process claims hosts 0, 2, 4, ..., the other
+      // 1, 3, 5, ...; operation one has hosts 0, 3, 4, 7, ..., operation two 1, 2, 5, 6, ...: each
+      // statement claims for both operations, first for the one the other claims for second.
+      const hosts = (await newHosts(16)).sort((a, b) => (a.id < b.id ? -1 : 1));
+      const one = hosts.filter((_, index) => index % 4 === 0 || index % 4 === 3);
+      const two = hosts.filter((_, index) => index % 4 === 1 || index % 4 === 2);
+      const tasks = [...(await offeredOperation(one)).values(), ...(await offeredOperation(two)).values()].flat();
+      const ids = hosts.map((host) => host.id);
+
+      // Each statement claims its first host, then waits at its second (its claim lock, held here)
+      // until both got there, so that each claimed for the operation the other claims for next:
+      // claims that locked their operation's row at once then waited for each other.
+      const gate = new Client({ connectionString: database.url });
+      await gate.connect();
+      try {
+        await gate.query(
+          'SELECT pg_advisory_lock(hashtextextended($1, 7)), pg_advisory_lock(hashtextextended($2, 7))',
+          [ids[2], ids[3]],
+        );
+        const claiming = claimTogether(
+          other,
+          otherCounted,
+          ids.filter((_, index) => index % 2 === 0),
+          ids.filter((_, index) => index % 2 === 1),
+        );
+        await waitUntil(
+          async () =>
+            (
+              await gate.query<{ waiting: number }>(
+                "SELECT count(*)::int AS waiting FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+              )
+            ).rows[0]?.waiting === 2,
+          'both statements wait at their second host',
+        );
+        await gate.query('SELECT pg_advisory_unlock_all()');
+        const claimed = await claiming;
+        assert.deepEqual(claimed.sort(), tasks.sort(), 'every task claimed, none twice');
+      } finally {
+        await gate.end();
+      }
+      const statuses = await query<{ status: string }>(
+        database.url,
+        'SELECT DISTINCT o.status::text FROM operations o JOIN tasks t ON t.operation_id = o.id WHERE t.host_id = ANY($1::uuid[])',
+        [ids],
+      );
+      assert.deepEqual(statuses, [{ status: 'running' }], 'both operations are running');
+    });
   });
 });
