@@ -47,6 +47,7 @@ import {
   eachLimited,
   Measured,
   operationRun,
+  probeStartLimitIntervalMs,
   probeStates,
   restartProblems,
   subsetLabel,
@@ -92,6 +93,8 @@ const LOAD_DEFAULTS = { database: 'drover_bench_agent_load', port: 8095 };
 /** Hosts installed, or checked, at once (each is a few processes inside the host). */
 const HOST_PARALLEL = 8;
 const CHECK_PARALLEL = 16;
+/** Added to the probe's start-limit interval between the end of a fan-out run and the start of the next. */
+const START_LIMIT_MARGIN_MS = 1_000;
 const POLL_WAIT_MS = 25_000;
 const LOAD_RAMP_SECONDS = 10;
 /** The API's accept queue (HTTP_LISTEN_BACKLOG, its default); Linux caps it at net.core.somaxconn. */
@@ -700,7 +703,12 @@ const FANOUT_NOTES = [
     'handshake is paid in every run, nothing is read or recorded. The lower bound of SSH without a pool.',
   '- after every run (warm-up included), inside every host through nsenter (neither SSH nor the agent): the unit has ' +
     'a new MainPID and `/var/lib/drover-probe/starts` (one line per start, written before `systemctl restart` returns) ' +
-    'has exactly one more line; anything else fails the benchmark. Every run starts once the hosts have been quiet for 2 s ' +
+    "has exactly one more line; anything else fails the benchmark. Every run starts at least the probe's StartLimitIntervalSec " +
+    "(systemd's default, 10 s) + 1 s after the run before it ended, so that no contender restarts a probe that " +
+    "started within that interval, which a unit restarted across a fleet rarely did: drover's start-limit check then " +
+    'judges from the unit alone and does not read its journal (it does when the unit started within the interval; ' +
+    'in runs before 6 December 2026, 06:00 UTC a round of three runs took about 28-30 s, so the agent and drover ssh ' +
+    'runs often came within 10 s of the run before and read it), and once the hosts have been quiet for 2 s ' +
     '(their cgroups used under 0.02 + 0.004 × N of a core: agents that just started list their units for seconds); the order of ' +
     "the contenders rotates every round; the warm-up round is not in the statistics. CPU s: the contender's drover " +
     '(API + worker) until its queues are idle again (the discovery after each SSH action included), or this process for bare ssh2; ' +
@@ -877,17 +885,22 @@ async function fleetParts(
       // Every host at once: the worker opens as many handshakes as it has task slots.
       ssh2: (size) => bareSsh2ColdRun(hosts.slice(0, size), privateKey, size),
     };
+    // No run restarts the probe within its start-limit interval of the run before (see FANOUT_NOTES).
+    const runGapMs = (await probeStartLimitIntervalMs(fleet, hosts[0]!)) + START_LIMIT_MARGIN_MS;
+    let lastRunEndedAt = -Infinity;
     for (const size of options.sizes) {
       const subset = hosts.slice(0, size);
       for (let round = 0; round <= options.runs; round += 1) {
         const label = `N=${size} ${round === 0 ? 'warm-up' : `round ${round}`}`;
         for (let i = 0; i < CONTENDERS.length; i += 1) {
           const contender = CONTENDERS[(round + i) % CONTENDERS.length]!;
+          await sleep(Math.max(0, lastRunEndedAt + runGapMs - performance.now()));
           await untilHostsQuiet(fleet, subset, `${label}, ${TITLES[contender]}`);
           const before = await probeStates(fleet, subset);
           const load = os.loadavg()[0]!;
           const hostsCpuBefore = await hostsCpuByPart(fleet, subset);
           const measured = await contenders[contender](size);
+          lastRunEndedAt = performance.now();
           const problems = restartProblems(before, await probeStates(fleet, subset));
           if (problems.length > 0) {
             throw new Error(`${label}, ${contender}: ${problems.length} problems: ${problems.slice(0, 5).join('; ')}`);

@@ -6,6 +6,7 @@
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client as SshClient } from 'ssh2';
+import { parseTimespan } from '@drover/systemd';
 import { call, Drover, waitForIdleQueues } from './drover';
 import { FleetHost, FleetInstance, inHost, sshConnect, sshExec } from './fleet';
 import { cpuSeconds, errorText } from './harness';
@@ -60,6 +61,21 @@ export async function probeStates(fleet: FleetInstance, hosts: FleetHost[]): Pro
     return [host.name, { mainPid: Number(mainPid), starts: Number(starts) }] as const;
   });
   return new Map(states);
+}
+
+/**
+ * The probe's StartLimitIntervalSec on `host`, in milliseconds (systemd's default is 10 s). drover
+ * reads the unit's journal before starting it (its start-limit check) only when the unit started
+ * within that interval; the agent's benchmark spaces its runs by more than it.
+ */
+export async function probeStartLimitIntervalMs(fleet: FleetInstance, host: FleetHost): Promise<number> {
+  const command = `systemctl show -p StartLimitIntervalUSec --value ${PROBE_UNIT}`;
+  const result = await inHost(fleet, host, command);
+  const microseconds = parseTimespan(result.stdout.trim());
+  if (result.code !== 0 || microseconds === null || microseconds === 'infinity') {
+    throw new Error(`${host.name}: ${command}: exit ${result.code}: ${result.stdout.trim()} ${result.stderr}`);
+  }
+  return Number(microseconds) / 1000;
 }
 
 /** What is wrong unless the probe has a new MainPID and recorded exactly one start on every host. */
