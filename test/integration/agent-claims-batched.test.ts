@@ -62,7 +62,10 @@ describe('agent claims made together go in one statement', () => {
     );
     const byHost = new Map<string, string[]>();
     for (const task of tasks) {
-      assert.equal(await operations.offer(task.id), true);
+      assert.deepEqual(await operations.offerUnlessHeld((await operations.findForRun(task.id))!), {
+        offered: true,
+        hold: null,
+      });
       byHost.set(task.host_id, [...(byHost.get(task.host_id) ?? []), task.id]);
     }
     return byHost;
@@ -201,7 +204,9 @@ describe('agent claims made together go in one statement', () => {
           async () =>
             (
               await gate.query<{ waiting: number }>(
-                "SELECT count(*)::int AS waiting FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+                `SELECT count(*)::int AS waiting FROM pg_locks
+                 WHERE locktype = 'advisory' AND NOT granted
+                   AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
               )
             ).rows[0]?.waiting === 2,
           'both statements wait at their second host',

@@ -9,8 +9,9 @@
 -- another call could hold while waiting for it:
 -- - the hosts' advisory locks (one claim of a host at a time) are taken in host order, as every
 --   call takes them, and only they are waited for while claiming;
--- - the task rows are taken with SKIP LOCKED (a task locked by another writer is not claimed now;
---   the writer that offers a task wakes its agent after it committed);
+-- - the task rows are taken with SKIP LOCKED: a task another writer holds at that moment is not
+--   claimed by this call (the worker's offer wakes the agent after it committed; a task held by
+--   any other writer waits for the agent's next poll);
 -- - the operations whose first task was claimed are marked running last, their rows taken in id
 --   order: a single claim used to take its operation's row at once, and two calls claiming for
 --   interleaved hosts of two new operations then each waited for the other's.
@@ -27,7 +28,8 @@
 -- when none runs), after which its task can be claimed again without a wake-up. A host named twice
 -- is claimed for twice, the second claim seeing the first.
 
-DROP FUNCTION claim_agent_task(text, int);
+-- claim_agent_task stays while API processes of the previous release may still call it (a rolling
+-- upgrade migrates when the first new process starts); a later release drops it.
 
 CREATE FUNCTION claim_agent_tasks(p_host_ids text[], p_lease_ms int[])
 RETURNS TABLE (
@@ -49,6 +51,7 @@ DECLARE
   v_host text;
   v_lease_ms int;
   v_now timestamptz;
+  v_looked timestamptz;
   v_claimable boolean;
   v_next_lapse_ms float8;
   v_task_id uuid;
@@ -76,8 +79,11 @@ BEGIN
     v_task_id := NULL;
     IF v_claimable IS TRUE THEN
       -- One claim of a host at a time; each statement below sees the previous claim committed.
+      v_looked := v_now;
       PERFORM pg_advisory_xact_lock(hashtextextended(v_host, 7));
       v_now := clock_timestamp();
+      -- The lapse was measured before waiting for the lock.
+      v_next_lapse_ms := v_next_lapse_ms - EXTRACT(EPOCH FROM v_now - v_looked) * 1000;
       UPDATE tasks SET state = 'running', attempts = tasks.attempts + 1,
         started_at = COALESCE(tasks.started_at, v_now),
         lease_expires_at = v_now + v_lease_ms * interval '1 millisecond', output_seq = 0
