@@ -279,9 +279,9 @@ async function offerToClaimMs(drover: Drover, operationId: string): Promise<numb
 /**
  * For every task of an agent operation, the milliseconds from its offer to the line its agent logs
  * as it begins the task ("restart drover-probe.service: starting", stamped by journald as it reads
- * it): when the agent had the command in hand, which started_at (the start of the claim's statement,
- * made for every poll woken in the same turn) does not show. The hosts share this machine's kernel
- * clock with PostgreSQL. Null for a task whose line was not found.
+ * it): when the agent had the command in hand, which started_at (the claim, before it commits and
+ * its answer reaches the agent) does not show. The hosts share this machine's kernel clock with
+ * PostgreSQL. Null for a task whose line was not found.
  */
 async function offerToAgentMs(
   fleet: FleetInstance,
@@ -661,7 +661,7 @@ function wakeLines(agentRuns: RunRecord[]): string[] {
     ...wakeLine(
       claims,
       "from a task's offer (offered_at, then the Redis publish) to its claim by the agent's waiting poll (started_at: " +
-        'the start of the statement that claimed for every poll woken in the same turn)',
+        "the database's clock as the claim was made, in the call that claims for every poll woken in the same turn)",
     ),
     ...wakeLine(
       found,

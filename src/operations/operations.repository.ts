@@ -205,6 +205,11 @@ export class OperationsRepository {
     (starts: readonly TaskStart[]) => this.startMany(starts),
     ({ task }) => task.id,
   );
+  private readonly offers = this.batcher(
+    'offers to agents',
+    (tasks: readonly TaskWithContext[]) => this.offerMany(tasks),
+    (task) => task.id,
+  );
   private readonly clearances = this.batcher(
     'clearances to act',
     (clearances: readonly Clearance[]) => this.clearManyToAct(clearances),
@@ -365,7 +370,7 @@ export class OperationsRepository {
   }
 
   /**
-   * As startAttempt, unless another rollout holds the task's unit (see unitHolder): then the task
+   * As startAttempt, unless another rollout holds the task's unit (see holdSql): then the task
    * is left as it was and the hold is returned. The first thing every task does: one statement for
    * every start asked for in the same turn.
    */
@@ -412,24 +417,47 @@ export class OperationsRepository {
   }
 
   /**
-   * Whether another rollout holds the task's unit on its host: from the moment its own task there
-   * started until its health gate ended. A unit is acted on by one rollout at a time, and nothing
-   * acts on it while a rollout judges it (another restart would look like a crash to the gate).
+   * Offers an agent host's task to its agent (it can claim it from now on) unless another rollout
+   * holds the task's unit on its host (see holdSql). `offered` is false when the task was offered
+   * already or ended, or is held (`hold`). One statement for every offer asked for in the same turn
+   * (a batch's tasks are offered together).
    */
-  async unitHolder(task: TaskWithContext): Promise<UnitHold | null> {
-    const [hold] = await this.prisma.rows<HoldRow>(
-      this.holdSql(
-        Prisma.sql`${task.hostId}::uuid`,
-        Prisma.sql`${task.unit}::text`,
-        Prisma.sql`${task.operation.rolloutId}::uuid`,
-      ),
-    );
-    return hold ? holdOf(hold) : null;
+  offerUnlessHeld(task: TaskWithContext): Promise<{ offered: boolean; hold: UnitHold | null }> {
+    return this.offers.run(task);
+  }
+
+  private async offerMany(tasks: readonly TaskWithContext[]): Promise<{ offered: boolean; hold: UnitHold | null }[]> {
+    const column = <Value>(pick: (task: TaskWithContext) => Value) => tasks.map(pick);
+    const rows = await this.prisma.rows<{ offered: boolean } & Joined<HoldRow>>(Prisma.sql`
+      WITH input AS (
+        SELECT * FROM unnest(${column((task) => task.id)}::uuid[], ${column((task) => task.hostId)}::uuid[],
+          ${column((task) => task.unit)}::text[], ${column((task) => task.operation.rolloutId)}::uuid[])
+          WITH ORDINALITY AS i (task_id, host_id, unit, rollout_id, n)
+      ), hold AS (
+        SELECT i.n, held.rollout_id, held.state
+        FROM input i CROSS JOIN LATERAL (${this.holdSql(Prisma.raw('i.host_id'), Prisma.raw('i.unit'), Prisma.raw('i.rollout_id'))}) AS held
+      ), offered AS (
+        UPDATE tasks t SET offered_at = now()
+        FROM input i
+        WHERE t.id = i.task_id AND t.offered_at IS NULL AND t.state = 'queued'
+          AND NOT EXISTS (SELECT 1 FROM hold WHERE hold.n = i.n)
+        RETURNING i.n
+      )
+      SELECT offered.n IS NOT NULL AS offered, hold.rollout_id, hold.state
+      FROM input i LEFT JOIN hold ON hold.n = i.n LEFT JOIN offered ON offered.n = i.n
+      ORDER BY i.n`);
+    return rows.map((row) => ({
+      offered: row.offered,
+      hold: row.rollout_id && row.state ? holdOf({ rollout_id: row.rollout_id, state: row.state }) : null,
+    }));
   }
 
   /**
    * The hold on a unit of a host (none when either is null) by a rollout other than `rolloutId`:
-   * the expressions given, a task's values or the columns of a statement's input.
+   * the expressions given, a task's values or the columns of a statement's input. A rollout holds a
+   * unit of a host from the moment its own task there started until its health gate ended: a unit is
+   * acted on by one rollout at a time, and nothing acts on it while a rollout judges it (another
+   * restart would look like a crash to the gate).
    */
   private holdSql(hostId: Prisma.Sql, unit: Prisma.Sql, rolloutId: Prisma.Sql): Prisma.Sql {
     return Prisma.sql`
@@ -480,13 +508,6 @@ export class OperationsRepository {
       select: { status: true },
     });
     return rollout?.status === 'cancelled' || rollout?.status === 'aborted' ? rollout.status : null;
-  }
-
-  /** Makes a task claimable by its host's agent (once); false when it was offered already or ended. */
-  async offer(taskId: string): Promise<boolean> {
-    const offered = await this.prisma.execute(Prisma.sql`
-      UPDATE tasks SET offered_at = now() WHERE id = ${taskId}::uuid AND offered_at IS NULL AND state = 'queued'`);
-    return offered === 1;
   }
 
   /**

@@ -161,12 +161,12 @@ export class TaskRunnerService {
     if (task.state !== 'queued' && task.state !== 'running') return;
     const watchEveryMs = Math.max(AGENT_WATCH_MIN_MS, Math.floor(this.config.AGENT_OFFLINE_AFTER_MS / 4));
     if (task.offeredAt === null) {
-      const hold = await this.operations.unitHolder(task);
+      const { offered, hold } = await this.operations.offerUnlessHeld(task);
       if (hold) {
         await this.heldByRollout(task, hold);
         return;
       }
-      if (await this.operations.offer(task.id)) await this.agentWake.wake(task.host?.id ?? '');
+      if (offered) await this.agentWake.wake(task.host?.id ?? '');
       throw new JobDeferred(watchEveryMs);
     }
     const watch = await this.operations.agentTaskWatch(task.id);

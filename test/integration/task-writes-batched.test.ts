@@ -265,6 +265,70 @@ describe('task reads and writes made together go in one statement', () => {
     );
   });
 
+  it("offers agent hosts' tasks in one statement, except those whose unit another rollout holds", async () => {
+    const hosts = await newHosts(HOSTS);
+    const operation = await operations.create(
+      buildOperation(ACTOR.actorName, { concurrency: HOSTS }),
+      hosts,
+      {},
+      ACTOR,
+    );
+    const { claimed } = await operations.claimDispatchable(operation.id);
+    const tasks = (await Promise.all(claimed.map((id) => operations.findForRun(id)))) as TaskWithContext[];
+    const [gated, acted, ended] = tasks as [TaskWithContext, TaskWithContext, TaskWithContext];
+    // Another rollout judges the unit on the first host in its health gate, and a third acts on it
+    // on the second host (its task there runs); the third task ended.
+    const acting = await operations.create(
+      buildOperation('other', { concurrency: 1 }),
+      [{ id: acted.hostId!, name: acted.hostName }],
+      {},
+      ACTOR,
+    );
+    await query(database.url, "UPDATE tasks SET state = 'running' WHERE operation_id = $1::uuid", [acting.id]);
+    await query(
+      database.url,
+      `WITH holder AS (
+         INSERT INTO rollouts (id, verb, unit, selector, strategy, total, max_failures, request_hash, requested_by)
+         SELECT gen_random_uuid(), 'restart', $1, 'x=y', '{}', 1, 0, repeat('0', 64), 'other'
+         FROM generate_series(1, 2) RETURNING id),
+       numbered AS (SELECT id, row_number() OVER (ORDER BY id) AS n FROM holder)
+       INSERT INTO rollout_hosts (id, rollout_id, host_id, host_name, position, units, state, operation_id, gate_started_at)
+       SELECT gen_random_uuid(), numbered.id, CASE n WHEN 1 THEN $2::uuid ELSE $3::uuid END, 'held', 0, ARRAY[$1],
+         CASE n WHEN 1 THEN 'gating' ELSE 'acting' END::"RolloutHostState",
+         CASE n WHEN 1 THEN NULL ELSE $4::uuid END, CASE n WHEN 1 THEN now() END
+       FROM numbered`,
+      [UNIT, gated.hostId, acted.hostId, acting.id],
+    );
+    await query(database.url, "UPDATE tasks SET state = 'cancelled', finished_at = now() WHERE id = $1::uuid", [
+      ended.id,
+    ]);
+
+    const offers = await counted(() => Promise.all(tasks.map((task) => operations.offerUnlessHeld(task))));
+    assert.equal(offers.statements, 1);
+    assert.deepEqual(
+      offers.result.slice(0, 3).map(({ offered, hold }) => [offered, hold?.hostState ?? null]),
+      [
+        [false, 'gating'],
+        [false, 'acting'],
+        [false, null],
+      ],
+      'a gated and an acted-on unit are held, an ended task is not offered',
+    );
+    assert.deepEqual(
+      offers.result.slice(3),
+      tasks.slice(3).map(() => ({ offered: true, hold: null })),
+    );
+    const again = await operations.offerUnlessHeld(tasks[3]!);
+    assert.deepEqual(again, { offered: false, hold: null }, 'a task is offered once');
+    const [counts] = await query<{ offered: number; distinct_times: number }>(
+      database.url,
+      `SELECT count(offered_at)::int AS offered, count(DISTINCT offered_at)::int AS distinct_times
+       FROM tasks WHERE operation_id = $1::uuid`,
+      [operation.id],
+    );
+    assert.deepEqual(counts, { offered: HOSTS - 3, distinct_times: 1 });
+  });
+
   it("ends claim the operation's next tasks in turn, and store what each end was given", async () => {
     const { id, tasks } = await startedTasks(4, 2);
     assert.equal(tasks.length, 2, 'concurrency 2: two tasks dispatched');
