@@ -122,16 +122,45 @@ describe('web dashboard in Chromium', { timeout: 600_000 }, () => {
   const unit = `drover-ui-${tag}.service`;
   const hostileUnit = `drover-ui-xss-${tag}.service`;
   const pageErrors: string[] = [];
+  /** Each page's API requests that failed (status ≥ 400, or no answer): what `shown` reports. */
+  const failedRequests = new WeakMap<Page, string[]>();
 
   async function newPage(): Promise<{ context: BrowserContext; page: Page }> {
     const context = await browser.newContext();
     const page = await context.newPage();
+    const failed: string[] = [];
+    failedRequests.set(page, failed);
+    page.on('response', (response) => {
+      if (response.status() >= 400)
+        failed.push(`${response.request().method()} ${response.url()} ${response.status()}`);
+    });
+    page.on('requestfailed', (request) =>
+      failed.push(`${request.method()} ${request.url()} ${request.failure()?.errorText ?? 'failed'}`),
+    );
     page.on('pageerror', (error) => pageErrors.push(error.message));
     page.on('dialog', (dialog) => {
       pageErrors.push(`unexpected dialog: ${dialog.message()}`);
       void dialog.dismiss();
     });
     return { context, page };
+  }
+
+  /** Waits until the page shows `testId`; if it does not in time, says what it showed instead and which requests failed. */
+  async function shown(page: Page, testId: string, timeout: number): Promise<void> {
+    try {
+      await page.getByTestId(testId).waitFor({ timeout });
+    } catch (error) {
+      const text = await page
+        .locator('main')
+        .innerText()
+        .catch(() => '(not readable)');
+      const failed = failedRequests.get(page) ?? [];
+      throw new Error(
+        `${testId} not shown within ${timeout} ms at ${page.url()}; the page showed: ${text.slice(0, 1000)}; ` +
+          `failed requests: ${failed.join('; ') || 'none'}`,
+        { cause: error },
+      );
+    }
   }
 
   async function signIn(page: Page, token: string): Promise<void> {
@@ -396,7 +425,7 @@ describe('web dashboard in Chromium', { timeout: 600_000 }, () => {
       const { context, page } = await newPage();
       await signIn(page, token);
       await page.goto(`${api.baseUrl}/ui/#/rollouts/${rollout.id}`);
-      await page.getByTestId('rollout-status').waitFor();
+      await shown(page, 'rollout-status', LONG);
       await page.locator('[data-testid=rollout-status]', { hasText: 'awaiting_approval' }).waitFor({ timeout: LONG });
       assert.equal(await page.getByTestId('controls').count(), 0, 'no pause/cancel/approve for this token');
       await page.goto(`${api.baseUrl}/ui/#/rollouts`);
@@ -422,10 +451,29 @@ describe('web dashboard in Chromium', { timeout: 600_000 }, () => {
     }
 
     // The admin who started it cancels it (after a confirmation), retries it and approves the rest.
+    // The page's first read of the rollout meets a busy API (503): it reads it again and shows it.
     const { context, page } = await newPage();
     await signIn(page, adminToken);
+    let busyAnswers = 0;
+    await page.route(`**/v1/rollouts/${rollout.id}`, async (route) => {
+      if (busyAnswers > 0) return route.continue();
+      busyAnswers += 1;
+      return route.fulfill({
+        status: 503,
+        contentType: 'application/problem+json',
+        body: JSON.stringify({
+          type: 'about:blank',
+          title: 'Service Unavailable',
+          status: 503,
+          detail: 'busy',
+          errors: [],
+        }),
+      });
+    });
     await page.goto(`${api.baseUrl}/ui/#/rollouts/${rollout.id}`);
-    await page.getByTestId('control-approve').waitFor();
+    await shown(page, 'control-approve', LONG);
+    assert.equal(busyAnswers, 1, 'the first read was answered 503');
+    assert.equal(await page.getByTestId('reload-error').count(), 0, 'the error is gone once the rollout was read');
     await page.getByTestId('control-cancel').click();
     await page.getByTestId('confirm-cancel').click();
     await page.locator('[data-testid=rollout-status]', { hasText: 'cancelled' }).waitFor({ timeout: LONG });

@@ -1,6 +1,6 @@
 import { Component } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { describeError, mayControl, unwrapResult, type Rollout, type Schemas, type Session } from '../api';
+import { ApiError, describeError, mayControl, unwrapResult, type Rollout, type Schemas, type Session } from '../api';
 import { duration, time } from '../format';
 import { href } from '../router';
 import { followRollout, type StreamEvent, type StreamState } from '../sse';
@@ -11,6 +11,8 @@ type Task = Schemas['Operation']['tasks'][number];
 type Control = 'pause' | 'resume' | 'approve' | 'cancel' | 'retry';
 
 const ACTIVE = new Set(['queued', 'running', 'paused', 'awaiting_approval']);
+/** How soon a read of the rollout that failed for want of an answer is made again. */
+const RELOAD_RETRY_MS = 2_000;
 
 /** Which controls apply to a rollout in this status (the API refuses the others anyway). */
 export function controlsFor(rollout: Rollout): Control[] {
@@ -139,12 +141,23 @@ export function RolloutPage({ session, id }: { session: Session; id: string }) {
     let live = true;
     let timer: ReturnType<typeof setTimeout> | null = null;
     let pending = false;
+    let retry: ReturnType<typeof setTimeout> | null = null;
     const load = async () => {
       try {
         const loaded = unwrapResult(await session.client.GET('/v1/rollouts/{id}', { params: { path: { id } } }));
-        if (live) setRollout(loaded);
+        if (!live) return;
+        setRollout(loaded);
+        setError(null);
       } catch (caught) {
-        if (live) setError(describeError(caught));
+        if (!live) return;
+        setError(describeError(caught));
+        // A busy or unreachable API (5xx, no answer) is asked again; a refusal (4xx) stands.
+        if (!(caught instanceof ApiError && caught.status < 500) && retry === null) {
+          retry = setTimeout(() => {
+            retry = null;
+            refresh.current();
+          }, RELOAD_RETRY_MS);
+        }
       }
     };
     refresh.current = () => {
@@ -166,6 +179,7 @@ export function RolloutPage({ session, id }: { session: Session; id: string }) {
     return () => {
       live = false;
       if (timer) clearTimeout(timer);
+      if (retry) clearTimeout(retry);
     };
   }, [id]);
 
@@ -219,13 +233,14 @@ export function RolloutPage({ session, id }: { session: Session; id: string }) {
     }
   }, [stream, status]);
 
-  if (error)
-    return (
+  if (!rollout)
+    return error ? (
       <p role="alert" class="error">
         {error}
       </p>
+    ) : (
+      <p class="muted">Loading…</p>
     );
-  if (!rollout) return <p class="muted">Loading…</p>;
 
   const control = async (action: Control) => {
     setControlError(null);
@@ -307,6 +322,11 @@ export function RolloutPage({ session, id }: { session: Session; id: string }) {
         <pre role="alert" class="error" data-testid="control-error">
           {controlError}
         </pre>
+      )}
+      {error && (
+        <p role="status" class="error" data-testid="reload-error">
+          Could not read the rollout again (what is shown may be old): {error}
+        </p>
       )}
       <h2>Batches</h2>
       <ol class="batches" data-testid="batches">
