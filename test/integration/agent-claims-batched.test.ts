@@ -7,7 +7,7 @@ import type { AuditActor } from '../../src/audit/audit-actor';
 import { PrismaService } from '../../src/infra/prisma/prisma.service';
 import { OperationsRepository } from '../../src/operations/operations.repository';
 import { countingPrisma, type CountingPrisma } from '../support/counting-prisma';
-import { createTestDatabase, query, TestDatabase } from '../support/database';
+import { createTestDatabase, insertHosts, query, TestDatabase } from '../support/database';
 import { waitUntil } from '../support/wait';
 import { buildOperation } from '../factories/operation.factory';
 
@@ -40,15 +40,7 @@ describe('agent claims made together go in one statement', () => {
     await database.drop();
   });
 
-  const newHosts = (count: number) =>
-    query<{ id: string; name: string }>(
-      database.url,
-      `INSERT INTO hosts (id, name, address, transport)
-       SELECT gen_random_uuid(), 'agent-' || md5(random()::text), '10.0.2.' || n, 'agent'
-       FROM generate_series(1, $1::int) n
-       RETURNING id::text, name`,
-      [count],
-    );
+  const newHosts = (count: number) => insertHosts(database.url, count, 'agent-', 'agent');
 
   /** An operation restarting nginx on these hosts (a host listed twice gets two tasks), every task offered: host id → its tasks' ids. */
   async function offeredOperation(hosts: { id: string; name: string }[]): Promise<Map<string, string[]>> {

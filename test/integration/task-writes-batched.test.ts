@@ -8,7 +8,7 @@ import { PrismaService } from '../../src/infra/prisma/prisma.service';
 import { OperationsRepository, TaskOutcome, TaskWithContext } from '../../src/operations/operations.repository';
 import type { AuditActor } from '../../src/audit/audit-actor';
 import { countingPrisma, type CountingPrisma } from '../support/counting-prisma';
-import { createTestDatabase, query, TestDatabase } from '../support/database';
+import { createTestDatabase, insertHosts, query, TestDatabase } from '../support/database';
 import { waitUntil } from '../support/wait';
 import { buildOperation } from '../factories/operation.factory';
 
@@ -45,14 +45,7 @@ describe('task reads and writes made together go in one statement', () => {
   });
 
   /** `count` new hosts. */
-  const newHosts = (count: number) =>
-    query<{ id: string; name: string }>(
-      database.url,
-      `INSERT INTO hosts (id, name, address)
-       SELECT gen_random_uuid(), 'web-' || md5(random()::text), '10.0.1.' || n FROM generate_series(1, $1::int) n
-       RETURNING id::text, name`,
-      [count],
-    );
+  const newHosts = (count: number) => insertHosts(database.url, count, 'web-');
 
   /**
    * A new operation restarting the unit on each of these hosts (or the unit an entry names), all at

@@ -55,3 +55,20 @@ export async function query<Row extends Record<string, unknown>>(
 export async function countRows(url: string, table: string): Promise<number> {
   return Number((await query<{ n: string }>(url, `SELECT count(*) AS n FROM ${table}`))[0]?.n);
 }
+
+/** `count` new hosts inserted by SQL (random names with `prefix`), reached over `transport`: their ids and names. */
+export function insertHosts(
+  url: string,
+  count: number,
+  prefix: string,
+  transport: 'ssh' | 'agent' = 'ssh',
+): Promise<{ id: string; name: string }[]> {
+  return query<{ id: string; name: string }>(
+    url,
+    `INSERT INTO hosts (id, name, address, transport)
+     SELECT gen_random_uuid(), $2 || md5(random()::text), '10.0.' || (n / 250) || '.' || (n % 250 + 1), $3::"HostTransport"
+     FROM generate_series(1, $1::int) n
+     RETURNING id::text, name`,
+    [count, prefix, transport],
+  );
+}
