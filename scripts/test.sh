@@ -261,6 +261,20 @@ for file in "${integration_files[@]}"; do
   previous=${file#dist/}
 done
 
+# Each failed test of a TAP file with its diagnostics (at most 40 lines of them): node's TAP puts a
+# test's YAML block ("---" … "...") right under its "not ok" line. A suite's block, which only says
+# that subtests failed, is left out, and so are the stack's frames inside node itself.
+failed_tests_in() { # TAP_FILE
+  awk '
+    function flush() { if (block != "" && block !~ /subtestsFailed/) printf "%s", block; block = ""; collecting = 0 }
+    /^ *not ok / { flush(); if ($0 !~ /# (SKIP|TODO)/) { collecting = 1; lines = 0 } }
+    collecting && /^ *(ok |# Subtest:)/ { flush() }
+    collecting && /\(node:[a-z_\/]+:[0-9]+:[0-9]+\)$/ { next }
+    collecting { if (lines++ < 40) block = block "    " $0 "\n"; if ($0 ~ /^ *\.\.\.$/) flush() }
+    END { flush() }
+  ' "$1"
+}
+
 tap_count() { # KEY TAP_FILE
   awk -v key="# $1" '$0 ~ "^"key" " { print $3 }' "$2" | tail -n 1
 }
@@ -297,11 +311,15 @@ if [ "${total[skipped]}" -gt 0 ] || [ "${total[todo]}" -gt 0 ]; then
 fi
 passed=$((passed + total[pass]))
 failed=$((failed + total[fail] + total[cancelled]))
+# Why each failed test failed (its TAP diagnostics: error, expected, stack), printed again after the
+# teardown: whoever reads only the end of a long log still sees the cause, not just the count.
+why_failed=$(for tap in "$RESULTS"/tap/*.tap; do failed_tests_in "$tap"; done)
 
 # Tear down before the summary, so "N passed, N failed" is the last line printed.
 trap - EXIT
 cleanup
 echo
+[ -n "$why_failed" ] && printf 'why the failed tests failed:\n%s\n\n' "$why_failed"
 [ ${#failures[@]} -gt 0 ] && printf 'failed: %s\n' "${failures[@]}"
 echo "$passed passed, $failed failed, ${total[skipped]} skipped, ${total[todo]} todo"
 [ "$failed" -eq 0 ]
