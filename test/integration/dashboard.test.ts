@@ -23,8 +23,12 @@ interface PageGlobals {
     activeElement: { id: string; tagName: string; textContent: string | null; blur(): void } | null;
     querySelectorAll(selector: string): ArrayLike<{ getAttribute(name: string): string | null }>;
     querySelector(selector: string): { scrollTo(x: number, y: number): void } | null;
+    body: object;
   };
-  location: { href: string };
+  location: { href: string; hash: string };
+  MutationObserver: new (changed: (records: unknown[], observer: { disconnect(): void }) => void) => {
+    observe(target: object, options: { childList: boolean; subtree: boolean }): void;
+  };
   scrollTo(x: number, y: number): void;
   performance: { getEntriesByType(type: string): { name: string; startTime: number }[] };
   __xss?: unknown;
@@ -281,6 +285,27 @@ describe('web dashboard in Chromium', { timeout: 600_000 }, () => {
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByLabel('API token').waitFor();
     assert.equal(await page.evaluate(() => (globalThis as unknown as PageGlobals).sessionStorage.length), 0);
+    await context.close();
+  });
+
+  it('shows the page the address names when it changed as the dashboard appeared, before the dashboard listened for changes', async () => {
+    const { context, page } = await newPage();
+    await page.goto(`${api.baseUrl}/ui/`);
+    await page.getByLabel('API token').fill(adminToken);
+    // The hash changes the moment the signed-in dashboard is in the page (a MutationObserver runs
+    // before the next frame), that is before its effects ran: what a user's click or a test's goto
+    // right after sign-in can do.
+    await page.evaluate(() => {
+      const w = globalThis as unknown as PageGlobals;
+      new w.MutationObserver((_, observer) => {
+        if (!w.document.querySelector('[data-testid=whoami]')) return;
+        observer.disconnect();
+        w.location.hash = '#/audit';
+      }).observe(w.document.body, { childList: true, subtree: true });
+    });
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await shown(page, 'audit-apply', LONG);
+    assert.match(page.url(), /#\/audit$/);
     await context.close();
   });
 

@@ -10,8 +10,14 @@ export function useRoute(): string[] {
       .map((part) => decodeURIComponent(part));
   const [route, setRoute] = useState(read);
   useEffect(() => {
-    const update = () => setRoute(read());
+    const update = () => {
+      const next = read();
+      setRoute((current) => (JSON.stringify(current) === JSON.stringify(next) ? current : next));
+    };
     addEventListener('hashchange', update);
+    // Effects run after the first paint, up to a frame after the route was read: a hash changed in
+    // between (a link followed, or a URL entered, just as the page appeared) fired no event here.
+    update();
     return () => removeEventListener('hashchange', update);
   }, []);
   return route;
