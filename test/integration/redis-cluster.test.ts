@@ -5,7 +5,7 @@ import type { DroverClient } from '../../src/client';
 import { assertWokenByNewTask, enrolledAgent } from '../support/agent-client';
 import { startTestApi, TestApi } from '../support/api';
 import { FleetInventory, readFleetInventory } from '../support/fleet';
-import { rolloutAcrossFailover } from '../support/redis-failover';
+import { closeEachWithin, rolloutAcrossFailover } from '../support/redis-failover';
 import { makeRedisTls, type RedisCluster, type RedisTls, startRedisCluster } from '../support/redis-servers';
 import { probeDropIn, probeStarts, resetProbe, startRollout, waitForSettled } from '../support/rollouts';
 import { startTestWorker, TestWorker, workerEnv } from '../support/worker';
@@ -49,11 +49,15 @@ describe('Redis Cluster over TLS (three masters, a replica each): a rollout, and
   });
 
   after(async () => {
+    // Each step bounded (closeEachWithin): the Redis servers go whatever the closes before them do.
     await Promise.allSettled(hosts.map(resetProbe));
-    await worker?.close().catch(() => undefined);
-    await api?.close().catch(() => undefined);
+    const problems = await closeEachWithin([
+      ['closing the worker', worker && (() => worker!.close())],
+      ['closing the API', api && (() => api!.close())],
+    ]);
     await cluster?.stop();
     await tls?.remove();
+    assert.deepEqual(problems, [], 'the worker and the API closed');
   });
 
   // Agents' wake-ups are Redis pub/sub, not BullMQ: the API's subscriber stays on one node of the

@@ -6,7 +6,7 @@ import { assertWokenByNewTask, enrolledAgent } from '../support/agent-client';
 import { startTestApi, TestApi } from '../support/api';
 import { FleetInventory, readFleetInventory } from '../support/fleet';
 import { makeRedisTls, type RedisTls, startSentinelSet, type SentinelSet } from '../support/redis-servers';
-import { rolloutAcrossFailover } from '../support/redis-failover';
+import { closeEachWithin, rolloutAcrossFailover } from '../support/redis-failover';
 import { probeDropIn, resetProbe } from '../support/rollouts';
 import { startTestWorker, TestWorker, workerEnv } from '../support/worker';
 
@@ -56,19 +56,10 @@ describe('Redis behind Sentinel, over TLS with passwords: a failover in the midd
     // Each step on its own and bounded: the Redis servers must go even when something before them
     // fails, and a close that never ends is named instead of holding the file until its time limit.
     await Promise.allSettled(hosts.map(resetProbe));
-    const problems: string[] = [];
-    const step = async (name: string, close: (() => Promise<void>) | undefined) => {
-      if (!close) return;
-      let timer: NodeJS.Timeout | undefined;
-      const bound = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error('did not finish within 60 s')), 60_000);
-      });
-      await Promise.race([close(), bound])
-        .catch((error: unknown) => problems.push(`${name}: ${String(error)}`))
-        .finally(() => clearTimeout(timer));
-    };
-    await step('closing the worker', worker && (() => worker!.close()));
-    await step('closing the API', api && (() => api!.close()));
+    const problems = await closeEachWithin([
+      ['closing the worker', worker && (() => worker!.close())],
+      ['closing the API', api && (() => api!.close())],
+    ]);
     await redis?.stop();
     await tls?.remove();
     assert.deepEqual(problems, [], 'the worker and the API closed');

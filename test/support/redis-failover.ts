@@ -63,3 +63,31 @@ export async function rolloutAcrossFailover(run: FailoverRun): Promise<void> {
   assert.equal(verification.response.status, 200);
   assert.equal(verification.data!.ok, true, JSON.stringify(verification.data));
 }
+
+/** How long each close of a failover test's teardown may take. */
+const TEARDOWN_STEP_MS = 60_000;
+
+/**
+ * Closes what a failover test started, each step on its own and bounded, and returns what did not
+ * close: the Redis servers can then go even when a close fails, and a close that never ends is
+ * named instead of holding the file until the run's time limit (a worker's close has been seen to
+ * wait forever, with BullMQ's blocking connection ended during the failovers and its last read
+ * never settled).
+ */
+export async function closeEachWithin(steps: [name: string, close: (() => Promise<void>) | undefined][]) {
+  const problems: string[] = [];
+  for (const [name, close] of steps) {
+    if (!close) continue;
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`did not finish within ${TEARDOWN_STEP_MS / 1000} s`)),
+        TEARDOWN_STEP_MS,
+      );
+    });
+    await Promise.race([close(), bound])
+      .catch((error: unknown) => problems.push(`${name}: ${String(error)}`))
+      .finally(() => clearTimeout(timer));
+  }
+  return problems;
+}
