@@ -18,8 +18,8 @@ import {
   type UnitSnapshot,
   type UnitsReport,
 } from '@drover/protocol';
+import { type Dispatcher, EnvHttpProxyAgent, request } from 'undici';
 import { z } from 'zod';
-import { HttpClient } from './http-client';
 import type { AgentKey } from './identity';
 import type { Logger } from './log';
 import { AGENT_VERSION } from './version';
@@ -93,7 +93,7 @@ export interface ApiSettings {
  */
 export class AgentApi {
   private settings!: ApiSettings;
-  private http!: HttpClient;
+  private dispatcher!: Dispatcher;
   private identity: { agentId: string; key: AgentKey } | null = null;
   private session: { credential: string; renewAt: number } | null = null;
   private renewing: Promise<string> | null = null;
@@ -108,10 +108,12 @@ export class AgentApi {
 
   /** Switches to new settings (SIGHUP); requests under way finish on the old connections. */
   configure(settings: ApiSettings): void {
-    const previous = this.http as HttpClient | undefined;
-    this.http = new HttpClient(new URL(settings.server), settings.ca === undefined ? {} : { ca: settings.ca });
+    const previous = this.dispatcher as Dispatcher | undefined;
+    const tls = settings.ca === undefined ? {} : { ca: settings.ca };
+    // requestTls: the server's TLS through a proxy tunnel; connect: without a proxy.
+    this.dispatcher = new EnvHttpProxyAgent({ connect: tls, requestTls: tls });
     this.settings = settings;
-    void previous?.close();
+    void previous?.close().catch(() => undefined);
   }
 
   setIdentity(agentId: string, key: AgentKey): void {
@@ -120,7 +122,7 @@ export class AgentApi {
   }
 
   async close(): Promise<void> {
-    await this.http.close();
+    await this.dispatcher.close();
   }
 
   // --- without a credential ---
@@ -288,15 +290,18 @@ export class AgentApi {
     const timeout = AbortSignal.timeout(options.timeoutMs ?? REQUEST_TIMEOUT_MS);
     const signal = options.signal ? AbortSignal.any([timeout, options.signal]) : timeout;
     try {
-      const answer = await this.http.request(`${this.settings.server}/agent/v1${path}`, {
+      // undici's request, not fetch: the same dispatcher (proxies, TLS) without the WHATWG streams
+      // and objects around it, which cost the agent ~0.5 ms of CPU per request (measured warm).
+      const response = await request(`${this.settings.server}/agent/v1${path}`, {
         method,
         headers,
         ...(options.body !== undefined ? { body: JSON.stringify(options.body) } : {}),
+        dispatcher: this.dispatcher,
         signal,
       });
-      const body = parseJson(answer.text);
+      const body = parseJson(await response.body.text());
       this.measureSkew(body, Date.now());
-      return { status: answer.status, body };
+      return { status: response.statusCode, body };
     } catch (error) {
       const cause = error instanceof Error && error.cause instanceof Error ? `: ${error.cause.message}` : '';
       throw new TransportError(`${method} ${path} failed: ${(error as Error).message}${cause}`, { cause: error });
