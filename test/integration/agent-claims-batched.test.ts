@@ -36,7 +36,7 @@ describe('agent claims made together go in one statement', () => {
   });
 
   after(async () => {
-    await prisma.$disconnect();
+    await prisma.onModuleDestroy(); // its pool too: the drop below would break its connections, each a warning
     await database.drop();
   });
 
@@ -128,7 +128,7 @@ describe('agent claims made together go in one statement', () => {
       await Promise.all([agents.claimNext(nobody, LEASE_MS), otherAgents.claimNext(nobody, LEASE_MS)]);
       return await work(otherAgents, other.counted);
     } finally {
-      await other.prisma.$disconnect();
+      await other.prisma.onModuleDestroy();
     }
   }
 
