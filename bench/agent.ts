@@ -10,9 +10,11 @@
  *              bare ssh2  this process: a new ssh2 connection per host per run, one
  *                         `systemctl restart`, nothing else (cold connections: the handshake counts)
  *            After every run, on every host (nsenter, no SSH): a new MainPID and exactly one more
- *            line in the probe's record of starts.
+ *            line in the probe's record of starts. Agent runs also report how soon each task's
+ *            agent had it, and how long the agents waited for a CPU (their cgroups' cpu.pressure).
  *   idle     the agents with nothing to do: VmRSS and CPU (utime + stime) of every agent's node
- *            process over --idle-seconds, read from /proc inside each host.
+ *            process over --idle-seconds, read from /proc inside each host, and beside each a node
+ *            process that does nothing (Node's own floor, read the same way).
  *   load     one API (no fleet) under --simulated agents long-polling: agents seeded by SQL with
  *            their own Ed25519 keys, signed in over HTTP (challenge, session) and then each holding
  *            GET /agent/v1/commands/next?waitMs=25000 from a separate process (dist/bench/agent-load.js),
@@ -59,6 +61,7 @@ import {
   FleetInstance,
   HOST_CPU_PARTS,
   HostCpuPart,
+  agentsCpuWaitSeconds,
   hostsCpuByPart,
   inHost,
   untilHostsQuiet,
@@ -103,6 +106,9 @@ const SOMAXCONN = '/proc/sys/net/core/somaxconn';
 /** Files the API and the load process need besides one socket per agent. */
 const NOFILE_SPARE = 1_000;
 const IDLE_GOAL_RSS_BYTES = 40 * 1_048_576;
+const AGENT_UNIT = 'drover-agent.service';
+/** A node process doing nothing, beside each idle agent: what Node itself holds. */
+const NODE_FLOOR_UNIT = 'drover-bench-node-floor.service';
 
 const CONTENDERS = ['agent', 'ssh', 'ssh2'] as const;
 type Contender = (typeof CONTENDERS)[number];
@@ -339,13 +345,14 @@ interface AgentProcess {
   peakRss: number;
 }
 
-async function agentProcesses(fleet: FleetInstance, hosts: FleetHost[]): Promise<AgentProcess[]> {
+/** The main process of `unit` on every host, read from /proc inside the host. */
+async function unitProcesses(fleet: FleetInstance, hosts: FleetHost[], unit: string): Promise<AgentProcess[]> {
   const command =
-    'pid=$(systemctl show -p MainPID --value drover-agent.service) && [ "$pid" -gt 0 ] && ' +
+    `pid=$(systemctl show -p MainPID --value ${unit}) && [ "$pid" -gt 0 ] && ` +
     'cat /proc/$pid/stat /proc/1/stat && grep -E "^(VmRSS|VmHWM|RssAnon|RssFile):" /proc/$pid/status';
   return eachLimited(hosts, CHECK_PARALLEL, async (host) => {
     const result = await inHost(fleet, host, command);
-    if (result.code !== 0) throw new Error(`${host.name}: the agent's process: ${result.stderr}`);
+    if (result.code !== 0) throw new Error(`${host.name}: the main process of ${unit}: ${result.stderr}`);
     const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm').exec(result.stdout)?.[1]) * 1024;
     return {
       host: host.name,
@@ -374,12 +381,13 @@ interface IdleResult {
   systemdCpuSeconds: { median: number; max: number };
   apiCpuSeconds: number;
   workerCpuSeconds: number;
+  /** A node process doing nothing on each host, read at the end of the same window: Node's own floor. */
+  nodeFloor: { rss: MedianAndMax; rssAnon: MedianAndMax; rssFile: MedianAndMax };
 }
 
-async function idleRun(drover: Drover, fleet: FleetInstance, hosts: FleetHost[], seconds: number): Promise<IdleResult> {
-  progress(`idle agents: ${seconds} s with nothing to do on ${hosts.length} hosts`);
-  await sleep(5_000);
-  const before = await agentProcesses(fleet, hosts);
+/** The agents (and Node's floor beside them) read at both ends of `seconds` of nothing to do. */
+async function idleWindow(drover: Drover, fleet: FleetInstance, hosts: FleetHost[], seconds: number) {
+  const before = await unitProcesses(fleet, hosts, AGENT_UNIT);
   const api = cpuSeconds(drover.api.pid!);
   const worker = cpuSeconds(drover.worker.pid!);
   const started = performance.now();
@@ -387,7 +395,19 @@ async function idleRun(drover: Drover, fleet: FleetInstance, hosts: FleetHost[],
   const elapsed = (performance.now() - started) / 1000;
   const apiCpuSeconds = cpuSeconds(drover.api.pid!) - api;
   const workerCpuSeconds = cpuSeconds(drover.worker.pid!) - worker;
-  const after = await agentProcesses(fleet, hosts);
+  const after = await unitProcesses(fleet, hosts, AGENT_UNIT);
+  const floor = await unitProcesses(fleet, hosts, NODE_FLOOR_UNIT);
+  return { before, after, floor, elapsed, apiCpuSeconds, workerCpuSeconds };
+}
+
+async function idleRun(drover: Drover, fleet: FleetInstance, hosts: FleetHost[], seconds: number): Promise<IdleResult> {
+  progress(`idle agents: ${seconds} s with nothing to do on ${hosts.length} hosts`);
+  await sleep(5_000);
+  await startNodeFloor(fleet, hosts);
+  const window = await idleWindow(drover, fleet, hosts, seconds).finally(() =>
+    eachLimited(hosts, CHECK_PARALLEL, (host) => inHost(fleet, host, `systemctl stop ${NODE_FLOOR_UNIT}`)),
+  );
+  const { before, after, floor, elapsed, apiCpuSeconds, workerCpuSeconds } = window;
   const deltas = after.map((process, i) => {
     if (before[i]!.host !== process.host) throw new Error('agent processes out of order');
     return process.cpu - before[i]!.cpu;
@@ -396,23 +416,49 @@ async function idleRun(drover: Drover, fleet: FleetInstance, hosts: FleetHost[],
     after.map((process, i) => process.cpu + process.childrenCpu - before[i]!.cpu - before[i]!.childrenCpu),
   );
   const systemdCpu = stats(after.map((process, i) => process.systemdCpu - before[i]!.systemdCpu));
-  const rss = stats(after.map((process) => process.rss));
-  const rssAnon = stats(after.map((process) => process.rssAnon));
-  const rssFile = stats(after.map((process) => process.rssFile));
   const cpu = stats(deltas);
   return {
     seconds: elapsed,
     agents: hosts.length,
-    rss: { median: rss.median, max: rss.max },
-    rssAnon: { median: rssAnon.median, max: rssAnon.max },
-    rssFile: { median: rssFile.median, max: rssFile.max },
+    rss: medianAndMax(after.map((process) => process.rss)),
+    rssAnon: medianAndMax(after.map((process) => process.rssAnon)),
+    rssFile: medianAndMax(after.map((process) => process.rssFile)),
     peakRss: Math.max(...after.map((process) => process.peakRss)),
     cpuSeconds: { median: cpu.median, max: cpu.max, total: deltas.reduce((sum, delta) => sum + delta, 0) },
     withChildren: { median: withChildren.median, max: withChildren.max },
     systemdCpuSeconds: { median: systemdCpu.median, max: systemdCpu.max },
     apiCpuSeconds,
     workerCpuSeconds,
+    nodeFloor: {
+      rss: medianAndMax(floor.map((process) => process.rss)),
+      rssAnon: medianAndMax(floor.map((process) => process.rssAnon)),
+      rssFile: medianAndMax(floor.map((process) => process.rssFile)),
+    },
   };
+}
+
+/**
+ * Starts on every host a node process that does nothing (the agent's node, the same binary), as a
+ * unit of its own: what any agent written for Node holds before its first line of code runs.
+ */
+async function startNodeFloor(fleet: FleetInstance, hosts: FleetHost[]): Promise<void> {
+  const command =
+    `systemctl stop ${NODE_FLOOR_UNIT} 2>/dev/null; ` +
+    `systemd-run --quiet --collect --unit=${NODE_FLOOR_UNIT} "$(command -v node)" -e 'setInterval(() => {}, 2 ** 30)'`;
+  await eachLimited(hosts, CHECK_PARALLEL, async (host) => {
+    const result = await inHost(fleet, host, command);
+    if (result.code !== 0) throw new Error(`${host.name}: ${NODE_FLOOR_UNIT}: ${result.stderr}`);
+  });
+}
+
+interface MedianAndMax {
+  median: number;
+  max: number;
+}
+
+function medianAndMax(values: number[]): MedianAndMax {
+  const { median, max } = stats(values);
+  return { median, max };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -591,6 +637,8 @@ interface RunRecord extends Measured {
   offerToClaimMs: number[];
   /** Agent runs: offer to the agent's line as it begins, of each task (offerToAgentMs; null: not found). */
   offerToAgentMs: (number | null)[];
+  /** The time the run's agents, all together, were ready to run and waited for a CPU, until the run ended. */
+  agentsCpuWaitSeconds: number;
 }
 
 function fanoutSection(options: Options, records: RunRecord[]): string[] {
@@ -668,7 +716,19 @@ function wakeLines(agentRuns: RunRecord[]): string[] {
       "from a task's offer to the agent's line as it begins the task (journald's time of the line: the agent has the " +
         `command)${missing > 0 ? `; ${missing} line(s) not found in the journal, left out` : ''}`,
     ),
+    agentsWaitLine(agentRuns),
   ];
+}
+
+/** How long an agent waited for a CPU in a run: what a machine shared by the whole fleet adds to its wake-up. */
+function agentsWaitLine(agentRuns: RunRecord[]): string {
+  const perAgentMs = agentRuns.map((r) => (1000 * r.agentsCpuWaitSeconds) / r.size);
+  const { median, max } = stats(perAgentMs);
+  return (
+    `- waiting for a CPU: each agent was ready to run and waited for a core ${median.toFixed(0)} ms per agent run ` +
+    `(median of the runs; max ${max.toFixed(0)} ms), the PSI "some" total of its service's cgroup (cpu.pressure) ` +
+    'from the POST until the operation finished, divided by the hosts'
+  );
 }
 
 function wakeLine(ms: number[], what: string): string[] {
@@ -740,6 +800,11 @@ function idleSection(idle: IdleResult): string[] {
       `the API they poll: ${idle.apiCpuSeconds.toFixed(2)} CPU s, its worker ${idle.workerCpuSeconds.toFixed(2)} CPU s`,
     `- the goal, RSS < 40 MB and CPU ~0: RSS **${met ? 'met' : 'not met'}** (max ${mib(idle.rss.max)}); ` +
       `CPU ${((100 * idle.cpuSeconds.median) / idle.seconds).toFixed(3)} % of a core per agent (median)`,
+    `- Node's own floor, on the same hosts over the same window: a node process that does nothing ` +
+      `(\`node -e 'setInterval(() => {}, 2 ** 30)'\`, the agent's node binary, a unit of its own started as the window began) ` +
+      `holds VmRSS ${mib(idle.nodeFloor.rss.median)} median, ${mib(idle.nodeFloor.rss.max)} max ` +
+      `(RssAnon ${mib(idle.nodeFloor.rssAnon.median)}, RssFile ${mib(idle.nodeFloor.rssFile.median)}); ` +
+      `the agent above it: ${mib(idle.rss.median - idle.nodeFloor.rss.median)} median`,
     '',
   ];
 }
@@ -899,8 +964,10 @@ async function fleetParts(
           const before = await probeStates(fleet, subset);
           const load = os.loadavg()[0]!;
           const hostsCpuBefore = await hostsCpuByPart(fleet, subset);
+          const agentsWaitBefore = await agentsCpuWaitSeconds(fleet, subset);
           const measured = await contenders[contender](size);
           lastRunEndedAt = performance.now();
+          const agentsWait = (await agentsCpuWaitSeconds(fleet, subset)) - agentsWaitBefore;
           const problems = restartProblems(before, await probeStates(fleet, subset));
           if (problems.length > 0) {
             throw new Error(`${label}, ${contender}: ${problems.length} problems: ${problems.slice(0, 5).join('; ')}`);
@@ -928,6 +995,7 @@ async function fleetParts(
             hostsCpuParts,
             offerToClaimMs: wake,
             offerToAgentMs: inHand,
+            agentsCpuWaitSeconds: agentsWait,
           });
           progress(
             `${label}: ${TITLES[contender]} ${secs(measured.seconds)} s (CPU ${secs(measured.cpuSeconds)} s, ` +

@@ -151,28 +151,38 @@ export async function readFleetInstance(): Promise<FleetInstance> {
   return JSON.parse(await readFile(path.join(FLEET_STATE, 'instance.json'), 'utf8')) as FleetInstance;
 }
 
+/** What hostsCgroupSeconds reads: a cgroup v2 file and the line giving its microseconds. */
+const CGROUP_USEC = {
+  /** CPU used (usage_usec). */
+  usage: { file: 'cpu.stat', pattern: /^usage_usec (\d+)$/m },
+  /** Time some process of the cgroup was ready to run and waited for a CPU (PSI "some"). */
+  cpuWait: { file: 'cpu.pressure', pattern: /^some .* total=(\d+)$/m },
+} as const;
+
 /**
- * CPU seconds the processes of `part` (a cgroup below a host's root, '' for all of the host) used
- * on these hosts in all since they booted (usage_usec in the unified hierarchy); a part that does
- * not exist on a host (a service not running there) counts 0.
+ * Seconds of `what` the processes of `part` (a cgroup below a host's root, '' for all of the host)
+ * spent on these hosts in all since they booted, from the unified hierarchy; a part that does not
+ * exist on a host (a service not running there) counts 0.
  */
 async function hostsCgroupSeconds(
   fleet: FleetInstance,
   hosts: readonly { name: string }[],
   part: string,
+  what: keyof typeof CGROUP_USEC = 'usage',
 ): Promise<number> {
+  const { file, pattern } = CGROUP_USEC[what];
   const usage = await Promise.all(
     hosts.map(async (host) => {
       let hostFound = false;
       for (const root of fleet.cgroupRoots) {
         const hostDir = path.join(root, fleet.cgroupParent, host.name);
-        const stat = await readFile(path.join(hostDir, part, 'cpu.stat'), 'utf8').catch(() => null);
-        const usec = stat && /^usage_usec (\d+)$/m.exec(stat)?.[1];
+        const text = await readFile(path.join(hostDir, part, file), 'utf8').catch(() => null);
+        const usec = text && pattern.exec(text)?.[1];
         if (usec) return Number(usec) / 1e6;
-        if (part && (await readFile(path.join(hostDir, 'cpu.stat'), 'utf8').catch(() => null))) hostFound = true;
+        if (part && (await readFile(path.join(hostDir, file), 'utf8').catch(() => null))) hostFound = true;
       }
       if (hostFound) return 0;
-      throw new Error(`${host.name}: no cgroup v2 cpu.stat under ${fleet.cgroupRoots.join(', ')}`);
+      throw new Error(`${host.name}: no cgroup v2 ${file} under ${fleet.cgroupRoots.join(', ')}`);
     }),
   );
   return usage.reduce((sum, seconds) => sum + seconds, 0);
@@ -205,6 +215,14 @@ export async function hostsCpuByPart(
     total,
     parts: Object.fromEntries(names.map((name, index) => [name, parts[index]!])) as Record<HostCpuPart, number>,
   };
+}
+
+/**
+ * Seconds the agents of these hosts, all together, were ready to run and waited for a CPU (the
+ * PSI "some" total of drover-agent.service's cgroup) since they started.
+ */
+export function agentsCpuWaitSeconds(fleet: FleetInstance, hosts: readonly { name: string }[]): Promise<number> {
+  return hostsCgroupSeconds(fleet, hosts, HOST_CPU_PARTS.agent, 'cpuWait');
 }
 
 /** How long the hosts must stay quiet, and the longest untilHostsQuiet waits for that. */
