@@ -174,9 +174,9 @@ function uninstallAgent(fleet: FleetInstance, host: FleetHost): Promise<unknown>
   return inHost(
     fleet,
     host,
-    'systemctl disable --now drover-agent.service 2>/dev/null; ' +
-      'rm -rf /opt/drover-agent /etc/drover-agent /var/lib/drover-agent /etc/systemd/system/drover-agent.service ' +
-      '/etc/systemd/system/drover-agent.service.d; ' +
+    `systemctl disable --now ${AGENT_UNIT} 2>/dev/null; ` +
+      `rm -rf /opt/drover-agent /etc/drover-agent /var/lib/drover-agent /etc/systemd/system/${AGENT_UNIT} ` +
+      `/etc/systemd/system/${AGENT_UNIT}.d; ` +
       'systemctl daemon-reload',
   );
 }
@@ -186,7 +186,7 @@ const PROFILED_AGENTS = 2;
 const AGENT_PROFILE_DIR = '/var/lib/drover-agent/cpu-profiles';
 /** Sampling every 4 ms, not V8's 1 ms: the profiler's own thread would keep the hosts from looking quiet. */
 const AGENT_PROFILE_INTERVAL_US = 4_000;
-const AGENT_PROFILE_DROP_IN = '/etc/systemd/system/drover-agent.service.d/cpu-profile.conf';
+const AGENT_PROFILE_DROP_IN = `/etc/systemd/system/${AGENT_UNIT}.d/cpu-profile.conf`;
 
 /** Restarts the host's agent with V8's CPU profiler on (a drop-in; the profile is written as it stops). */
 async function profileAgent(fleet: FleetInstance, host: FleetHost): Promise<void> {
@@ -196,10 +196,10 @@ async function profileAgent(fleet: FleetInstance, host: FleetHost): Promise<void
     fleet,
     host,
     `exec=$(sed -n 's|^ExecStart=/usr/bin/env node |&--cpu-prof --cpu-prof-interval=${AGENT_PROFILE_INTERVAL_US} --cpu-prof-dir=${AGENT_PROFILE_DIR} |p' ` +
-      '/etc/systemd/system/drover-agent.service) && [ -n "$exec" ] && ' +
+      `/etc/systemd/system/${AGENT_UNIT}) && [ -n "$exec" ] && ` +
       `mkdir -p ${path.dirname(AGENT_PROFILE_DROP_IN)} && ` +
       `printf '[Service]\\nExecStart=\\n%s\\nMemoryMax=512M\\n' "$exec" > ${AGENT_PROFILE_DROP_IN} && ` +
-      'systemctl daemon-reload && systemctl restart drover-agent.service',
+      `systemctl daemon-reload && systemctl restart ${AGENT_UNIT}`,
   );
   if (done.code !== 0) throw new Error(`profiling the agent of ${host.name}: ${done.stdout}${done.stderr}`);
 }
@@ -211,7 +211,7 @@ async function profileAgent(fleet: FleetInstance, host: FleetHost): Promise<void
  */
 async function collectAgentProfiles(fleet: FleetInstance, host: FleetHost, directory: string): Promise<void> {
   try {
-    const stopped = await inHost(fleet, host, 'systemctl stop drover-agent.service');
+    const stopped = await inHost(fleet, host, `systemctl stop ${AGENT_UNIT}`);
     if (stopped.code !== 0) throw new Error(`systemctl stop: ${stopped.stderr.trim()}`);
     const listed = await inHost(fleet, host, `ls ${AGENT_PROFILE_DIR} 2>/dev/null`);
     const files = listed.stdout.split('\n').filter((name) => name.endsWith('.cpuprofile'));
@@ -228,7 +228,7 @@ async function collectAgentProfiles(fleet: FleetInstance, host: FleetHost, direc
   const restarted = await inHost(
     fleet,
     host,
-    `rm -rf ${AGENT_PROFILE_DIR} ${AGENT_PROFILE_DROP_IN} && systemctl daemon-reload && systemctl start drover-agent.service`,
+    `rm -rf ${AGENT_PROFILE_DIR} ${AGENT_PROFILE_DROP_IN} && systemctl daemon-reload && systemctl start ${AGENT_UNIT}`,
   );
   if (restarted.code !== 0) {
     progress(`the agent of ${host.name} did not start again without the profiler: ${restarted.stderr.trim()}`);
@@ -308,11 +308,7 @@ async function offerToAgentMs(
     CHECK_PARALLEL,
     async (host) => {
       const task = taskOf.get(host.name)!;
-      const result = await inHost(
-        fleet,
-        host,
-        `journalctl -u drover-agent.service -o json --since=@${sinceS} --no-pager`,
-      );
+      const result = await inHost(fleet, host, `journalctl -u ${AGENT_UNIT} -o json --since=@${sinceS} --no-pager`);
       for (const line of result.stdout.split('\n')) {
         if (!line.includes(task.id)) continue;
         const entry = JSON.parse(line) as { MESSAGE?: unknown; __REALTIME_TIMESTAMP?: string };
@@ -403,10 +399,12 @@ async function idleWindow(drover: Drover, fleet: FleetInstance, hosts: FleetHost
 async function idleRun(drover: Drover, fleet: FleetInstance, hosts: FleetHost[], seconds: number): Promise<IdleResult> {
   progress(`idle agents: ${seconds} s with nothing to do on ${hosts.length} hosts`);
   await sleep(5_000);
-  await startNodeFloor(fleet, hosts);
-  const window = await idleWindow(drover, fleet, hosts, seconds).finally(() =>
-    eachLimited(hosts, CHECK_PARALLEL, (host) => inHost(fleet, host, `systemctl stop ${NODE_FLOOR_UNIT}`)),
-  );
+  // Stopped on every way out, a start that failed on some host included.
+  const window = await startNodeFloor(fleet, hosts)
+    .then(() => idleWindow(drover, fleet, hosts, seconds))
+    .finally(() =>
+      eachLimited(hosts, CHECK_PARALLEL, (host) => inHost(fleet, host, `systemctl stop ${NODE_FLOOR_UNIT}`)),
+    );
   const { before, after, floor, elapsed, apiCpuSeconds, workerCpuSeconds } = window;
   const deltas = after.map((process, i) => {
     if (before[i]!.host !== process.host) throw new Error('agent processes out of order');
